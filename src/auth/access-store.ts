@@ -1,0 +1,77 @@
+import type { Statement } from 'better-sqlite3';
+import type { Database } from '../db/index.js';
+
+export interface DeviceIdentity {
+  id: string;
+  orgId: string;
+  enabled: boolean;
+}
+
+export interface ChannelAccess {
+  /** The channel's organization, or undefined when the channel does not exist. */
+  orgId: string | undefined;
+  /** Bit set of connection types: publish = 1, subscribe = 2. */
+  mask: number;
+}
+
+export const accessBits = { publish: 1, subscribe: 2 } as const;
+export type AccessAction = keyof typeof accessBits;
+
+/**
+ * The two lookups behind every device authorization decision, as prepared statements on
+ * whichever database runs (this is a hot path: no query builder).
+ */
+export interface AccessStore {
+  deviceBySecretHash(hash: string): Promise<DeviceIdentity | undefined>;
+  deviceById(id: string): Promise<DeviceIdentity | undefined>;
+  channelAccess(deviceId: string, channelId: string): Promise<ChannelAccess>;
+}
+
+const sqlDeviceBySecret = 'SELECT id, org_id, status FROM devices WHERE secret_hash = ?';
+const sqlDeviceById = 'SELECT id, org_id, status FROM devices WHERE id = ?';
+const sqlChannelAccess = 'SELECT ch.org_id AS org_id, cn.type AS type FROM channels ch LEFT JOIN connections cn ON cn.channel_id = ch.id AND cn.device_id = ? WHERE ch.id = ?';
+
+interface DeviceRow {
+  id: string;
+  org_id: string;
+  status: string;
+}
+interface AccessRow {
+  org_id: string;
+  type: 'publish' | 'subscribe' | null;
+}
+
+function toIdentity(row: DeviceRow | undefined): DeviceIdentity | undefined {
+  return row && { id: row.id, orgId: row.org_id, enabled: row.status === 'enabled' };
+}
+
+function toAccess(rows: AccessRow[]): ChannelAccess {
+  let mask = 0;
+  for (const r of rows) if (r.type) mask |= accessBits[r.type];
+  return { orgId: rows[0]?.org_id, mask };
+}
+
+export function createAccessStore(db: Database): AccessStore {
+  if (db.sqlite) {
+    const bySecret: Statement<[string], DeviceRow> = db.sqlite.prepare(sqlDeviceBySecret);
+    const byId: Statement<[string], DeviceRow> = db.sqlite.prepare(sqlDeviceById);
+    const access: Statement<[string, string], AccessRow> = db.sqlite.prepare(sqlChannelAccess);
+    return {
+      deviceBySecretHash: async (hash) => toIdentity(bySecret.get(hash)),
+      deviceById: async (id) => toIdentity(byId.get(id)),
+      channelAccess: async (deviceId, channelId) => toAccess(access.all(deviceId, channelId)),
+    };
+  }
+  const pool = db.pool!;
+  const pgText = (s: string) => s.replace(/\?/g, (() => { let i = 0; return () => `$${++i}`; })());
+  const q = {
+    bySecret: pgText(sqlDeviceBySecret),
+    byId: pgText(sqlDeviceById),
+    access: pgText(sqlChannelAccess),
+  };
+  return {
+    deviceBySecretHash: async (hash) => toIdentity((await pool.query<DeviceRow>({ name: 'fw_device_by_secret', text: q.bySecret, values: [hash] })).rows[0]),
+    deviceById: async (id) => toIdentity((await pool.query<DeviceRow>({ name: 'fw_device_by_id', text: q.byId, values: [id] })).rows[0]),
+    channelAccess: async (deviceId, channelId) => toAccess((await pool.query<AccessRow>({ name: 'fw_channel_access', text: q.access, values: [deviceId, channelId] })).rows),
+  };
+}

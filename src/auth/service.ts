@@ -1,0 +1,171 @@
+import { SignJWT, jwtVerify, errors as joseErrors } from 'jose';
+import { AppError } from '../core/errors.js';
+import { iso, type Clock } from '../core/clock.js';
+import { randomToken, uuidv7 } from '../core/ids.js';
+import type { UserRepository, User, PlatformRole } from '../users/repository.js';
+import { normaliseEmail } from '../users/service.js';
+import type { Action } from '../orgs/permissions.js';
+import { hashToken, type ServerKeys } from './keys.js';
+import { dummyPasswordHash, verifyPassword } from './passwords.js';
+import type { LoginLimiter } from './rate-limit.js';
+import type { PersonalAccessToken, TokenRepository } from './repository.js';
+
+/** Who is calling the management API. */
+export interface Principal {
+  userId: string;
+  email: string;
+  platformRole: PlatformRole;
+  /** Present when the caller uses a personal access token: it limits the caller to one organization and these actions. */
+  scope?: { tokenId: string; orgId: string; actions: ReadonlySet<Action> };
+}
+
+export interface TokenPair {
+  access_token: string;
+  token_type: 'Bearer';
+  expires_in: number; // seconds
+  refresh_token: string;
+  refresh_expires_in: number; // seconds
+}
+
+export interface AuthServiceOptions {
+  accessTokenTtlMs: number;
+  refreshTokenTtlMs: number;
+}
+
+const issuer = 'fleetwire';
+/** Personal access tokens carry a prefix so that they are recognisable (and findable by secret scanners). */
+export const patPrefix = 'fwp_';
+const refreshPrefix = 'fwr_';
+
+export class AuthService {
+  constructor(
+    private readonly users: UserRepository,
+    private readonly tokens: TokenRepository,
+    private readonly keys: ServerKeys,
+    private readonly limiter: LoginLimiter,
+    private readonly clock: Clock,
+    private readonly options: AuthServiceOptions,
+  ) {}
+
+  /** Email + password login. `address` is the client address, for rate limiting. */
+  async login(email: string, password: string, address: string): Promise<TokenPair> {
+    const account = normaliseEmail(email);
+    const wait = this.limiter.check(account, address);
+    if (wait > 0) throw new AppError('auth.rate_limited', `Too many login attempts; try again in ${Math.ceil(wait / 1000)} s`, { retry_after: Math.ceil(wait / 1000) });
+    const user = await this.users.findByEmailWithHash(account);
+    const ok = await verifyPassword(password, user?.password_hash ?? (await dummyPasswordHash()));
+    if (!user || !ok) {
+      this.limiter.failed(account);
+      throw new AppError('auth.invalid_credentials', 'Wrong email or password');
+    }
+    this.limiter.succeeded(account);
+    return this.issuePair(user.id, uuidv7(this.clock.now()));
+  }
+
+  /** Trades a refresh token for a new pair. Reusing a replaced token revokes its whole family (it may have been stolen). */
+  async refresh(refreshToken: string): Promise<TokenPair> {
+    const row = await this.tokens.findRefresh(hashToken(refreshToken));
+    const now = this.clock.now();
+    if (!row) throw new AppError('auth.refresh_token_invalid');
+    if (row.revoked_at !== null) {
+      await this.tokens.revokeFamily(row.family_id, iso(now));
+      throw new AppError('auth.refresh_token_invalid');
+    }
+    if (Date.parse(row.expires_at) <= now) throw new AppError('auth.refresh_token_invalid');
+    if (!(await this.tokens.revokeRefresh(row.id, iso(now)))) throw new AppError('auth.refresh_token_invalid');
+    return this.issuePair(row.user_id, row.family_id);
+  }
+
+  /** Ends the session the refresh token belongs to. Unknown tokens are ignored (logout is idempotent). */
+  async logout(refreshToken: string): Promise<void> {
+    const row = await this.tokens.findRefresh(hashToken(refreshToken));
+    if (row) await this.tokens.revokeFamily(row.family_id, iso(this.clock.now()));
+  }
+
+  async revokeSessions(userId: string): Promise<void> {
+    await this.tokens.revokeAllRefreshOfUser(userId, iso(this.clock.now()));
+  }
+
+  private async issuePair(userId: string, familyId: string): Promise<TokenPair> {
+    const now = this.clock.now();
+    const accessTtl = Math.floor(this.options.accessTokenTtlMs / 1000);
+    const access = await new SignJWT({ typ: 'access' })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setIssuer(issuer)
+      .setSubject(userId)
+      .setJti(uuidv7(now))
+      .setIssuedAt(Math.floor(now / 1000))
+      .setExpirationTime(Math.floor(now / 1000) + accessTtl)
+      .sign(this.keys.jwt);
+    const refresh = refreshPrefix + randomToken(32);
+    await this.tokens.insertRefresh({
+      id: uuidv7(now),
+      user_id: userId,
+      family_id: familyId,
+      token_hash: hashToken(refresh),
+      expires_at: iso(now + this.options.refreshTokenTtlMs),
+      revoked_at: null,
+      created_at: iso(now),
+    });
+    return { access_token: access, token_type: 'Bearer', expires_in: accessTtl, refresh_token: refresh, refresh_expires_in: Math.floor(this.options.refreshTokenTtlMs / 1000) };
+  }
+
+  /** Resolves a Bearer token (access JWT or personal access token) to the caller. */
+  async authenticate(token: string): Promise<Principal> {
+    if (token.startsWith(patPrefix)) return this.authenticatePat(token);
+    let sub: string;
+    try {
+      const { payload } = await jwtVerify(token, this.keys.jwt, { issuer, algorithms: ['HS256'], currentDate: new Date(this.clock.now()) });
+      if (payload.typ !== 'access' || typeof payload.sub !== 'string') throw new AppError('auth.token_invalid');
+      sub = payload.sub;
+    } catch (e) {
+      if (e instanceof AppError) throw e;
+      if (e instanceof joseErrors.JOSEError) throw new AppError('auth.token_invalid', e instanceof joseErrors.JWTExpired ? 'The access token has expired' : 'The access token is invalid');
+      throw e;
+    }
+    const user = await this.users.findById(sub);
+    if (!user) throw new AppError('auth.token_invalid', 'The user of this token no longer exists');
+    return { userId: user.id, email: user.email, platformRole: user.role };
+  }
+
+  private async authenticatePat(token: string): Promise<Principal> {
+    const pat = await this.tokens.findPatByHash(hashToken(token));
+    const now = this.clock.now();
+    if (!pat || pat.revoked_at !== null || Date.parse(pat.expires_at) <= now) throw new AppError('auth.token_invalid', 'The access token is invalid, expired or revoked');
+    const user = await this.users.findById(pat.user_id);
+    if (!user) throw new AppError('auth.token_invalid');
+    // last_used_at is informative: write it at most once a minute per token
+    if (!pat.last_used_at || now - Date.parse(pat.last_used_at) > 60_000) await this.tokens.touchPat(pat.id, iso(now));
+    return { userId: user.id, email: user.email, platformRole: user.role, scope: { tokenId: pat.id, orgId: pat.org_id, actions: new Set(pat.actions) } };
+  }
+
+  /** Creates a personal access token; the token text is returned only here. */
+  async createPat(user: Pick<User, 'id'>, input: { name: string; orgId: string; actions: Action[]; expiresAt: number }): Promise<{ token: string; pat: PersonalAccessToken }> {
+    const now = this.clock.now();
+    if (input.expiresAt <= now) throw new AppError('request.invalid', 'expires_at must be in the future');
+    const token = patPrefix + randomToken(32);
+    const row = {
+      id: uuidv7(now),
+      user_id: user.id,
+      name: input.name,
+      token_hash: hashToken(token),
+      org_id: input.orgId,
+      actions: [...new Set(input.actions)],
+      expires_at: iso(input.expiresAt),
+      revoked_at: null,
+      last_used_at: null,
+      created_at: iso(now),
+    };
+    await this.tokens.insertPat(row);
+    const { token_hash: _, ...pat } = row;
+    return { token, pat };
+  }
+
+  listPats(userId: string, offset: number, limit: number): Promise<{ total: number; items: PersonalAccessToken[] }> {
+    return this.tokens.listPats(userId, offset, limit);
+  }
+
+  async revokePat(userId: string, id: string): Promise<void> {
+    if (!(await this.tokens.revokePat(userId, id, iso(this.clock.now())))) throw new AppError('token.not_found');
+  }
+}

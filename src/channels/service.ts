@@ -1,0 +1,72 @@
+import { AppError, unknownIds } from '../core/errors.js';
+import { iso, type Clock } from '../core/clock.js';
+import { isUuid, uuidv7 } from '../core/ids.js';
+import { noInvalidation, type AccessInvalidation } from '../auth/decision.js';
+import type { ListQuery } from '../db/list.js';
+import type { Channel, ChannelRepository } from './repository.js';
+
+export interface NewChannel {
+  name: string;
+  tags?: string[];
+  metadata?: Record<string, unknown>;
+}
+
+export const maxBulkChannels = 1000;
+
+export class ChannelService {
+  constructor(
+    private readonly repo: ChannelRepository,
+    private readonly clock: Clock,
+    private readonly access: AccessInvalidation = noInvalidation,
+  ) {}
+
+  async create(orgId: string, input: NewChannel): Promise<Channel> {
+    const [c] = await this.createMany(orgId, [input]);
+    return c!;
+  }
+
+  async createMany(orgId: string, inputs: NewChannel[]): Promise<Channel[]> {
+    if (inputs.length > maxBulkChannels) throw new AppError('request.invalid', `At most ${maxBulkChannels} channels per request, got ${inputs.length}`);
+    const now = this.clock.now();
+    const rows: Channel[] = inputs.map((c) => ({
+      id: uuidv7(now),
+      org_id: orgId,
+      name: c.name,
+      tags: [...new Set(c.tags ?? [])],
+      metadata: c.metadata ?? {},
+      created_at: iso(now),
+      updated_at: iso(now),
+    }));
+    await this.repo.insertMany(rows);
+    for (const r of rows) this.access.invalidateChannel(r.id);
+    return rows;
+  }
+
+  async get(orgId: string, id: string): Promise<Channel> {
+    const c = isUuid(id) ? await this.repo.find(orgId, id) : undefined;
+    if (!c) throw new AppError('channel.not_found');
+    return c;
+  }
+
+  list(orgId: string, q: ListQuery): Promise<{ total: number; items: Channel[] }> {
+    return this.repo.list(orgId, q);
+  }
+
+  async update(orgId: string, id: string, patch: Partial<NewChannel>): Promise<Channel> {
+    await this.get(orgId, id);
+    const c = await this.repo.update(orgId, id, { ...patch, tags: patch.tags && [...new Set(patch.tags)] }, iso(this.clock.now()));
+    if (!c) throw new AppError('channel.not_found');
+    return c;
+  }
+
+  async delete(orgId: string, id: string): Promise<void> {
+    if (!isUuid(id) || !(await this.repo.delete(orgId, id))) throw new AppError('channel.not_found');
+    this.access.invalidateChannel(id);
+  }
+
+  /** Throws channel.not_found naming the ids that are not channels of the organization. */
+  async requireAll(orgId: string, ids: string[]): Promise<void> {
+    const missing = await this.repo.missing(orgId, ids);
+    if (missing.length > 0) throw unknownIds('channel.not_found', 'channel', missing);
+  }
+}

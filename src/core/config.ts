@@ -1,0 +1,182 @@
+import { readFileSync } from 'node:fs';
+
+/**
+ * Every setting Fleetwire reads. The table is the single source for validation, for the
+ * generated reference in docs/configuration.md and for `fleetwire config`.
+ * Precedence: environment variable, then the config file (FLEETWIRE_CONFIG, JSON), then default.
+ */
+
+type SettingType = 'string' | 'port' | 'integer' | 'boolean' | 'duration' | 'bytes' | 'enum' | 'secret';
+
+interface SettingSpec<T> {
+  env: string;
+  type: SettingType;
+  default: T;
+  description: string;
+  values?: readonly string[];
+  min?: number;
+  max?: number;
+}
+
+function s<T>(spec: SettingSpec<T>): SettingSpec<T> {
+  return spec;
+}
+
+export const settings = {
+  host: s({ env: 'FLEETWIRE_HOST', type: 'string', default: '127.0.0.1', description: 'Address every listener binds to. Use `0.0.0.0` to accept connections from other machines.' }),
+  httpPort: s({ env: 'FLEETWIRE_HTTP_PORT', type: 'port', default: 8080, description: 'HTTP API port. `0` picks a free port; the chosen one is logged.' }),
+  httpTlsCert: s({ env: 'FLEETWIRE_HTTP_TLS_CERT', type: 'string', default: '', description: 'PEM certificate file; with `FLEETWIRE_HTTP_TLS_KEY` the HTTP listener serves HTTPS.' }),
+  httpTlsKey: s({ env: 'FLEETWIRE_HTTP_TLS_KEY', type: 'string', default: '', description: 'PEM private key file for the HTTP listener.' }),
+  httpBodyLimit: s({ env: 'FLEETWIRE_HTTP_BODY_LIMIT', type: 'bytes', default: 1024 * 1024, min: 1024, description: 'Largest request body the management API accepts (e.g. `1MiB`); larger bodies get 413.' }),
+  trustProxy: s({ env: 'FLEETWIRE_TRUST_PROXY', type: 'boolean', default: false, description: 'Trust `X-Forwarded-For` from a reverse proxy when deciding the client address (login rate limits, logs).' }),
+  dataDir: s({ env: 'FLEETWIRE_DATA_DIR', type: 'string', default: './data', description: 'Folder for the embedded database and the generated server key.' }),
+  databaseUrl: s({ env: 'FLEETWIRE_DATABASE_URL', type: 'string', default: '', description: 'Empty: SQLite file `fleetwire.db` in the data folder. `sqlite:<path>` for another file, `postgres://user@host:port/db` for PostgreSQL.' }),
+  databasePoolSize: s({ env: 'FLEETWIRE_DATABASE_POOL_SIZE', type: 'integer', default: 10, min: 1, max: 1000, description: 'PostgreSQL connection pool size.' }),
+  secretKey: s({ env: 'FLEETWIRE_SECRET_KEY', type: 'secret', default: '', description: 'Server key (at least 32 bytes, hex or base64) used to sign access tokens and to HMAC device secrets. Empty: generated once into `<data folder>/secret.key`. Set it explicitly when several processes share one database.' }),
+  adminEmail: s({ env: 'FLEETWIRE_ADMIN_EMAIL', type: 'string', default: '', description: 'With `FLEETWIRE_ADMIN_PASSWORD`: creates this platform admin at start if no user has that email.' }),
+  adminPassword: s({ env: 'FLEETWIRE_ADMIN_PASSWORD', type: 'secret', default: '', description: 'Password of the first platform admin.' }),
+  signup: s({ env: 'FLEETWIRE_SIGNUP', type: 'boolean', default: false, description: 'Allow anyone to create an account with `POST /auth/signup`.' }),
+  passwordMinLength: s({ env: 'FLEETWIRE_PASSWORD_MIN_LENGTH', type: 'integer', default: 10, min: 8, max: 256, description: 'Shortest password accepted.' }),
+  accessTokenTtl: s({ env: 'FLEETWIRE_ACCESS_TOKEN_TTL', type: 'duration', default: 15 * 60_000, min: 1000, description: 'Lifetime of an access token (JWT), e.g. `15m`.' }),
+  refreshTokenTtl: s({ env: 'FLEETWIRE_REFRESH_TOKEN_TTL', type: 'duration', default: 30 * 86_400_000, min: 1000, description: 'Lifetime of a refresh token, e.g. `30d`. Each use replaces it with a new one.' }),
+  loginMaxPerAccount: s({ env: 'FLEETWIRE_LOGIN_MAX_PER_ACCOUNT', type: 'integer', default: 5, min: 1, description: 'Failed logins allowed per account within the login window before further attempts get 429.' }),
+  loginMaxPerAddress: s({ env: 'FLEETWIRE_LOGIN_MAX_PER_ADDRESS', type: 'integer', default: 30, min: 1, description: 'Login attempts allowed per client address within the login window.' }),
+  loginWindow: s({ env: 'FLEETWIRE_LOGIN_WINDOW', type: 'duration', default: 15 * 60_000, min: 1000, description: 'Window of the login rate limits, e.g. `15m`.' }),
+  authzCacheSize: s({ env: 'FLEETWIRE_AUTHZ_CACHE_SIZE', type: 'integer', default: 100_000, min: 0, description: 'Entries kept by the device authorization cache (credentials and device/channel decisions each). `0` disables it.' }),
+  logLevel: s({ env: 'FLEETWIRE_LOG_LEVEL', type: 'enum', values: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], default: 'info', description: 'Log level of the JSON logs on standard output.' }),
+  shutdownTimeout: s({ env: 'FLEETWIRE_SHUTDOWN_TIMEOUT', type: 'duration', default: 10_000, min: 0, description: 'How long a graceful shutdown waits for open requests before closing anyway.' }),
+};
+
+export type SettingKey = keyof typeof settings;
+export type Config = { [K in SettingKey]: (typeof settings)[K]['default'] };
+
+export class ConfigError extends Error {
+  constructor(readonly setting: string, message: string) {
+    super(`invalid setting ${setting}: ${message}`);
+    this.name = 'ConfigError';
+  }
+}
+
+const durationUnits: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+const byteUnits: Record<string, number> = { b: 1, kb: 1000, kib: 1024, mb: 1e6, mib: 1024 ** 2, gb: 1e9, gib: 1024 ** 3 };
+
+/** `500ms`, `30s`, `15m`, `2h`, `30d`; a bare number is milliseconds. */
+export function parseDuration(text: string): number | undefined {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$/.exec(text);
+  if (!m) return undefined;
+  return Math.round(Number(m[1]) * durationUnits[m[2] ?? 'ms']!);
+}
+
+/** `512`, `64KiB`, `1MiB`, `1MB`. */
+export function parseBytes(text: string): number | undefined {
+  const m = /^\s*(\d+)\s*([a-z]*)\s*$/i.exec(text);
+  if (!m) return undefined;
+  const unit = byteUnits[(m[2] || 'b').toLowerCase()];
+  return unit === undefined ? undefined : Number(m[1]) * unit;
+}
+
+function parseValue(spec: SettingSpec<unknown>, raw: unknown): unknown {
+  const text = typeof raw === 'string' ? raw.trim() : raw;
+  const fail = (why: string): never => {
+    throw new ConfigError(spec.env, why);
+  };
+  switch (spec.type) {
+    case 'string':
+    case 'secret':
+      if (typeof text !== 'string') fail('expected a string');
+      return text;
+    case 'boolean':
+      if (typeof text === 'boolean') return text;
+      if (text === 'true' || text === '1' || text === 'yes') return true;
+      if (text === 'false' || text === '0' || text === 'no' || text === '') return false;
+      return fail(`expected true or false, got ${JSON.stringify(raw)}`);
+    case 'port':
+    case 'integer': {
+      const n = typeof text === 'number' ? text : /^-?\d+$/.test(String(text)) ? Number(text) : NaN;
+      if (!Number.isInteger(n)) fail(`expected an integer, got ${JSON.stringify(raw)}`);
+      const [min, max] = spec.type === 'port' ? [0, 65535] : [spec.min ?? -Infinity, spec.max ?? Infinity];
+      if (n < min || n > max) fail(`must be between ${min} and ${max}, got ${n}`);
+      return n;
+    }
+    case 'duration': {
+      const n = typeof text === 'number' ? text : parseDuration(String(text));
+      if (n === undefined || !Number.isFinite(n)) fail(`expected a duration like 30s, 15m or 30d, got ${JSON.stringify(raw)}`);
+      if (spec.min !== undefined && n! < spec.min) fail(`must be at least ${spec.min} ms`);
+      return n;
+    }
+    case 'bytes': {
+      const n = typeof text === 'number' ? text : parseBytes(String(text));
+      if (n === undefined) fail(`expected a size like 512KiB or 1MiB, got ${JSON.stringify(raw)}`);
+      if (spec.min !== undefined && n! < spec.min) fail(`must be at least ${spec.min} bytes`);
+      return n;
+    }
+    case 'enum':
+      if (typeof text !== 'string' || !spec.values!.includes(text)) fail(`expected one of ${spec.values!.join(', ')}, got ${JSON.stringify(raw)}`);
+      return text;
+  }
+}
+
+/** The config file key of a setting: the env name without prefix, lower case (`http_port`). */
+export function fileKey(spec: SettingSpec<unknown>): string {
+  return spec.env.replace(/^FLEETWIRE_/, '').toLowerCase();
+}
+
+/**
+ * Reads every setting from `env` (and the JSON file named by FLEETWIRE_CONFIG), validating each;
+ * the first bad one throws a ConfigError that names it. Unknown FLEETWIRE_* variables are rejected
+ * too, so that a typo does not silently fall back to a default.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Config> = {}): Config {
+  let file: Record<string, unknown> = {};
+  const path = env.FLEETWIRE_CONFIG;
+  if (path) {
+    let text: string;
+    try {
+      text = readFileSync(path, 'utf8');
+    } catch (e) {
+      throw new ConfigError('FLEETWIRE_CONFIG', `cannot read ${path}: ${(e as Error).message}`);
+    }
+    try {
+      file = JSON.parse(text) as Record<string, unknown>;
+    } catch (e) {
+      throw new ConfigError('FLEETWIRE_CONFIG', `${path} is not valid JSON: ${(e as Error).message}`);
+    }
+    if (typeof file !== 'object' || file === null || Array.isArray(file)) throw new ConfigError('FLEETWIRE_CONFIG', `${path} must hold a JSON object`);
+  }
+  const specs = Object.values(settings) as SettingSpec<unknown>[];
+  const knownEnv = new Set(specs.map((x) => x.env).concat(['FLEETWIRE_CONFIG', ...extraEnvNames]));
+  for (const name of Object.keys(env)) {
+    if (name.startsWith('FLEETWIRE_') && !knownEnv.has(name)) throw new ConfigError(name, 'unknown setting (see docs/configuration.md)');
+  }
+  const knownFile = new Set(specs.map(fileKey));
+  for (const key of Object.keys(file)) {
+    if (!knownFile.has(key)) throw new ConfigError(`${key} (in ${path})`, 'unknown setting (see docs/configuration.md)');
+  }
+  const out: Record<string, unknown> = {};
+  for (const [key, spec] of Object.entries(settings) as [SettingKey, SettingSpec<unknown>][]) {
+    if (key in overrides) {
+      out[key] = overrides[key];
+      continue;
+    }
+    const raw = env[spec.env] ?? file[fileKey(spec)];
+    out[key] = raw === undefined ? spec.default : parseValue(spec, raw);
+  }
+  const cfg = out as Config;
+  if (Boolean(cfg.httpTlsCert) !== Boolean(cfg.httpTlsKey)) throw new ConfigError('FLEETWIRE_HTTP_TLS_KEY', 'FLEETWIRE_HTTP_TLS_CERT and FLEETWIRE_HTTP_TLS_KEY go together');
+  if (cfg.databaseUrl && !/^(sqlite:|postgres(ql)?:\/\/)/.test(cfg.databaseUrl)) throw new ConfigError('FLEETWIRE_DATABASE_URL', 'must start with sqlite: or postgres://');
+  if (Boolean(cfg.adminEmail) !== Boolean(cfg.adminPassword)) throw new ConfigError('FLEETWIRE_ADMIN_PASSWORD', 'FLEETWIRE_ADMIN_EMAIL and FLEETWIRE_ADMIN_PASSWORD go together');
+  return cfg;
+}
+
+/** Variables read by tools around the server (tests, CI), not by the server itself. */
+const extraEnvNames = ['FLEETWIRE_TEST_DATABASE', 'FLEETWIRE_TEST_POSTGRES_URL', 'FLEETWIRE_REQUIRE_SERVICES'];
+
+/** Markdown table of every setting, for docs/configuration.md. */
+export function configReference(): string {
+  const rows = (Object.values(settings) as SettingSpec<unknown>[]).map((spec) => {
+    const def = spec.default === '' ? '(empty)' : spec.type === 'duration' ? `${spec.default} ms` : spec.type === 'bytes' ? `${spec.default} bytes` : String(spec.default);
+    const type = spec.type === 'enum' ? spec.values!.join(' \\| ') : spec.type;
+    return `| \`${spec.env}\` | \`${fileKey(spec)}\` | ${type} | \`${def}\` | ${spec.description} |`;
+  });
+  return ['| Variable | Config file key | Type | Default | Meaning |', '|---|---|---|---|---|', ...rows].join('\n');
+}

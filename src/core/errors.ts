@@ -1,0 +1,102 @@
+/**
+ * One registry of error codes. Each code is stable (never reused or renamed) and says once how
+ * each edge shows it: the HTTP status here; MQTT and CoAP edges map by `kind`.
+ */
+export type ErrorKind =
+  | 'invalid'        // the request is malformed or fails validation
+  | 'unauthenticated' // no or bad credentials
+  | 'forbidden'      // authenticated, but not allowed
+  | 'not_found'      // does not exist, or the caller may not see it
+  | 'conflict'       // clashes with existing state
+  | 'too_large'
+  | 'unsupported_media'
+  | 'rate_limited'
+  | 'unavailable'
+  | 'internal';
+
+export const httpStatusOfKind: Record<ErrorKind, number> = {
+  invalid: 400,
+  unauthenticated: 401,
+  forbidden: 403,
+  not_found: 404,
+  conflict: 409,
+  too_large: 413,
+  unsupported_media: 415,
+  rate_limited: 429,
+  unavailable: 503,
+  internal: 500,
+};
+
+interface ErrorSpec {
+  kind: ErrorKind;
+  title: string;
+}
+
+/** The registry. Add codes at the end of their group; never change an existing code string. */
+export const errorCodes = {
+  'request.invalid': { kind: 'invalid', title: 'The request is not valid' },
+  'request.too_large': { kind: 'too_large', title: 'The request body is too large' },
+  'request.unsupported_media_type': { kind: 'unsupported_media', title: 'The content type is not supported' },
+  'route.not_found': { kind: 'not_found', title: 'No such route' },
+  'internal': { kind: 'internal', title: 'Internal error' },
+  'service.unavailable': { kind: 'unavailable', title: 'The service is not ready' },
+
+  'auth.required': { kind: 'unauthenticated', title: 'Authentication is required' },
+  'auth.invalid_credentials': { kind: 'unauthenticated', title: 'Invalid credentials' },
+  'auth.token_invalid': { kind: 'unauthenticated', title: 'The token is invalid or has expired' },
+  'auth.refresh_token_invalid': { kind: 'unauthenticated', title: 'The refresh token is invalid, expired or revoked' },
+  'auth.rate_limited': { kind: 'rate_limited', title: 'Too many login attempts' },
+  'auth.forbidden': { kind: 'forbidden', title: 'Not allowed' },
+  'auth.signup_disabled': { kind: 'forbidden', title: 'Self sign-up is disabled' },
+  'auth.token_scope': { kind: 'forbidden', title: 'The token does not grant this action' },
+
+  'user.not_found': { kind: 'not_found', title: 'User not found' },
+  'user.email_taken': { kind: 'conflict', title: 'A user with this email already exists' },
+  'user.weak_password': { kind: 'invalid', title: 'The password is too weak' },
+  'user.wrong_password': { kind: 'forbidden', title: 'The current password is wrong' },
+
+  'org.not_found': { kind: 'not_found', title: 'Organization not found' },
+  'org.member_not_found': { kind: 'not_found', title: 'Member not found' },
+  'org.member_exists': { kind: 'conflict', title: 'The user is already a member' },
+  'org.last_owner': { kind: 'conflict', title: 'An organization must keep at least one owner' },
+
+  'device.not_found': { kind: 'not_found', title: 'Device not found' },
+  'device.bulk_too_large': { kind: 'invalid', title: 'Too many devices in one request' },
+  'channel.not_found': { kind: 'not_found', title: 'Channel not found' },
+  'group.not_found': { kind: 'not_found', title: 'Group not found' },
+  'token.not_found': { kind: 'not_found', title: 'Access token not found' },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorCode = keyof typeof errorCodes;
+
+export class AppError extends Error {
+  readonly code: ErrorCode;
+  readonly kind: ErrorKind;
+  readonly title: string;
+  /** Extra fields shown to the client (never secrets). */
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(code: ErrorCode, detail?: string, details?: Record<string, unknown>) {
+    const spec: ErrorSpec = errorCodes[code];
+    super(detail ?? spec.title);
+    this.name = 'AppError';
+    this.code = code;
+    this.kind = spec.kind;
+    this.title = spec.title;
+    this.details = details;
+  }
+
+  get status(): number {
+    return httpStatusOfKind[this.kind];
+  }
+}
+
+export function isAppError(e: unknown): e is AppError {
+  return e instanceof AppError;
+}
+
+/** A not-found error that lists the ids that were not found (bulk requests). */
+export function unknownIds(code: ErrorCode, noun: string, missing: string[]): AppError {
+  const shown = missing.slice(0, 10).join(', ') + (missing.length > 10 ? ', …' : '');
+  return new AppError(code, `Unknown ${noun} ids: ${shown}`, { missing_ids: missing.slice(0, 100) });
+}

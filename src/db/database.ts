@@ -1,0 +1,147 @@
+import { mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import SqliteDatabase from 'better-sqlite3';
+import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
+import pg from 'pg';
+import type { Tables } from './schema.js';
+
+export type DatabaseKind = 'sqlite' | 'postgres';
+
+export interface DatabaseOptions {
+  /** `sqlite:<path>`, `sqlite::memory:` or `postgres://…`. */
+  url: string;
+  poolSize?: number;
+  /** PostgreSQL schema to use (created if missing); tests use one schema each. */
+  schema?: string;
+}
+
+interface MigrationRow {
+  version: number;
+  name: string;
+  checksum: string;
+  applied_at: string;
+}
+
+/**
+ * One handle over either database. Management code uses `kysely`; hot paths may use the raw
+ * driver (`sqlite` or `pool`) with prepared statements.
+ */
+export class Database {
+  readonly kysely: Kysely<Tables>;
+
+  private constructor(
+    readonly kind: DatabaseKind,
+    readonly sqlite: SqliteDatabase.Database | undefined,
+    readonly pool: pg.Pool | undefined,
+    readonly schema: string | undefined,
+  ) {
+    this.kysely = new Kysely<Tables>({
+      dialect: sqlite ? new SqliteDialect({ database: sqlite }) : new PostgresDialect({ pool: pool! }),
+    });
+  }
+
+  static async open(options: DatabaseOptions): Promise<Database> {
+    if (options.url.startsWith('sqlite:')) {
+      const path = options.url.slice('sqlite:'.length);
+      if (path !== ':memory:') mkdirSync(dirname(resolve(path)), { recursive: true });
+      const handle = new SqliteDatabase(path);
+      handle.pragma('journal_mode = WAL');
+      handle.pragma('synchronous = NORMAL');
+      handle.pragma('foreign_keys = ON');
+      handle.pragma('busy_timeout = 5000');
+      return new Database('sqlite', handle, undefined, undefined);
+    }
+    const schema = options.schema;
+    if (schema !== undefined && !/^[a-z_][a-z0-9_]*$/.test(schema)) throw new Error(`bad schema name ${schema}`);
+    const pool = new pg.Pool({
+      connectionString: options.url,
+      max: options.poolSize ?? 10,
+      types: { getTypeParser: pgTypeParser } as pg.CustomTypesConfig,
+      ...(schema ? { options: `-c search_path=${schema}` } : {}),
+    });
+    // An idle client's error (server restart) must not crash the process; the next query reconnects.
+    pool.on('error', () => {});
+    if (schema) await pool.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
+    else await pool.query('SELECT 1');
+    return new Database('postgres', undefined, pool, schema);
+  }
+
+  /** Runs a script of one or more statements outside any transaction. */
+  async exec(script: string): Promise<void> {
+    if (this.sqlite) this.sqlite.exec(script);
+    else await this.pool!.query(script);
+  }
+
+  /** Applies one migration script and records it, atomically. */
+  async applyMigration(script: string, row: MigrationRow): Promise<void> {
+    if (this.sqlite) {
+      const db = this.sqlite;
+      db.transaction(() => {
+        db.exec(script);
+        db.prepare('INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES (?, ?, ?, ?)').run(row.version, row.name, row.checksum, row.applied_at);
+      }).immediate();
+      return;
+    }
+    const client = await this.pool!.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query(script);
+      await client.query('INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES ($1, $2, $3, $4)', [row.version, row.name, row.checksum, row.applied_at]);
+      await client.query('COMMIT');
+    } catch (e) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw e;
+    } finally {
+      client.release();
+    }
+  }
+
+  /** Serialises migrations across processes sharing one PostgreSQL database (advisory lock). */
+  async withMigrationLock<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.sqlite) return fn();
+    const client = await this.pool!.connect();
+    const key = 0x666c7477; // 'fltw'
+    try {
+      await client.query('SELECT pg_advisory_lock($1)', [key]);
+      return await fn();
+    } finally {
+      await client.query('SELECT pg_advisory_unlock($1)', [key]).catch(() => {});
+      client.release();
+    }
+  }
+
+  /** True when the database answers a trivial query. */
+  async ping(): Promise<boolean> {
+    try {
+      await sql`SELECT 1`.execute(this.kysely);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.kysely.destroy(); // ends the pool or closes the SQLite handle
+  }
+
+  /** Drops the schema given at open (tests only). */
+  async dropSchema(): Promise<void> {
+    if (this.pool && this.schema) await this.pool.query(`DROP SCHEMA IF EXISTS ${this.schema} CASCADE`);
+  }
+}
+
+/** Timestamps come back as ISO strings and 64-bit integers as numbers, as they do from SQLite. */
+function pgTypeParser(oid: number, format?: string): (value: string) => unknown {
+  if (oid === 1184 || oid === 1114) return (v) => new Date(oid === 1114 ? `${v}Z` : v).toISOString();
+  if (oid === 20) return (v) => Number(v);
+  return pg.types.getTypeParser(oid, format as 'text');
+}
+
+/** Parses a JSON column, which SQLite returns as text and PostgreSQL as a value. */
+export function jsonColumn<T>(value: unknown): T {
+  return (typeof value === 'string' ? JSON.parse(value) : value) as T;
+}
+
+export function sqliteUrlFor(dataDir: string): string {
+  return `sqlite:${resolve(dataDir, 'fleetwire.db')}`;
+}

@@ -1,0 +1,115 @@
+/** Row types as Kysely sees them. JSON columns are TEXT on SQLite and jsonb on PostgreSQL. */
+export interface UsersTable {
+  id: string;
+  email: string;
+  name: string;
+  password_hash: string;
+  role: 'admin' | 'user';
+  created_at: string;
+  updated_at: string;
+}
+
+export interface OrganizationsTable {
+  id: string;
+  name: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface MembershipsTable {
+  org_id: string;
+  user_id: string;
+  role: 'owner' | 'admin' | 'operator' | 'viewer';
+  created_at: string;
+}
+
+export interface RefreshTokensTable {
+  id: string;
+  user_id: string;
+  family_id: string;
+  token_hash: string;
+  expires_at: string;
+  revoked_at: string | null;
+  created_at: string;
+}
+
+export interface AccessTokensTable {
+  id: string;
+  user_id: string;
+  name: string;
+  token_hash: string;
+  org_id: string;
+  actions: unknown;
+  expires_at: string;
+  revoked_at: string | null;
+  last_used_at: string | null;
+  created_at: string;
+}
+
+export interface DevicesTable {
+  id: string;
+  org_id: string;
+  name: string;
+  tags: unknown;
+  metadata: unknown;
+  status: 'enabled' | 'disabled';
+  secret_hash: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface ChannelsTable {
+  id: string;
+  org_id: string;
+  name: string;
+  tags: unknown;
+  metadata: unknown;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface GroupsTable {
+  id: string;
+  org_id: string;
+  name: string;
+  description: string;
+  tags: unknown;
+  metadata: unknown;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface GroupDevicesTable {
+  group_id: string;
+  device_id: string;
+  created_at: string;
+}
+
+export interface ConnectionsTable {
+  org_id: string;
+  channel_id: string;
+  device_id: string;
+  type: 'publish' | 'subscribe';
+  created_at: string;
+}
+
+export interface SchemaMigrationsTable {
+  version: number;
+  name: string;
+  checksum: string;
+  applied_at: string;
+}
+
+export interface Tables {
+  users: UsersTable;
+  organizations: OrganizationsTable;
+  memberships: MembershipsTable;
+  refresh_tokens: RefreshTokensTable;
+  access_tokens: AccessTokensTable;
+  devices: DevicesTable;
+  channels: ChannelsTable;
+  groups: GroupsTable;
+  group_devices: GroupDevicesTable;
+  connections: ConnectionsTable;
+  schema_migrations: SchemaMigrationsTable;
+}
