@@ -18,7 +18,7 @@ export class OrgService {
     private readonly repo: OrgRepository,
     private readonly users: UserService,
     private readonly clock: Clock,
-    /** Called before an organization is deleted, so caches can drop what they hold for it. */
+    /** Called after an organization is deleted, so caches can drop what they hold for it. */
     private readonly onDeleted: (orgId: string) => void = () => {},
   ) {}
 
@@ -68,8 +68,8 @@ export class OrgService {
   }
 
   async delete(access: OrgAccess): Promise<void> {
-    this.onDeleted(access.orgId);
     if (!(await this.repo.delete(access.orgId))) throw new AppError('org.not_found');
+    this.onDeleted(access.orgId);
   }
 
   listMembers(access: OrgAccess, offset: number, limit: number): Promise<{ total: number; items: Member[] }> {

@@ -1,0 +1,74 @@
+import { readFileSync } from 'node:fs';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import { randomUUID } from 'node:crypto';
+import type { Platform } from '../platform.js';
+import { version } from '../core/version.js';
+import { installProblemHandlers } from './problem.js';
+import { installAuth } from './auth.js';
+import { createMetrics, installHttpMetrics } from './metrics.js';
+import { opsRoutes } from './ops.js';
+import { Problem } from './schemas.js';
+import { authRoutes } from '../auth/http.js';
+import { userRoutes } from '../users/http.js';
+import { orgRoutes } from '../orgs/http.js';
+import { deviceRoutes } from '../devices/http.js';
+import { channelRoutes } from '../channels/http.js';
+import { groupRoutes } from '../groups/http.js';
+import { connectionRoutes } from '../connections/http.js';
+
+export type App = FastifyInstance;
+
+const requestIdPattern = /^[A-Za-z0-9._-]{1,64}$/;
+
+/** Builds the HTTP app over the platform's services. Does not listen: call `listen` (or `inject` in tests). */
+export async function buildApp(platform: Platform): Promise<App> {
+  const { config } = platform;
+  const https = config.httpTlsCert ? { key: readFileSync(config.httpTlsKey), cert: readFileSync(config.httpTlsCert) } : null;
+  const app = Fastify({
+    loggerInstance: platform.log as FastifyBaseLogger,
+    bodyLimit: config.httpBodyLimit,
+    trustProxy: config.trustProxy,
+    requestIdHeader: false,
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && requestIdPattern.test(given) ? given : randomUUID();
+    },
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
+    ...(https ? { https } : {}),
+  }) as unknown as FastifyInstance;
+
+  app.addHook('onRequest', async (req, reply) => {
+    reply.header('x-request-id', req.id);
+  });
+  app.addSchema(Problem);
+  installProblemHandlers(app);
+  installAuth(app, platform);
+  const registry = createMetrics(platform);
+  installHttpMetrics(app, registry);
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'Fleetwire API', version, description: 'Management API of the Fleetwire IoT platform. Errors are RFC 9457 problem+json with a stable `code`.' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'An access token from POST /auth/token, or a personal access token (fwp_…)' } } },
+    },
+  });
+  // the docs page and its assets are public
+  app.addHook('onRoute', (route) => {
+    if (route.url.startsWith('/docs')) route.config = { ...route.config, auth: 'none' };
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { docExpansion: 'list' } });
+  app.get('/openapi.json', { config: { auth: 'none' }, schema: { hide: true } }, async () => app.swagger());
+
+  opsRoutes(app, platform, registry);
+  authRoutes(app, platform);
+  userRoutes(app, platform);
+  orgRoutes(app, platform);
+  deviceRoutes(app, platform);
+  channelRoutes(app, platform);
+  groupRoutes(app, platform);
+  connectionRoutes(app, platform);
+  return app;
+}

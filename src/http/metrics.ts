@@ -1,0 +1,50 @@
+import type { FastifyInstance } from 'fastify';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Platform } from '../platform.js';
+
+/** One registry per app (tests build several apps in one process). */
+export function createMetrics(platform: Platform): Registry {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'fleetwire_process_' });
+  const authz = platform.authorizer;
+  new Gauge({
+    name: 'fleetwire_authz_cache_entries',
+    help: 'Entries in the device authorization cache',
+    labelNames: ['cache'],
+    registers: [registry],
+    collect() {
+      const s = authz.getStats();
+      this.set({ cache: 'credentials' }, s.credentialEntries);
+      this.set({ cache: 'access' }, s.accessEntries);
+    },
+  });
+  new Counter({
+    name: 'fleetwire_authz_credential_lookups_total',
+    help: 'Device credential checks, by cache result',
+    labelNames: ['result'],
+    registers: [registry],
+    collect() {
+      const s = authz.getStats();
+      this.reset();
+      this.inc({ result: 'hit' }, s.hits);
+      this.inc({ result: 'miss' }, s.misses);
+    },
+  });
+  return registry;
+}
+
+export function installHttpMetrics(app: FastifyInstance, registry: Registry): void {
+  const requests = new Counter({ name: 'fleetwire_http_requests_total', help: 'HTTP requests by route and status', labelNames: ['method', 'route', 'status'], registers: [registry] });
+  const duration = new Histogram({
+    name: 'fleetwire_http_request_duration_seconds',
+    help: 'HTTP request duration by route',
+    labelNames: ['method', 'route'],
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [registry],
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    const route = req.routeOptions.url ?? 'unmatched';
+    requests.inc({ method: req.method, route, status: String(reply.statusCode) });
+    duration.observe({ method: req.method, route }, reply.elapsedTime / 1000);
+  });
+}

@@ -1,0 +1,30 @@
+import type { FastifyInstance } from 'fastify';
+import { Type } from 'typebox';
+import type { Registry } from 'prom-client';
+import { AppError } from '../core/errors.js';
+import type { Platform } from '../platform.js';
+import { version } from '../core/version.js';
+import { problems } from './schemas.js';
+
+export function opsRoutes(app: FastifyInstance, platform: Platform, registry: Registry): void {
+  app.get('/health', {
+    config: { auth: 'none' },
+    schema: { tags: ['operations'], summary: 'Liveness: the process is up', response: { 200: Type.Object({ status: Type.Literal('ok'), version: Type.String() }) } },
+  }, async () => ({ status: 'ok' as const, version }));
+
+  app.get('/ready', {
+    config: { auth: 'none' },
+    schema: { tags: ['operations'], summary: 'Readiness: the database answers', response: { 200: Type.Object({ status: Type.Literal('ready'), database: Type.String() }), ...problems(503) } },
+  }, async () => {
+    if (!(await platform.db.ping())) throw new AppError('service.unavailable', 'The database does not answer');
+    return { status: 'ready' as const, database: platform.db.kind };
+  });
+
+  app.get('/metrics', {
+    config: { auth: 'none' },
+    schema: { tags: ['operations'], summary: 'Prometheus metrics', produces: ['text/plain'] },
+  }, async (_req, reply) => {
+    reply.type(registry.contentType);
+    return registry.metrics();
+  });
+}

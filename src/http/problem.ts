@@ -1,0 +1,62 @@
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { AppError, errorCodes, httpStatusOfKind, type ErrorCode } from '../core/errors.js';
+
+export const problemContentType = 'application/problem+json';
+
+function problemBody(req: FastifyRequest, status: number, code: ErrorCode | string, title: string, detail: string, extra?: Record<string, unknown>) {
+  return {
+    type: `https://fleetwire.dev/problems/${code}`,
+    title,
+    status,
+    detail,
+    code,
+    instance: req.url.split('?')[0],
+    request_id: String(req.id),
+    ...extra,
+  };
+}
+
+/** Fastify's own errors that have a natural code of ours. */
+const fastifyCodes: Record<string, ErrorCode> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: 'request.too_large',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'request.unsupported_media_type',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'request.invalid',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'request.invalid',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'request.invalid',
+  FST_ERR_VALIDATION: 'request.invalid',
+};
+
+/** Maps every error to RFC 9457 problem+json once, at the edge. */
+export function installProblemHandlers(app: FastifyInstance): void {
+  app.setErrorHandler((err: FastifyError | AppError, req: FastifyRequest, reply: FastifyReply) => {
+    if (err instanceof AppError) {
+      if (err.code === 'auth.rate_limited' && err.details?.retry_after) reply.header('retry-after', String(err.details.retry_after));
+      if (err.kind === 'unauthenticated') reply.header('www-authenticate', 'Bearer realm="fleetwire"');
+      req.log.info({ code: err.code, status: err.status }, err.message);
+      return reply.code(err.status).type(problemContentType).send(problemBody(req, err.status, err.code, err.title, err.message, err.details));
+    }
+    const fe = err as FastifyError;
+    if (fe.validation) {
+      const errors = fe.validation.map((v) => ({ path: `${fe.validationContext ?? ''}${v.instancePath || ''}`, message: v.message ?? 'invalid' }));
+      const detail = `${fe.validationContext ?? 'request'}${fe.validation[0]?.instancePath ?? ''} ${fe.validation[0]?.message ?? 'is invalid'}`;
+      req.log.info({ code: 'request.invalid', errors }, 'invalid request');
+      return reply.code(400).type(problemContentType).send(problemBody(req, 400, 'request.invalid', errorCodes['request.invalid'].title, detail, { errors }));
+    }
+    const code = fe.code ? fastifyCodes[fe.code] : undefined;
+    if (code) {
+      const status = httpStatusOfKind[errorCodes[code].kind];
+      req.log.info({ code, status }, fe.message);
+      return reply.code(status).type(problemContentType).send(problemBody(req, status, code, errorCodes[code].title, fe.message));
+    }
+    if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
+      req.log.info({ err: fe }, 'client error');
+      return reply.code(fe.statusCode).type(problemContentType).send(problemBody(req, fe.statusCode, 'request.invalid', errorCodes['request.invalid'].title, fe.message));
+    }
+    req.log.error({ err }, 'unhandled error');
+    return reply.code(500).type(problemContentType).send(problemBody(req, 500, 'internal', errorCodes.internal.title, 'Something went wrong; the request id helps find it in the logs'));
+  });
+
+  app.setNotFoundHandler((req, reply) => {
+    reply.code(404).type(problemContentType).send(problemBody(req, 404, 'route.not_found', errorCodes['route.not_found'].title, `${req.method} ${req.url.split('?')[0]} is not a route`));
+  });
+}

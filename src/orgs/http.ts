@@ -1,0 +1,112 @@
+import type { FastifyInstance } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import type { Platform } from '../platform.js';
+import { orgOf, principalOf } from '../http/auth.js';
+import { Name, OrgParams, PageQuery, StringEnum, Timestamp, Uuid, pageOf, problems } from '../http/schemas.js';
+import { orgRoles } from './permissions.js';
+
+const Role = StringEnum(orgRoles);
+
+const OrgSchema = Type.Object({
+  id: Uuid,
+  name: Type.String(),
+  role: Type.Optional(Role),
+  created_at: Timestamp,
+  updated_at: Timestamp,
+});
+
+const MemberSchema = Type.Object({ user_id: Uuid, email: Type.String(), name: Type.String(), role: Role, created_at: Timestamp });
+const MemberParams = Type.Object({ org: Type.String(), user_id: Type.String() });
+
+export function orgRoutes(fastify: FastifyInstance, platform: Platform): void {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
+  const { orgs } = platform;
+
+  app.post('/orgs', {
+    schema: {
+      tags: ['organizations'],
+      summary: 'Create an organization; you become its owner',
+      body: Type.Object({ name: Name }, { additionalProperties: false }),
+      response: { 201: OrgSchema, ...problems(400, 401, 403) },
+    },
+  }, async (req, reply) => {
+    const org = await orgs.create(principalOf(req), req.body.name);
+    req.log.info({ orgId: org.id }, 'organization created');
+    reply.code(201).header('location', `/orgs/${org.id}`);
+    return org;
+  });
+
+  app.get('/orgs', {
+    schema: {
+      tags: ['organizations'],
+      summary: 'List the organizations you belong to (platform admins: all)',
+      querystring: Type.Intersect([PageQuery, Type.Object({ name: Type.Optional(Type.String({ maxLength: 256 })) })]),
+      response: { 200: pageOf('orgs', OrgSchema), ...problems(400, 401) },
+    },
+  }, async (req) => {
+    const { total, items } = await orgs.list(principalOf(req), req.query.offset, req.query.limit, req.query.name);
+    return { total, offset: req.query.offset, limit: req.query.limit, orgs: items };
+  });
+
+  app.get('/orgs/:org', {
+    config: { action: 'org:read' },
+    schema: { tags: ['organizations'], summary: 'Get an organization', params: OrgParams, response: { 200: OrgSchema, ...problems(401, 404) } },
+  }, async (req) => orgs.get(orgOf(req)));
+
+  app.patch('/orgs/:org', {
+    config: { action: 'org:update' },
+    schema: { tags: ['organizations'], summary: 'Rename an organization', params: OrgParams, body: Type.Object({ name: Name }, { additionalProperties: false }), response: { 200: OrgSchema, ...problems(400, 401, 403, 404) } },
+  }, async (req) => orgs.update(orgOf(req), req.body.name));
+
+  app.delete('/orgs/:org', {
+    config: { action: 'org:delete' },
+    schema: { tags: ['organizations'], summary: 'Delete an organization and everything in it', params: OrgParams, response: { 204: Type.Null(), ...problems(401, 403, 404) } },
+  }, async (req, reply) => {
+    await orgs.delete(orgOf(req));
+    req.log.info({ orgId: req.params.org }, 'organization deleted');
+    return reply.code(204).send(null);
+  });
+
+  app.get('/orgs/:org/members', {
+    config: { action: 'members:read' },
+    schema: { tags: ['organizations'], summary: 'List members', params: OrgParams, querystring: PageQuery, response: { 200: pageOf('members', MemberSchema), ...problems(400, 401, 404) } },
+  }, async (req) => {
+    const { total, items } = await orgs.listMembers(orgOf(req), req.query.offset, req.query.limit);
+    return { total, offset: req.query.offset, limit: req.query.limit, members: items };
+  });
+
+  app.post('/orgs/:org/members', {
+    config: { action: 'members:write' },
+    schema: {
+      tags: ['organizations'],
+      summary: 'Add an existing user as a member',
+      description: 'Only owners may add owners.',
+      params: OrgParams,
+      body: Type.Object({ email: Type.String({ maxLength: 320 }), role: Role }, { additionalProperties: false }),
+      response: { 201: MemberSchema, ...problems(400, 401, 403, 404, 409) },
+    },
+  }, async (req, reply) => {
+    const m = await orgs.addMember(orgOf(req), req.body.email, req.body.role);
+    reply.code(201).header('location', `/orgs/${req.params.org}/members/${m.user_id}`);
+    return m;
+  });
+
+  app.get('/orgs/:org/members/:user_id', {
+    config: { action: 'members:read' },
+    schema: { tags: ['organizations'], summary: 'Get a member', params: MemberParams, response: { 200: MemberSchema, ...problems(401, 404) } },
+  }, async (req) => orgs.getMember(orgOf(req), req.params.user_id));
+
+  app.patch('/orgs/:org/members/:user_id', {
+    config: { action: 'members:write' },
+    schema: { tags: ['organizations'], summary: "Change a member's role", params: MemberParams, body: Type.Object({ role: Role }, { additionalProperties: false }), response: { 200: MemberSchema, ...problems(400, 401, 403, 404, 409) } },
+  }, async (req) => orgs.changeRole(orgOf(req), req.params.user_id, req.body.role));
+
+  app.delete('/orgs/:org/members/:user_id', {
+    config: { action: 'members:write' },
+    schema: { tags: ['organizations'], summary: 'Remove a member', params: MemberParams, response: { 204: Type.Null(), ...problems(401, 403, 404, 409) } },
+  }, async (req, reply) => {
+    await orgs.removeMember(orgOf(req), req.params.user_id);
+    return reply.code(204).send(null);
+  });
+}

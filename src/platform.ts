@@ -1,0 +1,79 @@
+import type { Config } from './core/config.js';
+import type { Clock } from './core/clock.js';
+import type { Logger } from './core/logger.js';
+import { Database, migrate, sqliteUrlFor } from './db/index.js';
+import { ServerKeys, loadServerKey } from './auth/keys.js';
+import { TokenRepository } from './auth/repository.js';
+import { AuthService } from './auth/service.js';
+import { LoginLimiter } from './auth/rate-limit.js';
+import { DeviceAuthorizer } from './auth/decision.js';
+import { createAccessStore } from './auth/access-store.js';
+import { UserRepository, UserService } from './users/index.js';
+import { OrgRepository, OrgService } from './orgs/index.js';
+import { DeviceRepository, DeviceService } from './devices/index.js';
+import { ChannelRepository, ChannelService } from './channels/index.js';
+import { GroupRepository, GroupService } from './groups/index.js';
+import { ConnectionRepository, ConnectionService } from './connections/index.js';
+
+/** Every domain service, wired over one database. Transports receive this and nothing else. */
+export interface Platform {
+  config: Config;
+  db: Database;
+  clock: Clock;
+  log: Logger;
+  keys: ServerKeys;
+  users: UserService;
+  auth: AuthService;
+  orgs: OrgService;
+  devices: DeviceService;
+  channels: ChannelService;
+  groups: GroupService;
+  connections: ConnectionService;
+  /** The device authorization decision every transport calls. */
+  authorizer: DeviceAuthorizer;
+  close(): Promise<void>;
+}
+
+export interface PlatformDeps {
+  clock: Clock;
+  log: Logger;
+  /** An open database (tests); otherwise one is opened from the config. */
+  db?: Database;
+  /** The server key (tests); otherwise from config or the data folder. */
+  key?: Buffer;
+}
+
+export async function createPlatform(config: Config, deps: PlatformDeps): Promise<Platform> {
+  const { clock, log } = deps;
+  const url = config.databaseUrl || sqliteUrlFor(config.dataDir);
+  const db = deps.db ?? (await Database.open({ url, poolSize: config.databasePoolSize }));
+  try {
+    const report = await migrate(db);
+    for (const m of report.applied) log.info({ version: m.version, name: m.name }, 'applied migration');
+    let key = deps.key;
+    if (!key) {
+      const loaded = loadServerKey(config.secretKey, config.dataDir);
+      if (loaded.source === 'generated') log.warn({ dataDir: config.dataDir }, 'generated a new server key in the data folder; set FLEETWIRE_SECRET_KEY when several processes share a database');
+      key = loaded.key;
+    }
+    const keys = new ServerKeys(key);
+    const authorizer = new DeviceAuthorizer(createAccessStore(db), keys, config.authzCacheSize);
+    const tokenRepo = new TokenRepository(db);
+    const userRepo = new UserRepository(db);
+    const limiter = new LoginLimiter({ maxPerAccount: config.loginMaxPerAccount, maxPerAddress: config.loginMaxPerAddress, windowMs: config.loginWindow }, clock);
+    const auth = new AuthService(userRepo, tokenRepo, keys, limiter, clock, { accessTokenTtlMs: config.accessTokenTtl, refreshTokenTtlMs: config.refreshTokenTtl });
+    const users = new UserService(userRepo, clock, { passwordMinLength: config.passwordMinLength, onPasswordChanged: (id) => auth.revokeSessions(id) });
+    const orgs = new OrgService(new OrgRepository(db), users, clock, () => authorizer.invalidateAll());
+    const devices = new DeviceService(new DeviceRepository(db), keys, clock, authorizer);
+    const channels = new ChannelService(new ChannelRepository(db), clock, authorizer);
+    const groups = new GroupService(new GroupRepository(db), devices, clock);
+    const connections = new ConnectionService(new ConnectionRepository(db), devices, channels, clock, authorizer);
+    return {
+      config, db, clock, log, keys, users, auth, orgs, devices, channels, groups, connections, authorizer,
+      close: () => db.close(),
+    };
+  } catch (e) {
+    if (!deps.db) await db.close();
+    throw e;
+  }
+}
