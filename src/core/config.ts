@@ -171,10 +171,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
 /** Variables read by tools around the server (tests, CI), not by the server itself. */
 const extraEnvNames = ['FLEETWIRE_TEST_DATABASE', 'FLEETWIRE_TEST_POSTGRES_URL', 'FLEETWIRE_REQUIRE_SERVICES'];
 
+/** The largest unit that divides evenly: 900000 → `15m`. */
+export function formatDuration(ms: number): string {
+  for (const [unit, size] of Object.entries(durationUnits).reverse()) if (ms % size === 0) return `${ms / size}${unit}`;
+  return `${ms}ms`;
+}
+
+export function formatBytes(n: number): string {
+  for (const [unit, size] of [['GiB', 1024 ** 3], ['MiB', 1024 ** 2], ['KiB', 1024]] as const) if (n % size === 0) return `${n / size}${unit}`;
+  return `${n}B`;
+}
+
 /** Markdown table of every setting, for docs/configuration.md. */
 export function configReference(): string {
   const rows = (Object.values(settings) as SettingSpec<unknown>[]).map((spec) => {
-    const def = spec.default === '' ? '(empty)' : spec.type === 'duration' ? `${spec.default} ms` : spec.type === 'bytes' ? `${spec.default} bytes` : String(spec.default);
+    const def = spec.default === '' ? '(empty)' : spec.type === 'duration' ? formatDuration(spec.default as number) : spec.type === 'bytes' ? formatBytes(spec.default as number) : String(spec.default);
     const type = spec.type === 'enum' ? spec.values!.join(' \\| ') : spec.type;
     return `| \`${spec.env}\` | \`${fileKey(spec)}\` | ${type} | \`${def}\` | ${spec.description} |`;
   });
