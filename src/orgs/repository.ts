@@ -94,6 +94,18 @@ export class OrgRepository {
     await this.db.kysely.deleteFrom('memberships').where('org_id', '=', orgId).where('user_id', '=', userId).execute();
   }
 
+  /** Organizations in which `userId` is the only owner. */
+  async soleOwnerOf(userId: string): Promise<string[]> {
+    const rows = await this.db.kysely
+      .selectFrom('memberships as m')
+      .where('m.user_id', '=', userId)
+      .where('m.role', '=', 'owner')
+      .where((eb) => eb.not(eb.exists(eb.selectFrom('memberships as o').select('o.user_id').whereRef('o.org_id', '=', 'm.org_id').where('o.role', '=', 'owner').where('o.user_id', '<>', userId))))
+      .select('m.org_id')
+      .execute();
+    return rows.map((r) => r.org_id);
+  }
+
   async countOwners(orgId: string): Promise<number> {
     const { n } = await this.db.kysely.selectFrom('memberships').where('org_id', '=', orgId).where('role', '=', 'owner').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
     return Number(n);

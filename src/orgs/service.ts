@@ -37,6 +37,12 @@ export class OrgService {
     return { orgId, role };
   }
 
+  /** Refuses to let a user go while an organization depends on them as its only owner. */
+  async ensureNotSoleOwner(userId: string): Promise<void> {
+    const orgIds = await this.repo.soleOwnerOf(userId);
+    if (orgIds.length > 0) throw new AppError('org.last_owner', `The user is the only owner of ${orgIds.length} organization(s) (${orgIds.slice(0, 5).join(', ')}); make someone else owner or delete them first`, { org_ids: orgIds.slice(0, 100) });
+  }
+
   async create(principal: Principal, name: string): Promise<OrgWithRole> {
     if (principal.scope) throw new AppError('auth.token_scope', 'Personal access tokens cannot create organizations');
     const now = this.clock.now();

@@ -118,10 +118,12 @@ export function userRoutes(fastify: FastifyInstance, platform: Platform): void {
   });
 
   app.delete('/users/:id', {
-    schema: { tags: ['users'], summary: 'Delete a user (platform admins)', params: Type.Object({ id: Type.String() }), response: { 204: Type.Null(), ...problems(401, 403, 404, 409) } },
+    schema: { tags: ['users'], summary: 'Delete a user (platform admins)', description: 'Refused (409 org.last_owner) while the user is the only owner of an organization.', params: Type.Object({ id: Type.String() }), response: { 204: Type.Null(), ...problems(401, 403, 404, 409) } },
   }, async (req, reply) => {
     const p = requirePlatformAdmin(req);
     if (p.userId === req.params.id) throw new AppError('request.invalid', 'You cannot delete your own account');
+    await users.get(req.params.id);
+    await platform.orgs.ensureNotSoleOwner(req.params.id);
     await users.delete(req.params.id);
     return reply.code(204).send(null);
   });
