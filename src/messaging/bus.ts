@@ -1,0 +1,50 @@
+import type { Envelope } from './envelope.js';
+
+export interface LiveSubscription {
+  unsubscribe(): void;
+}
+
+export interface DurableConsumer {
+  /** Stops taking messages; what was not acknowledged is redelivered to the next member. */
+  stop(): Promise<void>;
+}
+
+export interface ConsumeOptions {
+  /** Largest batch handed to the handler. */
+  maxBatch?: number;
+}
+
+export interface BusStats {
+  /** Messages waiting for each durable consumer (the writer's lag). */
+  pending: Record<string, number>;
+  /** Messages a durable consumer lost because its queue stayed full past the publish timeout. */
+  dropped: number;
+}
+
+/** The bus refused a message because its consumers are too far behind (backpressure). */
+export class BusOverloadedError extends Error {
+  override name = 'BusOverloadedError';
+}
+
+/**
+ * The message bus every adapter publishes to and every reader of live traffic subscribes on.
+ * Two implementations share one contract suite: in-process (default) and NATS JetStream.
+ */
+export interface Bus {
+  readonly kind: 'memory' | 'nats';
+  /** Resolves once the message is accepted (on NATS: stored by JetStream). May reject with BusOverloadedError. */
+  publish(env: Envelope): Promise<void>;
+  /**
+   * Live delivery of a channel's messages whose subtopic matches `filter` (`#` all, `+` one
+   * segment, '' only messages without subtopic). At most once: for connected clients.
+   */
+  subscribe(channel: string, filter: string, handler: (env: Envelope) => void): Promise<LiveSubscription>;
+  /**
+   * Durable, at-least-once delivery in batches to the consumer group `name`: messages published
+   * while no member runs are kept. The batch is acknowledged when the handler resolves and
+   * redelivered when it rejects.
+   */
+  consume(name: string, handler: (batch: Envelope[]) => Promise<void>, options?: ConsumeOptions): Promise<DurableConsumer>;
+  stats(): BusStats;
+  close(): Promise<void>;
+}

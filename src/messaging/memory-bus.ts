@@ -1,0 +1,164 @@
+import { subtopicMatches } from './topic.js';
+import { BusOverloadedError, type Bus, type BusStats, type ConsumeOptions, type DurableConsumer, type LiveSubscription } from './bus.js';
+import type { Envelope } from './envelope.js';
+
+export interface MemoryBusOptions {
+  /** Durable consumer groups that keep messages from the start, even before their first member runs. */
+  durable: string[];
+  /** Messages a durable queue holds before publishers wait. */
+  maxQueued: number;
+  /** How long a publisher waits for queue space before the message is refused (ms). */
+  publishTimeoutMs: number;
+  /** Wait before redelivering a batch whose handler failed (ms). */
+  retryDelayMs: number;
+}
+
+const defaults: MemoryBusOptions = { durable: [], maxQueued: 100_000, publishTimeoutMs: 5000, retryDelayMs: 500 };
+
+interface Live {
+  filter: string;
+  handler: (env: Envelope) => void;
+}
+
+class DurableQueue {
+  readonly items: Envelope[] = [];
+  head = 0;
+  handler: ((batch: Envelope[]) => Promise<void>) | undefined;
+  maxBatch = 1000;
+  running = false;
+  timer: NodeJS.Timeout | undefined;
+  /** Publishers waiting for space. */
+  readonly waiters: (() => void)[] = [];
+
+  get length(): number {
+    return this.items.length - this.head;
+  }
+}
+
+/** The in-process bus: one process, no persistence across restarts. */
+export class MemoryBus implements Bus {
+  readonly kind = 'memory' as const;
+  private readonly live = new Map<string, Set<Live>>();
+  private readonly queues = new Map<string, DurableQueue>();
+  private readonly options: MemoryBusOptions;
+  private dropped = 0;
+  private closed = false;
+
+  constructor(options: Partial<MemoryBusOptions> = {}) {
+    this.options = { ...defaults, ...options };
+    for (const name of this.options.durable) this.queues.set(name, new DurableQueue());
+  }
+
+  async publish(env: Envelope): Promise<void> {
+    if (this.closed) throw new Error('bus closed');
+    for (const q of this.queues.values()) {
+      if (q.length >= this.options.maxQueued) await this.waitForSpace(q);
+    }
+    for (const q of this.queues.values()) {
+      q.items.push(env);
+      this.schedule(q);
+    }
+    const subs = this.live.get(env.channel);
+    if (subs) {
+      for (const s of subs) {
+        if (!subtopicMatches(s.filter, env.subtopic)) continue;
+        try {
+          s.handler(env);
+        } catch {
+          // a subscriber's failure is its own: the others still get the message
+        }
+      }
+    }
+  }
+
+  private waitForSpace(q: DurableQueue): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        const i = q.waiters.indexOf(wake);
+        if (i >= 0) q.waiters.splice(i, 1);
+        this.dropped++;
+        reject(new BusOverloadedError('the message store is too far behind; try again later'));
+      }, this.options.publishTimeoutMs);
+      const wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      q.waiters.push(wake);
+    });
+  }
+
+  async subscribe(channel: string, filter: string, handler: (env: Envelope) => void): Promise<LiveSubscription> {
+    let set = this.live.get(channel);
+    if (!set) this.live.set(channel, (set = new Set()));
+    const entry: Live = { filter, handler };
+    set.add(entry);
+    return {
+      unsubscribe: () => {
+        set.delete(entry);
+        if (set.size === 0 && this.live.get(channel) === set) this.live.delete(channel);
+      },
+    };
+  }
+
+  async consume(name: string, handler: (batch: Envelope[]) => Promise<void>, options: ConsumeOptions = {}): Promise<DurableConsumer> {
+    let q = this.queues.get(name);
+    if (!q) this.queues.set(name, (q = new DurableQueue()));
+    if (q.handler) throw new Error(`consumer ${name} already has a member in this process`);
+    q.handler = handler;
+    q.maxBatch = options.maxBatch ?? 1000;
+    this.schedule(q);
+    const queue = q;
+    return {
+      stop: async () => {
+        queue.handler = undefined;
+        if (queue.timer) clearTimeout(queue.timer);
+        queue.timer = undefined;
+        while (queue.running) await new Promise((r) => setTimeout(r, 5));
+      },
+    };
+  }
+
+  private schedule(q: DurableQueue): void {
+    if (q.running || !q.handler || q.timer || q.length === 0) return;
+    q.running = true;
+    setImmediate(() => void this.drain(q));
+  }
+
+  private async drain(q: DurableQueue): Promise<void> {
+    while (q.handler && q.length > 0 && !this.closed) {
+      const batch = q.items.slice(q.head, q.head + q.maxBatch);
+      try {
+        await q.handler(batch);
+      } catch {
+        q.running = false;
+        q.timer = setTimeout(() => {
+          q.timer = undefined;
+          this.schedule(q);
+        }, this.options.retryDelayMs);
+        return;
+      }
+      q.head += batch.length;
+      if (q.head > 10_000 && q.head * 2 > q.items.length) {
+        q.items.splice(0, q.head);
+        q.head = 0;
+      }
+      while (q.waiters.length > 0 && q.length < this.options.maxQueued) q.waiters.shift()!();
+    }
+    q.running = false;
+  }
+
+  stats(): BusStats {
+    const pending: Record<string, number> = {};
+    for (const [name, q] of this.queues) pending[name] = q.length;
+    return { pending, dropped: this.dropped };
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const q of this.queues.values()) {
+      if (q.timer) clearTimeout(q.timer);
+      while (q.running) await new Promise((r) => setTimeout(r, 5));
+    }
+    this.live.clear();
+  }
+}
