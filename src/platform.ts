@@ -14,6 +14,15 @@ import { DeviceRepository, DeviceService } from './devices/index.js';
 import { ChannelRepository, ChannelService } from './channels/index.js';
 import { GroupRepository, GroupService } from './groups/index.js';
 import { ConnectionRepository, ConnectionService } from './connections/index.js';
+import { Registry } from 'prom-client';
+import type { Bus } from './messaging/bus.js';
+import { MemoryBus } from './messaging/memory-bus.js';
+import { NatsBus } from './messaging/nats-bus.js';
+import { MessagingMetrics } from './messaging/metrics.js';
+import { MessagingService } from './messaging/service.js';
+import { MessageWriter, writerConsumer } from './storage/writer.js';
+import { createMessageSink } from './storage/sink.js';
+import { MessageReaders } from './storage/readers.js';
 
 /** Every domain service, wired over one database. Transports receive this and nothing else. */
 export interface Platform {
@@ -31,6 +40,14 @@ export interface Platform {
   connections: ConnectionService;
   /** The device authorization decision every transport calls. */
   authorizer: DeviceAuthorizer;
+  bus: Bus;
+  messaging: MessagingService;
+  readers: MessageReaders;
+  writer: MessageWriter;
+  /** Prometheus registry every part registers its metrics in. */
+  metrics: Registry;
+  messagingMetrics: MessagingMetrics;
+  /** Stops the writer and closes the bus and the database (those it opened itself). */
   close(): Promise<void>;
 }
 
@@ -41,6 +58,10 @@ export interface PlatformDeps {
   db?: Database;
   /** The server key (tests); otherwise from config or the data folder. */
   key?: Buffer;
+  /** A bus (tests); otherwise in-process, or NATS when FLEETWIRE_NATS_URL is set. */
+  bus?: Bus;
+  /** Start the message writer (default true). */
+  writer?: boolean;
 }
 
 export async function createPlatform(config: Config, deps: PlatformDeps): Promise<Platform> {
@@ -68,9 +89,26 @@ export async function createPlatform(config: Config, deps: PlatformDeps): Promis
     const channels = new ChannelService(new ChannelRepository(db), clock, authorizer);
     const groups = new GroupService(new GroupRepository(db), devices, clock);
     const connections = new ConnectionService(new ConnectionRepository(db), devices, channels, clock, authorizer);
+    const bus = deps.bus ?? (config.natsUrl ? await NatsBus.connect({ url: config.natsUrl, durable: [writerConsumer] }) : new MemoryBus({ durable: [writerConsumer] }));
+    if (!deps.bus) log.info({ bus: bus.kind }, 'message bus ready');
+    const metrics = new Registry();
+    const messagingMetrics = new MessagingMetrics(metrics, bus);
+    const messaging = new MessagingService(authorizer, orgs, channels, bus, clock, { maxPayloadBytes: config.messageMaxSize });
+    const writer = new MessageWriter(bus, createMessageSink(db), clock, log, messagingMetrics, {
+      batchSize: config.writerBatchSize,
+      opaqueMaxBytes: config.opaqueMaxStored,
+      retentionMs: config.retention,
+      pruneIntervalMs: Math.min(5 * 60_000, Math.max(1000, config.retention / 10)),
+    });
+    if (deps.writer !== false) await writer.start();
     return {
       config, db, clock, log, keys, users, auth, orgs, devices, channels, groups, connections, authorizer,
-      close: () => db.close(),
+      bus, messaging, readers: new MessageReaders(db), writer, metrics, messagingMetrics,
+      close: async () => {
+        await writer.stop();
+        if (!deps.bus) await bus.close();
+        if (!deps.db) await db.close();
+      },
     };
   } catch (e) {
     if (!deps.db) await db.close();

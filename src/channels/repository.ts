@@ -28,4 +28,10 @@ export class ChannelRepository extends OrgResourceRepository<'channels', Channel
   constructor(db: Database) {
     super(db, 'channels', toChannel);
   }
+
+  /** The organization of a channel, whichever it is (for routes addressed by channel id alone). */
+  async orgOf(id: string): Promise<string | undefined> {
+    const row = await this.db.kysely.selectFrom('channels').select('org_id').where('id', '=', id).executeTakeFirst();
+    return row?.org_id;
+  }
 }

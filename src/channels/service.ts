@@ -48,6 +48,13 @@ export class ChannelService {
     return c;
   }
 
+  /** The organization a channel belongs to; channel.not_found when there is no such channel. */
+  async orgOf(id: string): Promise<string> {
+    const org = isUuid(id) ? await this.repo.orgOf(id) : undefined;
+    if (!org) throw new AppError('channel.not_found');
+    return org;
+  }
+
   list(orgId: string, q: ListQuery): Promise<{ total: number; items: Channel[] }> {
     return this.repo.list(orgId, q);
   }

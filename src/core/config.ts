@@ -43,8 +43,15 @@ export const settings = {
   loginMaxPerAddress: s({ env: 'FLEETWIRE_LOGIN_MAX_PER_ADDRESS', type: 'integer', default: 30, min: 1, description: 'Login attempts allowed per client address within the login window.' }),
   loginWindow: s({ env: 'FLEETWIRE_LOGIN_WINDOW', type: 'duration', default: 15 * 60_000, min: 1000, description: 'Window of the login rate limits, e.g. `15m`.' }),
   authzCacheSize: s({ env: 'FLEETWIRE_AUTHZ_CACHE_SIZE', type: 'integer', default: 100_000, min: 0, description: 'Entries kept by the device authorization cache (credentials and device/channel decisions each). `0` disables it.' }),
+  natsUrl: s({ env: 'FLEETWIRE_NATS_URL', type: 'string', default: '', description: 'Empty: the in-process message bus. `nats://host:4222`: NATS JetStream, so that several processes share messages and a restarted writer loses nothing.' }),
+  messageMaxSize: s({ env: 'FLEETWIRE_MESSAGE_MAX_SIZE', type: 'bytes', default: 256 * 1024, min: 1, max: 64 * 1024 * 1024, description: 'Largest message payload accepted on any protocol; larger ones are refused (HTTP 413).' }),
+  retention: s({ env: 'FLEETWIRE_RETENTION', type: 'duration', default: 0, min: 0, description: 'How long stored messages are kept, e.g. `30d`; older ones are pruned every few minutes. `0` keeps everything.' }),
+  writerBatchSize: s({ env: 'FLEETWIRE_WRITER_BATCH_SIZE', type: 'integer', default: 2000, min: 1, max: 100_000, description: 'Messages the writer takes from the bus per database transaction at most.' }),
+  opaqueMaxStored: s({ env: 'FLEETWIRE_OPAQUE_MAX_STORED', type: 'bytes', default: 64 * 1024, min: 0, description: 'Opaque (non-SenML, non-JSON) payloads are stored up to this size; larger ones are stored truncated and flagged.' }),
+  wsMaxBuffered: s({ env: 'FLEETWIRE_WS_MAX_BUFFERED', type: 'bytes', default: 4 * 1024 * 1024, min: 1024, description: 'A WebSocket subscriber with more than this much unsent data is a slow consumer and is disconnected (close code 1013).' }),
   logLevel: s({ env: 'FLEETWIRE_LOG_LEVEL', type: 'enum', values: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], default: 'info', description: 'Log level of the JSON logs on standard output.' }),
-  shutdownTimeout: s({ env: 'FLEETWIRE_SHUTDOWN_TIMEOUT', type: 'duration', default: 10_000, min: 0, description: 'How long a graceful shutdown waits for open requests before closing anyway.' }),
+  // max: the longest setTimeout (about 24.8 days); a longer timer would fire at once
+  shutdownTimeout: s({ env: 'FLEETWIRE_SHUTDOWN_TIMEOUT', type: 'duration', default: 10_000, min: 0, max: 2 ** 31 - 1, description: 'How long a graceful shutdown waits for open requests before closing anyway.' }),
 };
 
 export type SettingKey = keyof typeof settings;
@@ -102,12 +109,14 @@ function parseValue(spec: SettingSpec<unknown>, raw: unknown): unknown {
       const n = typeof text === 'number' ? text : parseDuration(String(text));
       if (n === undefined || !Number.isFinite(n)) fail(`expected a duration like 30s, 15m or 30d, got ${JSON.stringify(raw)}`);
       if (spec.min !== undefined && n! < spec.min) fail(`must be at least ${spec.min} ms`);
+      if (spec.max !== undefined && n! > spec.max) fail(`must be at most ${spec.max} ms`);
       return n;
     }
     case 'bytes': {
       const n = typeof text === 'number' ? text : parseBytes(String(text));
       if (n === undefined) fail(`expected a size like 512KiB or 1MiB, got ${JSON.stringify(raw)}`);
       if (spec.min !== undefined && n! < spec.min) fail(`must be at least ${spec.min} bytes`);
+      if (spec.max !== undefined && n! > spec.max) fail(`must be at most ${spec.max} bytes`);
       return n;
     }
     case 'enum':
@@ -169,7 +178,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
 }
 
 /** Variables read by tools around the server (tests, CI), not by the server itself. */
-const extraEnvNames = ['FLEETWIRE_TEST_DATABASE', 'FLEETWIRE_TEST_POSTGRES_URL', 'FLEETWIRE_REQUIRE_SERVICES'];
+const extraEnvNames = ['FLEETWIRE_TEST_DATABASE', 'FLEETWIRE_TEST_POSTGRES_URL', 'FLEETWIRE_TEST_NATS_URL', 'FLEETWIRE_REQUIRE_SERVICES'];
 
 /** The largest unit that divides evenly: 900000 → `15m`. */
 export function formatDuration(ms: number): string {

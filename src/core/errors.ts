@@ -65,6 +65,15 @@ export const errorCodes = {
   'channel.not_found': { kind: 'not_found', title: 'Channel not found' },
   'group.not_found': { kind: 'not_found', title: 'Group not found' },
   'token.not_found': { kind: 'not_found', title: 'Access token not found' },
+
+  'message.too_large': { kind: 'too_large', title: 'The message is too large' },
+  'message.invalid_subtopic': { kind: 'invalid', title: 'The subtopic is not valid' },
+  'message.invalid_payload': { kind: 'invalid', title: 'The payload does not match its content type' },
+  'message.unsupported_content_type': { kind: 'unsupported_media', title: 'This content type is not supported' },
+  'message.not_connected': { kind: 'forbidden', title: 'The device is not connected to this channel for this action' },
+  'message.device_disabled': { kind: 'forbidden', title: 'The device is disabled' },
+  'message.overloaded': { kind: 'unavailable', title: 'The message store is behind; try again later' },
+  'message.invalid_query': { kind: 'invalid', title: 'The message query is not valid' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof errorCodes;

@@ -7,6 +7,9 @@ import type { Tables } from './schema.js';
 
 export type DatabaseKind = 'sqlite' | 'postgres';
 
+/** SQLite function registered on every handle: Unicode lower case (SQLite's own `lower` is ASCII only). */
+export const sqliteLowerFunction = 'fleetwire_lower';
+
 export interface DatabaseOptions {
   /** `sqlite:<path>`, `sqlite::memory:` or `postgres://…`. */
   url: string;
@@ -49,6 +52,7 @@ export class Database {
       handle.pragma('synchronous = NORMAL');
       handle.pragma('foreign_keys = ON');
       handle.pragma('busy_timeout = 5000');
+      handle.function(sqliteLowerFunction, { deterministic: true }, (v: unknown) => (typeof v === 'string' ? v.toLowerCase() : v));
       return new Database('sqlite', handle, undefined, undefined);
     }
     const schema = options.schema;
@@ -99,14 +103,18 @@ export class Database {
   /** Serialises migrations across processes sharing one PostgreSQL database (advisory lock). */
   async withMigrationLock<T>(fn: () => Promise<T>): Promise<T> {
     if (this.sqlite) return fn();
-    const client = await this.pool!.connect();
+    // The lock holder is a connection of its own, not one from the pool: `fn` queries through the
+    // pool, which may have a single connection (`fleetwire migrate`, FLEETWIRE_DATABASE_POOL_SIZE=1).
+    const client = new pg.Client(this.pool!.options);
+    client.on('error', () => {});
+    await client.connect();
     const key = 0x666c7477; // 'fltw'
     try {
       await client.query('SELECT pg_advisory_lock($1)', [key]);
       return await fn();
     } finally {
       await client.query('SELECT pg_advisory_unlock($1)', [key]).catch(() => {});
-      client.release();
+      await client.end().catch(() => {});
     }
   }
 

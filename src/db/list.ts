@@ -1,5 +1,5 @@
 import { sql, type RawBuilder } from 'kysely';
-import type { Database, DatabaseKind } from './database.js';
+import { sqliteLowerFunction, type Database, type DatabaseKind } from './database.js';
 
 /** Filters and paging shared by every listable resource (devices, channels, groups). */
 export interface ListQuery {
@@ -31,7 +31,8 @@ export function commonFilters(kind: DatabaseKind, table: string, q: Pick<ListQue
   const t = sql.table(table);
   const out: RawBuilder<boolean>[] = [];
   if (q.name) {
-    out.push(kind === 'postgres' ? sql<boolean>`${t}.name ILIKE ${likePattern(q.name)} ESCAPE '\\'` : sql<boolean>`${t}.name LIKE ${likePattern(q.name)} ESCAPE '\\'`);
+    // SQLite's LIKE folds ASCII only; fold the rest in JS so that `äpf` finds `Äpfel` as ILIKE does
+    out.push(kind === 'postgres' ? sql<boolean>`${t}.name ILIKE ${likePattern(q.name)} ESCAPE '\\'` : sql<boolean>`${sql.raw(sqliteLowerFunction)}(${t}.name) LIKE ${likePattern(q.name.toLowerCase())} ESCAPE '\\'`);
   }
   if (q.tag !== undefined) {
     out.push(kind === 'postgres' ? sql<boolean>`jsonb_exists(${t}.tags, ${q.tag})` : sql<boolean>`EXISTS (SELECT 1 FROM json_each(${t}.tags) WHERE json_each.value = ${q.tag})`);
@@ -65,6 +66,8 @@ export async function listPage<Row>(db: Database, table: 'devices' | 'channels' 
   let base = db.kysely.selectFrom(table).where('org_id', '=', orgId);
   for (const c of [...commonFilters(db.kind, table, q), ...conditions]) base = base.where(c);
   const { n } = await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
-  const rows = await base.selectAll().orderBy(q.sort, q.dir).orderBy('id', q.dir).offset(q.offset).limit(q.limit).execute();
+  // Names sort by code point on both databases; PostgreSQL would otherwise use the database's collation.
+  const sortKey = q.sort === 'name' && db.kind === 'postgres' ? sql`${sql.ref(`${table}.name`)} COLLATE "C"` : sql.ref(`${table}.${q.sort}`);
+  const rows = await base.selectAll().orderBy(sortKey, q.dir).orderBy('id', q.dir).offset(q.offset).limit(q.limit).execute();
   return { total: Number(n), rows: rows as Row[] };
 }

@@ -132,6 +132,113 @@ CREATE INDEX connections_channel ON connections (channel_id, device_id);
 `,
     ),
   },
+  {
+    version: 2,
+    name: 'message storage',
+    // One row per SenML record (and per numeric top-level field of a JSON document), keyed by the
+    // message id and the record's position so that a redelivered batch is stored once. Time is Unix
+    // seconds as a double, as SenML has it. See docs/storage.md for the choices.
+    sqlite: `
+CREATE TABLE messages (
+  id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  org_id TEXT NOT NULL,
+  channel TEXT NOT NULL,
+  subtopic TEXT NOT NULL,
+  publisher TEXT NOT NULL,
+  protocol TEXT NOT NULL,
+  name TEXT NOT NULL,
+  unit TEXT,
+  time REAL NOT NULL,
+  update_time REAL,
+  value REAL,
+  string_value TEXT,
+  bool_value INTEGER,
+  data_value TEXT,
+  sum REAL,
+  PRIMARY KEY (id, seq)
+) WITHOUT ROWID;
+CREATE INDEX messages_channel_time ON messages (channel, time);
+CREATE INDEX messages_channel_name_time ON messages (channel, name, time);
+CREATE TABLE message_documents (
+  id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  org_id TEXT NOT NULL,
+  channel TEXT NOT NULL,
+  subtopic TEXT NOT NULL,
+  publisher TEXT NOT NULL,
+  protocol TEXT NOT NULL,
+  time REAL NOT NULL,
+  document TEXT NOT NULL,
+  PRIMARY KEY (id, seq)
+) WITHOUT ROWID;
+CREATE INDEX message_documents_channel_time ON message_documents (channel, time);
+CREATE TABLE message_payloads (
+  id TEXT PRIMARY KEY,
+  org_id TEXT NOT NULL,
+  channel TEXT NOT NULL,
+  subtopic TEXT NOT NULL,
+  publisher TEXT NOT NULL,
+  protocol TEXT NOT NULL,
+  content_type TEXT NOT NULL,
+  time REAL NOT NULL,
+  size INTEGER NOT NULL,
+  truncated INTEGER NOT NULL,
+  payload BLOB NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX message_payloads_channel_time ON message_payloads (channel, time);
+`,
+    postgres: `
+CREATE TABLE messages (
+  id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  org_id TEXT NOT NULL,
+  channel TEXT NOT NULL,
+  subtopic TEXT NOT NULL,
+  publisher TEXT NOT NULL,
+  protocol TEXT NOT NULL,
+  name TEXT NOT NULL,
+  unit TEXT,
+  time DOUBLE PRECISION NOT NULL,
+  update_time DOUBLE PRECISION,
+  value DOUBLE PRECISION,
+  string_value TEXT,
+  bool_value BOOLEAN,
+  data_value TEXT,
+  sum DOUBLE PRECISION,
+  PRIMARY KEY (id, seq)
+);
+CREATE INDEX messages_channel_time ON messages (channel, time);
+CREATE INDEX messages_channel_name_time ON messages (channel, name, time);
+CREATE TABLE message_documents (
+  id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  org_id TEXT NOT NULL,
+  channel TEXT NOT NULL,
+  subtopic TEXT NOT NULL,
+  publisher TEXT NOT NULL,
+  protocol TEXT NOT NULL,
+  time DOUBLE PRECISION NOT NULL,
+  document JSONB NOT NULL,
+  PRIMARY KEY (id, seq)
+);
+CREATE INDEX message_documents_channel_time ON message_documents (channel, time);
+CREATE TABLE message_payloads (
+  id TEXT PRIMARY KEY,
+  org_id TEXT NOT NULL,
+  channel TEXT NOT NULL,
+  subtopic TEXT NOT NULL,
+  publisher TEXT NOT NULL,
+  protocol TEXT NOT NULL,
+  content_type TEXT NOT NULL,
+  time DOUBLE PRECISION NOT NULL,
+  size INTEGER NOT NULL,
+  truncated BOOLEAN NOT NULL,
+  payload BYTEA NOT NULL
+);
+CREATE INDEX message_payloads_channel_time ON message_payloads (channel, time);
+`,
+  },
 ];
 
 export function checksum(sql: string): string {
@@ -153,8 +260,9 @@ export interface MigrationReport {
  */
 export async function migrate(db: Database, list: Migration[] = migrations): Promise<MigrationReport> {
   const dialect = db.kind;
-  await db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL, applied_at TEXT NOT NULL)`);
   return db.withMigrationLock(async () => {
+    // inside the lock: concurrent CREATE TABLE IF NOT EXISTS can still collide on PostgreSQL
+    await db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, checksum TEXT NOT NULL, applied_at TEXT NOT NULL)`);
     const rows = await db.kysely.selectFrom('schema_migrations').selectAll().orderBy('version').execute();
     const known = new Map(list.map((m) => [m.version, m]));
     for (const row of rows) {
@@ -168,7 +276,11 @@ export async function migrate(db: Database, list: Migration[] = migrations): Pro
     for (const m of [...list].sort((a, b) => a.version - b.version)) {
       if (done.has(m.version)) continue;
       const script = m[dialect];
-      await db.applyMigration(script, { version: m.version, name: m.name, checksum: checksum(script), applied_at: new Date().toISOString() });
+      try {
+        await db.applyMigration(script, { version: m.version, name: m.name, checksum: checksum(script), applied_at: new Date().toISOString() });
+      } catch (e) {
+        throw new MigrationError(`migration ${m.version} (${m.name}) failed and was rolled back: ${(e as Error).message}`, { cause: e });
+      }
       applied.push({ version: m.version, name: m.name });
     }
     const current = Math.max(0, ...list.map((m) => m.version));

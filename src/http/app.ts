@@ -17,6 +17,9 @@ import { deviceRoutes } from '../devices/http.js';
 import { channelRoutes } from '../channels/http.js';
 import { groupRoutes } from '../groups/http.js';
 import { connectionRoutes } from '../connections/http.js';
+import { messageRoutes } from '../messaging/http.js';
+import { wsRoutes } from '../messaging/ws.js';
+import websocket from '@fastify/websocket';
 
 export type App = FastifyInstance;
 
@@ -38,6 +41,10 @@ export async function buildApp(platform: Platform): Promise<App> {
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
     ...(https ? { https } : {}),
   }) as unknown as FastifyInstance;
+
+  // The API speaks JSON only. Fastify would also parse text/plain (what fetch sends for a string
+  // body), which then fails validation with a misleading 400; refuse it with 415 like other types.
+  app.removeContentTypeParser('text/plain');
 
   app.addHook('onRequest', async (req, reply) => {
     reply.header('x-request-id', req.id);
@@ -70,5 +77,8 @@ export async function buildApp(platform: Platform): Promise<App> {
   channelRoutes(app, platform);
   groupRoutes(app, platform);
   connectionRoutes(app, platform);
+  messageRoutes(app, platform);
+  await app.register(websocket, { options: { maxPayload: platform.config.messageMaxSize } });
+  wsRoutes(app, platform);
   return app;
 }

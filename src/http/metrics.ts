@@ -1,10 +1,10 @@
 import type { FastifyInstance } from 'fastify';
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, collectDefaultMetrics, type Registry } from 'prom-client';
 import type { Platform } from '../platform.js';
 
-/** One registry per app (tests build several apps in one process). */
+/** Adds process and authorization metrics to the platform's registry (one per platform: tests build several in one process). */
 export function createMetrics(platform: Platform): Registry {
-  const registry = new Registry();
+  const registry = platform.metrics;
   collectDefaultMetrics({ register: registry, prefix: 'fleetwire_process_' });
   const authz = platform.authorizer;
   new Gauge({

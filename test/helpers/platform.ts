@@ -52,6 +52,7 @@ export async function startTestPlatform(overrides: Partial<Config> = {}): Promis
     },
     async close() {
       await app.close();
+      await platform.close();
       await cleanup();
       rmSync(dataDir, { recursive: true, force: true });
     },

@@ -1,0 +1,124 @@
+import { AppError } from '../core/errors.js';
+import type { Clock } from '../core/clock.js';
+import { uuidv7 } from '../core/ids.js';
+import type { DenyReason, DeviceAuthorizer, DeviceCredential } from '../auth/decision.js';
+import type { Principal } from '../auth/service.js';
+import type { ChannelService } from '../channels/service.js';
+import type { OrgService } from '../orgs/service.js';
+import { BusOverloadedError, type Bus } from './bus.js';
+import type { Envelope, Protocol } from './envelope.js';
+import { normaliseSubtopic } from './topic.js';
+import { mediaTypeOf, normalisePayload } from './payload/index.js';
+
+/** Who publishes or subscribes: a device with its credential, or a user with a token. */
+export type Client = { kind: 'device'; credential: DeviceCredential } | { kind: 'user'; principal: Principal };
+
+export interface PublishInput {
+  client: Client;
+  channel: string;
+  /** As received (e.g. the rest of the path or topic); normalised here. */
+  subtopic: string;
+  contentType: string | undefined;
+  payload: Buffer;
+  protocol: Protocol;
+}
+
+/** Who was allowed, once authorised: the channel's organization and the publisher id stamped on envelopes. */
+export interface Granted {
+  org: string;
+  publisher: string;
+}
+
+export interface MessagingOptions {
+  maxPayloadBytes: number;
+}
+
+/** SenML encodings we recognise but do not take: better a clear 415 than storing them as opaque bytes. */
+const unsupportedSenml = new Set(['application/senml+xml', 'application/senml-exi', 'application/senml-etch+json', 'application/senml-etch+cbor', 'application/sensml+json', 'application/sensml+cbor', 'application/sensml+xml', 'application/sensml-exi']);
+
+export function denyError(reason: DenyReason): AppError {
+  switch (reason) {
+    case 'invalid_credentials':
+      return new AppError('auth.invalid_credentials', 'Unknown device credentials');
+    case 'device_disabled':
+      return new AppError('message.device_disabled');
+    case 'channel_not_found':
+      return new AppError('channel.not_found');
+    case 'not_connected':
+      return new AppError('message.not_connected');
+  }
+}
+
+/**
+ * The transport-agnostic messaging service: every adapter (HTTP, WebSocket, MQTT, CoAP) calls it to
+ * authorise, normalise and hand messages to the bus, and to authorise subscriptions.
+ */
+export class MessagingService {
+  constructor(
+    private readonly authorizer: DeviceAuthorizer,
+    private readonly orgs: OrgService,
+    private readonly channels: ChannelService,
+    readonly bus: Bus,
+    private readonly clock: Clock,
+    private readonly options: MessagingOptions,
+  ) {}
+
+  get maxPayloadBytes(): number {
+    return this.options.maxPayloadBytes;
+  }
+
+  /** Authorises a client for publish or subscribe on a channel; throws the matching AppError when refused. */
+  async authorize(client: Client, channel: string, action: 'publish' | 'subscribe'): Promise<Granted> {
+    if (client.kind === 'device') {
+      const d = await this.authorizer.authorize(client.credential, channel, action);
+      if (!d.allow) throw denyError(d.reason);
+      return { org: d.orgId, publisher: d.deviceId };
+    }
+    const org = await this.channels.orgOf(channel).catch(() => undefined);
+    if (!org) throw new AppError('channel.not_found');
+    await this.orgs.authorize(client.principal, org, action === 'publish' ? 'messages:publish' : 'messages:read').catch((e: unknown) => {
+      // a channel of an organization the user is not in does not exist for them
+      throw e instanceof AppError && e.code === 'org.not_found' ? new AppError('channel.not_found') : e;
+    });
+    return { org, publisher: `user:${client.principal.userId}` };
+  }
+
+  /** Checks the parts that need no database: size, subtopic, content type and payload. */
+  validate(input: Pick<PublishInput, 'subtopic' | 'contentType' | 'payload'>, receivedAt: number): { subtopic: string; contentType: string } {
+    if (input.payload.length > this.options.maxPayloadBytes) throw new AppError('message.too_large', `The payload is ${input.payload.length} bytes; at most ${this.options.maxPayloadBytes} are accepted`);
+    const sub = normaliseSubtopic(input.subtopic);
+    if (!sub.ok) throw new AppError('message.invalid_subtopic', sub.error);
+    const contentType = (input.contentType ?? '').trim() || 'application/octet-stream';
+    const media = mediaTypeOf(contentType);
+    if (unsupportedSenml.has(media)) throw new AppError('message.unsupported_content_type', `${media} is not supported; use application/senml+json or application/senml+cbor`);
+    const parsed = normalisePayload(contentType, input.payload, receivedAt / 1000);
+    if (parsed.kind === 'invalid') throw new AppError('message.invalid_payload', parsed.error);
+    // the type travels with the message as given, but SenML/JSON types in canonical form
+    return { subtopic: sub.subtopic, contentType: parsed.kind === 'opaque' ? contentType : media };
+  }
+
+  /** Authorises, normalises, stamps and hands one message to the bus. */
+  async publish(input: PublishInput): Promise<Envelope> {
+    const receivedAt = this.clock.now();
+    const { subtopic, contentType } = this.validate(input, receivedAt);
+    const granted = await this.authorize(input.client, input.channel, 'publish');
+    const env: Envelope = {
+      id: uuidv7(receivedAt),
+      org: granted.org,
+      channel: input.channel,
+      subtopic,
+      publisher: granted.publisher,
+      protocol: input.protocol,
+      contentType,
+      payload: input.payload,
+      receivedAt,
+    };
+    try {
+      await this.bus.publish(env);
+    } catch (e) {
+      if (e instanceof BusOverloadedError) throw new AppError('message.overloaded', e.message);
+      throw e;
+    }
+    return env;
+  }
+}

@@ -1,0 +1,172 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { WebSocket } from 'ws';
+import { Type } from 'typebox';
+import { AppError, isAppError } from '../core/errors.js';
+import type { Platform } from '../platform.js';
+import { problems } from '../http/schemas.js';
+import { clientFromAuthorization } from './credentials.js';
+import type { Envelope } from './envelope.js';
+import type { Client, Granted } from './service.js';
+import type { LiveSubscription } from './bus.js';
+import { hasWildcard, normaliseSubtopic } from './topic.js';
+import { mediaTypeOf } from './payload/index.js';
+
+/** RFC 6455 §7.4.1 close codes we use. */
+const close = {
+  policy: 1008, // not allowed (credentials, connection type)
+  invalidData: 1007, // a frame the content type does not allow
+  tooBig: 1009,
+  tryAgainLater: 1013, // slow consumer, overloaded store
+  internal: 1011,
+} as const;
+
+interface WsSession {
+  client: Client;
+  channel: string;
+  /** Normalised subtopic filter (may hold wildcards); the bare channel path receives every message of the channel. */
+  filter: string;
+  /** Where frames are published: the path's subtopic. */
+  subtopic: string;
+  canSubscribe: Granted | undefined;
+  canPublish: boolean;
+  envelope: boolean;
+  contentType: string;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    wsSession?: WsSession;
+  }
+}
+
+const WsQuery = Type.Object({
+  authorization: Type.Optional(Type.String({ description: 'Device secret, when the client cannot set the Authorization header' })),
+  envelope: Type.Optional(Type.Boolean({ description: 'Send each message as a JSON envelope (id, publisher, subtopic, content type, time, base64 payload) instead of the raw payload' })),
+  content_type: Type.Optional(Type.String({ description: 'Content type of the frames this client publishes (default application/octet-stream)' })),
+});
+
+function textual(contentType: string): boolean {
+  const m = mediaTypeOf(contentType);
+  return m.startsWith('text/') || m.endsWith('+json') || m === 'application/json';
+}
+
+function envelopeFrame(env: Envelope): string {
+  return JSON.stringify({
+    id: env.id,
+    channel: env.channel,
+    subtopic: env.subtopic,
+    publisher: env.publisher,
+    protocol: env.protocol,
+    content_type: env.contentType,
+    received_at: new Date(env.receivedAt).toISOString(),
+    payload: env.payload.toString('base64'),
+  });
+}
+
+/** Close reasons are at most 123 bytes (RFC 6455 §5.5). */
+function reason(text: string): string {
+  return Buffer.byteLength(text) <= 123 ? text : Buffer.from(text).subarray(0, 120).toString('utf8') + '…';
+}
+
+/**
+ * WebSocket adapter: `/ws/channels/{id}/messages[/{subtopic…}]`. A client connected for subscribe
+ * receives every message of the channel whose subtopic matches the path (wildcards `+` and `#`
+ * allowed); a client connected for publish publishes each frame it sends to the path's subtopic.
+ */
+export function wsRoutes(app: FastifyInstance, platform: Platform): void {
+  const { messaging, bus, messagingMetrics: metrics } = platform;
+  const maxBuffered = platform.config.wsMaxBuffered;
+
+  /** Authorises before the upgrade, so that refusals are ordinary HTTP problem responses. */
+  const authorize = async (req: FastifyRequest) => {
+    const params = req.params as { id: string; '*'?: string };
+    const query = req.query as { authorization?: string; envelope?: boolean; content_type?: string };
+    const client = await clientFromAuthorization(req.headers.authorization ?? query.authorization, platform.auth);
+    const sub = normaliseSubtopic(params['*'] ?? '', true);
+    if (!sub.ok) throw new AppError('message.invalid_subtopic', sub.error);
+    let canSubscribe: Granted | undefined;
+    let canPublish = false;
+    let refusal: unknown;
+    try {
+      canSubscribe = await messaging.authorize(client, params.id, 'subscribe');
+    } catch (e) {
+      refusal = e;
+    }
+    if (!hasWildcard(sub.subtopic)) {
+      try {
+        await messaging.authorize(client, params.id, 'publish');
+        canPublish = true;
+      } catch (e) {
+        refusal ??= e;
+      }
+    }
+    if (!canSubscribe && !canPublish) throw refusal;
+    req.wsSession = { client, channel: params.id, filter: sub.subtopic === '' ? '#' : sub.subtopic, subtopic: sub.subtopic, canSubscribe, canPublish, envelope: query.envelope === true, contentType: query.content_type || 'application/octet-stream' };
+  };
+
+  const handler = (socket: WebSocket, req: FastifyRequest) => {
+    const s = req.wsSession!;
+    const log = req.log;
+    let subscription: LiveSubscription | undefined;
+    const deliver = (env: Envelope) => {
+      if (socket.readyState !== socket.OPEN) return;
+      if (socket.bufferedAmount > maxBuffered) {
+        metrics.dropped.inc({ reason: 'slow_consumer' });
+        log.warn({ channel: s.channel, buffered: socket.bufferedAmount }, 'closing a slow WebSocket consumer');
+        subscription?.unsubscribe();
+        socket.close(close.tryAgainLater, 'slow consumer');
+        return;
+      }
+      if (s.envelope) socket.send(envelopeFrame(env));
+      else socket.send(env.payload, { binary: !textual(env.contentType) });
+      metrics.delivered.inc({ protocol: 'ws' });
+    };
+    if (s.canSubscribe) {
+      void bus.subscribe(s.channel, s.filter, deliver).then(
+        (sub) => {
+          if (socket.readyState === socket.OPEN || socket.readyState === socket.CONNECTING) subscription = sub;
+          else sub.unsubscribe();
+        },
+        (e: unknown) => {
+          log.error({ err: e }, 'WebSocket subscription failed');
+          socket.close(close.internal, 'subscription failed');
+        },
+      );
+    }
+    // Frames are published one after another, in the order sent.
+    let chain = Promise.resolve();
+    socket.on('message', (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => {
+      const payload = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
+      chain = chain.then(async () => {
+        if (!s.canPublish) {
+          socket.close(close.policy, reason('this client may not publish here'));
+          return;
+        }
+        try {
+          await messaging.publish({ client: s.client, channel: s.channel, subtopic: s.subtopic, contentType: s.contentType, payload, protocol: 'ws' });
+          metrics.received.inc({ protocol: 'ws' });
+        } catch (e) {
+          const code = isAppError(e) ? e.code : 'internal';
+          metrics.rejected.inc({ protocol: 'ws', code });
+          log.info({ code, binary: isBinary }, 'WebSocket frame refused');
+          const status = isAppError(e) ? e.kind : 'internal';
+          const closeCode = status === 'invalid' || status === 'unsupported_media' ? close.invalidData : status === 'too_large' ? close.tooBig : status === 'unavailable' ? close.tryAgainLater : status === 'internal' ? close.internal : close.policy;
+          socket.close(closeCode, reason(`${code}: ${(e as Error).message}`));
+        }
+      });
+    });
+    socket.on('close', () => subscription?.unsubscribe());
+    socket.on('error', (e) => log.info({ err: e }, 'WebSocket error'));
+  };
+
+  const description =
+    'Upgrade to WebSocket. Credentials in the Authorization header (Device/Thing/Basic/Bearer) or `?authorization=<device secret>`. Subscribers receive every message of the channel on the bare channel path, or those whose subtopic matches the subtopic in the path (`+` one segment, `#` the rest, percent-encoded as %23); publishers send frames that are published to the path\'s subtopic with `content_type`. Slow consumers are closed with code 1013.';
+  for (const url of ['/ws/channels/:id/messages', '/ws/channels/:id/messages/*']) {
+    app.get(url, {
+      websocket: true,
+      config: { auth: 'none' },
+      preHandler: authorize,
+      schema: { tags: ['messages'], summary: 'Subscribe and publish over WebSocket', description, querystring: WsQuery, response: problems(400, 401, 403, 404) },
+    }, handler);
+  }
+}

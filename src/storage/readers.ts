@@ -1,0 +1,216 @@
+import type { Database } from '../db/index.js';
+import { RawQueries } from '../db/raw.js';
+
+export type Comparator = 'eq' | 'lt' | 'le' | 'gt' | 'ge';
+export type Aggregation = 'min' | 'max' | 'avg' | 'sum' | 'count';
+
+export interface MessageFilter {
+  channel: string;
+  subtopic?: string;
+  publisher?: string;
+  name?: string;
+  v?: number;
+  comparator?: Comparator;
+  vb?: boolean;
+  vs?: string;
+  vd?: string;
+  /** Unix seconds, inclusive. */
+  from?: number;
+  /** Unix seconds, exclusive. */
+  to?: number;
+}
+
+export type RecordOrder = 'time' | 'name' | 'value' | 'publisher' | 'subtopic';
+
+export interface Paging {
+  offset: number;
+  limit: number;
+  dir: 'asc' | 'desc';
+}
+
+/** A stored SenML record as the readers API shows it: only the value field it has. */
+export interface MessageRecord {
+  channel: string;
+  subtopic: string;
+  publisher: string;
+  protocol: string;
+  name: string;
+  unit?: string;
+  time: number;
+  update_time?: number;
+  value?: number;
+  string_value?: string;
+  bool_value?: boolean;
+  data_value?: string;
+  sum?: number;
+}
+
+export interface AggregatedValue {
+  name: string;
+  /** Start of the interval, Unix seconds. */
+  time: number;
+  value: number;
+  /** Records in the interval. */
+  count: number;
+}
+
+export interface StoredDocument {
+  id: string;
+  channel: string;
+  subtopic: string;
+  publisher: string;
+  protocol: string;
+  time: number;
+  document: Record<string, unknown>;
+}
+
+export interface StoredPayload {
+  id: string;
+  channel: string;
+  subtopic: string;
+  publisher: string;
+  protocol: string;
+  content_type: string;
+  time: number;
+  size: number;
+  truncated: boolean;
+  payload: Buffer;
+}
+
+interface RecordRowOut {
+  id: string;
+  seq: number;
+  channel: string;
+  subtopic: string;
+  publisher: string;
+  protocol: string;
+  name: string;
+  unit: string | null;
+  time: number;
+  update_time: number | null;
+  value: number | null;
+  string_value: string | null;
+  bool_value: number | boolean | null;
+  data_value: string | null;
+  sum: number | null;
+}
+
+const comparators: Record<Comparator, string> = { eq: '=', lt: '<', le: '<=', gt: '>', ge: '>=' };
+const recordSelect = 'id, seq, channel, subtopic, publisher, protocol, name, unit, time, update_time, value, string_value, bool_value, data_value, sum';
+
+function toRecord(r: RecordRowOut): MessageRecord {
+  const out: MessageRecord = { channel: r.channel, subtopic: r.subtopic, publisher: r.publisher, protocol: r.protocol, name: r.name, time: r.time };
+  if (r.unit !== null) out.unit = r.unit;
+  if (r.update_time !== null) out.update_time = r.update_time;
+  if (r.value !== null) out.value = r.value;
+  if (r.string_value !== null) out.string_value = r.string_value;
+  if (r.bool_value !== null) out.bool_value = r.bool_value === true || r.bool_value === 1;
+  if (r.data_value !== null) out.data_value = r.data_value;
+  if (r.sum !== null) out.sum = r.sum;
+  return out;
+}
+
+/** WHERE clause (with `?` placeholders) of a message filter. */
+function where(f: MessageFilter, valueColumns: boolean): { sql: string; params: unknown[] } {
+  const parts = ['channel = ?'];
+  const params: unknown[] = [f.channel];
+  const add = (cond: string, v: unknown) => {
+    parts.push(cond);
+    params.push(v);
+  };
+  if (f.subtopic !== undefined) add('subtopic = ?', f.subtopic);
+  if (f.publisher !== undefined) add('publisher = ?', f.publisher);
+  if (f.from !== undefined) add('time >= ?', f.from);
+  if (f.to !== undefined) add('time < ?', f.to);
+  if (valueColumns) {
+    if (f.name !== undefined) add('name = ?', f.name);
+    if (f.v !== undefined) add(`value ${comparators[f.comparator ?? 'eq']} ?`, f.v);
+    if (f.vb !== undefined) add('bool_value = ?', f.vb);
+    if (f.vs !== undefined) add('string_value = ?', f.vs);
+    if (f.vd !== undefined) add('data_value = ?', f.vd);
+  }
+  return { sql: parts.join(' AND '), params };
+}
+
+/** Queries over stored messages, identical on SQLite and PostgreSQL. */
+export class MessageReaders {
+  private readonly q: RawQueries;
+
+  constructor(private readonly db: Database) {
+    this.q = new RawQueries(db);
+  }
+
+  async records(f: MessageFilter, page: Paging, order: RecordOrder = 'time'): Promise<{ total: number; items: MessageRecord[] }> {
+    const w = where(f, true);
+    const [{ n }] = (await this.q.all<{ n: number }>(`SELECT COUNT(*) AS n FROM messages WHERE ${w.sql}`, w.params)) as [{ n: number }];
+    const dir = page.dir === 'asc' ? 'ASC' : 'DESC';
+    const orderBy = order === 'time' ? `time ${dir}, id ${dir}, seq ${dir}` : `${order} ${dir}, time ${dir}, id ${dir}, seq ${dir}`;
+    const rows = await this.q.all<RecordRowOut>(`SELECT ${recordSelect} FROM messages WHERE ${w.sql} ORDER BY ${orderBy} LIMIT ? OFFSET ?`, [...w.params, page.limit, page.offset]);
+    return { total: Number(n), items: rows.map(toRecord) };
+  }
+
+  /** Records in time order (asc or desc), all of them, a page at a time (keyset paging): for CSV export. */
+  async *allRecords(f: MessageFilter, dir: 'asc' | 'desc', max: number): AsyncGenerator<MessageRecord> {
+    const w = where(f, true);
+    const d = dir === 'asc' ? 'ASC' : 'DESC';
+    const cmp = dir === 'asc' ? '>' : '<';
+    let after: RecordRowOut | undefined;
+    let sent = 0;
+    while (sent < max) {
+      const keyset = after ? ` AND (time ${cmp} ? OR (time = ? AND (id ${cmp} ? OR (id = ? AND seq ${cmp} ?))))` : '';
+      const params = after ? [...w.params, after.time, after.time, after.id, after.id, after.seq] : w.params;
+      const rows = await this.q.all<RecordRowOut>(`SELECT ${recordSelect} FROM messages WHERE ${w.sql}${keyset} ORDER BY time ${d}, id ${d}, seq ${d} LIMIT ?`, [...params, Math.min(5000, max - sent)]);
+      for (const r of rows) yield toRecord(r);
+      sent += rows.length;
+      if (rows.length < 5000) return;
+      after = rows[rows.length - 1];
+    }
+  }
+
+  /** Numeric values aggregated per name and interval (seconds). */
+  async aggregate(f: MessageFilter, aggregation: Aggregation, interval: number, page: Paging): Promise<{ total: number; items: AggregatedValue[] }> {
+    const w = where(f, true);
+    const bucket = this.db.kind === 'postgres' ? 'floor(time / ?) * ?' : 'CAST(time / ? AS INTEGER) * ?';
+    const fn = aggregation === 'count' ? 'COUNT(*)' : `${aggregation.toUpperCase()}(value)`;
+    const numeric = aggregation === 'count' ? '' : ' AND value IS NOT NULL';
+    const grouped = `SELECT name, ${bucket} AS bucket, ${fn} AS agg, COUNT(*) AS n FROM messages WHERE ${w.sql}${numeric} GROUP BY name, bucket`;
+    const params = [interval, interval, ...w.params];
+    const [{ n }] = (await this.q.all<{ n: number }>(`SELECT COUNT(*) AS n FROM (${grouped}) g`, params)) as [{ n: number }];
+    const dir = page.dir === 'asc' ? 'ASC' : 'DESC';
+    const rows = await this.q.all<{ name: string; bucket: number; agg: number; n: number }>(`${grouped} ORDER BY bucket ${dir}, name ASC LIMIT ? OFFSET ?`, [...params, page.limit, page.offset]);
+    return { total: Number(n), items: rows.map((r) => ({ name: r.name, time: Number(r.bucket), value: Number(r.agg), count: Number(r.n) })) };
+  }
+
+  /** The newest record of each name. */
+  async latest(f: MessageFilter): Promise<MessageRecord[]> {
+    const w = where(f, true);
+    const sql =
+      this.db.kind === 'postgres'
+        ? `SELECT DISTINCT ON (name) ${recordSelect} FROM messages WHERE ${w.sql} ORDER BY name, time DESC, id DESC, seq DESC`
+        : `SELECT ${recordSelect} FROM (SELECT ${recordSelect}, ROW_NUMBER() OVER (PARTITION BY name ORDER BY time DESC, id DESC, seq DESC) AS rn FROM messages WHERE ${w.sql}) WHERE rn = 1 ORDER BY name`;
+    const rows = await this.q.all<RecordRowOut>(sql, w.params);
+    return rows.map(toRecord);
+  }
+
+  async documents(f: MessageFilter, page: Paging): Promise<{ total: number; items: StoredDocument[] }> {
+    const w = where(f, false);
+    const [{ n }] = (await this.q.all<{ n: number }>(`SELECT COUNT(*) AS n FROM message_documents WHERE ${w.sql}`, w.params)) as [{ n: number }];
+    const dir = page.dir === 'asc' ? 'ASC' : 'DESC';
+    const rows = await this.q.all<Omit<StoredDocument, 'document'> & { document: unknown }>(
+      `SELECT id, channel, subtopic, publisher, protocol, time, document FROM message_documents WHERE ${w.sql} ORDER BY time ${dir}, id ${dir}, seq ${dir} LIMIT ? OFFSET ?`,
+      [...w.params, page.limit, page.offset],
+    );
+    return { total: Number(n), items: rows.map((r) => ({ ...r, document: (typeof r.document === 'string' ? JSON.parse(r.document) : r.document) as Record<string, unknown> })) };
+  }
+
+  async payloads(f: MessageFilter, page: Paging): Promise<{ total: number; items: StoredPayload[] }> {
+    const w = where(f, false);
+    const [{ n }] = (await this.q.all<{ n: number }>(`SELECT COUNT(*) AS n FROM message_payloads WHERE ${w.sql}`, w.params)) as [{ n: number }];
+    const dir = page.dir === 'asc' ? 'ASC' : 'DESC';
+    const rows = await this.q.all<Omit<StoredPayload, 'truncated'> & { truncated: number | boolean }>(
+      `SELECT id, channel, subtopic, publisher, protocol, content_type, time, size, truncated, payload FROM message_payloads WHERE ${w.sql} ORDER BY time ${dir}, id ${dir} LIMIT ? OFFSET ?`,
+      [...w.params, page.limit, page.offset],
+    );
+    return { total: Number(n), items: rows.map((r) => ({ ...r, truncated: r.truncated === true || r.truncated === 1 })) };
+  }
+}
