@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type, type Static } from 'typebox';
 import { AppError, isAppError } from '../core/errors.js';
@@ -99,7 +99,7 @@ export function messageRoutes(fastify: FastifyInstance, platform: Platform): voi
     scope.removeAllContentTypeParsers();
     scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: messaging.maxPayloadBytes }, (_req, body, done) => done(null, body));
     const app = scope.withTypeProvider<TypeBoxTypeProvider>();
-    const publish = async (req: FastifyRequest<{ Params: { id: string; '*'?: string } }>, reply: import('fastify').FastifyReply) => {
+    const publish = async (req: FastifyRequest<{ Params: { id: string; '*'?: string } }>, reply: FastifyReply) => {
       try {
         const body = (req.body as Buffer | undefined) ?? Buffer.alloc(0);
         const env = await messaging.publish({

@@ -7,6 +7,7 @@
 export const maxSubtopicLength = 1024;
 export const maxSubtopicSegments = 32;
 
+// eslint-disable-next-line no-control-regex -- control characters are exactly what a segment may not hold
 const badSegmentChar = /[.*>\s\u0000-\u001f\u007f]/;
 
 export type SubtopicResult = { ok: true; subtopic: string } | { ok: false; error: string };

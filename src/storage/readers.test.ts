@@ -1,0 +1,135 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { startTestPlatform, type TestPlatform } from '../../test/helpers/platform.js';
+import { smallFleet, type Fleet } from '../../test/helpers/fleet.js';
+import { eventually } from '../../test/helpers/eventually.js';
+
+describe('readers API', () => {
+  let t: TestPlatform;
+  let f: Fleet;
+  const t0 = 1_699_999_980; // a minute boundary
+  before(async () => {
+    t = await startTestPlatform();
+    f = await smallFleet(t);
+    // one hour of a 1 Hz temperature (value = second of the hour % 60) plus a few other records
+    const records = Array.from({ length: 3600 }, (_, i) => ({ n: 'temp', u: 'Cel', t: i, v: i % 60 }));
+    for (let i = 0; i < records.length; i += 600) {
+      const pack = [{ bn: 'dev:', bt: t0, ...records[i] }, ...records.slice(i + 1, i + 600)];
+      await t.platform.messaging.publish({ client: { kind: 'device', credential: { kind: 'secret', secret: f.device.secret } }, channel: f.channel, subtopic: 'a', contentType: 'application/senml+json', payload: Buffer.from(JSON.stringify(pack)), protocol: 'http' });
+    }
+    const extra = [
+      { bn: 'dev:', bt: t0 + 5000, n: 'door', vb: true },
+      { n: 'door', t: 1, vb: false },
+      { n: 'label', t: 2, vs: 'a,"b"' },
+      { n: 'blob', t: 3, vd: 'AQID' },
+      { n: 'energy', t: 4, s: 12.5 },
+    ];
+    await t.platform.messaging.publish({ client: { kind: 'device', credential: { kind: 'secret', secret: f.device.secret } }, channel: f.channel, subtopic: 'b/c', contentType: 'application/senml+json', payload: Buffer.from(JSON.stringify(extra)), protocol: 'mqtt' });
+    await eventually(async () => assert.equal((await get('')).json().total, 3605), 10_000);
+  });
+  after(() => t.close());
+
+  const get = (query: string) => t.request('GET', `/channels/${f.channel}/messages?${query}`, { token: f.ownerToken });
+
+  test('paging: newest first by default, with total, offset and limit', async () => {
+    const r = (await get('limit=3&offset=1')).json();
+    assert.equal(r.total, 3605);
+    assert.equal(r.offset, 1);
+    assert.equal(r.limit, 3);
+    assert.deepEqual(r.messages.map((m: { name: string }) => m.name), ['dev:blob', 'dev:label', 'dev:door']);
+    const asc = (await get('limit=1&dir=asc')).json();
+    assert.equal(asc.messages[0].time, t0);
+    assert.equal((await get('limit=1001')).statusCode, 400);
+  });
+
+  test('filters: subtopic, publisher, name, value comparators, vb, vs, vd, time range', async () => {
+    const total = async (q: string) => (await get(q)).json().total as number;
+    assert.equal(await total('subtopic=b/c'), 5);
+    assert.equal(await total('subtopic=/b/c/'), 5, 'subtopics are normalised');
+    assert.equal(await total(`publisher=${f.device.id}`), 3605);
+    assert.equal(await total('publisher=someone-else'), 0);
+    assert.equal(await total('name=dev:temp'), 3600);
+    assert.equal(await total('name=dev:temp&v=59'), 60);
+    assert.equal(await total('name=dev:temp&v=10&comparator=lt'), 600);
+    assert.equal(await total('name=dev:temp&v=10&comparator=le'), 660);
+    assert.equal(await total('name=dev:temp&v=50&comparator=gt'), 540);
+    assert.equal(await total('name=dev:temp&v=50&comparator=ge'), 600);
+    assert.equal(await total('vb=false'), 1);
+    assert.equal(await total('vs=a,"b"'), 1);
+    assert.equal(await total('vd=AQID'), 1);
+    assert.equal(await total(`from=${t0 + 100}&to=${t0 + 200}`), 100);
+    assert.equal(await total(`from=${t0 + 100.5}&to=${t0 + 101.5}`), 1, 'fractions of seconds');
+    assert.equal(await total(`from=${new Date((t0 + 3000) * 1000).toISOString()}`), 600 + 5);
+    const sum = (await get('name=dev:energy')).json().messages[0];
+    assert.equal(sum.sum, 12.5);
+    assert.equal(sum.value, undefined);
+    assert.equal((await get('from=yesterday')).statusCode, 400);
+    assert.equal((await get('comparator=gt')).statusCode, 400);
+  });
+
+  test('order by value or name', async () => {
+    const r = (await get('name=dev:temp&order=value&dir=desc&limit=2')).json();
+    assert.deepEqual(r.messages.map((m: { value: number }) => m.value), [59, 59]);
+    const n = (await get('order=name&dir=asc&limit=1')).json();
+    assert.equal(n.messages[0].name, 'dev:blob');
+  });
+
+  test('aggregation per minute: min, max, avg, sum, count', async () => {
+    const agg = async (a: string) => (await get(`name=dev:temp&aggregation=${a}&interval=1m&dir=asc&limit=1000`)).json();
+    const avg = await agg('avg');
+    assert.equal(avg.total, 60);
+    assert.deepEqual(avg.messages[0], { name: 'dev:temp', time: t0, value: 29.5, count: 60 });
+    for (const m of avg.messages) assert.equal(m.count, 60);
+    assert.equal((await agg('min')).messages[1].value, 0);
+    assert.equal((await agg('max')).messages[1].value, 59);
+    assert.equal((await agg('sum')).messages[1].value, (59 * 60) / 2);
+    assert.equal((await agg('count')).messages[1].value, 60);
+    const hourly = (await get('name=dev:temp&aggregation=count&interval=1h')).json();
+    assert.equal(hourly.messages.reduce((s: number, m: { value: number }) => s + m.value, 0), 3600);
+    assert.equal((await get('aggregation=avg')).statusCode, 400, 'aggregation needs an interval');
+    assert.equal((await get('aggregation=avg&interval=5x')).statusCode, 400);
+  });
+
+  test('latest value per name', async () => {
+    const r = (await t.request('GET', `/channels/${f.channel}/messages/latest`, { token: f.ownerToken })).json();
+    assert.deepEqual(
+      r.messages.map((m: { name: string; time: number }) => [m.name, m.time]),
+      [['dev:blob', t0 + 5003], ['dev:door', t0 + 5001], ['dev:energy', t0 + 5004], ['dev:label', t0 + 5002], ['dev:temp', t0 + 3599]],
+    );
+    assert.equal(r.messages[1].bool_value, false);
+  });
+
+  test('CSV export streams every matching record with quoting', async () => {
+    const res = await get('format=csv&dir=asc');
+    assert.equal(res.statusCode, 200);
+    assert.match(String(res.headers['content-type']), /^text\/csv/);
+    const lines = res.body.trimEnd().split('\r\n');
+    assert.equal(lines[0], 'channel,subtopic,publisher,protocol,name,unit,time,update_time,value,string_value,bool_value,data_value,sum');
+    assert.equal(lines.length, 1 + 3605);
+    assert.equal(lines[1], `${f.channel},a,${f.device.id},http,dev:temp,Cel,${t0},,0,,,,`);
+    assert.ok(lines.includes(`${f.channel},b/c,${f.device.id},mqtt,dev:label,,${t0 + 5002},,,"a,""b""",,,`));
+    const filtered = await get('format=csv&name=dev:door');
+    assert.equal(filtered.body.trimEnd().split('\r\n').length, 3);
+  });
+});
+
+describe('retention', () => {
+  test('messages older than the retention period are pruned', async () => {
+    const t = await startTestPlatform({ retention: 60_000 });
+    try {
+      const f = await smallFleet(t, 'retention@example.com');
+      const publish = (v: number) => t.platform.messaging.publish({ client: { kind: 'device', credential: { kind: 'secret', secret: f.device.secret } }, channel: f.channel, subtopic: '', contentType: 'application/senml+json', payload: Buffer.from(JSON.stringify([{ n: 'x', v }])), protocol: 'http' });
+      await publish(1);
+      t.clock.advance(61_000);
+      await publish(2);
+      const count = async () => (await t.request('GET', `/channels/${f.channel}/messages`, { token: f.ownerToken })).json().total as number;
+      await eventually(async () => assert.equal(await count(), 2));
+      await t.platform.writer.prune();
+      assert.equal(await count(), 1);
+      const left = (await t.request('GET', `/channels/${f.channel}/messages`, { token: f.ownerToken })).json().messages[0];
+      assert.equal(left.value, 2);
+    } finally {
+      await t.close();
+    }
+  });
+});
