@@ -69,7 +69,8 @@ async function main(argv: string[]): Promise<number> {
       delete env.FLEETWIRE_ADMIN_EMAIL;
       delete env.FLEETWIRE_ADMIN_PASSWORD;
       const config = loadConfig(env);
-      const log = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
+      // standard output carries the created user as JSON, for scripts; logs go to standard error
+      const log = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, process.stderr);
       const platform = await createPlatform(config, { log, clock: systemClock });
       try {
         const user = await platform.users.create({ email: values.email, password, role: 'admin', ...(values.name ? { name: values.name } : {}) });

@@ -8,6 +8,7 @@ import { AuthService } from './auth/service.js';
 import { LoginLimiter } from './auth/rate-limit.js';
 import { DeviceAuthorizer } from './auth/decision.js';
 import { createAccessStore } from './auth/access-store.js';
+import { broadcastInvalidation } from './auth/invalidation.js';
 import { UserRepository, UserService } from './users/index.js';
 import { OrgRepository, OrgService } from './orgs/index.js';
 import { DeviceRepository, DeviceService } from './devices/index.js';
@@ -79,18 +80,19 @@ export async function createPlatform(config: Config, deps: PlatformDeps): Promis
     }
     const keys = new ServerKeys(key);
     const authorizer = new DeviceAuthorizer(createAccessStore(db), keys, config.authzCacheSize);
+    const bus = deps.bus ?? (config.natsUrl ? await NatsBus.connect({ url: config.natsUrl, stream: config.natsStream, subjectPrefix: `${config.natsSubjectPrefix}.msg`, controlPrefix: `${config.natsSubjectPrefix}.ctl`, durable: [writerConsumer] }) : new MemoryBus({ durable: [writerConsumer] }));
+    if (!deps.bus) log.info({ bus: bus.kind }, 'message bus ready');
+    const invalidation = broadcastInvalidation(authorizer, bus);
     const tokenRepo = new TokenRepository(db);
     const userRepo = new UserRepository(db);
     const limiter = new LoginLimiter({ maxPerAccount: config.loginMaxPerAccount, maxPerAddress: config.loginMaxPerAddress, windowMs: config.loginWindow }, clock);
     const auth = new AuthService(userRepo, tokenRepo, keys, limiter, clock, { accessTokenTtlMs: config.accessTokenTtl, refreshTokenTtlMs: config.refreshTokenTtl });
     const users = new UserService(userRepo, clock, { passwordMinLength: config.passwordMinLength, onPasswordChanged: (id) => auth.revokeSessions(id) });
-    const orgs = new OrgService(new OrgRepository(db), users, clock, () => authorizer.invalidateAll());
-    const devices = new DeviceService(new DeviceRepository(db), keys, clock, authorizer);
-    const channels = new ChannelService(new ChannelRepository(db), clock, authorizer);
+    const orgs = new OrgService(new OrgRepository(db), users, clock, () => invalidation.invalidateAll());
+    const devices = new DeviceService(new DeviceRepository(db), keys, clock, invalidation);
+    const channels = new ChannelService(new ChannelRepository(db), clock, invalidation);
     const groups = new GroupService(new GroupRepository(db), devices, clock);
-    const connections = new ConnectionService(new ConnectionRepository(db), devices, channels, clock, authorizer);
-    const bus = deps.bus ?? (config.natsUrl ? await NatsBus.connect({ url: config.natsUrl, durable: [writerConsumer] }) : new MemoryBus({ durable: [writerConsumer] }));
-    if (!deps.bus) log.info({ bus: bus.kind }, 'message bus ready');
+    const connections = new ConnectionService(new ConnectionRepository(db), devices, channels, clock, invalidation);
     const metrics = new Registry();
     const messagingMetrics = new MessagingMetrics(metrics, bus);
     const messaging = new MessagingService(authorizer, orgs, channels, bus, clock, { maxPayloadBytes: config.messageMaxSize });
@@ -106,6 +108,7 @@ export async function createPlatform(config: Config, deps: PlatformDeps): Promis
       bus, messaging, readers: new MessageReaders(db), writer, metrics, messagingMetrics,
       close: async () => {
         await writer.stop();
+        invalidation.stop();
         if (!deps.bus) await bus.close();
         if (!deps.db) await db.close();
       },

@@ -44,6 +44,8 @@ export const settings = {
   loginWindow: s({ env: 'FLEETWIRE_LOGIN_WINDOW', type: 'duration', default: 15 * 60_000, min: 1000, description: 'Window of the login rate limits, e.g. `15m`.' }),
   authzCacheSize: s({ env: 'FLEETWIRE_AUTHZ_CACHE_SIZE', type: 'integer', default: 100_000, min: 0, description: 'Entries kept by the device authorization cache (credentials and device/channel decisions each). `0` disables it.' }),
   natsUrl: s({ env: 'FLEETWIRE_NATS_URL', type: 'string', default: '', description: 'Empty: the in-process message bus. `nats://host:4222`: NATS JetStream, so that several processes share messages and a restarted writer loses nothing.' }),
+  natsStream: s({ env: 'FLEETWIRE_NATS_STREAM', type: 'string', default: 'FLEETWIRE_MESSAGES', description: 'JetStream stream holding messages (created if missing).' }),
+  natsSubjectPrefix: s({ env: 'FLEETWIRE_NATS_SUBJECT_PREFIX', type: 'string', default: 'fw', description: 'First token of every NATS subject Fleetwire uses (`<prefix>.msg.…` for messages, `<prefix>.ctl.…` for control events), so that several installations can share a NATS server.' }),
   messageMaxSize: s({ env: 'FLEETWIRE_MESSAGE_MAX_SIZE', type: 'bytes', default: 256 * 1024, min: 1, max: 64 * 1024 * 1024, description: 'Largest message payload accepted on any protocol; larger ones are refused (HTTP 413).' }),
   retention: s({ env: 'FLEETWIRE_RETENTION', type: 'duration', default: 0, min: 0, description: 'How long stored messages are kept, e.g. `30d`; older ones are pruned every few minutes. `0` keeps everything.' }),
   writerBatchSize: s({ env: 'FLEETWIRE_WRITER_BATCH_SIZE', type: 'integer', default: 2000, min: 1, max: 100_000, description: 'Messages the writer takes from the bus per database transaction at most.' }),

@@ -170,7 +170,36 @@ export function runBusContract(name: string, factory: BusFactory): void {
       await cb.stop();
     });
 
+    test('broadcasts reach every handler of the topic, and only of that topic', async () => {
+      const bus = await make();
+      const got: string[] = [];
+      const other: string[] = [];
+      const sub = bus.onBroadcast('authz', (d) => got.push(d));
+      bus.onBroadcast('else', (d) => other.push(d));
+      if (bus.kind === 'nats') await settle(50);
+      bus.broadcast('authz', '{"device":"d1"}');
+      await (bus.kind === 'nats' ? settle() : Promise.resolve());
+      assert.deepEqual(got, ['{"device":"d1"}']);
+      assert.deepEqual(other, []);
+      sub.unsubscribe();
+      bus.broadcast('authz', 'again');
+      await (bus.kind === 'nats' ? settle() : Promise.resolve());
+      assert.equal(got.length, 1);
+    });
+
     if (factory.reopen) {
+      test('a broadcast from one process reaches the others', async () => {
+        const bus = await make();
+        const other = await factory.reopen!(bus, []);
+        open.push(other);
+        const got: string[] = [];
+        other.onBroadcast('authz', (d) => got.push(d));
+        await settle(50);
+        bus.broadcast('authz', 'from-a');
+        await settle();
+        assert.deepEqual(got, ['from-a']);
+      });
+
       test('another process consuming the same group resumes where the first stopped, without loss', async () => {
         const bus = await make(['shared']);
         const c = collector();

@@ -45,6 +45,12 @@ export interface Bus {
    * redelivered when it rejects.
    */
   consume(name: string, handler: (batch: Envelope[]) => Promise<void>, options?: ConsumeOptions): Promise<DurableConsumer>;
+  /**
+   * Fire-and-forget control events to every process on the bus (this one included), e.g. "drop
+   * your cached authorization for device X". Not stored; best effort.
+   */
+  broadcast(topic: string, data: string): void;
+  onBroadcast(topic: string, handler: (data: string) => void): LiveSubscription;
   stats(): BusStats;
   close(): Promise<void>;
 }

@@ -147,6 +147,25 @@ export class MemoryBus implements Bus {
     q.running = false;
   }
 
+  private readonly control = new Map<string, Set<(data: string) => void>>();
+
+  broadcast(topic: string, data: string): void {
+    for (const h of this.control.get(topic) ?? []) {
+      try {
+        h(data);
+      } catch {
+        // one handler's failure is its own
+      }
+    }
+  }
+
+  onBroadcast(topic: string, handler: (data: string) => void): LiveSubscription {
+    let set = this.control.get(topic);
+    if (!set) this.control.set(topic, (set = new Set()));
+    set.add(handler);
+    return { unsubscribe: () => set.delete(handler) };
+  }
+
   stats(): BusStats {
     const pending: Record<string, number> = {};
     for (const [name, q] of this.queues) pending[name] = q.length;

@@ -22,7 +22,7 @@ describe('NATS JetStream bus', { skip: available === true ? false : available },
   runBusContract('nats', {
     async make(durable) {
       const tag = randomBytes(4).toString('hex');
-      const names = { stream: `FW_TEST_${tag}`, subjectPrefix: `fwtest${tag}.msg` };
+      const names = { stream: `FW_TEST_${tag}`, subjectPrefix: `fwtest${tag}.msg`, controlPrefix: `fwtest${tag}.ctl` };
       created.push(names.stream);
       const bus = await NatsBus.connect({ url: natsUrl, ...names, durable, retryDelayMs: 100 });
       streams.set(bus, names);

@@ -14,9 +14,11 @@ export interface NatsBusOptions {
   durable: string[];
   /** Wait before redelivering a batch whose handler failed (ms). */
   retryDelayMs: number;
+  /** Subjects of control broadcasts (outside the stream: not stored). */
+  controlPrefix: string;
 }
 
-const defaults = { stream: 'FLEETWIRE_MESSAGES', subjectPrefix: 'fw.msg', maxAgeMs: 24 * 3_600_000, durable: [] as string[], retryDelayMs: 1000 };
+const defaults = { stream: 'FLEETWIRE_MESSAGES', subjectPrefix: 'fw.msg', controlPrefix: 'fw.ctl', maxAgeMs: 24 * 3_600_000, durable: [] as string[], retryDelayMs: 1000 };
 
 const h = {
   id: 'Fw-Id',
@@ -200,6 +202,24 @@ export class NatsBus implements Bus {
     };
     this.consumers.add(handle);
     return handle;
+  }
+
+  broadcast(topic: string, data: string): void {
+    this.nc.publish(`${this.options.controlPrefix}.${topic}`, data);
+  }
+
+  onBroadcast(topic: string, handler: (data: string) => void): LiveSubscription {
+    const sub = this.nc.subscribe(`${this.options.controlPrefix}.${topic}`, {
+      callback: (err, msg) => {
+        if (err) return;
+        try {
+          handler(msg.string());
+        } catch {
+          // one handler's failure is its own
+        }
+      },
+    });
+    return { unsubscribe: () => sub.unsubscribe() };
   }
 
   stats(): BusStats {

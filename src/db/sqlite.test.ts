@@ -1,0 +1,3 @@
+import { runRepositoryContract } from './repositories.contract.js';
+
+runRepositoryContract('sqlite');

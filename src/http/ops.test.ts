@@ -1,0 +1,221 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { version } from '../core/version.js';
+import { loadConfig } from '../core/config.js';
+import { ManualClock } from '../core/clock.js';
+import { createLogger } from '../core/logger.js';
+import { Database } from '../db/index.js';
+import { createPlatform } from '../platform.js';
+import { buildApp } from './app.js';
+import { openTestDatabase } from '../../test/helpers/database.js';
+import { startTestPlatform, testPassword, type TestPlatform } from '../../test/helpers/platform.js';
+
+const problemJson = 'application/problem+json; charset=utf-8';
+const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+
+describe('operations endpoints', () => {
+  let t: TestPlatform;
+  before(async () => {
+    t = await startTestPlatform();
+  });
+  after(() => t.close());
+
+  test('/health answers 200 with the version, without a token', async () => {
+    const res = await t.request('GET', '/health');
+    assert.equal(res.statusCode, 200);
+    assert.deepEqual(res.json(), { status: 'ok', version });
+  });
+
+  test('/ready answers 200 with the database kind', async () => {
+    const res = await t.request('GET', '/ready');
+    assert.equal(res.statusCode, 200);
+    assert.deepEqual(res.json(), { status: 'ready', database: t.platform.db.kind });
+  });
+
+  test('/ready answers 503 service.unavailable when the database is closed', async () => {
+    // A second handle on the same database, closed under a second app; the shared one stays open.
+    const db = t.platform.db;
+    const handle = db.kind === 'sqlite' ? await Database.open({ url: `sqlite:${db.sqlite!.name}` }) : await Database.open({ url: process.env.FLEETWIRE_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test', schema: db.schema!, poolSize: 1 });
+    const platform = await createPlatform(t.platform.config, { db: handle, clock: t.clock, log: createLogger('silent'), key: randomBytes(32) });
+    const app = await buildApp(platform);
+    try {
+      await handle.close();
+      const res = await app.inject({ method: 'GET', url: '/ready' });
+      assert.equal(res.statusCode, 503);
+      assert.equal(res.headers['content-type'], problemJson);
+      assert.equal(res.json().code, 'service.unavailable');
+      assert.equal(res.json().status, 503);
+      // liveness does not depend on the database
+      assert.equal((await app.inject({ method: 'GET', url: '/health' })).statusCode, 200);
+    } finally {
+      await app.close();
+    }
+  });
+
+  test('/metrics is Prometheus text with request counts and the authorization cache', async () => {
+    await t.request('GET', '/health');
+    const res = await t.request('GET', '/metrics');
+    assert.equal(res.statusCode, 200);
+    assert.match(String(res.headers['content-type']), /^text\/plain; version=0\.0\.4/);
+    assert.match(res.body, /^# TYPE fleetwire_http_requests_total counter$/m);
+    assert.match(res.body, /^fleetwire_http_requests_total\{method="GET",route="\/health",status="200"\} [1-9]\d*$/m);
+    assert.match(res.body, /^fleetwire_authz_cache_entries\{cache="credentials"\} \d+$/m);
+    assert.match(res.body, /^fleetwire_authz_cache_entries\{cache="access"\} \d+$/m);
+    assert.match(res.body, /^fleetwire_process_/m);
+  });
+
+  test('requests to unknown paths are counted under one label, not one per path', async () => {
+    await t.request('GET', `/no/such/${randomBytes(4).toString('hex')}`);
+    const body = (await t.request('GET', '/metrics')).body;
+    assert.match(body, /^fleetwire_http_requests_total\{method="GET",route="unmatched",status="404"\} [1-9]\d*$/m);
+    assert.doesNotMatch(body, /route="\/no\/such/);
+  });
+
+  test('/openapi.json is OpenAPI 3.1 with the device routes and the bearer scheme', async () => {
+    const res = await t.request('GET', '/openapi.json');
+    assert.equal(res.statusCode, 200);
+    const doc = res.json();
+    assert.equal(doc.openapi, '3.1.0');
+    assert.equal(doc.info.version, version);
+    assert.deepEqual(Object.keys(doc.paths['/orgs/{org}/devices']).sort(), ['get', 'post']);
+    assert.ok(doc.paths['/orgs/{org}/devices/{id}'].get);
+    assert.equal(doc.components.securitySchemes.bearer.type, 'http');
+    assert.equal(doc.components.securitySchemes.bearer.scheme, 'bearer');
+  });
+
+  type OpenApi = { paths: Record<string, Record<string, { security?: Record<string, unknown>[] }>>; components: { securitySchemes: Record<string, unknown> } };
+  /** Device messaging (`/channels/{id}/messages…`) authenticates devices, not users: see the next tests. */
+  const isDeviceMessaging = (path: string) => path.startsWith('/channels/');
+
+  test('every management operation but the public ones declares bearer security', async () => {
+    const doc = (await t.request('GET', '/openapi.json')).json() as OpenApi;
+    const publicOps = ['GET /health', 'GET /ready', 'GET /metrics', 'POST /auth/token', 'POST /auth/refresh', 'POST /auth/logout', 'POST /auth/signup'];
+    const open: string[] = [];
+    let protectedCount = 0;
+    for (const [path, ops] of Object.entries(doc.paths)) {
+      if (isDeviceMessaging(path)) continue;
+      for (const [method, op] of Object.entries(ops)) {
+        const name = `${method.toUpperCase()} ${path}`;
+        if (op.security === undefined) open.push(name);
+        else {
+          assert.deepEqual(op.security, [{ bearer: [] }], name);
+          protectedCount++;
+        }
+      }
+    }
+    assert.deepEqual(open.sort(), [...publicOps].sort());
+    assert.ok(protectedCount > 40, `expected the management API to be documented, found ${protectedCount} protected operations`);
+  });
+
+  test('device messaging operations declare the credentials they take', { todo: 'src/messaging/http.ts routes are `auth: none` and declare no security scheme for device credentials' }, async () => {
+    const doc = (await t.request('GET', '/openapi.json')).json() as OpenApi;
+    const undeclared: string[] = [];
+    for (const [path, ops] of Object.entries(doc.paths)) {
+      if (!isDeviceMessaging(path)) continue;
+      for (const [method, op] of Object.entries(ops)) {
+        const schemes = (op.security ?? []).flatMap((requirement) => Object.keys(requirement));
+        if (schemes.length === 0 || schemes.some((s) => !(s in doc.components.securitySchemes))) undeclared.push(`${method.toUpperCase()} ${path}`);
+      }
+    }
+    assert.deepEqual(undeclared, []);
+  });
+
+  test('/docs serves the API reference as HTML', async () => {
+    const res = await t.request('GET', '/docs');
+    assert.equal(res.statusCode, 200);
+    assert.match(String(res.headers['content-type']), /^text\/html/);
+    assert.match(res.body, /<html/i);
+  });
+
+  test('a sane X-Request-Id is echoed; others are replaced by a generated one', async () => {
+    const given = await t.request('GET', '/health', { headers: { 'x-request-id': 'trace-42.a_b' } });
+    assert.equal(given.headers['x-request-id'], 'trace-42.a_b');
+    for (const bad of ['has spaces', 'x'.repeat(65), 'new\u00e9line']) {
+      const res = await t.request('GET', '/health', { headers: { 'x-request-id': bad } });
+      assert.match(String(res.headers['x-request-id']), uuidPattern, JSON.stringify(bad));
+    }
+    const a = await t.request('GET', '/health');
+    const b = await t.request('GET', '/health');
+    assert.match(String(a.headers['x-request-id']), uuidPattern);
+    assert.notEqual(a.headers['x-request-id'], b.headers['x-request-id']);
+    // problems carry the request id too
+    const problem = await t.request('GET', '/nowhere', { headers: { 'x-request-id': 'find-me' } });
+    assert.equal(problem.json().request_id, 'find-me');
+  });
+
+  test('an unknown route is a 404 route.not_found problem', async () => {
+    const res = await t.request('GET', '/nowhere?x=1');
+    assert.equal(res.statusCode, 404);
+    assert.equal(res.headers['content-type'], problemJson);
+    const body = res.json();
+    assert.equal(body.code, 'route.not_found');
+    assert.equal(body.status, 404);
+    assert.equal(body.instance, '/nowhere');
+    assert.equal(body.type, 'https://fleetwire.dev/problems/route.not_found');
+  });
+
+  test('a body that is not JSON is a 400 request.invalid problem', async () => {
+    const res = await t.request('POST', '/auth/token', { body: '{"email": "a@example.com", ', headers: { 'content-type': 'application/json' } });
+    assert.equal(res.statusCode, 400);
+    assert.equal(res.headers['content-type'], problemJson);
+    assert.equal(res.json().code, 'request.invalid');
+  });
+});
+
+describe('logs', () => {
+  test('passwords, device secrets, tokens and Authorization headers never reach the log', async () => {
+    const lines: string[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer | string, _encoding, done) {
+        lines.push(chunk.toString());
+        done();
+      },
+    });
+    const { db, cleanup } = await openTestDatabase();
+    const dataDir = mkdtempSync(join(tmpdir(), 'fleetwire-data-'));
+    const config = loadConfig({}, { dataDir, logLevel: 'info' });
+    const platform = await createPlatform(config, { db, clock: new ManualClock(Date.now()), log: createLogger('info', sink), key: randomBytes(32) });
+    const app = await buildApp(platform);
+    try {
+      await platform.users.create({ email: 'ops@example.com', password: testPassword, role: 'admin' });
+      const send = (method: 'GET' | 'POST', url: string, body?: unknown, token?: string) =>
+        app.inject({ method, url, headers: token ? { authorization: `Bearer ${token}` } : {}, ...(body === undefined ? {} : { payload: body as object }) });
+
+      const login = await send('POST', '/auth/token', { email: 'ops@example.com', password: testPassword });
+      assert.equal(login.statusCode, 200);
+      const { access_token: accessToken, refresh_token: refreshToken } = login.json();
+      const org = (await send('POST', '/orgs', { name: 'Ops' }, accessToken)).json();
+      const device = await send('POST', `/orgs/${org.id}/devices`, { name: 'probe' }, accessToken);
+      assert.equal(device.statusCode, 201);
+      const deviceSecret = device.json().secret as string;
+      const refreshed = await send('POST', '/auth/refresh', { refresh_token: refreshToken });
+      const newRefreshToken = refreshed.json().refresh_token as string;
+      // failures are logged too: wrong password, bad token, a secret in an invalid body, an unknown route
+      await send('POST', '/auth/token', { email: 'ops@example.com', password: `${testPassword}-wrong` });
+      await send('GET', '/users/me', undefined, `${accessToken}x`);
+      await app.inject({ method: 'POST', url: '/auth/token', headers: { 'content-type': 'application/json' }, payload: `{"password": "${testPassword}"` });
+      await send('POST', '/auth/refresh', { refresh_token: refreshToken, extra: deviceSecret });
+      await send('GET', `/nowhere`, undefined, accessToken);
+      // clients that cannot set headers (WebSocket) send credentials in the query string
+      await send('GET', `/health?authorization=${encodeURIComponent(deviceSecret)}&x=1`);
+      await send('GET', `/nowhere?token=${accessToken}`);
+
+      const log = lines.join('');
+      assert.match(log, /"msg":"device created"/, 'the log captured the requests');
+      assert.match(log, /"url":"\/health\?authorization=\[redacted\]&x=1"/, 'the query string is logged, its credentials redacted');
+      for (const [what, value] of Object.entries({ password: testPassword, deviceSecret, refreshToken, newRefreshToken, accessToken })) {
+        assert.ok(!log.includes(value), `the log contains the ${what}`);
+      }
+      assert.doesNotMatch(log, /Bearer /);
+    } finally {
+      await app.close();
+      await cleanup();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  });
+});

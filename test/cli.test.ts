@@ -1,0 +1,214 @@
+// The CLI as an operator runs it: separate processes, environment variables, a data folder, signals.
+// These tests run on SQLite only (the data folder's fleetwire.db) in both passes of scripts/test.mjs;
+// the in-process suites cover PostgreSQL.
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const packageVersion = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version;
+const adminEmail = 'admin@example.com';
+const adminPassword = 'change-me-please';
+
+type LogLine = { msg: string; [key: string]: unknown };
+
+const running = new Set<ChildProcess>();
+const folders: string[] = [];
+
+function dataFolder(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'fleetwire-cli-'));
+  folders.push(dir);
+  return dir;
+}
+
+/** The parent's environment without any FLEETWIRE_ variable, plus the given settings. */
+function cliEnv(dataDir: string, settings: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('FLEETWIRE_')) env[k] = v;
+  return { ...env, FLEETWIRE_DATA_DIR: dataDir, FLEETWIRE_HOST: '127.0.0.1', FLEETWIRE_HTTP_PORT: '0', FLEETWIRE_LOG_LEVEL: 'info', ...settings };
+}
+
+function spawnCli(args: string[], env: NodeJS.ProcessEnv): ChildProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { cwd: root, env, stdio: ['pipe', 'pipe', 'pipe'] });
+  running.add(child);
+  child.once('exit', () => running.delete(child));
+  return child;
+}
+
+function exitOf(child: ChildProcess): Promise<number | null> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
+  return new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+}
+
+/** Runs a command to completion. */
+async function runCli(args: string[], env: NodeJS.ProcessEnv, stdin = ''): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawnCli(args, env);
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  child.stdin!.end(stdin);
+  const code = await exitOf(child);
+  return { code, stdout, stderr };
+}
+
+interface Server {
+  api: string;
+  logs: LogLine[];
+  /** Sends SIGTERM and waits for the exit code. */
+  stop(): Promise<number | null>;
+}
+
+/** `fleetwire start`, resolved once the JSON log says where the HTTP API listens. */
+async function startCli(env: NodeJS.ProcessEnv): Promise<Server> {
+  const child = spawnCli(['start'], env);
+  const logs: LogLine[] = [];
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const port = await new Promise<number>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      let entry: LogLine;
+      try {
+        entry = JSON.parse(line) as LogLine;
+      } catch {
+        return reject(new Error(`fleetwire start wrote a line that is not a JSON log: ${line}`));
+      }
+      logs.push(entry);
+      if (entry.msg === 'HTTP API listening') resolve(entry.port as number);
+    });
+    child.once('exit', (code) => reject(new Error(`fleetwire start exited with ${code} before listening: ${stderr}`)));
+  });
+  return {
+    api: `http://127.0.0.1:${port}`,
+    logs,
+    async stop() {
+      child.kill('SIGTERM');
+      return exitOf(child);
+    },
+  };
+}
+
+/** A JSON request to the API; returns the status and the parsed body, typed as the caller expects it. */
+async function call<T = Record<string, unknown>>(api: string, method: string, path: string, opts: { token?: string; body?: unknown } = {}): Promise<{ status: number; body: T }> {
+  const res = await fetch(api + path, {
+    method,
+    headers: { ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}), ...(opts.body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    ...(opts.body !== undefined ? { body: JSON.stringify(opts.body) } : {}),
+  });
+  const text = await res.text();
+  return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T };
+}
+
+async function login(api: string, email: string, password: string): Promise<{ status: number; token: string }> {
+  const res = await call<{ access_token: string }>(api, 'POST', '/auth/token', { body: { email, password } });
+  return { status: res.status, token: res.body.access_token };
+}
+
+// Each test has its own data folder, so they run side by side (process start-up dominates).
+describe('fleetwire CLI', { concurrency: true }, () => {
+  after(async () => {
+    for (const child of running) child.kill('SIGKILL');
+    await Promise.all([...running].map(exitOf));
+    for (const dir of folders) rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('start serves the README flow and stops cleanly on SIGTERM', async () => {
+    const server = await startCli(cliEnv(dataFolder(), { FLEETWIRE_ADMIN_EMAIL: adminEmail, FLEETWIRE_ADMIN_PASSWORD: adminPassword }));
+    const { api } = server;
+    assert.ok(server.logs.some((l) => l.msg === 'created the first platform admin from FLEETWIRE_ADMIN_EMAIL'));
+
+    const admin = await login(api, adminEmail, adminPassword);
+    assert.equal(admin.status, 200);
+    const token = admin.token;
+    const org = await call<{ id: string }>(api, 'POST', '/orgs', { token, body: { name: 'Acme' } });
+    assert.equal(org.status, 201);
+    const ORG = org.body.id;
+    const user = await call(api, 'POST', '/users', { token, body: { email: 'ops@example.com', password: 'another-long-password', name: 'Ops' } });
+    assert.equal(user.status, 201);
+    const member = await call(api, 'POST', `/orgs/${ORG}/members`, { token, body: { email: 'ops@example.com', role: 'operator' } });
+    assert.equal(member.status, 201);
+    assert.equal(member.body.role, 'operator');
+    const device = await call<{ id: string; secret: string }>(api, 'POST', `/orgs/${ORG}/devices`, { token, body: { name: 'thermometer-1', tags: ['lab'], metadata: { floor: 2 } } });
+    assert.equal(device.status, 201);
+    assert.match(device.body.secret, /^[A-Za-z0-9_-]{43}$/);
+    const channel = await call<{ id: string }>(api, 'POST', `/orgs/${ORG}/channels`, { token, body: { name: 'lab-temperatures' } });
+    assert.equal(channel.status, 201);
+    const connect = await call(api, 'POST', `/orgs/${ORG}/connections`, { token, body: { device_ids: [device.body.id], channel_ids: [channel.body.id], types: ['publish', 'subscribe'] } });
+    assert.equal(connect.status, 204);
+    const onChannel = await call<{ devices: unknown[] }>(api, 'GET', `/orgs/${ORG}/channels/${channel.body.id}/devices`, { token });
+    assert.equal(onChannel.status, 200);
+    assert.deepEqual(onChannel.body.devices, [{ device_id: device.body.id, name: 'thermometer-1', status: 'enabled', types: ['publish', 'subscribe'] }]);
+    const filtered = await call<{ devices: { id: string }[] }>(api, 'GET', `/orgs/${ORG}/devices?tag=lab&metadata=${encodeURIComponent('{"floor":2}')}`, { token });
+    assert.deepEqual(filtered.body.devices.map((d) => d.id), [device.body.id]);
+    // the operator logs in and sees the organization's devices
+    const ops = await login(api, 'ops@example.com', 'another-long-password');
+    assert.equal((await call(api, 'GET', `/orgs/${ORG}/devices`, { token: ops.token })).body.total, 1);
+
+    assert.equal(await server.stop(), 0);
+    const messages = server.logs.map((l) => l.msg);
+    assert.ok(messages.includes('signal received'));
+    assert.equal(messages.at(-1), 'stopped');
+  });
+
+  test('version prints the package version', async () => {
+    const res = await runCli(['version'], cliEnv(dataFolder()));
+    assert.equal(res.code, 0);
+    assert.equal(res.stdout, `${packageVersion}\n`);
+  });
+
+  test('migrate on a fresh data folder creates the database and exits 0', async () => {
+    const dir = dataFolder();
+    const res = await runCli(['migrate'], cliEnv(dir));
+    assert.equal(res.code, 0, res.stderr);
+    assert.ok(existsSync(join(dir, 'fleetwire.db')));
+    const logs = res.stdout.trim().split('\n').map((l) => JSON.parse(l) as LogLine);
+    assert.equal(logs[0]?.msg, 'applied migration');
+    assert.equal(logs.at(-1)?.msg, 'database is up to date');
+    assert.equal(logs.at(-1)?.applied, logs.length - 1);
+  });
+
+  test('a bad setting exits 1 naming the variable', async () => {
+    const res = await runCli(['start'], cliEnv(dataFolder(), { FLEETWIRE_HTTP_PORT: 'abc' }));
+    assert.equal(res.code, 1);
+    assert.match(res.stderr, /FLEETWIRE_HTTP_PORT/);
+    assert.doesNotMatch(res.stderr, /\n\s+at /, 'a configuration error is a message, not a stack trace');
+  });
+
+  test('an admin made with admin create logs in; a restart keeps the data and the server key', async () => {
+    const dir = dataFolder();
+    const created = await runCli(['admin', 'create', '--email', 'Root@Example.com', '--name', 'Root'], cliEnv(dir), 'root-password-123\n');
+    assert.equal(created.code, 0, created.stderr);
+    const user = JSON.parse(created.stdout) as { email: string; role: string; name: string };
+    assert.deepEqual([user.email, user.role, user.name], ['root@example.com', 'admin', 'Root']);
+
+    const first = await startCli(cliEnv(dir));
+    const root = await login(first.api, 'root@example.com', 'root-password-123');
+    assert.equal(root.status, 200);
+    const token = root.token;
+    assert.equal((await call(first.api, 'GET', '/users', { token })).status, 200, 'admins may list users');
+    const org = (await call<{ id: string }>(first.api, 'POST', '/orgs', { token, body: { name: 'Persistent' } })).body;
+    const device = (await call<{ id: string }>(first.api, 'POST', `/orgs/${org.id}/devices`, { token, body: { name: 'kept' } })).body;
+    assert.equal(await first.stop(), 0);
+    const key = readFileSync(join(dir, 'secret.key'), 'utf8');
+
+    const second = await startCli(cliEnv(dir));
+    try {
+      assert.ok(!second.logs.some((l) => l.msg === 'applied migration'), 'nothing left to migrate');
+      assert.ok(!second.logs.some((l) => l.msg.startsWith('generated a new server key')), 'the server key is not replaced');
+      // an access token signed before the restart still verifies: the server key was kept
+      const orgs = await call<{ orgs: { id: string }[] }>(second.api, 'GET', '/orgs', { token });
+      assert.equal(orgs.status, 200);
+      assert.deepEqual(orgs.body.orgs.map((o) => o.id), [org.id]);
+      const kept = await call(second.api, 'GET', `/orgs/${org.id}/devices/${device.id}`, { token });
+      assert.equal(kept.body.name, 'kept');
+      assert.equal(readFileSync(join(dir, 'secret.key'), 'utf8'), key);
+    } finally {
+      assert.equal(await second.stop(), 0);
+    }
+  });
+});
