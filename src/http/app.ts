@@ -59,7 +59,12 @@ export async function buildApp(platform: Platform): Promise<App> {
     openapi: {
       openapi: '3.1.0',
       info: { title: 'Fleetwire API', version, description: 'Management API of the Fleetwire IoT platform. Errors are RFC 9457 problem+json with a stable `code`.' },
-      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'An access token from POST /auth/token, or a personal access token (fwp_…)' } } },
+      components: {
+        securitySchemes: {
+          bearer: { type: 'http', scheme: 'bearer', description: 'An access token from POST /auth/token, or a personal access token (fwp_…)' },
+          device: { type: 'apiKey', in: 'header', name: 'Authorization', description: 'Device credentials: `Device <secret>`, `Thing <secret>` or `Basic base64(<device id>:<secret>)`' },
+        },
+      },
     },
   });
   // the docs page and its assets are public

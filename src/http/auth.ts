@@ -11,8 +11,11 @@ declare module 'fastify' {
     orgAccess?: OrgAccess;
   }
   interface FastifyContextConfig {
-    /** `none`: public route. Default: a user's Bearer token is required. */
-    auth?: 'none' | 'user';
+    /**
+     * `none`: public route. `device`: the route reads device credentials or a user token itself
+     * (messaging routes). Default `user`: a user's Bearer token is required.
+     */
+    auth?: 'none' | 'user' | 'device';
     /** For routes under /orgs/{org}: the action the caller's role must allow. */
     action?: Action;
   }
@@ -33,7 +36,7 @@ export function installAuth(app: FastifyInstance, platform: Platform): void {
   // preValidation: callers who may not see an organization learn nothing from its validation errors
   app.addHook('preValidation', async (req) => {
     const cfg = req.routeOptions.config;
-    if (cfg.auth === 'none' || req.routeOptions.url === undefined) return;
+    if (cfg.auth === 'none' || cfg.auth === 'device' || req.routeOptions.url === undefined) return;
     const token = bearerToken(req);
     if (!token) throw new AppError('auth.required', 'Send a Bearer token: Authorization: Bearer <access token>');
     req.principal = await platform.auth.authenticate(token);
@@ -44,7 +47,8 @@ export function installAuth(app: FastifyInstance, platform: Platform): void {
   // Document the security requirement of every protected route in the OpenAPI output.
   app.addHook('onRoute', (route) => {
     if (route.config?.auth === 'none') return;
-    route.schema = { ...route.schema, security: [{ bearer: [] }] } as typeof route.schema;
+    const security = route.config?.auth === 'device' ? [{ device: [] }, { bearer: [] }] : [{ bearer: [] }];
+    route.schema = { ...route.schema, security } as typeof route.schema;
   });
 }
 

@@ -125,14 +125,14 @@ export function messageRoutes(fastify: FastifyInstance, platform: Platform): voi
       params,
       response: { 202: Type.Null({ description: 'Accepted; the message id is in X-Message-Id' }), ...problems(400, 401, 403, 404, 413, 415, 503) },
     });
-    app.post('/channels/:id/messages', { config: { auth: 'none' }, schema: schema(ChannelParams) }, publish);
-    app.post('/channels/:id/messages/*', { config: { auth: 'none' }, schema: schema(ChannelSubtopicParams) }, publish);
+    app.post('/channels/:id/messages', { config: { auth: 'device' }, schema: schema(ChannelParams) }, publish);
+    app.post('/channels/:id/messages/*', { config: { auth: 'device' }, schema: schema(ChannelSubtopicParams) }, publish);
   });
 
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
 
   app.get('/channels/:id/messages', {
-    config: { auth: 'none' },
+    config: { auth: 'device' },
     schema: {
       tags: ['messages'],
       summary: "Read a channel's stored messages",
@@ -174,7 +174,7 @@ export function messageRoutes(fastify: FastifyInstance, platform: Platform): voi
   });
 
   app.get('/channels/:id/messages/latest', {
-    config: { auth: 'none' },
+    config: { auth: 'device' },
     schema: {
       tags: ['messages'],
       summary: 'The newest record of each name on a channel',

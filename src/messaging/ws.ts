@@ -164,7 +164,7 @@ export function wsRoutes(app: FastifyInstance, platform: Platform): void {
   for (const url of ['/ws/channels/:id/messages', '/ws/channels/:id/messages/*']) {
     app.get(url, {
       websocket: true,
-      config: { auth: 'none' },
+      config: { auth: 'device' },
       preHandler: authorize,
       schema: { tags: ['messages'], summary: 'Subscribe and publish over WebSocket', description, querystring: WsQuery, response: problems(400, 401, 403, 404) },
     }, handler);
