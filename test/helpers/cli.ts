@@ -1,0 +1,115 @@
+// Running `fleetwire` as an operator does: a separate process with its own environment and data folder.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+
+export const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const packageVersion = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version;
+
+export type LogLine = { msg: string; [key: string]: unknown };
+
+export const running = new Set<ChildProcess>();
+const folders: string[] = [];
+
+/** Kills every process these helpers started and removes their data folders. */
+export async function cleanupCli(): Promise<void> {
+  for (const child of running) child.kill('SIGKILL');
+  await Promise.all([...running].map(exitOf));
+  for (const dir of folders.splice(0)) rmSync(dir, { recursive: true, force: true });
+}
+
+export function dataFolder(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'fleetwire-cli-'));
+  folders.push(dir);
+  return dir;
+}
+
+/** The parent's environment without any FLEETWIRE_ variable, plus the given settings. */
+export function cliEnv(dataDir: string, settings: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('FLEETWIRE_')) env[k] = v;
+  return { ...env, FLEETWIRE_DATA_DIR: dataDir, FLEETWIRE_HOST: '127.0.0.1', FLEETWIRE_HTTP_PORT: '0', FLEETWIRE_LOG_LEVEL: 'info', ...settings };
+}
+
+export function spawnCli(args: string[], env: NodeJS.ProcessEnv): ChildProcess {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { cwd: root, env, stdio: ['pipe', 'pipe', 'pipe'] });
+  running.add(child);
+  child.once('exit', () => running.delete(child));
+  return child;
+}
+
+export function exitOf(child: ChildProcess): Promise<number | null> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
+  return new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+}
+
+/** Runs a command to completion. */
+export async function runCli(args: string[], env: NodeJS.ProcessEnv, stdin = ''): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawnCli(args, env);
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  child.stdin!.end(stdin);
+  const code = await exitOf(child);
+  return { code, stdout, stderr };
+}
+
+export interface Server {
+  api: string;
+  logs: LogLine[];
+  /** Sends SIGTERM and waits for the exit code. */
+  stop(): Promise<number | null>;
+  /** The process, e.g. to kill it hard. */
+  child: ChildProcess;
+}
+
+/** `fleetwire start`, resolved once the JSON log says where the HTTP API listens. */
+export async function startCli(env: NodeJS.ProcessEnv): Promise<Server> {
+  const child = spawnCli(['start'], env);
+  const logs: LogLine[] = [];
+  let stderr = '';
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const port = await new Promise<number>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      let entry: LogLine;
+      try {
+        entry = JSON.parse(line) as LogLine;
+      } catch {
+        return reject(new Error(`fleetwire start wrote a line that is not a JSON log: ${line}`));
+      }
+      logs.push(entry);
+      if (entry.msg === 'HTTP API listening') resolve(entry.port as number);
+    });
+    child.once('exit', (code) => reject(new Error(`fleetwire start exited with ${code} before listening: ${stderr}`)));
+  });
+  return {
+    api: `http://127.0.0.1:${port}`,
+    logs,
+    child,
+    async stop() {
+      child.kill('SIGTERM');
+      return exitOf(child);
+    },
+  };
+}
+
+/** A JSON request to the API; returns the status and the parsed body, typed as the caller expects it. */
+export async function call<T = Record<string, unknown>>(api: string, method: string, path: string, opts: { token?: string; body?: unknown } = {}): Promise<{ status: number; body: T }> {
+  const res = await fetch(api + path, {
+    method,
+    headers: { ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}), ...(opts.body !== undefined ? { 'content-type': 'application/json' } : {}) },
+    ...(opts.body !== undefined ? { body: JSON.stringify(opts.body) } : {}),
+  });
+  const text = await res.text();
+  return { status: res.status, body: (text ? JSON.parse(text) : undefined) as T };
+}
+
+export async function login(api: string, email: string, password: string): Promise<{ status: number; token: string }> {
+  const res = await call<{ access_token: string }>(api, 'POST', '/auth/token', { body: { email, password } });
+  return { status: res.status, token: res.body.access_token };
+}
+
