@@ -2,16 +2,16 @@ import type { Statement } from 'better-sqlite3';
 import type { Database } from '../db/index.js';
 
 export interface DeviceIdentity {
-  id: string;
-  orgId: string;
-  enabled: boolean;
+  readonly id: string;
+  readonly orgId: string;
+  readonly enabled: boolean;
 }
 
 export interface ChannelAccess {
   /** The channel's organization, or undefined when the channel does not exist. */
-  orgId: string | undefined;
+  readonly orgId: string | undefined;
   /** Bit set of connection types: publish = 1, subscribe = 2. */
-  mask: number;
+  readonly mask: number;
 }
 
 export const accessBits = { publish: 1, subscribe: 2 } as const;

@@ -11,158 +11,239 @@ export type DeviceCredential =
 
 export type DenyReason = 'invalid_credentials' | 'device_disabled' | 'channel_not_found' | 'not_connected';
 
-export type Decision = { allow: true; deviceId: string; orgId: string } | { allow: false; reason: DenyReason };
+/** Decisions may be shared between callers (the cached path allocates none): do not modify one. */
+export type Decision = Readonly<{ allow: true; deviceId: string; orgId: string }> | Readonly<{ allow: false; reason: DenyReason }>;
 
-export type Identification = { ok: true; device: DeviceIdentity } | { ok: false; reason: 'invalid_credentials' | 'device_disabled' };
+export type Identification = Readonly<{ ok: true; device: DeviceIdentity }> | Readonly<{ ok: false; reason: 'invalid_credentials' | 'device_disabled' }>;
 
 export interface AuthorizerStats {
+  /** Credential checks (secret or certificate) answered from the cache. */
   hits: number;
+  /** Credential checks that went to the database. */
   misses: number;
+  /** Device/channel access answers from the cache. */
+  accessHits: number;
+  /** Device/channel access answers that went to the database. */
+  accessMisses: number;
+  /** Devices cached (reachable by their secret once one was verified, and by id). */
   credentialEntries: number;
+  /** Device/channel answers cached. */
   accessEntries: number;
 }
 
 const invalid: Identification = { ok: false, reason: 'invalid_credentials' };
 const disabled: Identification = { ok: false, reason: 'device_disabled' };
+const deniedInvalid: Decision = { allow: false, reason: 'invalid_credentials' };
+const deniedDisabled: Decision = { allow: false, reason: 'device_disabled' };
+const deniedNoChannel: Decision = { allow: false, reason: 'channel_not_found' };
+const deniedNotConnected: Decision = { allow: false, reason: 'not_connected' };
+const noChannel: ChannelAccess = { orgId: undefined, mask: 0 };
+
+/** What the cache knows about one device; the answers it gives are built once, here. */
+class DeviceEntry {
+  readonly identified: Identification;
+  readonly allowed: Decision;
+  /** The secret this entry is reachable by, once one was verified. */
+  secret: string | undefined = undefined;
+  /** channel id → access; negative answers too. */
+  readonly channels = new Map<string, ChannelAccess>();
+
+  constructor(readonly device: DeviceIdentity) {
+    this.identified = device.enabled ? { ok: true, device } : disabled;
+    this.allowed = { allow: true, deviceId: device.id, orgId: device.orgId };
+  }
+}
+
+function decide(entry: DeviceEntry, access: ChannelAccess, action: AccessAction): Decision {
+  if (!entry.device.enabled) return deniedDisabled;
+  if (access.orgId === undefined || access.orgId !== entry.device.orgId) return deniedNoChannel;
+  if ((access.mask & accessBits[action]) === 0) return deniedNotConnected;
+  return entry.allowed;
+}
 
 /**
  * The authorization decision every transport calls: may this device credential do this action on
  * this channel? Answers from a bounded in-memory cache when it can. Every change that affects a
  * decision (disable, delete, secret rotation, connect/disconnect, channel delete) must call one of
  * the invalidate methods; the services do so through their change hooks.
+ *
+ * A decision made entirely from the cache allocates nothing but the promise it returns.
  */
 export class DeviceAuthorizer {
-  /** secret → device. Only verified secrets are cached. */
-  private readonly credentials = new Map<string, DeviceIdentity>();
-  /** device id → its cached secret, so that a rotation can evict it. */
-  private readonly secretOf = new Map<string, string>();
-  /** device id → channel id → access (negative answers are cached too). */
-  private readonly access = new Map<string, Map<string, ChannelAccess>>();
+  /** device id → entry, oldest first; at most maxEntries. */
+  private readonly devices = new Map<string, DeviceEntry>();
+  /** verified secret → entry. Only verified secrets are cached. */
+  private readonly bySecret = new Map<string, DeviceEntry>();
+  /** channel id → how many entries hold it, so that invalidating an uncached channel costs nothing. */
+  private readonly channelRefs = new Map<string, number>();
+  /** Channel answers held over all entries; at most maxEntries. */
   private accessCount = 0;
   /** Bumped by every invalidation, so that a lookup that raced with one is not cached. */
   private generation = 0;
-  private readonly stats = { hits: 0, misses: 0 };
+  private readonly stats = { hits: 0, misses: 0, accessHits: 0, accessMisses: 0 };
 
   constructor(
     private readonly store: AccessStore,
     private readonly keys: ServerKeys,
-    /** Entries per cache; 0 turns caching off. */
+    /** Entries per cache (devices, and device/channel answers); 0 turns caching off. */
     private readonly maxEntries = 100_000,
   ) {}
 
   /** Authenticates a credential without a channel (connect time). */
   async identify(cred: DeviceCredential): Promise<Identification> {
-    let device: DeviceIdentity | undefined;
-    if (cred.kind === 'certificate') {
-      // once per connection: not worth caching
-      device = isUuid(cred.deviceId) ? await this.store.deviceById(cred.deviceId) : undefined;
-    } else {
-      device = this.credentials.get(cred.secret);
-      if (device) this.stats.hits++;
-      else {
-        this.stats.misses++;
-        const generation = this.generation;
-        device = await this.store.deviceBySecretHash(this.keys.hashDeviceSecret(cred.secret));
-        // an invalidation while the query ran may have made the answer stale: use it, don't keep it
-        if (device && generation === this.generation) this.rememberCredential(cred.secret, device);
-      }
-      if (device && cred.deviceId !== undefined && cred.deviceId !== device.id) return invalid;
-    }
-    if (!device) return invalid;
-    return device.enabled ? { ok: true, device } : disabled;
+    const entry = await this.entryFor(cred);
+    return entry === undefined ? invalid : entry.identified;
   }
 
   /** The whole decision: credential, device status, channel, connection type. */
-  async authorize(cred: DeviceCredential, channelId: string, action: AccessAction): Promise<Decision> {
-    const who = await this.identify(cred);
-    if (!who.ok) return { allow: false, reason: who.reason };
-    return this.authorizeDevice(who.device, channelId, action);
+  authorize(cred: DeviceCredential, channelId: string, action: AccessAction): Promise<Decision> {
+    // the hot path: both answers cached, nothing to await
+    const entry = cred.kind === 'secret' ? this.bySecret.get(cred.secret) : this.devices.get(cred.deviceId);
+    const access = entry?.channels.get(channelId);
+    if (access !== undefined && claimHolds(cred, entry!)) {
+      this.stats.hits++;
+      this.stats.accessHits++;
+      return Promise.resolve(decide(entry!, access, action));
+    }
+    return this.authorizeCold(cred, channelId, action);
   }
 
-  /** The channel part of the decision, for a device already identified (a connected MQTT client). */
-  async authorizeDevice(device: DeviceIdentity, channelId: string, action: AccessAction): Promise<Decision> {
-    let perDevice = this.access.get(device.id);
-    let a = perDevice?.get(channelId);
-    if (a === undefined) {
+  /**
+   * The decision for a device identified earlier (a connected MQTT client). Only the device's id
+   * is used: its status comes from the cache or the database, so a device disabled or deleted
+   * after it connected is denied from its next message on.
+   */
+  authorizeDevice(device: DeviceIdentity, channelId: string, action: AccessAction): Promise<Decision> {
+    const entry = this.devices.get(device.id);
+    const access = entry?.channels.get(channelId);
+    if (access !== undefined) {
+      this.stats.hits++;
+      this.stats.accessHits++;
+      return Promise.resolve(decide(entry!, access, action));
+    }
+    return this.authorizeCold({ kind: 'certificate', deviceId: device.id }, channelId, action);
+  }
+
+  private async authorizeCold(cred: DeviceCredential, channelId: string, action: AccessAction): Promise<Decision> {
+    const entry = await this.entryFor(cred);
+    if (entry === undefined) return deniedInvalid;
+    if (!entry.device.enabled) return deniedDisabled;
+    return decide(entry, await this.accessFor(entry, channelId), action);
+  }
+
+  /** The device a credential proves, from the cache or the database; undefined when it proves none. */
+  private async entryFor(cred: DeviceCredential): Promise<DeviceEntry | undefined> {
+    let entry = cred.kind === 'secret' ? this.bySecret.get(cred.secret) : this.devices.get(cred.deviceId);
+    if (entry !== undefined) this.stats.hits++;
+    else if (cred.kind === 'secret') {
+      this.stats.misses++;
       const generation = this.generation;
-      a = isUuid(channelId) ? await this.store.channelAccess(device.id, channelId) : { orgId: undefined, mask: 0 };
-      if (this.maxEntries > 0 && generation === this.generation) {
-        perDevice = this.access.get(device.id);
-        if (!perDevice) this.access.set(device.id, (perDevice = new Map()));
-        if (!perDevice.has(channelId)) this.accessCount++;
-        perDevice.set(channelId, a);
-        this.trimAccess();
-      }
+      const device = await this.store.deviceBySecretHash(this.keys.hashDeviceSecret(cred.secret));
+      entry = device && this.remember(device, generation, cred.secret);
+    } else if (isUuid(cred.deviceId)) {
+      this.stats.misses++;
+      const generation = this.generation;
+      const device = await this.store.deviceById(cred.deviceId);
+      entry = device && this.remember(device, generation, undefined);
     }
-    if (a.orgId === undefined || a.orgId !== device.orgId) return { allow: false, reason: 'channel_not_found' };
-    if ((a.mask & accessBits[action]) === 0) return { allow: false, reason: 'not_connected' };
-    return { allow: true, deviceId: device.id, orgId: device.orgId };
+    return entry !== undefined && claimHolds(cred, entry) ? entry : undefined;
   }
 
-  private rememberCredential(secret: string, device: DeviceIdentity): void {
-    if (this.maxEntries === 0) return;
-    const previous = this.secretOf.get(device.id);
-    if (previous !== undefined) this.credentials.delete(previous);
-    this.credentials.set(secret, device);
-    this.secretOf.set(device.id, secret);
-    if (this.credentials.size > this.maxEntries) {
-      const [oldSecret, oldDevice] = this.credentials.entries().next().value!;
-      this.credentials.delete(oldSecret);
-      this.secretOf.delete(oldDevice.id);
+  private async accessFor(entry: DeviceEntry, channelId: string): Promise<ChannelAccess> {
+    const cached = entry.channels.get(channelId);
+    if (cached !== undefined) {
+      this.stats.accessHits++;
+      return cached;
     }
+    // not a channel id: answered without the database, and not cached (junk must not evict real entries)
+    if (!isUuid(channelId)) return noChannel;
+    this.stats.accessMisses++;
+    const generation = this.generation;
+    const access = await this.store.channelAccess(entry.device.id, channelId);
+    // an invalidation while the query ran may have made the answer stale: use it, don't keep it
+    if (generation === this.generation && this.devices.get(entry.device.id) === entry && !entry.channels.has(channelId)) {
+      entry.channels.set(channelId, access);
+      this.channelRefs.set(channelId, (this.channelRefs.get(channelId) ?? 0) + 1);
+      this.accessCount++;
+      while (this.accessCount > this.maxEntries) this.evict(this.devices.values().next().value!); // oldest device first
+    }
+    return access;
   }
 
-  private trimAccess(): void {
-    while (this.accessCount > this.maxEntries) {
-      const [deviceId, m] = this.access.entries().next().value!; // oldest device first
-      this.access.delete(deviceId);
-      this.accessCount -= m.size;
+  /** The entry for a device just read from the database, cached when no invalidation ran meanwhile. */
+  private remember(device: DeviceIdentity, generation: number, secret: string | undefined): DeviceEntry {
+    if (this.maxEntries === 0 || generation !== this.generation) return new DeviceEntry(device);
+    // With no invalidation since the query began, a cached entry for this device is still current.
+    let entry = this.devices.get(device.id);
+    if (entry === undefined) {
+      entry = new DeviceEntry(device);
+      this.devices.set(device.id, entry);
+      if (this.devices.size > this.maxEntries) this.evict(this.devices.values().next().value!);
     }
+    if (secret !== undefined && entry.secret !== secret) {
+      if (entry.secret !== undefined) this.bySecret.delete(entry.secret);
+      entry.secret = secret;
+      this.bySecret.set(secret, entry);
+    }
+    return entry;
+  }
+
+  private evict(entry: DeviceEntry): void {
+    this.devices.delete(entry.device.id);
+    if (entry.secret !== undefined) this.bySecret.delete(entry.secret);
+    this.forgetChannels(entry);
+  }
+
+  private forgetChannels(entry: DeviceEntry): void {
+    for (const channelId of entry.channels.keys()) {
+      const refs = this.channelRefs.get(channelId)! - 1;
+      if (refs === 0) this.channelRefs.delete(channelId);
+      else this.channelRefs.set(channelId, refs);
+    }
+    this.accessCount -= entry.channels.size;
+    entry.channels.clear();
   }
 
   /** A device was disabled, enabled, deleted, or got a new secret. */
   invalidateDevice(deviceId: string): void {
     this.generation++;
-    const secret = this.secretOf.get(deviceId);
-    if (secret !== undefined) {
-      this.credentials.delete(secret);
-      this.secretOf.delete(deviceId);
-    }
-    this.dropDeviceAccess(deviceId);
+    const entry = this.devices.get(deviceId);
+    if (entry !== undefined) this.evict(entry);
   }
 
   /** Connections of these devices changed. */
   invalidateConnections(deviceIds: Iterable<string>): void {
     this.generation++;
-    for (const id of deviceIds) this.dropDeviceAccess(id);
+    for (const id of deviceIds) {
+      const entry = this.devices.get(id);
+      if (entry !== undefined) this.forgetChannels(entry);
+    }
   }
 
   /** A channel was deleted or created (a cached "no such channel" must go). */
   invalidateChannel(channelId: string): void {
     this.generation++;
-    for (const m of this.access.values()) if (m.delete(channelId)) this.accessCount--;
+    if (!this.channelRefs.delete(channelId)) return; // no entry holds it: the usual case for a new channel
+    for (const entry of this.devices.values()) if (entry.channels.delete(channelId)) this.accessCount--;
   }
 
   /** Everything (organization deleted). */
   invalidateAll(): void {
     this.generation++;
-    this.credentials.clear();
-    this.secretOf.clear();
-    this.access.clear();
+    this.devices.clear();
+    this.bySecret.clear();
+    this.channelRefs.clear();
     this.accessCount = 0;
   }
 
-  private dropDeviceAccess(deviceId: string): void {
-    const m = this.access.get(deviceId);
-    if (m) {
-      this.accessCount -= m.size;
-      this.access.delete(deviceId);
-    }
-  }
-
   getStats(): AuthorizerStats {
-    return { ...this.stats, credentialEntries: this.credentials.size, accessEntries: this.accessCount };
+    return { ...this.stats, credentialEntries: this.devices.size, accessEntries: this.accessCount };
   }
+}
+
+/** A secret presented with a device id (MQTT username) must belong to that device. */
+function claimHolds(cred: DeviceCredential, entry: DeviceEntry): boolean {
+  return cred.kind === 'certificate' || cred.deviceId === undefined || cred.deviceId === entry.device.id;
 }
 
 /** What services call when they change something a decision depends on. */

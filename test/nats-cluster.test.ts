@@ -1,0 +1,126 @@
+// Several Fleetwire processes on one NATS JetStream and one data folder: what the bus promises
+// across processes. Needs NATS at FLEETWIRE_TEST_NATS_URL (default nats://127.0.0.1:4222).
+import { after, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import WebSocket from 'ws';
+import { connect } from '@nats-io/transport-node';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { call, cleanupCli, cliEnv, dataFolder, login, startCli, type Server } from './helpers/cli.js';
+import { natsUrl, serviceAvailable } from './helpers/services.js';
+import { eventually } from './helpers/eventually.js';
+
+const available = await serviceAvailable('NATS with JetStream', natsUrl);
+const adminEmail = 'admin@example.com';
+const adminPassword = 'change-me-please';
+
+interface Setup {
+  token: string;
+  org: string;
+  channel: string;
+  device: { id: string; secret: string };
+}
+
+async function setup(api: string): Promise<Setup> {
+  const { token } = await login(api, adminEmail, adminPassword);
+  const org = (await call<{ id: string }>(api, 'POST', '/orgs', { token, body: { name: 'cluster' } })).body.id;
+  const device = (await call<{ id: string; secret: string }>(api, 'POST', `/orgs/${org}/devices`, { token, body: { name: 'd' } })).body;
+  const channel = (await call<{ id: string }>(api, 'POST', `/orgs/${org}/channels`, { token, body: { name: 'c' } })).body.id;
+  await call(api, 'POST', `/orgs/${org}/connections`, { token, body: { device_ids: [device.id], channel_ids: [channel], types: ['publish', 'subscribe'] } });
+  return { token, org, channel, device };
+}
+
+function publish(api: string, s: Setup, body: string, secret = s.device.secret): Promise<Response> {
+  return fetch(`${api}/channels/${s.channel}/messages`, { method: 'POST', headers: { authorization: `Device ${secret}`, 'content-type': 'application/senml+json' }, body });
+}
+
+describe('Fleetwire on NATS JetStream, several processes', { skip: available === true ? false : available, concurrency: false }, () => {
+  const streams: string[] = [];
+  after(async () => {
+    await cleanupCli();
+    const nc = await connect({ servers: natsUrl });
+    const jsm = await jetstreamManager(nc);
+    for (const s of streams) await jsm.streams.delete(s).catch(() => {});
+    await nc.close();
+  });
+
+  function clusterEnv(dataDir: string) {
+    const tag = randomBytes(4).toString('hex');
+    streams.push(`FW_TEST_${tag}`);
+    return cliEnv(dataDir, {
+      FLEETWIRE_NATS_URL: natsUrl,
+      FLEETWIRE_NATS_STREAM: `FW_TEST_${tag}`,
+      FLEETWIRE_NATS_SUBJECT_PREFIX: `fwtest${tag}`,
+      FLEETWIRE_ADMIN_EMAIL: adminEmail,
+      FLEETWIRE_ADMIN_PASSWORD: adminPassword,
+    });
+  }
+
+  test('no accepted message is lost when the process running the writer is killed', async () => {
+    const env = clusterEnv(dataFolder());
+    const first: Server = await startCli(env);
+    const s = await setup(first.api);
+    const accepted = new Set<number>();
+    let next = 0;
+    let killed = false;
+    const worker = async () => {
+      while (!killed && next < 2000) {
+        const i = next++;
+        try {
+          const res = await publish(first.api, s, JSON.stringify([{ n: 'seq', v: i }]));
+          if (res.status === 202) accepted.add(i);
+        } catch {
+          // the process died under this request: its fate is unknown, so it is not counted
+        }
+      }
+    };
+    const workers = Array.from({ length: 8 }, worker);
+    await eventually(() => assert.ok(accepted.size >= 300), 20_000);
+    first.child.kill('SIGKILL');
+    killed = true;
+    await Promise.all(workers);
+    assert.ok(accepted.size >= 300);
+
+    const second = await startCli(env);
+    const stored = await eventually(async () => {
+      const r = await call<{ total: number }>(second.api, 'GET', `/channels/${s.channel}/messages?name=seq&limit=1`, { token: (await login(second.api, adminEmail, adminPassword)).token });
+      assert.ok(r.body.total >= accepted.size, `stored ${r.body.total} of ${accepted.size} accepted`);
+      return r.body.total;
+    }, 30_000, 200);
+    // every accepted message is there, exactly once
+    const { token } = await login(second.api, adminEmail, adminPassword);
+    const values = new Map<number, number>();
+    for (let offset = 0; offset < stored; offset += 1000) {
+      const page = await call<{ messages: { value: number }[] }>(second.api, 'GET', `/channels/${s.channel}/messages?name=seq&limit=1000&offset=${offset}&dir=asc`, { token });
+      for (const m of page.body.messages) values.set(m.value, (values.get(m.value) ?? 0) + 1);
+    }
+    for (const i of accepted) assert.equal(values.get(i), 1, `message ${i} stored ${values.get(i) ?? 0} times`);
+    assert.ok([...values.values()].every((n) => n === 1), 'no duplicates');
+    await second.stop();
+  });
+
+  test('processes share live messages and authorization changes', async () => {
+    const env = clusterEnv(dataFolder());
+    const a = await startCli(env);
+    const b = await startCli(env);
+    const s = await setup(a.api);
+    // a WebSocket subscriber on A receives what is published through B
+    const ws = new WebSocket(`${a.api.replace('http', 'ws')}/ws/channels/${s.channel}/messages`, { headers: { authorization: `Device ${s.device.secret}` } });
+    const got: string[] = [];
+    ws.on('message', (d: Buffer) => got.push(d.toString()));
+    await new Promise((r, j) => (ws.once('open', r), ws.once('error', j)));
+    assert.equal((await publish(b.api, s, '[{"n":"x","v":1}]')).status, 202);
+    await eventually(() => assert.deepEqual(got, ['[{"n":"x","v":1}]']));
+    ws.close();
+    // B caches the device's credentials; rotating the secret through A must refuse the old one on B at once
+    const rotated = await call<{ secret: string }>(a.api, 'POST', `/orgs/${s.org}/devices/${s.device.id}/secret`, { token: s.token });
+    assert.equal(rotated.status, 200);
+    await eventually(async () => assert.equal((await publish(b.api, s, '[{"n":"x","v":2}]')).status, 401), 2000, 10);
+    assert.equal((await publish(b.api, s, '[{"n":"x","v":3}]', rotated.body.secret)).status, 202);
+    // disconnecting through B refuses the device on A
+    await call(b.api, 'DELETE', `/orgs/${s.org}/connections`, { token: s.token, body: { device_ids: [s.device.id], channel_ids: [s.channel], types: ['publish'] } });
+    await eventually(async () => assert.equal((await publish(a.api, s, '[{"n":"x","v":4}]', rotated.body.secret)).status, 403), 2000, 10);
+    await a.stop();
+    await b.stop();
+  });
+});
