@@ -47,7 +47,7 @@ export function installAuth(app: FastifyInstance, platform: Platform): void {
   // Document the security requirement of every protected route in the OpenAPI output.
   app.addHook('onRoute', (route) => {
     if (route.config?.auth === 'none') return;
-    const security = route.config?.auth === 'device' ? [{ device: [] }, { bearer: [] }] : [{ bearer: [] }];
+    const security: Record<string, string[]>[] = route.config?.auth === 'device' ? [{ device: [] }, { bearer: [] }] : [{ bearer: [] }];
     route.schema = { ...route.schema, security } as typeof route.schema;
   });
 }
