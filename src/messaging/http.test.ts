@@ -2,6 +2,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { encode as cborEncode } from 'cbor-x';
 import { startTestPlatform, type TestPlatform } from '../../test/helpers/platform.js';
+import { MemoryBus } from './memory-bus.js';
+import { writerConsumer } from '../storage/writer.js';
 import { eventually } from '../../test/helpers/eventually.js';
 
 interface Fixture {
@@ -144,4 +146,22 @@ describe('HTTP publish and the readers API', () => {
     assert.equal((await read('', `Device ${f.device.secret}`)).statusCode, 403, 'a publish-only device may not read');
     assert.equal((await read('', `Device ${f.stranger.secret}`)).statusCode, 403);
   });
+});
+
+test('when the message store falls behind, publishers get 503 message.overloaded and the message is not half-accepted', async () => {
+  const bus = new MemoryBus({ durable: [writerConsumer], maxQueued: 2, publishTimeoutMs: 50 });
+  const t = await startTestPlatform({}, { bus, writer: false });
+  try {
+    const f = await fixture(t);
+    const send = () => t.app.inject({ method: 'POST', url: `/channels/${f.channel}/messages`, payload: '[{"n":"x","v":1}]', headers: { 'content-type': 'application/senml+json', authorization: `Device ${f.device.secret}` } });
+    assert.equal((await send()).statusCode, 202);
+    assert.equal((await send()).statusCode, 202);
+    const refused = await send();
+    assert.equal(refused.statusCode, 503);
+    assert.equal(refused.json().code, 'message.overloaded');
+    assert.equal(bus.stats().pending.writer, 2);
+  } finally {
+    await t.close();
+    await bus.close();
+  }
 });

@@ -6,7 +6,7 @@ import type { InjectOptions, LightMyRequestResponse } from 'fastify';
 import { loadConfig, type Config } from '../../src/core/config.js';
 import { ManualClock } from '../../src/core/clock.js';
 import { createLogger } from '../../src/core/logger.js';
-import { createPlatform, type Platform } from '../../src/platform.js';
+import { createPlatform, type Platform, type PlatformDeps } from '../../src/platform.js';
 import { buildApp, type App } from '../../src/http/app.js';
 import { openTestDatabase } from './database.js';
 
@@ -24,12 +24,12 @@ export interface TestPlatform {
 export const testPassword = 'correct-horse-battery-staple';
 
 /** A platform on a fresh test database, with a manual clock and a silent logger. */
-export async function startTestPlatform(overrides: Partial<Config> = {}): Promise<TestPlatform> {
+export async function startTestPlatform(overrides: Partial<Config> = {}, deps: Pick<PlatformDeps, 'bus' | 'writer'> = {}): Promise<TestPlatform> {
   const { db, cleanup } = await openTestDatabase();
   const dataDir = mkdtempSync(join(tmpdir(), 'fleetwire-data-'));
   const config = loadConfig({}, { dataDir, logLevel: 'silent', ...overrides });
   const clock = new ManualClock(Date.now());
-  const platform = await createPlatform(config, { db, clock, log: createLogger(config.logLevel), key: randomBytes(32) });
+  const platform = await createPlatform(config, { db, clock, log: createLogger(config.logLevel), key: randomBytes(32), ...deps });
   const app = await buildApp(platform);
   await app.ready();
   const request: TestPlatform['request'] = (method, url, opts = {}) =>
