@@ -17,11 +17,6 @@ export class RawQueries {
     return (await this.db.pool!.query(this.pgText(text), params)).rows as T[];
   }
 
-  /** Rows one at a time (CSV export); SQLite iterates a statement, PostgreSQL pages in the caller. */
-  *iterateSqlite<T>(text: string, params: unknown[]): Generator<T> {
-    yield* this.prepare(text).iterate(...params.map(sqliteValue)) as Iterable<T>;
-  }
-
   private prepare(text: string): Statement<unknown[]> {
     let st = this.statements.get(text);
     if (!st) {
