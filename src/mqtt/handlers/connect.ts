@@ -1,0 +1,94 @@
+import { randomBytes } from 'node:crypto';
+import type { IConnackPacket, IConnectPacket } from 'mqtt-packet';
+import type { Connection } from '../connection.js';
+import { rc, v3CodeOf, type ProtocolVersion } from '../types.js';
+
+function refuse(conn: Connection, reasonCode: number, reason?: string): void {
+  const packet: IConnackPacket = conn.protocolVersion === 5
+    ? { cmd: 'connack', sessionPresent: false, reasonCode, ...(reason ? { properties: { reasonString: reason } } : {}) }
+    : { cmd: 'connack', sessionPresent: false, returnCode: v3CodeOf(reasonCode) };
+  conn.send(packet);
+  conn.broker.metrics.connectRefused(reasonCode);
+  conn.broker.log.info({ clientId: conn.clientId, remote: conn.meta.remoteAddress, reasonCode, reason }, 'MQTT connection refused');
+  conn.close(); // [MQTT-3.2.2-5]
+}
+
+/** CONNECT (§3.1): authenticate, take over or resume the session, CONNACK, then resend what is pending. */
+export async function handleConnect(conn: Connection, packet: IConnectPacket): Promise<void> {
+  const broker = conn.broker;
+  const o = broker.options;
+  conn.protocolVersion = (packet.protocolVersion ?? 4) as ProtocolVersion;
+  // later packets are parsed with this connection's protocol level
+  (conn.parser as unknown as { settings: { protocolVersion: number } }).settings = { protocolVersion: conn.protocolVersion };
+  const v5 = conn.protocolVersion === 5;
+  const props = packet.properties ?? {};
+
+  if (!broker.acceptingConnections()) return refuse(conn, rc.serverBusy, 'too many connections');
+  if (props.authenticationMethod) return refuse(conn, 0x8c, 'enhanced authentication is not supported');
+  if (v5 && (props.receiveMaximum === 0 || props.maximumPacketSize === 0)) return conn.disconnect(rc.protocolError); // [MQTT-3.1.2-?]: 0 is a protocol error
+
+  // Client identifier (§3.1.3.1): empty means "assign one" — but a 3.1.1 client must then ask for a clean session [MQTT-3.1.3-8]
+  let clientId = packet.clientId ?? '';
+  let assigned = false;
+  if (clientId === '') {
+    if (!v5 && packet.clean === false) return refuse(conn, rc.clientIdNotValid, 'an empty client id needs a clean session');
+    clientId = `fw-${randomBytes(9).toString('base64url')}`;
+    assigned = true;
+  }
+  if (Buffer.byteLength(clientId) > 256) return refuse(conn, rc.clientIdNotValid, 'client id longer than 256 bytes');
+  conn.clientId = clientId;
+
+  const auth = await broker.policy.authenticate({ clientId, ...(packet.username !== undefined ? { username: packet.username } : {}), ...(packet.password !== undefined ? { password: packet.password } : {}), meta: conn.meta });
+  if (conn.closed) return;
+  if (!auth.ok) return refuse(conn, auth.reasonCode, auth.reason);
+  conn.identity = auth.identity;
+
+  // Will (§3.1.2.5): kept until the connection ends; it is authorized like any PUBLISH when it is sent.
+  if (packet.will) conn.will = packet.will;
+
+  // Keep alive, capped by the server maximum (MQTT 5 tells the client with Server Keep Alive, §3.2.2.3.14)
+  let keepAlive = packet.keepalive ?? 0;
+  let serverKeepAlive: number | undefined;
+  if (o.maxKeepAliveSeconds > 0 && (keepAlive === 0 || keepAlive > o.maxKeepAliveSeconds)) {
+    keepAlive = o.maxKeepAliveSeconds;
+    serverKeepAlive = keepAlive;
+  }
+
+  if (v5) {
+    conn.clientReceiveMaximum = props.receiveMaximum ?? 65535;
+    conn.clientMaximumPacketSize = props.maximumPacketSize ?? Infinity;
+    conn.clientTopicAliasMaximum = props.topicAliasMaximum ?? 0;
+  }
+
+  // Session: a 3.1.1 clean session ends at disconnect; a persistent one lasts as long as the broker allows.
+  const cleanStart = packet.clean !== false;
+  const expirySeconds = v5 ? Math.min(props.sessionExpiryInterval ?? 0, o.maxSessionExpirySeconds) : cleanStart ? 0 : o.maxSessionExpirySeconds;
+  const { session, present } = broker.openSession(conn, cleanStart, expirySeconds);
+
+  const connack: IConnackPacket = { cmd: 'connack', sessionPresent: present }; // [MQTT-3.2.2-2], [MQTT-3.2.2-3]
+  if (v5) {
+    connack.reasonCode = rc.success;
+    connack.properties = {
+      receiveMaximum: o.receiveMaximum,
+      maximumPacketSize: o.maxPacketSize,
+      topicAliasMaximum: o.topicAliasMaximum,
+      retainAvailable: true,
+      wildcardSubscriptionAvailable: true,
+      subscriptionIdentifiersAvailable: true,
+      sharedSubscriptionAvailable: true,
+      ...(assigned ? { assignedClientIdentifier: clientId } : {}),
+      ...(serverKeepAlive !== undefined ? { serverKeepAlive } : {}),
+      ...(props.sessionExpiryInterval !== undefined && expirySeconds !== props.sessionExpiryInterval ? { sessionExpiryInterval: expirySeconds } : {}),
+    };
+  } else {
+    connack.returnCode = 0;
+  }
+  conn.connected = true;
+  conn.send(connack);
+  conn.startKeepAlive(keepAlive);
+  broker.metrics.connected();
+  broker.log.debug({ clientId, protocolVersion: conn.protocolVersion, sessionPresent: present, identity: auth.identity.kind }, 'MQTT client connected');
+  // [MQTT-4.4.0-1]: resend unacknowledged messages, then what was queued
+  session.resend();
+  session.drain(Date.now());
+}

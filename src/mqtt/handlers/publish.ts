@@ -1,0 +1,109 @@
+import type { IPublishPacket, IPubrelPacket } from 'mqtt-packet';
+import type { Connection } from '../connection.js';
+import { checkTopicName } from '../topics.js';
+import { rc, type BrokerMessage, type MessageProperties } from '../types.js';
+
+/** The PUBLISH properties that travel with the message (§3.3.2.3); alias and subscription ids do not. */
+function messageProperties(p: IPublishPacket['properties']): MessageProperties | undefined {
+  if (!p) return undefined;
+  const out: MessageProperties = {};
+  if (p.payloadFormatIndicator !== undefined) out.payloadFormatIndicator = p.payloadFormatIndicator;
+  if (p.responseTopic !== undefined) out.responseTopic = p.responseTopic;
+  if (p.correlationData !== undefined) out.correlationData = p.correlationData;
+  if (p.userProperties !== undefined) out.userProperties = p.userProperties;
+  if (p.contentType !== undefined) out.contentType = p.contentType;
+  return Object.keys(out).length > 0 ? out : undefined;
+}
+
+/** Acknowledges an incoming QoS 1/2 PUBLISH: PUBACK or PUBREC (§3.4, §3.5), with a reason code on MQTT 5. */
+function ack(conn: Connection, packet: IPublishPacket, reasonCode: number, reason?: string): void {
+  const id = packet.messageId!;
+  const cmd = packet.qos === 1 ? 'puback' : 'pubrec';
+  if (conn.protocolVersion === 5) conn.send({ cmd, messageId: id, reasonCode, ...(reason ? { properties: { reasonString: reason } } : {}) });
+  else conn.send({ cmd, messageId: id });
+}
+
+/** PUBLISH from the client (§3.3). */
+export async function handlePublish(conn: Connection, packet: IPublishPacket): Promise<void> {
+  const broker = conn.broker;
+  const v5 = conn.protocolVersion === 5;
+
+  // Topic alias (MQTT 5 §3.3.2.3.4): set up or use an alias the client chose
+  let topic = packet.topic;
+  const alias = packet.properties?.topicAlias;
+  if (alias !== undefined) {
+    if (!v5 || alias === 0 || alias > broker.options.topicAliasMaximum) return conn.disconnect(rc.topicAliasInvalid, 'topic alias out of range'); // [MQTT-3.3.2-8]
+    if (topic === '') {
+      const known = conn.inboundAliases.get(alias);
+      if (known === undefined) return conn.disconnect(rc.protocolError, 'unknown topic alias'); // [MQTT-3.3.4-?]
+      topic = known;
+    } else {
+      conn.inboundAliases.set(alias, topic);
+    }
+  }
+  const check = checkTopicName(topic);
+  if (!check.ok) return conn.disconnect(rc.topicNameInvalid, check.error); // [MQTT-3.3.2-2]
+  if (packet.qos > 0 && (packet.messageId === undefined || packet.messageId === 0)) return conn.disconnect(rc.protocolError, 'missing packet id');
+
+  // QoS 2 duplicate (§4.3.3): the message was taken already; only PUBREC is repeated [MQTT-4.3.3-9]
+  if (packet.qos === 2 && conn.session!.incomingQos2.has(packet.messageId!)) return ack(conn, packet, rc.success);
+
+  if (packet.qos > 0) {
+    conn.inboundInFlight++;
+    if (conn.inboundInFlight > broker.options.receiveMaximum) return conn.disconnect(rc.receiveMaximumExceeded, 'receive maximum exceeded'); // [MQTT-3.3.4-9]
+  }
+  if (!broker.rateAllows(conn)) {
+    broker.metrics.dropped('rate_limited');
+    if (packet.qos > 0) conn.inboundInFlight--;
+    return conn.disconnect(rc.messageRateTooHigh, 'publish rate too high');
+  }
+
+  const expiry = packet.properties?.messageExpiryInterval;
+  const message: BrokerMessage = {
+    topic,
+    payload: typeof packet.payload === 'string' ? Buffer.from(packet.payload) : packet.payload,
+    qos: packet.qos,
+    retain: packet.retain,
+    origin: conn.clientId,
+  };
+  const props = messageProperties(packet.properties);
+  if (props) message.properties = props;
+  if (expiry !== undefined) message.expiresAt = Date.now() + expiry * 1000;
+  if (props?.payloadFormatIndicator && !isUtf8(message.payload)) {
+    // [MQTT-3.3.2-4]: a payload declared UTF-8 that is not
+    if (packet.qos > 0) {
+      conn.inboundInFlight--;
+      return ack(conn, packet, rc.payloadFormatInvalid, 'payload is not UTF-8');
+    }
+    return;
+  }
+
+  const outcome = await broker.publish(conn, message);
+  if (packet.qos > 0) conn.inboundInFlight--;
+  if (conn.closed) return;
+  if (!outcome.ok) {
+    broker.metrics.publishDenied();
+    broker.log.info({ clientId: conn.clientId, topic, reasonCode: outcome.reasonCode, reason: outcome.reason }, 'MQTT publish refused');
+    // MQTT 3.1.1 has no way to say no: close [MQTT-3.3.5-2]; MQTT 5 answers with the reason (QoS 0: dropped)
+    if (!v5) return conn.close();
+    if (packet.qos > 0) ack(conn, packet, outcome.reasonCode, outcome.reason);
+    return;
+  }
+  if (packet.qos === 1) ack(conn, packet, outcome.matched === false && v5 ? rc.noMatchingSubscribers : rc.success);
+  else if (packet.qos === 2) {
+    conn.session!.incomingQos2.add(packet.messageId!);
+    ack(conn, packet, outcome.matched === false && v5 ? rc.noMatchingSubscribers : rc.success);
+  }
+}
+
+/** PUBREL: the client releases a QoS 2 packet id; PUBCOMP completes it [MQTT-4.3.3-11]. */
+export function handlePubrel(conn: Connection, packet: IPubrelPacket): void {
+  const id = packet.messageId!;
+  const known = conn.session!.incomingQos2.delete(id);
+  if (conn.protocolVersion === 5 && !known) conn.send({ cmd: 'pubcomp', messageId: id, reasonCode: rc.packetIdNotFound });
+  else conn.send({ cmd: 'pubcomp', messageId: id });
+}
+
+function isUtf8(b: Buffer): boolean {
+  return Buffer.from(b.toString('utf8'), 'utf8').equals(b);
+}

@@ -1,0 +1,124 @@
+import type { Session } from './session.js';
+import { topicMatches } from './topics.js';
+import type { SubscriptionOptions } from './types.js';
+
+/** What one session gets for one message: the best of all its matching subscriptions (§3.3.4). */
+export interface Delivery {
+  session: Session;
+  qos: 0 | 1 | 2;
+  retainAsPublished: boolean;
+  subscriptionIds: number[] | undefined;
+}
+
+interface Group {
+  members: Map<Session, SubscriptionOptions>;
+  /** Round-robin position. */
+  next: number;
+}
+
+function hasWildcard(filter: string): boolean {
+  return filter.includes('+') || filter.includes('#');
+}
+
+/**
+ * Which sessions subscribe to what. Exact filters are a map lookup; wildcard filters are
+ * scanned. Shared subscriptions (`$share/<group>/<filter>`) deliver each message to one member
+ * of each group (MQTT 5.0 §4.8.2).
+ */
+export class SubscriptionIndex {
+  private readonly exact = new Map<string, Map<Session, SubscriptionOptions>>();
+  private readonly wildcard = new Map<string, Map<Session, SubscriptionOptions>>();
+  private readonly shared = new Map<string, Map<string, Group>>();
+
+  get filterCount(): number {
+    return this.exact.size + this.wildcard.size + this.shared.size;
+  }
+
+  add(session: Session, filter: string, opts: SubscriptionOptions, group?: string): void {
+    if (group !== undefined) {
+      let groups = this.shared.get(filter);
+      if (!groups) this.shared.set(filter, (groups = new Map()));
+      let g = groups.get(group);
+      if (!g) groups.set(group, (g = { members: new Map(), next: 0 }));
+      g.members.set(session, opts);
+      return;
+    }
+    const map = hasWildcard(filter) ? this.wildcard : this.exact;
+    let subs = map.get(filter);
+    if (!subs) map.set(filter, (subs = new Map()));
+    subs.set(session, opts);
+  }
+
+  remove(session: Session, filter: string, group?: string): void {
+    if (group !== undefined) {
+      const groups = this.shared.get(filter);
+      const g = groups?.get(group);
+      if (!g) return;
+      g.members.delete(session);
+      if (g.members.size === 0) groups!.delete(group);
+      if (groups!.size === 0) this.shared.delete(filter);
+      return;
+    }
+    const map = hasWildcard(filter) ? this.wildcard : this.exact;
+    const subs = map.get(filter);
+    if (!subs) return;
+    subs.delete(session);
+    if (subs.size === 0) map.delete(filter);
+  }
+
+  /** Whether any session still subscribes to this filter (in any form). */
+  hasFilter(filter: string): boolean {
+    return this.exact.has(filter) || this.wildcard.has(filter) || this.shared.has(filter);
+  }
+
+  /** Every delivery a message on `topic` makes, at most one per session. */
+  match(topic: string, origin: string | undefined, qos: 0 | 1 | 2): Delivery[] {
+    const out = new Map<Session, Delivery>();
+    const consider = (session: Session, o: SubscriptionOptions) => {
+      if (o.noLocal && origin !== undefined && session.clientId === origin) return; // [MQTT-3.8.3-3]
+      const granted = Math.min(qos, o.qos) as 0 | 1 | 2;
+      const d = out.get(session);
+      if (!d) {
+        out.set(session, { session, qos: granted, retainAsPublished: o.retainAsPublished, subscriptionIds: o.subscriptionId ? [o.subscriptionId] : undefined });
+        return;
+      }
+      if (granted > d.qos) d.qos = granted;
+      d.retainAsPublished ||= o.retainAsPublished;
+      if (o.subscriptionId) (d.subscriptionIds ??= []).push(o.subscriptionId);
+    };
+    const exact = this.exact.get(topic);
+    if (exact) for (const [s, o] of exact) consider(s, o);
+    for (const [filter, subs] of this.wildcard) {
+      if (!topicMatches(filter, topic)) continue;
+      for (const [s, o] of subs) consider(s, o);
+    }
+    const result = [...out.values()];
+    for (const [filter, groups] of this.shared) {
+      if (!topicMatches(filter, topic)) continue;
+      for (const g of groups.values()) {
+        const pick = pickMember(g);
+        if (!pick) continue;
+        const [s, o] = pick;
+        // [MQTT-3.8.3-4]: No Local is a protocol error on shared subscriptions, so it is never set here
+        result.push({ session: s, qos: Math.min(qos, o.qos) as 0 | 1 | 2, retainAsPublished: o.retainAsPublished, subscriptionIds: o.subscriptionId ? [o.subscriptionId] : undefined });
+      }
+    }
+    return result;
+  }
+}
+
+/** The next member of a share group, preferring connected sessions. */
+function pickMember(g: Group): [Session, SubscriptionOptions] | undefined {
+  const members = [...g.members];
+  if (members.length === 0) return undefined;
+  for (let i = 0; i < members.length; i++) {
+    const m = members[(g.next + i) % members.length]!;
+    if (m[0].connected) {
+      g.next = (g.next + i + 1) % members.length;
+      return m;
+    }
+  }
+  const m = members[g.next % members.length]!;
+  g.next = (g.next + 1) % members.length;
+  return m;
+}
