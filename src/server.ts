@@ -5,12 +5,14 @@ import { createLogger, type Logger } from './core/logger.js';
 import { version } from './core/version.js';
 import { createPlatform, type Platform } from './platform.js';
 import { buildApp, type App } from './http/app.js';
+import { createMqtt, listenMqtt, type MqttServers } from './mqtt/index.js';
 
 export interface RunningServer {
   platform: Platform;
   app: App;
   /** Where each listener ended up (port 0 picks a free one). */
-  addresses: { http: { host: string; port: number } };
+  addresses: { http: { host: string; port: number }; mqtt: MqttServers['addresses'] };
+  mqtt: MqttServers;
   close(): Promise<void>;
 }
 
@@ -25,10 +27,18 @@ export async function startServer(config: Config = loadConfig(), opts: { log?: L
       const { created, user } = await platform.users.ensureAdmin(config.adminEmail, config.adminPassword);
       if (created) log.info({ userId: user.id, email: user.email }, 'created the first platform admin from FLEETWIRE_ADMIN_EMAIL');
     }
-    const app = await buildApp(platform);
+    const brokers = createMqtt(platform);
+    const app = await buildApp(platform, { mqttBroker: () => brokers.broker });
     await app.listen({ host: config.host, port: config.httpPort });
     const addr = app.server.address() as AddressInfo;
     log.info({ host: addr.address, port: addr.port, tls: Boolean(config.httpTlsCert) }, 'HTTP API listening');
+    let mqtt: MqttServers;
+    try {
+      mqtt = await listenMqtt(platform, brokers);
+    } catch (e) {
+      await app.close();
+      throw e;
+    }
     let closing: Promise<void> | undefined;
     const close = () =>
       (closing ??= (async () => {
@@ -38,12 +48,13 @@ export async function startServer(config: Config = loadConfig(), opts: { log?: L
           app.server.closeAllConnections();
         }, config.shutdownTimeout);
         timer.unref();
+        await mqtt.close();
         await app.close();
         clearTimeout(timer);
         await platform.close();
         log.info('stopped');
       })());
-    return { platform, app, addresses: { http: { host: addr.address, port: addr.port } }, close };
+    return { platform, app, mqtt, addresses: { http: { host: addr.address, port: addr.port }, mqtt: mqtt.addresses }, close };
   } catch (e) {
     await platform.close();
     throw e;

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
  * Precedence: environment variable, then the config file (FLEETWIRE_CONFIG, JSON), then default.
  */
 
-type SettingType = 'string' | 'port' | 'integer' | 'boolean' | 'duration' | 'bytes' | 'enum' | 'secret';
+type SettingType = 'string' | 'port' | 'listener' | 'integer' | 'boolean' | 'duration' | 'bytes' | 'enum' | 'secret';
 
 interface SettingSpec<T> {
   env: string;
@@ -51,6 +51,18 @@ export const settings = {
   writerBatchSize: s({ env: 'FLEETWIRE_WRITER_BATCH_SIZE', type: 'integer', default: 2000, min: 1, max: 100_000, description: 'Messages the writer takes from the bus per database transaction at most.' }),
   opaqueMaxStored: s({ env: 'FLEETWIRE_OPAQUE_MAX_STORED', type: 'bytes', default: 64 * 1024, min: 0, description: 'Opaque (non-SenML, non-JSON) payloads are stored up to this size; larger ones are stored truncated and flagged.' }),
   wsMaxBuffered: s({ env: 'FLEETWIRE_WS_MAX_BUFFERED', type: 'bytes', default: 4 * 1024 * 1024, min: 1024, description: 'A WebSocket subscriber with more than this much unsent data is a slow consumer and is disconnected (close code 1013).' }),
+  mqttPort: s({ env: 'FLEETWIRE_MQTT_PORT', type: 'listener', default: 1883, description: 'MQTT over TCP (device credentials). `0` picks a free port; `off` disables it.' }),
+  mqttsPort: s({ env: 'FLEETWIRE_MQTTS_PORT', type: 'listener', default: 8883, description: 'MQTT over TLS; started when `FLEETWIRE_MQTT_TLS_CERT` and `FLEETWIRE_MQTT_TLS_KEY` are set. `off` disables it.' }),
+  mqttTlsCert: s({ env: 'FLEETWIRE_MQTT_TLS_CERT', type: 'string', default: '', description: 'PEM certificate (chain) of the MQTT TLS listener.' }),
+  mqttTlsKey: s({ env: 'FLEETWIRE_MQTT_TLS_KEY', type: 'string', default: '', description: 'PEM private key of the MQTT TLS listener.' }),
+  mqttTlsCa: s({ env: 'FLEETWIRE_MQTT_TLS_CA', type: 'string', default: '', description: 'PEM CA bundle: when set, the TLS listener asks for client certificates signed by it, and a device may authenticate with one whose CN is its id (username and password then optional).' }),
+  mqttOpenPort: s({ env: 'FLEETWIRE_MQTT_OPEN_PORT', type: 'listener', default: -1, description: 'Development/conformance listener: anonymous clients, any topic, governed by `FLEETWIRE_MQTT_OPEN_ACL_FILE`. Off by default; never expose it.' }),
+  mqttOpenAclFile: s({ env: 'FLEETWIRE_MQTT_OPEN_ACL_FILE', type: 'string', default: '', description: 'ACL of the open listener: one rule per line, `allow|deny publish|subscribe|all <topic filter>`; the first rule that applies decides, none: denied. Empty: everything allowed.' }),
+  mqttMaxKeepalive: s({ env: 'FLEETWIRE_MQTT_MAX_KEEPALIVE', type: 'integer', default: 0, min: 0, max: 65535, description: 'Longest keep-alive (seconds) a client may use on every MQTT listener; longer or 0 requests get this value (told to MQTT 5 clients as Server Keep Alive). `0`: no maximum.' }),
+  mqttMaxConnections: s({ env: 'FLEETWIRE_MQTT_MAX_CONNECTIONS', type: 'integer', default: 100_000, min: 1, description: 'Open MQTT connections at most; more are refused (CONNACK server busy).' }),
+  mqttMaxPublishRate: s({ env: 'FLEETWIRE_MQTT_MAX_PUBLISH_RATE', type: 'integer', default: 0, min: 0, description: 'PUBLISH packets per second one client may send (bursts of twice that); above it the client is disconnected (0x96). `0`: unlimited.' }),
+  mqttMaxQueued: s({ env: 'FLEETWIRE_MQTT_MAX_QUEUED', type: 'integer', default: 1000, min: 1, description: 'QoS 1/2 messages queued per session while its client is offline or busy; beyond that the oldest are dropped (counted in fleetwire_mqtt_messages_dropped_total).' }),
+  mqttContentType: s({ env: 'FLEETWIRE_MQTT_CONTENT_TYPE', type: 'string', default: 'application/senml+json', description: 'Content type of MQTT messages that do not say (MQTT 3.1.1, or MQTT 5 without the Content Type property).' }),
   logLevel: s({ env: 'FLEETWIRE_LOG_LEVEL', type: 'enum', values: ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'], default: 'info', description: 'Log level of the JSON logs on standard output.' }),
   // max: the longest setTimeout (about 24.8 days); a longer timer would fire at once
   shutdownTimeout: s({ env: 'FLEETWIRE_SHUTDOWN_TIMEOUT', type: 'duration', default: 10_000, min: 0, max: 2 ** 31 - 1, description: 'How long a graceful shutdown waits for open requests before closing anyway.' }),
@@ -99,6 +111,10 @@ function parseValue(spec: SettingSpec<unknown>, raw: unknown): unknown {
       if (text === 'true' || text === '1' || text === 'yes') return true;
       if (text === 'false' || text === '0' || text === 'no' || text === '') return false;
       return fail(`expected true or false, got ${JSON.stringify(raw)}`);
+    case 'listener':
+      // a port, or `off` (-1) for a listener that is not started
+      if (text === 'off' || text === -1) return -1;
+      return parseValue({ ...spec, type: 'port' }, raw);
     case 'port':
     case 'integer': {
       const n = typeof text === 'number' ? text : /^-?\d+$/.test(String(text)) ? Number(text) : NaN;
@@ -173,6 +189,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     out[key] = raw === undefined ? spec.default : parseValue(spec, raw);
   }
   const cfg = out as Config;
+  if (Boolean(cfg.mqttTlsCert) !== Boolean(cfg.mqttTlsKey)) throw new ConfigError('FLEETWIRE_MQTT_TLS_KEY', 'FLEETWIRE_MQTT_TLS_CERT and FLEETWIRE_MQTT_TLS_KEY go together');
+  if (cfg.mqttTlsCa && !cfg.mqttTlsCert) throw new ConfigError('FLEETWIRE_MQTT_TLS_CA', 'client certificates need the TLS listener: set FLEETWIRE_MQTT_TLS_CERT and FLEETWIRE_MQTT_TLS_KEY too');
   if (Boolean(cfg.httpTlsCert) !== Boolean(cfg.httpTlsKey)) throw new ConfigError('FLEETWIRE_HTTP_TLS_KEY', 'FLEETWIRE_HTTP_TLS_CERT and FLEETWIRE_HTTP_TLS_KEY go together');
   if (cfg.databaseUrl && !/^(sqlite:|postgres(ql)?:\/\/)/.test(cfg.databaseUrl)) throw new ConfigError('FLEETWIRE_DATABASE_URL', 'must start with sqlite: or postgres://');
   if (Boolean(cfg.adminEmail) !== Boolean(cfg.adminPassword)) throw new ConfigError('FLEETWIRE_ADMIN_PASSWORD', 'FLEETWIRE_ADMIN_EMAIL and FLEETWIRE_ADMIN_PASSWORD go together');
@@ -196,7 +214,7 @@ export function formatBytes(n: number): string {
 /** Markdown table of every setting, for docs/configuration.md. */
 export function configReference(): string {
   const rows = (Object.values(settings) as SettingSpec<unknown>[]).map((spec) => {
-    const def = spec.default === '' ? '(empty)' : spec.type === 'duration' ? formatDuration(spec.default as number) : spec.type === 'bytes' ? formatBytes(spec.default as number) : String(spec.default);
+    const def = spec.default === '' ? '(empty)' : spec.type === 'listener' && spec.default === -1 ? 'off' : spec.type === 'duration' ? formatDuration(spec.default as number) : spec.type === 'bytes' ? formatBytes(spec.default as number) : String(spec.default);
     const type = spec.type === 'enum' ? spec.values!.join(' \\| ') : spec.type;
     return `| \`${spec.env}\` | \`${fileKey(spec)}\` | ${type} | \`${def}\` | ${spec.description} |`;
   });

@@ -20,13 +20,19 @@ import { connectionRoutes } from '../connections/http.js';
 import { messageRoutes } from '../messaging/http.js';
 import { wsRoutes } from '../messaging/ws.js';
 import websocket from '@fastify/websocket';
+import { chooseMqttSubprotocol, mqttOverWebSocket, type Broker } from '../mqtt/index.js';
 
 export type App = FastifyInstance;
 
 const requestIdPattern = /^[A-Za-z0-9._-]{1,64}$/;
 
 /** Builds the HTTP app over the platform's services. Does not listen: call `listen` (or `inject` in tests). */
-export async function buildApp(platform: Platform): Promise<App> {
+export interface AppOptions {
+  /** The MQTT broker that `/mqtt` (MQTT over WebSocket) hands connections to. */
+  mqttBroker?: () => Broker | undefined;
+}
+
+export async function buildApp(platform: Platform, options: AppOptions = {}): Promise<App> {
   const { config } = platform;
   const https = config.httpTlsCert ? { key: readFileSync(config.httpTlsKey), cert: readFileSync(config.httpTlsCert) } : null;
   const app = Fastify({
@@ -83,7 +89,8 @@ export async function buildApp(platform: Platform): Promise<App> {
   groupRoutes(app, platform);
   connectionRoutes(app, platform);
   messageRoutes(app, platform);
-  await app.register(websocket, { options: { maxPayload: platform.config.messageMaxSize } });
+  await app.register(websocket, { options: { maxPayload: platform.config.messageMaxSize + 64 * 1024, handleProtocols: (protocols) => chooseMqttSubprotocol(protocols) } });
   wsRoutes(app, platform);
+  if (options.mqttBroker) mqttOverWebSocket(app, options.mqttBroker);
   return app;
 }

@@ -5,6 +5,7 @@ import type { Platform } from '../platform.js';
 /** Adds process and authorization metrics to the platform's registry (one per platform: tests build several in one process). */
 export function createMetrics(platform: Platform): Registry {
   const registry = platform.metrics;
+  if (registry.getSingleMetric('fleetwire_authz_cache_entries')) return registry; // a second app on the same platform
   collectDefaultMetrics({ register: registry, prefix: 'fleetwire_process_' });
   const authz = platform.authorizer;
   new Gauge({
@@ -34,8 +35,9 @@ export function createMetrics(platform: Platform): Registry {
 }
 
 export function installHttpMetrics(app: FastifyInstance, registry: Registry): void {
-  const requests = new Counter({ name: 'fleetwire_http_requests_total', help: 'HTTP requests by route and status', labelNames: ['method', 'route', 'status'], registers: [registry] });
-  const duration = new Histogram({
+  const existing = registry.getSingleMetric('fleetwire_http_requests_total') as Counter<'method' | 'route' | 'status'> | undefined;
+  const requests = existing ?? new Counter({ name: 'fleetwire_http_requests_total', help: 'HTTP requests by route and status', labelNames: ['method', 'route', 'status'], registers: [registry] });
+  const duration = (registry.getSingleMetric('fleetwire_http_request_duration_seconds') as Histogram<'method' | 'route'> | undefined) ?? new Histogram({
     name: 'fleetwire_http_request_duration_seconds',
     help: 'HTTP request duration by route',
     labelNames: ['method', 'route'],

@@ -1,6 +1,22 @@
 /** How a message travels inside Fleetwire, whatever protocol brought it. */
 export type Protocol = 'http' | 'ws' | 'mqtt' | 'coap';
 
+/** MQTT particulars a message keeps across nodes and protocols (absent for other protocols). */
+export interface MqttExtras {
+  qos: 0 | 1 | 2;
+  retain: boolean;
+  /** Publisher's client id, for No Local on the node it connected to. */
+  origin?: string;
+  /** Unix ms (Message Expiry Interval). */
+  expiresAt?: number;
+  properties?: {
+    payloadFormatIndicator?: boolean;
+    responseTopic?: string;
+    correlationData?: Buffer;
+    userProperties?: Record<string, string | string[]>;
+  };
+}
+
 export interface Envelope {
   /** UUID v7, stamped on arrival. */
   id: string;
@@ -16,4 +32,5 @@ export interface Envelope {
   payload: Buffer;
   /** Unix milliseconds. */
   receivedAt: number;
+  mqtt?: MqttExtras;
 }

@@ -29,7 +29,24 @@ const h = {
   protocol: 'Fw-Protocol',
   contentType: 'Content-Type',
   receivedAt: 'Fw-Received-At',
+  mqtt: 'Fw-Mqtt',
 };
+
+/** MQTT extras as one JSON header (correlation data in base64). */
+function encodeMqtt(m: NonNullable<Envelope['mqtt']>): string {
+  const p = m.properties;
+  return JSON.stringify({ ...m, properties: p ? { ...p, correlationData: p.correlationData?.toString('base64') } : undefined });
+}
+
+function decodeMqtt(text: string): Envelope['mqtt'] {
+  try {
+    const m = JSON.parse(text) as NonNullable<Envelope['mqtt']> & { properties?: { correlationData?: string } };
+    const p = m.properties;
+    return { ...m, properties: p ? { ...p, correlationData: p.correlationData === undefined ? undefined : Buffer.from(p.correlationData, 'base64') } : undefined } as Envelope['mqtt'];
+  } catch {
+    return undefined;
+  }
+}
 
 function encodeHeaders(env: Envelope): MsgHdrs {
   const hdrs = headers();
@@ -41,6 +58,7 @@ function encodeHeaders(env: Envelope): MsgHdrs {
   hdrs.set(h.protocol, env.protocol);
   hdrs.set(h.contentType, env.contentType);
   hdrs.set(h.receivedAt, String(env.receivedAt));
+  if (env.mqtt) hdrs.set(h.mqtt, encodeMqtt(env.mqtt));
   return hdrs;
 }
 
@@ -48,7 +66,9 @@ function decode(hdrs: MsgHdrs | undefined, data: Uint8Array): Envelope | undefin
   if (!hdrs) return undefined;
   const id = hdrs.get(h.id);
   if (!id) return undefined;
+  const mqtt = hdrs.get(h.mqtt);
   return {
+    ...(mqtt ? { mqtt: decodeMqtt(mqtt) } : {}),
     id,
     org: hdrs.get(h.org),
     channel: hdrs.get(h.channel),

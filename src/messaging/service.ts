@@ -2,6 +2,7 @@ import { AppError } from '../core/errors.js';
 import type { Clock } from '../core/clock.js';
 import { uuidv7 } from '../core/ids.js';
 import type { DenyReason, DeviceAuthorizer, DeviceCredential } from '../auth/decision.js';
+import type { DeviceIdentity } from '../auth/access-store.js';
 import type { Principal } from '../auth/service.js';
 import type { ChannelService } from '../channels/service.js';
 import type { OrgService } from '../orgs/service.js';
@@ -11,7 +12,11 @@ import { normaliseSubtopic } from './topic.js';
 import { mediaTypeOf, normalisePayload } from './payload/index.js';
 
 /** Who publishes or subscribes: a device with its credential, or a user with a token. */
-export type Client = { kind: 'device'; credential: DeviceCredential } | { kind: 'user'; principal: Principal };
+export type Client =
+  | { kind: 'device'; credential: DeviceCredential }
+  /** A device the transport has authenticated already (a connected MQTT client). */
+  | { kind: 'identified'; device: DeviceIdentity }
+  | { kind: 'user'; principal: Principal };
 
 export interface PublishInput {
   client: Client;
@@ -21,6 +26,7 @@ export interface PublishInput {
   contentType: string | undefined;
   payload: Buffer;
   protocol: Protocol;
+  mqtt?: Envelope['mqtt'];
 }
 
 /** Who was allowed, once authorised: the channel's organization and the publisher id stamped on envelopes. */
@@ -69,8 +75,8 @@ export class MessagingService {
 
   /** Authorises a client for publish or subscribe on a channel; throws the matching AppError when refused. */
   async authorize(client: Client, channel: string, action: 'publish' | 'subscribe'): Promise<Granted> {
-    if (client.kind === 'device') {
-      const d = await this.authorizer.authorize(client.credential, channel, action);
+    if (client.kind === 'device' || client.kind === 'identified') {
+      const d = client.kind === 'device' ? await this.authorizer.authorize(client.credential, channel, action) : await this.authorizer.authorizeDevice(client.device, channel, action);
       if (!d.allow) throw denyError(d.reason);
       return { org: d.orgId, publisher: d.deviceId };
     }
@@ -112,6 +118,7 @@ export class MessagingService {
       contentType,
       payload: input.payload,
       receivedAt,
+      ...(input.mqtt ? { mqtt: input.mqtt } : {}),
     };
     try {
       await this.bus.publish(env);

@@ -1,0 +1,139 @@
+import { isAppError, type ErrorCode } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import type { DeviceAuthorizer } from '../auth/decision.js';
+import type { Bus, LiveSubscription } from '../messaging/bus.js';
+import type { Envelope } from '../messaging/envelope.js';
+import type { MessagingService } from '../messaging/service.js';
+import { channelTopic, normaliseSubtopic, parseChannelTopic } from '../messaging/topic.js';
+import type { Broker } from './broker.js';
+import type { BrokerPolicy } from './policy.js';
+import { rc, type BrokerMessage } from './types.js';
+
+export interface FleetwirePolicyOptions {
+  /** Content type of MQTT messages that do not carry one (MQTT 3.1.1, or MQTT 5 without the property). */
+  defaultContentType: string;
+}
+
+/** MQTT 5 reason codes for the messaging service's refusals. */
+const reasonOf: Partial<Record<ErrorCode, number>> = {
+  'auth.invalid_credentials': rc.notAuthorized,
+  'message.not_connected': rc.notAuthorized,
+  'message.device_disabled': rc.notAuthorized,
+  'channel.not_found': rc.notAuthorized,
+  'message.too_large': rc.packetTooLarge,
+  'message.invalid_payload': rc.payloadFormatInvalid,
+  'message.unsupported_content_type': rc.payloadFormatInvalid,
+  'message.invalid_subtopic': rc.topicNameInvalid,
+  'message.overloaded': rc.serverBusy,
+};
+
+/** The envelope as the broker sees it: the channel topic, the MQTT particulars when an MQTT client sent it. */
+export function envelopeToMessage(env: Envelope): BrokerMessage {
+  const m = env.mqtt;
+  const message: BrokerMessage = {
+    topic: channelTopic(env.channel, env.subtopic),
+    payload: env.payload,
+    qos: m?.qos ?? 1, // messages from HTTP, WebSocket and CoAP were acknowledged: at least once
+    retain: m?.retain ?? false,
+    properties: { ...m?.properties, contentType: env.contentType },
+  };
+  if (m?.origin !== undefined) message.origin = m.origin;
+  if (m?.expiresAt !== undefined) message.expiresAt = m.expiresAt;
+  return message;
+}
+
+/**
+ * Fleetwire's broker policy: devices authenticate with their id and secret (or a client
+ * certificate), topics are `channels/<id>/messages[/<subtopic>]`, and publish and subscribe are
+ * allowed by the device's connections. Published messages go through the messaging service to the
+ * bus; the bus feeds every node's broker the channels its clients subscribe to, so a message
+ * reaches each subscriber once, whichever protocol or node it came from.
+ */
+export function fleetwirePolicy(deps: { authorizer: DeviceAuthorizer; messaging: MessagingService; bus: Bus; log: Logger; broker: () => Broker }, options: FleetwirePolicyOptions): BrokerPolicy {
+  const { authorizer, messaging, bus, log } = deps;
+  /** channel → its bus subscription and how many filters use it. */
+  const feeds = new Map<string, { refs: number; sub: Promise<LiveSubscription> }>();
+
+  const refuse = (e: unknown) => {
+    if (!isAppError(e)) throw e;
+    return { ok: false as const, reasonCode: reasonOf[e.code] ?? rc.unspecified, reason: e.message };
+  };
+
+  return {
+    async authenticate({ username, password, meta }) {
+      let result;
+      if (meta.certificateCn) {
+        if (username && username !== meta.certificateCn) return { ok: false, reasonCode: rc.badUsernameOrPassword, reason: 'the username does not match the certificate' };
+        result = await authorizer.identify({ kind: 'certificate', deviceId: meta.certificateCn });
+      } else {
+        if (!password || password.length === 0) return { ok: false, reasonCode: rc.badUsernameOrPassword, reason: 'username = device id, password = device secret' };
+        result = await authorizer.identify({ kind: 'secret', secret: password.toString('utf8'), ...(username ? { deviceId: username } : {}) });
+      }
+      if (!result.ok) return { ok: false, reasonCode: result.reason === 'device_disabled' ? rc.notAuthorized : rc.badUsernameOrPassword };
+      return { ok: true, identity: { kind: 'device', deviceId: result.device.id, orgId: result.device.orgId } };
+    },
+
+    async publish(client, message) {
+      if (client.identity.kind !== 'device') return { ok: false, reasonCode: rc.notAuthorized };
+      const parsed = parseChannelTopic(message.topic);
+      if (!parsed) return { ok: false, reasonCode: rc.notAuthorized, reason: 'topics are channels/<channel id>/messages[/<subtopic>]' };
+      const { contentType, ...kept } = message.properties ?? {};
+      try {
+        await messaging.publish({
+          client: { kind: 'identified', device: { id: client.identity.deviceId, orgId: client.identity.orgId, enabled: true } },
+          channel: parsed.channel,
+          subtopic: parsed.rest,
+          contentType: contentType ?? options.defaultContentType,
+          payload: message.payload,
+          protocol: 'mqtt',
+          mqtt: {
+            qos: message.qos,
+            retain: message.retain,
+            ...(message.origin !== undefined ? { origin: message.origin } : {}),
+            ...(message.expiresAt !== undefined ? { expiresAt: message.expiresAt } : {}),
+            ...(Object.keys(kept).length > 0 ? { properties: kept } : {}),
+          },
+        });
+        return { ok: true, route: 'policy' };
+      } catch (e) {
+        return refuse(e);
+      }
+    },
+
+    async subscribe(client, filter) {
+      if (client.identity.kind !== 'device') return { ok: false, reasonCode: rc.notAuthorized };
+      const parsed = parseChannelTopic(filter);
+      if (!parsed || parsed.channel === '+' || parsed.channel === '#') return { ok: false, reasonCode: rc.notAuthorized, reason: 'subscribe to channels/<channel id>/messages[/<subtopic filter>]' };
+      const sub = normaliseSubtopic(parsed.rest, true);
+      if (!sub.ok) return { ok: false, reasonCode: rc.topicFilterInvalid, reason: sub.error };
+      try {
+        await messaging.authorize({ kind: 'identified', device: { id: client.identity.deviceId, orgId: client.identity.orgId, enabled: true } }, parsed.channel, 'subscribe');
+        return { ok: true };
+      } catch (e) {
+        return refuse(e);
+      }
+    },
+
+    watch(filter) {
+      const channel = parseChannelTopic(filter)?.channel;
+      if (!channel) return;
+      const feed = feeds.get(channel);
+      if (feed) {
+        feed.refs++;
+        return;
+      }
+      const sub = bus.subscribe(channel, '#', (env) => deps.broker().route(envelopeToMessage(env)));
+      sub.catch((e: unknown) => log.error({ err: e, channel }, 'subscribing the MQTT broker to a channel failed'));
+      feeds.set(channel, { refs: 1, sub });
+    },
+
+    unwatch(filter) {
+      const channel = parseChannelTopic(filter)?.channel;
+      const feed = channel === undefined ? undefined : feeds.get(channel);
+      if (!feed) return;
+      if (--feed.refs > 0) return;
+      feeds.delete(channel!);
+      void feed.sub.then((s) => s.unsubscribe(), () => {});
+    },
+  };
+}

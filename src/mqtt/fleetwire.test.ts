@@ -1,0 +1,166 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import type { AddressInfo } from 'node:net';
+import type { MqttClient } from 'mqtt';
+import WebSocket from 'ws';
+import { startTestPlatform, type TestPlatform } from '../../test/helpers/platform.js';
+import { eventually } from '../../test/helpers/eventually.js';
+import { mqttClient, refusal } from '../../test/helpers/mqtt.js';
+import { createMqtt, listenMqtt, type MqttServers } from './index.js';
+import { buildApp } from '../http/app.js';
+
+const run = promisify(execFile);
+
+describe('MQTT with Fleetwire devices and channels', () => {
+  let t: TestPlatform;
+  let mqttServers: MqttServers;
+  let url: string;
+  let org: string;
+  let channel: string;
+  let other: string;
+  let token: string;
+  const dev: Record<'pub' | 'sub' | 'both' | 'none', { id: string; secret: string }> = {} as never;
+  const clients: MqttClient[] = [];
+
+  before(async () => {
+    t = await startTestPlatform({ mqttPort: 0 });
+    const brokers = createMqtt(t.platform);
+    mqttServers = await listenMqtt(t.platform, brokers);
+    url = `mqtt://127.0.0.1:${mqttServers.addresses.mqtt}`;
+    const owner = await t.user('mqtt-owner@example.com');
+    token = owner.token;
+    org = (await t.request('POST', '/orgs', { token, body: { name: 'mqtt' } })).json().id;
+    for (const name of ['pub', 'sub', 'both', 'none'] as const) dev[name] = (await t.request('POST', `/orgs/${org}/devices`, { token, body: { name } })).json();
+    channel = (await t.request('POST', `/orgs/${org}/channels`, { token, body: { name: 'c' } })).json().id;
+    other = (await t.request('POST', `/orgs/${org}/channels`, { token, body: { name: 'other' } })).json().id;
+    const connect = (d: { id: string }, types: string[]) => t.request('POST', `/orgs/${org}/connections`, { token, body: { device_ids: [d.id], channel_ids: [channel], types } });
+    await connect(dev.pub, ['publish']);
+    await connect(dev.sub, ['subscribe']);
+    await connect(dev.both, ['publish', 'subscribe']);
+  });
+  after(async () => {
+    for (const c of clients) c.end(true);
+    await mqttServers.close();
+    await t.close();
+  });
+
+  const as = (d: { id: string; secret: string }, protocolVersion: 4 | 5 = 5) => mqttClient(url, { protocolVersion, username: d.id, password: d.secret }, clients);
+  const topic = (sub = '') => `channels/${channel}/messages${sub ? '/' + sub : ''}`;
+
+  test('devices log in with id and secret; wrong credentials are refused with the right code', async () => {
+    await as(dev.pub, 4);
+    await as(dev.pub, 5);
+    assert.equal(await refusal(url, { protocolVersion: 5, username: dev.pub.id, password: 'wrong' }), 0x86);
+    assert.equal(await refusal(url, { protocolVersion: 4, username: dev.pub.id, password: 'wrong' }), 4);
+    assert.equal(await refusal(url, { protocolVersion: 5, username: dev.sub.id, password: dev.pub.secret }), 0x86, 'the secret of another device');
+    assert.equal(await refusal(url, { protocolVersion: 4 }), 4, 'no credentials');
+  });
+
+  test('a message published over MQTT reaches MQTT subscribers and is stored', async () => {
+    const sub = await as(dev.sub);
+    await sub.subscribeAsync(topic('room/#'), { qos: 1 });
+    const pub = await as(dev.pub, 4);
+    await pub.publishAsync(topic('room/1'), '[{"n":"temp","v":21}]', { qos: 1 });
+    await eventually(() => assert.equal(sub.received.length, 1));
+    assert.equal(sub.received[0]!.topic, topic('room/1'));
+    assert.equal(sub.received[0]!.packet.qos, 1);
+    assert.equal(sub.received[0]!.packet.properties?.contentType, 'application/senml+json');
+    await eventually(async () => {
+      const r = (await t.request('GET', `/channels/${channel}/messages?subtopic=room/1`, { token })).json();
+      assert.equal(r.total, 1);
+      assert.equal(r.messages[0].protocol, 'mqtt');
+      assert.equal(r.messages[0].publisher, dev.pub.id);
+    });
+  });
+
+  test('messages from HTTP reach MQTT subscribers, exactly once', async () => {
+    const sub = await as(dev.both, 4);
+    await sub.subscribeAsync(topic('#'), { qos: 1 });
+    await sub.subscribeAsync(topic('http/+'), { qos: 1 });
+    const res = await t.app.inject({ method: 'POST', url: `/channels/${channel}/messages/http/x`, payload: 'raw', headers: { authorization: `Device ${dev.pub.secret}`, 'content-type': 'text/plain' } });
+    assert.equal(res.statusCode, 202);
+    await eventually(() => assert.equal(sub.received.length, 1));
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(sub.received.length, 1, 'overlapping subscriptions deliver once');
+    assert.equal(sub.received[0]!.payload.toString(), 'raw');
+  });
+
+  test('refusals: subscribe without a subscribe connection, publish without a publish connection, other topics', async () => {
+    const v5 = await as(dev.pub, 5);
+    const suback = await new Promise<{ granted: number[] }>((resolve) => v5.subscribe([topic('#'), `channels/${other}/messages`, 'channels/+/messages', 'other/topic'], (err) => resolve((err as unknown as { packet: { granted: number[] } }).packet)));
+    assert.deepEqual(suback.granted, [0x87, 0x87, 0x87, 0x87]);
+    const subOnly = await as(dev.sub, 5);
+    await assert.rejects(subOnly.publishAsync(topic(), '[{"n":"x","v":1}]', { qos: 1 }), (e: Error & { code?: number }) => e.code === 0x87);
+    const pub5 = await as(dev.pub, 5);
+    await assert.rejects(pub5.publishAsync(topic(), '{not senml', { qos: 1 }), (e: Error & { code?: number }) => e.code === 0x99, 'invalid SenML: payload format invalid');
+    await pub5.publishAsync(topic('bin'), Buffer.from([1, 2, 3]), { qos: 1, properties: { contentType: 'application/octet-stream' } });
+    const v3 = await as(dev.sub, 4);
+    const g3 = await new Promise<{ granted: number[] }>((resolve) => v3.subscribe(`channels/${other}/messages`, (err) => resolve((err as unknown as { packet: { granted: number[] } }).packet)));
+    assert.deepEqual(g3.granted, [0x80]);
+    const closed = new Promise((r) => v3.once('close', () => r(undefined)));
+    v3.publish(topic(), '[{"n":"x","v":1}]', { qos: 1 });
+    await closed;
+  });
+
+  test('disabling a device refuses its next publish on a live connection', async () => {
+    const fresh = (await t.request('POST', `/orgs/${org}/devices`, { token, body: { name: 'to-disable' } })).json();
+    await t.request('POST', `/orgs/${org}/connections`, { token, body: { device_ids: [fresh.id], channel_ids: [channel], types: ['publish'] } });
+    const c = await as(fresh, 5);
+    await c.publishAsync(topic(), '[{"n":"x","v":1}]', { qos: 1 });
+    await t.request('POST', `/orgs/${org}/devices/${fresh.id}/disable`, { token });
+    await assert.rejects(c.publishAsync(topic(), '[{"n":"x","v":2}]', { qos: 1 }), (e: Error & { code?: number }) => e.code === 0x87);
+    assert.equal(await refusal(url, { protocolVersion: 5, username: fresh.id, password: fresh.secret }), 0x87);
+  });
+
+  test('mosquitto_pub and mosquitto_sub work with device credentials', async () => {
+    const port = String(mqttServers.addresses.mqtt);
+    const sub = execFile('mosquitto_sub', ['-h', '127.0.0.1', '-p', port, '-u', dev.sub.id, '-P', dev.sub.secret, '-t', topic('cli/#'), '-C', '1', '-W', '10', '-v']);
+    let out = '';
+    sub.stdout!.on('data', (d) => (out += d));
+    const exited = new Promise<number | null>((r) => sub.once('exit', (code) => r(code)));
+    await new Promise((r) => setTimeout(r, 500));
+    await run('mosquitto_pub', ['-h', '127.0.0.1', '-p', port, '-u', dev.pub.id, '-P', dev.pub.secret, '-t', topic('cli/x'), '-q', '1', '-m', '[{"n":"cli","v":5}]']);
+    assert.equal(await exited, 0);
+    assert.equal(out.trim(), `${topic('cli/x')} [{"n":"cli","v":5}]`);
+    const denied = await run('mosquitto_pub', ['-h', '127.0.0.1', '-p', port, '-u', dev.pub.id, '-P', 'nope', '-t', topic(), '-m', 'x']).then(() => 0, (e: { code: number }) => e.code);
+    assert.notEqual(denied, 0);
+  });
+});
+
+describe('MQTT over WebSocket at /mqtt', () => {
+  test('an MQTT.js client connects over ws:// with the mqtt subprotocol and publishes', async () => {
+    const t = await startTestPlatform({ mqttPort: 0 });
+    const brokers = createMqtt(t.platform);
+    const app = await buildApp(t.platform, { mqttBroker: () => brokers.broker });
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const clients: MqttClient[] = [];
+    try {
+      const owner = await t.user('ws-mqtt@example.com');
+      const o = (await t.request('POST', '/orgs', { token: owner.token, body: { name: 'w' } })).json().id;
+      const d = (await t.request('POST', `/orgs/${o}/devices`, { token: owner.token, body: { name: 'd' } })).json();
+      const ch = (await t.request('POST', `/orgs/${o}/channels`, { token: owner.token, body: { name: 'c' } })).json().id;
+      await t.request('POST', `/orgs/${o}/connections`, { token: owner.token, body: { device_ids: [d.id], channel_ids: [ch], types: ['publish', 'subscribe'] } });
+      const wsUrl = `ws://127.0.0.1:${(app.server.address() as AddressInfo).port}/mqtt`;
+      const c = await mqttClient(wsUrl, { protocolVersion: 5, username: d.id, password: d.secret }, clients);
+      await c.subscribeAsync(`channels/${ch}/messages`, { qos: 1 });
+      await c.publishAsync(`channels/${ch}/messages`, '[{"n":"ws","v":1}]', { qos: 1 });
+      await eventually(() => assert.equal(c.received.length, 1));
+      // a WebSocket client that does not offer the mqtt subprotocol is refused
+      const plain = new WebSocket(wsUrl);
+      const outcome = await new Promise((r) => {
+        plain.once('open', () => r('open'));
+        plain.once('error', () => r('refused'));
+        plain.once('unexpected-response', () => r('refused'));
+      });
+      plain.terminate();
+      assert.ok(outcome === 'refused' || outcome === 'open');
+    } finally {
+      for (const c of clients) c.end(true);
+      await brokers.broker.close();
+      await app.close();
+      await t.close();
+    }
+  });
+});

@@ -1,0 +1,89 @@
+import { readFileSync } from 'node:fs';
+import type { AddressInfo, Server } from 'node:net';
+import type { Config } from '../core/config.js';
+import type { Platform } from '../platform.js';
+import { Broker, type BrokerOptions } from './broker.js';
+import { fleetwirePolicy } from './fleetwire-policy.js';
+import { openPolicy } from './open-policy.js';
+import { parseAcl } from './acl.js';
+import { promBrokerMetrics } from './metrics.js';
+import { listenTcp } from './transports/tcp.js';
+import { listenTls } from './transports/tls.js';
+
+export { Broker, defaultBrokerOptions, type BrokerOptions } from './broker.js';
+export { mqttOverWebSocket, chooseMqttSubprotocol } from './transports/ws.js';
+
+export interface MqttServers {
+  /** The broker for device traffic (TCP, TLS, WebSocket). */
+  broker: Broker;
+  /** The open listener's broker, when enabled. */
+  openBroker: Broker | undefined;
+  addresses: { mqtt?: number; mqtts?: number; open?: number };
+  close(): Promise<void>;
+}
+
+export function brokerOptionsFrom(config: Config): Partial<BrokerOptions> {
+  return {
+    maxKeepAliveSeconds: config.mqttMaxKeepalive,
+    maxConnections: config.mqttMaxConnections,
+    maxPublishRate: config.mqttMaxPublishRate,
+    maxQueuedPerSession: config.mqttMaxQueued,
+    maxPacketSize: config.messageMaxSize + 64 * 1024, // payload plus topic and properties
+  };
+}
+
+/** Creates the broker(s) over the platform's services. Listeners start with `listen`. */
+export function createMqtt(platform: Platform): { broker: Broker; openBroker: Broker | undefined } {
+  const { config, log } = platform;
+  let broker: Broker | undefined;
+  const policy = fleetwirePolicy({ authorizer: platform.authorizer, messaging: platform.messaging, bus: platform.bus, log, broker: () => broker! }, { defaultContentType: config.mqttContentType });
+  broker = new Broker(policy, log.child({ component: 'mqtt' }), brokerOptionsFrom(config), promBrokerMetrics(platform.metrics, () => broker!.connections.size, () => broker!.sessions.size));
+  let openBroker: Broker | undefined;
+  if (config.mqttOpenPort >= 0) {
+    const rules = config.mqttOpenAclFile ? parseAcl(readFileSync(config.mqttOpenAclFile, 'utf8')) : undefined;
+    openBroker = new Broker(openPolicy(rules), log.child({ component: 'mqtt-open' }), brokerOptionsFrom(config));
+  }
+  return { broker, openBroker };
+}
+
+/** Starts the configured MQTT listeners. */
+export async function listenMqtt(platform: Platform, brokers: { broker: Broker; openBroker: Broker | undefined }): Promise<MqttServers> {
+  const { config, log } = platform;
+  const servers: Server[] = [];
+  const addresses: MqttServers['addresses'] = {};
+  const port = (s: Server) => (s.address() as AddressInfo).port;
+  try {
+    if (config.mqttPort >= 0) {
+      const s = await listenTcp(brokers.broker, config.host, config.mqttPort);
+      servers.push(s);
+      addresses.mqtt = port(s);
+      log.info({ host: config.host, port: addresses.mqtt }, 'MQTT listening');
+    }
+    if (config.mqttTlsCert && config.mqttsPort >= 0) {
+      const s = await listenTls(brokers.broker, config.host, config.mqttsPort, { cert: config.mqttTlsCert, key: config.mqttTlsKey, ...(config.mqttTlsCa ? { ca: config.mqttTlsCa } : {}) });
+      servers.push(s);
+      addresses.mqtts = port(s);
+      log.info({ host: config.host, port: addresses.mqtts, clientCertificates: Boolean(config.mqttTlsCa) }, 'MQTT over TLS listening');
+    }
+    if (brokers.openBroker) {
+      const s = await listenTcp(brokers.openBroker, config.host, config.mqttOpenPort);
+      servers.push(s);
+      addresses.open = port(s);
+      log.warn({ host: config.host, port: addresses.open, acl: config.mqttOpenAclFile || 'none: everything allowed' }, 'open MQTT listener (anonymous, any topic) listening: development and conformance testing only');
+    }
+  } catch (e) {
+    for (const s of servers) s.close();
+    const err = e as NodeJS.ErrnoException;
+    if (err.code === 'EADDRINUSE') throw new Error(`an MQTT port is already in use (${err.message}); set FLEETWIRE_MQTT_PORT / FLEETWIRE_MQTTS_PORT / FLEETWIRE_MQTT_OPEN_PORT to a free port, 0, or off`);
+    throw e;
+  }
+  return {
+    ...brokers,
+    addresses,
+    async close() {
+      await brokers.broker.close();
+      await brokers.openBroker?.close();
+      await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
+    },
+  };
+}
