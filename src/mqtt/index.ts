@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import type { AddressInfo, Server } from 'node:net';
-import type { Config } from '../core/config.js';
+import { ConfigError, type Config } from '../core/config.js';
 import type { Platform } from '../platform.js';
 import { Broker, type BrokerOptions } from './broker.js';
 import { fleetwirePolicy } from './fleetwire-policy.js';
@@ -74,7 +74,7 @@ export async function listenMqtt(platform: Platform, brokers: { broker: Broker; 
   } catch (e) {
     for (const s of servers) s.close();
     const err = e as NodeJS.ErrnoException;
-    if (err.code === 'EADDRINUSE') throw new Error(`an MQTT port is already in use (${err.message}); set FLEETWIRE_MQTT_PORT / FLEETWIRE_MQTTS_PORT / FLEETWIRE_MQTT_OPEN_PORT to a free port, 0, or off`);
+    if (err.code === 'EADDRINUSE') throw new ConfigError('FLEETWIRE_MQTT_PORT', `an MQTT port is already in use (${err.message}); set FLEETWIRE_MQTT_PORT / FLEETWIRE_MQTTS_PORT / FLEETWIRE_MQTT_OPEN_PORT to a free port, 0, or off`);
     throw e;
   }
   return {
