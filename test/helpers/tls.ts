@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -10,4 +10,24 @@ export function selfSignedCertificate(): { dir: string; certFile: string; keyFil
   const keyFile = join(dir, 'key.pem');
   execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost', '-keyout', keyFile, '-out', certFile], { stdio: 'ignore' });
   return { dir, certFile, keyFile, cert: readFileSync(certFile, 'utf8') };
+}
+
+/** A CA, a server certificate for 127.0.0.1 and client certificates with the given CNs, all signed by the CA. */
+export function certificateAuthority(clientCns: string[]): { dir: string; ca: string; serverCert: string; serverKey: string; clients: Record<string, { cert: string; key: string }> } {
+  const dir = mkdtempSync(join(tmpdir(), 'fleetwire-ca-'));
+  const f = (name: string) => join(dir, name);
+  const ssl = (...args: string[]) => execFileSync('openssl', args, { stdio: 'ignore' });
+  ssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=Fleetwire Test CA', '-keyout', f('ca.key'), '-out', f('ca.pem'));
+  const issue = (name: string, cn: string, ext: string) => {
+    ssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-subj', `/CN=${cn}`, '-keyout', f(`${name}.key`), '-out', f(`${name}.csr`));
+    writeFileSync(f(`${name}.ext`), ext);
+    ssl('x509', '-req', '-in', f(`${name}.csr`), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial', '-days', '1', '-extfile', f(`${name}.ext`), '-out', f(`${name}.pem`));
+  };
+  issue('server', 'localhost', 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n');
+  const clients: Record<string, { cert: string; key: string }> = {};
+  clientCns.forEach((cn, i) => {
+    issue(`client${i}`, cn, 'extendedKeyUsage=clientAuth\n');
+    clients[cn] = { cert: f(`client${i}.pem`), key: f(`client${i}.key`) };
+  });
+  return { dir, ca: f('ca.pem'), serverCert: f('server.pem'), serverKey: f('server.key'), clients };
 }
