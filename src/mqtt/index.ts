@@ -35,9 +35,9 @@ export function brokerOptionsFrom(config: Config): Partial<BrokerOptions> {
 /** Creates the broker(s) over the platform's services. Listeners start with `listen`. */
 export function createMqtt(platform: Platform): { broker: Broker; openBroker: Broker | undefined } {
   const { config, log } = platform;
-  let broker: Broker | undefined;
-  const policy = fleetwirePolicy({ authorizer: platform.authorizer, messaging: platform.messaging, bus: platform.bus, log, broker: () => broker! }, { defaultContentType: config.mqttContentType });
-  broker = new Broker(policy, log.child({ component: 'mqtt' }), brokerOptionsFrom(config), promBrokerMetrics(platform.metrics, () => broker!.connections.size, () => broker!.sessions.size));
+  // the policy and the metrics reach the broker lazily: it is built from them
+  const policy = fleetwirePolicy({ authorizer: platform.authorizer, messaging: platform.messaging, bus: platform.bus, log, broker: () => broker }, { defaultContentType: config.mqttContentType });
+  const broker: Broker = new Broker(policy, log.child({ component: 'mqtt' }), brokerOptionsFrom(config), promBrokerMetrics(platform.metrics, () => broker.connections.size, () => broker.sessions.size));
   let openBroker: Broker | undefined;
   if (config.mqttOpenPort >= 0) {
     const rules = config.mqttOpenAclFile ? parseAcl(readFileSync(config.mqttOpenAclFile, 'utf8')) : undefined;
