@@ -13,6 +13,8 @@ export interface MeasureOptions {
   batch: number;
   /** Operations in flight at once; each worker awaits its own, as a connection handler does. */
   concurrency: number;
+  /** Slow operations: keep going past `seconds` until this many ran, so the percentiles rest on enough samples. */
+  minOps?: number;
 }
 
 export interface Measurement {
@@ -27,16 +29,18 @@ export interface Measurement {
   concurrency: number;
 }
 
-async function runFor(op: (i: number) => Promise<unknown>, o: MeasureOptions, seconds: number): Promise<{ ops: number; elapsedNs: number; samples: Float64Array }> {
+async function runFor(op: (i: number) => Promise<unknown>, o: MeasureOptions, seconds: number, minOps = 0): Promise<{ ops: number; elapsedNs: number; samples: Float64Array }> {
   const samples: number[] = [];
   const start = process.hrtime.bigint();
   const deadline = start + BigInt(Math.round(seconds * 1e9));
   let next = 0;
   let ops = 0;
+  let started = 0;
   const worker = async (): Promise<void> => {
     for (;;) {
       const t0 = process.hrtime.bigint();
-      if (t0 >= deadline) return;
+      if (t0 >= deadline && started >= minOps) return;
+      started += o.batch;
       for (let k = 0; k < o.batch; k++) await op(next++);
       samples.push(Number(process.hrtime.bigint() - t0) / o.batch);
       ops += o.batch;
@@ -53,7 +57,7 @@ function percentile(sorted: Float64Array, p: number): number {
 /** Runs `op(i)` for i = 0, 1, 2, … : warm-up, then the timed run. */
 export async function measure(name: string, op: (i: number) => Promise<unknown>, o: MeasureOptions): Promise<Measurement> {
   await runFor(op, o, o.warmupSeconds);
-  const { ops, elapsedNs, samples } = await runFor(op, o, o.seconds);
+  const { ops, elapsedNs, samples } = await runFor(op, o, o.seconds, o.minOps);
   return { name, ops, rate: (ops * 1e9) / elapsedNs, p50: percentile(samples, 0.5), p99: percentile(samples, 0.99), batch: o.batch, concurrency: o.concurrency };
 }
 

@@ -58,12 +58,34 @@ class SqliteSink implements MessageSink {
   }
 }
 
-/** Column arrays for `INSERT … SELECT * FROM unnest(…)`: one round trip and one statement per table and batch. */
-function columnsOf<T>(rows: T[], cols: readonly (keyof T)[]): unknown[][] {
-  const out = cols.map(() => new Array<unknown>(rows.length));
-  for (let i = 0; i < rows.length; i++) {
-    const r = rows[i]!;
-    for (let c = 0; c < cols.length; c++) out[c]![i] = r[cols[c]!];
+/**
+ * An array parameter as PostgreSQL's array literal text, built by V8's native JSON.stringify: the
+ * JSON of an array of numbers, booleans, nulls and strings is the literal once its brackets are
+ * braces, provided no string needed an escape (JSON's escapes are not the array syntax's) and no
+ * number is NaN or infinite (JSON would make it null). Anything else goes to the driver as the
+ * array itself. node-postgres escapes array literals element by element with two regular
+ * expressions each, which cost more than PostgreSQL's whole insert; see bench/writer.
+ */
+function arrayLiteral(values: unknown[], finite: boolean): unknown {
+  if (!finite) return values;
+  const json = JSON.stringify(values);
+  return json.includes('\\') ? values : `{${json.slice(1, -1)}}`;
+}
+
+/** Column parameters for `INSERT … SELECT * FROM unnest(…)`: one round trip and one statement per table and batch. */
+function columnsOf<T>(rows: T[], cols: readonly (keyof T)[], types: readonly string[]): unknown[] {
+  const out = new Array<unknown>(cols.length);
+  for (let c = 0; c < cols.length; c++) {
+    const col = cols[c]!;
+    const values = new Array<unknown>(rows.length);
+    let finite = true;
+    for (let i = 0; i < rows.length; i++) {
+      const v = rows[i]![col];
+      if (typeof v === 'number' && !Number.isFinite(v)) finite = false;
+      values[i] = v;
+    }
+    // bytea goes to the driver, which writes buffers in hex
+    out[c] = types[c] === 'bytea' ? values : arrayLiteral(values, finite);
   }
   return out;
 }
@@ -72,9 +94,12 @@ function unnestInsert(table: string, cols: readonly string[], types: readonly st
   return `INSERT INTO ${table} (${cols.join(', ')}) SELECT * FROM unnest(${types.map((t, i) => `$${i + 1}::${t}[]`).join(', ')}) ON CONFLICT DO NOTHING`;
 }
 
-const recordSql = unnestInsert('messages', recordColumns, ['text', 'int4', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'float8', 'float8', 'float8', 'text', 'bool', 'text', 'float8']);
-const documentSql = unnestInsert('message_documents', documentColumns, ['text', 'int4', 'text', 'text', 'text', 'text', 'text', 'float8', 'jsonb']);
-const payloadSql = unnestInsert('message_payloads', payloadColumns, ['text', 'text', 'text', 'text', 'text', 'text', 'text', 'float8', 'int4', 'bool', 'bytea']);
+const recordTypes = ['text', 'int4', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'float8', 'float8', 'float8', 'text', 'bool', 'text', 'float8'] as const;
+const documentTypes = ['text', 'int4', 'text', 'text', 'text', 'text', 'text', 'float8', 'jsonb'] as const;
+const payloadTypes = ['text', 'text', 'text', 'text', 'text', 'text', 'text', 'float8', 'int4', 'bool', 'bytea'] as const;
+const recordSql = unnestInsert('messages', recordColumns, recordTypes);
+const documentSql = unnestInsert('message_documents', documentColumns, documentTypes);
+const payloadSql = unnestInsert('message_payloads', payloadColumns, payloadTypes);
 
 class PostgresSink implements MessageSink {
   constructor(private readonly db: Database) {}
@@ -83,9 +108,9 @@ class PostgresSink implements MessageSink {
     const client = await this.db.pool!.connect();
     try {
       await client.query('BEGIN');
-      if (batch.records.length) await client.query({ name: 'fw_insert_records', text: recordSql, values: columnsOf<RecordRow>(batch.records, recordColumns) });
-      if (batch.documents.length) await client.query({ name: 'fw_insert_documents', text: documentSql, values: columnsOf<DocumentRow>(batch.documents, documentColumns) });
-      if (batch.payloads.length) await client.query({ name: 'fw_insert_payloads', text: payloadSql, values: columnsOf<PayloadRow>(batch.payloads, payloadColumns) });
+      if (batch.records.length) await client.query({ name: 'fw_insert_records', text: recordSql, values: columnsOf<RecordRow>(batch.records, recordColumns, recordTypes) });
+      if (batch.documents.length) await client.query({ name: 'fw_insert_documents', text: documentSql, values: columnsOf<DocumentRow>(batch.documents, documentColumns, documentTypes) });
+      if (batch.payloads.length) await client.query({ name: 'fw_insert_payloads', text: payloadSql, values: columnsOf<PayloadRow>(batch.payloads, payloadColumns, payloadTypes) });
       await client.query('COMMIT');
     } catch (e) {
       await client.query('ROLLBACK').catch(() => {});

@@ -1,0 +1,178 @@
+// The readers API over a day of data: one day of 1 Hz SenML records on a channel (86,400 per name),
+// seeded through the sink, then GET /channels/:id/messages timed through the whole HTTP app
+// (`inject`: routing, authorization, query, serialisation) on SQLite and on PostgreSQL.
+//
+//   npm run bench -- --seconds 3          (every bench)
+//   npx tsx bench/readers/run.ts [--seconds 3] [--names 1]
+//
+// --names N seeds N names per second (N × 86,400 records) and still queries one of them: how the
+// per-name queries fare on a busier channel. PostgreSQL: see bench/databases.ts.
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { systemClock } from '../../src/core/clock.js';
+import { loadConfig } from '../../src/core/config.js';
+import { uuidv7 } from '../../src/core/ids.js';
+import { createLogger } from '../../src/core/logger.js';
+import { buildApp } from '../../src/http/app.js';
+import { createPlatform } from '../../src/platform.js';
+import { emptyBatch, type RecordRow } from '../../src/storage/rows.js';
+import { createMessageSink } from '../../src/storage/sink.js';
+import { describeDatabase, openBenchDatabase, postgresSkipReason, type BenchDatabaseKind } from '../databases.js';
+import { formatNs, formatRate, machine, measure, numberOption, table, type Measurement, type MeasureOptions } from '../harness.js';
+import { baseName, random } from '../senml.js';
+
+const target = 200e6; // ns: the 1-minute average over a day, p50 and p99, on each database
+
+const seconds = numberOption('seconds', 'FLEETWIRE_BENCH_SECONDS', 2);
+const names = Math.max(1, Math.floor(numberOption('names', 'FLEETWIRE_BENCH_NAMES', 1)));
+const options: MeasureOptions = { seconds, warmupSeconds: 0.5, batch: 1, concurrency: 1, minOps: 20 };
+const day = 86_400;
+/** Midnight UTC a week ago: a whole day in the past, as a dashboard looks back. */
+const dayStart = Math.floor(Date.now() / 86_400_000 - 7) * day;
+const seriesNames = ['temperature', 'humidity', 'pressure', 'co2', 'battery', 'voltage', 'rssi', 'pm25', 'noise', 'lux'];
+const nameOf = (k: number) => `${baseName(k >> 4)}${seriesNames[k % seriesNames.length]}${k >= seriesNames.length ? `-${k}` : ''}`;
+const queried = nameOf(0);
+
+interface Query {
+  name: string;
+  url: (channel: string) => string;
+  /** Throws unless the answer is what the seeded data must give. */
+  check: (body: unknown) => void;
+}
+
+function expect(cond: boolean, what: string): void {
+  if (!cond) throw new Error(`unexpected answer: ${what}`);
+}
+
+const enc = encodeURIComponent;
+type Page = { total: number; messages: { time: number; name: string; value?: number; count?: number }[] };
+const queries: Query[] = [
+  {
+    name: `avg per 1 min over the day, one name (1440 buckets, limit 1000)`,
+    url: (c) => `/channels/${c}/messages?name=${enc(queried)}&aggregation=avg&interval=1m&limit=1000`,
+    check: (b) => {
+      const p = b as Page;
+      expect(p.total === 1440 && p.messages.length === 1000, `total ${p.total}, ${p.messages.length} buckets`);
+      expect(p.messages[0]!.time === dayStart + day - 60 && p.messages[0]!.count === 60, `newest bucket ${JSON.stringify(p.messages[0])}`);
+    },
+  },
+  {
+    name: 'page of 100, newest first (no filter)',
+    url: (c) => `/channels/${c}/messages?limit=100`,
+    check: (b) => {
+      const p = b as Page;
+      expect(p.total === day * names && p.messages.length === 100 && p.messages[0]!.time === dayStart + day - 1, `total ${p.total}, newest ${p.messages[0]?.time}`);
+    },
+  },
+  {
+    name: 'page of 100, newest first, one name',
+    url: (c) => `/channels/${c}/messages?name=${enc(queried)}&limit=100`,
+    check: (b) => {
+      const p = b as Page;
+      expect(p.total === day && p.messages.length === 100 && p.messages[0]!.name === queried, `total ${p.total}`);
+    },
+  },
+  {
+    name: 'latest value of each name',
+    url: (c) => `/channels/${c}/messages/latest`,
+    check: (b) => {
+      const m = (b as { messages: { time: number }[] }).messages;
+      expect(m.length === names && m.every((r) => r.time === dayStart + day - 1), `${m.length} names`);
+    },
+  },
+];
+
+/** One day at 1 Hz, `names` records a second, one message per second, written in transactions of 20,000 rows. */
+async function seed(sink: ReturnType<typeof createMessageSink>, org: string, channel: string, publisher: string): Promise<number> {
+  const rnd = random(7);
+  const started = performance.now();
+  let batch = emptyBatch();
+  for (let s = 0; s < day; s++) {
+    const time = dayStart + s;
+    const id = uuidv7(time * 1000);
+    for (let k = 0; k < names; k++) {
+      const row: RecordRow = {
+        id, seq: k, org_id: org, channel, subtopic: '', publisher, protocol: 'mqtt', name: nameOf(k), unit: 'Cel', time, update_time: null,
+        value: Math.round((21 + 3 * Math.sin((2 * Math.PI * s) / day) + rnd() - 0.5) * 100) / 100,
+        string_value: null, bool_value: null, data_value: null, sum: null,
+      };
+      batch.records.push(row);
+    }
+    if (batch.records.length >= 20_000) {
+      await sink.write(batch);
+      batch = emptyBatch();
+    }
+  }
+  if (batch.records.length) await sink.write(batch);
+  return performance.now() - started;
+}
+
+async function casesOn(kind: BenchDatabaseKind): Promise<Measurement[]> {
+  const bench = await openBenchDatabase(kind);
+  const dataDir = mkdtempSync(join(tmpdir(), 'fleetwire-bench-data-'));
+  try {
+    const { db } = bench;
+    console.log(await describeDatabase(db));
+    const config = loadConfig({}, { dataDir, logLevel: 'silent' });
+    const platform = await createPlatform(config, { db, clock: systemClock, log: createLogger('silent'), key: randomBytes(32), writer: false });
+    const app = await buildApp(platform);
+    await app.ready();
+    try {
+      const password = 'bench-password-not-secret';
+      const user = await platform.users.create({ email: 'reader@example.com', password });
+      const org = await platform.orgs.create({ userId: user.id, email: user.email, platformRole: 'user' }, 'Bench');
+      const channel = await platform.channels.create(org.id, { name: 'day' });
+      const login = await app.inject({ method: 'POST', url: '/auth/token', payload: { email: user.email, password } });
+      const token = (login.json() as { access_token: string }).access_token;
+
+      const ms = await seed(createMessageSink(db), org.id, channel.id, uuidv7());
+      if (db.pool) await db.pool.query('VACUUM ANALYZE messages'); // what autovacuum does to an insert-only table soon after
+      console.log(`  seeded ${formatRate(day * names)} records (${names} name${names > 1 ? 's' : ''} × 86,400 s) in ${(ms / 1000).toFixed(1)} s${db.pool ? '; VACUUM ANALYZE' : ''}`);
+
+      const results: Measurement[] = [];
+      for (const q of queries) {
+        const url = q.url(channel.id);
+        const get = async () => {
+          const res = await app.inject({ method: 'GET', url, headers: { authorization: `Bearer ${token}` } });
+          if (res.statusCode !== 200) throw new Error(`GET ${url}: ${res.statusCode} ${res.body}`);
+          return res;
+        };
+        q.check((await get()).json());
+        results.push(await measure(`${kind === 'sqlite' ? 'SQLite' : 'PostgreSQL'}: ${q.name}`, get, options));
+      }
+      return results;
+    } finally {
+      await app.close();
+      await platform.close();
+    }
+  } finally {
+    await bench.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+}
+
+console.log(`readers bench: ${machine()}`);
+console.log(`GET /channels/:id/messages through app.inject with a user token; ${options.warmupSeconds} s warm-up, then ${seconds} s and at least ${options.minOps} requests per case\n`);
+const results = await casesOn('sqlite');
+const skip = await postgresSkipReason();
+if (skip) console.log(`SKIP PostgreSQL: ${skip}`);
+else results.push(...(await casesOn('postgres')));
+
+console.log(
+  '\n' +
+    table(
+      ['case', 'requests/s', 'p50', 'p99', 'requests'],
+      results.map((m) => [m.name, m.rate.toFixed(1), formatNs(m.p50), formatNs(m.p99), String(m.ops)]),
+    ) +
+    '\n',
+);
+console.log('p50/p99: time of one request (query, authorization and JSON), one at a time.');
+let missed = false;
+for (const m of results.filter((r) => r.name.includes('avg per 1 min'))) {
+  const ok = m.p50 < target && m.p99 < target;
+  console.log(`${m.name.split(':')[0]}, 1-minute averages over a day: p50 ${formatNs(m.p50)}, p99 ${formatNs(m.p99)} against a target of < ${formatNs(target)}: ${ok ? 'met' : 'MISSED'}`);
+  if (!ok) missed = true;
+}
+if (missed) process.exitCode = 1;
