@@ -1,0 +1,216 @@
+// Protocol details driven over an in-memory duplex pair with mqtt-packet: no sockets, exact packets.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Duplex } from 'node:stream';
+import mqttPacket, { type Packet } from 'mqtt-packet';
+import { Broker, type BrokerOptions } from './broker.js';
+import { openPolicy } from './open-policy.js';
+import { createLogger } from '../core/logger.js';
+
+/** Two connected in-memory streams: what one writes, the other reads. */
+function duplexPair(): [Duplex, Duplex] {
+  const ends: Duplex[] = [];
+  const make = (other: number) =>
+    new Duplex({
+      read() {},
+      write(chunk, _enc, cb) {
+        ends[other]!.push(chunk);
+        cb();
+      },
+      final(cb) {
+        ends[other]!.push(null);
+        cb();
+      },
+    });
+  ends.push(make(1), make(0));
+  return [ends[0]!, ends[1]!];
+}
+
+/** A raw client: sends packets, collects what the broker answers. */
+function rawClient(broker: Broker, protocolVersion: 4 | 5) {
+  const [clientSide, serverSide] = duplexPair();
+  broker.handle(serverSide, { transport: 'memory' });
+  const parser = mqttPacket.parser({ protocolVersion });
+  const packets: Packet[] = [];
+  let closed = false;
+  parser.on('packet', (p: Packet) => packets.push(p));
+  clientSide.on('data', (d: Buffer) => parser.parse(d));
+  clientSide.on('end', () => (closed = true));
+  return {
+    packets,
+    get closed() {
+      return closed;
+    },
+    send(p: Packet) {
+      clientSide.write(mqttPacket.generate(p, { protocolVersion }));
+    },
+    sendRaw(bytes: Buffer) {
+      clientSide.write(bytes);
+    },
+    async next(cmd: string, ms = 2000): Promise<Packet> {
+      const deadline = Date.now() + ms;
+      for (;;) {
+        const i = packets.findIndex((p) => p.cmd === cmd);
+        if (i >= 0) return packets.splice(i, 1)[0]!;
+        if (Date.now() > deadline) throw new Error(`no ${cmd} within ${ms} ms; got ${packets.map((p) => p.cmd).join(', ')}`);
+        await new Promise((r) => setTimeout(r, 5));
+      }
+    },
+  };
+}
+
+function newBroker(options: Partial<BrokerOptions> = {}) {
+  return new Broker(openPolicy(undefined), createLogger('silent'), options);
+}
+
+const connect = (clientId: string, props: Record<string, unknown> = {}, extra: Record<string, unknown> = {}): Packet => ({ cmd: 'connect', protocolVersion: 5, clientId, clean: true, keepalive: 0, properties: props, ...extra }) as Packet;
+
+describe('MQTT 5 protocol details over an in-memory stream', () => {
+  test('receive maximum: the broker keeps at most that many QoS 1 messages unacknowledged, then sends the rest as acks arrive', async () => {
+    const broker = newBroker();
+    const sub = rawClient(broker, 5);
+    sub.send(connect('slow-reader', { receiveMaximum: 2 }));
+    await sub.next('connack');
+    sub.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'rm/#', qos: 1 }] } as Packet);
+    await sub.next('suback');
+    const pub = rawClient(broker, 5);
+    pub.send(connect('pub'));
+    await pub.next('connack');
+    for (let i = 1; i <= 5; i++) pub.send({ cmd: 'publish', topic: 'rm/x', payload: Buffer.from(String(i)), qos: 1, messageId: i, retain: false, dup: false } as Packet);
+    await new Promise((r) => setTimeout(r, 100));
+    const first = sub.packets.filter((p) => p.cmd === 'publish') as mqttPacket.IPublishPacket[];
+    assert.equal(first.length, 2, 'only receive-maximum messages in flight');
+    sub.packets.length = 0;
+    sub.send({ cmd: 'puback', messageId: first[0]!.messageId! } as Packet);
+    const third = (await sub.next('publish')) as mqttPacket.IPublishPacket;
+    assert.equal(third.payload.toString(), '3');
+  });
+
+  test('QoS 2: a PUBLISH repeated before PUBREL is not delivered twice', async () => {
+    const broker = newBroker();
+    const sub = rawClient(broker, 5);
+    sub.send(connect('q2-sub'));
+    await sub.next('connack');
+    sub.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'q2', qos: 2 }] } as Packet);
+    await sub.next('suback');
+    const pub = rawClient(broker, 5);
+    pub.send(connect('q2-pub'));
+    await pub.next('connack');
+    const p = { cmd: 'publish', topic: 'q2', payload: Buffer.from('once'), qos: 2, messageId: 9, retain: false, dup: false } as Packet;
+    pub.send(p);
+    await pub.next('pubrec');
+    pub.send({ ...p, dup: true } as Packet);
+    await pub.next('pubrec');
+    pub.send({ cmd: 'pubrel', messageId: 9 } as Packet);
+    await pub.next('pubcomp');
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(sub.packets.filter((x) => x.cmd === 'publish').length, 1);
+  });
+
+  test('topic aliases: the client may publish by alias; an alias above our maximum is 0x94', async () => {
+    const broker = newBroker({ topicAliasMaximum: 2 });
+    const sub = rawClient(broker, 5);
+    sub.send(connect('alias-sub'));
+    await sub.next('connack');
+    sub.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'al/#', qos: 0 }] } as Packet);
+    await sub.next('suback');
+    const pub = rawClient(broker, 5);
+    pub.send(connect('alias-pub'));
+    await pub.next('connack');
+    pub.send({ cmd: 'publish', topic: 'al/long/topic', payload: Buffer.from('a'), qos: 0, retain: false, dup: false, properties: { topicAlias: 1 } } as Packet);
+    pub.send({ cmd: 'publish', topic: '', payload: Buffer.from('b'), qos: 0, retain: false, dup: false, properties: { topicAlias: 1 } } as Packet);
+    await new Promise((r) => setTimeout(r, 50));
+    const got = sub.packets.filter((x) => x.cmd === 'publish') as mqttPacket.IPublishPacket[];
+    assert.deepEqual(got.map((g) => [g.topic, g.payload.toString()]), [['al/long/topic', 'a'], ['al/long/topic', 'b']]);
+    pub.send({ cmd: 'publish', topic: 'al/x', payload: Buffer.from('c'), qos: 0, retain: false, dup: false, properties: { topicAlias: 3 } } as Packet);
+    const d = (await pub.next('disconnect')) as mqttPacket.IDisconnectPacket;
+    assert.equal(d.reasonCode, 0x94);
+  });
+
+  test('server-assigned outbound topic aliases: the topic is sent once, then the alias alone', async () => {
+    const broker = newBroker();
+    const sub = rawClient(broker, 5);
+    sub.send(connect('out-alias', { topicAliasMaximum: 4 }));
+    await sub.next('connack');
+    sub.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'oa', qos: 0 }] } as Packet);
+    await sub.next('suback');
+    const pub = rawClient(broker, 5);
+    pub.send(connect('oa-pub'));
+    await pub.next('connack');
+    for (const x of ['1', '2']) pub.send({ cmd: 'publish', topic: 'oa', payload: Buffer.from(x), qos: 0, retain: false, dup: false } as Packet);
+    await new Promise((r) => setTimeout(r, 50));
+    const got = sub.packets.filter((x) => x.cmd === 'publish') as mqttPacket.IPublishPacket[];
+    assert.deepEqual(got.map((g) => [g.topic, g.properties?.topicAlias]), [['oa', 1], ['', 1]]);
+  });
+
+  test("messages larger than the client's maximum packet size are not sent to it", async () => {
+    const broker = newBroker();
+    const sub = rawClient(broker, 5);
+    sub.send(connect('small', { maximumPacketSize: 64 }));
+    await sub.next('connack');
+    sub.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'mp', qos: 0 }] } as Packet);
+    await sub.next('suback');
+    const pub = rawClient(broker, 5);
+    pub.send(connect('mp-pub'));
+    await pub.next('connack');
+    pub.send({ cmd: 'publish', topic: 'mp', payload: Buffer.alloc(200), qos: 0, retain: false, dup: false } as Packet);
+    pub.send({ cmd: 'publish', topic: 'mp', payload: Buffer.from('fits'), qos: 0, retain: false, dup: false } as Packet);
+    const got = (await sub.next('publish')) as mqttPacket.IPublishPacket;
+    assert.equal(got.payload.toString(), 'fits');
+  });
+
+  test('a packet larger than our maximum packet size ends the connection with 0x95', async () => {
+    const broker = newBroker({ maxPacketSize: 1024 });
+    const c = rawClient(broker, 5);
+    c.send(connect('big'));
+    await c.next('connack');
+    c.send({ cmd: 'publish', topic: 'x', payload: Buffer.alloc(4096), qos: 0, retain: false, dup: false } as Packet);
+    const d = (await c.next('disconnect')) as mqttPacket.IDisconnectPacket;
+    assert.equal(d.reasonCode, 0x95);
+  });
+
+  test('the will waits for the will delay and is cancelled when the client comes back in time', async () => {
+    const broker = newBroker();
+    const watcher = rawClient(broker, 5);
+    watcher.send(connect('will-watch'));
+    await watcher.next('connack');
+    watcher.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'will/#', qos: 0 }] } as Packet);
+    await watcher.next('suback');
+    const willConnect = (id: string, delay: number) =>
+      connect(id, { sessionExpiryInterval: 60 }, { clean: false, will: { topic: `will/${id}`, payload: Buffer.from('bye'), qos: 0, retain: false, properties: { willDelayInterval: delay } } });
+    const a = rawClient(broker, 5);
+    a.send(willConnect('comes-back', 1));
+    await a.next('connack');
+    const b = rawClient(broker, 5);
+    b.send(willConnect('stays-away', 1));
+    await b.next('connack');
+    // both vanish without DISCONNECT
+    for (const conn of [...broker.connections]) if (conn.clientId === 'comes-back' || conn.clientId === 'stays-away') conn.close();
+    const again = rawClient(broker, 5);
+    again.send(willConnect('comes-back', 1));
+    await again.next('connack');
+    const will = (await watcher.next('publish', 3000)) as mqttPacket.IPublishPacket;
+    assert.equal(will.topic, 'will/stays-away');
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(watcher.packets.filter((p) => p.cmd === 'publish').length, 0, 'no will for the client that came back');
+  });
+
+  test('a second CONNECT is a protocol error', async () => {
+    const broker = newBroker();
+    const c = rawClient(broker, 5);
+    c.send(connect('twice'));
+    await c.next('connack');
+    c.send(connect('twice'));
+    const d = (await c.next('disconnect')) as mqttPacket.IDisconnectPacket;
+    assert.equal(d.reasonCode, 0x82);
+  });
+
+  test('an MQTT 3.1.1 client with an empty client id and no clean session is refused with return code 2', async () => {
+    const broker = newBroker();
+    const c = rawClient(broker, 4);
+    // mqtt-packet refuses to generate this packet, so it is written by hand: CONNECT, "MQTT" level 4, flags 0 (no clean session), keep-alive 0, empty client id
+    c.sendRaw(Buffer.from([0x10, 0x0c, 0x00, 0x04, 0x4d, 0x51, 0x54, 0x54, 0x04, 0x00, 0x00, 0x00, 0x00, 0x00]));
+    const connack = (await c.next('connack')) as mqttPacket.IConnackPacket;
+    assert.equal(connack.returnCode, 2);
+  });
+});
