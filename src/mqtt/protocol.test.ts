@@ -86,6 +86,19 @@ describe('MQTT 5 protocol details over an in-memory stream', () => {
     assert.equal(third.payload.toString(), '3');
   });
 
+  test('a client that exceeds our receive maximum (QoS 2 ids not yet released count) is disconnected with 0x93', async () => {
+    const broker = newBroker({ receiveMaximum: 1 });
+    const c = rawClient(broker, 5);
+    c.send(connect('greedy'));
+    const connack = (await c.next('connack')) as mqttPacket.IConnackPacket;
+    assert.equal(connack.properties?.receiveMaximum, 1);
+    c.send({ cmd: 'publish', topic: 'a', payload: Buffer.from('1'), qos: 2, messageId: 1, retain: false, dup: false } as Packet);
+    await c.next('pubrec');
+    c.send({ cmd: 'publish', topic: 'a', payload: Buffer.from('2'), qos: 2, messageId: 2, retain: false, dup: false } as Packet);
+    const d = (await c.next('disconnect')) as mqttPacket.IDisconnectPacket;
+    assert.equal(d.reasonCode, 0x93);
+  });
+
   test('QoS 2: a PUBLISH repeated before PUBREL is not delivered twice', async () => {
     const broker = newBroker();
     const sub = rawClient(broker, 5);

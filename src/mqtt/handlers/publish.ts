@@ -50,7 +50,8 @@ export async function handlePublish(conn: Connection, packet: IPublishPacket): P
 
   if (packet.qos > 0) {
     conn.inboundInFlight++;
-    if (conn.inboundInFlight > broker.options.receiveMaximum) return conn.disconnect(rc.receiveMaximumExceeded, 'receive maximum exceeded'); // [MQTT-3.3.4-9]
+    // QoS 2 messages count until PUBCOMP: their ids wait in incomingQos2 for PUBREL [MQTT-3.3.4-9]
+    if (conn.inboundInFlight + conn.session!.incomingQos2.size > broker.options.receiveMaximum) return conn.disconnect(rc.receiveMaximumExceeded, 'receive maximum exceeded');
   }
   if (!broker.rateAllows(conn)) {
     broker.metrics.dropped('rate_limited');
