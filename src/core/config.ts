@@ -173,7 +173,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   const specs = Object.values(settings) as SettingSpec<unknown>[];
   const knownEnv = new Set(specs.map((x) => x.env).concat(['FLEETWIRE_CONFIG', ...extraEnvNames]));
   for (const name of Object.keys(env)) {
-    if (name.startsWith('FLEETWIRE_') && !knownEnv.has(name)) throw new ConfigError(name, 'unknown setting (see docs/configuration.md)');
+    if (name.startsWith('FLEETWIRE_') && !knownEnv.has(name) && !toolPrefixes.some((p) => name.startsWith(p))) throw new ConfigError(name, 'unknown setting (see docs/configuration.md)');
   }
   const knownFile = new Set(specs.map(fileKey));
   for (const key of Object.keys(file)) {
@@ -196,6 +196,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   if (Boolean(cfg.adminEmail) !== Boolean(cfg.adminPassword)) throw new ConfigError('FLEETWIRE_ADMIN_PASSWORD', 'FLEETWIRE_ADMIN_EMAIL and FLEETWIRE_ADMIN_PASSWORD go together');
   return cfg;
 }
+
+/** Prefixes of variables read by tools around the server (tests, benchmarks), never by the server. */
+const toolPrefixes = ['FLEETWIRE_TEST_', 'FLEETWIRE_BENCH_', 'FLEETWIRE_FUZZ_'];
 
 /** Variables read by tools around the server (tests, CI), not by the server itself. */
 const extraEnvNames = ['FLEETWIRE_TEST_DATABASE', 'FLEETWIRE_TEST_POSTGRES_URL', 'FLEETWIRE_TEST_NATS_URL', 'FLEETWIRE_REQUIRE_SERVICES'];
