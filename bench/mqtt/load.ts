@@ -1,0 +1,219 @@
+// MQTT load generator, run in a process of its own by bench/mqtt/run.ts: raw mqtt-packet clients
+// (so the generator costs little), one JSON result line on stdout.
+//
+//   tsx bench/mqtt/load.ts '<LoadSpec as JSON>'
+import net from 'node:net';
+import mqttPacket, { type Packet } from 'mqtt-packet';
+
+export interface LoadSpec {
+  port: number;
+  scenario: 'p2p' | 'fan-in' | 'fan-out' | 'connect';
+  qos: 0 | 1;
+  payload: number;
+  seconds: number;
+  /** Messages per second across all publishers; 0: as fast as the broker takes them. */
+  rate: number;
+  /** Topic prefix; Fleetwire device listeners need `channels/<id>/messages`. */
+  topic: string;
+  /** Credentials per client (device id, secret), used round-robin; none: anonymous. */
+  credentials?: { username: string; password: string }[];
+  /** `connect` scenario: how many connections to open and keep. */
+  connections?: number;
+  protocolVersion?: 4 | 5;
+}
+
+export interface LoadResult {
+  sent: number;
+  received: number;
+  seconds: number;
+  rate: number;
+  p50Ms: number;
+  p99Ms: number;
+  connectRate?: number;
+  connected?: number;
+  errors: string[];
+}
+
+const errors: string[] = [];
+
+class Client {
+  readonly sock: net.Socket;
+  private readonly parser = mqttPacket.parser({ protocolVersion: 4 });
+  onPublish: ((p: mqttPacket.IPublishPacket) => void) | undefined;
+  onPuback: (() => void) | undefined;
+  private waiting = new Map<string, (p: Packet) => void>();
+
+  constructor(port: number) {
+    this.sock = net.connect(port, '127.0.0.1');
+    this.sock.setNoDelay(true);
+    this.sock.on('data', (d) => this.parser.parse(d));
+    this.sock.on('error', (e) => errors.length < 5 && errors.push(e.message));
+    this.parser.on('packet', (p: Packet) => {
+      if (p.cmd === 'publish') {
+        this.onPublish?.(p);
+        if (p.qos === 1) this.sock.write(mqttPacket.generate({ cmd: 'puback', messageId: p.messageId! }));
+        return;
+      }
+      if (p.cmd === 'puback') return this.onPuback?.();
+      const w = this.waiting.get(p.cmd);
+      if (w) {
+        this.waiting.delete(p.cmd);
+        w(p);
+      }
+    });
+  }
+
+  private expect(cmd: string): Promise<Packet> {
+    return new Promise((resolve, reject) => {
+      this.waiting.set(cmd, resolve);
+      this.sock.once('close', () => reject(new Error(`closed while waiting for ${cmd}`)));
+    });
+  }
+
+  async connect(clientId: string, cred?: { username: string; password: string }): Promise<void> {
+    const ack = this.expect('connack');
+    this.sock.write(mqttPacket.generate({ cmd: 'connect', protocolVersion: 4, clientId, clean: true, keepalive: 0, ...(cred ? { username: cred.username, password: Buffer.from(cred.password) } : {}) }));
+    const p = (await ack) as mqttPacket.IConnackPacket;
+    if (p.returnCode !== 0) throw new Error(`CONNACK ${p.returnCode}`);
+  }
+
+  async subscribe(filter: string, qos: 0 | 1): Promise<void> {
+    const ack = this.expect('suback');
+    this.sock.write(mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: filter, qos }] }));
+    const p = (await ack) as mqttPacket.ISubackPacket;
+    if ((p.granted[0] as number) >= 0x80) throw new Error(`SUBACK refused ${filter}`);
+  }
+}
+
+/** A PUBLISH whose payload starts with the send time (ns, process clock). */
+function publishPacket(topic: string, qos: 0 | 1, size: number, messageId: number): Buffer {
+  const payload = Buffer.alloc(Math.max(8, size));
+  payload.writeBigUInt64BE(process.hrtime.bigint(), 0);
+  return mqttPacket.generate({ cmd: 'publish', topic, payload, qos, retain: false, dup: false, ...(qos ? { messageId } : {}) });
+}
+
+async function connectScenario(spec: LoadSpec): Promise<LoadResult> {
+  const n = spec.connections ?? 1000;
+  const creds = spec.credentials ?? [];
+  const clients: Client[] = [];
+  const started = process.hrtime.bigint();
+  let next = 0;
+  let connected = 0;
+  const worker = async () => {
+    while (next < n) {
+      const i = next++;
+      const c = new Client(spec.port);
+      clients.push(c);
+      try {
+        await c.connect(`idle-${i}`, creds.length ? creds[i % creds.length] : undefined);
+        connected++;
+      } catch (e) {
+        if (errors.length < 5) errors.push((e as Error).message);
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: 50 }, worker));
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  // hold them open while the parent reads the broker's memory
+  console.log(JSON.stringify({ sent: 0, received: 0, seconds, rate: 0, p50Ms: 0, p99Ms: 0, connectRate: connected / seconds, connected, errors } satisfies LoadResult));
+  await new Promise((r) => process.stdin.once('data', r));
+  for (const c of clients) c.sock.destroy();
+  return { sent: 0, received: 0, seconds, rate: 0, p50Ms: 0, p99Ms: 0, errors };
+}
+
+async function run(spec: LoadSpec): Promise<LoadResult | undefined> {
+  if (spec.scenario === 'connect') {
+    await connectScenario(spec);
+    return undefined;
+  }
+  const pubs = spec.scenario === 'fan-in' ? 10 : 1;
+  const subs = spec.scenario === 'fan-out' ? 10 : 1;
+  const creds = spec.credentials ?? [];
+  let credIndex = 0;
+  const cred = () => (creds.length ? creds[credIndex++ % creds.length] : undefined);
+  const latencies = new Float64Array(2_000_000);
+  let samples = 0;
+  let received = 0;
+  let measuring = false;
+  const subscribers: Client[] = [];
+  for (let i = 0; i < subs; i++) {
+    const c = new Client(spec.port);
+    await c.connect(`sub-${i}-${process.pid}`, cred());
+    await c.subscribe(`${spec.topic}/#`, spec.qos);
+    c.onPublish = (p) => {
+      if (!measuring) return;
+      received++;
+      const payload = p.payload as Buffer;
+      if (payload.length >= 8 && samples < latencies.length) latencies[samples++] = Number(process.hrtime.bigint() - payload.readBigUInt64BE(0)) / 1e6;
+    };
+    subscribers.push(c);
+  }
+  const publishers: Client[] = [];
+  for (let i = 0; i < pubs; i++) {
+    const c = new Client(spec.port);
+    await c.connect(`pub-${i}-${process.pid}`, cred());
+    publishers.push(c);
+  }
+  let sent = 0;
+  let stop = false;
+  const window = 64; // QoS 1 messages in flight per publisher
+  const publishLoop = async (c: Client, index: number) => {
+    const topic = `${spec.topic}/p${index}`;
+    let inflight = 0;
+    let id = 0;
+    let wake: (() => void) | undefined;
+    c.onPuback = () => {
+      inflight--;
+      wake?.();
+    };
+    const perPublisherRate = spec.rate / pubs;
+    const startedAt = Date.now();
+    let count = 0;
+    while (!stop) {
+      if (spec.qos === 1 && inflight >= window) {
+        await new Promise<void>((r) => (wake = r));
+        wake = undefined;
+        continue;
+      }
+      if (perPublisherRate > 0) {
+        const due = ((Date.now() - startedAt) / 1000) * perPublisherRate;
+        if (count >= due) {
+          await new Promise((r) => setTimeout(r, 1));
+          continue;
+        }
+      }
+      id = id === 65535 ? 1 : id + 1;
+      if (spec.qos === 1) inflight++;
+      count++;
+      if (measuring) sent++;
+      if (!c.sock.write(publishPacket(topic, spec.qos, spec.payload, id))) await new Promise((r) => c.sock.once('drain', r));
+      if (count % 256 === 0) await new Promise((r) => setImmediate(r));
+    }
+  };
+  const loops = publishers.map((c, i) => publishLoop(c, i));
+  await new Promise((r) => setTimeout(r, 1000)); // warm-up
+  measuring = true;
+  const t0 = process.hrtime.bigint();
+  await new Promise((r) => setTimeout(r, spec.seconds * 1000));
+  measuring = false;
+  const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+  stop = true;
+  for (const p of publishers) p.onPuback?.();
+  await Promise.race([Promise.all(loops), new Promise((r) => setTimeout(r, 2000))]);
+  for (const c of [...publishers, ...subscribers]) c.sock.destroy();
+  const sorted = latencies.slice(0, samples).sort();
+  const pct = (q: number) => (samples ? sorted[Math.min(samples - 1, Math.floor(q * samples))]! : NaN);
+  return { sent, received, seconds, rate: received / seconds, p50Ms: pct(0.5), p99Ms: pct(0.99), errors };
+}
+
+const spec = JSON.parse(process.argv[2]!) as LoadSpec;
+run(spec).then(
+  (r) => {
+    if (r) console.log(JSON.stringify(r));
+    process.exit(0);
+  },
+  (e: unknown) => {
+    console.log(JSON.stringify({ sent: 0, received: 0, seconds: 0, rate: 0, p50Ms: NaN, p99Ms: NaN, errors: [String(e)] }));
+    process.exit(1);
+  },
+);
