@@ -92,6 +92,7 @@ async function seed(sink: ReturnType<typeof createMessageSink>, org: string, cha
   for (let s = 0; s < day; s++) {
     const time = dayStart + s;
     const id = uuidv7(time * 1000);
+    batch.ids.push(id);
     for (let k = 0; k < names; k++) {
       const row: RecordRow = {
         id, seq: k, org_id: org, channel, subtopic: '', publisher, protocol: 'mqtt', name: nameOf(k), unit: 'Cel', time, update_time: null,

@@ -9,7 +9,8 @@ import type { OrgService } from '../orgs/service.js';
 import { BusOverloadedError, type Bus } from './bus.js';
 import type { Envelope, Protocol } from './envelope.js';
 import { normaliseSubtopic } from './topic.js';
-import { mediaTypeOf, normalisePayload } from './payload/index.js';
+import { mediaTypeOf, normalisePayload, type NormalisedPayload } from './payload/index.js';
+import { rememberParsedPayload } from './parsed.js';
 
 /** Who publishes or subscribes: a device with its credential, or a user with a token. */
 export type Client =
@@ -90,7 +91,7 @@ export class MessagingService {
   }
 
   /** Checks the parts that need no database: size, subtopic, content type and payload. */
-  validate(input: Pick<PublishInput, 'subtopic' | 'contentType' | 'payload'>, receivedAt: number): { subtopic: string; contentType: string } {
+  validate(input: Pick<PublishInput, 'subtopic' | 'contentType' | 'payload'>, receivedAt: number): { subtopic: string; contentType: string; parsed: NormalisedPayload } {
     if (input.payload.length > this.options.maxPayloadBytes) throw new AppError('message.too_large', `The payload is ${input.payload.length} bytes; at most ${this.options.maxPayloadBytes} are accepted`);
     const sub = normaliseSubtopic(input.subtopic);
     if (!sub.ok) throw new AppError('message.invalid_subtopic', sub.error);
@@ -100,13 +101,13 @@ export class MessagingService {
     const parsed = normalisePayload(contentType, input.payload, receivedAt / 1000);
     if (parsed.kind === 'invalid') throw new AppError('message.invalid_payload', parsed.error);
     // the type travels with the message as given, but SenML/JSON types in canonical form
-    return { subtopic: sub.subtopic, contentType: parsed.kind === 'opaque' ? contentType : media };
+    return { subtopic: sub.subtopic, contentType: parsed.kind === 'opaque' ? contentType : media, parsed };
   }
 
   /** Authorises, normalises, stamps and hands one message to the bus. */
   async publish(input: PublishInput): Promise<Envelope> {
     const receivedAt = this.clock.now();
-    const { subtopic, contentType } = this.validate(input, receivedAt);
+    const { subtopic, contentType, parsed } = this.validate(input, receivedAt);
     const granted = await this.authorize(input.client, input.channel, 'publish');
     const env: Envelope = {
       id: uuidv7(receivedAt),
@@ -120,6 +121,8 @@ export class MessagingService {
       receivedAt,
       ...(input.mqtt ? { mqtt: input.mqtt } : {}),
     };
+    // the writer on the in-process bus gets this very object: it reuses the parse (src/storage/rows.ts)
+    rememberParsedPayload(env, parsed);
     try {
       await this.bus.publish(env);
     } catch (e) {

@@ -192,24 +192,17 @@ export class MessageReaders {
   }
 
   /**
-   * The newest record of each name. Reads one index entry per name, not the channel's history:
-   * the names come from a skip scan of the (channel, name, …) index (each step the next name
-   * after the last), and each name's newest record from one backward step of the same index.
+   * The newest record of each name. The writer keeps the newest record of each (channel, name,
+   * subtopic, publisher) in `latest_values`, so a filter on subtopic and publisher reads that small
+   * table alone; any other filter takes the newest matching record of each name from the records.
    */
   async latest(f: MessageFilter): Promise<MessageRecord[]> {
+    const onlyKeys = Object.entries(f).every(([k, v]) => v === undefined || k === 'channel' || k === 'subtopic' || k === 'publisher');
     const w = where(f, true);
-    const names = `WITH RECURSIVE names(name) AS (
-  SELECT MIN(name) FROM messages WHERE channel = ?
-  UNION ALL
-  SELECT (SELECT MIN(m.name) FROM messages m WHERE m.channel = ? AND m.name > n.name) FROM names n WHERE n.name IS NOT NULL
-)`;
-    const newest = (cols: string) => `SELECT ${cols} FROM messages WHERE ${w.sql} AND name = n.name ORDER BY time DESC, id DESC, seq DESC LIMIT 1`;
-    const sql =
-      this.db.kind === 'postgres'
-        ? `${names} SELECT r.* FROM (SELECT name FROM names WHERE name IS NOT NULL) n CROSS JOIN LATERAL (${newest(recordSelect)}) r ORDER BY r.name`
-        : // no LATERAL in SQLite: the newest row's key, then the row
-          `${names} SELECT ${recordSelect.split(', ').map((c) => `r.${c}`).join(', ')} FROM names n JOIN messages r ON (r.id, r.seq) = (${newest('id, seq')}) WHERE n.name IS NOT NULL ORDER BY r.name`;
-    const rows = await this.q.all<RecordRowOut>(sql, [f.channel, f.channel, ...w.params]);
+    const rows = await this.q.all<RecordRowOut>(
+      `SELECT ${recordSelect} FROM (SELECT ${recordSelect}, ROW_NUMBER() OVER (PARTITION BY name ORDER BY time DESC, id DESC, seq DESC) AS rn FROM ${onlyKeys ? 'latest_values' : 'messages'} WHERE ${w.sql}) r WHERE rn = 1 ORDER BY name`,
+      w.params,
+    );
     return rows.map(toRecord);
   }
 

@@ -1,5 +1,5 @@
 import type { Envelope } from '../messaging/envelope.js';
-import { normalisePayload } from '../messaging/payload/index.js';
+import { parsedPayloadOf } from '../messaging/parsed.js';
 
 /** One stored SenML record (or numeric field of a JSON document). */
 export interface RecordRow {
@@ -48,6 +48,8 @@ export interface PayloadRow {
 }
 
 export interface RowBatch {
+  /** Ids of the messages the rows come from, one per message (rejected ones left out): the sink stores a message's rows only when its id is new. */
+  ids: string[];
   records: RecordRow[];
   documents: DocumentRow[];
   payloads: PayloadRow[];
@@ -56,7 +58,7 @@ export interface RowBatch {
 }
 
 export function emptyBatch(): RowBatch {
-  return { records: [], documents: [], payloads: [], rejected: 0 };
+  return { ids: [], records: [], documents: [], payloads: [], rejected: 0 };
 }
 
 /**
@@ -66,7 +68,8 @@ export function emptyBatch(): RowBatch {
 export function toRows(envs: Envelope[], opaqueMaxBytes: number, into: RowBatch = emptyBatch()): RowBatch {
   for (const env of envs) {
     const receivedAt = env.receivedAt / 1000;
-    const parsed = normalisePayload(env.contentType, env.payload, receivedAt);
+    const parsed = parsedPayloadOf(env);
+    if (parsed.kind !== 'invalid') into.ids.push(env.id);
     switch (parsed.kind) {
       case 'senml': {
         let seq = 0;

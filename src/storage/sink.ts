@@ -1,4 +1,3 @@
-import type { Statement } from 'better-sqlite3';
 import type { Database } from '../db/index.js';
 import type { DocumentRow, PayloadRow, RecordRow, RowBatch } from './rows.js';
 
@@ -19,28 +18,123 @@ const recordColumns = ['id', 'seq', 'org_id', 'channel', 'subtopic', 'publisher'
 const documentColumns = ['id', 'seq', 'org_id', 'channel', 'subtopic', 'publisher', 'protocol', 'time', 'document'] as const;
 const payloadColumns = ['id', 'org_id', 'channel', 'subtopic', 'publisher', 'protocol', 'content_type', 'time', 'size', 'truncated', 'payload'] as const;
 
-const tables = ['messages', 'message_documents', 'message_payloads'] as const;
+/** `latest_values` has the record's columns; the key is (channel, name, subtopic, publisher). */
+const latestKey = ['channel', 'name', 'subtopic', 'publisher'] as const;
+const latestUpdate = recordColumns.filter((c) => !(latestKey as readonly string[]).includes(c));
+/** Only a newer record replaces the stored one: newer by time, then id, then seq, as the readers order. */
+const newerThanStored = 'excluded.time > latest_values.time OR (excluded.time = latest_values.time AND (excluded.id > latest_values.id OR (excluded.id = latest_values.id AND excluded.seq > latest_values.seq)))';
+const latestConflict = `ON CONFLICT (${latestKey.join(', ')}) DO UPDATE SET ${latestUpdate.map((c) => `${c} = excluded.${c}`).join(', ')} WHERE ${newerThanStored}`;
+/** Refills one (channel, name, subtopic, publisher) of `latest_values` from the records kept by retention (id ≥ boundary). */
+const latestRefill = (p: (i: number) => string) =>
+  `INSERT INTO latest_values (${recordColumns.join(', ')}) SELECT ${recordColumns.join(', ')} FROM messages WHERE channel = ${p(1)} AND name = ${p(2)} AND subtopic = ${p(3)} AND publisher = ${p(4)} AND id >= ${p(5)} ORDER BY time DESC, id DESC, seq DESC LIMIT 1 ON CONFLICT DO NOTHING`;
+
+function isNewer(a: RecordRow, b: RecordRow): boolean {
+  return a.time > b.time || (a.time === b.time && (a.id > b.id || (a.id === b.id && a.seq > b.seq)));
+}
+
+type Level<T> = Map<string, T>;
+
+/**
+ * The newest record of each (channel, name, subtopic, publisher) among `records`. Nested maps on
+ * the rows' own strings: no key is built per record (20,000 a batch; see bench/writer).
+ */
+function newestPerName(records: RecordRow[]): RecordRow[] {
+  const byChannel: Level<Level<Level<Level<RecordRow>>>> = new Map();
+  const out: RecordRow[] = [];
+  for (const r of records) {
+    let byPublisher = byChannel.get(r.channel);
+    if (byPublisher === undefined) byChannel.set(r.channel, (byPublisher = new Map()));
+    let bySubtopic = byPublisher.get(r.publisher);
+    if (bySubtopic === undefined) byPublisher.set(r.publisher, (bySubtopic = new Map()));
+    let byName = bySubtopic.get(r.subtopic);
+    if (byName === undefined) bySubtopic.set(r.subtopic, (byName = new Map()));
+    const seen = byName.get(r.name);
+    if (seen === undefined || isNewer(r, seen)) byName.set(r.name, r);
+  }
+  for (const byPublisher of byChannel.values()) for (const bySubtopic of byPublisher.values()) for (const byName of bySubtopic.values()) for (const r of byName.values()) out.push(r);
+  return out;
+}
+
+/**
+ * The rows of the messages in `fresh`, each message's once: a message's rows start at seq 0 (a
+ * payload is one row), so a message that came twice in one batch is taken the first time.
+ */
+function rowsOf<T extends { id: string; seq?: number }>(rows: T[], fresh: Set<string>): T[] {
+  const taken = new Set<string>();
+  const out: T[] = [];
+  let keep = false;
+  for (const r of rows) {
+    if (r.seq === undefined || r.seq === 0) {
+      keep = fresh.has(r.id) && !taken.has(r.id);
+      if (keep) taken.add(r.id);
+    }
+    if (keep) out.push(r);
+  }
+  return out;
+}
+
+/** The batch cut down to the messages not stored before; the batch itself when all of them are new, once. */
+function freshPart(batch: RowBatch, fresh: Set<string>): RowBatch {
+  if (fresh.size === batch.ids.length) return batch;
+  return { ids: [...fresh], records: rowsOf(batch.records, fresh), documents: rowsOf(batch.documents, fresh), payloads: rowsOf(batch.payloads, fresh), rejected: batch.rejected };
+}
 
 class SqliteSink implements MessageSink {
-  private readonly insertRecord: Statement<unknown[]>;
-  private readonly insertDocument: Statement<unknown[]>;
-  private readonly insertPayload: Statement<unknown[]>;
   private readonly writeAll: (batch: RowBatch) => void;
+  private readonly pruneAll: (boundaryId: string, limit: number) => number;
 
-  constructor(private readonly db: NonNullable<Database['sqlite']>) {
-    const insert = (table: string, cols: readonly string[]) => db.prepare(`INSERT OR IGNORE INTO ${table} (${cols.join(', ')}) VALUES (${cols.map(() => '?').join(', ')})`);
-    this.insertRecord = insert('messages', recordColumns);
-    this.insertDocument = insert('message_documents', documentColumns);
-    this.insertPayload = insert('message_payloads', payloadColumns);
-    const rec = this.insertRecord;
-    const doc = this.insertDocument;
-    const pay = this.insertPayload;
-    this.writeAll = db.transaction((batch: RowBatch) => {
+  constructor(db: NonNullable<Database['sqlite']>) {
+    const insert = (table: string, cols: readonly string[], tail = '') => db.prepare(`INSERT ${tail ? '' : 'OR IGNORE '}INTO ${table} (${cols.join(', ')}) VALUES (${cols.map(() => '?').join(', ')})${tail}`);
+    const known = db.prepare('SELECT 1 FROM message_ids WHERE id = ?').pluck();
+    const recordId = db.prepare('INSERT INTO message_ids (id, last_row) VALUES (?, ?)');
+    const rec = db.prepare(`INSERT INTO messages (${recordColumns.join(', ')}) VALUES (${recordColumns.map(() => '?').join(', ')})`);
+    const doc = insert('message_documents', documentColumns);
+    const pay = insert('message_payloads', payloadColumns);
+    const latest = insert('latest_values', recordColumns, ` ${latestConflict}`);
+    const bool = (b: boolean | null) => (b === null ? null : b ? 1 : 0);
+    this.writeAll = db.transaction((all: RowBatch) => {
+      // ids first: a message recorded before (a redelivered batch) is not stored again
+      const fresh = new Set<string>();
+      for (const id of all.ids) if (!fresh.has(id) && known.get(id) === undefined) fresh.add(id);
+      const batch = freshPart(all, fresh);
+      // the last rowid of each message's records: retention finds old records through it
+      const lastRow = new Map<string, number | bigint>();
       for (const r of batch.records) {
-        rec.run(r.id, r.seq, r.org_id, r.channel, r.subtopic, r.publisher, r.protocol, r.name, r.unit, r.time, r.update_time, r.value, r.string_value, r.bool_value === null ? null : r.bool_value ? 1 : 0, r.data_value, r.sum);
+        const info = rec.run(r.id, r.seq, r.org_id, r.channel, r.subtopic, r.publisher, r.protocol, r.name, r.unit, r.time, r.update_time, r.value, r.string_value, bool(r.bool_value), r.data_value, r.sum);
+        lastRow.set(r.id, info.lastInsertRowid);
       }
+      for (const id of fresh) recordId.run(id, lastRow.get(id) ?? null);
       for (const d of batch.documents) doc.run(d.id, d.seq, d.org_id, d.channel, d.subtopic, d.publisher, d.protocol, d.time, d.document);
       for (const p of batch.payloads) pay.run(p.id, p.org_id, p.channel, p.subtopic, p.publisher, p.protocol, p.content_type, p.time, p.size, p.truncated ? 1 : 0, p.payload);
+      for (const r of newestPerName(batch.records)) {
+        latest.run(r.id, r.seq, r.org_id, r.channel, r.subtopic, r.publisher, r.protocol, r.name, r.unit, r.time, r.update_time, r.value, r.string_value, bool(r.bool_value), r.data_value, r.sum);
+      }
+    });
+
+    // Records have no index on id: the old ones are the rowids up to the last row of the newest
+    // message before the boundary (rowids grow as messages are stored), checked one by one.
+    const lastOldRow = db.prepare('SELECT MAX(last_row) FROM message_ids WHERE id < ?').pluck();
+    const pruneRecords = db.prepare('DELETE FROM messages WHERE rowid IN (SELECT rowid FROM messages WHERE rowid <= ? AND id < ? LIMIT ?)');
+    const pruneDocuments = db.prepare('DELETE FROM message_documents WHERE (id, seq) IN (SELECT id, seq FROM message_documents WHERE id < ? LIMIT ?)');
+    const prunePayloads = db.prepare('DELETE FROM message_payloads WHERE id IN (SELECT id FROM message_payloads WHERE id < ? LIMIT ?)');
+    const staleLatest = db.prepare('SELECT channel, name, subtopic, publisher FROM latest_values WHERE id < ?');
+    const dropLatest = db.prepare('DELETE FROM latest_values WHERE channel = ? AND name = ? AND subtopic = ? AND publisher = ?');
+    const refillLatest = db.prepare(latestRefill(() => '?'));
+    const pruneIds = db.prepare('DELETE FROM message_ids WHERE id IN (SELECT id FROM message_ids WHERE id < ? LIMIT ?)');
+    this.pruneAll = db.transaction((boundaryId: string, limit: number) => {
+      const bound = lastOldRow.get(boundaryId) as number | bigint | null;
+      const records = bound === null ? 0 : pruneRecords.run(bound, boundaryId, limit).changes;
+      const documents = pruneDocuments.run(boundaryId, limit).changes;
+      const payloads = prunePayloads.run(boundaryId, limit).changes;
+      if (records === limit || documents === limit || payloads === limit) return records + documents + payloads;
+      // every row before the boundary is gone: the newest values that went with them are
+      // replaced by the newest left, then the ids go (after the rows: the records are found through them)
+      let n = records + documents + payloads;
+      for (const k of staleLatest.all(boundaryId) as { channel: string; name: string; subtopic: string; publisher: string }[]) {
+        n += dropLatest.run(k.channel, k.name, k.subtopic, k.publisher).changes;
+        refillLatest.run(k.channel, k.name, k.subtopic, k.publisher, boundaryId);
+      }
+      return n + pruneIds.run(boundaryId, limit).changes;
     });
   }
 
@@ -49,12 +143,7 @@ class SqliteSink implements MessageSink {
   }
 
   async pruneBefore(boundaryId: string, limit: number): Promise<number> {
-    let n = 0;
-    for (const t of tables) {
-      const key = t === 'message_payloads' ? 'id' : 'id, seq';
-      n += this.db.prepare(`DELETE FROM ${t} WHERE (${key}) IN (SELECT ${key} FROM ${t} WHERE id < ? LIMIT ?)`).run(boundaryId, limit).changes;
-    }
-    return n;
+    return this.pruneAll(boundaryId, limit);
   }
 }
 
@@ -90,24 +179,39 @@ function columnsOf<T>(rows: T[], cols: readonly (keyof T)[], types: readonly str
   return out;
 }
 
-function unnestInsert(table: string, cols: readonly string[], types: readonly string[]): string {
-  return `INSERT INTO ${table} (${cols.join(', ')}) SELECT * FROM unnest(${types.map((t, i) => `$${i + 1}::${t}[]`).join(', ')}) ON CONFLICT DO NOTHING`;
+function unnestInsert(table: string, cols: readonly string[], types: readonly string[], conflict = 'ON CONFLICT DO NOTHING'): string {
+  return `INSERT INTO ${table} (${cols.join(', ')}) SELECT * FROM unnest(${types.map((t, i) => `$${i + 1}::${t}[]`).join(', ')}) ${conflict}`;
 }
 
 const recordTypes = ['text', 'int4', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'float8', 'float8', 'float8', 'text', 'bool', 'text', 'float8'] as const;
 const documentTypes = ['text', 'int4', 'text', 'text', 'text', 'text', 'text', 'float8', 'jsonb'] as const;
 const payloadTypes = ['text', 'text', 'text', 'text', 'text', 'text', 'text', 'float8', 'int4', 'bool', 'bytea'] as const;
-const recordSql = unnestInsert('messages', recordColumns, recordTypes);
+const idSql = 'INSERT INTO message_ids (id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING RETURNING id';
+/**
+ * The records, and from the same rows the newest of each (channel, name, subtopic, publisher) into
+ * `latest_values`: one statement, so the batch crosses the wire and is parsed once (sending the
+ * newest rows again cost more than the upsert itself, bench/writer). Upserted in key order: nodes
+ * storing at once lock the keys in the same order.
+ */
+const recordSql = `WITH r AS (${unnestInsert('messages', recordColumns, recordTypes, '')} RETURNING ${recordColumns.join(', ')})
+INSERT INTO latest_values (${recordColumns.join(', ')})
+SELECT DISTINCT ON (${latestKey.join(', ')}) ${recordColumns.join(', ')} FROM r ORDER BY ${latestKey.join(', ')}, time DESC, id DESC, seq DESC
+${latestConflict}`;
 const documentSql = unnestInsert('message_documents', documentColumns, documentTypes);
 const payloadSql = unnestInsert('message_payloads', payloadColumns, payloadTypes);
 
 class PostgresSink implements MessageSink {
   constructor(private readonly db: Database) {}
 
-  async write(batch: RowBatch): Promise<void> {
+  async write(all: RowBatch): Promise<void> {
+    if (all.ids.length === 0) return;
     const client = await this.db.pool!.connect();
     try {
       await client.query('BEGIN');
+      // ids first: a message recorded before (a redelivered batch, here or on another node) is
+      // not stored again; a node storing the same message concurrently waits on its id, then skips it
+      const recorded = await client.query<{ id: string }>({ name: 'fw_insert_ids', text: idSql, values: [arrayLiteral(all.ids, true)] });
+      const batch = freshPart(all, new Set(recorded.rows.map((r) => r.id)));
       if (batch.records.length) await client.query({ name: 'fw_insert_records', text: recordSql, values: columnsOf<RecordRow>(batch.records, recordColumns, recordTypes) });
       if (batch.documents.length) await client.query({ name: 'fw_insert_documents', text: documentSql, values: columnsOf<DocumentRow>(batch.documents, documentColumns, documentTypes) });
       if (batch.payloads.length) await client.query({ name: 'fw_insert_payloads', text: payloadSql, values: columnsOf<PayloadRow>(batch.payloads, payloadColumns, payloadTypes) });
@@ -121,13 +225,32 @@ class PostgresSink implements MessageSink {
   }
 
   async pruneBefore(boundaryId: string, limit: number): Promise<number> {
-    let n = 0;
-    for (const t of tables) {
-      const key = t === 'message_payloads' ? 'id' : 'id, seq';
-      const res = await this.db.pool!.query(`DELETE FROM ${t} WHERE (${key}) IN (SELECT ${key} FROM ${t} WHERE id < $1 LIMIT $2)`, [boundaryId, limit]);
-      n += res.rowCount ?? 0;
+    const pool = this.db.pool!;
+    const del = async (sql: string) => (await pool.query(sql, [boundaryId, limit])).rowCount ?? 0;
+    // records have no key: a BRIN index on id finds the old ones, deleted by physical address
+    const records = await del('DELETE FROM messages WHERE ctid = ANY(ARRAY(SELECT ctid FROM messages WHERE id < $1 LIMIT $2))');
+    const documents = await del('DELETE FROM message_documents WHERE (id, seq) IN (SELECT id, seq FROM message_documents WHERE id < $1 LIMIT $2)');
+    const payloads = await del('DELETE FROM message_payloads WHERE id IN (SELECT id FROM message_payloads WHERE id < $1 LIMIT $2)');
+    if (records === limit || documents === limit || payloads === limit) return records + documents + payloads;
+    // every row before the boundary is gone: the newest values that went with them are replaced by the newest left
+    let n = records + documents + payloads;
+    const stale = await pool.query<{ channel: string; name: string; subtopic: string; publisher: string }>('SELECT channel, name, subtopic, publisher FROM latest_values WHERE id < $1', [boundaryId]);
+    for (const k of stale.rows) {
+      const client = await pool.connect();
+      try {
+        await client.query('BEGIN');
+        const gone = await client.query('DELETE FROM latest_values WHERE channel = $1 AND name = $2 AND subtopic = $3 AND publisher = $4 AND id < $5', [k.channel, k.name, k.subtopic, k.publisher, boundaryId]);
+        n += gone.rowCount ?? 0;
+        if (gone.rowCount) await client.query(latestRefill((i) => `$${i}`), [k.channel, k.name, k.subtopic, k.publisher, boundaryId]);
+        await client.query('COMMIT');
+      } catch (e) {
+        await client.query('ROLLBACK').catch(() => {});
+        throw e;
+      } finally {
+        client.release();
+      }
     }
-    return n;
+    return n + (await del('DELETE FROM message_ids WHERE id IN (SELECT id FROM message_ids WHERE id < $1 LIMIT $2)'));
   }
 }
 
