@@ -2,6 +2,7 @@
 // (so the generator costs little), one JSON result line on stdout.
 //
 //   tsx bench/mqtt/load.ts '<LoadSpec as JSON>'
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import mqttPacket, { type Packet } from 'mqtt-packet';
 
@@ -206,7 +207,9 @@ async function run(spec: LoadSpec): Promise<LoadResult | undefined> {
   return { sent, received, seconds, rate: received / seconds, p50Ms: pct(0.5), p99Ms: pct(0.99), errors };
 }
 
-const spec = JSON.parse(process.argv[2]!) as LoadSpec;
+// the spec as JSON, or `@<file>` holding it (10,000 credentials do not fit in an argument list)
+const arg = process.argv[2]!;
+const spec = JSON.parse(arg.startsWith('@') ? readFileSync(arg.slice(1), 'utf8') : arg) as LoadSpec;
 run(spec).then(
   (r) => {
     if (r) console.log(JSON.stringify(r));

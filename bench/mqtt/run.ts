@@ -142,7 +142,10 @@ function rssMb(pid: number | undefined): number {
 async function idle(broker: Broker, n: number, credentials?: DeviceSetup['credentials']): Promise<{ connectRate: number; connected: number; rssBefore: number; rssAfter: number }> {
   const rssBefore = rssMb(broker.pid);
   const spec: LoadSpec = { port: broker.port, scenario: 'connect', qos: 0, payload: 0, seconds: 0, rate: 0, topic: '', connections: n, ...(credentials ? { credentials } : {}) };
-  const c = track(spawn(process.execPath, ['--import', 'tsx', join(here, 'load.ts'), JSON.stringify(spec)], { cwd: root, stdio: ['pipe', 'pipe', 'inherit'] }));
+  const specDir = mkdtempSync(join(tmpdir(), 'fw-bench-load-'));
+  writeFileSync(join(specDir, 'spec.json'), JSON.stringify(spec));
+  const c = track(spawn(process.execPath, ['--import', 'tsx', join(here, 'load.ts'), `@${join(specDir, 'spec.json')}`], { cwd: root, stdio: ['pipe', 'pipe', 'inherit'] }));
+  c.once('exit', () => rmSync(specDir, { recursive: true, force: true }));
   const line = await new Promise<string>((r) => createInterface({ input: c.stdout! }).once('line', r));
   const r = JSON.parse(line) as LoadResult;
   await new Promise((res) => setTimeout(res, 1000));
@@ -156,6 +159,7 @@ const fmt = (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString('e
 const ms = (n: number) => (Number.isFinite(n) ? `${n.toFixed(2)} ms` : '-');
 
 async function main(): Promise<number> {
+  if (process.argv.includes('--idle-only')) return idleOnly();
   console.log(`MQTT broker bench: ${machine()}`);
   console.log(`load generator: raw mqtt-packet clients in another process; 1 s warm-up, then ${seconds} s per case; MQTT 3.1.1`);
   const brokers = [await startMosquitto(), await startAedes(), await startFleetwireOpen()];
@@ -221,6 +225,22 @@ async function main(): Promise<number> {
   console.log(`\ntargets: ≥ 1.5× aedes in ${metA}/${keys.length} cases; ≥ 0.8× Mosquitto in ${metM}/${keys.length} cases; p99 at 10k msgs/s ${ms(fleetwireP99)} (≤ 5 ms: ${fleetwireP99 <= 5 ? 'met' : 'MISSED'}); ${idleConnections} idle device connections ${fi.rssAfter.toFixed(0)} MB (≤ 250 MB: ${fi.rssAfter <= 250 ? 'met' : 'MISSED'}), ${fmt(fi.connectRate)} connects/s (≥ 2,000: ${fi.connectRate >= 2000 ? 'met' : 'MISSED'})`);
   const ok = metA === keys.length && metM === keys.length && fleetwireP99 <= 5 && fi.rssAfter <= 250 && fi.connectRate >= 2000;
   return ok ? 0 : 1;
+}
+
+/** Only the idle-connection case (`--idle-only`). */
+async function idleOnly(): Promise<number> {
+  console.log(`MQTT idle connections: ${machine()}`);
+  const mosq = await startMosquitto();
+  const mi = await idle(mosq, idleConnections);
+  await mosq.stop();
+  const devices = await startFleetwireDevices(idleConnections);
+  const fi = await idle(devices.broker, idleConnections, devices.credentials);
+  await devices.broker.stop();
+  console.log(table(['broker', 'connected', 'connects/s', 'broker RSS before → after'], [
+    ['Mosquitto (anonymous)', fmt(mi.connected), fmt(mi.connectRate), `${mi.rssBefore.toFixed(0)} → ${mi.rssAfter.toFixed(0)} MB`],
+    ['Fleetwire (device id + secret)', fmt(fi.connected), fmt(fi.connectRate), `${fi.rssBefore.toFixed(0)} → ${fi.rssAfter.toFixed(0)} MB`],
+  ]));
+  return fi.rssAfter <= 250 && fi.connectRate >= 2000 ? 0 : 1;
 }
 
 main()
