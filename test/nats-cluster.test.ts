@@ -82,13 +82,15 @@ describe('Fleetwire on NATS JetStream, several processes', { skip: available ===
     assert.ok(accepted.size >= 300);
 
     const second = await startCli(env);
+    // one login: polling with a login each time would run into the login rate limit
+    const { token } = await login(second.api, adminEmail, adminPassword);
     const stored = await eventually(async () => {
-      const r = await call<{ total: number }>(second.api, 'GET', `/channels/${s.channel}/messages?name=seq&limit=1`, { token: (await login(second.api, adminEmail, adminPassword)).token });
+      const r = await call<{ total: number }>(second.api, 'GET', `/channels/${s.channel}/messages?name=seq&limit=1`, { token });
+      assert.equal(r.status, 200, JSON.stringify(r.body));
       assert.ok(r.body.total >= accepted.size, `stored ${r.body.total} of ${accepted.size} accepted`);
       return r.body.total;
     }, 30_000, 200);
     // every accepted message is there, exactly once
-    const { token } = await login(second.api, adminEmail, adminPassword);
     const values = new Map<number, number>();
     for (let offset = 0; offset < stored; offset += 1000) {
       const page = await call<{ messages: { value: number }[] }>(second.api, 'GET', `/channels/${s.channel}/messages?name=seq&limit=1000&offset=${offset}&dir=asc`, { token });
