@@ -1,5 +1,6 @@
 import type { Database } from '../db/index.js';
 import { RawQueries } from '../db/raw.js';
+import type { RecordRow } from './rows.js';
 
 export type Comparator = 'eq' | 'lt' | 'le' | 'gt' | 'ge';
 export type Aggregation = 'min' | 'max' | 'avg' | 'sum' | 'count';
@@ -77,23 +78,8 @@ export interface StoredPayload {
   payload: Buffer;
 }
 
-interface RecordRowOut {
-  id: string;
-  seq: number;
-  channel: string;
-  subtopic: string;
-  publisher: string;
-  protocol: string;
-  name: string;
-  unit: string | null;
-  time: number;
-  update_time: number | null;
-  value: number | null;
-  string_value: string | null;
-  bool_value: number | boolean | null;
-  data_value: string | null;
-  sum: number | null;
-}
+/** A record row as the databases return it: SQLite gives booleans as 0/1. */
+type RecordRowOut = Omit<RecordRow, 'org_id' | 'bool_value'> & { bool_value: number | boolean | null };
 
 const comparators: Record<Comparator, string> = { eq: '=', lt: '<', le: '<=', gt: '>', ge: '>=' };
 const recordSelect = 'id, seq, channel, subtopic, publisher, protocol, name, unit, time, update_time, value, string_value, bool_value, data_value, sum';
