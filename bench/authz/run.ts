@@ -5,7 +5,7 @@
 //
 // PostgreSQL comes from FLEETWIRE_BENCH_POSTGRES_URL, else FLEETWIRE_TEST_POSTGRES_URL, else
 // postgres://postgres@127.0.0.1:5432/test; when it is not reachable that case is skipped.
-import net from 'node:net';
+import { postgresSkipReason } from '../databases.js';
 import { DeviceAuthorizer } from '../../src/auth/decision.js';
 import { createAccessStore } from '../../src/auth/access-store.js';
 import { formatRate, machine, measure, measurementTable, numberOption, type Measurement, type MeasureOptions } from '../harness.js';
@@ -62,22 +62,13 @@ async function sqliteCases(): Promise<Measurement[]> {
   }
 }
 
-function reachable(url: string): Promise<boolean> {
-  const u = new URL(url);
-  return new Promise((resolve) => {
-    const s = net.connect({ host: u.hostname, port: Number(u.port || 5432) });
-    s.setTimeout(2000);
-    s.once('connect', () => (s.destroy(), resolve(true)));
-    s.once('error', () => resolve(false));
-    s.once('timeout', () => (s.destroy(), resolve(false)));
-  });
-}
 
 async function postgresCases(): Promise<Measurement[]> {
   const where = new URL(pgUrl);
   where.password = '';
-  if (!(await reachable(pgUrl))) {
-    console.log(`SKIP PostgreSQL: nothing listens at ${where.host}. Start PostgreSQL or set FLEETWIRE_BENCH_POSTGRES_URL to measure it.`);
+  const skip = await postgresSkipReason();
+  if (skip) {
+    console.log(`SKIP PostgreSQL: ${skip}`);
     return [];
   }
   let fleet: AuthzFixture;

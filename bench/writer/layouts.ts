@@ -34,9 +34,7 @@ export function postgresMultiRowValues(db: Database): RowWriter {
     return t;
   };
   return async (rows) => {
-    const client = await db.pool!.connect();
-    try {
-      await client.query('BEGIN');
+    await db.pgTransaction(async (client) => {
       for (let i = 0; i < rows.length; i += valuesChunk) {
         const chunk = rows.slice(i, i + valuesChunk);
         const values: unknown[] = [];
@@ -44,13 +42,7 @@ export function postgresMultiRowValues(db: Database): RowWriter {
         // prepared by name per chunk size: the 4,000-row text is planned once
         await client.query({ name: `bench_values_${chunk.length}`, text: textFor(chunk.length), values });
       }
-      await client.query('COMMIT');
-    } catch (e) {
-      await client.query('ROLLBACK').catch(() => {});
-      throw e;
-    } finally {
-      client.release();
-    }
+    });
   };
 }
 
@@ -62,17 +54,9 @@ export function postgresJsonRecordset(db: Database, fn: 'json_populate_recordset
   const cols = recordColumns.join(', ');
   const text = `INSERT INTO messages (${cols}) SELECT ${cols} FROM ${fn}(NULL::messages, $1) ON CONFLICT DO NOTHING`;
   return async (rows) => {
-    const client = await db.pool!.connect();
-    try {
-      await client.query('BEGIN');
+    await db.pgTransaction(async (client) => {
       await client.query({ name: `bench_${fn}`, text, values: [JSON.stringify(rows)] });
-      await client.query('COMMIT');
-    } catch (e) {
-      await client.query('ROLLBACK').catch(() => {});
-      throw e;
-    } finally {
-      client.release();
-    }
+    });
   };
 }
 
@@ -87,16 +71,8 @@ export function postgresUnnestDriverArrays(db: Database): RowWriter {
   const text = `INSERT INTO messages (${recordColumns.join(', ')}) SELECT * FROM unnest(${recordTypes.map((t, i) => `$${i + 1}::${t}[]`).join(', ')}) ON CONFLICT DO NOTHING`;
   return async (rows) => {
     const values = recordColumns.map((c) => rows.map((r) => r[c]));
-    const client = await db.pool!.connect();
-    try {
-      await client.query('BEGIN');
+    await db.pgTransaction(async (client) => {
       await client.query({ name: 'bench_unnest_driver', text, values });
-      await client.query('COMMIT');
-    } catch (e) {
-      await client.query('ROLLBACK').catch(() => {});
-      throw e;
-    } finally {
-      client.release();
-    }
+    });
   };
 }

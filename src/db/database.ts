@@ -86,12 +86,20 @@ export class Database {
       }).immediate();
       return;
     }
+    await this.pgTransaction(async (client) => {
+      await client.query(script);
+      await client.query('INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES ($1, $2, $3, $4)', [row.version, row.name, row.checksum, row.applied_at]);
+    });
+  }
+
+  /** Runs `fn` in one PostgreSQL transaction on one pooled connection: committed when it resolves, rolled back when it throws. */
+  async pgTransaction<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     const client = await this.pool!.connect();
     try {
       await client.query('BEGIN');
-      await client.query(script);
-      await client.query('INSERT INTO schema_migrations (version, name, checksum, applied_at) VALUES ($1, $2, $3, $4)', [row.version, row.name, row.checksum, row.applied_at]);
+      const result = await fn(client);
       await client.query('COMMIT');
+      return result;
     } catch (e) {
       await client.query('ROLLBACK').catch(() => {});
       throw e;

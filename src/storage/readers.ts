@@ -1,6 +1,6 @@
 import type { Database } from '../db/index.js';
 import { RawQueries } from '../db/raw.js';
-import type { RecordRow } from './rows.js';
+import type { PayloadRow, RecordRow } from './rows.js';
 
 export type Comparator = 'eq' | 'lt' | 'le' | 'gt' | 'ge';
 export type Aggregation = 'min' | 'max' | 'avg' | 'sum' | 'count';
@@ -65,18 +65,7 @@ export interface StoredDocument {
   document: Record<string, unknown>;
 }
 
-export interface StoredPayload {
-  id: string;
-  channel: string;
-  subtopic: string;
-  publisher: string;
-  protocol: string;
-  content_type: string;
-  time: number;
-  size: number;
-  truncated: boolean;
-  payload: Buffer;
-}
+export type StoredPayload = Omit<PayloadRow, 'org_id'>;
 
 /** A record row as the databases return it: SQLite gives booleans as 0/1. */
 type RecordRowOut = Omit<RecordRow, 'org_id' | 'bool_value'> & { bool_value: number | boolean | null };

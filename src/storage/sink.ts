@@ -205,9 +205,7 @@ class PostgresSink implements MessageSink {
 
   async write(all: RowBatch): Promise<void> {
     if (all.ids.length === 0) return;
-    const client = await this.db.pool!.connect();
-    try {
-      await client.query('BEGIN');
+    await this.db.pgTransaction(async (client) => {
       // ids first: a message recorded before (a redelivered batch, here or on another node) is
       // not stored again; a node storing the same message concurrently waits on its id, then skips it
       const recorded = await client.query<{ id: string }>({ name: 'fw_insert_ids', text: idSql, values: [arrayLiteral(all.ids, true)] });
@@ -215,13 +213,7 @@ class PostgresSink implements MessageSink {
       if (batch.records.length) await client.query({ name: 'fw_insert_records', text: recordSql, values: columnsOf<RecordRow>(batch.records, recordColumns, recordTypes) });
       if (batch.documents.length) await client.query({ name: 'fw_insert_documents', text: documentSql, values: columnsOf<DocumentRow>(batch.documents, documentColumns, documentTypes) });
       if (batch.payloads.length) await client.query({ name: 'fw_insert_payloads', text: payloadSql, values: columnsOf<PayloadRow>(batch.payloads, payloadColumns, payloadTypes) });
-      await client.query('COMMIT');
-    } catch (e) {
-      await client.query('ROLLBACK').catch(() => {});
-      throw e;
-    } finally {
-      client.release();
-    }
+    });
   }
 
   async pruneBefore(boundaryId: string, limit: number): Promise<number> {
@@ -236,19 +228,11 @@ class PostgresSink implements MessageSink {
     let n = records + documents + payloads;
     const stale = await pool.query<{ channel: string; name: string; subtopic: string; publisher: string }>('SELECT channel, name, subtopic, publisher FROM latest_values WHERE id < $1', [boundaryId]);
     for (const k of stale.rows) {
-      const client = await pool.connect();
-      try {
-        await client.query('BEGIN');
+      await this.db.pgTransaction(async (client) => {
         const gone = await client.query('DELETE FROM latest_values WHERE channel = $1 AND name = $2 AND subtopic = $3 AND publisher = $4 AND id < $5', [k.channel, k.name, k.subtopic, k.publisher, boundaryId]);
         n += gone.rowCount ?? 0;
         if (gone.rowCount) await client.query(latestRefill((i) => `$${i}`), [k.channel, k.name, k.subtopic, k.publisher, boundaryId]);
-        await client.query('COMMIT');
-      } catch (e) {
-        await client.query('ROLLBACK').catch(() => {});
-        throw e;
-      } finally {
-        client.release();
-      }
+      });
     }
     return n + (await del('DELETE FROM message_ids WHERE id IN (SELECT id FROM message_ids WHERE id < $1 LIMIT $2)'));
   }
