@@ -101,3 +101,21 @@ export function numberOption(name: string, env: string, fallback: number): numbe
   if (!Number.isFinite(n) || n < 0) throw new Error(`--${name} / ${env} must be a non-negative number, got ${text}`);
   return n;
 }
+
+/**
+ * Runs a bench's main in a process of its own: exits with its code after the CLI processes it
+ * started are stopped; on a crash, kills its children hard and exits with 2.
+ */
+export function runBench(main: () => Promise<number>, children: Iterable<{ kill(signal: NodeJS.Signals): unknown }>, cleanup: () => Promise<void>): void {
+  main()
+    .then(async (code) => {
+      await cleanup();
+      process.exit(code);
+    })
+    .catch(async (e: unknown) => {
+      console.error(e);
+      for (const c of children) c.kill('SIGKILL');
+      await cleanup();
+      process.exit(2);
+    });
+}

@@ -2,21 +2,13 @@
 // seconds. Ten records, a base name per device, mostly numbers with units, one boolean, one string
 // and one sum, as the stored rows of a real fleet look. Deterministic: the same seed gives the same packs.
 import { uuidv7 } from '../src/core/ids.js';
+import { seededRandom } from '../test/helpers/random.js';
 import type { Envelope } from '../src/messaging/envelope.js';
 
 export const recordsPerPack = 10;
 
-/** A small deterministic generator (mulberry32), so runs store comparable data. */
-export function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Deterministic numbers, so runs store comparable data. */
+export const random = seededRandom;
 
 const round = (x: number, digits: number) => Math.round(x * 10 ** digits) / 10 ** digits;
 

@@ -21,7 +21,8 @@ import { MemoryBus } from './messaging/memory-bus.js';
 import { NatsBus } from './messaging/nats-bus.js';
 import { MessagingMetrics } from './messaging/metrics.js';
 import { MessagingService } from './messaging/service.js';
-import { MessageWriter, writerConsumer } from './storage/writer.js';
+import { MessageWriter, localStore, writerConsumer, type BatchStore } from './storage/writer.js';
+import { WriterThread } from './storage/writer-thread.js';
 import { createMessageSink } from './storage/sink.js';
 import { MessageReaders } from './storage/readers.js';
 
@@ -65,6 +66,18 @@ export interface PlatformDeps {
   writer?: boolean;
 }
 
+/** Where the writer stores: on a worker thread when configured and the database is one another connection can open (a file or PostgreSQL). */
+async function storeFor(config: Config, url: string, ownDatabase: boolean, db: Database, log: Logger): Promise<BatchStore> {
+  if (config.writerThread && ownDatabase && url !== 'sqlite::memory:') {
+    const thread = new WriterThread({ url, opaqueMaxBytes: config.opaqueMaxStored });
+    await thread.start();
+    log.info('message writer runs on a worker thread');
+    return thread;
+  }
+  if (config.writerThread) log.warn('FLEETWIRE_WRITER_THREAD is ignored for a database only this connection sees; the writer runs on the main thread');
+  return localStore(createMessageSink(db), config.opaqueMaxStored);
+}
+
 export async function createPlatform(config: Config, deps: PlatformDeps): Promise<Platform> {
   const { clock, log } = deps;
   const url = config.databaseUrl || sqliteUrlFor(config.dataDir);
@@ -96,9 +109,9 @@ export async function createPlatform(config: Config, deps: PlatformDeps): Promis
     const metrics = new Registry();
     const messagingMetrics = new MessagingMetrics(metrics, bus);
     const messaging = new MessagingService(authorizer, orgs, channels, bus, clock, { maxPayloadBytes: config.messageMaxSize });
-    const writer = new MessageWriter(bus, createMessageSink(db), clock, log, messagingMetrics, {
+    const writerStore = await storeFor(config, url, deps.db === undefined, db, log);
+    const writer = new MessageWriter(bus, writerStore, clock, log, messagingMetrics, {
       batchSize: config.writerBatchSize,
-      opaqueMaxBytes: config.opaqueMaxStored,
       retentionMs: config.retention,
       pruneIntervalMs: Math.min(5 * 60_000, Math.max(1000, config.retention / 10)),
     });

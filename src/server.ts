@@ -6,13 +6,16 @@ import { version } from './core/version.js';
 import { createPlatform, type Platform } from './platform.js';
 import { buildApp, type App } from './http/app.js';
 import { createMqtt, listenMqtt, type MqttServers } from './mqtt/index.js';
+import { listenCoap, type CoapListener } from './coap/index.js';
 
 export interface RunningServer {
   platform: Platform;
   app: App;
   /** Where each listener ended up (port 0 picks a free one). */
-  addresses: { http: { host: string; port: number }; mqtt: MqttServers['addresses'] };
+  addresses: { http: { host: string; port: number }; mqtt: MqttServers['addresses']; coap?: { host: string; port: number } };
   mqtt: MqttServers;
+  /** The CoAP listener, unless FLEETWIRE_COAP_PORT is off. */
+  coap: CoapListener | undefined;
   close(): Promise<void>;
 }
 
@@ -39,6 +42,14 @@ export async function startServer(config: Config = loadConfig(), opts: { log?: L
       await app.close();
       throw e;
     }
+    let coap: CoapListener | undefined;
+    try {
+      if (config.coapPort >= 0) coap = await listenCoap(platform);
+    } catch (e) {
+      await mqtt.close();
+      await app.close();
+      throw e;
+    }
     let closing: Promise<void> | undefined;
     const close = () =>
       (closing ??= (async () => {
@@ -48,13 +59,14 @@ export async function startServer(config: Config = loadConfig(), opts: { log?: L
           app.server.closeAllConnections();
         }, config.shutdownTimeout);
         timer.unref();
+        await coap?.close();
         await mqtt.close();
         await app.close();
         clearTimeout(timer);
         await platform.close();
         log.info('stopped');
       })());
-    return { platform, app, mqtt, addresses: { http: { host: addr.address, port: addr.port }, mqtt: mqtt.addresses }, close };
+    return { platform, app, mqtt, coap, addresses: { http: { host: addr.address, port: addr.port }, mqtt: mqtt.addresses, ...(coap ? { coap: coap.address } : {}) }, close };
   } catch (e) {
     await platform.close();
     throw e;

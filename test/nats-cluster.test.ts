@@ -6,7 +6,9 @@ import { randomBytes } from 'node:crypto';
 import WebSocket from 'ws';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { call, cleanupCli, cliEnv, dataFolder, login, startCli, type Server } from './helpers/cli.js';
+import type { MqttClient } from 'mqtt';
+import { announcedPort, call, cleanupCli, cliEnv, dataFolder, login, startCli, type Server } from './helpers/cli.js';
+import { mqttClient } from './helpers/mqtt.js';
 import { natsUrl, serviceAvailable } from './helpers/services.js';
 import { eventually } from './helpers/eventually.js';
 
@@ -124,5 +126,69 @@ describe('Fleetwire on NATS JetStream, several processes', { skip: available ===
     await eventually(async () => assert.equal((await publish(a.api, s, '[{"n":"x","v":4}]', rotated.body.secret)).status, 403), 2000, 10);
     await a.stop();
     await b.stop();
+  });
+
+  test('MQTT across two broker processes: QoS kept, retained messages, share groups, session takeover and resume', async () => {
+    const env = clusterEnv(dataFolder());
+    const a = await startCli({ ...env, FLEETWIRE_NODE_ID: 'node-a' });
+    const b = await startCli({ ...env, FLEETWIRE_NODE_ID: 'node-b' });
+    const s = await setup(a.api);
+    const urlA = `mqtt://127.0.0.1:${await announcedPort(a, 'MQTT listening')}`;
+    const urlB = `mqtt://127.0.0.1:${await announcedPort(b, 'MQTT listening')}`;
+    const opened: MqttClient[] = [];
+    const device = { username: s.device.id, password: s.device.secret, protocolVersion: 5 as const };
+    const topic = (sub: string) => `channels/${s.channel}/messages/${sub}`;
+    const senml = (v: number) => JSON.stringify([{ n: 'x', v }]);
+    try {
+      // a subscriber on A gets what a client of B publishes, at the QoS it was published with
+      const subA = await mqttClient(urlA, { ...device, clientId: 'sub-a' }, opened);
+      await subA.subscribeAsync(topic('q/#'), { qos: 2 });
+      const pubB = await mqttClient(urlB, { ...device, clientId: 'pub-b' }, opened);
+      await pubB.publishAsync(topic('q/2'), senml(2), { qos: 2 });
+      await pubB.publishAsync(topic('q/1'), senml(1), { qos: 1 });
+      await eventually(() => assert.deepEqual(subA.received.map((m) => [m.topic, m.packet.qos]).sort(), [[topic('q/1'), 1], [topic('q/2'), 2]]));
+
+      // a retained message published on A is sent by B to a new subscriber
+      const pubA = await mqttClient(urlA, { ...device, clientId: 'pub-a' }, opened);
+      await pubA.publishAsync(topic('state'), senml(42), { qos: 1, retain: true });
+      const late = await mqttClient(urlB, { ...device, clientId: 'late-b' }, opened);
+      await late.subscribeAsync(topic('state'), { qos: 1 });
+      await eventually(() => assert.deepEqual(late.received.map((m) => [m.payload.toString(), m.packet.retain]), [[senml(42), true]]));
+
+      // one share group with a member on each node: each message reaches exactly one of them
+      const memberA = await mqttClient(urlA, { ...device, clientId: 'member-a' }, opened);
+      const memberB = await mqttClient(urlB, { ...device, clientId: 'member-b' }, opened);
+      await memberA.subscribeAsync(`$share/workers/${topic('jobs/#')}`, { qos: 1 });
+      await memberB.subscribeAsync(`$share/workers/${topic('jobs/#')}`, { qos: 1 });
+      for (let i = 0; i < 30; i++) assert.equal((await fetch(`${b.api}/channels/${s.channel}/messages/jobs/${i}`, { method: 'POST', headers: { authorization: `Device ${s.device.secret}`, 'content-type': 'application/senml+json' }, body: senml(i) })).status, 202);
+      await eventually(() => assert.equal(memberA.received.length + memberB.received.length, 30));
+      await new Promise((r) => setTimeout(r, 200));
+      const jobs = [...memberA.received, ...memberB.received].map((m) => m.topic);
+      assert.equal(new Set(jobs).size, 30, 'no job twice');
+      assert.ok(memberA.received.length > 0 && memberB.received.length > 0, `both nodes served (${memberA.received.length}/${memberB.received.length})`);
+
+      // a client connected to A that connects to B takes its session over: A closes the old connection
+      const first = await mqttClient(urlA, { ...device, clientId: 'roamer', clean: false, properties: { sessionExpiryInterval: 3600 } }, opened);
+      await first.subscribeAsync(topic('inbox/#'), { qos: 1 });
+      const closed = new Promise<void>((r) => first.once('close', () => r()));
+      const second = await mqttClient(urlB, { ...device, clientId: 'roamer', clean: false, properties: { sessionExpiryInterval: 3600 } }, opened);
+      await closed;
+      second.end(true); // gone without DISCONNECT: the session waits on B
+
+      // messages for the offline session are kept and delivered when it resumes, whichever node it picks
+      await new Promise((r) => setTimeout(r, 100));
+      for (let i = 0; i < 3; i++) await pubA.publishAsync(topic(`inbox/${i}`), senml(i), { qos: 1 });
+      await new Promise((r) => setTimeout(r, 200));
+      const third = await mqttClient(urlA, { ...device, clientId: 'roamer', clean: false, properties: { sessionExpiryInterval: 3600 } }, opened);
+      await eventually(() => assert.deepEqual(third.received.map((m) => m.topic), [0, 1, 2].map((i) => topic(`inbox/${i}`))));
+      await pubB.publishAsync(topic('inbox/3'), senml(3), { qos: 1 });
+      await eventually(() => assert.equal(third.received.length, 4));
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(third.received.length, 4, 'nothing twice');
+    } finally {
+      for (const c of opened) c.end(true);
+      await a.stop();
+      await b.stop();
+    }
   });
 });

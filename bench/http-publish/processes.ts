@@ -115,6 +115,8 @@ export interface FleetwireOptions {
   /** Empty: SQLite in the data folder. */
   databaseUrl?: string;
   admin: { email: string; password: string };
+  /** More FLEETWIRE_* settings, e.g. FLEETWIRE_WRITER_THREAD. */
+  settings?: Record<string, string>;
 }
 
 /**
@@ -131,6 +133,7 @@ export async function startFleetwire(o: FleetwireOptions): Promise<RunningServer
     // a key of its own, so the server does not warn that it generated one into the data folder
     FLEETWIRE_SECRET_KEY: randomBytes(32).toString('hex'),
     ...(o.databaseUrl ? { FLEETWIRE_DATABASE_URL: o.databaseUrl } : {}),
+    ...o.settings,
   });
   const child = track(spawnCli(['start'], env));
   let stderr = '';

@@ -7,7 +7,7 @@
 //
 //   npm run bench -- --seconds 10          (every bench)
 //   npx tsx bench/http-publish/run.ts [--seconds 10] [--connections 64] [--generator auto|node|wrk]
-//                                     [--cases sqlite,sqlite-info,postgres]
+//                                     [--cases sqlite,sqlite-thread,sqlite-info,postgres,postgres-thread]
 //
 // Generator: wrk when installed (`sudo apt-get install -y wrk`; it takes less of the machine than a
 // Node client), else load.ts (node:http, keep-alive Agent). PostgreSQL: see bench/databases.ts.
@@ -31,12 +31,13 @@ if (!['auto', 'node', 'wrk'].includes(generatorArg ?? '')) throw new Error(`--ge
 const hasWrk = wrkAvailable();
 if (generatorArg === 'wrk' && !hasWrk) throw new Error('--generator wrk: wrk is not installed (Debian/Ubuntu: sudo apt-get install -y wrk)');
 const generator: 'node' | 'wrk' = generatorArg === 'node' || !hasWrk ? 'node' : 'wrk';
-const allCases = ['sqlite', 'sqlite-info', 'postgres'];
+const allCases = ['sqlite', 'sqlite-thread', 'sqlite-info', 'postgres', 'postgres-thread'];
 /** Fleetwire cases to run besides the reference: --cases sqlite,postgres (default: all). */
 const cases = new Set((process.argv.includes('--cases') ? process.argv[process.argv.indexOf('--cases') + 1]! : allCases.join(',')).split(','));
 for (const c of cases) if (!allCases.includes(c)) throw new Error(`--cases takes ${allCases.join(', ')}; got ${c}`);
 const devices = Math.min(connections, 64); // one device per connection, up to 64, all on one channel
 const admin = { email: 'bench-admin@example.com', password: 'bench-password-not-secret' };
+const threadCase = 'Fleetwire, SQLite, writer thread, log level warn';
 
 /** What one load run measured: answers per second and latency over the timed part. */
 interface Load {
@@ -235,8 +236,9 @@ async function setUp(url: string): Promise<{ token: string; channel: string; sec
   return { token, channel, secrets };
 }
 
-async function fleetwireCase(name: string, logLevel: 'info' | 'warn', databaseUrl?: string): Promise<CaseResult> {
-  const server = await startFleetwire({ logLevel, admin, ...(databaseUrl ? { databaseUrl } : {}) });
+/** `thread`: the writer on a worker thread (FLEETWIRE_WRITER_THREAD) instead of the main event loop. */
+async function fleetwireCase(name: string, logLevel: 'info' | 'warn', databaseUrl?: string, thread = false): Promise<CaseResult> {
+  const server = await startFleetwire({ logLevel, admin, ...(databaseUrl ? { databaseUrl } : {}), settings: { FLEETWIRE_WRITER_THREAD: String(thread) } });
   try {
     const { token, channel, secrets } = await setUp(server.url);
     const requests = secrets.map((secret, k) => ({ authorization: `Device ${secret}`, body: bodies[k]! }));
@@ -301,10 +303,14 @@ const results: CaseResult[] = [];
 try {
   results.push(await bareCase());
   if (cases.has('sqlite')) results.push(await fleetwireCase('Fleetwire, SQLite, log level warn', 'warn'));
+  if (cases.has('sqlite-thread')) results.push(await fleetwireCase(threadCase, 'warn', undefined, true));
   if (cases.has('sqlite-info')) results.push(await fleetwireCase('Fleetwire, SQLite, log level info (the default)', 'info'));
-  const skip = cases.has('postgres') ? await postgresSkipReason() : undefined;
+  const skip = cases.has('postgres') || cases.has('postgres-thread') ? await postgresSkipReason() : undefined;
   if (skip) console.log(`SKIP PostgreSQL: ${skip}`);
-  else if (cases.has('postgres')) results.push(await withPostgresSchema((url) => fleetwireCase('Fleetwire, PostgreSQL, log level warn', 'warn', url)));
+  else {
+    if (cases.has('postgres')) results.push(await withPostgresSchema((url) => fleetwireCase('Fleetwire, PostgreSQL, log level warn', 'warn', url)));
+    if (cases.has('postgres-thread')) results.push(await withPostgresSchema((url) => fleetwireCase('Fleetwire, PostgreSQL, writer thread, log level warn', 'warn', url, true)));
+  }
 } finally {
   await stopAll();
 }
@@ -344,7 +350,7 @@ console.log(
   ),
 );
 console.log('lag: messages on the bus not yet stored (fleetwire_writer_lag_messages, sampled every second); ms/batch: one writer transaction, during which');
-console.log('a SQLite write holds the event loop. stored msgs: GET /channels/:id/messages total (records) / 10 once the writer drained;');
+console.log('a SQLite write holds the event loop (on the worker thread\'s own loop with FLEETWIRE_WRITER_THREAD). stored msgs: GET /channels/:id/messages total (records) / 10 once the writer drained;');
 console.log(`accepted: 202 answers the generator counted${generator === 'wrk' ? ' (wrk does not count the requests in flight when it stops: up to one per connection and run)' : ''}.\n`);
 
 let failed = false;
@@ -362,10 +368,9 @@ for (const r of writerRows) {
   if (r.complaints.length > 5) console.log(`${r.name}: … and ${r.complaints.length - 5} more warnings or errors`);
   if (r.exitCode !== 0) console.log(`${r.name}: the server exited with ${r.exitCode} on SIGTERM`);
 }
-const main = results.find((r) => r.name === 'Fleetwire, SQLite, log level warn');
-if (main) {
+for (const main of results.filter((r) => r.name === 'Fleetwire, SQLite, log level warn' || r.name === threadCase)) {
   const share = sustained(main) / bare.load.rate;
-  console.log(`Fleetwire (SQLite, warn) sustains ${formatRate(sustained(main))} publishes/s, ${(share * 100).toFixed(0)} % of the bare route's ${formatRate(bare.load.rate)}/s, against a target of ≥ ${targetShare * 100} %: ${share >= targetShare ? 'met' : 'MISSED'}`);
+  console.log(`${main.name} sustains ${formatRate(sustained(main))} publishes/s, ${(share * 100).toFixed(0)} % of the bare route's ${formatRate(bare.load.rate)}/s, against a target of ≥ ${targetShare * 100} %: ${share >= targetShare ? 'met' : 'MISSED'}`);
   if (share < targetShare) failed = true;
 }
 if (failed) process.exitCode = 1;

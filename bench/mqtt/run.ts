@@ -6,7 +6,7 @@
 // Throughput cases use Fleetwire's open listener (anonymous, routed in the broker), as Mosquitto
 // and aedes are used. The idle-connection case uses the device listener: every connection is
 // authenticated with a device id and secret.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net, { type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -14,7 +14,7 @@ import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { call, cleanupCli, cliEnv, dataFolder, login, spawnCli, startCli } from '../../test/helpers/cli.js';
-import { machine, numberOption, table } from '../harness.js';
+import { machine, numberOption, table, runBench } from '../harness.js';
 import type { LoadResult, LoadSpec } from './load.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -89,7 +89,7 @@ async function startAedes(): Promise<Broker> {
 
 async function startFleetwireOpen(): Promise<Broker> {
   const port = await freePort();
-  const c = track(spawnCli(['start'], cliEnv(dataFolder(), { FLEETWIRE_MQTT_PORT: 'off', FLEETWIRE_MQTT_OPEN_PORT: String(port), FLEETWIRE_LOG_LEVEL: 'error' })));
+  const c = track(spawnCli(['start'], cliEnv(dataFolder(), { FLEETWIRE_MQTT_PORT: 'off', FLEETWIRE_MQTT_OPEN_PORT: String(port), FLEETWIRE_LOG_LEVEL: 'error' }), { built: true }));
   c.stdout!.resume();
   c.stderr!.resume();
   await waitForPort(port, c);
@@ -105,7 +105,7 @@ interface DeviceSetup {
 /** Fleetwire with its device listener, `devices` devices connected to one channel for publish and subscribe. */
 async function startFleetwireDevices(devices: number): Promise<DeviceSetup> {
   const mqttPort = await freePort();
-  const server = await startCli(cliEnv(dataFolder(), { FLEETWIRE_MQTT_PORT: String(mqttPort), FLEETWIRE_ADMIN_EMAIL: 'bench@example.com', FLEETWIRE_ADMIN_PASSWORD: 'bench-password-1', FLEETWIRE_SECRET_KEY: 'a'.repeat(64) }));
+  const server = await startCli(cliEnv(dataFolder(), { FLEETWIRE_MQTT_PORT: String(mqttPort), FLEETWIRE_ADMIN_EMAIL: 'bench@example.com', FLEETWIRE_ADMIN_PASSWORD: 'bench-password-1', FLEETWIRE_SECRET_KEY: 'a'.repeat(64), FLEETWIRE_MQTT_MAX_CONNECT_RATE: '0' }), { built: true });
   const { token } = await login(server.api, 'bench@example.com', 'bench-password-1');
   const org = (await call<{ id: string }>(server.api, 'POST', '/orgs', { token, body: { name: 'bench' } })).body.id;
   const channel = (await call<{ id: string }>(server.api, 'POST', `/orgs/${org}/channels`, { token, body: { name: 'bench' } })).body.id;
@@ -159,6 +159,8 @@ const fmt = (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString('e
 const ms = (n: number) => (Number.isFinite(n) ? `${n.toFixed(2)} ms` : '-');
 
 async function main(): Promise<number> {
+  // Fleetwire runs as `npm start` runs it: the compiled build
+  execFileSync('npm', ['run', '--silent', 'build'], { cwd: root, stdio: 'inherit' });
   if (process.argv.includes('--idle-only')) return idleOnly();
   console.log(`MQTT broker bench: ${machine()}`);
   console.log(`load generator: raw mqtt-packet clients in another process; 1 s warm-up, then ${seconds} s per case; MQTT 3.1.1`);
@@ -243,14 +245,4 @@ async function idleOnly(): Promise<number> {
   return fi.rssAfter <= 250 && fi.connectRate >= 2000 ? 0 : 1;
 }
 
-main()
-  .then(async (code) => {
-    await cleanupCli();
-    process.exit(code);
-  })
-  .catch(async (e: unknown) => {
-    console.error(e);
-    for (const c of children) c.kill('SIGKILL');
-    await cleanupCli();
-    process.exit(2);
-  });
+runBench(main, children, cleanupCli);

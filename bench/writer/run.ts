@@ -16,7 +16,7 @@ import { MemoryBus } from '../../src/messaging/memory-bus.js';
 import { MessagingMetrics } from '../../src/messaging/metrics.js';
 import { toRows, type RecordRow } from '../../src/storage/rows.js';
 import { createMessageSink } from '../../src/storage/sink.js';
-import { MessageWriter, writerConsumer } from '../../src/storage/writer.js';
+import { MessageWriter, localStore, writerConsumer } from '../../src/storage/writer.js';
 import { describeDatabase, openBenchDatabase, postgresSkipReason, type BenchDatabaseKind } from '../databases.js';
 import { formatNs, formatRate, machine, measure, numberOption, table, type Measurement, type MeasureOptions } from '../harness.js';
 import { EnvelopeSource, recordsPerPack } from '../senml.js';
@@ -96,9 +96,8 @@ async function onFreshDatabase(kind: BenchDatabaseKind, name: string, make: (db:
 
 function writerOver(db: Database): MessageWriter {
   const bus = new MemoryBus({ durable: [writerConsumer] }); // not started: batches go straight to write()
-  return new MessageWriter(bus, createMessageSink(db), systemClock, createLogger('silent'), new MessagingMetrics(new Registry(), bus), {
+  return new MessageWriter(bus, localStore(createMessageSink(db), 1024), systemClock, createLogger('silent'), new MessagingMetrics(new Registry(), bus), {
     batchSize: messages,
-    opaqueMaxBytes: 1024,
     retentionMs: 0,
     pruneIntervalMs: 60_000,
   });

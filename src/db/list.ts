@@ -22,8 +22,13 @@ export interface Page<T> {
   items: T[];
 }
 
+/** Text with LIKE's wildcards escaped (for `LIKE … ESCAPE '\\'`). */
+export function escapeLike(text: string): string {
+  return text.replace(/[\\%_]/g, (c) => `\\${c}`);
+}
+
 function likePattern(text: string): string {
-  return `%${text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+  return `%${escapeLike(text)}%`;
 }
 
 /** SQL conditions for the common filters on `table` (which has name, tags and metadata columns). */

@@ -287,7 +287,64 @@ CREATE TABLE message_payloads (
 CREATE INDEX message_payloads_channel_time ON message_payloads (channel, time);
 `,
   },
+  {
+    version: 3,
+    name: 'mqtt state',
+    ...mqttState(),
+  },
 ];
+
+/**
+ * The MQTT broker's state that outlives a process (src/mqtt/sql-store.ts): retained messages, and
+ * persistent sessions with their subscriptions and the QoS 1/2 messages they still owe a client.
+ * Times are Unix milliseconds; JSON columns are text. The node id says which broker process holds
+ * a session.
+ */
+function mqttState(): { sqlite: string; postgres: string } {
+  const render = (bytes: string) => `
+CREATE TABLE mqtt_retained (
+  topic TEXT PRIMARY KEY,
+  payload ${bytes} NOT NULL,
+  qos INTEGER NOT NULL,
+  properties TEXT,
+  expires_at BIGINT,
+  updated_at BIGINT NOT NULL
+);
+CREATE TABLE mqtt_sessions (
+  client_id TEXT PRIMARY KEY,
+  node_id TEXT NOT NULL,
+  identity TEXT NOT NULL,
+  protocol_version INTEGER NOT NULL,
+  expiry_seconds BIGINT NOT NULL,
+  disconnected_at BIGINT,
+  incoming_qos2 TEXT NOT NULL DEFAULT '[]',
+  updated_at BIGINT NOT NULL
+);
+CREATE INDEX mqtt_sessions_node ON mqtt_sessions (node_id);
+CREATE TABLE mqtt_subscriptions (
+  client_id TEXT NOT NULL,
+  key TEXT NOT NULL,
+  options TEXT NOT NULL,
+  PRIMARY KEY (client_id, key)
+);
+CREATE TABLE mqtt_session_messages (
+  client_id TEXT NOT NULL,
+  seq BIGINT NOT NULL,
+  packet_id INTEGER,
+  released INTEGER NOT NULL DEFAULT 0,
+  qos INTEGER NOT NULL,
+  retain INTEGER NOT NULL,
+  topic TEXT NOT NULL,
+  payload ${bytes} NOT NULL,
+  properties TEXT,
+  expires_at BIGINT,
+  subscription_ids TEXT,
+  message_id TEXT,
+  PRIMARY KEY (client_id, seq)
+);
+`;
+  return { sqlite: render('BLOB'), postgres: render('BYTEA') };
+}
 
 export function checksum(sql: string): string {
   return createHash('sha256').update(sql).digest('hex');

@@ -17,6 +17,25 @@ export class RawQueries {
     return (await this.db.pool!.query(this.pgText(text), params)).rows as T[];
   }
 
+  async run(text: string, params: unknown[]): Promise<void> {
+    if (this.db.sqlite) this.prepare(text).run(...params.map(sqliteValue));
+    else await this.db.pool!.query(this.pgText(text), params);
+  }
+
+  /** Runs the statements in order in one transaction: all of them or none. */
+  async batch(statements: readonly (readonly [text: string, params: unknown[]])[]): Promise<void> {
+    if (statements.length === 0) return;
+    if (this.db.sqlite) {
+      this.db.sqlite.transaction(() => {
+        for (const [text, params] of statements) this.prepare(text).run(...params.map(sqliteValue));
+      })();
+      return;
+    }
+    await this.db.pgTransaction(async (client) => {
+      for (const [text, params] of statements) await client.query(this.pgText(text), params);
+    });
+  }
+
   private prepare(text: string): Statement<unknown[]> {
     let st = this.statements.get(text);
     if (!st) {

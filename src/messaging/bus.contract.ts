@@ -89,6 +89,21 @@ export function runBusContract(name: string, factory: BusFactory): void {
       assert.deepEqual(sorted(got.get('#')!), ['', 'a', 'a/b', 'a/b/c', 'x/b']);
     });
 
+    test('a queue group: each message reaches one member, the others still get every message', async () => {
+      const bus = await make();
+      const a = collector();
+      const b = collector();
+      const all = collector();
+      await bus.subscribe('ch-q', '#', (e) => a.push(e), { queue: 'workers' });
+      await bus.subscribe('ch-q', 'x/#', (e) => b.push(e), { queue: 'workers' });
+      await bus.subscribe('ch-q', '#', (e) => all.push(e));
+      for (let i = 0; i < 20; i++) await bus.publish(envelope('ch-q', 'x/y', `m${i}`));
+      await all.until(20);
+      await settle();
+      assert.equal(a.got.length + b.got.length, 20, 'no message twice');
+      assert.ok(a.got.length > 0 && b.got.length > 0, `both members served (${a.got.length}/${b.got.length})`);
+    });
+
     test('unsubscribe stops delivery', async () => {
       const bus = await make();
       const c = collector();

@@ -9,6 +9,14 @@ export interface DurableConsumer {
   stop(): Promise<void>;
 }
 
+export interface SubscribeOptions {
+  /**
+   * Queue group: of all live subscriptions sharing this name, in this process or any other on the
+   * bus, each message goes to one (MQTT shared subscriptions across nodes).
+   */
+  queue?: string;
+}
+
 export interface ConsumeOptions {
   /** Largest batch handed to the handler. */
   maxBatch?: number;
@@ -38,7 +46,7 @@ export interface Bus {
    * Live delivery of a channel's messages whose subtopic matches `filter` (`#` all, `+` one
    * segment, '' only messages without subtopic). At most once: for connected clients.
    */
-  subscribe(channel: string, filter: string, handler: (env: Envelope) => void): Promise<LiveSubscription>;
+  subscribe(channel: string, filter: string, handler: (env: Envelope) => void, options?: SubscribeOptions): Promise<LiveSubscription>;
   /**
    * Durable, at-least-once delivery in batches to the consumer group `name`: messages published
    * while no member runs are kept. The batch is acknowledged when the handler resolves and

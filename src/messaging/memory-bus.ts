@@ -1,5 +1,5 @@
 import { subtopicMatches } from './topic.js';
-import { BusOverloadedError, type Bus, type BusStats, type ConsumeOptions, type DurableConsumer, type LiveSubscription } from './bus.js';
+import { BusOverloadedError, type Bus, type BusStats, type ConsumeOptions, type DurableConsumer, type LiveSubscription, type SubscribeOptions } from './bus.js';
 import type { Envelope } from './envelope.js';
 
 export interface MemoryBusOptions {
@@ -18,6 +18,7 @@ const defaults: MemoryBusOptions = { durable: [], maxQueued: 100_000, publishTim
 interface Live {
   filter: string;
   handler: (env: Envelope) => void;
+  queue: string | undefined;
 }
 
 class DurableQueue {
@@ -35,6 +36,14 @@ class DurableQueue {
   }
 }
 
+function deliverLive(s: Live, env: Envelope): void {
+  try {
+    s.handler(env);
+  } catch {
+    // a subscriber's failure is its own: the others still get the message
+  }
+}
+
 /** The in-process bus: one process, no persistence across restarts. */
 export class MemoryBus implements Bus {
   readonly kind = 'memory' as const;
@@ -43,6 +52,8 @@ export class MemoryBus implements Bus {
   private readonly options: MemoryBusOptions;
   private dropped = 0;
   private closed = false;
+  /** Round-robin position per queue group. */
+  private readonly queueTurn = new Map<string, number>();
 
   constructor(options: Partial<MemoryBusOptions> = {}) {
     this.options = { ...defaults, ...options };
@@ -59,15 +70,24 @@ export class MemoryBus implements Bus {
       this.schedule(q);
     }
     const subs = this.live.get(env.channel);
-    if (subs) {
-      for (const s of subs) {
-        if (!subtopicMatches(s.filter, env.subtopic)) continue;
-        try {
-          s.handler(env);
-        } catch {
-          // a subscriber's failure is its own: the others still get the message
-        }
+    if (!subs) return;
+    let queued: Map<string, Live[]> | undefined;
+    for (const s of subs) {
+      if (!subtopicMatches(s.filter, env.subtopic)) continue;
+      if (s.queue !== undefined) {
+        queued ??= new Map();
+        const members = queued.get(s.queue);
+        if (members) members.push(s);
+        else queued.set(s.queue, [s]);
+        continue;
       }
+      deliverLive(s, env);
+    }
+    if (!queued) return;
+    for (const [queue, members] of queued) {
+      const turn = this.queueTurn.get(queue) ?? 0;
+      this.queueTurn.set(queue, turn + 1);
+      deliverLive(members[turn % members.length]!, env);
     }
   }
 
@@ -87,10 +107,10 @@ export class MemoryBus implements Bus {
     });
   }
 
-  async subscribe(channel: string, filter: string, handler: (env: Envelope) => void): Promise<LiveSubscription> {
+  async subscribe(channel: string, filter: string, handler: (env: Envelope) => void, options: SubscribeOptions = {}): Promise<LiveSubscription> {
     let set = this.live.get(channel);
     if (!set) this.live.set(channel, (set = new Set()));
-    const entry: Live = { filter, handler };
+    const entry: Live = { filter, handler, queue: options.queue };
     set.add(entry);
     return {
       unsubscribe: () => {

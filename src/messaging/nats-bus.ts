@@ -1,6 +1,6 @@
 import { connect, headers, nanos, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
-import type { Bus, BusStats, ConsumeOptions, DurableConsumer, LiveSubscription } from './bus.js';
+import type { Bus, BusStats, ConsumeOptions, DurableConsumer, LiveSubscription, SubscribeOptions } from './bus.js';
 import type { Envelope, Protocol } from './envelope.js';
 
 export interface NatsBusOptions {
@@ -148,9 +148,10 @@ export class NatsBus implements Bus {
     await this.js.publish(subjectOf(this.options.subjectPrefix, env.channel, env.subtopic), env.payload, { msgID: env.id, headers: encodeHeaders(env) });
   }
 
-  async subscribe(channel: string, filter: string, handler: (env: Envelope) => void): Promise<LiveSubscription> {
+  async subscribe(channel: string, filter: string, handler: (env: Envelope) => void, options: SubscribeOptions = {}): Promise<LiveSubscription> {
     const subs: Subscription[] = filterSubjects(this.options.subjectPrefix, channel, filter).map((subject) =>
       this.nc.subscribe(subject, {
+        ...(options.queue !== undefined ? { queue: options.queue } : {}),
         callback: (err, msg) => {
           if (err) return;
           const env = decode(msg.headers, msg.data);

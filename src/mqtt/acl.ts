@@ -1,4 +1,4 @@
-import { checkTopicFilter, topicMatches } from './topics.js';
+import { checkTopicFilter, filterCovers } from './topics.js';
 
 export type AclAction = 'publish' | 'subscribe';
 
@@ -32,19 +32,6 @@ export function parseAcl(text: string): AclRule[] {
   return rules;
 }
 
-/** Every topic that `inner` matches is matched by `outer`. */
-export function filterCovers(outer: string, inner: string): boolean {
-  const o = outer.split('/');
-  const n = inner.split('/');
-  for (let i = 0; i < o.length; i++) {
-    if (o[i] === '#') return true;
-    if (i >= n.length) return false;
-    if (n[i] === '#') return false;
-    if (o[i] !== '+' && o[i] !== n[i]) return false;
-  }
-  return o.length === n.length;
-}
-
 /** Some topic is matched by both filters. */
 export function filtersOverlap(a: string, b: string): boolean {
   const x = a.split('/');
@@ -57,11 +44,32 @@ export function filtersOverlap(a: string, b: string): boolean {
   return true;
 }
 
-export function aclAllows(rules: AclRule[], action: AclAction, topicOrFilter: string): boolean {
-  for (const r of rules) {
-    if (!r.actions.includes(action)) continue;
-    const applies = action === 'publish' ? topicMatches(r.filter, topicOrFilter) : r.allow ? filterCovers(r.filter, topicOrFilter) : filtersOverlap(r.filter, topicOrFilter);
-    if (applies) return r.allow;
-  }
+/**
+ * Whether the ACL lets a client publish to `topic`: the first publish rule that matches it decides.
+ * Rules match level by level: in an ACL, `#` and `+` also cover topics that start with `$` (the
+ * rule that keeps those from wildcard subscribers, [MQTT-4.7.2-1], is about delivery).
+ */
+export function aclAllowsPublish(rules: AclRule[], topic: string): boolean {
+  for (const r of rules) if (r.actions.includes('publish') && filterCovers(r.filter, topic)) return r.allow;
   return false;
+}
+
+/** An ACL's answer to a SUBSCRIBE: refused, or granted without the topics of `exclude`. */
+export type AclSubscription = { allow: false } | { allow: true; exclude: string[] };
+
+/**
+ * What the ACL says to a subscription to `filter`. Rules are read in order. A rule whose filter
+ * covers the whole subscription decides it. A deny rule that covers only part of it (`deny
+ * subscribe a/secret` against `a/#`) does not refuse the subscription: its filter is excluded,
+ * and the broker never delivers matching topics through it. An allow rule must cover the whole
+ * subscription; nothing decides: refused.
+ */
+export function aclSubscription(rules: AclRule[], filter: string): AclSubscription {
+  const exclude: string[] = [];
+  for (const r of rules) {
+    if (!r.actions.includes('subscribe')) continue;
+    if (filterCovers(r.filter, filter)) return r.allow ? { allow: true, exclude } : { allow: false };
+    if (!r.allow && filtersOverlap(r.filter, filter)) exclude.push(r.filter);
+  }
+  return { allow: false };
 }

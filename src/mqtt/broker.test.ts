@@ -6,7 +6,7 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import mqttPacket from 'mqtt-packet';
 import { Broker, type BrokerOptions } from './broker.js';
 import { openPolicy } from './open-policy.js';
-import { parseAcl } from './acl.js';
+import { aclAllowsPublish, aclSubscription, parseAcl } from './acl.js';
 import { listenTcp } from './transports/tcp.js';
 import { createLogger } from '../core/logger.js';
 import { eventually } from '../../test/helpers/eventually.js';
@@ -213,18 +213,103 @@ describe('MQTT 5 features', () => {
 });
 
 describe('ACL and limits', () => {
-  test('the ACL refuses publish and subscribe with reason codes (MQTT 5) or SUBACK 0x80 / close (3.1.1)', async () => {
+  test('the ACL refuses publish (MQTT 5: PUBACK 0x87; 3.1.1: close) and subscribe (SUBACK 0x80 at both levels)', async () => {
     const b = await startBroker({}, 'allow all open/#\ndeny all #\n');
     try {
       const v5 = await b.client({ protocolVersion: 5 });
       const suback = await new Promise<{ granted: number[] }>((resolve) => v5.subscribe(['open/a', 'secret/a'], (err) => resolve((err as unknown as { packet: { granted: number[] } }).packet)));
-      assert.deepEqual(suback.granted, [0, 0x87]);
+      assert.deepEqual(suback.granted, [0, 0x80]);
       await assert.rejects(v5.publishAsync('secret/a', 'x', { qos: 1 }), /Not authorized|135/i);
       const v3 = await b.client({ protocolVersion: 4 });
       const g3 = await new Promise<{ granted: number[] }>((resolve) => v3.subscribe('secret/b', (err) => resolve((err as unknown as { packet: { granted: number[] } }).packet)));
       assert.deepEqual(g3.granted, [128]);
       const closed = new Promise((r) => v3.once('close', () => r(undefined)));
       v3.publish('secret/b', 'x', { qos: 1 });
+      await closed;
+    } finally {
+      await b.stop();
+    }
+  });
+
+  test('ACL rules: the first rule that covers a subscription decides it; a deny rule covering part of it is left out of it', () => {
+    const rules = parseAcl('# comment\ndeny subscribe a/secret\nallow subscribe a/#\nallow publish $SYS/#\n');
+    assert.deepEqual(aclSubscription(rules, 'a/secret'), { allow: false });
+    assert.deepEqual(aclSubscription(rules, 'a/+'), { allow: true, exclude: ['a/secret'] });
+    assert.deepEqual(aclSubscription(rules, 'a/public'), { allow: true, exclude: [] });
+    assert.deepEqual(aclSubscription(rules, '#'), { allow: false }, 'an allow rule must cover the whole subscription');
+    assert.equal(aclAllowsPublish(rules, '$SYS/broker/load'), true);
+    assert.equal(aclAllowsPublish(rules, 'a/public'), false, 'no rule applies: denied');
+    assert.throws(() => parseAcl('allow all a/#/b'), /line 1/);
+  });
+
+  test('a deny rule inside a wildcard subscription narrows it: "#" is granted, the denied topic never arrives through it, live or retained', async () => {
+    const b = await startBroker({}, 'deny subscribe test/nosubscribe\nallow all #\n');
+    try {
+      const pub = await b.client({ protocolVersion: 5 });
+      await pub.publishAsync('test/nosubscribe', 'hidden', { qos: 1, retain: true });
+      await pub.publishAsync('test/open', 'retained', { qos: 1, retain: true });
+      for (const protocolVersion of [4, 5] as const) {
+        const sub = await b.client({ protocolVersion });
+        const refused = await new Promise<{ granted: number[] }>((resolve) => sub.subscribe('test/nosubscribe', (err) => resolve((err as unknown as { packet: { granted: number[] } }).packet)));
+        assert.deepEqual(refused.granted, [0x80]);
+        const granted = await sub.subscribeAsync(['#', '+/+'], { qos: 1 });
+        assert.deepEqual(granted.map((g) => g.qos), [1, 1]);
+        await pub.publishAsync('test/nosubscribe', 'live hidden', { qos: 1 });
+        await pub.publishAsync('test/open', 'live', { qos: 1 });
+        // each matching subscription brings the retained message (§3.3.1.3): here two
+        await eventually(() => assert.deepEqual([...new Set(sub.received.map((r) => r.payload))].sort(), ['live', 'retained']));
+        await new Promise((r) => setTimeout(r, 100));
+        assert.ok(!sub.received.some((r) => r.topic === 'test/nosubscribe'), `MQTT ${protocolVersion}: nothing from the denied topic`);
+      }
+    } finally {
+      await b.stop();
+    }
+  });
+
+  test('"allow all #" lets a client publish to a $ topic; wildcard subscribers still do not get it [MQTT-4.7.2-1]', async () => {
+    const b = await startBroker({}, 'allow all #\n');
+    try {
+      const wild = await b.client({ protocolVersion: 4 });
+      await wild.subscribeAsync(['#', '+/+'], { qos: 1 });
+      const exact = await b.client({ protocolVersion: 4 });
+      await exact.subscribeAsync('$TopicA/+', { qos: 1 });
+      const pub = await b.client({ protocolVersion: 4 });
+      await pub.publishAsync('$TopicA/B', 'dollar', { qos: 1 }); // acknowledged: a 3.1.1 publisher the ACL refused would be disconnected
+      await eventually(() => assert.deepEqual(exact.received.map((r) => r.topic), ['$TopicA/B']));
+      await new Promise((r) => setTimeout(r, 100));
+      assert.equal(wild.received.length, 0);
+    } finally {
+      await b.stop();
+    }
+  });
+
+  test('after its DISCONNECT the broker reads on until the client closes: what the client still sends is not answered with a reset', async () => {
+    const b = await startBroker({ receiveMaximum: 1 });
+    try {
+      // half-open: the client may go on writing after the server's FIN, as a client does while it reads its backlog
+      const sock = net.connect({ port: b.port, host: '127.0.0.1', allowHalfOpen: true });
+      const errors: Error[] = [];
+      sock.on('error', (e) => errors.push(e));
+      const parser = mqttPacket.parser({ protocolVersion: 5 });
+      const got: mqttPacket.Packet[] = [];
+      parser.on('packet', (p) => got.push(p));
+      sock.on('data', (d) => parser.parse(d));
+      const serverEnded = new Promise((r) => sock.once('end', r));
+      await new Promise((r) => sock.once('connect', r));
+      const send = (p: mqttPacket.Packet) => sock.write(mqttPacket.generate(p, { protocolVersion: 5 }));
+      send({ cmd: 'connect', protocolVersion: 5, clientId: 'over-the-limit', clean: true, keepalive: 0 });
+      for (const messageId of [1, 2]) send({ cmd: 'publish', topic: 'rm', payload: Buffer.from('x'), qos: 2, messageId, retain: false, dup: false });
+      await serverEnded;
+      const disconnect = got.find((p) => p.cmd === 'disconnect') as mqttPacket.IDisconnectPacket | undefined;
+      assert.equal(disconnect?.reasonCode, 0x93);
+      // the client answers the PUBREC it read before the DISCONNECT
+      for (let i = 0; i < 3; i++) {
+        send({ cmd: 'pubrel', messageId: 1 });
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assert.deepEqual(errors.map((e) => (e as NodeJS.ErrnoException).code), []);
+      const closed = new Promise((r) => sock.once('close', r));
+      sock.end();
       await closed;
     } finally {
       await b.stop();

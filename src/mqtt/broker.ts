@@ -2,10 +2,13 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from '../core/logger.js';
 import { Connection } from './connection.js';
 import { noMetrics, type BrokerMetrics } from './metrics.js';
-import type { BrokerPolicy, ConnectionMeta } from './policy.js';
+import type { BrokerPolicy, ConnectionMeta, PublishVerdict } from './policy.js';
 import { MemoryRetainedStore, type RetainedStore } from './retained.js';
+import { TokenBuckets } from './rate.js';
 import { Session } from './session.js';
-import { SubscriptionIndex } from './subscriptions.js';
+import { SessionJournal, type SessionStore, type StoredSession } from './store.js';
+import type { ClusterLink } from './cluster.js';
+import { excluded, SubscriptionIndex } from './subscriptions.js';
 import { rc, type BrokerMessage, type SubscriptionOptions } from './types.js';
 
 export interface BrokerOptions {
@@ -26,6 +29,8 @@ export interface BrokerOptions {
   maxConnections: number;
   /** PUBLISH packets per second per client (0: unlimited); bursts up to twice that. */
   maxPublishRate: number;
+  /** New connections per second from one address (0: unlimited); bursts up to twice that. */
+  maxConnectRate: number;
 }
 
 export const defaultBrokerOptions: BrokerOptions = {
@@ -39,7 +44,21 @@ export const defaultBrokerOptions: BrokerOptions = {
   maxWriteBuffer: 8 * 1024 * 1024,
   maxConnections: 100_000,
   maxPublishRate: 0,
+  maxConnectRate: 0,
 };
+
+/** Where the broker keeps state beyond its memory, and how it meets other nodes. All optional: an in-memory broker has none. */
+export interface BrokerState {
+  retained?: RetainedStore;
+  /** Persistent sessions (expiry > 0) are written here and restored from it. */
+  sessions?: SessionStore;
+  /** This process's name in the store and on the cluster link. */
+  nodeId?: string;
+  /** Other broker processes serving the same clients (NATS). */
+  cluster?: ClusterLink;
+}
+
+const neverExpires = 0xffffffff;
 
 export type PublishOutcome = { ok: true; matched?: boolean } | { ok: false; reasonCode: number; reason?: string };
 
@@ -52,22 +71,93 @@ export class Broker {
   readonly sessions = new Map<string, Session>();
   readonly index = new SubscriptionIndex();
   readonly connections = new Set<Connection>();
-  private readonly rate = new WeakMap<Connection, { tokens: number; at: number }>();
+  private readonly publishRate: TokenBuckets<Connection>;
+  private readonly connectRate: TokenBuckets<string>;
+  private floodRefused = 0;
+  /** Subscribers found with a full write buffer while one PUBLISH was routed. */
+  private congested: Set<Connection> | undefined;
+  private floodLoggedAt = 0;
   private readonly willTimers = new Map<string, NodeJS.Timeout>();
   private closing = false;
+  readonly retained: RetainedStore;
+  readonly nodeId: string;
+  private readonly store: SessionStore | undefined;
+  private readonly journal: SessionJournal | undefined;
+  private readonly cluster: ClusterLink | undefined;
+  private purgeTimer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly policy: BrokerPolicy,
     readonly log: Logger,
     options: Partial<BrokerOptions> = {},
     readonly metrics: BrokerMetrics = noMetrics,
-    readonly retained: RetainedStore = new MemoryRetainedStore(),
+    state: BrokerState = {},
   ) {
     this.options = { ...defaultBrokerOptions, ...options };
+    this.publishRate = new TokenBuckets(this.options.maxPublishRate, this.options.maxPublishRate * 2);
+    this.connectRate = new TokenBuckets(this.options.maxConnectRate, this.options.maxConnectRate * 2);
+    this.retained = state.retained ?? new MemoryRetainedStore();
+    this.nodeId = state.nodeId ?? 'local';
+    this.store = state.sessions;
+    this.journal = state.sessions ? new SessionJournal(state.sessions, (e, n) => this.log.error({ err: e, changes: n }, 'writing MQTT session state failed')) : undefined;
+    this.cluster = state.cluster;
+    this.cluster?.onClaim((clientId) => this.release(clientId));
+  }
+
+  /**
+   * Restores the persistent sessions this node held when it stopped: their subscriptions feed
+   * again and their queued messages wait for the clients. Sessions that expired meanwhile are
+   * deleted, here and every minute after.
+   */
+  async start(): Promise<void> {
+    if (!this.store) return;
+    const now = Date.now();
+    const purged = await this.store.purgeExpired(now);
+    const stored = await this.store.loadNode(this.nodeId);
+    for (const s of stored) this.adopt(s, now);
+    if (stored.length > 0 || purged > 0) this.log.info({ restored: stored.length, expired: purged, node: this.nodeId }, 'MQTT persistent sessions restored');
+    this.purgeTimer = setInterval(() => {
+      this.store!.purgeExpired(Date.now()).catch((e: unknown) => this.log.warn({ err: e }, 'deleting expired MQTT sessions failed'));
+    }, 60_000);
+    this.purgeTimer.unref();
+  }
+
+  /** Takes a stored session into memory, offline, with its subscriptions in the index. */
+  private adopt(stored: StoredSession, now: number): Session {
+    const session = this.newSession(stored.clientId, stored);
+    session.restore(stored);
+    this.journal!.stored(stored.clientId, stored.messages.map((m) => m.seq));
+    session.disconnectedAt ??= now; // its node stopped while the client was connected
+    for (const [key, opts] of session.subscriptions) this.indexAdd(session, key, opts);
+    session.persistTo(this.journal!.record.bind(this.journal), this.nodeId, false);
+    this.sessions.set(stored.clientId, session);
+    this.armExpiry(session);
+    return session;
+  }
+
+  private newSession(clientId: string, who: { identity: Session['identity']; protocolVersion: Session['protocolVersion'] }): Session {
+    return new Session(clientId, who.identity, who.protocolVersion, { maxQueued: this.options.maxQueuedPerSession }, (reason) => this.metrics.dropped(reason));
+  }
+
+  private expired(stored: StoredSession, now: number): boolean {
+    return stored.disconnectedAt !== undefined && stored.expirySeconds !== neverExpires && stored.disconnectedAt + stored.expirySeconds * 1000 <= now;
   }
 
   /** Serves one client over a stream. */
-  handle(stream: Duplex, meta: ConnectionMeta): Connection {
+  handle(stream: Duplex, meta: ConnectionMeta): Connection | undefined {
+    if (meta.remoteAddress !== undefined && !this.connectRate.take(meta.remoteAddress)) {
+      // connect-flood protection: refused before anything is parsed or authenticated
+      stream.destroy();
+      this.metrics.connectRefused(rc.connectionRateExceeded);
+      this.floodRefused++;
+      const now = Date.now();
+      if (now - this.floodLoggedAt >= 10_000) {
+        this.log.warn({ remote: meta.remoteAddress, refused: this.floodRefused, perSecond: this.options.maxConnectRate }, 'MQTT connections refused: too many from one address');
+        this.floodLoggedAt = now;
+        this.floodRefused = 0;
+      }
+      return undefined;
+    }
     const conn = new Connection(this, stream, meta);
     this.connections.add(conn);
     return conn;
@@ -79,23 +169,14 @@ export class Broker {
 
   /** Token bucket per connection: `maxPublishRate` per second, bursts of twice that. */
   rateAllows(conn: Connection): boolean {
-    const limit = this.options.maxPublishRate;
-    if (limit <= 0) return true;
-    const now = Date.now();
-    const b = this.rate.get(conn) ?? { tokens: limit * 2, at: now };
-    b.tokens = Math.min(limit * 2, b.tokens + ((now - b.at) / 1000) * limit);
-    b.at = now;
-    this.rate.set(conn, b);
-    if (b.tokens < 1) return false;
-    b.tokens -= 1;
-    return true;
+    return this.publishRate.take(conn);
   }
 
   /**
    * Finds or creates the session for a CONNECT. An existing connection with the same client id is
    * taken over [MQTT-3.1.4-3]; clean start discards the old session [MQTT-3.1.2-4].
    */
-  openSession(conn: Connection, cleanStart: boolean, expirySeconds: number): { session: Session; present: boolean } {
+  async openSession(conn: Connection, cleanStart: boolean, expirySeconds: number): Promise<{ session: Session; present: boolean }> {
     const id = conn.clientId;
     let session = this.sessions.get(id);
     if (session?.connection) {
@@ -104,11 +185,37 @@ export class Broker {
       old.disconnect(rc.sessionTakenOver, 'session taken over');
       session = this.sessions.get(id); // closing the old connection may have ended its session
     }
-    // a new connection cancels a pending delayed will (§3.1.3.2.2)
-    const willTimer = this.willTimers.get(id);
-    if (willTimer) {
-      clearTimeout(willTimer);
-      this.willTimers.delete(id);
+    this.cancelWill(id); // a new connection cancels a pending delayed will (§3.1.3.2.2)
+
+    // Not held here: it may be stored, and held by another node, which lets go of it first.
+    let stored: StoredSession | undefined;
+    /** A session coming from another node, subscribed here before that node lets go: nothing published meanwhile is missed. */
+    let arriving: Session | undefined;
+    if (!session) {
+      stored = await this.store?.load(id);
+      if (this.cluster) {
+        const elsewhere = stored !== undefined && stored.nodeId !== this.nodeId;
+        if (elsewhere && !cleanStart) {
+          arriving = this.newSession(id, conn);
+          for (const [key, opts] of stored!.subscriptions) arriving.subscriptions.set(key, opts);
+          await Promise.all([...arriving.subscriptions].map(([key, opts]) => this.indexAdd(arriving!, key, opts)));
+        }
+        await this.cluster.claim(id, elsewhere); // a connection elsewhere is taken over [MQTT-3.1.4-3]
+        if (elsewhere) stored = await this.store!.load(id);
+      }
+      session = this.sessions.get(id); // another connection may have come in meanwhile
+      if (session?.connection) session.connection.disconnect(rc.sessionTakenOver, 'session taken over');
+      session = this.sessions.get(id);
+      if (session) stored = undefined;
+    }
+    if (arriving && (session || !stored)) {
+      this.dropFromIndex(arriving);
+      arriving = undefined;
+    }
+    const now = Date.now();
+    if (stored && (cleanStart || this.expired(stored, now))) {
+      this.journal!.record({ op: 'end', clientId: id }); // [MQTT-3.1.2-4]
+      stored = undefined;
     }
     let present = false;
     if (session && cleanStart) {
@@ -120,29 +227,94 @@ export class Broker {
       if (session.expiryTimer) clearTimeout(session.expiryTimer);
       session.identity = conn.identity;
       session.protocolVersion = conn.protocolVersion;
+    } else if (stored) {
+      present = true;
+      session = arriving ?? this.newSession(id, conn);
+      const indexed = new Set(session.subscriptions.keys());
+      session.restore(stored);
+      this.journal!.stored(id, stored.messages.map((m) => m.seq));
+      for (const [key, opts] of session.subscriptions) if (!indexed.has(key)) void this.indexAdd(session, key, opts);
+      this.sessions.set(id, session);
     } else {
-      session = new Session(id, conn.identity, conn.protocolVersion, { maxQueued: this.options.maxQueuedPerSession }, (reason) => this.metrics.dropped(reason));
+      session = this.newSession(id, conn);
       this.sessions.set(id, session);
     }
     session.expirySeconds = expirySeconds;
+    session.disconnectedAt = undefined;
     session.connection = conn;
     conn.session = session;
+    if (this.journal) {
+      if (expirySeconds > 0) {
+        if (session.persistent) session.saveRecord();
+        else session.persistTo(this.journal.record.bind(this.journal), this.nodeId, true);
+        await this.journal.flush(); // CONNACK promises the session [MQTT-3.2.2-2]
+      } else if (session.persistent) {
+        session.stopPersisting(true);
+      }
+    }
+    if (conn.closed) this.connectionClosed(conn); // the client went away while we waited
     return { session, present };
   }
 
-  /** A client's PUBLISH (or will): the policy decides, retained messages are kept, then it is routed. */
-  async publish(conn: Pick<Connection, 'clientId' | 'identity'>, message: BrokerMessage): Promise<PublishOutcome> {
-    const verdict = await this.policy.publish({ clientId: conn.clientId, identity: conn.identity }, message);
-    if (!verdict.ok) return verdict;
-    if (message.retain) await this.retained.set({ ...message, origin: undefined } as BrokerMessage); // [MQTT-3.3.1-5]
-    if (verdict.route === 'broker') return { ok: true, matched: this.route(message) > 0 };
-    return { ok: true };
+  private cancelWill(clientId: string): void {
+    const willTimer = this.willTimers.get(clientId);
+    if (willTimer) {
+      clearTimeout(willTimer);
+      this.willTimers.delete(clientId);
+    }
   }
 
-  /** Delivers a message to every matching local subscription; returns how many sessions got it. */
+  /**
+   * Another node claims a client: its connection here is taken over, and a persistent session is
+   * written and let go of (not ended), for that node to restore.
+   */
+  private async release(clientId: string): Promise<boolean> {
+    const session = this.sessions.get(clientId);
+    if (!session) return false;
+    if (session.connection) {
+      this.log.info({ clientId }, 'MQTT session taken over by a connection on another node');
+      session.connection.disconnect(rc.sessionTakenOver, 'session taken over');
+    }
+    this.cancelWill(clientId); // as for a takeover here: a delayed will waits no more
+    if (this.sessions.get(clientId) !== session) return true; // it ended with its connection
+    if (session.expiryTimer) clearTimeout(session.expiryTimer);
+    session.saveRecord();
+    session.stopPersisting(false);
+    this.dropFromIndex(session);
+    this.sessions.delete(clientId);
+    await this.journal?.flush();
+    return true;
+  }
+
+  /** A client's PUBLISH (or will): the policy decides, retained messages are kept, then it is routed. */
+  publish(conn: Pick<Connection, 'clientId' | 'identity'>, message: BrokerMessage): PublishOutcome | Promise<PublishOutcome> {
+    // synchronous unless the policy or the retained store waits: QoS 0 on the open listener never does
+    const verdict = this.policy.publish({ clientId: conn.clientId, identity: conn.identity }, message);
+    if (verdict instanceof Promise) return verdict.then((v) => this.accept(v, message));
+    return this.accept(verdict, message);
+  }
+
+  private accept(verdict: PublishVerdict, message: BrokerMessage): PublishOutcome | Promise<PublishOutcome> {
+    if (!verdict.ok) return verdict;
+    if (message.retain) {
+      const { origin: _origin, ...kept } = message;
+      return this.retained.set(kept).then(() => this.deliver(verdict.route, message)); // [MQTT-3.3.1-5]
+    }
+    return this.deliver(verdict.route, message);
+  }
+
+  private deliver(route: 'broker' | 'policy', message: BrokerMessage): PublishOutcome {
+    return route === 'broker' ? { ok: true, matched: this.route(message) > 0 } : { ok: true };
+  }
+
+  /**
+   * Delivers a message to every matching local subscription; returns how many sessions got it.
+   * Share groups get it here too, unless the policy feeds them on their own (across nodes).
+   */
   route(message: BrokerMessage): number {
+    this.congested = undefined;
     if (message.expiresAt !== undefined && message.expiresAt <= Date.now()) return 0;
-    const deliveries = this.index.match(message.topic, message.origin, message.qos);
+    const deliveries = this.index.match(message.topic, message.origin, message.qos, !this.policy.feedsShareGroups);
     for (const d of deliveries) {
       // [MQTT-3.3.1-9]/[MQTT-3.3.1-13]: forwarded messages carry RETAIN only with Retain As Published
       d.session.deliver(message, d.qos, d.retainAsPublished && message.retain, d.subscriptionIds);
@@ -150,17 +322,61 @@ export class Broker {
     return deliveries.length;
   }
 
+  /** Resolves once what a persistent session recorded so far is in the store (at once for any other session). */
+  async persisted(session: Session): Promise<void> {
+    if (session.persistent) await this.journal?.flush();
+  }
+
+  noteCongested(conn: Connection): void {
+    (this.congested ??= new Set()).add(conn);
+  }
+
+  /** The slow subscribers the last routed message met (once). */
+  takeCongested(): Set<Connection> | undefined {
+    const c = this.congested;
+    this.congested = undefined;
+    return c;
+  }
+
+  /** A message for one share group (the policy picked this node for it): one local member gets it (§4.8.2). */
+  routeShared(filter: string, group: string, message: BrokerMessage): boolean {
+    if (message.expiresAt !== undefined && message.expiresAt <= Date.now()) return false;
+    const d = this.index.matchGroup(filter, group, message.qos);
+    if (!d) return false;
+    d.session.deliver(message, d.qos, d.retainAsPublished && message.retain, d.subscriptionIds);
+    return true;
+  }
+
   subscribe(session: Session, key: string, filter: string, opts: SubscriptionOptions, group?: string): void {
-    const fresh = !this.index.hasFilter(filter);
     session.subscriptions.set(key, opts);
-    this.index.add(session, filter, opts, group);
-    if (fresh) this.policy.watch?.(filter);
+    session.recordSubscription(key, opts);
+    this.indexAdd(session, key, opts, filter, group);
   }
 
   unsubscribe(session: Session, key: string, filter: string, group?: string): void {
     session.subscriptions.delete(key);
+    session.recordSubscription(key, undefined);
+    this.indexRemove(session, filter, group);
+  }
+
+  /** Adds a subscription to the index; the policy starts feeding a filter (or share group) it did not feed yet. */
+  private indexAdd(session: Session, key: string, opts: SubscriptionOptions, filter?: string, group?: string): Promise<void> | void {
+    if (filter === undefined) ({ filter, group } = splitKey(key));
+    const fresh = group === undefined ? !this.index.hasPlain(filter) : !this.index.hasGroup(filter, group);
+    this.index.add(session, filter, opts, group);
+    if (fresh) return this.policy.watch?.(filter, group);
+  }
+
+  private indexRemove(session: Session, filter: string, group?: string): void {
     this.index.remove(session, filter, group);
-    if (!this.index.hasFilter(filter)) this.policy.unwatch?.(filter);
+    if (group === undefined ? !this.index.hasPlain(filter) : !this.index.hasGroup(filter, group)) this.policy.unwatch?.(filter, group);
+  }
+
+  private dropFromIndex(session: Session): void {
+    for (const key of session.subscriptions.keys()) {
+      const { filter, group } = splitKey(key);
+      this.indexRemove(session, filter, group);
+    }
   }
 
   /** Retained messages matching a new subscription, sent with RETAIN set [MQTT-3.3.1-8]. */
@@ -169,32 +385,39 @@ export class Broker {
     for (const m of await this.retained.match(filter)) {
       if (m.expiresAt !== undefined && m.expiresAt <= now) continue;
       if (m.topic.startsWith('$') && (filter.startsWith('+') || filter.startsWith('#'))) continue; // [MQTT-4.7.2-1]
+      if (excluded(opts, m.topic)) continue;
       conn.session?.deliver(m, Math.min(m.qos, opts.qos) as 0 | 1 | 2, true, opts.subscriptionId ? [opts.subscriptionId] : undefined);
     }
   }
 
   private endSession(session: Session): void {
     if (session.expiryTimer) clearTimeout(session.expiryTimer);
-    for (const key of [...session.subscriptions.keys()]) {
-      const shared = key.startsWith('$share/') ? key.split('/') : undefined;
-      if (shared) this.unsubscribe(session, key, shared.slice(2).join('/'), shared[1]);
-      else this.unsubscribe(session, key, key);
-    }
+    session.stopPersisting(true);
+    this.dropFromIndex(session);
+    session.subscriptions.clear();
     if (this.sessions.get(session.clientId) === session) this.sessions.delete(session.clientId);
+  }
+
+  /** Ends an offline session when its expiry interval has passed (§3.1.2.11.2). */
+  private armExpiry(session: Session): void {
+    if (session.expirySeconds === neverExpires) return;
+    const left = (session.disconnectedAt ?? Date.now()) + session.expirySeconds * 1000 - Date.now();
+    session.expiryTimer = setTimeout(() => this.endSession(session), Math.max(0, left));
+    session.expiryTimer.unref();
   }
 
   /** Called once per connection when it closes: will message, session expiry. */
   connectionClosed(conn: Connection): void {
     this.connections.delete(conn);
+    this.publishRate.delete(conn);
     const session = conn.session;
     if (!session || session.connection !== conn) return;
     session.connection = undefined;
+    session.disconnectedAt = Date.now();
     if (conn.will && !conn.normalDisconnect) this.scheduleWill(conn, session.expirySeconds);
-    if (session.expirySeconds === 0) this.endSession(session);
-    else if (session.expirySeconds !== 0xffffffff) {
-      session.expiryTimer = setTimeout(() => this.endSession(session), session.expirySeconds * 1000);
-      session.expiryTimer.unref();
-    }
+    if (session.expirySeconds === 0) return this.endSession(session);
+    session.saveRecord();
+    this.armExpiry(session);
   }
 
   /** Publishes the will now, or after the will delay (MQTT 5, capped by the session expiry) unless the client comes back [MQTT-3.1.3-9]. */
@@ -221,7 +444,7 @@ export class Broker {
     const who = { clientId: conn.clientId, identity: conn.identity };
     const send = () => {
       this.willTimers.delete(conn.clientId);
-      this.publish(who, message).then(
+      Promise.resolve(this.publish(who, message)).then(
         (o) => {
           if (!o.ok) this.log.info({ clientId: who.clientId, topic: message.topic }, 'will message refused');
         },
@@ -234,11 +457,21 @@ export class Broker {
     this.willTimers.set(conn.clientId, timer);
   }
 
-  /** Disconnects everyone (MQTT 5: reason 0x8B server shutting down). */
+  /** Disconnects everyone (MQTT 5: reason 0x8B server shutting down) and writes what persistent sessions hold. */
   async close(): Promise<void> {
     this.closing = true;
+    if (this.purgeTimer) clearInterval(this.purgeTimer);
     for (const conn of [...this.connections]) conn.disconnect(rc.serverShuttingDown, 'server shutting down');
     for (const t of this.willTimers.values()) clearTimeout(t);
     for (const s of this.sessions.values()) if (s.expiryTimer) clearTimeout(s.expiryTimer);
+    await this.journal?.flush();
+    this.cluster?.close();
   }
+}
+
+/** A subscription key: the filter, or `$share/<group>/<filter>` (§4.8.2). */
+function splitKey(key: string): { filter: string; group?: string } {
+  if (!key.startsWith('$share/')) return { filter: key };
+  const parts = key.split('/');
+  return { filter: parts.slice(2).join('/'), group: parts[1]! };
 }

@@ -5,8 +5,23 @@ import type { ConnectionMeta } from './policy.js';
 import type { Session } from './session.js';
 import { rc, type BrokerMessage, type ClientIdentity, type ProtocolVersion } from './types.js';
 import { handlePacket } from './handlers/index.js';
+import { encodeAck, encodePublish } from './wire.js';
 
 export type Will = IConnectPacket['will'];
+
+/** How long a closed connection keeps reading (and discarding) what the peer sends, before it is destroyed. */
+const lingerMs = 2000;
+
+/** QoS 0 PUBLISH bytes of a message, kept on it per protocol level (3.1/3.1.1 alike, 5) and RETAIN. */
+function encodedOnce(m: BrokerMessage, protocolVersion: ProtocolVersion, retain: boolean): Buffer {
+  const slot = (protocolVersion === 5 ? 2 : 0) + (retain ? 1 : 0);
+  const bufs = (m.encoded ??= []);
+  return (bufs[slot] ??= encodePublish(m.topic, m.payload, 0, retain, false, undefined, protocolVersion === 5));
+}
+
+function uncork(conn: Connection): void {
+  conn.uncork();
+}
 
 /**
  * One client connection over any duplex stream (TCP, TLS, WebSocket, or an in-memory pair in
@@ -34,10 +49,15 @@ export class Connection {
   readonly outboundAliases = new Map<string, number>();
   /** QoS 1/2 PUBLISH packets received and not yet acknowledged (our Receive Maximum, §3.3.4). */
   inboundInFlight = 0;
-  keepAliveMs = 0;
   private keepAliveTimer: NodeJS.Timeout | undefined;
   private lastPacketAt = Date.now();
+  /** Packets whose handling waits (e.g. for the database); the next ones queue behind them. */
   private chain: Promise<void> = Promise.resolve();
+  private waiting = 0;
+  /** Writes are corked until the event loop's next turn: many packets, one system call. */
+  private corked = false;
+  /** Not reading while slow subscribers catch up (waitFor). */
+  private readingPaused = false;
 
   constructor(
     readonly broker: Broker,
@@ -51,6 +71,7 @@ export class Connection {
     stream.on('error', () => this.close());
     stream.on('close', () => this.close());
     stream.on('end', () => this.close());
+    stream.on('drain', () => this.releaseWaiters());
   }
 
   private onData(chunk: Buffer): void {
@@ -70,11 +91,33 @@ export class Connection {
       return;
     }
     this.broker.metrics.packetIn(packet.cmd);
-    // Packets are handled strictly in order: a PUBLISH's authorization may wait for the database.
-    this.chain = this.chain.then(() => (this.closed ? undefined : handlePacket(this, packet))).catch((e: unknown) => {
-      this.broker.log.error({ err: e, clientId: this.clientId, cmd: packet.cmd }, 'MQTT handler failed');
-      this.disconnect(rc.unspecified, 'internal error');
-    });
+    // Packets are handled strictly in order: a PUBLISH's authorization may wait for the database,
+    // and what comes after it waits too. Nothing waiting: handled at once, without a promise.
+    if (this.waiting === 0) {
+      let pending: void | Promise<void>;
+      try {
+        pending = handlePacket(this, packet);
+      } catch (e) {
+        return this.handlerFailed(e, packet);
+      }
+      if (pending) this.queue(pending, packet);
+      return;
+    }
+    this.queue(this.chain.then(() => (this.closed ? undefined : handlePacket(this, packet))), packet);
+  }
+
+  private queue(work: Promise<void>, packet: Packet): void {
+    this.waiting++;
+    this.chain = work
+      .catch((e: unknown) => this.handlerFailed(e, packet))
+      .then(() => {
+        this.waiting--;
+      });
+  }
+
+  private handlerFailed(e: unknown, packet: Packet): void {
+    this.broker.log.error({ err: e, clientId: this.clientId, cmd: packet.cmd }, 'MQTT handler failed');
+    this.disconnect(rc.unspecified, 'internal error');
   }
 
   private onMalformed(e: Error): void {
@@ -92,9 +135,8 @@ export class Connection {
 
   /** Starts the keep-alive watch: 1.5 × the keep-alive without a packet closes the connection [MQTT-3.1.2-24]. */
   startKeepAlive(seconds: number): void {
-    this.keepAliveMs = seconds * 1000;
     if (seconds === 0) return;
-    const grace = this.keepAliveMs * 1.5;
+    const grace = seconds * 1000 * 1.5;
     const check = () => {
       if (this.closed) return;
       const idle = Date.now() - this.lastPacketAt;
@@ -114,6 +156,18 @@ export class Connection {
   send(packet: Packet): void {
     if (this.closed) return;
     this.writeRaw(packet);
+    this.checkSlowConsumer();
+  }
+
+  /** Writes packet bytes made already (the same QoS 0 PUBLISH to many subscribers is encoded once). */
+  private sendBytes(buf: Buffer): void {
+    if (this.closed) return;
+    this.broker.metrics.packetOut('publish', buf.length);
+    this.write(buf);
+    this.checkSlowConsumer();
+  }
+
+  private checkSlowConsumer(): void {
     if (this.stream.writableLength > this.broker.options.maxWriteBuffer) {
       this.broker.metrics.slowConsumer();
       this.broker.log.warn({ clientId: this.clientId, buffered: this.stream.writableLength }, 'closing a slow MQTT consumer');
@@ -122,43 +176,112 @@ export class Connection {
   }
 
   private writeRaw(packet: Packet): void {
-    const buf = mqtt.generate(packet, { protocolVersion: this.protocolVersion });
+    const fast = (packet.cmd === 'puback' || packet.cmd === 'pubrec' || packet.cmd === 'pubrel' || packet.cmd === 'pubcomp') && !packet.reasonCode && !packet.properties;
+    const buf = fast ? encodeAck(packet.cmd, packet.messageId!) : mqtt.generate(packet, { protocolVersion: this.protocolVersion });
     this.broker.metrics.packetOut(packet.cmd, buf.length);
+    this.write(buf);
+  }
+
+  /** Sends what was corked (once the packets handled together have been written). */
+  uncork(): void {
+    this.corked = false;
+    this.stream.uncork();
+  }
+
+  private write(buf: Buffer): void {
+    if (!this.corked) {
+      this.corked = true;
+      this.stream.cork();
+      process.nextTick(uncork, this);
+    }
     this.stream.write(buf);
   }
 
   /** Sends a PUBLISH for a message, honouring the client's maximum packet size and topic aliases (MQTT 5). */
   sendPublish(m: BrokerMessage, qos: 0 | 1 | 2, retain: boolean, messageId: number | undefined, subscriptionIds: number[] | undefined, dup = false): void {
-    const packet: IPublishPacket = { cmd: 'publish', topic: m.topic, payload: m.payload, qos, retain, dup };
-    if (messageId !== undefined) packet.messageId = messageId;
-    if (this.protocolVersion === 5) {
-      const props: NonNullable<IPublishPacket['properties']> = m.properties ? { ...m.properties } : {};
+    const v5 = this.protocolVersion === 5;
+    const buffered = this.stream.writableLength;
+    if (buffered > this.broker.options.maxWriteBuffer / 8) {
+      // a subscriber that does not keep up: the publisher of this message waits for it (handlePublish)
+      this.broker.noteCongested(this);
+      if (qos === 0 && buffered > this.broker.options.maxWriteBuffer / 2) {
+        // still more: it loses QoS 0 messages (at most once) before it is cut off
+        this.broker.metrics.dropped('slow_consumer');
+        return;
+      }
+    }
+    if (qos === 0 && (!v5 || (!m.properties && m.expiresAt === undefined && !subscriptionIds && this.clientTopicAliasMaximum === 0 && this.clientMaximumPacketSize === Infinity))) {
+      // nothing in this PUBLISH depends on the subscriber but the protocol level and RETAIN
+      this.sendBytes(encodedOnce(m, this.protocolVersion, retain));
+      this.broker.metrics.delivered();
+      return;
+    }
+    let topic = m.topic;
+    let props: NonNullable<IPublishPacket['properties']> | undefined;
+    let newAlias: number | undefined;
+    if (v5) {
+      props = m.properties ? { ...m.properties } : {};
       if (m.expiresAt !== undefined) props.messageExpiryInterval = Math.max(0, Math.ceil((m.expiresAt - Date.now()) / 1000)); // [MQTT-3.3.2-6]
       if (subscriptionIds && subscriptionIds.length > 0) props.subscriptionIdentifier = subscriptionIds.length === 1 ? subscriptionIds[0]! : subscriptionIds;
       if (this.clientTopicAliasMaximum > 0) {
         const alias = this.outboundAliases.get(m.topic);
         if (alias !== undefined) {
-          packet.topic = '';
+          topic = '';
           props.topicAlias = alias;
         } else if (this.outboundAliases.size < this.clientTopicAliasMaximum) {
-          const next = this.outboundAliases.size + 1;
-          this.outboundAliases.set(m.topic, next);
-          props.topicAlias = next;
+          newAlias = this.outboundAliases.size + 1;
+          props.topicAlias = newAlias;
         }
       }
-      if (Object.keys(props).length > 0) packet.properties = props;
-      if (this.clientMaximumPacketSize !== Infinity) {
-        const size = mqtt.generate(packet, { protocolVersion: 5 }).length;
-        if (size > this.clientMaximumPacketSize) {
-          // [MQTT-3.1.2-25]: discard a packet larger than the client accepts, as if sent
-          this.broker.metrics.dropped('client_max_packet_size');
-          if (messageId !== undefined) this.session?.acknowledge(messageId, Date.now());
-          return;
-        }
-      }
+      if (Object.keys(props).length === 0) props = undefined;
     }
-    this.send(packet);
+    const buf = props
+      ? mqtt.generate({ cmd: 'publish', topic, payload: m.payload, qos, retain, dup, properties: props, ...(messageId !== undefined ? { messageId } : {}) }, { protocolVersion: 5 })
+      : encodePublish(topic, m.payload, qos, retain, dup, messageId, v5);
+    if (buf.length > this.clientMaximumPacketSize) {
+      // [MQTT-3.1.2-25]: discard a packet larger than the client accepts, as if sent
+      this.broker.metrics.dropped('client_max_packet_size');
+      if (messageId !== undefined) this.session?.acknowledge(messageId, Date.now());
+      return;
+    }
+    if (newAlias !== undefined) this.outboundAliases.set(m.topic, newAlias);
+    this.sendBytes(buf);
     this.broker.metrics.delivered();
+  }
+
+  /**
+   * Stops reading from this client until the given subscribers have written out what waits for
+   * them (or 250 ms pass): a publisher cannot fill the memory of subscribers slower than it.
+   */
+  waitFor(subscribers: Set<Connection>): void {
+    if (this.readingPaused || this.closed) return;
+    this.readingPaused = true;
+    this.stream.pause();
+    const waitingOn = new Set([...subscribers].filter((s) => !s.closed && s.stream.writableLength > 0));
+    const resume = () => {
+      if (!this.readingPaused) return;
+      this.readingPaused = false;
+      clearTimeout(timer);
+      for (const s of waitingOn) s.drainWaiters.delete(drained);
+      if (!this.closed) this.stream.resume();
+    };
+    const drained = (s: Connection) => {
+      waitingOn.delete(s);
+      if (waitingOn.size === 0) resume();
+    };
+    const timer = setTimeout(resume, 250);
+    if (waitingOn.size === 0) return resume();
+    for (const s of waitingOn) s.drainWaiters.add(drained);
+  }
+
+  /** Publishers waiting for this subscriber's write buffer to empty. */
+  private readonly drainWaiters = new Set<(s: Connection) => void>();
+
+  private releaseWaiters(): void {
+    if (this.drainWaiters.size === 0) return;
+    const waiters = [...this.drainWaiters];
+    this.drainWaiters.clear();
+    for (const w of waiters) w(this);
   }
 
   /** Ends the connection: MQTT 5 clients get a DISCONNECT with the reason first (§3.14). */
@@ -180,15 +303,13 @@ export class Connection {
     if (this.closed) return;
     this.closed = true;
     if (this.keepAliveTimer) clearTimeout(this.keepAliveTimer);
+    // A lingering close: our FIN follows the last packet we wrote (a DISCONNECT with its reason,
+    // [MQTT-3.14.4-2]) and we go on reading, and discarding, what the client still sends until it
+    // closes too. Destroying the socket at once would answer its packets in flight with a TCP
+    // reset, which can throw away our last packets before the client has read them.
     this.stream.end();
-    this.stream.destroySoon?.();
-    setTimeout(() => this.stream.destroy(), 1000).unref();
+    setTimeout(() => this.stream.destroy(), lingerMs).unref();
     this.broker.connectionClosed(this);
-  }
-}
-
-declare module 'node:stream' {
-  interface Duplex {
-    destroySoon?: () => void;
+    this.releaseWaiters();
   }
 }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { isAppError, type ErrorCode } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { DeviceAuthorizer } from '../auth/decision.js';
@@ -27,6 +28,16 @@ const reasonOf: Partial<Record<ErrorCode, number>> = {
   'message.overloaded': rc.serverBusy,
 };
 
+/** Plain subscriptions share one feed per channel; each share group has its own. */
+function feedKey(channel: string, filter: string, group: string | undefined): string {
+  return group === undefined ? channel : `${channel}\u0000${group}\u0000${filter}`;
+}
+
+/** The bus queue group of an MQTT share group: the same on every node, a valid NATS token. */
+function shareQueue(group: string, filter: string): string {
+  return `mqtt-share-${createHash('sha256').update(group).update('\u0000').update(filter).digest('hex').slice(0, 32)}`;
+}
+
 /** The envelope as the broker sees it: the channel topic, the MQTT particulars when an MQTT client sent it. */
 export function envelopeToMessage(env: Envelope): BrokerMessage {
   const m = env.mqtt;
@@ -36,6 +47,7 @@ export function envelopeToMessage(env: Envelope): BrokerMessage {
     qos: m?.qos ?? 1, // messages from HTTP, WebSocket and CoAP were acknowledged: at least once
     retain: m?.retain ?? false,
     properties: { ...m?.properties, contentType: env.contentType },
+    id: env.id,
   };
   if (m?.origin !== undefined) message.origin = m.origin;
   if (m?.expiresAt !== undefined) message.expiresAt = m.expiresAt;
@@ -114,25 +126,39 @@ export function fleetwirePolicy(deps: { authorizer: DeviceAuthorizer; messaging:
       }
     },
 
-    watch(filter) {
-      const channel = parseChannelTopic(filter)?.channel;
-      if (!channel) return;
-      const feed = feeds.get(channel);
+    feedsShareGroups: true,
+
+    watch(filter, group) {
+      const parsed = parseChannelTopic(filter);
+      if (!parsed) return;
+      const key = feedKey(parsed.channel, filter, group);
+      const feed = feeds.get(key);
       if (feed) {
         feed.refs++;
-        return;
+        return feed.sub.then(() => undefined, () => undefined);
       }
-      const sub = bus.subscribe(channel, '#', (env) => deps.broker().route(envelopeToMessage(env)));
-      sub.catch((e: unknown) => log.error({ err: e, channel }, 'subscribing the MQTT broker to a channel failed'));
-      feeds.set(channel, { refs: 1, sub });
+      const broker = deps.broker();
+      // A share group is one NATS queue group across nodes: each message reaches one node, which
+      // gives it to one local member. Everything else: the channel's feed, routed to every match.
+      const sub =
+        group === undefined
+          ? bus.subscribe(parsed.channel, '#', (env) => broker.route(envelopeToMessage(env)))
+          : bus.subscribe(parsed.channel, parsed.rest, (env) => broker.routeShared(filter, group, envelopeToMessage(env)), { queue: shareQueue(group, filter) });
+      feeds.set(key, { refs: 1, sub });
+      return sub.then(
+        () => undefined,
+        (e: unknown) => log.error({ err: e, channel: parsed.channel, group }, 'subscribing the MQTT broker to a channel failed'),
+      );
     },
 
-    unwatch(filter) {
-      const channel = parseChannelTopic(filter)?.channel;
-      const feed = channel === undefined ? undefined : feeds.get(channel);
+    unwatch(filter, group) {
+      const parsed = parseChannelTopic(filter);
+      if (!parsed) return;
+      const key = feedKey(parsed.channel, filter, group);
+      const feed = feeds.get(key);
       if (!feed) return;
       if (--feed.refs > 0) return;
-      feeds.delete(channel!);
+      feeds.delete(key);
       void feed.sub.then((s) => s.unsubscribe(), () => {});
     },
   };

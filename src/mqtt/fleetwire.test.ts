@@ -119,7 +119,7 @@ describe('MQTT with Fleetwire devices and channels', () => {
     const sub = execFile('mosquitto_sub', ['-h', '127.0.0.1', '-p', port, '-u', dev.sub.id, '-P', dev.sub.secret, '-t', topic('cli/#'), '-C', '1', '-W', '10', '-v']);
     let out = '';
     sub.stdout!.on('data', (d) => (out += d));
-    const exited = new Promise<number | null>((r) => sub.once('exit', (code) => r(code)));
+    const exited = new Promise<number | null>((r) => sub.once('close', (code) => r(code)));
     await new Promise((r) => setTimeout(r, 500));
     await run('mosquitto_pub', ['-h', '127.0.0.1', '-p', port, '-u', dev.pub.id, '-P', dev.pub.secret, '-t', topic('cli/x'), '-q', '1', '-m', '[{"n":"cli","v":5}]']);
     assert.equal(await exited, 0);

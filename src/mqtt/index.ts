@@ -1,4 +1,8 @@
 import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { RawQueries } from '../db/raw.js';
+import { busClusterLink } from './cluster.js';
+import { SqlRetainedStore, SqlSessionStore } from './sql-store.js';
 import type { AddressInfo, Server } from 'node:net';
 import { ConfigError, type Config } from '../core/config.js';
 import type { Platform } from '../platform.js';
@@ -27,6 +31,7 @@ export function brokerOptionsFrom(config: Config): Partial<BrokerOptions> {
     maxKeepAliveSeconds: config.mqttMaxKeepalive,
     maxConnections: config.mqttMaxConnections,
     maxPublishRate: config.mqttMaxPublishRate,
+    maxConnectRate: config.mqttMaxConnectRate,
     maxQueuedPerSession: config.mqttMaxQueued,
     maxPacketSize: config.messageMaxSize + 64 * 1024, // payload plus topic and properties
   };
@@ -37,7 +42,15 @@ export function createMqtt(platform: Platform): { broker: Broker; openBroker: Br
   const { config, log } = platform;
   // the policy and the metrics reach the broker lazily: it is built from them
   const policy = fleetwirePolicy({ authorizer: platform.authorizer, messaging: platform.messaging, bus: platform.bus, log, broker: () => broker }, { defaultContentType: config.mqttContentType });
-  const broker: Broker = new Broker(policy, log.child({ component: 'mqtt' }), brokerOptionsFrom(config), promBrokerMetrics(platform.metrics, () => broker.connections.size, () => broker.sessions.size));
+  const queries = new RawQueries(platform.db);
+  const nodeId = config.nodeId || hostname();
+  const brokerLog = log.child({ component: 'mqtt' });
+  const broker: Broker = new Broker(policy, brokerLog, brokerOptionsFrom(config), promBrokerMetrics(platform.metrics, () => broker.connections.size, () => broker.sessions.size), {
+    retained: new SqlRetainedStore(queries),
+    sessions: new SqlSessionStore(queries),
+    nodeId,
+    ...(platform.bus.kind === 'nats' ? { cluster: busClusterLink(platform.bus, nodeId, brokerLog) } : {}),
+  });
   let openBroker: Broker | undefined;
   if (config.mqttOpenPort >= 0) {
     const rules = config.mqttOpenAclFile ? parseAcl(readFileSync(config.mqttOpenAclFile, 'utf8')) : undefined;
@@ -52,6 +65,7 @@ export async function listenMqtt(platform: Platform, brokers: { broker: Broker; 
   const servers: Server[] = [];
   const addresses: MqttServers['addresses'] = {};
   const port = (s: Server) => (s.address() as AddressInfo).port;
+  await brokers.broker.start(); // persistent sessions resume feeding before clients come
   try {
     if (config.mqttPort >= 0) {
       const s = await listenTcp(brokers.broker, config.host, config.mqttPort);

@@ -1,25 +1,29 @@
 import type { BrokerPolicy } from './policy.js';
-import { aclAllows, type AclRule } from './acl.js';
-import { rc, type BrokerMessage } from './types.js';
+import { aclAllowsPublish, aclSubscription, type AclRule } from './acl.js';
+import { rc } from './types.js';
 
 /**
  * The open listener's policy (development and conformance testing): anonymous clients, any topic,
- * governed by an ACL (no ACL: everything allowed). Messages are routed by the broker itself, and
- * `forward` may carry them to the other nodes of a cluster.
+ * governed by an ACL (no ACL: everything allowed). Messages are routed by the broker itself, in
+ * this process only.
  */
-export function openPolicy(rules: AclRule[] | undefined, forward?: (m: BrokerMessage) => void): BrokerPolicy {
-  const allowed = (action: 'publish' | 'subscribe', topic: string) => rules === undefined || aclAllows(rules, action, topic);
+export function openPolicy(rules: AclRule[] | undefined): BrokerPolicy {
   return {
     async authenticate() {
       return { ok: true, identity: { kind: 'anonymous' } };
     },
-    async publish(_client, message) {
-      if (!allowed('publish', message.topic)) return { ok: false, reasonCode: rc.notAuthorized, reason: 'the ACL denies publishing to this topic' };
-      forward?.(message);
+    publish(_client, message) {
+      if (rules !== undefined && !aclAllowsPublish(rules, message.topic)) return { ok: false, reasonCode: rc.notAuthorized, reason: 'the ACL denies publishing to this topic' };
       return { ok: true, route: 'broker' };
     },
     async subscribe(_client, filter) {
-      return allowed('subscribe', filter) ? { ok: true } : { ok: false, reasonCode: rc.notAuthorized, reason: 'the ACL denies this subscription' };
+      if (rules === undefined) return { ok: true };
+      const verdict = aclSubscription(rules, filter);
+      // A refused subscription is 0x80 (Unspecified error) at both protocol levels: valid in an MQTT 5
+      // SUBACK (§3.9.3), the only failure code of 3.1.1 [MQTT-3.9.3-2], and the one code every client
+      // understands (some MQTT 5 clients reject 0x87 in SUBACK). The reason is in the broker's log.
+      if (!verdict.allow) return { ok: false, reasonCode: rc.unspecified, reason: 'the ACL denies this subscription' };
+      return verdict.exclude.length > 0 ? { ok: true, exclude: verdict.exclude } : { ok: true };
     },
   };
 }

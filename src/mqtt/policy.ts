@@ -17,6 +17,12 @@ export interface ConnectRequest {
 
 export type Verdict = { ok: true } | { ok: false; reasonCode: number; reason?: string };
 
+/** A subscription may be granted without some topics its filter covers (`exclude`: topic filters). */
+export type SubscribeVerdict = { ok: true; exclude?: string[] } | { ok: false; reasonCode: number; reason?: string };
+
+/** A policy's answer to a PUBLISH; synchronous when it needs nothing slow (the open listener's ACL). */
+export type PublishVerdict = { ok: true; route: 'broker' | 'policy' } | { ok: false; reasonCode: number; reason?: string };
+
 /** The client a policy decides for. */
 export interface PolicyClient {
   clientId: string;
@@ -34,10 +40,19 @@ export interface BrokerPolicy {
    * to its subscribers itself; `route: 'policy'` means the policy delivers it (e.g. through the
    * message bus, which feeds it back to every node's broker).
    */
-  publish(client: PolicyClient, message: BrokerMessage): Promise<({ ok: true; route: 'broker' | 'policy' }) | { ok: false; reasonCode: number; reason?: string }>;
-  subscribe(client: PolicyClient, filter: string): Promise<Verdict>;
-  /** The first local subscription to `filter` appeared: start feeding matching messages to the broker. */
-  watch?(filter: string): void;
-  /** The last local subscription to `filter` went away. */
-  unwatch?(filter: string): void;
+  publish(client: PolicyClient, message: BrokerMessage): PublishVerdict | Promise<PublishVerdict>;
+  subscribe(client: PolicyClient, filter: string): Promise<SubscribeVerdict>;
+  /**
+   * The first local subscription to `filter` (with `group`: the first local member of that share
+   * group) appeared: start feeding matching messages to the broker (`route`, or `routeShared`).
+   * Resolves once the feed runs.
+   */
+  watch?(filter: string, group?: string): void | Promise<void>;
+  /** The last local subscription to `filter` (or member of the share group) went away. */
+  unwatch?(filter: string, group?: string): void;
+  /**
+   * True when the policy feeds each share group on its own, so that a message reaches one member
+   * across all nodes (`Broker.routeShared`); the broker's `route` then leaves share groups out.
+   */
+  readonly feedsShareGroups?: boolean;
 }

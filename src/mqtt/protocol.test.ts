@@ -1,63 +1,12 @@
 // Protocol details driven over an in-memory duplex pair with mqtt-packet: no sockets, exact packets.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Duplex } from 'node:stream';
-import mqttPacket, { type Packet } from 'mqtt-packet';
+import type mqttPacket from 'mqtt-packet';
+import { type Packet } from 'mqtt-packet';
 import { Broker, type BrokerOptions } from './broker.js';
 import { openPolicy } from './open-policy.js';
 import { createLogger } from '../core/logger.js';
-
-/** Two connected in-memory streams: what one writes, the other reads. */
-function duplexPair(): [Duplex, Duplex] {
-  const ends: Duplex[] = [];
-  const make = (other: number) =>
-    new Duplex({
-      read() {},
-      write(chunk, _enc, cb) {
-        ends[other]!.push(chunk);
-        cb();
-      },
-      final(cb) {
-        ends[other]!.push(null);
-        cb();
-      },
-    });
-  ends.push(make(1), make(0));
-  return [ends[0]!, ends[1]!];
-}
-
-/** A raw client: sends packets, collects what the broker answers. */
-function rawClient(broker: Broker, protocolVersion: 4 | 5) {
-  const [clientSide, serverSide] = duplexPair();
-  broker.handle(serverSide, { transport: 'memory' });
-  const parser = mqttPacket.parser({ protocolVersion });
-  const packets: Packet[] = [];
-  let closed = false;
-  parser.on('packet', (p: Packet) => packets.push(p));
-  clientSide.on('data', (d: Buffer) => parser.parse(d));
-  clientSide.on('end', () => (closed = true));
-  return {
-    packets,
-    get closed() {
-      return closed;
-    },
-    send(p: Packet) {
-      clientSide.write(mqttPacket.generate(p, { protocolVersion }));
-    },
-    sendRaw(bytes: Buffer) {
-      clientSide.write(bytes);
-    },
-    async next(cmd: string, ms = 2000): Promise<Packet> {
-      const deadline = Date.now() + ms;
-      for (;;) {
-        const i = packets.findIndex((p) => p.cmd === cmd);
-        if (i >= 0) return packets.splice(i, 1)[0]!;
-        if (Date.now() > deadline) throw new Error(`no ${cmd} within ${ms} ms; got ${packets.map((p) => p.cmd).join(', ')}`);
-        await new Promise((r) => setTimeout(r, 5));
-      }
-    },
-  };
-}
+import { rawClient } from '../../test/helpers/mqtt-raw.js';
 
 function newBroker(options: Partial<BrokerOptions> = {}) {
   return new Broker(openPolicy(undefined), createLogger('silent'), options);
@@ -225,5 +174,47 @@ describe('MQTT 5 protocol details over an in-memory stream', () => {
     c.sendRaw(Buffer.from([0x10, 0x0c, 0x00, 0x04, 0x4d, 0x51, 0x54, 0x54, 0x04, 0x00, 0x00, 0x00, 0x00, 0x00]));
     const connack = (await c.next('connack')) as mqttPacket.IConnackPacket;
     assert.equal(connack.returnCode, 2);
+  });
+});
+
+describe('slow subscribers', () => {
+  /** A connected MQTT 3.1.1 client, subscribed to `topic` at QoS 0 when given, and its connection on the broker's side. */
+  async function connected(broker: Broker, clientId: string, topic?: string) {
+    const client = rawClient(broker, 4);
+    client.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId, clean: true, keepalive: 0 });
+    await client.next('connack');
+    if (topic !== undefined) {
+      client.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic, qos: 0 }] });
+      await client.next('suback');
+    }
+    return { client, conn: [...broker.connections].find((c) => c.clientId === clientId)! };
+  }
+
+  test('QoS 0 messages to a subscriber that does not read are dropped, and the subscriber stays connected', async () => {
+    const broker = newBroker({ maxWriteBuffer: 64 * 1024 });
+    const { conn } = await connected(broker, 'slow', 'flood');
+    conn.stream.cork(); // nothing leaves: the write buffer only grows, as with a client that stops reading
+    const { client: pub } = await connected(broker, 'fast');
+    const payload = Buffer.alloc(1000);
+    for (let i = 0; i < 500; i++) pub.send({ cmd: 'publish', topic: 'flood', payload, qos: 0, retain: false, dup: false });
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(conn.closed, false, 'still connected');
+    assert.ok(conn.stream.writableLength <= 64 * 1024 / 2 + 1100, `buffered ${conn.stream.writableLength} bytes`);
+    broker.close();
+  });
+
+  test('a publisher is not read while its subscriber catches up, and nothing is lost', async () => {
+    const broker = newBroker({ maxWriteBuffer: 256 * 1024 }); // waits above 32 KiB buffered
+    const { client: sub, conn: subConn } = await connected(broker, 'behind', 'burst');
+    subConn.stream.cork();
+    const { client: pub, conn: pubConn } = await connected(broker, 'bursty');
+    for (let i = 0; i < 60; i++) pub.send({ cmd: 'publish', topic: 'burst', payload: Buffer.alloc(1000, i), qos: 0, retain: false, dup: false });
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(pubConn.stream.isPaused(), true, 'the publisher waits');
+    subConn.stream.uncork();
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(pubConn.stream.isPaused(), false, 'reading again once the subscriber drained');
+    assert.equal(sub.packets.filter((p) => p.cmd === 'publish').length, 60, 'every message delivered');
+    broker.close();
   });
 });

@@ -1,9 +1,11 @@
 import type { IPublishPacket } from 'mqtt-packet';
 import type { Connection } from './connection.js';
+import type { SessionChange, SessionRecord, StoredSession } from './store.js';
 import type { BrokerMessage, ClientIdentity, ProtocolVersion, SubscriptionOptions } from './types.js';
 
 /** A message on its way to this session's client, QoS 1 or 2, with the state of its handshake (§4.3). */
 interface Outgoing {
+  seq: number;
   message: BrokerMessage;
   qos: 1 | 2;
   retain: boolean;
@@ -13,6 +15,7 @@ interface Outgoing {
 }
 
 interface Queued {
+  seq: number;
   message: BrokerMessage;
   qos: 0 | 1 | 2;
   retain: boolean;
@@ -22,6 +25,24 @@ interface Queued {
 export interface SessionLimits {
   /** Messages queued for a client that is offline or at its receive maximum; beyond that the oldest are dropped. */
   maxQueued: number;
+}
+
+/** A set of packet ids that reports its changes (to persist them). */
+class TrackedIds extends Set<number> {
+  onChange: (() => void) | undefined;
+
+  override add(id: number): this {
+    const had = this.has(id);
+    super.add(id);
+    if (!had) this.onChange?.();
+    return this;
+  }
+
+  override delete(id: number): boolean {
+    const had = super.delete(id);
+    if (had) this.onChange?.();
+    return had;
+  }
 }
 
 /**
@@ -34,13 +55,18 @@ export class Session {
   readonly outgoing = new Map<number, Outgoing>();
   readonly queue: Queued[] = [];
   /** QoS 2 packet ids received from the client, PUBREC sent, waiting for PUBREL [MQTT-4.3.3-9]. */
-  readonly incomingQos2 = new Set<number>();
+  readonly incomingQos2 = new TrackedIds();
   connection: Connection | undefined;
   /** Session Expiry Interval, seconds (§3.1.2.11.2); 0xFFFFFFFF never expires. */
   expirySeconds = 0;
   expiryTimer: NodeJS.Timeout | undefined;
+  /** Unix ms when the client went away (undefined while connected). */
+  disconnectedAt: number | undefined;
   private nextPacketId = 1;
-  dropped = 0;
+  private nextSeq = 1;
+  /** Set while the session is persistent: every change of its state is recorded here. */
+  private journal: ((change: SessionChange) => void) | undefined;
+  private nodeId = '';
 
   constructor(
     readonly clientId: string,
@@ -69,7 +95,7 @@ export class Session {
     const conn = this.connection;
     if (!conn) {
       // QoS 0 messages to an offline client may be dropped (§4.1: optional to store them)
-      if (qos > 0) this.enqueue({ message, qos, retain, subscriptionIds });
+      if (qos > 0) this.enqueue({ seq: this.nextSeq++, message, qos, retain, subscriptionIds });
       return;
     }
     if (qos === 0) {
@@ -77,10 +103,10 @@ export class Session {
       return;
     }
     if (this.outgoing.size >= conn.clientReceiveMaximum || this.queue.length > 0) {
-      this.enqueue({ message, qos, retain, subscriptionIds });
+      this.enqueue({ seq: this.nextSeq++, message, qos, retain, subscriptionIds });
       return;
     }
-    this.sendTracked(conn, { message, qos, retain, subscriptionIds });
+    this.sendTracked(conn, { seq: this.nextSeq++, message, qos, retain, subscriptionIds });
   }
 
   private sendTracked(conn: Connection, q: Queued): void {
@@ -90,17 +116,25 @@ export class Session {
       conn.sendPublish(q.message, 0, q.retain, undefined, q.subscriptionIds);
       return;
     }
-    this.outgoing.set(id, { message: q.message, qos: q.qos, retain: q.retain, subscriptionIds: q.subscriptionIds, released: false });
+    const o: Outgoing = { seq: q.seq, message: q.message, qos: q.qos, retain: q.retain, subscriptionIds: q.subscriptionIds, released: false };
+    this.outgoing.set(id, o);
+    this.record(o, id);
     conn.sendPublish(q.message, q.qos, q.retain, id, q.subscriptionIds);
   }
 
   private enqueue(q: Queued): void {
     if (this.queue.length >= this.limits.maxQueued) {
-      this.queue.shift();
-      this.dropped++;
+      const lost = this.queue.shift()!;
+      this.journal?.({ op: 'done', clientId: this.clientId, seq: lost.seq });
       this.onDrop('queue_full');
     }
     this.queue.push(q);
+    this.record(q, undefined);
+  }
+
+  private record(q: Queued | Outgoing, packetId: number | undefined): void {
+    if (!this.journal || q.qos === 0) return;
+    this.journal({ op: 'message', clientId: this.clientId, message: { seq: q.seq, packetId, released: 'released' in q && q.released, qos: q.qos, retain: q.retain, subscriptionIds: q.subscriptionIds, message: q.message } });
   }
 
   /** Sends what the queue holds, as far as the receive maximum allows; drops expired messages [MQTT-3.3.2-5]. */
@@ -110,6 +144,7 @@ export class Session {
     while (this.queue.length > 0 && (this.queue[0]!.qos === 0 || this.outgoing.size < conn.clientReceiveMaximum)) {
       const q = this.queue.shift()!;
       if (q.message.expiresAt !== undefined && q.message.expiresAt <= now) {
+        this.journal?.({ op: 'done', clientId: this.clientId, seq: q.seq });
         this.onDrop('expired');
         continue;
       }
@@ -129,7 +164,10 @@ export class Session {
 
   /** PUBACK (QoS 1) or PUBCOMP (QoS 2): the message is done; room for a queued one. */
   acknowledge(id: number, now: number): boolean {
-    if (!this.outgoing.delete(id)) return false;
+    const o = this.outgoing.get(id);
+    if (!o) return false;
+    this.outgoing.delete(id);
+    this.journal?.({ op: 'done', clientId: this.clientId, seq: o.seq });
     this.drain(now);
     return true;
   }
@@ -139,13 +177,86 @@ export class Session {
     const o = this.outgoing.get(id);
     if (!o || o.qos !== 2) return false;
     o.released = true;
+    this.record(o, id);
     return true;
   }
 
-  /** The PUBLISH packet that was sent for an outgoing id (tests, diagnostics). */
-  pending(): number {
-    return this.outgoing.size + this.queue.length;
+  get persistent(): boolean {
+    return this.journal !== undefined;
   }
+
+  /** What the store keeps of this session apart from subscriptions and messages. */
+  toRecord(): SessionRecord {
+    return {
+      clientId: this.clientId,
+      nodeId: this.nodeId,
+      identity: this.identity,
+      protocolVersion: this.protocolVersion,
+      expirySeconds: this.expirySeconds,
+      disconnectedAt: this.disconnectedAt,
+      incomingQos2: [...this.incomingQos2],
+    };
+  }
+
+  /** Writes the session's record again (after a change of expiry, connection or QoS 2 state). */
+  saveRecord(): void {
+    this.journal?.({ op: 'session', record: this.toRecord() });
+  }
+
+  /**
+   * Makes the session persistent: every change from here on is recorded, and with `writeNow` its
+   * whole state now (a client connected with a session expiry; a session restored elsewhere).
+   */
+  persistTo(journal: (change: SessionChange) => void, nodeId: string, writeNow: boolean): void {
+    this.journal = journal;
+    this.nodeId = nodeId;
+    this.incomingQos2.onChange = () => this.saveRecord();
+    if (!writeNow) return; // restored from the store as it is
+    journal({ op: 'session', record: this.toRecord() });
+    for (const [key, options] of this.subscriptions) journal({ op: 'subscribe', clientId: this.clientId, key, options });
+    for (const [id, o] of this.outgoing) this.record(o, id);
+    for (const q of this.queue) this.record(q, undefined);
+  }
+
+  /** Stops recording changes; `forget` also deletes what the store holds (the session ended). */
+  stopPersisting(forget: boolean): void {
+    if (forget) this.journal?.({ op: 'end', clientId: this.clientId });
+    this.journal = undefined;
+    this.incomingQos2.onChange = undefined;
+  }
+
+  recordSubscription(key: string, options: SubscriptionOptions | undefined): void {
+    if (!this.journal) return;
+    if (options) this.journal({ op: 'subscribe', clientId: this.clientId, key, options });
+    else this.journal({ op: 'unsubscribe', clientId: this.clientId, key });
+  }
+
+  /**
+   * Takes over the state of a stored session (restart, or a session coming from another node).
+   * Messages already queued here (arrived meanwhile) stay after the stored ones; a message that is
+   * in both (the same bus envelope) is kept once.
+   */
+  restore(stored: StoredSession): void {
+    this.expirySeconds = stored.expirySeconds;
+    this.disconnectedAt = stored.disconnectedAt;
+    for (const id of stored.incomingQos2) this.incomingQos2.add(id);
+    for (const [key, options] of stored.subscriptions) this.subscriptions.set(key, options);
+    const seen = new Set<string>();
+    const restored: Queued[] = [];
+    for (const m of stored.messages) {
+      if (m.message.id !== undefined) seen.add(m.message.id);
+      this.nextSeq = Math.max(this.nextSeq, m.seq + 1);
+      if (m.packetId !== undefined && m.qos > 0 && !this.outgoing.has(m.packetId)) {
+        this.outgoing.set(m.packetId, { seq: m.seq, message: m.message, qos: m.qos as 1 | 2, retain: m.retain, subscriptionIds: m.subscriptionIds, released: m.released });
+      } else {
+        restored.push({ seq: m.seq, message: m.message, qos: m.qos, retain: m.retain, subscriptionIds: m.subscriptionIds });
+      }
+    }
+    const arrived = this.queue.splice(0).filter((q) => q.message.id === undefined || !seen.has(q.message.id));
+    for (const q of arrived) q.seq = this.nextSeq++; // after the restored ones
+    this.queue.push(...restored, ...arrived);
+  }
+
 }
 
 export type { IPublishPacket };

@@ -1,5 +1,5 @@
 import type { Session } from './session.js';
-import { topicMatches } from './topics.js';
+import { filterCovers, topicMatches } from './topics.js';
 import type { SubscriptionOptions } from './types.js';
 
 /** What one session gets for one message: the best of all its matching subscriptions (§3.3.4). */
@@ -16,6 +16,11 @@ interface Group {
   next: number;
 }
 
+/** The policy refused `topic` inside this subscription (SubscriptionOptions.exclude): it is not delivered through it. */
+export function excluded(o: SubscriptionOptions, topic: string): boolean {
+  return o.exclude !== undefined && o.exclude.some((f) => filterCovers(f, topic));
+}
+
 function hasWildcard(filter: string): boolean {
   return filter.includes('+') || filter.includes('#');
 }
@@ -29,10 +34,6 @@ export class SubscriptionIndex {
   private readonly exact = new Map<string, Map<Session, SubscriptionOptions>>();
   private readonly wildcard = new Map<string, Map<Session, SubscriptionOptions>>();
   private readonly shared = new Map<string, Map<string, Group>>();
-
-  get filterCount(): number {
-    return this.exact.size + this.wildcard.size + this.shared.size;
-  }
 
   add(session: Session, filter: string, opts: SubscriptionOptions, group?: string): void {
     if (group !== undefined) {
@@ -66,16 +67,30 @@ export class SubscriptionIndex {
     if (subs.size === 0) map.delete(filter);
   }
 
-  /** Whether any session still subscribes to this filter (in any form). */
-  hasFilter(filter: string): boolean {
-    return this.exact.has(filter) || this.wildcard.has(filter) || this.shared.has(filter);
+  /** Whether any session subscribes to this filter outside share groups. */
+  hasPlain(filter: string): boolean {
+    return this.exact.has(filter) || this.wildcard.has(filter);
   }
 
-  /** Every delivery a message on `topic` makes, at most one per session. */
-  match(topic: string, origin: string | undefined, qos: 0 | 1 | 2): Delivery[] {
+  hasGroup(filter: string, group: string): boolean {
+    return this.shared.get(filter)?.has(group) ?? false;
+  }
+
+  /** The member of one share group that gets the next message (§4.8.2). */
+  matchGroup(filter: string, group: string, qos: 0 | 1 | 2): Delivery | undefined {
+    const g = this.shared.get(filter)?.get(group);
+    const pick = g ? pickMember(g) : undefined;
+    if (!pick) return undefined;
+    const [s, o] = pick;
+    return { session: s, qos: Math.min(qos, o.qos) as 0 | 1 | 2, retainAsPublished: o.retainAsPublished, subscriptionIds: o.subscriptionId ? [o.subscriptionId] : undefined };
+  }
+
+  /** Every delivery a message on `topic` makes, at most one per session; share groups only with `includeShared`. */
+  match(topic: string, origin: string | undefined, qos: 0 | 1 | 2, includeShared = true): Delivery[] {
     const out = new Map<Session, Delivery>();
     const consider = (session: Session, o: SubscriptionOptions) => {
       if (o.noLocal && origin !== undefined && session.clientId === origin) return; // [MQTT-3.8.3-3]
+      if (o.exclude && excluded(o, topic)) return;
       const granted = Math.min(qos, o.qos) as 0 | 1 | 2;
       const d = out.get(session);
       if (!d) {
@@ -93,12 +108,14 @@ export class SubscriptionIndex {
       for (const [s, o] of subs) consider(s, o);
     }
     const result = [...out.values()];
+    if (!includeShared) return result;
     for (const [filter, groups] of this.shared) {
       if (!topicMatches(filter, topic)) continue;
       for (const g of groups.values()) {
         const pick = pickMember(g);
         if (!pick) continue;
         const [s, o] = pick;
+        if (o.exclude && excluded(o, topic)) continue;
         // [MQTT-3.8.3-4]: No Local is a protocol error on shared subscriptions, so it is never set here
         result.push({ session: s, qos: Math.min(qos, o.qos) as 0 | 1 | 2, retainAsPublished: o.retainAsPublished, subscriptionIds: o.subscriptionId ? [o.subscriptionId] : undefined });
       }

@@ -28,7 +28,7 @@ test('over TLS a device authenticates with a client certificate (CN = device id)
     const sub = execFile('mosquitto_sub', [...common, '--cert', pki.clients[device.id]!.cert, '--key', pki.clients[device.id]!.key, '-t', topic, '-C', '2', '-W', '15']);
     let out = '';
     sub.stdout!.on('data', (d) => (out += d));
-    const exited = new Promise<number | null>((r) => sub.once('exit', (code) => r(code)));
+    const exited = new Promise<number | null>((r) => sub.once('close', (code) => r(code)));
     await new Promise((r) => setTimeout(r, 700));
     // by certificate
     await run('mosquitto_pub', [...common, '--cert', pki.clients[device.id]!.cert, '--key', pki.clients[device.id]!.key, '-t', topic, '-q', '1', '-m', '[{"n":"by-cert","v":1}]']);

@@ -64,6 +64,23 @@ export function topicMatches(filter: string, topic: string): boolean {
   return false;
 }
 
+/**
+ * Every topic that `inner` matches is also matched by `outer`; with a topic name as `inner`: the
+ * topic matches `outer`. Level by level only, without the `$` rule of `topicMatches`: for access
+ * rules, which decide what a client may do, not what a subscription receives.
+ */
+export function filterCovers(outer: string, inner: string): boolean {
+  const o = outer.split('/');
+  const n = inner.split('/');
+  for (let i = 0; i < o.length; i++) {
+    if (o[i] === '#') return true;
+    if (i >= n.length) return false;
+    if (n[i] === '#') return false;
+    if (o[i] !== '+' && o[i] !== n[i]) return false;
+  }
+  return o.length === n.length;
+}
+
 export interface SharedFilter {
   group: string;
   filter: string;

@@ -23,6 +23,10 @@ export interface BrokerMessage {
   expiresAt?: number;
   /** Client id of the publisher on this node, for No Local (§3.8.3.1). */
   origin?: string;
+  /** The message bus envelope id, when the message came through the bus: the same message twice is recognisable. */
+  id?: string;
+  /** QoS 0 PUBLISH packets made of it, by protocol level and RETAIN (connection.ts): one encoding for many subscribers. */
+  encoded?: (Buffer | undefined)[];
 }
 
 /** SUBSCRIBE options (§3.8.3.1). */
@@ -33,6 +37,8 @@ export interface SubscriptionOptions {
   /** 0: send retained on subscribe, 1: only if the subscription is new, 2: never. */
   retainHandling: 0 | 1 | 2;
   subscriptionId?: number;
+  /** Topic filters the policy refused inside this subscription's filter: matching topics are never delivered through it. */
+  exclude?: string[];
 }
 
 /** Who a connected client is, once authenticated. */

@@ -1,15 +1,19 @@
 import type { Envelope } from '../messaging/envelope.js';
 import { parsedPayloadOf } from '../messaging/parsed.js';
 
-/** One stored SenML record (or numeric field of a JSON document). */
-export interface RecordRow {
+/** The columns every stored row takes from its message's envelope. */
+interface EnvelopeColumns {
   id: string;
-  seq: number;
   org_id: string;
   channel: string;
   subtopic: string;
   publisher: string;
   protocol: string;
+}
+
+/** One stored SenML record (or numeric field of a JSON document). */
+export interface RecordRow extends EnvelopeColumns {
+  seq: number;
   name: string;
   unit: string | null;
   time: number;
@@ -21,25 +25,13 @@ export interface RecordRow {
   sum: number | null;
 }
 
-export interface DocumentRow {
-  id: string;
+export interface DocumentRow extends EnvelopeColumns {
   seq: number;
-  org_id: string;
-  channel: string;
-  subtopic: string;
-  publisher: string;
-  protocol: string;
   time: number;
   document: string; // JSON text
 }
 
-export interface PayloadRow {
-  id: string;
-  org_id: string;
-  channel: string;
-  subtopic: string;
-  publisher: string;
-  protocol: string;
+export interface PayloadRow extends EnvelopeColumns {
   content_type: string;
   time: number;
   size: number;

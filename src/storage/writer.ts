@@ -8,11 +8,44 @@ import { idBoundary, type MessageSink } from './sink.js';
 
 export const writerConsumer = 'writer';
 
+/** Rows one batch became, by kind, and messages that were not stored because their payload no longer parses. */
+export interface StoredCounts {
+  records: number;
+  documents: number;
+  payloads: number;
+  rejected: number;
+}
+
+/**
+ * Where the writer's batches go: into a sink on this thread (`localStore`), or to a worker thread
+ * with a database connection of its own (`WriterThread`, writer-thread.ts). Either way `store`
+ * resolves only once the batch is committed: the bus acknowledges it after that.
+ */
+export interface BatchStore {
+  store(batch: Envelope[]): Promise<StoredCounts>;
+  pruneBefore(boundaryId: string, limit: number): Promise<number>;
+  close(): Promise<void>;
+}
+
+/** Envelopes → rows → one sink transaction, on the calling thread. */
+export async function storeBatch(sink: MessageSink, batch: Envelope[], opaqueMaxBytes: number): Promise<StoredCounts> {
+  const rows = toRows(batch, opaqueMaxBytes);
+  await sink.write(rows);
+  return { records: rows.records.length, documents: rows.documents.length, payloads: rows.payloads.length, rejected: rows.rejected };
+}
+
+/** A BatchStore over a sink on this thread: the writer's default. */
+export function localStore(sink: MessageSink, opaqueMaxBytes: number): BatchStore {
+  return {
+    store: (batch) => storeBatch(sink, batch, opaqueMaxBytes),
+    pruneBefore: (boundaryId, limit) => sink.pruneBefore(boundaryId, limit),
+    close: async () => {},
+  };
+}
+
 export interface WriterOptions {
   /** Messages per transaction at most. */
   batchSize: number;
-  /** Opaque payloads are stored up to this many bytes. */
-  opaqueMaxBytes: number;
   /** Keep messages this long (ms); 0 keeps everything. */
   retentionMs: number;
   /** How often retention runs (ms). */
@@ -31,7 +64,7 @@ export class MessageWriter {
 
   constructor(
     private readonly bus: Bus,
-    private readonly sink: MessageSink,
+    private readonly target: BatchStore,
     private readonly clock: Clock,
     private readonly log: Logger,
     private readonly metrics: MessagingMetrics,
@@ -48,19 +81,19 @@ export class MessageWriter {
 
   /** Stores one batch; a rejection makes the bus deliver it again. */
   async write(batch: Envelope[]): Promise<void> {
-    const rows = toRows(batch, this.options.opaqueMaxBytes);
     const end = this.metrics.writeSeconds.startTimer();
+    let rows: StoredCounts;
     try {
-      await this.sink.write(rows);
+      rows = await this.target.store(batch);
     } catch (e) {
       this.log.error({ err: e, messages: batch.length }, 'writing messages failed; the batch will be retried');
       throw e;
     } finally {
       end();
     }
-    if (rows.records.length) this.metrics.stored.inc({ kind: 'senml' }, rows.records.length);
-    if (rows.documents.length) this.metrics.stored.inc({ kind: 'json' }, rows.documents.length);
-    if (rows.payloads.length) this.metrics.stored.inc({ kind: 'opaque' }, rows.payloads.length);
+    if (rows.records) this.metrics.stored.inc({ kind: 'senml' }, rows.records);
+    if (rows.documents) this.metrics.stored.inc({ kind: 'json' }, rows.documents);
+    if (rows.payloads) this.metrics.stored.inc({ kind: 'opaque' }, rows.payloads);
     if (rows.rejected) {
       this.metrics.dropped.inc({ reason: 'invalid_payload' }, rows.rejected);
       this.log.warn({ messages: rows.rejected }, 'messages with an invalid payload reached the writer and were not stored');
@@ -74,7 +107,7 @@ export class MessageWriter {
         const boundary = idBoundary(this.clock.now() - this.options.retentionMs);
         let total = 0;
         for (;;) {
-          const n = await this.sink.pruneBefore(boundary, 5000);
+          const n = await this.target.pruneBefore(boundary, 5000);
           total += n;
           if (n === 0) break;
         }
@@ -93,5 +126,6 @@ export class MessageWriter {
     await this.consumer?.stop();
     this.consumer = undefined;
     await this.pruning;
+    await this.target.close();
   }
 }

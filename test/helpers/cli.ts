@@ -31,11 +31,13 @@ export function dataFolder(): string {
 export function cliEnv(dataDir: string, settings: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('FLEETWIRE_')) env[k] = v;
-  return { ...env, FLEETWIRE_DATA_DIR: dataDir, FLEETWIRE_HOST: '127.0.0.1', FLEETWIRE_HTTP_PORT: '0', FLEETWIRE_MQTT_PORT: '0', FLEETWIRE_LOG_LEVEL: 'info', ...settings };
+  return { ...env, FLEETWIRE_DATA_DIR: dataDir, FLEETWIRE_HOST: '127.0.0.1', FLEETWIRE_HTTP_PORT: '0', FLEETWIRE_MQTT_PORT: '0', FLEETWIRE_COAP_PORT: '0', FLEETWIRE_LOG_LEVEL: 'info', ...settings };
 }
 
-export function spawnCli(args: string[], env: NodeJS.ProcessEnv): ChildProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli.ts', ...args], { cwd: root, env, stdio: ['pipe', 'pipe', 'pipe'] });
+/** Runs the CLI from the sources (tsx), or with `built` from `dist/` as `npm start` does (benchmarks; run `npm run build` first). */
+export function spawnCli(args: string[], env: NodeJS.ProcessEnv, options: { built?: boolean } = {}): ChildProcess {
+  const entry = options.built ? ['dist/cli.js'] : ['--import', 'tsx', 'src/cli.ts'];
+  const child = spawn(process.execPath, [...entry, ...args], { cwd: root, env, stdio: ['pipe', 'pipe', 'pipe'] });
   running.add(child);
   child.once('exit', () => running.delete(child));
   return child;
@@ -54,7 +56,8 @@ export async function runCli(args: string[], env: NodeJS.ProcessEnv, stdin = '')
   child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   child.stdin!.end(stdin);
-  const code = await exitOf(child);
+  // 'close' comes after the output streams are drained; 'exit' may come before the last output
+  const code = await new Promise<number | null>((resolve) => child.once('close', (c) => resolve(c)));
   return { code, stdout, stderr };
 }
 
@@ -68,8 +71,8 @@ export interface Server {
 }
 
 /** `fleetwire start`, resolved once the JSON log says where the HTTP API listens. */
-export async function startCli(env: NodeJS.ProcessEnv): Promise<Server> {
-  const child = spawnCli(['start'], env);
+export async function startCli(env: NodeJS.ProcessEnv, options: { built?: boolean } = {}): Promise<Server> {
+  const child = spawnCli(['start'], env, options);
   const logs: LogLine[] = [];
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -85,6 +88,8 @@ export async function startCli(env: NodeJS.ProcessEnv): Promise<Server> {
       if (entry.msg === 'HTTP API listening') resolve(entry.port as number);
     });
     child.once('exit', (code) => reject(new Error(`fleetwire start exited with ${code} before listening: ${stderr}`)));
+    const timer = setTimeout(() => reject(new Error(`fleetwire start did not listen within 60 s: ${stderr}`)), 60_000);
+    timer.unref();
   });
   return {
     api: `http://127.0.0.1:${port}`,
@@ -92,15 +97,35 @@ export async function startCli(env: NodeJS.ProcessEnv): Promise<Server> {
     child,
     async stop() {
       child.kill('SIGTERM');
-      return exitOf(child);
+      // a process that does not stop is killed, and the test sees a signal instead of an exit code
+      const hard = setTimeout(() => child.kill('SIGKILL'), 20_000);
+      const code = await exitOf(child);
+      clearTimeout(hard);
+      return code;
     },
   };
 }
 
-/** A JSON request to the API; returns the status and the parsed body, typed as the caller expects it. */
+/** The port a listener announced in the log (`msg` e.g. 'MQTT listening', 'CoAP listening'); waits for the line. */
+export async function announcedPort(server: Server, msg: string, timeoutMs = 10_000): Promise<number> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const line = server.logs.find((l) => l.msg === msg);
+    if (line) return line.port as number;
+    if (server.child.exitCode !== null) throw new Error(`fleetwire exited before logging ${JSON.stringify(msg)}`);
+    if (Date.now() > deadline) throw new Error(`fleetwire did not log ${JSON.stringify(msg)} within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/**
+ * A JSON request to the API; returns the status and the parsed body, typed as the caller expects
+ * it. A server that does not answer within 15 s fails the call (and the test) instead of hanging it.
+ */
 export async function call<T = Record<string, unknown>>(api: string, method: string, path: string, opts: { token?: string; body?: unknown } = {}): Promise<{ status: number; body: T }> {
   const res = await fetch(api + path, {
     method,
+    signal: AbortSignal.timeout(15_000),
     headers: { ...(opts.token ? { authorization: `Bearer ${opts.token}` } : {}), ...(opts.body !== undefined ? { 'content-type': 'application/json' } : {}) },
     ...(opts.body !== undefined ? { body: JSON.stringify(opts.body) } : {}),
   });

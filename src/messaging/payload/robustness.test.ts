@@ -7,25 +7,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Encoder } from 'cbor-x';
+import { seededRandom } from '../../../test/helpers/random.js';
 import { normalisePayload, parseJsonMessage, parseSenmlCbor, parseSenmlJson, type JsonMessageResult, type NormalisedPayload, type SenmlResult } from './index.js';
 
 const cases = 4000;
 const now = 1_700_000_000.125;
 const seed = process.env.FLEETWIRE_FUZZ_SEED ? Number(process.env.FLEETWIRE_FUZZ_SEED) : Math.floor(Math.random() * 2 ** 32);
 
-/** mulberry32: small, fast, good enough to explore inputs. */
-function prng(s: number): () => number {
-  let a = s >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const rand = prng(seed);
+const rand = seededRandom(seed);
 const int = (n: number): number => Math.floor(rand() * n);
 const chance = (p: number): boolean => rand() < p;
 const pick = <T>(xs: readonly T[]): T => xs[int(xs.length)]!;

@@ -9,7 +9,7 @@ import { handleUnsubscribe } from './unsubscribe.js';
 import { handleDisconnect } from './disconnect.js';
 
 /** Dispatches one packet. The first packet must be CONNECT [MQTT-3.1.0-1], and only the first [MQTT-3.1.0-2]. */
-export async function handlePacket(conn: Connection, packet: Packet): Promise<void> {
+export function handlePacket(conn: Connection, packet: Packet): void | Promise<void> {
   if (!conn.connected) {
     if (packet.cmd !== 'connect') return conn.close();
     return handleConnect(conn, packet);

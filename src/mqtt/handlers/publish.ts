@@ -1,4 +1,5 @@
 import type { IPublishPacket, IPubrelPacket } from 'mqtt-packet';
+import type { PublishOutcome } from '../broker.js';
 import type { Connection } from '../connection.js';
 import { checkTopicName } from '../topics.js';
 import { rc, type BrokerMessage, type MessageProperties } from '../types.js';
@@ -24,7 +25,7 @@ function ack(conn: Connection, packet: IPublishPacket, reasonCode: number, reaso
 }
 
 /** PUBLISH from the client (§3.3). */
-export async function handlePublish(conn: Connection, packet: IPublishPacket): Promise<void> {
+export function handlePublish(conn: Connection, packet: IPublishPacket): void | Promise<void> {
   const broker = conn.broker;
   const v5 = conn.protocolVersion === 5;
 
@@ -79,7 +80,18 @@ export async function handlePublish(conn: Connection, packet: IPublishPacket): P
     return;
   }
 
-  const outcome = await broker.publish(conn, message);
+  const outcome = broker.publish(conn, message);
+  const slow = broker.takeCongested();
+  if (slow) conn.waitFor(slow); // flow control: read no more from this publisher until they catch up
+  // no promise (and no microtask) when nothing had to wait: the QoS 0 fast path
+  if (outcome instanceof Promise) return outcome.then((o) => published(conn, packet, topic, o));
+  published(conn, packet, topic, outcome);
+}
+
+/** The broker took the PUBLISH, or refused it: acknowledge, or say no (§3.3.4). */
+function published(conn: Connection, packet: IPublishPacket, topic: string, outcome: PublishOutcome): void {
+  const broker = conn.broker;
+  const v5 = conn.protocolVersion === 5;
   if (packet.qos > 0) conn.inboundInFlight--;
   if (conn.closed) return;
   if (!outcome.ok) {

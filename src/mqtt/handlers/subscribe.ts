@@ -40,6 +40,7 @@ export async function handleSubscribe(conn: Connection, packet: ISubscribePacket
       retainAsPublished: v5 ? Boolean(s.rap) : false,
       retainHandling: (v5 ? s.rh ?? 0 : 0) as 0 | 1 | 2,
       ...(subscriptionId !== undefined ? { subscriptionId } : {}),
+      ...(verdict.exclude ? { exclude: verdict.exclude } : {}),
     };
     const existed = session.subscriptions.has(s.topic);
     broker.subscribe(session, s.topic, filter, opts, shared ? shared.group : undefined); // replaces an identical filter [MQTT-3.8.4-3]
@@ -48,6 +49,8 @@ export async function handleSubscribe(conn: Connection, packet: ISubscribePacket
     if (!shared && (opts.retainHandling === 0 || (opts.retainHandling === 1 && !existed))) retainedFor.push({ filter, opts });
   }
   const suback = { cmd: 'suback' as const, messageId: packet.messageId!, granted };
+  await broker.persisted(session); // a persistent session's subscriptions are written before SUBACK promises them
+  if (conn.closed) return;
   conn.send(suback); // [MQTT-3.8.4-1]
   for (const { filter, opts } of retainedFor) await broker.sendRetained(conn, filter, opts);
 }

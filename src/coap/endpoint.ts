@@ -1,0 +1,324 @@
+import { randomInt } from 'node:crypto';
+import { AppError } from '../core/errors.js';
+import type { Logger } from '../core/logger.js';
+import type { Bus } from '../messaging/bus.js';
+import type { MessagingMetrics } from '../messaging/metrics.js';
+import type { Client, MessagingService } from '../messaging/service.js';
+import { normaliseSubtopic } from '../messaging/topic.js';
+import { encodeBlock, parseBlock, Transfers, type BlockOption } from './block.js';
+import { CoapRefusal, mapError } from './codes.js';
+import { Confirmables, type TransmissionParameters } from './confirmable.js';
+import { contentTypeOf } from './content-format.js';
+import type { CoapMetrics } from './metrics.js';
+import { decode, encode, headerOf, option, optionValue, optionValues, peerKey, reset, uint, uintOption, unknownCriticalOption, type OutOption, type Packet, type Peer } from './message.js';
+import { Observers } from './observers.js';
+import { RecentMap } from './recent.js';
+
+export interface CoapOptions extends TransmissionParameters {
+  maxObserversPerAddress: number;
+  maxTransfersPerAddress: number;
+  /** See FLEETWIRE_COAP_CONFIRM_INTERVAL. */
+  confirmIntervalMs: number;
+  /**
+   * RFC 7252 §4.8.2 EXCHANGE_LIFETIME, ms: how long a request's message ID is remembered, so that
+   * a retransmission is answered from memory instead of publishing twice (the duplicate window).
+   */
+  exchangeLifetimeMs: number;
+  /** Requests remembered for duplicate detection, at most (the oldest are forgotten first). */
+  maxRememberedRequests: number;
+  /** A block-wise upload with no block for this long is dropped, ms. */
+  transferIdleMs: number;
+  /** Refusals logged per second at most; the rest are counted and summed up in one line. */
+  refusalLogsPerSecond: number;
+}
+
+export const defaultCoapOptions: CoapOptions = {
+  ackTimeoutMs: 2000,
+  ackRandomFactor: 1.5,
+  maxRetransmit: 4,
+  maxObserversPerAddress: 64,
+  maxTransfersPerAddress: 8,
+  confirmIntervalMs: 60_000,
+  exchangeLifetimeMs: 247_000,
+  maxRememberedRequests: 100_000,
+  transferIdleMs: 60_000,
+  refusalLogsPerSecond: 20,
+};
+
+export interface CoapDeps {
+  messaging: MessagingService;
+  bus: Bus;
+  log: Logger;
+  metrics: MessagingMetrics;
+  coapMetrics: CoapMetrics;
+  now(): number;
+}
+
+/** What a request is answered with. */
+interface Reply {
+  code: string;
+  options?: OutOption[];
+  payload?: Buffer;
+}
+
+/** A remembered request: its reply once there is one (a duplicate that comes earlier is dropped). */
+interface Remembered {
+  reply: Buffer | undefined;
+}
+
+const retryLaterSeconds = 30; // Max-Age on 5.03 refusals of a per-address limit (RFC 7252 §5.9.3.4)
+
+/**
+ * The CoAP adapter (RFC 7252), independent of sockets: `receive` takes each datagram, `send`
+ * writes one. `POST /channels/{id}/messages[/{subtopic…}]?auth=<device secret>` publishes;
+ * `GET` with Observe (RFC 7641) subscribes. Block-wise uploads (RFC 7959) are reassembled here.
+ */
+export class CoapEndpoint {
+  readonly observers: Observers;
+  readonly transfers: Transfers;
+  private readonly confirmables: Confirmables;
+  private readonly requests: RecentMap<Remembered>;
+  private messageId = randomInt(0x10000);
+  private readonly timer: NodeJS.Timeout;
+  private refusalWindow = { start: 0, logged: 0, suppressed: 0 };
+
+  constructor(
+    private readonly deps: CoapDeps,
+    private readonly options: CoapOptions,
+    private readonly send: (datagram: Buffer, peer: Peer) => void,
+  ) {
+    this.confirmables = new Confirmables(options, send, () => deps.coapMetrics.retransmissions.inc());
+    this.requests = new RecentMap(options.exchangeLifetimeMs, options.maxRememberedRequests, deps.now);
+    this.transfers = new Transfers({ maxPerAddress: options.maxTransfersPerAddress, maxBytes: deps.messaging.maxPayloadBytes, idleMs: options.transferIdleMs });
+    this.observers = new Observers({
+      bus: deps.bus,
+      log: deps.log,
+      metrics: deps.metrics,
+      coapMetrics: deps.coapMetrics,
+      confirmables: this.confirmables,
+      send,
+      nextMessageId: () => this.nextMessageId(),
+      now: deps.now,
+      maxPerAddress: options.maxObserversPerAddress,
+      confirmIntervalMs: options.confirmIntervalMs,
+    });
+    this.timer = setInterval(() => this.housekeeping(), Math.max(50, Math.min(1000, options.confirmIntervalMs / 4)));
+    this.timer.unref();
+  }
+
+  private nextMessageId(): number {
+    this.messageId = (this.messageId + 1) & 0xffff;
+    return this.messageId;
+  }
+
+  private housekeeping(): void {
+    this.requests.sweep();
+    this.transfers.sweep(this.deps.now());
+    this.observers.check();
+  }
+
+  /** Takes one datagram. Never throws: a datagram is answered, refused or dropped. */
+  receive(datagram: Buffer, peer: Peer): void {
+    const packet = decode(datagram);
+    if (!packet) {
+      this.refuse('malformed', peer, 'not a CoAP message');
+      // RFC 7252 §4.2: a confirmable message we cannot parse is rejected with RST
+      const header = headerOf(datagram);
+      if (header?.confirmable) this.send(reset(header.messageId), peer);
+      return;
+    }
+    this.dispatch(packet, peer).catch((e: unknown) => this.deps.log.error({ err: e, address: peer.address }, 'CoAP request failed'));
+  }
+
+  private async dispatch(p: Packet, peer: Peer): Promise<void> {
+    if (p.ack || p.reset) {
+      const settled = this.confirmables.settle(peer, p.messageId, p.reset ? 'reset' : 'ack');
+      if (!settled && p.reset) this.observers.onReset(peer, p.messageId);
+      return;
+    }
+    if (p.code === '0.00') {
+      // RFC 7252 §4.3: an empty confirmable message is a ping, answered with RST
+      if (p.confirmable) this.send(reset(p.messageId), peer);
+      return;
+    }
+    if (!p.code.startsWith('0.')) {
+      // a response outside any exchange of ours (we send no requests)
+      if (p.confirmable) this.send(reset(p.messageId), peer);
+      return;
+    }
+    // RFC 7252 §4.5: a request with a message ID seen from this endpoint is a duplicate
+    const id = `${peerKey(peer)}:${p.messageId}`;
+    const seen = this.requests.get(id);
+    if (seen) {
+      this.deps.coapMetrics.duplicates.inc();
+      if (seen.reply && p.confirmable) this.send(seen.reply, peer);
+      return;
+    }
+    const remembered: Remembered = { reply: undefined };
+    this.requests.set(id, remembered);
+    const reply = await this.handle(p, peer);
+    const datagram = this.encodeReply(p, reply);
+    remembered.reply = datagram;
+    this.send(datagram, peer);
+  }
+
+  /** RFC 7252 §5.2: piggybacked on the ACK of a confirmable request; a non-confirmable one gets a NON reply. */
+  private encodeReply(p: Packet, reply: Reply): Buffer {
+    const base = { code: reply.code, token: p.token, options: reply.options ?? [], payload: reply.payload ?? Buffer.alloc(0) };
+    return p.confirmable ? encode({ ...base, messageId: p.messageId, ack: true }) : encode({ ...base, messageId: this.nextMessageId() });
+  }
+
+  private async handle(p: Packet, peer: Peer): Promise<Reply> {
+    try {
+      return await this.route(p, peer);
+    } catch (e) {
+      const m = mapError(e, this.deps.messaging.maxPayloadBytes);
+      if (m.code === '5.00') this.deps.log.error({ err: e, address: peer.address }, 'CoAP request failed');
+      else this.refuse(m.reason, peer, m.diagnostic, m.code);
+      if (!(e instanceof CoapRefusal)) this.deps.metrics.rejected.inc({ protocol: 'coap', code: m.reason });
+      const options: OutOption[] = [];
+      if (m.maxAge !== undefined) options.push({ name: option.maxAge, value: uint(m.maxAge) });
+      if (m.size1 !== undefined) options.push({ name: option.size1, value: uint(m.size1) });
+      return { code: m.code, options, payload: Buffer.from(m.diagnostic) };
+    }
+  }
+
+  private async route(p: Packet, peer: Peer): Promise<Reply> {
+    // RFC 7252 §5.7.2, §5.10.2: we are no proxy
+    if (optionValue(p, option.proxyUri) || optionValue(p, option.proxyScheme)) throw new CoapRefusal('5.05', 'coap.proxying_not_supported', 'This endpoint is not a proxy');
+    const critical = unknownCriticalOption(p);
+    // RFC 7252 §5.4.1: an unrecognised critical option makes the request a 4.02
+    if (critical !== undefined) throw new CoapRefusal('4.02', 'coap.bad_option', `Option ${critical} is not supported`);
+    const path = optionValues(p, option.uriPath).map((v) => v.toString('utf8'));
+    if (path.length < 3 || path[0] !== 'channels' || path[1] === '' || path[2] !== 'messages') throw new AppError('route.not_found', 'CoAP resources are /channels/{id}/messages[/{subtopic…}]');
+    const channel = path[1]!;
+    const subtopic = path.slice(3).join('/');
+    const query = optionValues(p, option.uriQuery).map((v) => v.toString('utf8'));
+    const auth = query.find((q) => q.startsWith('auth='))?.slice('auth='.length);
+    const uri = `${path.join('/')}?${query.join('&')}`;
+    switch (p.code) {
+      case '0.02':
+        return this.publish(p, peer, { channel, subtopic, auth, uri });
+      case '0.01':
+        return this.get(p, peer, { channel, subtopic, auth, uri });
+      default:
+        throw new CoapRefusal('4.05', 'coap.method_not_allowed', 'POST publishes, GET with Observe subscribes');
+    }
+  }
+
+  private client(auth: string | undefined): Client {
+    if (!auth) throw new AppError('auth.required', 'Send the device secret as ?auth=<secret>');
+    return { kind: 'device', credential: { kind: 'secret', secret: auth } };
+  }
+
+  private block1(p: Packet): BlockOption | undefined {
+    const value = optionValue(p, option.block1);
+    if (value === undefined) return undefined;
+    const b = parseBlock(value);
+    if (!b || b.szx === 7) throw new CoapRefusal('4.00', 'coap.bad_block', 'Block1 must be 0 to 3 bytes with a size exponent of 0 to 6 (RFC 7959 §2.2)');
+    return b;
+  }
+
+  private async publish(p: Packet, peer: Peer, target: { channel: string; subtopic: string; auth: string | undefined; uri: string }): Promise<Reply> {
+    const client = this.client(target.auth);
+    let format = uintOption(p, option.contentFormat);
+    let payload = p.payload;
+    const block = this.block1(p);
+    const options: OutOption[] = [];
+    if (block && (block.num > 0 || block.more)) {
+      const key = `${peerKey(peer)} ${target.uri}`;
+      if (block.num === 0) {
+        const size1 = uintOption(p, option.size1);
+        // RFC 7959 §4: Size1 announces the whole body; refuse early what we would refuse at the end
+        if (size1 !== undefined && size1 > this.deps.messaging.maxPayloadBytes) throw new AppError('message.too_large', `The payload is ${size1} bytes; at most ${this.deps.messaging.maxPayloadBytes} are accepted`);
+        if (!this.transfers.has(key) && !this.transfers.canStart(peer.address)) {
+          throw new CoapRefusal('5.03', 'coap.too_many_transfers', `At most ${this.options.maxTransfersPerAddress} block-wise uploads per address at once`, { maxAge: retryLaterSeconds });
+        }
+        // no state for anyone who may not publish here
+        checkFormat(format);
+        await this.deps.messaging.authorize(client, target.channel, 'publish');
+      }
+      const r = this.transfers.add(key, peer.address, block, payload, format, this.deps.now());
+      switch (r.kind) {
+        case 'continue':
+          // RFC 7959 §2.3: 2.31 Continue acknowledges the block
+          return { code: '2.31', options: [{ name: option.block1, value: encodeBlock(block) }] };
+        case 'incomplete':
+          throw new CoapRefusal('4.08', 'coap.request_entity_incomplete', r.why);
+        case 'too_large':
+          throw new AppError('message.too_large', `The payload is more than ${this.deps.messaging.maxPayloadBytes} bytes`);
+        case 'complete':
+          payload = r.payload;
+          format = r.contentFormat;
+      }
+      options.push({ name: option.block1, value: encodeBlock(block) });
+    }
+    await this.deps.messaging.publish({ client, channel: target.channel, subtopic: target.subtopic, contentType: checkFormat(format), payload, protocol: 'coap' });
+    this.deps.metrics.received.inc({ protocol: 'coap' });
+    return { code: '2.04', options };
+  }
+
+  private async get(p: Packet, peer: Peer, target: { channel: string; subtopic: string; auth: string | undefined; uri: string }): Promise<Reply> {
+    const observe = uintOption(p, option.observe);
+    if (observe === 1) {
+      // RFC 7641 §3.6: deregistration; the GET is then answered as a plain one
+      this.observers.remove(Observers.key(peer, p.token), 'deregistered');
+      return { code: '2.05' };
+    }
+    if (observe === undefined) {
+      const b2 = optionValue(p, option.block2);
+      const block = b2 === undefined ? undefined : parseBlock(b2);
+      if (block && block.szx < 7) {
+        const part = this.observers.block(peer, target.uri, block);
+        if (part) return { code: '2.05', ...part };
+        throw new CoapRefusal('4.04', 'coap.no_representation', 'No notification of this observation has that block');
+      }
+      throw new CoapRefusal('4.00', 'coap.observe_required', 'GET needs Observe: 0 to subscribe (1 to cancel); stored messages are read over HTTP');
+    }
+    if (observe !== 0) throw new CoapRefusal('4.00', 'coap.bad_observe', 'Observe must be 0 (register) or 1 (deregister)');
+    const client = this.client(target.auth);
+    const sub = normaliseSubtopic(target.subtopic, true);
+    if (!sub.ok) throw new AppError('message.invalid_subtopic', sub.error);
+    await this.deps.messaging.authorize(client, target.channel, 'subscribe');
+    const key = Observers.key(peer, p.token);
+    if (!this.observers.get(key) && !this.observers.canAdd(peer.address)) {
+      throw new CoapRefusal('5.03', 'coap.too_many_observers', `At most ${this.options.maxObserversPerAddress} observations per address`, { maxAge: retryLaterSeconds });
+    }
+    // the bare channel path observes every message of the channel, as on WebSocket
+    const o = await this.observers.add({ peer, token: p.token, channel: target.channel, filter: sub.subtopic === '' ? '#' : sub.subtopic, uri: target.uri });
+    return { code: '2.05', options: [{ name: option.observe, value: uint(this.observers.nextSeq(o)) }] };
+  }
+
+  /** Counts a refusal and logs it, at most `refusalLogsPerSecond` lines a second. */
+  private refuse(reason: string, peer: Peer, detail: string, code?: string): void {
+    if (reason.startsWith('coap.') || reason === 'malformed') this.deps.coapMetrics.refused.inc({ reason: reason.replace(/^coap\./, '') });
+    const now = this.deps.now();
+    const w = this.refusalWindow;
+    if (now - w.start >= 1000) {
+      if (w.suppressed > 0) this.deps.log.info({ suppressed: w.suppressed }, 'CoAP refusals not logged in the last second');
+      this.refusalWindow = { start: now, logged: 0, suppressed: 0 };
+    }
+    if (this.refusalWindow.logged >= this.options.refusalLogsPerSecond) {
+      this.refusalWindow.suppressed++;
+      return;
+    }
+    this.refusalWindow.logged++;
+    this.deps.log.info({ reason, code, detail, address: peer.address, port: peer.port }, 'CoAP request refused');
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+    this.observers.close();
+    this.confirmables.close();
+    this.transfers.clear();
+    this.requests.clear();
+  }
+}
+
+/** The content type of a Content-Format option; 4.15 for a number we do not know. */
+function checkFormat(format: number | undefined): string | undefined {
+  if (format === undefined) return undefined;
+  const type = contentTypeOf(format);
+  if (type === undefined) throw new AppError('message.unsupported_content_type', `Content-Format ${format} is not supported; use 110 (SenML JSON), 112 (SenML CBOR), 50 (JSON), 60 (CBOR), 42 (octet-stream) or 0 (text)`);
+  return type;
+}

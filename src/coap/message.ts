@@ -1,0 +1,143 @@
+import { generate, parse, type ParsedPacket } from 'coap-packet';
+
+/**
+ * CoAP messages (RFC 7252 §3) on top of the `coap-packet` codec of the node-coap project: what the
+ * adapter reads from a parsed packet and the few messages it writes.
+ */
+
+export type Packet = ParsedPacket;
+
+export interface Peer {
+  address: string;
+  port: number;
+}
+
+export function peerKey(peer: Peer): string {
+  return `${peer.address}|${peer.port}`;
+}
+
+/** Option numbers (RFC 7252 §5.10, RFC 7641 §2, RFC 7959 §2.1, RFC 7967 §2). */
+export const option = {
+  ifMatch: 1,
+  uriHost: 3,
+  etag: 4,
+  ifNoneMatch: 5,
+  observe: 6,
+  uriPort: 7,
+  uriPath: 11,
+  contentFormat: 12,
+  maxAge: 14,
+  uriQuery: 15,
+  accept: 17,
+  block2: 23,
+  block1: 27,
+  size2: 28,
+  proxyUri: 35,
+  proxyScheme: 39,
+  size1: 60,
+  noResponse: 258,
+} as const;
+
+/** The names coap-packet gives option numbers; numbers it does not know come as decimal strings. */
+const numberOfName: Record<string, number> = {
+  'If-Match': 1, 'Uri-Host': 3, ETag: 4, 'If-None-Match': 5, Observe: 6, 'Uri-Port': 7, 'Location-Path': 8, OSCORE: 9,
+  'Uri-Path': 11, 'Content-Format': 12, 'Max-Age': 14, 'Uri-Query': 15, 'Hop-Limit': 16, Accept: 17, 'Q-Block1': 19,
+  'Location-Query': 20, Block2: 23, Block1: 27, Size2: 28, 'Q-Block2': 31, 'Proxy-Uri': 35, 'Proxy-Scheme': 39, Size1: 60,
+  'No-Response': 258, 'OCF-Accept-Content-Format-Version': 2049, 'OCF-Content-Format-Version': 2053,
+};
+
+export function optionNumber(name: string | number): number {
+  return typeof name === 'number' ? name : (numberOfName[name] ?? Number(name));
+}
+
+/** Critical options (odd numbers, RFC 7252 §5.4.1) this adapter acts on; any other critical option is refused with 4.02. */
+const understood = new Set<number>([option.uriHost, option.uriPort, option.uriPath, option.uriQuery, option.accept, option.observe, option.block1, option.block2]);
+
+/** The first critical option the adapter does not understand, if any. */
+export function unknownCriticalOption(p: Packet): number | undefined {
+  for (const o of p.options) {
+    const n = optionNumber(o.name);
+    if (n % 2 === 1 && !understood.has(n)) return n;
+  }
+  return undefined;
+}
+
+export function optionValues(p: Packet, number: number): Buffer[] {
+  const out: Buffer[] = [];
+  for (const o of p.options) if (optionNumber(o.name) === number) out.push(o.value);
+  return out;
+}
+
+export function optionValue(p: Packet, number: number): Buffer | undefined {
+  for (const o of p.options) if (optionNumber(o.name) === number) return o.value;
+  return undefined;
+}
+
+/** An unsigned integer option value (RFC 7252 §3.2: big-endian, leading zero bytes omitted). */
+export function readUint(value: Buffer): number {
+  let n = 0;
+  for (const byte of value) n = n * 256 + byte;
+  return n;
+}
+
+export function uint(n: number): Buffer {
+  if (n === 0) return Buffer.alloc(0);
+  const bytes: number[] = [];
+  for (let v = n; v > 0; v = Math.floor(v / 256)) bytes.unshift(v % 256);
+  return Buffer.from(bytes);
+}
+
+export function uintOption(p: Packet, number: number): number | undefined {
+  const v = optionValue(p, number);
+  return v === undefined ? undefined : readUint(v);
+}
+
+/** Parses a datagram; undefined when it is not a well-formed CoAP message. */
+export function decode(datagram: Buffer): Packet | undefined {
+  if (datagram.length < 4) return undefined;
+  try {
+    return parse(datagram);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Message ID of a datagram that is at least a CoAP header (RFC 7252 §3), to answer it with RST. */
+export function headerOf(datagram: Buffer): { confirmable: boolean; messageId: number } | undefined {
+  if (datagram.length < 4 || datagram[0]! >> 6 !== 1) return undefined;
+  return { confirmable: ((datagram[0]! >> 4) & 3) === 0, messageId: datagram.readUInt16BE(2) };
+}
+
+export interface OutOption {
+  name: number;
+  value: Buffer;
+}
+
+/** Largest datagram the adapter writes: a 1024-byte block plus header, token and options (RFC 7252 §4.6). */
+export const maxDatagram = 1280;
+
+export function encode(msg: { code: string; messageId: number; token?: Buffer; confirmable?: boolean; ack?: boolean; reset?: boolean; options?: OutOption[]; payload?: Buffer }): Buffer {
+  return generate(
+    {
+      code: msg.code,
+      messageId: msg.messageId,
+      token: msg.token ?? Buffer.alloc(0),
+      confirmable: msg.confirmable ?? false,
+      ack: msg.ack ?? false,
+      reset: msg.reset ?? false,
+      options: (msg.options ?? []).map((o) => ({ name: String(o.name), value: o.value })),
+      payload: msg.payload ?? Buffer.alloc(0),
+    },
+    maxDatagram,
+  );
+}
+
+/** RST for a message we cannot or will not process (RFC 7252 §4.2, §4.3). */
+export function reset(messageId: number): Buffer {
+  return encode({ code: '0.00', messageId, reset: true });
+}
+
+/** An empty ACK (RFC 7252 §4.2), e.g. for a confirmable response we did not ask for. */
+export function emptyAck(messageId: number): Buffer {
+  return encode({ code: '0.00', messageId, ack: true });
+}

@@ -1,0 +1,142 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { Registry } from 'prom-client';
+import { systemClock } from '../core/clock.js';
+import { uuidv7 } from '../core/ids.js';
+import { createLogger } from '../core/logger.js';
+import { Database, migrate } from '../db/index.js';
+import { RawQueries } from '../db/raw.js';
+import type { Envelope } from '../messaging/envelope.js';
+import { MemoryBus } from '../messaging/memory-bus.js';
+import { MessagingMetrics } from '../messaging/metrics.js';
+import { testDatabaseKind } from '../../test/helpers/database.js';
+import { packBatch, unpackBatch, WriterThread } from './writer-thread.js';
+import { MessageWriter, writerConsumer } from './writer.js';
+
+const t0 = Date.UTC(2026, 0, 1);
+let at = t0;
+
+function envelope(contentType: string, payload: string, channel: string): Envelope {
+  at += 1;
+  return { id: uuidv7(at), org: 'org', channel, subtopic: 'a/b', publisher: 'dev', protocol: 'http', contentType, payload: Buffer.from(payload), receivedAt: at };
+}
+const senml = (channel: string, v: number) => envelope('application/senml+json', JSON.stringify([{ bn: 'room/', n: 'temp', v }, { n: 'hum', v: v + 1 }]), channel);
+
+/** A database another thread can open too: a SQLite file, or a PostgreSQL schema named in the URL. */
+async function sharedDatabase(): Promise<{ url: string; db: Database; cleanup(): Promise<void> }> {
+  let url: string;
+  let drop = async () => {};
+  if (testDatabaseKind() === 'sqlite') {
+    const dir = mkdtempSync(join(tmpdir(), 'fleetwire-writer-thread-'));
+    url = `sqlite:${join(dir, 'test.db')}`;
+    drop = async () => rmSync(dir, { recursive: true, force: true });
+  } else {
+    const u = new URL(process.env.FLEETWIRE_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test');
+    const schema = `fw_test_${randomBytes(6).toString('hex')}`;
+    u.searchParams.set('options', `-c search_path=${schema}`);
+    url = u.href;
+    const admin = await Database.open({ url, schema, poolSize: 1 });
+    await admin.close();
+    drop = async () => {
+      const d = await Database.open({ url, poolSize: 1 });
+      await d.exec(`DROP SCHEMA IF EXISTS ${schema} CASCADE`);
+      await d.close();
+    };
+  }
+  const db = await Database.open({ url, poolSize: 2 });
+  await migrate(db);
+  return { url, db, cleanup: async () => (await db.close(), await drop()) };
+}
+
+async function until(what: string, ok: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await ok())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+describe('message writer on a worker thread', () => {
+  const log = createLogger('silent');
+
+  test('a batch crosses to the worker intact', () => {
+    const envs = [senml('c', 1), envelope('application/octet-stream', '', 'c'), envelope('application/json', '{"x":1}', 'c')];
+    const packed = packBatch(envs);
+    assert.deepEqual(unpackBatch(structuredClone(packed)), envs);
+  });
+
+  describe('storing', () => {
+    let shared: Awaited<ReturnType<typeof sharedDatabase>>;
+    before(async () => (shared = await sharedDatabase()));
+    after(() => shared.cleanup());
+
+    test('every message is stored, and the bus lets go of a batch only once its rows can be read', async () => {
+      const bus = new MemoryBus({ durable: [writerConsumer] });
+      const thread = new WriterThread({ url: shared.url, opaqueMaxBytes: 4 });
+      await thread.start();
+      const writer = new MessageWriter(bus, thread, systemClock, log, new MessagingMetrics(new Registry(), bus), { batchSize: 7, retentionMs: 0, pruneIntervalMs: 60_000 });
+      await writer.start();
+      const q = new RawQueries(shared.db);
+      const count = async (table: string) => Number((await q.all<{ n: number }>(`SELECT COUNT(*) AS n FROM ${table} WHERE channel = ?`, ['stored']))[0]!.n);
+      try {
+        for (let i = 0; i < 40; i++) await bus.publish(senml('stored', i));
+        await bus.publish(envelope('application/json', '{"temp": 21.5, "note": "hi"}', 'stored'));
+        await bus.publish(envelope('application/octet-stream', 'raw bytes', 'stored'));
+        await until('the writer has nothing left', () => bus.stats().pending.writer === 0);
+        // acknowledged means committed: everything is readable from another connection right away
+        assert.equal(await count('messages'), 40 * 2 + 1);
+        assert.equal(await count('message_documents'), 1);
+        assert.equal(await count('message_payloads'), 1);
+        const [payload] = await q.all<{ size: number; truncated: number | boolean }>('SELECT size, truncated FROM message_payloads WHERE channel = ?', ['stored']);
+        assert.equal(payload!.size, 9);
+        assert.ok(payload!.truncated);
+      } finally {
+        await writer.stop();
+        await bus.close();
+      }
+    });
+  });
+
+  test('a batch the worker could not store stays on the bus and is stored once the database takes it', async () => {
+    const shared = await sharedDatabase();
+    // a trigger refuses records of this channel until it is dropped
+    const sqlite = testDatabaseKind() === 'sqlite';
+    await shared.db.exec(sqlite
+      ? "CREATE TRIGGER refuse BEFORE INSERT ON messages WHEN NEW.channel = 'retried' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+      : "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'refused'; END $$ LANGUAGE plpgsql; CREATE TRIGGER refuse BEFORE INSERT ON messages FOR EACH STATEMENT EXECUTE FUNCTION refuse()");
+    const bus = new MemoryBus({ durable: [writerConsumer], retryDelayMs: 20 });
+    const thread = new WriterThread({ url: shared.url, opaqueMaxBytes: 1024 });
+    const writer = new MessageWriter(bus, thread, systemClock, log, new MessagingMetrics(new Registry(), bus), { batchSize: 100, retentionMs: 0, pruneIntervalMs: 60_000 });
+    try {
+      await thread.start();
+      await writer.start();
+      for (let i = 0; i < 5; i++) await bus.publish(senml('retried', i));
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(bus.stats().pending.writer, 5);
+      await shared.db.exec(sqlite ? 'DROP TRIGGER refuse' : 'DROP TRIGGER refuse ON messages');
+      await until('the writer has nothing left', () => bus.stats().pending.writer === 0);
+      const rows = await new RawQueries(shared.db).all<{ n: number }>('SELECT COUNT(*) AS n FROM messages WHERE channel = ?', ['retried']);
+      assert.equal(Number(rows[0]!.n), 10);
+    } finally {
+      await writer.stop();
+      await bus.close();
+      await shared.cleanup();
+    }
+  });
+
+  test('a worker that cannot open its database fails to start, saying why', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fleetwire-writer-thread-'));
+    writeFileSync(join(dir, 'a-file'), '');
+    const thread = new WriterThread({ url: `sqlite:${join(dir, 'a-file', 'test.db')}`, opaqueMaxBytes: 1024 });
+    try {
+      await assert.rejects(thread.start(), /writer thread could not open the database/);
+    } finally {
+      await thread.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
