@@ -74,7 +74,7 @@ async function storeFor(config: Config, url: string, ownDatabase: boolean, db: D
     log.info('message writer runs on a worker thread');
     return thread;
   }
-  if (config.writerThread) log.warn('FLEETWIRE_WRITER_THREAD is ignored for a database only this connection sees; the writer runs on the main thread');
+  log.info(config.writerThread ? 'message writer runs on the main thread: no other connection sees this database' : 'message writer runs on the main thread');
   return localStore(createMessageSink(db), config.opaqueMaxStored);
 }
 

@@ -13,11 +13,11 @@ import { cleanupCli, cliEnv, dataFolder, exitOf, spawnCli } from '../../test/hel
 const here = dirname(fileURLToPath(import.meta.url));
 const started = new Set<ChildProcess>();
 
-/** User + system CPU of a process so far, in ticks of 1/100 s (Linux /proc); undefined elsewhere or once it is gone. */
-export function procTicks(pid: number | undefined): number | undefined {
+/** User + system CPU of a process (or of one of its threads: the main thread's id is the pid) so far, in ticks of 1/100 s (Linux /proc); undefined elsewhere or once it is gone. */
+export function procTicks(pid: number | undefined, thread?: number): number | undefined {
   if (pid === undefined) return undefined;
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const stat = readFileSync(thread === undefined ? `/proc/${pid}/stat` : `/proc/${pid}/task/${thread}/stat`, 'utf8');
     // after "pid (command) ": state is field 3, utime field 14 and stime field 15
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
     return Number(fields[11]) + Number(fields[12]);
@@ -117,6 +117,8 @@ export interface FleetwireOptions {
   admin: { email: string; password: string };
   /** More FLEETWIRE_* settings, e.g. FLEETWIRE_WRITER_THREAD. */
   settings?: Record<string, string>;
+  /** Node.js options for the server, e.g. `--cpu-prof --cpu-prof-dir=…` to profile it. */
+  nodeArgs?: string[];
 }
 
 /**
@@ -135,7 +137,7 @@ export async function startFleetwire(o: FleetwireOptions): Promise<RunningServer
     ...(o.databaseUrl ? { FLEETWIRE_DATABASE_URL: o.databaseUrl } : {}),
     ...o.settings,
   });
-  const child = track(spawnCli(['start'], env));
+  const child = track(spawnCli(['start'], env, { built: true, nodeArgs: o.nodeArgs ?? [] }));
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   let listening: ((port: number) => void) | undefined;
@@ -160,8 +162,8 @@ export async function startFleetwire(o: FleetwireOptions): Promise<RunningServer
 }
 
 /** The bare Fastify reference (bare-server.ts) in a process of its own. */
-export async function startBare(): Promise<RunningServer> {
-  const child = track(spawn(process.execPath, ['--import', 'tsx', join(here, 'bare-server.ts')], { stdio: ['ignore', 'pipe', 'pipe'] }));
+export async function startBare(nodeArgs: string[] = []): Promise<RunningServer> {
+  const child = track(spawn(process.execPath, [...nodeArgs, '--import', 'tsx', join(here, 'bare-server.ts')], { stdio: ['ignore', 'pipe', 'pipe'] }));
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
   const port = await new Promise<number>((resolve, reject) => {

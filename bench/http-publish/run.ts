@@ -8,12 +8,16 @@
 //   npm run bench -- --seconds 10          (every bench)
 //   npx tsx bench/http-publish/run.ts [--seconds 10] [--connections 64] [--generator auto|node|wrk]
 //                                     [--cases sqlite,sqlite-thread,sqlite-info,postgres,postgres-thread]
+//                                     [--profile DIR]   (a CPU profile of every server, each thread a file, into DIR)
 //
+// Fleetwire runs as `npm start` runs it, from the compiled build (the bench builds it first).
 // Generator: wrk when installed (`sudo apt-get install -y wrk`; it takes less of the machine than a
 // Node client), else load.ts (node:http, keep-alive Agent). PostgreSQL: see bench/databases.ts.
+import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { resolve } from 'node:path';
 import { Database } from '../../src/db/index.js';
-import { call, login } from '../../test/helpers/cli.js';
+import { call, login, root } from '../../test/helpers/cli.js';
 import { postgresSkipReason, postgresUrl } from '../databases.js';
 import { formatNs, formatRate, machine, numberOption, table } from '../harness.js';
 import { random, recordsPerPack, senmlJson, senmlPack } from '../senml.js';
@@ -35,6 +39,8 @@ const allCases = ['sqlite', 'sqlite-thread', 'sqlite-info', 'postgres', 'postgre
 /** Fleetwire cases to run besides the reference: --cases sqlite,postgres (default: all). */
 const cases = new Set((process.argv.includes('--cases') ? process.argv[process.argv.indexOf('--cases') + 1]! : allCases.join(',')).split(','));
 for (const c of cases) if (!allCases.includes(c)) throw new Error(`--cases takes ${allCases.join(', ')}; got ${c}`);
+const profileDir = process.argv.includes('--profile') ? resolve(process.argv[process.argv.indexOf('--profile') + 1]!) : undefined;
+const profileArgs = () => (profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []);
 const devices = Math.min(connections, 64); // one device per connection, up to 64, all on one channel
 const admin = { email: 'bench-admin@example.com', password: 'bench-password-not-secret' };
 const threadCase = 'Fleetwire, SQLite, writer thread, log level warn';
@@ -101,21 +107,29 @@ async function drive(url: string, requests: LoadRequest[], hooks: { timed(): voi
   };
 }
 
-/** Server CPU over the timed part, share of one core (Linux), from /proc ticks. */
-function cpuMeter(server: RunningServer): { start(): void; stop(): void; share(): number | undefined } {
+/** Server CPU over the timed part, share of one core (Linux), from /proc ticks: the whole process and its main thread. */
+function cpuMeter(server: RunningServer): { start(): void; stop(): void; share(): number | undefined; main(): number | undefined } {
   let t0: number | undefined;
   let c0: number | undefined;
+  let m0: number | undefined;
   let share: number | undefined;
+  let main: number | undefined;
   return {
     start() {
       c0 = procTicks(server.pid);
+      m0 = procTicks(server.pid, server.pid);
       t0 = performance.now();
     },
     stop() {
       const c1 = procTicks(server.pid);
-      if (c0 !== undefined && c1 !== undefined && t0 !== undefined) share = (c1 - c0) / 100 / ((performance.now() - t0) / 1000);
+      const m1 = procTicks(server.pid, server.pid);
+      if (t0 === undefined) return;
+      const secs = (performance.now() - t0) / 1000;
+      if (c0 !== undefined && c1 !== undefined) share = (c1 - c0) / 100 / secs;
+      if (m0 !== undefined && m1 !== undefined) main = (m1 - m0) / 100 / secs;
     },
     share: () => share,
+    main: () => main,
   };
 }
 
@@ -182,6 +196,8 @@ interface CaseResult {
   name: string;
   load: Load;
   serverCpu: number | undefined;
+  /** Of which the main thread (the event loop that answers HTTP). */
+  mainCpu: number | undefined;
   writer?: {
     /** Messages stored per second over the timed part. */
     storedRate: number;
@@ -203,12 +219,12 @@ const rnd = random(11);
 const bodies = Array.from({ length: devices }, (_, k) => JSON.stringify(senmlPack(k, rnd)));
 
 async function bareCase(): Promise<CaseResult> {
-  const server = await startBare();
+  const server = await startBare(profileArgs());
   try {
     const cpu = cpuMeter(server);
     const requests = bodies.map((body, k) => ({ authorization: `Device not-checked-${k}`, body }));
     const load = await drive(`${server.url}/channels/reference/messages`, requests, { timed: cpu.start, done: cpu.stop });
-    return { name: 'reference: bare Fastify route, 202', load, serverCpu: cpu.share(), complaints: [], logLines: 0, exitCode: await server.stop() };
+    return { name: 'reference: bare Fastify route, 202', load, serverCpu: cpu.share(), mainCpu: cpu.main(), complaints: [], logLines: 0, exitCode: await server.stop() };
   } finally {
     await server.stop(1000);
   }
@@ -238,7 +254,7 @@ async function setUp(url: string): Promise<{ token: string; channel: string; sec
 
 /** `thread`: the writer on a worker thread (FLEETWIRE_WRITER_THREAD) instead of the main event loop. */
 async function fleetwireCase(name: string, logLevel: 'info' | 'warn', databaseUrl?: string, thread = false): Promise<CaseResult> {
-  const server = await startFleetwire({ logLevel, admin, ...(databaseUrl ? { databaseUrl } : {}), settings: { FLEETWIRE_WRITER_THREAD: String(thread) } });
+  const server = await startFleetwire({ logLevel, admin, ...(databaseUrl ? { databaseUrl } : {}), nodeArgs: profileArgs(), settings: { FLEETWIRE_WRITER_THREAD: String(thread) } });
   try {
     const { token, channel, secrets } = await setUp(server.url);
     const requests = secrets.map((secret, k) => ({ authorization: `Device ${secret}`, body: bodies[k]! }));
@@ -267,7 +283,7 @@ async function fleetwireCase(name: string, logLevel: 'info' | 'warn', databaseUr
       accepted: load.accepted + 1, // + the probe
     };
     const exitCode = await server.stop();
-    return { name, load, serverCpu: cpu.share(), writer, complaints: server.complaints.map(({ level, msg }) => ({ level, msg })), logLines: server.lines(), exitCode };
+    return { name, load, serverCpu: cpu.share(), mainCpu: cpu.main(), writer, complaints: server.complaints.map(({ level, msg }) => ({ level, msg })), logLines: server.lines(), exitCode };
   } finally {
     await server.stop(1000);
   }
@@ -299,6 +315,7 @@ console.log(
     `; ${connections} connections, ${devices} devices on one channel, 10-record SenML JSON (${bodies[0]!.length} bytes); ${warmupSeconds} s warm-up, then ${seconds} s per case\n`,
 );
 
+execFileSync('npm', ['run', '--silent', 'build'], { cwd: root, stdio: 'inherit' });
 const results: CaseResult[] = [];
 try {
   results.push(await bareCase());
@@ -320,7 +337,7 @@ const sustained = (r: CaseResult) => (r.writer ? Math.min(r.load.rate, r.writer.
 console.log(
   '\n' +
     table(
-      ['case', 'req/s', 'p50', 'p99', 'sustained/s', 'vs reference', 'server CPU', 'generator CPU', 'refused'],
+      ['case', 'req/s', 'p50', 'p99', 'sustained/s', 'vs reference', 'server CPU', 'main thread', 'generator CPU', 'refused'],
       results.map((r) => [
         r.name,
         formatRate(r.load.rate),
@@ -329,13 +346,14 @@ console.log(
         formatRate(sustained(r)),
         r === bare ? '(reference)' : `${((sustained(r) / bare.load.rate) * 100).toFixed(0)} %`,
         pct(r.serverCpu),
+        pct(r.mainCpu),
         pct(r.load.generatorCpu),
         r.load.refused ? r.load.refusals : '0',
       ]),
     ),
 );
 console.log('req/s, p50, p99: answers over the timed run (latency of one POST). sustained/s: the lower of req/s and the messages the writer stored per second over the same time.');
-console.log('CPU: share of one core over the timed run (the machine has two). A saturated server queues: with N connections, p50 ≈ N / req/s.');
+console.log('CPU: share of one core over the timed run (the machine has two); main thread: the event loop that answers HTTP, the rest is the writer thread, GC and I/O threads. A saturated server queues: with N connections, p50 ≈ N / req/s.');
 if (bare.load.generatorCpu >= 0.95) console.log(`The reference was limited by the generator (${pct(bare.load.generatorCpu)} CPU): its req/s is a lower bound and the ratios flatter Fleetwire; wrk (apt-get install -y wrk) measures it properly.`);
 console.log('');
 

@@ -101,6 +101,44 @@ describe('message writer on a worker thread', () => {
     });
   });
 
+  test('management transactions that read, then write, succeed while the worker commits batches', async () => {
+    const shared = await sharedDatabase();
+    const bus = new MemoryBus({ durable: [writerConsumer] });
+    const thread = new WriterThread({ url: shared.url, opaqueMaxBytes: 1024 });
+    const writer = new MessageWriter(bus, thread, systemClock, log, new MessagingMetrics(new Registry(), bus), { batchSize: 50, retentionMs: 0, pruneIntervalMs: 60_000 });
+    const now = new Date().toISOString();
+    let publishing = true;
+    try {
+      await thread.start();
+      await writer.start();
+      const load = (async () => {
+        for (let i = 0; publishing && i < 500; i++) {
+          await Promise.all(Array.from({ length: 20 }, (_, k) => bus.publish(senml('busy', i * 20 + k))));
+          await new Promise((r) => setTimeout(r, 2));
+        }
+      })();
+      await until('the worker has stored something', async () => Number((await new RawQueries(shared.db).all<{ n: number }>('SELECT COUNT(*) AS n FROM messages', []))[0]!.n) > 0);
+      // read, give the worker time to commit, then write: a snapshot taken by the read must not go stale
+      for (let i = 0; i < 20; i++) {
+        await shared.db.kysely.transaction().execute(async (trx) => {
+          const orgs = await trx.selectFrom('organizations').select('id').execute();
+          await new Promise((r) => setTimeout(r, 5));
+          await trx.insertInto('organizations').values({ id: `org-${i}`, name: `o${orgs.length}`, created_at: now, updated_at: now }).execute();
+        });
+      }
+      publishing = false;
+      await load;
+      await until('the writer has nothing left', () => bus.stats().pending.writer === 0);
+      const rows = await shared.db.kysely.selectFrom('organizations').select('name').orderBy('name').execute();
+      assert.equal(rows.length, 20);
+    } finally {
+      publishing = false;
+      await writer.stop();
+      await bus.close();
+      await shared.cleanup();
+    }
+  });
+
   test('a batch the worker could not store stays on the bus and is stored once the database takes it', async () => {
     const shared = await sharedDatabase();
     // a trigger refuses records of this channel until it is dropped

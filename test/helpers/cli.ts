@@ -35,9 +35,9 @@ export function cliEnv(dataDir: string, settings: Record<string, string> = {}): 
 }
 
 /** Runs the CLI from the sources (tsx), or with `built` from `dist/` as `npm start` does (benchmarks; run `npm run build` first). */
-export function spawnCli(args: string[], env: NodeJS.ProcessEnv, options: { built?: boolean } = {}): ChildProcess {
+export function spawnCli(args: string[], env: NodeJS.ProcessEnv, options: { built?: boolean; nodeArgs?: string[] } = {}): ChildProcess {
   const entry = options.built ? ['dist/cli.js'] : ['--import', 'tsx', 'src/cli.ts'];
-  const child = spawn(process.execPath, [...entry, ...args], { cwd: root, env, stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), ...entry, ...args], { cwd: root, env, stdio: ['pipe', 'pipe', 'pipe'] });
   running.add(child);
   child.once('exit', () => running.delete(child));
   return child;
