@@ -7,7 +7,7 @@
 //
 //   npm run bench -- --seconds 10          (every bench)
 //   npx tsx bench/http-publish/run.ts [--seconds 10] [--connections 64] [--generator auto|node|wrk]
-//                                     [--cases sqlite,sqlite-thread,sqlite-info,postgres,postgres-thread]
+//                                     [--cases sqlite,sqlite-main,sqlite-info,postgres,postgres-main]
 //                                     [--profile DIR]   (a CPU profile of every server, each thread a file, into DIR)
 //
 // Fleetwire runs as `npm start` runs it, from the compiled build (the bench builds it first).
@@ -35,7 +35,7 @@ if (!['auto', 'node', 'wrk'].includes(generatorArg ?? '')) throw new Error(`--ge
 const hasWrk = wrkAvailable();
 if (generatorArg === 'wrk' && !hasWrk) throw new Error('--generator wrk: wrk is not installed (Debian/Ubuntu: sudo apt-get install -y wrk)');
 const generator: 'node' | 'wrk' = generatorArg === 'node' || !hasWrk ? 'node' : 'wrk';
-const allCases = ['sqlite', 'sqlite-thread', 'sqlite-info', 'postgres', 'postgres-thread'];
+const allCases = ['sqlite', 'sqlite-main', 'sqlite-info', 'postgres', 'postgres-main'];
 /** Fleetwire cases to run besides the reference: --cases sqlite,postgres (default: all). */
 const cases = new Set((process.argv.includes('--cases') ? process.argv[process.argv.indexOf('--cases') + 1]! : allCases.join(',')).split(','));
 for (const c of cases) if (!allCases.includes(c)) throw new Error(`--cases takes ${allCases.join(', ')}; got ${c}`);
@@ -43,7 +43,7 @@ const profileDir = process.argv.includes('--profile') ? resolve(process.argv[pro
 const profileArgs = () => (profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []);
 const devices = Math.min(connections, 64); // one device per connection, up to 64, all on one channel
 const admin = { email: 'bench-admin@example.com', password: 'bench-password-not-secret' };
-const threadCase = 'Fleetwire, SQLite, writer thread, log level warn';
+const defaultCase = 'Fleetwire, SQLite, log level warn';
 
 /** What one load run measured: answers per second and latency over the timed part. */
 interface Load {
@@ -253,7 +253,7 @@ async function setUp(url: string): Promise<{ token: string; channel: string; sec
 }
 
 /** `thread`: the writer on a worker thread (FLEETWIRE_WRITER_THREAD) instead of the main event loop. */
-async function fleetwireCase(name: string, logLevel: 'info' | 'warn', databaseUrl?: string, thread = false): Promise<CaseResult> {
+async function fleetwireCase(name: string, logLevel: 'info' | 'warn', databaseUrl?: string, thread = true): Promise<CaseResult> {
   const server = await startFleetwire({ logLevel, admin, ...(databaseUrl ? { databaseUrl } : {}), nodeArgs: profileArgs(), settings: { FLEETWIRE_WRITER_THREAD: String(thread) } });
   try {
     const { token, channel, secrets } = await setUp(server.url);
@@ -319,14 +319,14 @@ execFileSync('npm', ['run', '--silent', 'build'], { cwd: root, stdio: 'inherit' 
 const results: CaseResult[] = [];
 try {
   results.push(await bareCase());
-  if (cases.has('sqlite')) results.push(await fleetwireCase('Fleetwire, SQLite, log level warn', 'warn'));
-  if (cases.has('sqlite-thread')) results.push(await fleetwireCase(threadCase, 'warn', undefined, true));
+  if (cases.has('sqlite')) results.push(await fleetwireCase(defaultCase, 'warn'));
+  if (cases.has('sqlite-main')) results.push(await fleetwireCase('Fleetwire, SQLite, writer on the main thread, log level warn', 'warn', undefined, false));
   if (cases.has('sqlite-info')) results.push(await fleetwireCase('Fleetwire, SQLite, log level info (the default)', 'info'));
-  const skip = cases.has('postgres') || cases.has('postgres-thread') ? await postgresSkipReason() : undefined;
+  const skip = cases.has('postgres') || cases.has('postgres-main') ? await postgresSkipReason() : undefined;
   if (skip) console.log(`SKIP PostgreSQL: ${skip}`);
   else {
     if (cases.has('postgres')) results.push(await withPostgresSchema((url) => fleetwireCase('Fleetwire, PostgreSQL, log level warn', 'warn', url)));
-    if (cases.has('postgres-thread')) results.push(await withPostgresSchema((url) => fleetwireCase('Fleetwire, PostgreSQL, writer thread, log level warn', 'warn', url, true)));
+    if (cases.has('postgres-main')) results.push(await withPostgresSchema((url) => fleetwireCase('Fleetwire, PostgreSQL, writer on the main thread, log level warn', 'warn', url, false)));
   }
 } finally {
   await stopAll();
@@ -386,7 +386,7 @@ for (const r of writerRows) {
   if (r.complaints.length > 5) console.log(`${r.name}: … and ${r.complaints.length - 5} more warnings or errors`);
   if (r.exitCode !== 0) console.log(`${r.name}: the server exited with ${r.exitCode} on SIGTERM`);
 }
-for (const main of results.filter((r) => r.name === 'Fleetwire, SQLite, log level warn' || r.name === threadCase)) {
+for (const main of results.filter((r) => r.name === defaultCase)) {
   const share = sustained(main) / bare.load.rate;
   console.log(`${main.name} sustains ${formatRate(sustained(main))} publishes/s, ${(share * 100).toFixed(0)} % of the bare route's ${formatRate(bare.load.rate)}/s, against a target of ≥ ${targetShare * 100} %: ${share >= targetShare ? 'met' : 'MISSED'}`);
   if (share < targetShare) failed = true;

@@ -2,7 +2,14 @@ import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import { CompiledQuery, Kysely, PostgresDialect, SqliteAdapter, SqliteDriver, SqliteIntrospector, SqliteQueryCompiler, sql, type DatabaseConnection, type Dialect } from 'kysely';
-import pg from 'pg';
+import type pg from 'pg';
+
+/** node-postgres, loaded when a PostgreSQL database is opened: a SQLite process (and the writer thread) does without its ~7 MB. */
+let pgModule: typeof pg | undefined;
+async function loadPg(): Promise<typeof pg> {
+  pgModule ??= (await import('pg')).default;
+  return pgModule;
+}
 import type { Tables } from './schema.js';
 
 export type DatabaseKind = 'sqlite' | 'postgres';
@@ -83,6 +90,7 @@ export class Database {
     }
     const schema = options.schema;
     if (schema !== undefined && !/^[a-z_][a-z0-9_]*$/.test(schema)) throw new Error(`bad schema name ${schema}`);
+    const pg = await loadPg();
     const pool = new pg.Pool({
       connectionString: options.url,
       max: options.poolSize ?? 10,
@@ -139,7 +147,7 @@ export class Database {
     if (this.sqlite) return fn();
     // The lock holder is a connection of its own, not one from the pool: `fn` queries through the
     // pool, which may have a single connection (`fleetwire migrate`, FLEETWIRE_DATABASE_POOL_SIZE=1).
-    const client = new pg.Client(this.pool!.options);
+    const client = new (await loadPg()).Client(this.pool!.options);
     client.on('error', () => {});
     await client.connect();
     const key = 0x666c7477; // 'fltw'
@@ -176,7 +184,7 @@ export class Database {
 function pgTypeParser(oid: number, format?: string): (value: string) => unknown {
   if (oid === 1184 || oid === 1114) return (v) => new Date(oid === 1114 ? `${v}Z` : v).toISOString();
   if (oid === 20) return (v) => Number(v);
-  return pg.types.getTypeParser(oid, format as 'text');
+  return pgModule!.types.getTypeParser(oid, format as 'text');
 }
 
 /** Parses a JSON column, which SQLite returns as text and PostgreSQL as a value. */

@@ -52,8 +52,9 @@ export async function buildApp(platform: Platform, options: AppOptions = {}): Pr
   // body), which then fails validation with a misleading 400; refuse it with 415 like other types.
   app.removeContentTypeParser('text/plain');
 
-  app.addHook('onRequest', async (req, reply) => {
+  app.addHook('onRequest', (req, reply, done) => {
     reply.header('x-request-id', req.id);
+    done();
   });
   app.addSchema(Problem);
   installProblemHandlers(app);

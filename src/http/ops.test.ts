@@ -168,6 +168,54 @@ describe('operations endpoints', () => {
 });
 
 describe('logs', () => {
+  /** A platform whose log lines are kept, at `level`. */
+  async function loggedPlatform(level: string) {
+    const lines: string[] = [];
+    const sink = new Writable({
+      write(chunk: Buffer | string, _encoding, done) {
+        lines.push(chunk.toString());
+        done();
+      },
+    });
+    const { db, cleanup } = await openTestDatabase();
+    const dataDir = mkdtempSync(join(tmpdir(), 'fleetwire-data-'));
+    const config = loadConfig({}, { dataDir, logLevel: level });
+    const platform = await createPlatform(config, { db, clock: new ManualClock(Date.now()), log: createLogger(level, sink), key: randomBytes(32) });
+    const app = await buildApp(platform);
+    return {
+      platform, app, lines,
+      async close() {
+        await app.close();
+        await platform.close();
+        await cleanup();
+        rmSync(dataDir, { recursive: true, force: true });
+      },
+    };
+  }
+
+  for (const level of ['info', 'debug']) {
+    test(`at ${level} level, management requests are logged${level === 'info' ? ', message publishes are not' : ' and so are message publishes'}`, async () => {
+      const p = await loggedPlatform(level);
+      try {
+        await p.platform.users.create({ email: 'ops@example.com', password: testPassword, role: 'admin' });
+        const send = (url: string, body: unknown, token: string) => p.app.inject({ method: 'POST', url, headers: { authorization: `Bearer ${token}` }, payload: body as object });
+        const token = (await p.app.inject({ method: 'POST', url: '/auth/token', payload: { email: 'ops@example.com', password: testPassword } })).json().access_token as string;
+        const org = (await send('/orgs', { name: 'Ops' }, token)).json().id as string;
+        const device = (await send(`/orgs/${org}/devices`, { name: 'd' }, token)).json();
+        const channel = (await send(`/orgs/${org}/channels`, { name: 'c' }, token)).json().id as string;
+        assert.equal((await send(`/orgs/${org}/connections`, { device_ids: [device.id], channel_ids: [channel], types: ['publish'] }, token)).statusCode, 204);
+        const published = await p.app.inject({ method: 'POST', url: `/channels/${channel}/messages/lab`, headers: { authorization: `Device ${device.secret}`, 'content-type': 'application/senml+json' }, payload: '[{"n":"t","v":1}]' });
+        assert.equal(published.statusCode, 202);
+        const log = p.lines.join('');
+        assert.match(log, new RegExp(`"url":"/orgs/${org}/channels"`), 'a management request is logged');
+        if (level === 'info') assert.ok(!log.includes(`/channels/${channel}/messages`), 'a publish is not logged at info');
+        else assert.match(log, new RegExp(`"url":"/channels/${channel}/messages/lab"`), 'a publish is logged at debug');
+      } finally {
+        await p.close();
+      }
+    });
+  }
+
   test('passwords, device secrets, tokens and Authorization headers never reach the log', async () => {
     const lines: string[] = [];
     const sink = new Writable({
