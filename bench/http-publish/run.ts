@@ -368,7 +368,7 @@ console.log(
   ),
 );
 console.log('lag: messages on the bus not yet stored (fleetwire_writer_lag_messages, sampled every second); ms/batch: one writer transaction, during which');
-console.log('a SQLite write holds the event loop (on the worker thread\'s own loop with FLEETWIRE_WRITER_THREAD). stored msgs: GET /channels/:id/messages total (records) / 10 once the writer drained;');
+console.log('a SQLite write holds its event loop (the writer thread\'s by default, the main one with FLEETWIRE_WRITER_THREAD=false). stored msgs: GET /channels/:id/messages total (records) / 10 once the writer drained;');
 console.log(`accepted: 202 answers the generator counted${generator === 'wrk' ? ' (wrk does not count the requests in flight when it stops: up to one per connection and run)' : ''}.\n`);
 
 let failed = false;
