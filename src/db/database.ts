@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
-import { CompiledQuery, Kysely, PostgresDialect, SqliteAdapter, SqliteDriver, SqliteIntrospector, SqliteQueryCompiler, sql, type DatabaseConnection, type Dialect } from 'kysely';
+import type { DatabaseConnection, Dialect, Kysely } from 'kysely';
 import type pg from 'pg';
 
 /** node-postgres, loaded when a PostgreSQL database is opened: a SQLite process (and the writer thread) does without its ~7 MB. */
@@ -23,27 +23,33 @@ export interface DatabaseOptions {
   poolSize?: number;
   /** PostgreSQL schema to use (created if missing); tests use one schema each. */
   schema?: string;
+  /** Load the query builder (default true). The writer thread, which uses prepared statements only, does without Kysely's ~6 MB. */
+  queryBuilder?: boolean;
 }
+
+type KyselyModule = typeof import('kysely');
 
 /**
- * Kysely's SQLite driver, with transactions that take the write lock when they begin. The message
- * writer's worker thread has a connection of its own: a deferred transaction that read before it
- * wrote would fail with SQLITE_BUSY_SNAPSHOT whenever the writer committed in between, where an
- * immediate one waits for the lock (busy_timeout) and then sees the newest data.
+ * The query builder over a handle. Kysely's SQLite driver is given transactions that take the write
+ * lock when they begin: the message writer's worker thread has a connection of its own, and a
+ * deferred transaction that read before it wrote would fail with SQLITE_BUSY_SNAPSHOT whenever the
+ * writer committed in between, where an immediate one waits for the lock (busy_timeout) and then
+ * sees the newest data.
  */
-class ImmediateSqliteDriver extends SqliteDriver {
-  override async beginTransaction(connection: DatabaseConnection): Promise<void> {
-    await connection.executeQuery(CompiledQuery.raw('begin immediate'));
+function queryBuilder(k: KyselyModule, sqlite: SqliteDatabase.Database | undefined, pool: pg.Pool | undefined): Kysely<Tables> {
+  if (!sqlite) return new k.Kysely<Tables>({ dialect: new k.PostgresDialect({ pool: pool! }) });
+  class ImmediateSqliteDriver extends k.SqliteDriver {
+    override async beginTransaction(connection: DatabaseConnection): Promise<void> {
+      await connection.executeQuery(k.CompiledQuery.raw('begin immediate'));
+    }
   }
-}
-
-function sqliteDialect(database: SqliteDatabase.Database): Dialect {
-  return {
-    createDriver: () => new ImmediateSqliteDriver({ database }),
-    createQueryCompiler: () => new SqliteQueryCompiler(),
-    createAdapter: () => new SqliteAdapter(),
-    createIntrospector: (db) => new SqliteIntrospector(db),
+  const dialect: Dialect = {
+    createDriver: () => new ImmediateSqliteDriver({ database: sqlite }),
+    createQueryCompiler: () => new k.SqliteQueryCompiler(),
+    createAdapter: () => new k.SqliteAdapter(),
+    createIntrospector: (db) => new k.SqliteIntrospector(db),
   };
+  return new k.Kysely<Tables>({ dialect });
 }
 
 /** Page size of a new SQLite database: 16 KiB pages stored SenML records about a quarter faster than the default 4 KiB (bench/writer). */
@@ -61,17 +67,22 @@ interface MigrationRow {
  * driver (`sqlite` or `pool`) with prepared statements.
  */
 export class Database {
-  readonly kysely: Kysely<Tables>;
+  private readonly builder: Kysely<Tables> | undefined;
 
   private constructor(
     readonly kind: DatabaseKind,
     readonly sqlite: SqliteDatabase.Database | undefined,
     readonly pool: pg.Pool | undefined,
     readonly schema: string | undefined,
+    kysely: KyselyModule | undefined,
   ) {
-    this.kysely = new Kysely<Tables>({
-      dialect: sqlite ? sqliteDialect(sqlite) : new PostgresDialect({ pool: pool! }),
-    });
+    this.builder = kysely && queryBuilder(kysely, sqlite, pool);
+  }
+
+  /** The query builder (Kysely); not on a handle opened with `queryBuilder: false`. */
+  get kysely(): Kysely<Tables> {
+    if (!this.builder) throw new Error('this database handle was opened without the query builder');
+    return this.builder;
   }
 
   static async open(options: DatabaseOptions): Promise<Database> {
@@ -86,7 +97,7 @@ export class Database {
       handle.pragma('foreign_keys = ON');
       handle.pragma('busy_timeout = 5000');
       handle.function(sqliteLowerFunction, { deterministic: true }, (v: unknown) => (typeof v === 'string' ? v.toLowerCase() : v));
-      return new Database('sqlite', handle, undefined, undefined);
+      return new Database('sqlite', handle, undefined, undefined, options.queryBuilder === false ? undefined : await import('kysely'));
     }
     const schema = options.schema;
     if (schema !== undefined && !/^[a-z_][a-z0-9_]*$/.test(schema)) throw new Error(`bad schema name ${schema}`);
@@ -101,7 +112,7 @@ export class Database {
     pool.on('error', () => {});
     if (schema) await pool.query(`CREATE SCHEMA IF NOT EXISTS ${schema}`);
     else await pool.query('SELECT 1');
-    return new Database('postgres', undefined, pool, schema);
+    return new Database('postgres', undefined, pool, schema, options.queryBuilder === false ? undefined : await import('kysely'));
   }
 
   /** Runs a script of one or more statements outside any transaction. */
@@ -163,7 +174,8 @@ export class Database {
   /** True when the database answers a trivial query. */
   async ping(): Promise<boolean> {
     try {
-      await sql`SELECT 1`.execute(this.kysely);
+      if (this.sqlite) this.sqlite.prepare('SELECT 1').get();
+      else await this.pool!.query('SELECT 1');
       return true;
     } catch {
       return false;
@@ -171,7 +183,9 @@ export class Database {
   }
 
   async close(): Promise<void> {
-    await this.kysely.destroy(); // ends the pool or closes the SQLite handle
+    if (this.builder) await this.builder.destroy(); // ends the pool or closes the SQLite handle
+    else if (this.sqlite) this.sqlite.close();
+    else await this.pool!.end();
   }
 
   /** Drops the schema given at open (tests only). */

@@ -15,7 +15,7 @@ async function open(): Promise<{ db: Database; sink: MessageSink } | undefined> 
   let db: Database | undefined;
   try {
     // one connection is all a sequential writer uses
-    db = await Database.open({ url: options.url, poolSize: 1 });
+    db = await Database.open({ url: options.url, poolSize: 1, queryBuilder: false });
     return { db, sink: createMessageSink(db) };
   } catch (e) {
     reply({ failed: e instanceof Error ? e.message : String(e) });
