@@ -9,6 +9,7 @@
 //   npx tsx bench/http-publish/run.ts [--seconds 10] [--connections 64] [--generator auto|node|wrk]
 //                                     [--cases sqlite,sqlite-main,sqlite-info,postgres,postgres-main]
 //                                     [--profile DIR]   (a CPU profile of every server, each thread a file, into DIR)
+//                                     [--rounds N]      (reference and cases take turns N times; the median round is shown)
 //
 // Fleetwire runs as `npm start` runs it, from the compiled build (the bench builds it first).
 // Generator: wrk when installed (`sudo apt-get install -y wrk`; it takes less of the machine than a
@@ -40,6 +41,7 @@ const allCases = ['sqlite', 'sqlite-main', 'sqlite-info', 'postgres', 'postgres-
 const cases = new Set((process.argv.includes('--cases') ? process.argv[process.argv.indexOf('--cases') + 1]! : allCases.join(',')).split(','));
 for (const c of cases) if (!allCases.includes(c)) throw new Error(`--cases takes ${allCases.join(', ')}; got ${c}`);
 const profileDir = process.argv.includes('--profile') ? resolve(process.argv[process.argv.indexOf('--profile') + 1]!) : undefined;
+const roundCount = Math.max(1, Math.floor(numberOption('rounds', 'FLEETWIRE_BENCH_ROUNDS', 1)));
 const profileArgs = () => (profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : []);
 const devices = Math.min(connections, 64); // one device per connection, up to 64, all on one channel
 const admin = { email: 'bench-admin@example.com', password: 'bench-password-not-secret' };
@@ -316,24 +318,43 @@ console.log(
 );
 
 execFileSync('npm', ['run', '--silent', 'build'], { cwd: root, stdio: 'inherit' });
-const results: CaseResult[] = [];
-try {
-  results.push(await bareCase());
-  if (cases.has('sqlite')) results.push(await fleetwireCase(defaultCase, 'warn'));
-  if (cases.has('sqlite-main')) results.push(await fleetwireCase('Fleetwire, SQLite, writer on the main thread, log level warn', 'warn', undefined, false));
-  if (cases.has('sqlite-info')) results.push(await fleetwireCase('Fleetwire, SQLite, log level info (the default)', 'info'));
+/** One round: the reference, then each Fleetwire case, each on a fresh server. */
+async function round(): Promise<CaseResult[]> {
+  const out: CaseResult[] = [await bareCase()];
+  if (cases.has('sqlite')) out.push(await fleetwireCase(defaultCase, 'warn'));
+  if (cases.has('sqlite-main')) out.push(await fleetwireCase('Fleetwire, SQLite, writer on the main thread, log level warn', 'warn', undefined, false));
+  if (cases.has('sqlite-info')) out.push(await fleetwireCase('Fleetwire, SQLite, log level info (the default)', 'info'));
   const skip = cases.has('postgres') || cases.has('postgres-main') ? await postgresSkipReason() : undefined;
   if (skip) console.log(`SKIP PostgreSQL: ${skip}`);
   else {
-    if (cases.has('postgres')) results.push(await withPostgresSchema((url) => fleetwireCase('Fleetwire, PostgreSQL, log level warn', 'warn', url)));
-    if (cases.has('postgres-main')) results.push(await withPostgresSchema((url) => fleetwireCase('Fleetwire, PostgreSQL, writer on the main thread, log level warn', 'warn', url, false)));
+    if (cases.has('postgres')) out.push(await withPostgresSchema((url) => fleetwireCase('Fleetwire, PostgreSQL, log level warn', 'warn', url)));
+    if (cases.has('postgres-main')) out.push(await withPostgresSchema((url) => fleetwireCase('Fleetwire, PostgreSQL, writer on the main thread, log level warn', 'warn', url, false)));
+  }
+  return out;
+}
+
+const sustained = (r: CaseResult) => (r.writer ? Math.min(r.load.rate, r.writer.storedRate) : r.load.rate);
+/** The first Fleetwire case's share of its own round's reference. */
+const shareOf = (r: CaseResult[]) => (r[1] ? sustained(r[1]) / r[0]!.load.rate : 0);
+
+// The machine's speed drifts from minute to minute; with --rounds N the reference and the cases
+// take turns N times, and the tables show the round whose share is the median.
+const rounds: CaseResult[][] = [];
+try {
+  for (let i = 0; i < roundCount; i++) {
+    if (roundCount > 1) console.log(`round ${i + 1} of ${roundCount}`);
+    rounds.push(await round());
   }
 } finally {
   await stopAll();
 }
+const byShare = [...rounds].sort((a, b) => shareOf(a) - shareOf(b));
+const results = byShare[Math.floor((byShare.length - 1) / 2)]!;
+if (roundCount > 1) {
+  console.log(`\n${results[1]?.name ?? 'reference'}: share of the reference in each round: ${rounds.map((r) => `${(shareOf(r) * 100).toFixed(0)} % (${formatRate(r[1] ? sustained(r[1]) : 0)} of ${formatRate(r[0]!.load.rate)}/s)`).join(', ')}; the tables show the median round`);
+}
 
 const bare = results[0]!;
-const sustained = (r: CaseResult) => (r.writer ? Math.min(r.load.rate, r.writer.storedRate) : r.load.rate);
 console.log(
   '\n' +
     table(
