@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
+import type * as KyselyModuleNs from 'kysely';
 import type { DatabaseConnection, Dialect, Kysely } from 'kysely';
 import type pg from 'pg';
 
@@ -27,7 +28,7 @@ export interface DatabaseOptions {
   queryBuilder?: boolean;
 }
 
-type KyselyModule = typeof import('kysely');
+type KyselyModule = typeof KyselyModuleNs;
 
 /**
  * The query builder over a handle. Kysely's SQLite driver is given transactions that take the write
