@@ -74,7 +74,7 @@ async function storeFor(config: Config, url: string, ownDatabase: boolean, db: D
     log.info('message writer runs on a worker thread');
     return thread;
   }
-  log.info(config.writerThread ? 'message writer runs on the main thread: no other connection sees this database' : 'message writer runs on the main thread');
+  log.info(config.writerThread ? 'message writer runs on the main thread: its database is in memory or was handed in' : 'message writer runs on the main thread');
   return localStore(createMessageSink(db), config.opaqueMaxStored);
 }
 

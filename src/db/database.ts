@@ -4,6 +4,7 @@ import SqliteDatabase from 'better-sqlite3';
 import type * as KyselyModuleNs from 'kysely';
 import type { DatabaseConnection, Dialect, Kysely } from 'kysely';
 import type pg from 'pg';
+import type { Tables } from './schema.js';
 
 /** node-postgres, loaded when a PostgreSQL database is opened: a SQLite process (and the writer thread) does without its ~7 MB. */
 let pgModule: typeof pg | undefined;
@@ -11,7 +12,6 @@ async function loadPg(): Promise<typeof pg> {
   pgModule ??= (await import('pg')).default;
   return pgModule;
 }
-import type { Tables } from './schema.js';
 
 export type DatabaseKind = 'sqlite' | 'postgres';
 
