@@ -108,8 +108,10 @@ export async function createPlatform(config: Config, deps: PlatformDeps): Promis
     const connections = new ConnectionService(new ConnectionRepository(db), devices, channels, clock, invalidation);
     const metrics = new Registry();
     const messagingMetrics = new MessagingMetrics(metrics, bus);
-    const messaging = new MessagingService(authorizer, orgs, channels, bus, clock, { maxPayloadBytes: config.messageMaxSize });
     const writerStore = await storeFor(config, url, deps.db === undefined, db, log);
+    // the writer reuses the service's parse only when it gets the very envelope object: same thread, in-process bus
+    const rememberParse = bus.kind === 'memory' && !(writerStore instanceof WriterThread);
+    const messaging = new MessagingService(authorizer, orgs, channels, bus, clock, { maxPayloadBytes: config.messageMaxSize, rememberParse });
     const writer = new MessageWriter(bus, writerStore, clock, log, messagingMetrics, {
       batchSize: config.writerBatchSize,
       retentionMs: config.retention,

@@ -38,6 +38,12 @@ export interface Granted {
 
 export interface MessagingOptions {
   maxPayloadBytes: number;
+  /**
+   * Keep each payload's parse beside its envelope for the writer (src/messaging/parsed.ts). Only
+   * worth it when the writer receives the same object: on NATS, or with the writer on its thread,
+   * the parses would only be kept alive for nothing, for the garbage collector to move. Default true.
+   */
+  rememberParse?: boolean;
 }
 
 /** SenML encodings we recognise but do not take: better a clear 415 than storing them as opaque bytes. */
@@ -122,7 +128,7 @@ export class MessagingService {
       ...(input.mqtt ? { mqtt: input.mqtt } : {}),
     };
     // the writer on the in-process bus gets this very object: it reuses the parse (src/storage/rows.ts)
-    rememberParsedPayload(env, parsed);
+    if (this.options.rememberParse !== false) rememberParsedPayload(env, parsed);
     try {
       await this.bus.publish(env);
     } catch (e) {
