@@ -5,6 +5,8 @@ import swaggerUi from '@fastify/swagger-ui';
 import { randomUUID } from 'node:crypto';
 import type { Platform } from '../platform.js';
 import { version } from '../core/version.js';
+import { requestChildLogger, type Logger } from '../core/logger.js';
+import type { ChildLoggerOptions } from 'pino';
 import { installProblemHandlers } from './problem.js';
 import { installAuth } from './auth.js';
 import { createMetrics, installHttpMetrics } from './metrics.js';
@@ -37,6 +39,7 @@ export async function buildApp(platform: Platform, options: AppOptions = {}): Pr
   const https = config.httpTlsCert ? { key: readFileSync(config.httpTlsKey), cert: readFileSync(config.httpTlsCert) } : null;
   const app = Fastify({
     loggerInstance: platform.log as FastifyBaseLogger,
+    childLoggerFactory: (logger, bindings, options) => requestChildLogger(logger as Logger, bindings, options as ChildLoggerOptions) as FastifyBaseLogger,
     bodyLimit: config.httpBodyLimit,
     trustProxy: config.trustProxy,
     requestIdHeader: false,
