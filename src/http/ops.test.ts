@@ -217,18 +217,8 @@ describe('logs', () => {
   }
 
   test('passwords, device secrets, tokens and Authorization headers never reach the log', async () => {
-    const lines: string[] = [];
-    const sink = new Writable({
-      write(chunk: Buffer | string, _encoding, done) {
-        lines.push(chunk.toString());
-        done();
-      },
-    });
-    const { db, cleanup } = await openTestDatabase();
-    const dataDir = mkdtempSync(join(tmpdir(), 'fleetwire-data-'));
-    const config = loadConfig({}, { dataDir, logLevel: 'info' });
-    const platform = await createPlatform(config, { db, clock: new ManualClock(Date.now()), log: createLogger('info', sink), key: randomBytes(32) });
-    const app = await buildApp(platform);
+    const logged = await loggedPlatform('info');
+    const { platform, app, lines } = logged;
     try {
       await platform.users.create({ email: 'ops@example.com', password: testPassword, role: 'admin' });
       const send = (method: 'GET' | 'POST', url: string, body?: unknown, token?: string) =>
@@ -261,9 +251,7 @@ describe('logs', () => {
       }
       assert.doesNotMatch(log, /Bearer /);
     } finally {
-      await app.close();
-      await cleanup();
-      rmSync(dataDir, { recursive: true, force: true });
+      await logged.close();
     }
   });
 });

@@ -2,7 +2,7 @@
 // a restart of the broker (a new Broker on the same database, as after a process restart).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { IPublishPacket, ISubackPacket, IConnackPacket } from 'mqtt-packet';
+import type { IPublishPacket, IConnackPacket } from 'mqtt-packet';
 import { Broker } from './broker.js';
 import { openPolicy } from './open-policy.js';
 import { SqlRetainedStore, SqlSessionStore } from './sql-store.js';
@@ -55,8 +55,7 @@ describe('MQTT state in the database survives a broker restart', () => {
       const id = `sub-v${v}`;
       const first = await connect(broker, id, { v });
       assert.equal(first.connack.sessionPresent, false);
-      first.c.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: `p${v}/#`, qos: 2 }] });
-      assert.deepEqual((await first.c.next('suback') as ISubackPacket).granted, [2]);
+      assert.deepEqual(await first.c.subscribe(`p${v}/#`, 2), [2]);
       first.c.send({ cmd: 'disconnect' });
       await eventually(() => assert.equal(broker.sessions.get(id)?.connected, false));
 
@@ -101,8 +100,7 @@ describe('MQTT state in the database survives a broker restart', () => {
   test('a message sent and not acknowledged before the restart is sent again with DUP and its packet id [MQTT-4.4.0-1]', async () => {
     broker = await startBroker();
     const first = await connect(broker, 'unacked');
-    first.c.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'u/#', qos: 1 }] });
-    await first.c.next('suback');
+    await first.c.subscribe('u/#', 1);
     await publish(broker, 'u/1', 'promised', 1);
     const sent = (await first.c.next('publish')) as IPublishPacket;
     assert.equal(sent.dup, false);
@@ -146,8 +144,7 @@ describe('MQTT state in the database survives a broker restart', () => {
 
     broker = await startBroker();
     const { c } = await connect(broker, 'retained-reader', { clean: true, expiry: 0 });
-    c.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'r/+', qos: 1 }] });
-    await c.next('suback');
+    await c.subscribe('r/+', 1);
     const m = (await c.next('publish')) as IPublishPacket;
     assert.deepEqual([m.topic, m.payload.toString(), m.retain], ['r/keep', 'kept', true]);
     await new Promise((r) => setTimeout(r, 50));
@@ -159,8 +156,7 @@ describe('MQTT state in the database survives a broker restart', () => {
   test('clean start discards the stored session; an expired session is not restored', async () => {
     broker = await startBroker();
     const a = await connect(broker, 'to-clean');
-    a.c.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'cl/#', qos: 1 }] });
-    await a.c.next('suback');
+    await a.c.subscribe('cl/#', 1);
     a.c.send({ cmd: 'disconnect' });
     const b = await connect(broker, 'short', { expiry: 1 });
     b.c.send({ cmd: 'disconnect' });
@@ -183,8 +179,7 @@ describe('MQTT state in the database survives a broker restart', () => {
   test('a session that ends at disconnect is never written', async () => {
     broker = await startBroker();
     const { c } = await connect(broker, 'ephemeral', { clean: true, expiry: 0 });
-    c.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'e/#', qos: 1 }] });
-    await c.next('suback');
+    await c.subscribe('e/#', 1);
     const store = new SqlSessionStore(new RawQueries(t.db));
     await new Promise((r) => setTimeout(r, 30));
     assert.equal(await store.load('ephemeral'), undefined);

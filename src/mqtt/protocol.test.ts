@@ -20,8 +20,7 @@ describe('MQTT 5 protocol details over an in-memory stream', () => {
     const sub = rawClient(broker, 5);
     sub.send(connect('slow-reader', { receiveMaximum: 2 }));
     await sub.next('connack');
-    sub.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'rm/#', qos: 1 }] } as Packet);
-    await sub.next('suback');
+    await sub.subscribe('rm/#', 1);
     const pub = rawClient(broker, 5);
     pub.send(connect('pub'));
     await pub.next('connack');
@@ -53,8 +52,7 @@ describe('MQTT 5 protocol details over an in-memory stream', () => {
     const sub = rawClient(broker, 5);
     sub.send(connect('q2-sub'));
     await sub.next('connack');
-    sub.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'q2', qos: 2 }] } as Packet);
-    await sub.next('suback');
+    await sub.subscribe('q2', 2);
     const pub = rawClient(broker, 5);
     pub.send(connect('q2-pub'));
     await pub.next('connack');
@@ -74,8 +72,7 @@ describe('MQTT 5 protocol details over an in-memory stream', () => {
     const sub = rawClient(broker, 5);
     sub.send(connect('alias-sub'));
     await sub.next('connack');
-    sub.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'al/#', qos: 0 }] } as Packet);
-    await sub.next('suback');
+    await sub.subscribe('al/#', 0);
     const pub = rawClient(broker, 5);
     pub.send(connect('alias-pub'));
     await pub.next('connack');
@@ -94,8 +91,7 @@ describe('MQTT 5 protocol details over an in-memory stream', () => {
     const sub = rawClient(broker, 5);
     sub.send(connect('out-alias', { topicAliasMaximum: 4 }));
     await sub.next('connack');
-    sub.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'oa', qos: 0 }] } as Packet);
-    await sub.next('suback');
+    await sub.subscribe('oa', 0);
     const pub = rawClient(broker, 5);
     pub.send(connect('oa-pub'));
     await pub.next('connack');
@@ -110,8 +106,7 @@ describe('MQTT 5 protocol details over an in-memory stream', () => {
     const sub = rawClient(broker, 5);
     sub.send(connect('small', { maximumPacketSize: 64 }));
     await sub.next('connack');
-    sub.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'mp', qos: 0 }] } as Packet);
-    await sub.next('suback');
+    await sub.subscribe('mp', 0);
     const pub = rawClient(broker, 5);
     pub.send(connect('mp-pub'));
     await pub.next('connack');
@@ -136,8 +131,7 @@ describe('MQTT 5 protocol details over an in-memory stream', () => {
     const watcher = rawClient(broker, 5);
     watcher.send(connect('will-watch'));
     await watcher.next('connack');
-    watcher.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: 'will/#', qos: 0 }] } as Packet);
-    await watcher.next('suback');
+    await watcher.subscribe('will/#', 0);
     const willConnect = (id: string, delay: number) =>
       connect(id, { sessionExpiryInterval: 60 }, { clean: false, will: { topic: `will/${id}`, payload: Buffer.from('bye'), qos: 0, retain: false, properties: { willDelayInterval: delay } } });
     const a = rawClient(broker, 5);
@@ -184,8 +178,7 @@ describe('slow subscribers', () => {
     client.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId, clean: true, keepalive: 0 });
     await client.next('connack');
     if (topic !== undefined) {
-      client.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic, qos: 0 }] });
-      await client.next('suback');
+      await client.subscribe(topic, 0);
     }
     return { client, conn: [...broker.connections].find((c) => c.clientId === clientId)! };
   }

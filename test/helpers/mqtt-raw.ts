@@ -1,6 +1,6 @@
 // An MQTT client made of raw packets over an in-memory stream pair: exact packets, no sockets.
 import { Duplex } from 'node:stream';
-import mqttPacket, { type Packet } from 'mqtt-packet';
+import mqttPacket, { type ISubackPacket, type Packet } from 'mqtt-packet';
 import type { Broker } from '../../src/mqtt/broker.js';
 
 /** Two connected in-memory streams: what one writes, the other reads. */
@@ -48,6 +48,11 @@ export function rawClient(broker: Broker, protocolVersion: 4 | 5) {
     /** Closes the connection without DISCONNECT (as a client that goes away). */
     drop() {
       clientSide.end();
+    },
+    /** SUBSCRIBE to one filter (packet id 1) and wait for the SUBACK; its reason codes. */
+    async subscribe(topic: string, qos: 0 | 1 | 2): Promise<number[]> {
+      this.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic, qos }] });
+      return ((await this.next('suback')) as ISubackPacket).granted as number[];
     },
     async next(cmd: string, ms = 2000): Promise<Packet> {
       const deadline = Date.now() + ms;
