@@ -312,13 +312,17 @@ export class Broker {
    * Share groups get it here too, unless the policy feeds them on their own (across nodes).
    */
   route(message: BrokerMessage): number {
-    this.congested = undefined;
     if (message.expiresAt !== undefined && message.expiresAt <= Date.now()) return 0;
     const deliveries = this.index.match(message.topic, message.origin, message.qos, !this.policy.feedsShareGroups);
+    this.congested = undefined;
     for (const d of deliveries) {
       // [MQTT-3.3.1-9]/[MQTT-3.3.1-13]: forwarded messages carry RETAIN only with Retain As Published
       d.session.deliver(message, d.qos, d.retainAsPublished && message.retain, d.subscriptionIds);
     }
+    // flow control: the publisher, when it is connected here, reads no more until its slow subscribers catch up
+    const slow = this.congested;
+    this.congested = undefined;
+    if (slow && message.origin !== undefined) this.sessions.get(message.origin)?.connection?.waitFor(slow);
     return deliveries.length;
   }
 
@@ -327,15 +331,9 @@ export class Broker {
     if (session.persistent) await this.journal?.flush();
   }
 
+  /** A subscriber that does not keep up met the message being routed (Connection.sendPublish, during route). */
   noteCongested(conn: Connection): void {
     (this.congested ??= new Set()).add(conn);
-  }
-
-  /** The slow subscribers the last routed message met (once). */
-  takeCongested(): Set<Connection> | undefined {
-    const c = this.congested;
-    this.congested = undefined;
-    return c;
   }
 
   /** A message for one share group (the policy picked this node for it): one local member gets it (§4.8.2). */

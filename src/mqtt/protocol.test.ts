@@ -210,4 +210,21 @@ describe('slow subscribers', () => {
     assert.equal(sub.packets.filter((p) => p.cmd === 'publish').length, 60, 'every message delivered');
     broker.close();
   });
+
+  test('a publisher whose messages are routed later (retained: stored first) is the one that waits', async () => {
+    const broker = newBroker({ maxWriteBuffer: 256 * 1024 });
+    const { conn: subConn } = await connected(broker, 'behind-r', 'kept');
+    subConn.stream.cork();
+    const { client: other, conn: bystander } = await connected(broker, 'bystander');
+    const { client: pub, conn: pubConn } = await connected(broker, 'retainer');
+    for (let i = 0; i < 60; i++) pub.send({ cmd: 'publish', topic: 'kept', payload: Buffer.alloc(1000, i), qos: 0, retain: true, dup: false });
+    await new Promise((r) => setTimeout(r, 50));
+    // another client publishes elsewhere, also routed later: it meets no slow subscriber and must not be paused
+    other.send({ cmd: 'publish', topic: 'elsewhere', payload: Buffer.from('x'), qos: 0, retain: true, dup: false });
+    await new Promise((r) => setTimeout(r, 20));
+    assert.equal(pubConn.stream.isPaused(), true, 'the publisher waits');
+    assert.equal(bystander.stream.isPaused(), false, 'nobody else does');
+    subConn.stream.uncork();
+    broker.close();
+  });
 });

@@ -80,9 +80,7 @@ export function handlePublish(conn: Connection, packet: IPublishPacket): void | 
     return;
   }
 
-  const outcome = broker.publish(conn, message);
-  const slow = broker.takeCongested();
-  if (slow) conn.waitFor(slow); // flow control: read no more from this publisher until they catch up
+  const outcome = broker.publish(conn, message); // routing pauses this publisher if its subscribers fall behind
   // no promise (and no microtask) when nothing had to wait: the QoS 0 fast path
   if (outcome instanceof Promise) return outcome.then((o) => published(conn, packet, topic, o));
   published(conn, packet, topic, outcome);
