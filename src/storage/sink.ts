@@ -92,7 +92,10 @@ class SqliteSink implements MessageSink {
     const pay = insert('message_payloads', payloadColumns);
     const latest = insert('latest_values', recordColumns, ` ${latestConflict}`);
     const bool = (b: boolean | null) => (b === null ? null : b ? 1 : 0);
-    this.writeAll = db.transaction((all: RowBatch) => {
+    // Both transactions read before they write. Begun deferred, they would fail with
+    // SQLITE_BUSY_SNAPSHOT when another connection (the main thread, next to the writer thread)
+    // committed in between; begun immediate, they wait for the lock instead (busy_timeout).
+    const writeAll = db.transaction((all: RowBatch) => {
       // ids first: a message recorded before (a redelivered batch) is not stored again
       const fresh = new Set<string>();
       for (const id of all.ids) if (!fresh.has(id) && known.get(id) === undefined) fresh.add(id);
@@ -110,6 +113,7 @@ class SqliteSink implements MessageSink {
         latest.run(r.id, r.seq, r.org_id, r.channel, r.subtopic, r.publisher, r.protocol, r.name, r.unit, r.time, r.update_time, r.value, r.string_value, bool(r.bool_value), r.data_value, r.sum);
       }
     });
+    this.writeAll = (batch) => writeAll.immediate(batch);
 
     // Records have no index on id: the old ones are the rowids up to the last row of the newest
     // message before the boundary (rowids grow as messages are stored), checked one by one.
@@ -121,7 +125,7 @@ class SqliteSink implements MessageSink {
     const dropLatest = db.prepare('DELETE FROM latest_values WHERE channel = ? AND name = ? AND subtopic = ? AND publisher = ?');
     const refillLatest = db.prepare(latestRefill(() => '?'));
     const pruneIds = db.prepare('DELETE FROM message_ids WHERE id IN (SELECT id FROM message_ids WHERE id < ? LIMIT ?)');
-    this.pruneAll = db.transaction((boundaryId: string, limit: number) => {
+    const pruneAll = db.transaction((boundaryId: string, limit: number) => {
       const bound = lastOldRow.get(boundaryId) as number | bigint | null;
       const records = bound === null ? 0 : pruneRecords.run(bound, boundaryId, limit).changes;
       const documents = pruneDocuments.run(boundaryId, limit).changes;
@@ -136,6 +140,7 @@ class SqliteSink implements MessageSink {
       }
       return n + pruneIds.run(boundaryId, limit).changes;
     });
+    this.pruneAll = (boundaryId, limit) => pruneAll.immediate(boundaryId, limit);
   }
 
   async write(batch: RowBatch): Promise<void> {

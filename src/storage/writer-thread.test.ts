@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { Writable } from 'node:stream';
 import { Registry } from 'prom-client';
 import { systemClock } from '../core/clock.js';
 import { uuidv7 } from '../core/ids.js';
@@ -133,6 +134,42 @@ describe('message writer on a worker thread', () => {
       assert.equal(rows.length, 20);
     } finally {
       publishing = false;
+      await writer.stop();
+      await bus.close();
+      await shared.cleanup();
+    }
+  });
+
+  test("the worker's batches are not refused while the main thread commits beside them", async () => {
+    const shared = await sharedDatabase();
+    const failures: string[] = [];
+    const errors = new Writable({
+      write(chunk: Buffer | string, _encoding, done) {
+        failures.push(chunk.toString());
+        done();
+      },
+    });
+    const bus = new MemoryBus({ durable: [writerConsumer], retryDelayMs: 20 });
+    const thread = new WriterThread({ url: shared.url, opaqueMaxBytes: 1024 });
+    const writer = new MessageWriter(bus, thread, systemClock, createLogger('error', errors), new MessagingMetrics(new Registry(), bus), { batchSize: 2000, retentionMs: 0, pruneIntervalMs: 60_000 });
+    const q = new RawQueries(shared.db);
+    const now = new Date().toISOString();
+    try {
+      await thread.start();
+      await writer.start();
+      for (let round = 0; round < 10; round++) {
+        await Promise.all(Array.from({ length: 1000 }, (_, k) => bus.publish(senml('beside', round * 1000 + k))));
+        // small commits from this thread while the worker stores the burst
+        for (let i = 0; i < 40; i++) {
+          await q.run('INSERT INTO organizations (id, name, created_at, updated_at) VALUES (?, ?, ?, ?)', [`o-${round}-${i}`, 'o', now, now]);
+          await new Promise((r) => setImmediate(r));
+        }
+      }
+      await until('the writer has nothing left', () => bus.stats().pending.writer === 0, 30_000);
+      assert.deepEqual(failures, [], 'no batch failed');
+      const rows = await q.all<{ n: number }>('SELECT COUNT(*) AS n FROM messages WHERE channel = ?', ['beside']);
+      assert.equal(Number(rows[0]!.n), 10 * 1000 * 2);
+    } finally {
       await writer.stop();
       await bus.close();
       await shared.cleanup();
