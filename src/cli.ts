@@ -71,7 +71,7 @@ async function main(argv: string[]): Promise<number> {
       const config = loadConfig(env);
       // standard output carries the created user as JSON, for scripts; logs go to standard error
       const log = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, process.stderr);
-      const platform = await createPlatform(config, { log, clock: systemClock });
+      const platform = await createPlatform(config, { log, clock: systemClock, writer: false });
       try {
         const user = await platform.users.create({ email: values.email, password, role: 'admin', ...(values.name ? { name: values.name } : {}) });
         process.stdout.write(JSON.stringify(user) + '\n');

@@ -67,7 +67,9 @@ export interface PlatformDeps {
 }
 
 /** Where the writer stores: on a worker thread when configured and the database is one another connection can open (a file or PostgreSQL). */
-async function storeFor(config: Config, url: string, ownDatabase: boolean, db: Database, log: Logger): Promise<BatchStore> {
+async function storeFor(config: Config, url: string, ownDatabase: boolean, db: Database, log: Logger, writing: boolean): Promise<BatchStore> {
+  // no thread for a platform that does not write (a one-off command such as `admin create`)
+  if (!writing) return localStore(createMessageSink(db), config.opaqueMaxStored);
   if (config.writerThread && ownDatabase && url !== 'sqlite::memory:') {
     const thread = new WriterThread({ url, opaqueMaxBytes: config.opaqueMaxStored });
     await thread.start();
@@ -108,7 +110,7 @@ export async function createPlatform(config: Config, deps: PlatformDeps): Promis
     const connections = new ConnectionService(new ConnectionRepository(db), devices, channels, clock, invalidation);
     const metrics = new Registry();
     const messagingMetrics = new MessagingMetrics(metrics, bus);
-    const writerStore = await storeFor(config, url, deps.db === undefined, db, log);
+    const writerStore = await storeFor(config, url, deps.db === undefined, db, log, deps.writer !== false);
     // the writer reuses the service's parse only when it gets the very envelope object: same thread, in-process bus
     const rememberParse = bus.kind === 'memory' && !(writerStore instanceof WriterThread);
     const messaging = new MessagingService(authorizer, orgs, channels, bus, clock, { maxPayloadBytes: config.messageMaxSize, rememberParse });

@@ -36,10 +36,6 @@ export class Confirmables {
     private readonly onRetransmit: () => void,
   ) {}
 
-  get size(): number {
-    return this.pending.size;
-  }
-
   start(peer: Peer, messageId: number, datagram: Buffer, done: (outcome: Outcome) => void): void {
     const key = `${peerKey(peer)}:${messageId}`;
     // RFC 7252 §4.2: the initial timeout is random between ACK_TIMEOUT and ACK_TIMEOUT × ACK_RANDOM_FACTOR

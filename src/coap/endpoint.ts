@@ -158,7 +158,8 @@ export class CoapEndpoint {
     this.requests.set(id, remembered);
     const reply = await this.handle(p, peer);
     const datagram = this.encodeReply(p, reply);
-    remembered.reply = datagram;
+    // only a confirmable duplicate is answered again (above): a NON reply need not be kept
+    if (p.confirmable) remembered.reply = datagram;
     this.send(datagram, peer);
   }
 

@@ -137,7 +137,3 @@ export function reset(messageId: number): Buffer {
   return encode({ code: '0.00', messageId, reset: true });
 }
 
-/** An empty ACK (RFC 7252 §4.2), e.g. for a confirmable response we did not ask for. */
-export function emptyAck(messageId: number): Buffer {
-  return encode({ code: '0.00', messageId, ack: true });
-}

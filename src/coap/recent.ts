@@ -12,10 +12,6 @@ export class RecentMap<V> {
     private readonly now: () => number,
   ) {}
 
-  get size(): number {
-    return this.entries.size;
-  }
-
   get(key: string): V | undefined {
     const e = this.entries.get(key);
     if (!e) return undefined;
@@ -26,21 +22,11 @@ export class RecentMap<V> {
     return e.value;
   }
 
-  has(key: string): boolean {
-    return this.get(key) !== undefined;
-  }
-
-  /** Sets a new entry (a later `update` keeps its expiry). */
+  /** Sets a new entry. */
   set(key: string, value: V): void {
     this.entries.delete(key);
     this.entries.set(key, { value, expires: this.now() + this.ttlMs });
     if (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value!);
-  }
-
-  /** Replaces the value of a live entry without moving its expiry. */
-  update(key: string, value: V): void {
-    const e = this.entries.get(key);
-    if (e) e.value = value;
   }
 
   delete(key: string): void {

@@ -2,7 +2,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import type * as KyselyModuleNs from 'kysely';
-import type { DatabaseConnection, Dialect, Kysely } from 'kysely';
+import type { DatabaseConnection, Driver, Kysely } from 'kysely';
 import type pg from 'pg';
 import type { Tables } from './schema.js';
 
@@ -39,18 +39,18 @@ type KyselyModule = typeof KyselyModuleNs;
  */
 function queryBuilder(k: KyselyModule, sqlite: SqliteDatabase.Database | undefined, pool: pg.Pool | undefined): Kysely<Tables> {
   if (!sqlite) return new k.Kysely<Tables>({ dialect: new k.PostgresDialect({ pool: pool! }) });
+  const database = sqlite;
   class ImmediateSqliteDriver extends k.SqliteDriver {
     override async beginTransaction(connection: DatabaseConnection): Promise<void> {
       await connection.executeQuery(k.CompiledQuery.raw('begin immediate'));
     }
   }
-  const dialect: Dialect = {
-    createDriver: () => new ImmediateSqliteDriver({ database: sqlite }),
-    createQueryCompiler: () => new k.SqliteQueryCompiler(),
-    createAdapter: () => new k.SqliteAdapter(),
-    createIntrospector: (db) => new k.SqliteIntrospector(db),
-  };
-  return new k.Kysely<Tables>({ dialect });
+  class ImmediateSqliteDialect extends k.SqliteDialect {
+    override createDriver(): Driver {
+      return new ImmediateSqliteDriver({ database });
+    }
+  }
+  return new k.Kysely<Tables>({ dialect: new ImmediateSqliteDialect({ database }) });
 }
 
 /** Page size of a new SQLite database: 16 KiB pages stored SenML records about a quarter faster than the default 4 KiB (bench/writer). */

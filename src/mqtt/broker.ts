@@ -9,6 +9,7 @@ import { Session } from './session.js';
 import { SessionJournal, type SessionStore, type StoredSession } from './store.js';
 import type { ClusterLink } from './cluster.js';
 import { excluded, SubscriptionIndex } from './subscriptions.js';
+import { parseSharedFilter } from './topics.js';
 import { rc, type BrokerMessage, type SubscriptionOptions } from './types.js';
 
 export interface BrokerOptions {
@@ -467,9 +468,8 @@ export class Broker {
   }
 }
 
-/** A subscription key: the filter, or `$share/<group>/<filter>` (§4.8.2). */
+/** A subscription key: the filter, or `$share/<group>/<filter>` (§4.8.2; checked at SUBSCRIBE). */
 function splitKey(key: string): { filter: string; group?: string } {
-  if (!key.startsWith('$share/')) return { filter: key };
-  const parts = key.split('/');
-  return { filter: parts.slice(2).join('/'), group: parts[1]! };
+  const shared = parseSharedFilter(key);
+  return shared && !('error' in shared) ? shared : { filter: key };
 }
