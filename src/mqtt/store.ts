@@ -66,8 +66,8 @@ export class SessionJournal {
   private pending: (SessionChange | null)[] = [];
   /** Pending 'message' changes by session and seq, to coalesce. */
   private readonly pendingMessages = new Map<string, number>();
-  /** Messages written and not yet deleted: their 'done' must reach the database. */
-  private readonly written = new Set<string>();
+  /** Messages written and not yet deleted, per client: their 'done' must reach the database. */
+  private readonly written = new Map<string, Set<number>>();
   private timer: NodeJS.Timeout | undefined;
   private writing: Promise<void> = Promise.resolve();
 
@@ -90,10 +90,10 @@ export class SessionJournal {
       if (at !== undefined) {
         this.pending[at] = null;
         this.pendingMessages.delete(key);
-        if (!this.written.has(key)) return; // never written: nothing to delete
+        if (!this.written.get(change.clientId)?.has(change.seq)) return; // never written: nothing to delete
       }
     } else if (change.op === 'end') {
-      for (const key of this.written) if (key.startsWith(`${change.clientId}\u0000`)) this.written.delete(key);
+      this.written.delete(change.clientId);
     }
     this.pending.push(change);
     if (this.pending.length >= this.maxPending) this.flushSoon(0);
@@ -108,7 +108,13 @@ export class SessionJournal {
 
   /** Messages that are in the store already (a restored session's): acknowledging them must delete them. */
   stored(clientId: string, seqs: Iterable<number>): void {
-    for (const seq of seqs) this.written.add(`${clientId}\u0000${seq}`);
+    for (const seq of seqs) this.markWritten(clientId, seq);
+  }
+
+  private markWritten(clientId: string, seq: number): void {
+    let seqs = this.written.get(clientId);
+    if (!seqs) this.written.set(clientId, (seqs = new Set()));
+    seqs.add(seq);
   }
 
   /** Resolves once everything recorded so far is written (or its write failed and was logged). */
@@ -120,8 +126,8 @@ export class SessionJournal {
     this.pendingMessages.clear();
     if (batch.length === 0) return this.writing;
     for (const c of batch) {
-      if (c.op === 'message') this.written.add(`${c.clientId}\u0000${c.message.seq}`);
-      else if (c.op === 'done') this.written.delete(`${c.clientId}\u0000${c.seq}`);
+      if (c.op === 'message') this.markWritten(c.clientId, c.message.seq);
+      else if (c.op === 'done') this.written.get(c.clientId)?.delete(c.seq);
     }
     this.writing = this.writing.then(() =>
       this.store.apply(batch).catch((e: unknown) => this.onError(e, batch.length)),
