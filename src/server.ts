@@ -35,18 +35,13 @@ export async function startServer(config: Config = loadConfig(), opts: { log?: L
     await app.listen({ host: config.host, port: config.httpPort });
     const addr = app.server.address() as AddressInfo;
     log.info({ host: addr.address, port: addr.port, tls: Boolean(config.httpTlsCert) }, 'HTTP API listening');
-    let mqtt: MqttServers;
-    try {
-      mqtt = await listenMqtt(platform, brokers);
-    } catch (e) {
-      await app.close();
-      throw e;
-    }
+    let mqtt: MqttServers | undefined;
     let coap: CoapListener | undefined;
     try {
+      mqtt = await listenMqtt(platform, brokers);
       if (config.coapPort >= 0) coap = await listenCoap(platform);
     } catch (e) {
-      await mqtt.close();
+      await mqtt?.close();
       await app.close();
       throw e;
     }

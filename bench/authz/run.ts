@@ -5,7 +5,7 @@
 //
 // PostgreSQL comes from FLEETWIRE_BENCH_POSTGRES_URL, else FLEETWIRE_TEST_POSTGRES_URL, else
 // postgres://postgres@127.0.0.1:5432/test; when it is not reachable that case is skipped.
-import { postgresSkipReason } from '../databases.js';
+import { postgresSkipReason, postgresUrl, postgresWhere } from '../databases.js';
 import { DeviceAuthorizer } from '../../src/auth/decision.js';
 import { createAccessStore } from '../../src/auth/access-store.js';
 import { formatRate, machine, measure, measurementTable, numberOption, type Measurement, type MeasureOptions } from '../harness.js';
@@ -15,7 +15,6 @@ const targets = { cacheHit: 1_000_000, coldSqlite: 20_000 }; // decisions/s, fro
 
 const seconds = numberOption('seconds', 'FLEETWIRE_BENCH_SECONDS', 5);
 const size = { devices: numberOption('devices', 'FLEETWIRE_BENCH_DEVICES', 10_000), channels: numberOption('channels', 'FLEETWIRE_BENCH_CHANNELS', 100) };
-const pgUrl = process.env.FLEETWIRE_BENCH_POSTGRES_URL ?? process.env.FLEETWIRE_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const pgPoolSize = 10;
 
 const timing = { seconds, warmupSeconds: Math.min(2, Math.max(0.5, seconds / 5)) };
@@ -64,8 +63,6 @@ async function sqliteCases(): Promise<Measurement[]> {
 
 
 async function postgresCases(): Promise<Measurement[]> {
-  const where = new URL(pgUrl);
-  where.password = '';
   const skip = await postgresSkipReason();
   if (skip) {
     console.log(`SKIP PostgreSQL: ${skip}`);
@@ -73,15 +70,15 @@ async function postgresCases(): Promise<Measurement[]> {
   }
   let fleet: AuthzFixture;
   try {
-    fleet = await postgresFleet(pgUrl, size, pgPoolSize);
+    fleet = await postgresFleet(postgresUrl, size, pgPoolSize);
   } catch (e) {
-    console.log(`SKIP PostgreSQL: ${where.href} refused the bench (${(e as Error).message}).`);
+    console.log(`SKIP PostgreSQL: ${postgresWhere()} refused the bench (${(e as Error).message}).`);
     return [];
   }
   try {
     const { platform, requests } = fleet;
     const version = (await platform.db.pool!.query<{ server_version: string }>('SHOW server_version')).rows[0]!.server_version;
-    console.log(`PostgreSQL ${version} at ${where.host}, pool of ${pgPoolSize}: ${size.devices} devices, ${size.channels} channels`);
+    console.log(`PostgreSQL ${version} at ${postgresWhere()}, pool of ${pgPoolSize}: ${size.devices} devices, ${size.channels} channels`);
     const cold = new DeviceAuthorizer(createAccessStore(platform.db), platform.keys, 0);
     await checkAllowed(cold, requests);
     return [
