@@ -8,12 +8,19 @@ export const recordColumns = ['id', 'seq', 'org_id', 'channel', 'subtopic', 'pub
 /** Rows → one transaction. */
 export type RowWriter = (rows: RecordRow[]) => Promise<void>;
 
-/** A bare prepared INSERT OR IGNORE run once per row inside one transaction (better-sqlite3). */
+/**
+ * A bare prepared INSERT run once per row inside one transaction (better-sqlite3), into SQLite's
+ * compact record table (migration 4) with the dictionary keys taken as known: the floor under the sink.
+ */
 export function sqliteStatementLoop(db: Database): RowWriter {
   const sqlite = db.sqlite!;
-  const st = sqlite.prepare(`INSERT OR IGNORE INTO messages (${recordColumns.join(', ')}) VALUES (${recordColumns.map(() => '?').join(', ')})`);
+  const st = sqlite.prepare('INSERT INTO messages (channel_key, source, msg, name, unit, time, update_time, value, string_value, bool_value, data_value, sum) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)');
+  let msg = 0;
   const tx = sqlite.transaction((rows: RecordRow[]) => {
-    for (const r of rows) st.run(r.id, r.seq, r.org_id, r.channel, r.subtopic, r.publisher, r.protocol, r.name, r.unit, r.time, r.update_time, r.value, r.string_value, r.bool_value === null ? null : Number(r.bool_value), r.data_value, r.sum);
+    for (const r of rows) {
+      if (r.seq === 0) msg++;
+      st.run(1, 1, msg, r.name, r.unit, r.time, r.update_time, r.value, r.string_value, r.bool_value === null ? null : Number(r.bool_value), r.data_value, r.sum);
+    }
   });
   return async (rows) => tx(rows);
 }

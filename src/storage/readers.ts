@@ -68,10 +68,17 @@ export interface StoredDocument {
 export type StoredPayload = Omit<PayloadRow, 'org_id'>;
 
 /** A record row as the databases return it: SQLite gives booleans as 0/1. */
-type RecordRowOut = Omit<RecordRow, 'org_id' | 'bool_value'> & { bool_value: number | boolean | null };
+type RecordRowOut = Omit<RecordRow, 'id' | 'seq' | 'org_id' | 'bool_value'> & { bool_value: number | boolean | null };
 
 const comparators: Record<Comparator, string> = { eq: '=', lt: '<', le: '<=', gt: '>', ge: '>=' };
-const recordSelect = 'id, seq, channel, subtopic, publisher, protocol, name, unit, time, update_time, value, string_value, bool_value, data_value, sum';
+const valueSelect = 'channel, subtopic, publisher, protocol, name, unit, time, update_time, value, string_value, bool_value, data_value, sum';
+
+/**
+ * What orders records of the same time, after it: on SQLite the record's rowid (a message's records
+ * take consecutive rowids in pack order), on PostgreSQL the message id and the record's place in
+ * its pack. Either is unique per record, as keyset paging needs.
+ */
+const tieColumns = { sqlite: ['row'], postgres: ['id', 'seq'] } as const;
 
 function toRecord(r: RecordRowOut): MessageRecord {
   const out: MessageRecord = { channel: r.channel, subtopic: r.subtopic, publisher: r.publisher, protocol: r.protocol, name: r.name, time: r.time };
@@ -110,17 +117,26 @@ function where(f: MessageFilter, valueColumns: boolean): { sql: string; params: 
 /** Queries over stored messages, identical on SQLite and PostgreSQL. */
 export class MessageReaders {
   private readonly q: RawQueries;
+  private readonly tie: readonly string[];
+  private readonly recordSelect: string;
 
   constructor(private readonly db: Database) {
     this.q = new RawQueries(db);
+    this.tie = tieColumns[db.kind];
+    this.recordSelect = `${this.tie.join(', ')}, ${valueSelect}`;
+  }
+
+  /** ORDER BY of records: `first` columns, then time, then the tie columns, all in `dir`. */
+  private orderBy(dir: 'ASC' | 'DESC', ...first: string[]): string {
+    return [...first, 'time', ...this.tie].map((c) => `${c} ${dir}`).join(', ');
   }
 
   async records(f: MessageFilter, page: Paging, order: RecordOrder = 'time'): Promise<{ total: number; items: MessageRecord[] }> {
     const w = where(f, true);
-    const [{ n }] = (await this.q.all<{ n: number }>(`SELECT COUNT(*) AS n FROM messages WHERE ${w.sql}`, w.params)) as [{ n: number }];
+    const [{ n }] = (await this.q.all<{ n: number }>(`SELECT COUNT(*) AS n FROM message_records WHERE ${w.sql}`, w.params)) as [{ n: number }];
     const dir = page.dir === 'asc' ? 'ASC' : 'DESC';
-    const orderBy = order === 'time' ? `time ${dir}, id ${dir}, seq ${dir}` : `${order} ${dir}, time ${dir}, id ${dir}, seq ${dir}`;
-    const rows = await this.q.all<RecordRowOut>(`SELECT ${recordSelect} FROM messages WHERE ${w.sql} ORDER BY ${orderBy} LIMIT ? OFFSET ?`, [...w.params, page.limit, page.offset]);
+    const orderBy = order === 'time' ? this.orderBy(dir) : this.orderBy(dir, order);
+    const rows = await this.q.all<RecordRowOut>(`SELECT ${this.recordSelect} FROM message_records WHERE ${w.sql} ORDER BY ${orderBy} LIMIT ? OFFSET ?`, [...w.params, page.limit, page.offset]);
     return { total: Number(n), items: rows.map(toRecord) };
   }
 
@@ -129,12 +145,15 @@ export class MessageReaders {
     const w = where(f, true);
     const d = dir === 'asc' ? 'ASC' : 'DESC';
     const cmp = dir === 'asc' ? '>' : '<';
-    let after: RecordRowOut | undefined;
+    // (time, tie…) after the last row sent, as nested comparisons: time > ? OR (time = ? AND (…))
+    const keyColumns = ['time', ...this.tie];
+    const keysetSql = keyColumns.reduceRight((inner, c) => (inner ? `(${c} ${cmp} ? OR (${c} = ? AND ${inner}))` : `${c} ${cmp} ?`), '');
+    let after: (RecordRowOut & Record<string, unknown>) | undefined;
     let sent = 0;
     while (sent < max) {
-      const keyset = after ? ` AND (time ${cmp} ? OR (time = ? AND (id ${cmp} ? OR (id = ? AND seq ${cmp} ?))))` : '';
-      const params = after ? [...w.params, after.time, after.time, after.id, after.id, after.seq] : w.params;
-      const rows = await this.q.all<RecordRowOut>(`SELECT ${recordSelect} FROM messages WHERE ${w.sql}${keyset} ORDER BY time ${d}, id ${d}, seq ${d} LIMIT ?`, [...params, Math.min(5000, max - sent)]);
+      const keyset = after ? ` AND ${keysetSql}` : '';
+      const params = after ? [...w.params, ...keyColumns.flatMap((c, i) => (i < keyColumns.length - 1 ? [after![c], after![c]] : [after![c]]))] : w.params;
+      const rows = await this.q.all<RecordRowOut & Record<string, unknown>>(`SELECT ${this.recordSelect} FROM message_records WHERE ${w.sql}${keyset} ORDER BY ${this.orderBy(d)} LIMIT ?`, [...params, Math.min(5000, max - sent)]);
       for (const r of rows) yield toRecord(r);
       sent += rows.length;
       if (rows.length < 5000) return;
@@ -148,7 +167,7 @@ export class MessageReaders {
     const bucket = this.db.kind === 'postgres' ? 'floor(time / ?) * ?' : 'CAST(time / ? AS INTEGER) * ?';
     const fn = aggregation === 'count' ? 'COUNT(*)' : `${aggregation.toUpperCase()}(value)`;
     const numeric = aggregation === 'count' ? '' : ' AND value IS NOT NULL';
-    const grouped = `SELECT name, ${bucket} AS bucket, ${fn} AS agg, COUNT(*) AS n FROM messages WHERE ${w.sql}${numeric} GROUP BY name, bucket`;
+    const grouped = `SELECT name, ${bucket} AS bucket, ${fn} AS agg, COUNT(*) AS n FROM message_records WHERE ${w.sql}${numeric} GROUP BY name, bucket`;
     const params = [interval, interval, ...w.params];
     const dir = page.dir === 'asc' ? 'ASC' : 'DESC';
     // one pass over the records: the number of groups comes with the page (a window over the
@@ -174,8 +193,9 @@ export class MessageReaders {
   async latest(f: MessageFilter): Promise<MessageRecord[]> {
     const onlyKeys = Object.entries(f).every(([k, v]) => v === undefined || k === 'channel' || k === 'subtopic' || k === 'publisher');
     const w = where(f, true);
+    const newestFirst = [...(onlyKeys ? tieColumns.postgres : this.tie)].map((c) => `${c} DESC`).join(', '); // latest_values keeps (id, seq) on both
     const rows = await this.q.all<RecordRowOut>(
-      `SELECT ${recordSelect} FROM (SELECT ${recordSelect}, ROW_NUMBER() OVER (PARTITION BY name ORDER BY time DESC, id DESC, seq DESC) AS rn FROM ${onlyKeys ? 'latest_values' : 'messages'} WHERE ${w.sql}) r WHERE rn = 1 ORDER BY name`,
+      `SELECT ${valueSelect} FROM (SELECT ${valueSelect}, ROW_NUMBER() OVER (PARTITION BY name ORDER BY time DESC, ${newestFirst}) AS rn FROM ${onlyKeys ? 'latest_values' : 'message_records'} WHERE ${w.sql}) r WHERE rn = 1 ORDER BY name`,
       w.params,
     );
     return rows.map(toRecord);

@@ -38,7 +38,7 @@ describe('message sink', () => {
     await write([a, b, c]); // redelivered after a crash
     const d = senml(t0 + 3, [{ n: 'x', v: 3 }], 'dup');
     await write([a, d, d, c]);
-    assert.equal(await count('messages', 'dup'), 2 + 1 + 1);
+    assert.equal(await count('message_records', 'dup'), 2 + 1 + 1);
     assert.equal(await count('message_documents', 'dup'), 1);
     assert.equal(await count('message_payloads', 'dup'), 1);
     const latest = await readers.latest({ channel: 'dup' });
@@ -64,7 +64,7 @@ describe('message sink', () => {
     let pruned = 0;
     for (let n = -1; n !== 0; pruned += n) n = await sink.pruneBefore(idBoundary(t0 + 30_000), 2); // small chunks: several rounds
     assert.ok(pruned >= 3 + 1 + 1);
-    assert.equal(await count('messages', 'ret'), 1);
+    assert.equal(await count('message_records', 'ret'), 1);
     assert.equal(await count('message_documents', 'ret'), 0);
     assert.equal(await count('message_payloads', 'ret'), 1);
     const ids = await q.all<{ id: string }>('SELECT id FROM message_ids WHERE id < ?', [idBoundary(t0 + 30_000)]);
@@ -73,6 +73,6 @@ describe('message sink', () => {
     assert.deepEqual((await readers.latest({ channel: 'ret' })).map((r) => [r.name, r.value]), [['kept', 2]]);
     // a message younger than the boundary is still recognised when redelivered
     await write(young);
-    assert.equal(await count('messages', 'ret'), 1);
+    assert.equal(await count('message_records', 'ret'), 1);
   });
 });

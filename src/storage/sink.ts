@@ -24,9 +24,6 @@ const latestUpdate = recordColumns.filter((c) => !(latestKey as readonly string[
 /** Only a newer record replaces the stored one: newer by time, then id, then seq, as the readers order. */
 const newerThanStored = 'excluded.time > latest_values.time OR (excluded.time = latest_values.time AND (excluded.id > latest_values.id OR (excluded.id = latest_values.id AND excluded.seq > latest_values.seq)))';
 const latestConflict = `ON CONFLICT (${latestKey.join(', ')}) DO UPDATE SET ${latestUpdate.map((c) => `${c} = excluded.${c}`).join(', ')} WHERE ${newerThanStored}`;
-/** Refills one (channel, name, subtopic, publisher) of `latest_values` from the records kept by retention (id ≥ boundary). */
-const latestRefill = (p: (i: number) => string) =>
-  `INSERT INTO latest_values (${recordColumns.join(', ')}) SELECT ${recordColumns.join(', ')} FROM messages WHERE channel = ${p(1)} AND name = ${p(2)} AND subtopic = ${p(3)} AND publisher = ${p(4)} AND id >= ${p(5)} ORDER BY time DESC, id DESC, seq DESC LIMIT 1 ON CONFLICT DO NOTHING`;
 
 function isNewer(a: RecordRow, b: RecordRow): boolean {
   return a.time > b.time || (a.time === b.time && (a.id > b.id || (a.id === b.id && a.seq > b.seq)));
@@ -79,19 +76,58 @@ function freshPart(batch: RowBatch, fresh: Set<string>): RowBatch {
   return { ids: [...fresh], records: rowsOf(batch.records, fresh), documents: rowsOf(batch.documents, fresh), payloads: rowsOf(batch.payloads, fresh), rejected: batch.rejected };
 }
 
+/**
+ * The SQLite layout (migration 4): a record row holds integer keys for its channel, its source
+ * (channel, subtopic, publisher, protocol) and its message, and only its own values besides.
+ */
 class SqliteSink implements MessageSink {
   private readonly writeAll: (batch: RowBatch) => void;
   private readonly pruneAll: (boundaryId: string, limit: number) => number;
+  /**
+   * Dictionary keys, nested on the rows' own strings (no key is built per message). Cleared when a
+   * transaction fails: the keys it added are gone with it.
+   */
+  private channelKeys: Level<number> = new Map();
+  private sourceKeys: Level<Level<Level<Level<number>>>> = new Map();
 
   constructor(db: NonNullable<Database['sqlite']>) {
     const insert = (table: string, cols: readonly string[], tail = '') => db.prepare(`INSERT ${tail ? '' : 'OR IGNORE '}INTO ${table} (${cols.join(', ')}) VALUES (${cols.map(() => '?').join(', ')})${tail}`);
     const known = db.prepare('SELECT 1 FROM message_ids WHERE id = ?').pluck();
-    const recordId = db.prepare('INSERT INTO message_ids (id, last_row) VALUES (?, ?)');
-    const rec = db.prepare(`INSERT INTO messages (${recordColumns.join(', ')}) VALUES (${recordColumns.map(() => '?').join(', ')})`);
+    const lastKey = db.prepare('SELECT MAX(key) FROM message_ids').pluck();
+    const recordId = db.prepare('INSERT INTO message_ids (key, id, last_row) VALUES (?, ?, ?)');
+    const channelKey = db.prepare('SELECT key FROM message_channels WHERE channel = ?').pluck();
+    const newChannel = db.prepare('INSERT INTO message_channels (channel) VALUES (?)');
+    const sourceKey = db.prepare('SELECT key FROM message_sources WHERE channel = ? AND publisher = ? AND subtopic = ? AND protocol = ?').pluck();
+    const newSource = db.prepare('INSERT INTO message_sources (org_id, channel, subtopic, publisher, protocol) VALUES (?, ?, ?, ?, ?)');
+    const rec = db.prepare('INSERT INTO messages (channel_key, source, msg, name, unit, time, update_time, value, string_value, bool_value, data_value, sum) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)');
     const doc = insert('message_documents', documentColumns);
     const pay = insert('message_payloads', payloadColumns);
     const latest = insert('latest_values', recordColumns, ` ${latestConflict}`);
     const bool = (b: boolean | null) => (b === null ? null : b ? 1 : 0);
+
+    const channelOf = (channel: string): number => {
+      let key = this.channelKeys.get(channel);
+      if (key === undefined) {
+        key = (channelKey.get(channel) as number | undefined) ?? Number(newChannel.run(channel).lastInsertRowid);
+        this.channelKeys.set(channel, key);
+      }
+      return key;
+    };
+    const sourceOf = (r: RecordRow): number => {
+      let byPublisher = this.sourceKeys.get(r.channel);
+      if (byPublisher === undefined) this.sourceKeys.set(r.channel, (byPublisher = new Map()));
+      let bySubtopic = byPublisher.get(r.publisher);
+      if (bySubtopic === undefined) byPublisher.set(r.publisher, (bySubtopic = new Map()));
+      let byProtocol = bySubtopic.get(r.subtopic);
+      if (byProtocol === undefined) bySubtopic.set(r.subtopic, (byProtocol = new Map()));
+      let key = byProtocol.get(r.protocol);
+      if (key === undefined) {
+        key = (sourceKey.get(r.channel, r.publisher, r.subtopic, r.protocol) as number | undefined) ?? Number(newSource.run(r.org_id, r.channel, r.subtopic, r.publisher, r.protocol).lastInsertRowid);
+        byProtocol.set(r.protocol, key);
+      }
+      return key;
+    };
+
     // Both transactions read before they write. Begun deferred, they would fail with
     // SQLITE_BUSY_SNAPSHOT when another connection (the main thread, next to the writer thread)
     // committed in between; begun immediate, they wait for the lock instead (busy_timeout).
@@ -100,31 +136,60 @@ class SqliteSink implements MessageSink {
       const fresh = new Set<string>();
       for (const id of all.ids) if (!fresh.has(id) && known.get(id) === undefined) fresh.add(id);
       const batch = freshPart(all, fresh);
+      // message keys in arrival order; this transaction is the only writer (begun immediate)
+      let nextKey = Number((lastKey.get() as number | null) ?? 0);
+      const keys = new Map<string, number>();
+      for (const id of fresh) keys.set(id, ++nextKey);
       // the last rowid of each message's records: retention finds old records through it
       const lastRow = new Map<string, number | bigint>();
+      // a message's records are consecutive (rows.ts): its keys are looked up once
+      let id = '';
+      let channel = 0;
+      let source = 0;
+      let msg = 0;
       for (const r of batch.records) {
-        const info = rec.run(r.id, r.seq, r.org_id, r.channel, r.subtopic, r.publisher, r.protocol, r.name, r.unit, r.time, r.update_time, r.value, r.string_value, bool(r.bool_value), r.data_value, r.sum);
-        lastRow.set(r.id, info.lastInsertRowid);
+        if (r.id !== id) {
+          id = r.id;
+          channel = channelOf(r.channel);
+          source = sourceOf(r);
+          msg = keys.get(id)!;
+        }
+        const info = rec.run(channel, source, msg, r.name, r.unit, r.time, r.update_time, r.value, r.string_value, bool(r.bool_value), r.data_value, r.sum);
+        lastRow.set(id, info.lastInsertRowid);
       }
-      for (const id of fresh) recordId.run(id, lastRow.get(id) ?? null);
+      for (const [id, key] of keys) recordId.run(key, id, lastRow.get(id) ?? null);
       for (const d of batch.documents) doc.run(d.id, d.seq, d.org_id, d.channel, d.subtopic, d.publisher, d.protocol, d.time, d.document);
       for (const p of batch.payloads) pay.run(p.id, p.org_id, p.channel, p.subtopic, p.publisher, p.protocol, p.content_type, p.time, p.size, p.truncated ? 1 : 0, p.payload);
       for (const r of newestPerName(batch.records)) {
         latest.run(r.id, r.seq, r.org_id, r.channel, r.subtopic, r.publisher, r.protocol, r.name, r.unit, r.time, r.update_time, r.value, r.string_value, bool(r.bool_value), r.data_value, r.sum);
       }
     });
-    this.writeAll = (batch) => writeAll.immediate(batch);
+    this.writeAll = (batch) => {
+      try {
+        writeAll.immediate(batch);
+      } catch (e) {
+        this.channelKeys = new Map();
+        this.sourceKeys = new Map();
+        throw e;
+      }
+    };
 
-    // Records have no index on id: the old ones are the rowids up to the last row of the newest
-    // message before the boundary (rowids grow as messages are stored), checked one by one.
+    // Records have no index on their message: the old ones are the rowids up to the last row of the
+    // newest message before the boundary (rowids grow as messages are stored), checked one by one.
     const lastOldRow = db.prepare('SELECT MAX(last_row) FROM message_ids WHERE id < ?').pluck();
-    const pruneRecords = db.prepare('DELETE FROM messages WHERE rowid IN (SELECT rowid FROM messages WHERE rowid <= ? AND id < ? LIMIT ?)');
+    const pruneRecords = db.prepare('DELETE FROM messages WHERE rowid IN (SELECT m.rowid FROM messages m JOIN message_ids i ON i.key = m.msg WHERE m.rowid <= ? AND i.id < ? LIMIT ?)');
     const pruneDocuments = db.prepare('DELETE FROM message_documents WHERE (id, seq) IN (SELECT id, seq FROM message_documents WHERE id < ? LIMIT ?)');
     const prunePayloads = db.prepare('DELETE FROM message_payloads WHERE id IN (SELECT id FROM message_payloads WHERE id < ? LIMIT ?)');
     const staleLatest = db.prepare('SELECT channel, name, subtopic, publisher FROM latest_values WHERE id < ?');
     const dropLatest = db.prepare('DELETE FROM latest_values WHERE channel = ? AND name = ? AND subtopic = ? AND publisher = ?');
-    const refillLatest = db.prepare(latestRefill(() => '?'));
-    const pruneIds = db.prepare('DELETE FROM message_ids WHERE id IN (SELECT id FROM message_ids WHERE id < ? LIMIT ?)');
+    // every record left is younger than the boundary: the newest of them, with its message's id
+    // (seq 0: it only ever competes with records of other messages)
+    const refillLatest = db.prepare(`INSERT INTO latest_values (${recordColumns.join(', ')})
+      SELECT i.id, 0, s.org_id, s.channel, s.subtopic, s.publisher, s.protocol, m.name, m.unit, m.time, m.update_time, m.value, m.string_value, m.bool_value, m.data_value, m.sum
+      FROM message_channels c JOIN messages m ON m.channel_key = c.key JOIN message_sources s ON s.key = m.source JOIN message_ids i ON i.key = m.msg
+      WHERE c.channel = ? AND m.name = ? AND s.subtopic = ? AND s.publisher = ?
+      ORDER BY m.time DESC, m.rowid DESC LIMIT 1 ON CONFLICT DO NOTHING`);
+    const pruneIds = db.prepare('DELETE FROM message_ids WHERE key IN (SELECT key FROM message_ids WHERE id < ? LIMIT ?)');
     const pruneAll = db.transaction((boundaryId: string, limit: number) => {
       const bound = lastOldRow.get(boundaryId) as number | bigint | null;
       const records = bound === null ? 0 : pruneRecords.run(bound, boundaryId, limit).changes;
@@ -136,7 +201,7 @@ class SqliteSink implements MessageSink {
       let n = records + documents + payloads;
       for (const k of staleLatest.all(boundaryId) as { channel: string; name: string; subtopic: string; publisher: string }[]) {
         n += dropLatest.run(k.channel, k.name, k.subtopic, k.publisher).changes;
-        refillLatest.run(k.channel, k.name, k.subtopic, k.publisher, boundaryId);
+        refillLatest.run(k.channel, k.name, k.subtopic, k.publisher);
       }
       return n + pruneIds.run(boundaryId, limit).changes;
     });
@@ -202,6 +267,8 @@ const recordSql = `WITH r AS (${unnestInsert('messages', recordColumns, recordTy
 INSERT INTO latest_values (${recordColumns.join(', ')})
 SELECT DISTINCT ON (${latestKey.join(', ')}) ${recordColumns.join(', ')} FROM r ORDER BY ${latestKey.join(', ')}, time DESC, id DESC, seq DESC
 ${latestConflict}`;
+/** Refills one (channel, name, subtopic, publisher) of `latest_values` from the records kept by retention (id ≥ boundary). */
+const pgLatestRefill = `INSERT INTO latest_values (${recordColumns.join(', ')}) SELECT ${recordColumns.join(', ')} FROM messages WHERE channel = $1 AND name = $2 AND subtopic = $3 AND publisher = $4 AND id >= $5 ORDER BY time DESC, id DESC, seq DESC LIMIT 1 ON CONFLICT DO NOTHING`;
 const documentSql = unnestInsert('message_documents', documentColumns, documentTypes);
 const payloadSql = unnestInsert('message_payloads', payloadColumns, payloadTypes);
 
@@ -236,7 +303,7 @@ class PostgresSink implements MessageSink {
       await this.db.pgTransaction(async (client) => {
         const gone = await client.query('DELETE FROM latest_values WHERE channel = $1 AND name = $2 AND subtopic = $3 AND publisher = $4 AND id < $5', [k.channel, k.name, k.subtopic, k.publisher, boundaryId]);
         n += gone.rowCount ?? 0;
-        if (gone.rowCount) await client.query(latestRefill((i) => `$${i}`), [k.channel, k.name, k.subtopic, k.publisher, boundaryId]);
+        if (gone.rowCount) await client.query(pgLatestRefill, [k.channel, k.name, k.subtopic, k.publisher, boundaryId]);
       });
     }
     return n + (await del('DELETE FROM message_ids WHERE id IN (SELECT id FROM message_ids WHERE id < $1 LIMIT $2)'));

@@ -89,7 +89,7 @@ describe('message writer on a worker thread', () => {
         await bus.publish(envelope('application/octet-stream', 'raw bytes', 'stored'));
         await until('the writer has nothing left', () => bus.stats().pending.writer === 0);
         // acknowledged means committed: everything is readable from another connection right away
-        assert.equal(await count('messages'), 40 * 2 + 1);
+        assert.equal(await count('message_records'), 40 * 2 + 1);
         assert.equal(await count('message_documents'), 1);
         assert.equal(await count('message_payloads'), 1);
         const [payload] = await q.all<{ size: number; truncated: number | boolean }>('SELECT size, truncated FROM message_payloads WHERE channel = ?', ['stored']);
@@ -167,7 +167,7 @@ describe('message writer on a worker thread', () => {
       }
       await until('the writer has nothing left', () => bus.stats().pending.writer === 0, 30_000);
       assert.deepEqual(failures, [], 'no batch failed');
-      const rows = await q.all<{ n: number }>('SELECT COUNT(*) AS n FROM messages WHERE channel = ?', ['beside']);
+      const rows = await q.all<{ n: number }>('SELECT COUNT(*) AS n FROM message_records WHERE channel = ?', ['beside']);
       assert.equal(Number(rows[0]!.n), 10 * 1000 * 2);
     } finally {
       await writer.stop();
@@ -181,7 +181,7 @@ describe('message writer on a worker thread', () => {
     // a trigger refuses records of this channel until it is dropped
     const sqlite = testDatabaseKind() === 'sqlite';
     await shared.db.exec(sqlite
-      ? "CREATE TRIGGER refuse BEFORE INSERT ON messages WHEN NEW.channel = 'retried' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+      ? "CREATE TRIGGER refuse BEFORE INSERT ON messages WHEN NEW.channel_key = (SELECT key FROM message_channels WHERE channel = 'retried') BEGIN SELECT RAISE(ABORT, 'refused'); END"
       : "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'refused'; END $$ LANGUAGE plpgsql; CREATE TRIGGER refuse BEFORE INSERT ON messages FOR EACH STATEMENT EXECUTE FUNCTION refuse()");
     const bus = new MemoryBus({ durable: [writerConsumer], retryDelayMs: 20 });
     const thread = new WriterThread({ url: shared.url, opaqueMaxBytes: 1024 });
@@ -194,7 +194,7 @@ describe('message writer on a worker thread', () => {
       assert.equal(bus.stats().pending.writer, 5);
       await shared.db.exec(sqlite ? 'DROP TRIGGER refuse' : 'DROP TRIGGER refuse ON messages');
       await until('the writer has nothing left', () => bus.stats().pending.writer === 0);
-      const rows = await new RawQueries(shared.db).all<{ n: number }>('SELECT COUNT(*) AS n FROM messages WHERE channel = ?', ['retried']);
+      const rows = await new RawQueries(shared.db).all<{ n: number }>('SELECT COUNT(*) AS n FROM message_records WHERE channel = ?', ['retried']);
       assert.equal(Number(rows[0]!.n), 10);
     } finally {
       await writer.stop();
