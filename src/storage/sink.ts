@@ -76,6 +76,9 @@ function freshPart(batch: RowBatch, fresh: Set<string>): RowBatch {
   return { ids: [...fresh], records: rowsOf(batch.records, fresh), documents: rowsOf(batch.documents, fresh), payloads: rowsOf(batch.payloads, fresh), rejected: batch.rejected };
 }
 
+/** Most message sources whose dictionary keys the SQLite sink keeps in memory (about 100 bytes each). */
+const maxCachedSources = 100_000;
+
 /**
  * The SQLite layout (migration 4): a record row holds integer keys for its channel, its source
  * (channel, subtopic, publisher, protocol) and its message, and only its own values besides.
@@ -89,6 +92,8 @@ class SqliteSink implements MessageSink {
    */
   private channelKeys: Level<number> = new Map();
   private sourceKeys: Level<Level<Level<Level<number>>>> = new Map();
+  /** Sources held in `sourceKeys`: past `maxCachedSources` (subtopics without end, say) it starts again empty. */
+  private cachedSources = 0;
 
   constructor(db: NonNullable<Database['sqlite']>) {
     const insert = (table: string, cols: readonly string[], tail = '') => db.prepare(`INSERT ${tail ? '' : 'OR IGNORE '}INTO ${table} (${cols.join(', ')}) VALUES (${cols.map(() => '?').join(', ')})${tail}`);
@@ -124,6 +129,7 @@ class SqliteSink implements MessageSink {
       if (key === undefined) {
         key = (sourceKey.get(r.channel, r.publisher, r.subtopic, r.protocol) as number | undefined) ?? Number(newSource.run(r.org_id, r.channel, r.subtopic, r.publisher, r.protocol).lastInsertRowid);
         byProtocol.set(r.protocol, key);
+        if (++this.cachedSources > maxCachedSources) this.forgetKeys();
       }
       return key;
     };
@@ -168,8 +174,7 @@ class SqliteSink implements MessageSink {
       try {
         writeAll.immediate(batch);
       } catch (e) {
-        this.channelKeys = new Map();
-        this.sourceKeys = new Map();
+        this.forgetKeys();
         throw e;
       }
     };
@@ -206,6 +211,12 @@ class SqliteSink implements MessageSink {
       return n + pruneIds.run(boundaryId, limit).changes;
     });
     this.pruneAll = (boundaryId, limit) => pruneAll.immediate(boundaryId, limit);
+  }
+
+  private forgetKeys(): void {
+    this.channelKeys = new Map();
+    this.sourceKeys = new Map();
+    this.cachedSources = 0;
   }
 
   async write(batch: RowBatch): Promise<void> {
