@@ -7,37 +7,24 @@
 // `bridge/<protocol>`, and every other protocol's receiver must see that message.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import WebSocket from 'ws';
-import { announcedPort, call, cleanupCli, cliEnv, dataFolder, login, startCli, type Server } from './helpers/cli.js';
+import { announcedPort, cleanupCli, cliEnv, cliFleet, dataFolder, startCli, type Server } from './helpers/cli.js';
 import { eventually } from './helpers/eventually.js';
+import { findProgram, programsAvailable } from './helpers/services.js';
 
 const run = promisify(execFile);
 
-/** The first of `names` on the PATH. Debian's libcoap3-bin names the client after its TLS library. */
-function findBinary(names: string[]): string | undefined {
-  return names.find((n) => spawnSync('sh', ['-c', `command -v ${n}`]).status === 0);
-}
-
 const binaries = {
-  curl: findBinary(['curl']),
-  mosquittoPub: findBinary(['mosquitto_pub']),
-  mosquittoSub: findBinary(['mosquitto_sub']),
-  coapClient: findBinary(['coap-client', 'coap-client-notls', 'coap-client-openssl', 'coap-client-gnutls']),
+  curl: findProgram('curl'),
+  mosquittoPub: findProgram('mosquitto_pub'),
+  mosquittoSub: findProgram('mosquitto_sub'),
+  coapClient: findProgram('coap-client', 'coap-client-notls', 'coap-client-openssl', 'coap-client-gnutls'),
 };
-
-/** In CI (FLEETWIRE_REQUIRE_SERVICES=1) a missing client fails the suite; elsewhere it is skipped with what to install. */
-function missingClients(): string | undefined {
-  const missing = Object.entries(binaries).filter(([, path]) => !path).map(([name]) => name);
-  if (missing.length === 0) return undefined;
-  const message = `client programs missing: ${missing.join(', ')} (Debian: apt-get install -y curl mosquitto-clients libcoap3-bin)`;
-  if (process.env.FLEETWIRE_REQUIRE_SERVICES === '1') throw new Error(`${message} (FLEETWIRE_REQUIRE_SERVICES=1)`);
-  return message;
-}
 
 const protocols = ['http', 'ws', 'mqtt3', 'mqtt5', 'coap'] as const;
 type Protocol = (typeof protocols)[number];
@@ -51,9 +38,9 @@ interface Seen {
   payload: string;
 }
 
-const skip = missingClients();
+const available = programsAvailable(binaries, 'curl mosquitto-clients libcoap3-bin');
 
-describe('protocol bridge', { skip }, () => {
+describe('protocol bridge', { skip: available === true ? false : available }, () => {
   let server: Server;
   let channel: string;
   let device: { id: string; secret: string };
@@ -135,12 +122,7 @@ describe('protocol bridge', { skip }, () => {
     server = await startCli(cliEnv(dataFolder(), { FLEETWIRE_ADMIN_EMAIL: 'bridge@example.com', FLEETWIRE_ADMIN_PASSWORD: 'bridge-password-1' }));
     mqttPort = await announcedPort(server, 'MQTT listening');
     coapPort = await announcedPort(server, 'CoAP listening');
-    const { token } = await login(server.api, 'bridge@example.com', 'bridge-password-1');
-    const org = (await call<{ id: string }>(server.api, 'POST', '/orgs', { token, body: { name: 'bridge' } })).body.id;
-    device = (await call<{ id: string; secret: string }>(server.api, 'POST', `/orgs/${org}/devices`, { token, body: { name: 'bridge-device' } })).body;
-    channel = (await call<{ id: string }>(server.api, 'POST', `/orgs/${org}/channels`, { token, body: { name: 'bridge' } })).body.id;
-    const connected = await call(server.api, 'POST', `/orgs/${org}/connections`, { token, body: { device_ids: [device.id], channel_ids: [channel], types: ['publish', 'subscribe'] } });
-    assert.equal(connected.status, 204);
+    ({ channel, device } = await cliFleet(server.api, { email: 'bridge@example.com', password: 'bridge-password-1' }));
 
     // receivers
     const ws = new WebSocket(`${server.api.replace('http', 'ws')}/ws/${topic('bridge/%23')}?envelope=true`, { headers: { authorization: `Device ${device.secret}` } });

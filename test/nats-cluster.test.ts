@@ -7,32 +7,15 @@ import WebSocket from 'ws';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { MqttClient } from 'mqtt';
-import { announcedPort, call, cleanupCli, cliEnv, dataFolder, login, startCli, type Server } from './helpers/cli.js';
+import { announcedPort, call, cleanupCli, cliEnv, cliFleet, dataFolder, login, startCli, type CliFleet, type Server } from './helpers/cli.js';
 import { mqttClient } from './helpers/mqtt.js';
 import { natsUrl, serviceAvailable } from './helpers/services.js';
 import { eventually } from './helpers/eventually.js';
 
 const available = await serviceAvailable('NATS with JetStream', natsUrl);
-const adminEmail = 'admin@example.com';
-const adminPassword = 'change-me-please';
+const admin = { email: 'admin@example.com', password: 'change-me-please' };
 
-interface Setup {
-  token: string;
-  org: string;
-  channel: string;
-  device: { id: string; secret: string };
-}
-
-async function setup(api: string): Promise<Setup> {
-  const { token } = await login(api, adminEmail, adminPassword);
-  const org = (await call<{ id: string }>(api, 'POST', '/orgs', { token, body: { name: 'cluster' } })).body.id;
-  const device = (await call<{ id: string; secret: string }>(api, 'POST', `/orgs/${org}/devices`, { token, body: { name: 'd' } })).body;
-  const channel = (await call<{ id: string }>(api, 'POST', `/orgs/${org}/channels`, { token, body: { name: 'c' } })).body.id;
-  await call(api, 'POST', `/orgs/${org}/connections`, { token, body: { device_ids: [device.id], channel_ids: [channel], types: ['publish', 'subscribe'] } });
-  return { token, org, channel, device };
-}
-
-function publish(api: string, s: Setup, body: string, secret = s.device.secret): Promise<Response> {
+function publish(api: string, s: CliFleet, body: string, secret = s.device.secret): Promise<Response> {
   return fetch(`${api}/channels/${s.channel}/messages`, { method: 'POST', headers: { authorization: `Device ${secret}`, 'content-type': 'application/senml+json' }, body });
 }
 
@@ -53,15 +36,15 @@ describe('Fleetwire on NATS JetStream, several processes', { skip: available ===
       FLEETWIRE_NATS_URL: natsUrl,
       FLEETWIRE_NATS_STREAM: `FW_TEST_${tag}`,
       FLEETWIRE_NATS_SUBJECT_PREFIX: `fwtest${tag}`,
-      FLEETWIRE_ADMIN_EMAIL: adminEmail,
-      FLEETWIRE_ADMIN_PASSWORD: adminPassword,
+      FLEETWIRE_ADMIN_EMAIL: admin.email,
+      FLEETWIRE_ADMIN_PASSWORD: admin.password,
     });
   }
 
   test('no accepted message is lost when the process running the writer is killed', async () => {
     const env = clusterEnv(dataFolder());
     const first: Server = await startCli(env);
-    const s = await setup(first.api);
+    const s = await cliFleet(first.api, admin);
     const accepted = new Set<number>();
     let next = 0;
     let killed = false;
@@ -85,7 +68,7 @@ describe('Fleetwire on NATS JetStream, several processes', { skip: available ===
 
     const second = await startCli(env);
     // one login: polling with a login each time would run into the login rate limit
-    const { token } = await login(second.api, adminEmail, adminPassword);
+    const { token } = await login(second.api, admin.email, admin.password);
     const stored = await eventually(async () => {
       const r = await call<{ total: number }>(second.api, 'GET', `/channels/${s.channel}/messages?name=seq&limit=1`, { token });
       assert.equal(r.status, 200, JSON.stringify(r.body));
@@ -107,7 +90,7 @@ describe('Fleetwire on NATS JetStream, several processes', { skip: available ===
     const env = clusterEnv(dataFolder());
     const a = await startCli(env);
     const b = await startCli(env);
-    const s = await setup(a.api);
+    const s = await cliFleet(a.api, admin);
     // a WebSocket subscriber on A receives what is published through B
     const ws = new WebSocket(`${a.api.replace('http', 'ws')}/ws/channels/${s.channel}/messages`, { headers: { authorization: `Device ${s.device.secret}` } });
     const got: string[] = [];
@@ -132,7 +115,7 @@ describe('Fleetwire on NATS JetStream, several processes', { skip: available ===
     const env = clusterEnv(dataFolder());
     const a = await startCli({ ...env, FLEETWIRE_NODE_ID: 'node-a' });
     const b = await startCli({ ...env, FLEETWIRE_NODE_ID: 'node-b' });
-    const s = await setup(a.api);
+    const s = await cliFleet(a.api, admin);
     const urlA = `mqtt://127.0.0.1:${await announcedPort(a, 'MQTT listening')}`;
     const urlB = `mqtt://127.0.0.1:${await announcedPort(b, 'MQTT listening')}`;
     const opened: MqttClient[] = [];

@@ -11,7 +11,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { announcedPort, call, cleanupCli, cliEnv, dataFolder, login, startCli, type Server } from '../../test/helpers/cli.js';
+import { announcedPort, cleanupCli, cliEnv, cliFleet, dataFolder, startCli, type Server } from '../../test/helpers/cli.js';
 import { formatRate, machine, numberOption, table, runBench } from '../harness.js';
 import { random, senmlPack } from '../senml.js';
 import type { LoadResult, LoadSpec } from './load.js';
@@ -46,17 +46,6 @@ async function startBare(): Promise<{ port: number; child: ChildProcess }> {
   return { port, child };
 }
 
-/** Admin → organization → devices → channel → connections, through the HTTP API. */
-async function setUp(server: Server): Promise<{ channel: string; secret: string }> {
-  const { token } = await login(server.api, 'bench@example.com', 'bench-password-1');
-  const org = (await call<{ id: string }>(server.api, 'POST', '/orgs', { token, body: { name: 'bench' } })).body.id;
-  const device = (await call<{ id: string; secret: string }>(server.api, 'POST', `/orgs/${org}/devices`, { token, body: { name: 'coap-sensor' } })).body;
-  const channel = (await call<{ id: string }>(server.api, 'POST', `/orgs/${org}/channels`, { token, body: { name: 'telemetry' } })).body.id;
-  const connected = await call(server.api, 'POST', `/orgs/${org}/connections`, { token, body: { device_ids: [device.id], channel_ids: [channel], types: ['publish'] } });
-  if (connected.status !== 204) throw new Error(`connect: HTTP ${connected.status}`);
-  return { channel, secret: device.secret };
-}
-
 async function metric(server: Server, pattern: RegExp): Promise<number> {
   const text = await (await fetch(`${server.api}/metrics`)).text();
   return Number(pattern.exec(text)?.[1] ?? 0);
@@ -72,7 +61,7 @@ async function main(): Promise<number> {
   const bare = await startBare();
   const server = await startCli(cliEnv(dataFolder(), { FLEETWIRE_LOG_LEVEL: 'info', FLEETWIRE_ADMIN_EMAIL: 'bench@example.com', FLEETWIRE_ADMIN_PASSWORD: 'bench-password-1', FLEETWIRE_SECRET_KEY: 'b'.repeat(64) }));
   const coapPort = await announcedPort(server, 'CoAP listening');
-  const { channel, secret } = await setUp(server);
+  const { channel, device } = await cliFleet(server.api, { email: 'bench@example.com', password: 'bench-password-1' }, { types: ['publish'] });
   const rows: string[][] = [];
   const byCase = new Map<string, LoadResult>();
   for (const confirmable of [false, true]) {
@@ -82,7 +71,7 @@ async function main(): Promise<number> {
       const r = await runLoad({
         port: fleetwire ? coapPort : bare.port,
         path: ['channels', fleetwire ? channel : 'reference', 'messages', 'bench'],
-        query: [`auth=${fleetwire ? secret : 'not-checked'}`],
+        query: [`auth=${fleetwire ? device.secret : 'not-checked'}`],
         payloads,
         contentFormat: 110,
         confirmable,

@@ -8,7 +8,7 @@ import net, { type AddressInfo } from 'node:net';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { cleanupCli, cliEnv, dataFolder, exitOf, spawnCli } from '../../test/helpers/cli.js';
+import { cleanupCli, cliEnv, dataFolder, exitOf, spawnCli, stopChild } from '../../test/helpers/cli.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const started = new Set<ChildProcess>();
@@ -48,15 +48,6 @@ function track(child: ChildProcess): ChildProcess {
   started.add(child);
   child.once('exit', () => started.delete(child));
   return child;
-}
-
-async function stopChild(child: ChildProcess, graceMs: number): Promise<number | null> {
-  if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
-  const code = await exitOf(child);
-  clearTimeout(timer);
-  return code;
 }
 
 /** Kills whatever this module started and is still running, and removes the data folders. */

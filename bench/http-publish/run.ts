@@ -18,7 +18,7 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { resolve } from 'node:path';
 import { Database } from '../../src/db/index.js';
-import { call, login, root } from '../../test/helpers/cli.js';
+import { call, cliFleet, root } from '../../test/helpers/cli.js';
 import { postgresSkipReason, postgresUrl } from '../databases.js';
 import { formatNs, formatRate, machine, numberOption, table } from '../harness.js';
 import { random, recordsPerPack, senmlJson, senmlPack } from '../senml.js';
@@ -232,34 +232,12 @@ async function bareCase(): Promise<CaseResult> {
   }
 }
 
-/** Admin → organization → devices → channel → connections, through the HTTP API. */
-async function setUp(url: string): Promise<{ token: string; channel: string; secrets: string[] }> {
-  const expectStatus = <T>(res: { status: number; body: T }, status: number, what: string): T => {
-    if (res.status !== status) throw new Error(`${what}: HTTP ${res.status} ${JSON.stringify(res.body)}`);
-    return res.body;
-  };
-  const { token, status } = await login(url, admin.email, admin.password);
-  if (status !== 200) throw new Error(`admin login: HTTP ${status}`);
-  const org = expectStatus(await call<{ id: string }>(url, 'POST', '/orgs', { token, body: { name: 'bench' } }), 201, 'create organization').id;
-  const secrets: string[] = [];
-  const deviceIds: string[] = [];
-  for (let k = 0; k < devices; k++) {
-    const d = expectStatus(await call<{ id: string; secret: string }>(url, 'POST', `/orgs/${org}/devices`, { token, body: { name: `sensor-${k}` } }), 201, 'create device');
-    deviceIds.push(d.id);
-    secrets.push(d.secret);
-  }
-  const channel = expectStatus(await call<{ id: string }>(url, 'POST', `/orgs/${org}/channels`, { token, body: { name: 'telemetry' } }), 201, 'create channel').id;
-  const connected = await call(url, 'POST', `/orgs/${org}/connections`, { token, body: { device_ids: deviceIds, channel_ids: [channel], types: ['publish'] } });
-  if (connected.status >= 300) throw new Error(`connect: HTTP ${connected.status} ${JSON.stringify(connected.body)}`);
-  return { token, channel, secrets };
-}
-
 /** `thread`: the writer on a worker thread (FLEETWIRE_WRITER_THREAD) instead of the main event loop. */
 async function fleetwireCase(name: string, logLevel: 'info' | 'warn', databaseUrl?: string, thread = true): Promise<CaseResult> {
   const server = await startFleetwire({ logLevel, admin, ...(databaseUrl ? { databaseUrl } : {}), nodeArgs: profileArgs(), settings: { FLEETWIRE_WRITER_THREAD: String(thread) } });
   try {
-    const { token, channel, secrets } = await setUp(server.url);
-    const requests = secrets.map((secret, k) => ({ authorization: `Device ${secret}`, body: bodies[k]! }));
+    const { token, channel, devices: sensors } = await cliFleet(server.url, admin, { devices, types: ['publish'] });
+    const requests = sensors.map((d, k) => ({ authorization: `Device ${d.secret}`, body: bodies[k]! }));
     // every request must be accepted, or the bench would time the refusal path
     const probe = await fetch(`${server.url}/channels/${channel}/messages`, { method: 'POST', headers: { 'content-type': senmlJson, authorization: requests[0]!.authorization }, body: requests[0]!.body });
     if (probe.status !== 202) throw new Error(`a probe publish was refused: HTTP ${probe.status} ${await probe.text()}`);

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { call, cleanupCli, cliEnv, dataFolder, login, spawnCli, startCli } from '../../test/helpers/cli.js';
+import { call, cleanupCli, cliEnv, dataFolder, login, spawnCli, startCli, stopChild } from '../../test/helpers/cli.js';
 import { machine, numberOption, table, runBench } from '../harness.js';
 import type { LoadResult, LoadSpec } from './load.js';
 
@@ -60,21 +60,13 @@ interface Broker {
   alive?: () => boolean;
 }
 
-async function stopChild(c: ChildProcess): Promise<void> {
-  if (c.exitCode !== null || c.signalCode !== null) return;
-  c.kill('SIGTERM');
-  const t = setTimeout(() => c.kill('SIGKILL'), 10_000);
-  await new Promise((r) => c.once('exit', r));
-  clearTimeout(t);
-}
-
 async function startMosquitto(): Promise<Broker> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'fw-bench-mosquitto-'));
   writeFileSync(join(dir, 'm.conf'), `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_type error\n`);
   const c = track(spawn('mosquitto', ['-c', join(dir, 'm.conf')], { stdio: 'ignore' }));
   await waitForPort(port, c);
-  return { name: 'Mosquitto', port, pid: c.pid, stop: async () => (await stopChild(c), rmSync(dir, { recursive: true, force: true })) };
+  return { name: 'Mosquitto', port, pid: c.pid, stop: async () => (await stopChild(c, 10_000), rmSync(dir, { recursive: true, force: true })) };
 }
 
 async function startAedes(): Promise<Broker> {
@@ -84,7 +76,7 @@ async function startAedes(): Promise<Broker> {
   c.stderr!.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-2000)));
   c.once('exit', (code, signal) => code !== 0 && signal !== 'SIGTERM' && console.log(`  aedes exited (${code ?? signal}): ${stderr.trim().split('\n').slice(-3).join(' | ')}`));
   await waitForPort(port, c);
-  return { name: 'aedes', port, pid: c.pid, stop: () => stopChild(c), alive: () => c.exitCode === null && c.signalCode === null };
+  return { name: 'aedes', port, pid: c.pid, stop: async () => void (await stopChild(c, 10_000)), alive: () => c.exitCode === null && c.signalCode === null };
 }
 
 async function startFleetwireOpen(): Promise<Broker> {
@@ -93,7 +85,7 @@ async function startFleetwireOpen(): Promise<Broker> {
   c.stdout!.resume();
   c.stderr!.resume();
   await waitForPort(port, c);
-  return { name: 'Fleetwire', port, pid: c.pid, stop: () => stopChild(c) };
+  return { name: 'Fleetwire', port, pid: c.pid, stop: async () => void (await stopChild(c, 10_000)) };
 }
 
 interface DeviceSetup {

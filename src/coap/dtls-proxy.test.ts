@@ -4,25 +4,18 @@
 // (FLEETWIRE_REQUIRE_SERVICES=1) a missing one fails, elsewhere the test is skipped.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { startTestPlatform, type TestPlatform } from '../../test/helpers/platform.js';
 import { eventually } from '../../test/helpers/eventually.js';
 import { smallFleet, type Fleet } from '../../test/helpers/fleet.js';
+import { findProgram, programsAvailable } from '../../test/helpers/services.js';
+import { selfSignedCertificate } from '../../test/helpers/tls.js';
 import { listenCoap, type CoapListener } from './index.js';
 
 const run = promisify(execFile);
-const needed = ['socat', 'openssl', 'coap-client-openssl'];
-const missing = needed.filter((n) => spawnSync('sh', ['-c', `command -v ${n}`]).status !== 0);
-let skip: string | false = false;
-if (missing.length > 0) {
-  const message = `${missing.join(', ')} not installed (Debian: apt-get install -y socat openssl libcoap3-bin)`;
-  if (process.env.FLEETWIRE_REQUIRE_SERVICES === '1') throw new Error(`${message} (FLEETWIRE_REQUIRE_SERVICES=1)`);
-  skip = message;
-}
+const available = programsAvailable({ socat: findProgram('socat'), openssl: findProgram('openssl'), 'coap-client-openssl': findProgram('coap-client-openssl') }, 'socat openssl libcoap3-bin');
 
 /** A UDP port nobody uses right now (socat cannot report the one it picked). */
 async function freeUdpPort(): Promise<number> {
@@ -34,11 +27,11 @@ async function freeUdpPort(): Promise<number> {
   return port;
 }
 
-describe('CoAP behind a DTLS-terminating proxy (socat)', { skip }, () => {
+describe('CoAP behind a DTLS-terminating proxy (socat)', { skip: available === true ? false : available }, () => {
   let t: TestPlatform;
   let coap: CoapListener;
   let fleet: Fleet;
-  let dir: string;
+  let proxy: { dir: string; certFile: string; keyFile: string };
   let proxyPort: number;
   const children: ChildProcess[] = [];
 
@@ -46,11 +39,10 @@ describe('CoAP behind a DTLS-terminating proxy (socat)', { skip }, () => {
     t = await startTestPlatform({ coapPort: 0 });
     coap = await listenCoap(t.platform);
     fleet = await smallFleet(t, 'dtls-owner@example.com');
-    dir = mkdtempSync(join(tmpdir(), 'fleetwire-dtls-'));
-    // the proxy's certificate, as in docs/coap.md
-    await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', join(dir, 'proxy.key'), '-out', join(dir, 'proxy.crt')]);
+    // the proxy's certificate with the names of the openssl command in docs/coap.md, so that coap-client -R checks what the recipe makes
+    proxy = selfSignedCertificate({ subject: '/CN=127.0.0.1', altNames: 'IP:127.0.0.1' });
     proxyPort = await freeUdpPort();
-    const socat = spawn('socat', ['-T', '600', `OPENSSL-DTLS-SERVER:${proxyPort},bind=127.0.0.1,cert=${join(dir, 'proxy.crt')},key=${join(dir, 'proxy.key')},verify=0,fork`, `UDP:127.0.0.1:${coap.address.port}`], { stdio: 'ignore', detached: true });
+    const socat = spawn('socat', ['-T', '600', `OPENSSL-DTLS-SERVER:${proxyPort},bind=127.0.0.1,cert=${proxy.certFile},key=${proxy.keyFile},verify=0,fork`, `UDP:127.0.0.1:${coap.address.port}`], { stdio: 'ignore', detached: true });
     children.push(socat);
     // socat binds at once; give it a moment before the first handshake
     await new Promise((r) => setTimeout(r, 300));
@@ -61,13 +53,13 @@ describe('CoAP behind a DTLS-terminating proxy (socat)', { skip }, () => {
     for (const c of children) if (c.pid !== undefined && c.exitCode === null && c.signalCode === null) process.kill(c === children[0] ? -c.pid : c.pid, 'SIGKILL');
     await coap.close();
     await t.close();
-    rmSync(dir, { recursive: true, force: true });
+    rmSync(proxy.dir, { recursive: true, force: true });
   });
 
   const url = (subtopic: string) => `coaps://127.0.0.1:${proxyPort}/channels/${fleet.channel}/messages/${subtopic}?auth=${fleet.device.secret}`;
 
   test('coap-client publishes over DTLS; the message is stored with protocol coap', async () => {
-    const { stderr } = await run('coap-client-openssl', ['-m', 'post', '-t', '110', '-e', '[{"n":"dtls","v":7}]', '-R', join(dir, 'proxy.crt'), url('secure')]);
+    const { stderr } = await run('coap-client-openssl', ['-m', 'post', '-t', '110', '-e', '[{"n":"dtls","v":7}]', '-R', proxy.certFile, url('secure')]);
     assert.equal(stderr.trim(), '');
     await eventually(async () => {
       const r = (await t.request('GET', `/channels/${fleet.channel}/messages?name=dtls`, { token: fleet.ownerToken })).json();
@@ -77,7 +69,7 @@ describe('CoAP behind a DTLS-terminating proxy (socat)', { skip }, () => {
   });
 
   test('coap-client observes over DTLS and receives notifications', async () => {
-    const observer = spawn('coap-client-openssl', ['-m', 'get', '-s', '20', '-B', '20', '-R', join(dir, 'proxy.crt'), url('secure/alerts')], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const observer = spawn('coap-client-openssl', ['-m', 'get', '-s', '20', '-B', '20', '-R', proxy.certFile, url('secure/alerts')], { stdio: ['ignore', 'pipe', 'pipe'] });
     children.push(observer);
     let out = '';
     observer.stdout!.on('data', (d: Buffer) => (out += d.toString()));

@@ -48,6 +48,19 @@ export function exitOf(child: ChildProcess): Promise<number | null> {
   return new Promise((resolve) => child.once('exit', (code) => resolve(code)));
 }
 
+/**
+ * SIGTERM, then SIGKILL if the process has not exited after `graceMs`; resolves to the exit code.
+ * A process that does not stop is killed, and the caller sees a signal (null) instead of a code.
+ */
+export async function stopChild(child: ChildProcess, graceMs: number): Promise<number | null> {
+  if (child.exitCode !== null || child.signalCode !== null) return child.exitCode;
+  child.kill('SIGTERM');
+  const hard = setTimeout(() => child.kill('SIGKILL'), graceMs);
+  const code = await exitOf(child);
+  clearTimeout(hard);
+  return code;
+}
+
 /** Runs a command to completion. */
 export async function runCli(args: string[], env: NodeJS.ProcessEnv, stdin = ''): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const child = spawnCli(args, env);
@@ -64,7 +77,7 @@ export async function runCli(args: string[], env: NodeJS.ProcessEnv, stdin = '')
 export interface Server {
   api: string;
   logs: LogLine[];
-  /** Sends SIGTERM and waits for the exit code. */
+  /** Sends SIGTERM and waits for the exit code (SIGKILL after 20 s). */
   stop(): Promise<number | null>;
   /** The process, e.g. to kill it hard. */
   child: ChildProcess;
@@ -95,14 +108,7 @@ export async function startCli(env: NodeJS.ProcessEnv, options: { built?: boolea
     api: `http://127.0.0.1:${port}`,
     logs,
     child,
-    async stop() {
-      child.kill('SIGTERM');
-      // a process that does not stop is killed, and the test sees a signal instead of an exit code
-      const hard = setTimeout(() => child.kill('SIGKILL'), 20_000);
-      const code = await exitOf(child);
-      clearTimeout(hard);
-      return code;
-    },
+    stop: () => stopChild(child, 20_000),
   };
 }
 
@@ -138,3 +144,37 @@ export async function login(api: string, email: string, password: string): Promi
   return { status: res.status, token: res.body.access_token };
 }
 
+/** An organization with one channel and devices connected to it, made over the HTTP API by the admin who owns it. */
+export interface CliFleet {
+  /** The admin's access token. */
+  token: string;
+  org: string;
+  channel: string;
+  /** The first of `devices`. */
+  device: { id: string; secret: string };
+  devices: { id: string; secret: string }[];
+}
+
+/**
+ * Sets up a fleet on a running server as an operator would: the admin logs in, creates an
+ * organization, `devices` devices (1 by default) and a channel, and connects every device to the
+ * channel for `types` (publish and subscribe by default). A refused step throws, so a broken
+ * set-up fails here instead of as a puzzling refusal later.
+ */
+export async function cliFleet(api: string, admin: { email: string; password: string }, options: { devices?: number; types?: ('publish' | 'subscribe')[] } = {}): Promise<CliFleet> {
+  const expect = <T>(res: { status: number; body: T }, status: number, what: string): T => {
+    if (res.status !== status) throw new Error(`${what}: HTTP ${res.status} ${JSON.stringify(res.body)}`);
+    return res.body;
+  };
+  const { token, status } = await login(api, admin.email, admin.password);
+  if (status !== 200) throw new Error(`admin login: HTTP ${status}`);
+  const org = expect(await call<{ id: string }>(api, 'POST', '/orgs', { token, body: { name: 'fleet' } }), 201, 'create organization').id;
+  const devices: CliFleet['devices'] = [];
+  for (let k = 0; k < (options.devices ?? 1); k++) {
+    const d = expect(await call<{ id: string; secret: string }>(api, 'POST', `/orgs/${org}/devices`, { token, body: { name: `device-${k}` } }), 201, 'create device');
+    devices.push({ id: d.id, secret: d.secret });
+  }
+  const channel = expect(await call<{ id: string }>(api, 'POST', `/orgs/${org}/channels`, { token, body: { name: 'telemetry' } }), 201, 'create channel').id;
+  expect(await call(api, 'POST', `/orgs/${org}/connections`, { token, body: { device_ids: devices.map((d) => d.id), channel_ids: [channel], types: options.types ?? ['publish', 'subscribe'] } }), 204, 'connect');
+  return { token, org, channel, device: devices[0]!, devices };
+}

@@ -1,3 +1,4 @@
+import { spawnSync } from 'node:child_process';
 import net from 'node:net';
 
 /**
@@ -15,7 +16,26 @@ export async function serviceAvailable(name: string, url: string): Promise<true 
     s.once('timeout', () => (s.destroy(), resolve(false)));
   });
   if (ok) return true;
-  const message = `${name} is not reachable at ${url}: start it to run these tests`;
+  return unavailable(`${name} is not reachable at ${url}: start it to run these tests`);
+}
+
+/** The first of `names` on the PATH: some programs have other names elsewhere (Debian's libcoap3-bin names coap-client after its TLS library). */
+export function findProgram(...names: string[]): string | undefined {
+  return names.find((n) => spawnSync('sh', ['-c', `command -v ${n}`]).status === 0);
+}
+
+/**
+ * Whether a test that runs the given programs (each as findProgram found it) should run, in the
+ * same way as serviceAvailable: in CI a missing program fails, elsewhere the test is skipped with
+ * the Debian packages to install.
+ */
+export function programsAvailable(programs: Record<string, string | undefined>, debianPackages: string): true | string {
+  const missing = Object.entries(programs).filter(([, path]) => !path).map(([name]) => name);
+  if (missing.length === 0) return true;
+  return unavailable(`${missing.join(', ')} not installed (Debian: apt-get install -y ${debianPackages})`);
+}
+
+function unavailable(message: string): string {
   if (process.env.FLEETWIRE_REQUIRE_SERVICES === '1') throw new Error(`${message} (FLEETWIRE_REQUIRE_SERVICES=1)`);
   return message;
 }

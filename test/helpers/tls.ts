@@ -3,12 +3,16 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-/** A self-signed certificate for 127.0.0.1/localhost made with openssl, in a new temp folder. */
-export function selfSignedCertificate(): { dir: string; certFile: string; keyFile: string; cert: string } {
+/**
+ * A self-signed certificate made with openssl, in a new temp folder: PEM certificate, unencrypted
+ * PEM key (P-256). For 127.0.0.1/localhost unless `names` says otherwise (e.g. the subject and
+ * subjectAltName a documented openssl command uses).
+ */
+export function selfSignedCertificate(names: { subject: string; altNames: string } = { subject: '/CN=localhost', altNames: 'IP:127.0.0.1,DNS:localhost' }): { dir: string; certFile: string; keyFile: string; cert: string } {
   const dir = mkdtempSync(join(tmpdir(), 'fleetwire-tls-'));
   const certFile = join(dir, 'cert.pem');
   const keyFile = join(dir, 'key.pem');
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost', '-keyout', keyFile, '-out', certFile], { stdio: 'ignore' });
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', names.subject, '-addext', `subjectAltName=${names.altNames}`, '-keyout', keyFile, '-out', certFile], { stdio: 'ignore' });
   return { dir, certFile, keyFile, cert: readFileSync(certFile, 'utf8') };
 }
 
