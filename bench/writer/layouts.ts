@@ -3,29 +3,41 @@
 import type { Database } from '../../src/db/index.js';
 import type { RecordRow } from '../../src/storage/rows.js';
 
-export const recordColumns = ['id', 'seq', 'org_id', 'channel', 'subtopic', 'publisher', 'protocol', 'name', 'unit', 'time', 'update_time', 'value', 'string_value', 'bool_value', 'data_value', 'sum'] as const;
+/** The record table's columns (migration 4): three dictionary keys, then the record's own values. */
+export const recordColumns = ['channel_key', 'source', 'msg', 'seq', 'name', 'unit', 'time', 'update_time', 'value', 'string_value', 'bool_value', 'data_value', 'sum'] as const;
+type CompactRow = Record<(typeof recordColumns)[number], unknown>;
+
+let lastMsg = 0;
+/**
+ * Rows as the record table holds them, with the keys taken as known (one channel, one source, a
+ * new message key per pack): what is left is the database's own work, the floor under the sink.
+ */
+function compact(rows: RecordRow[]): CompactRow[] {
+  return rows.map((r) => {
+    if (r.seq === 0) lastMsg++;
+    return { channel_key: 1, source: 1, msg: lastMsg, seq: r.seq, name: r.name, unit: r.unit, time: r.time, update_time: r.update_time, value: r.value, string_value: r.string_value, bool_value: r.bool_value, data_value: r.data_value, sum: r.sum };
+  });
+}
 
 /** Rows → one transaction. */
 export type RowWriter = (rows: RecordRow[]) => Promise<void>;
 
-/**
- * A bare prepared INSERT run once per row inside one transaction (better-sqlite3), into SQLite's
- * compact record table (migration 4) with the dictionary keys taken as known: the floor under the sink.
- */
+/** A bare prepared INSERT run once per row inside one transaction (better-sqlite3). */
 export function sqliteStatementLoop(db: Database): RowWriter {
   const sqlite = db.sqlite!;
-  const st = sqlite.prepare('INSERT INTO messages (channel_key, source, msg, name, unit, time, update_time, value, string_value, bool_value, data_value, sum) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)');
-  let msg = 0;
+  const st = sqlite.prepare(`INSERT INTO messages (${recordColumns.join(', ')}) VALUES (${recordColumns.map(() => '?').join(', ')})`);
   const tx = sqlite.transaction((rows: RecordRow[]) => {
+    let msg = lastMsg;
     for (const r of rows) {
       if (r.seq === 0) msg++;
-      st.run(1, 1, msg, r.name, r.unit, r.time, r.update_time, r.value, r.string_value, r.bool_value === null ? null : Number(r.bool_value), r.data_value, r.sum);
+      st.run(1, 1, msg, r.seq, r.name, r.unit, r.time, r.update_time, r.value, r.string_value, r.bool_value === null ? null : Number(r.bool_value), r.data_value, r.sum);
     }
+    lastMsg = msg;
   });
   return async (rows) => tx(rows);
 }
 
-/** PostgreSQL allows 65,535 parameters per statement: 4,095 rows of 16 columns. */
+/** PostgreSQL allows 65,535 parameters per statement: 5,041 rows of 13 columns. */
 const valuesChunk = 4000;
 
 /** Plain multi-row `INSERT … VALUES ($1, …), (…)` in chunks of 4,000 rows, one transaction. */
@@ -43,7 +55,7 @@ export function postgresMultiRowValues(db: Database): RowWriter {
   return async (rows) => {
     await db.pgTransaction(async (client) => {
       for (let i = 0; i < rows.length; i += valuesChunk) {
-        const chunk = rows.slice(i, i + valuesChunk);
+        const chunk = compact(rows.slice(i, i + valuesChunk));
         const values: unknown[] = [];
         for (const r of chunk) for (const c of recordColumns) values.push(r[c]);
         // prepared by name per chunk size: the 4,000-row text is planned once
@@ -62,12 +74,12 @@ export function postgresJsonRecordset(db: Database, fn: 'json_populate_recordset
   const text = `INSERT INTO messages (${cols}) SELECT ${cols} FROM ${fn}(NULL::messages, $1) ON CONFLICT DO NOTHING`;
   return async (rows) => {
     await db.pgTransaction(async (client) => {
-      await client.query({ name: `bench_${fn}`, text, values: [JSON.stringify(rows)] });
+      await client.query({ name: `bench_${fn}`, text, values: [JSON.stringify(compact(rows))] });
     });
   };
 }
 
-const recordTypes = ['text', 'int4', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'float8', 'float8', 'float8', 'text', 'bool', 'text', 'float8'];
+const recordTypes = ['int4', 'int4', 'int8', 'int4', 'text', 'text', 'float8', 'float8', 'float8', 'text', 'bool', 'text', 'float8'];
 
 /**
  * `INSERT … SELECT * FROM unnest($1::text[], …)` with the column arrays handed to the driver as
@@ -77,7 +89,8 @@ const recordTypes = ['text', 'int4', 'text', 'text', 'text', 'text', 'text', 'te
 export function postgresUnnestDriverArrays(db: Database): RowWriter {
   const text = `INSERT INTO messages (${recordColumns.join(', ')}) SELECT * FROM unnest(${recordTypes.map((t, i) => `$${i + 1}::${t}[]`).join(', ')}) ON CONFLICT DO NOTHING`;
   return async (rows) => {
-    const values = recordColumns.map((c) => rows.map((r) => r[c]));
+    const all = compact(rows);
+    const values = recordColumns.map((c) => all.map((r) => r[c]));
     await db.pgTransaction(async (client) => {
       await client.query({ name: 'bench_unnest_driver', text, values });
     });

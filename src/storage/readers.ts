@@ -67,18 +67,19 @@ export interface StoredDocument {
 
 export type StoredPayload = Omit<PayloadRow, 'org_id'>;
 
-/** A record row as the databases return it: SQLite gives booleans as 0/1. */
-type RecordRowOut = Omit<RecordRow, 'id' | 'seq' | 'org_id' | 'bool_value'> & { bool_value: number | boolean | null };
-
 const comparators: Record<Comparator, string> = { eq: '=', lt: '<', le: '<=', gt: '>', ge: '>=' };
 const valueSelect = 'channel, subtopic, publisher, protocol, name, unit, time, update_time, value, string_value, bool_value, data_value, sum';
 
 /**
- * What orders records of the same time, after it: on SQLite the record's rowid (a message's records
- * take consecutive rowids in pack order), on PostgreSQL the message id and the record's place in
- * its pack. Either is unique per record, as keyset paging needs.
+ * What orders records of the same time, after it: the key of their message (messages are keyed in
+ * the order they were stored) and the record's place in its pack. Unique per record, as keyset
+ * paging needs. `latest_values` keeps the message id instead of its key.
  */
-const tieColumns = { sqlite: ['row'], postgres: ['id', 'seq'] } as const;
+const tieColumns = ['msg', 'seq'];
+const latestTieColumns = ['id', 'seq'];
+
+/** A record row as the databases return it: SQLite gives booleans as 0/1. */
+type RecordRowOut = Omit<RecordRow, 'id' | 'seq' | 'org_id' | 'bool_value'> & { bool_value: number | boolean | null };
 
 function toRecord(r: RecordRowOut): MessageRecord {
   const out: MessageRecord = { channel: r.channel, subtopic: r.subtopic, publisher: r.publisher, protocol: r.protocol, name: r.name, time: r.time };
@@ -117,18 +118,15 @@ function where(f: MessageFilter, valueColumns: boolean): { sql: string; params: 
 /** Queries over stored messages, identical on SQLite and PostgreSQL. */
 export class MessageReaders {
   private readonly q: RawQueries;
-  private readonly tie: readonly string[];
-  private readonly recordSelect: string;
+  private readonly recordSelect = `${tieColumns.join(', ')}, ${valueSelect}`;
 
   constructor(private readonly db: Database) {
     this.q = new RawQueries(db);
-    this.tie = tieColumns[db.kind];
-    this.recordSelect = `${this.tie.join(', ')}, ${valueSelect}`;
   }
 
   /** ORDER BY of records: `first` columns, then time, then the tie columns, all in `dir`. */
   private orderBy(dir: 'ASC' | 'DESC', ...first: string[]): string {
-    return [...first, 'time', ...this.tie].map((c) => `${c} ${dir}`).join(', ');
+    return [...first, 'time', ...tieColumns].map((c) => `${c} ${dir}`).join(', ');
   }
 
   async records(f: MessageFilter, page: Paging, order: RecordOrder = 'time'): Promise<{ total: number; items: MessageRecord[] }> {
@@ -146,7 +144,7 @@ export class MessageReaders {
     const d = dir === 'asc' ? 'ASC' : 'DESC';
     const cmp = dir === 'asc' ? '>' : '<';
     // (time, tie…) after the last row sent, as nested comparisons: time > ? OR (time = ? AND (…))
-    const keyColumns = ['time', ...this.tie];
+    const keyColumns = ['time', ...tieColumns];
     const keysetSql = keyColumns.reduceRight((inner, c) => (inner ? `(${c} ${cmp} ? OR (${c} = ? AND ${inner}))` : `${c} ${cmp} ?`), '');
     let after: (RecordRowOut & Record<string, unknown>) | undefined;
     let sent = 0;
@@ -193,7 +191,7 @@ export class MessageReaders {
   async latest(f: MessageFilter): Promise<MessageRecord[]> {
     const onlyKeys = Object.entries(f).every(([k, v]) => v === undefined || k === 'channel' || k === 'subtopic' || k === 'publisher');
     const w = where(f, true);
-    const newestFirst = [...(onlyKeys ? tieColumns.postgres : this.tie)].map((c) => `${c} DESC`).join(', '); // latest_values keeps (id, seq) on both
+    const newestFirst = (onlyKeys ? latestTieColumns : tieColumns).map((c) => `${c} DESC`).join(', ');
     const rows = await this.q.all<RecordRowOut>(
       `SELECT ${valueSelect} FROM (SELECT ${valueSelect}, ROW_NUMBER() OVER (PARTITION BY name ORDER BY time DESC, ${newestFirst}) AS rn FROM ${onlyKeys ? 'latest_values' : 'message_records'} WHERE ${w.sql}) r WHERE rn = 1 ORDER BY name`,
       w.params,

@@ -57,6 +57,14 @@ describe('message sink', () => {
     assert.deepEqual((await readers.latest({ channel: 'late', publisher: 'someone-else' })), []);
   });
 
+  test('a publisher that sends the same name over two protocols in one batch keeps one latest value, the newest', async () => {
+    const at = t0 / 1000;
+    const over = (protocol: Envelope['protocol'], ms: number, t: number, v: number) => ({ ...senml(t0 + ms, [{ n: 'temp', t, v }], 'protocols'), protocol });
+    await write([over('http', 0, at + 1, 1), over('mqtt', 1, at + 2, 2), over('coap', 2, at, 0)]);
+    assert.deepEqual((await readers.latest({ channel: 'protocols' })).map((r) => [r.name, r.value, r.protocol]), [['temp', 2, 'mqtt']]);
+    assert.equal(await count('message_records', 'protocols'), 3);
+  });
+
   test('retention prunes records, documents, payloads, message ids and latest values of pruned records', async () => {
     const old = [senml(t0, [{ n: 'kept', v: 1 }, { n: 'gone', v: 1 }], 'ret'), envelope(t0 + 1, 'application/json', { j: 1 }, 'ret'), envelope(t0 + 2, 'text/plain', 'old', 'ret')];
     const young = [senml(t0 + 60_000, [{ n: 'kept', t: t0 / 1000 - 100, v: 2 }], 'ret'), envelope(t0 + 60_001, 'text/plain', 'new', 'ret')];

@@ -1,3 +1,4 @@
+import type { PoolClient } from 'pg';
 import type { Database } from '../db/index.js';
 import type { DocumentRow, PayloadRow, RecordRow, RowBatch } from './rows.js';
 
@@ -76,24 +77,77 @@ function freshPart(batch: RowBatch, fresh: Set<string>): RowBatch {
   return { ids: [...fresh], records: rowsOf(batch.records, fresh), documents: rowsOf(batch.documents, fresh), payloads: rowsOf(batch.payloads, fresh), rejected: batch.rejected };
 }
 
-/** Most message sources whose dictionary keys the SQLite sink keeps in memory (about 100 bytes each). */
-const maxCachedSources = 100_000;
+/** Where a message came from: what a `message_sources` row stands for. */
+type Source = Pick<RecordRow, 'channel' | 'publisher' | 'subtopic' | 'protocol'>;
 
 /**
- * The SQLite layout (migration 4): a record row holds integer keys for its channel, its source
- * (channel, subtopic, publisher, protocol) and its message, and only its own values besides.
+ * Integer keys of the record dictionaries (migration 4): `message_channels` and `message_sources`,
+ * nested on the rows' own strings so that no key is built per message. A sink holds keys only
+ * while its transactions commit: `forget()` after a failed one, whose new keys rolled back with it.
  */
+class DictionaryKeys {
+  /** Most sources held (about 100 bytes each): past it (subtopics without end, say), `trim()` starts again empty. */
+  static readonly maxSources = 100_000;
+  private channels: Level<number> = new Map();
+  private sources: Level<Level<Level<Level<number>>>> = new Map();
+  private count = 0;
+
+  channel(channel: string): number | undefined {
+    return this.channels.get(channel);
+  }
+
+  setChannel(channel: string, key: number): void {
+    this.channels.set(channel, key);
+  }
+
+  source(r: Source): number | undefined {
+    return this.sources.get(r.channel)?.get(r.publisher)?.get(r.subtopic)?.get(r.protocol);
+  }
+
+  setSource(r: Source, key: number): void {
+    let byPublisher = this.sources.get(r.channel);
+    if (byPublisher === undefined) this.sources.set(r.channel, (byPublisher = new Map()));
+    let bySubtopic = byPublisher.get(r.publisher);
+    if (bySubtopic === undefined) byPublisher.set(r.publisher, (bySubtopic = new Map()));
+    let byProtocol = bySubtopic.get(r.subtopic);
+    if (byProtocol === undefined) bySubtopic.set(r.subtopic, (byProtocol = new Map()));
+    if (!byProtocol.has(r.protocol)) this.count++;
+    byProtocol.set(r.protocol, key);
+  }
+
+  /** Between batches: empties the cache once it holds more than `maxSources` (a batch's own keys stay until it ends). */
+  trim(): void {
+    if (this.count > DictionaryKeys.maxSources) this.forget();
+  }
+
+  forget(): void {
+    this.channels = new Map();
+    this.sources = new Map();
+    this.count = 0;
+  }
+}
+
+/** Record columns of migration 4, after the three keys. */
+const recordValueColumns = ['seq', 'name', 'unit', 'time', 'update_time', 'value', 'string_value', 'bool_value', 'data_value', 'sum'] as const;
+
+/**
+ * Refills one (channel, name, subtopic, publisher) of `latest_values` with the newest record kept by
+ * retention (message id ≥ boundary): the same text on both databases, placeholders by `p`.
+ */
+const latestRefill = (p: (i: number) => string) => `INSERT INTO latest_values (${recordColumns.join(', ')})
+  SELECT i.id, m.seq, s.org_id, s.channel, s.subtopic, s.publisher, s.protocol, m.name, m.unit, m.time, m.update_time, m.value, m.string_value, m.bool_value, m.data_value, m.sum
+  FROM message_channels c
+  JOIN messages m ON m.channel_key = c.key
+  JOIN message_sources s ON s.key = m.source
+  JOIN message_ids i ON i.key = m.msg
+  WHERE c.channel = ${p(1)} AND m.name = ${p(2)} AND s.subtopic = ${p(3)} AND s.publisher = ${p(4)} AND i.id >= ${p(5)}
+  ORDER BY m.time DESC, m.msg DESC, m.seq DESC LIMIT 1 ON CONFLICT DO NOTHING`;
+
+/** On SQLite: records keyed as above, their message keys given out by the sink (batches begin immediate: it is the only writer). */
 class SqliteSink implements MessageSink {
   private readonly writeAll: (batch: RowBatch) => void;
   private readonly pruneAll: (boundaryId: string, limit: number) => number;
-  /**
-   * Dictionary keys, nested on the rows' own strings (no key is built per message). Cleared when a
-   * transaction fails: the keys it added are gone with it.
-   */
-  private channelKeys: Level<number> = new Map();
-  private sourceKeys: Level<Level<Level<Level<number>>>> = new Map();
-  /** Sources held in `sourceKeys`: past `maxCachedSources` (subtopics without end, say) it starts again empty. */
-  private cachedSources = 0;
+  private readonly keys = new DictionaryKeys();
 
   constructor(db: NonNullable<Database['sqlite']>) {
     const insert = (table: string, cols: readonly string[], tail = '') => db.prepare(`INSERT ${tail ? '' : 'OR IGNORE '}INTO ${table} (${cols.join(', ')}) VALUES (${cols.map(() => '?').join(', ')})${tail}`);
@@ -104,32 +158,25 @@ class SqliteSink implements MessageSink {
     const newChannel = db.prepare('INSERT INTO message_channels (channel) VALUES (?)');
     const sourceKey = db.prepare('SELECT key FROM message_sources WHERE channel = ? AND publisher = ? AND subtopic = ? AND protocol = ?').pluck();
     const newSource = db.prepare('INSERT INTO message_sources (org_id, channel, subtopic, publisher, protocol) VALUES (?, ?, ?, ?, ?)');
-    const rec = db.prepare('INSERT INTO messages (channel_key, source, msg, name, unit, time, update_time, value, string_value, bool_value, data_value, sum) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)');
+    const rec = insert('messages', ['channel_key', 'source', 'msg', ...recordValueColumns]);
     const doc = insert('message_documents', documentColumns);
     const pay = insert('message_payloads', payloadColumns);
     const latest = insert('latest_values', recordColumns, ` ${latestConflict}`);
     const bool = (b: boolean | null) => (b === null ? null : b ? 1 : 0);
 
     const channelOf = (channel: string): number => {
-      let key = this.channelKeys.get(channel);
+      let key = this.keys.channel(channel);
       if (key === undefined) {
         key = (channelKey.get(channel) as number | undefined) ?? Number(newChannel.run(channel).lastInsertRowid);
-        this.channelKeys.set(channel, key);
+        this.keys.setChannel(channel, key);
       }
       return key;
     };
     const sourceOf = (r: RecordRow): number => {
-      let byPublisher = this.sourceKeys.get(r.channel);
-      if (byPublisher === undefined) this.sourceKeys.set(r.channel, (byPublisher = new Map()));
-      let bySubtopic = byPublisher.get(r.publisher);
-      if (bySubtopic === undefined) byPublisher.set(r.publisher, (bySubtopic = new Map()));
-      let byProtocol = bySubtopic.get(r.subtopic);
-      if (byProtocol === undefined) bySubtopic.set(r.subtopic, (byProtocol = new Map()));
-      let key = byProtocol.get(r.protocol);
+      let key = this.keys.source(r);
       if (key === undefined) {
         key = (sourceKey.get(r.channel, r.publisher, r.subtopic, r.protocol) as number | undefined) ?? Number(newSource.run(r.org_id, r.channel, r.subtopic, r.publisher, r.protocol).lastInsertRowid);
-        byProtocol.set(r.protocol, key);
-        if (++this.cachedSources > maxCachedSources) this.forgetKeys();
+        this.keys.setSource(r, key);
       }
       return key;
     };
@@ -142,7 +189,7 @@ class SqliteSink implements MessageSink {
       const fresh = new Set<string>();
       for (const id of all.ids) if (!fresh.has(id) && known.get(id) === undefined) fresh.add(id);
       const batch = freshPart(all, fresh);
-      // message keys in arrival order; this transaction is the only writer (begun immediate)
+      // message keys in the order the bus handed the messages over
       let nextKey = Number((lastKey.get() as number | null) ?? 0);
       const keys = new Map<string, number>();
       for (const id of fresh) keys.set(id, ++nextKey);
@@ -160,7 +207,7 @@ class SqliteSink implements MessageSink {
           source = sourceOf(r);
           msg = keys.get(id)!;
         }
-        const info = rec.run(channel, source, msg, r.name, r.unit, r.time, r.update_time, r.value, r.string_value, bool(r.bool_value), r.data_value, r.sum);
+        const info = rec.run(channel, source, msg, r.seq, r.name, r.unit, r.time, r.update_time, r.value, r.string_value, bool(r.bool_value), r.data_value, r.sum);
         lastRow.set(id, info.lastInsertRowid);
       }
       for (const [id, key] of keys) recordId.run(key, id, lastRow.get(id) ?? null);
@@ -171,10 +218,11 @@ class SqliteSink implements MessageSink {
       }
     });
     this.writeAll = (batch) => {
+      this.keys.trim();
       try {
         writeAll.immediate(batch);
       } catch (e) {
-        this.forgetKeys();
+        this.keys.forget();
         throw e;
       }
     };
@@ -187,13 +235,7 @@ class SqliteSink implements MessageSink {
     const prunePayloads = db.prepare('DELETE FROM message_payloads WHERE id IN (SELECT id FROM message_payloads WHERE id < ? LIMIT ?)');
     const staleLatest = db.prepare('SELECT channel, name, subtopic, publisher FROM latest_values WHERE id < ?');
     const dropLatest = db.prepare('DELETE FROM latest_values WHERE channel = ? AND name = ? AND subtopic = ? AND publisher = ?');
-    // every record left is younger than the boundary: the newest of them, with its message's id
-    // (seq 0: it only ever competes with records of other messages)
-    const refillLatest = db.prepare(`INSERT INTO latest_values (${recordColumns.join(', ')})
-      SELECT i.id, 0, s.org_id, s.channel, s.subtopic, s.publisher, s.protocol, m.name, m.unit, m.time, m.update_time, m.value, m.string_value, m.bool_value, m.data_value, m.sum
-      FROM message_channels c JOIN messages m ON m.channel_key = c.key JOIN message_sources s ON s.key = m.source JOIN message_ids i ON i.key = m.msg
-      WHERE c.channel = ? AND m.name = ? AND s.subtopic = ? AND s.publisher = ?
-      ORDER BY m.time DESC, m.rowid DESC LIMIT 1 ON CONFLICT DO NOTHING`);
+    const refillLatest = db.prepare(latestRefill(() => '?'));
     const pruneIds = db.prepare('DELETE FROM message_ids WHERE key IN (SELECT key FROM message_ids WHERE id < ? LIMIT ?)');
     const pruneAll = db.transaction((boundaryId: string, limit: number) => {
       const bound = lastOldRow.get(boundaryId) as number | bigint | null;
@@ -206,17 +248,11 @@ class SqliteSink implements MessageSink {
       let n = records + documents + payloads;
       for (const k of staleLatest.all(boundaryId) as { channel: string; name: string; subtopic: string; publisher: string }[]) {
         n += dropLatest.run(k.channel, k.name, k.subtopic, k.publisher).changes;
-        refillLatest.run(k.channel, k.name, k.subtopic, k.publisher);
+        refillLatest.run(k.channel, k.name, k.subtopic, k.publisher, boundaryId);
       }
       return n + pruneIds.run(boundaryId, limit).changes;
     });
     this.pruneAll = (boundaryId, limit) => pruneAll.immediate(boundaryId, limit);
-  }
-
-  private forgetKeys(): void {
-    this.channelKeys = new Map();
-    this.sourceKeys = new Map();
-    this.cachedSources = 0;
   }
 
   async write(batch: RowBatch): Promise<void> {
@@ -264,46 +300,148 @@ function unnestInsert(table: string, cols: readonly string[], types: readonly st
   return `INSERT INTO ${table} (${cols.join(', ')}) SELECT * FROM unnest(${types.map((t, i) => `$${i + 1}::${t}[]`).join(', ')}) ${conflict}`;
 }
 
-const recordTypes = ['text', 'int4', 'text', 'text', 'text', 'text', 'text', 'text', 'text', 'float8', 'float8', 'float8', 'text', 'bool', 'text', 'float8'] as const;
 const documentTypes = ['text', 'int4', 'text', 'text', 'text', 'text', 'text', 'float8', 'jsonb'] as const;
 const payloadTypes = ['text', 'text', 'text', 'text', 'text', 'text', 'text', 'float8', 'int4', 'bool', 'bytea'] as const;
-const idSql = 'INSERT INTO message_ids (id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING RETURNING id';
+const idSql = 'INSERT INTO message_ids (id) SELECT unnest($1::text[]) ON CONFLICT DO NOTHING RETURNING id, key';
+/**
+ * Dictionary keys of the given channels: made for the new ones, read for the others. The read
+ * does not see what the insert made in the same statement, so the two parts never overlap; a key
+ * another node made and committed while this statement ran is in neither (read again, below).
+ */
+const channelKeysSql = `WITH given AS (SELECT * FROM unnest($1::text[]) AS g (channel)),
+made AS (INSERT INTO message_channels (channel) SELECT channel FROM given ORDER BY channel ON CONFLICT DO NOTHING RETURNING key, channel)
+SELECT key, channel FROM made UNION ALL SELECT c.key, c.channel FROM message_channels c JOIN given g ON g.channel = c.channel`;
+const sourceKeysSql = `WITH given AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[]) AS g (org_id, channel, publisher, subtopic, protocol)),
+made AS (INSERT INTO message_sources (org_id, channel, publisher, subtopic, protocol) SELECT * FROM given ORDER BY channel, publisher, subtopic, protocol ON CONFLICT DO NOTHING RETURNING key, channel, publisher, subtopic, protocol)
+SELECT key, channel, publisher, subtopic, protocol FROM made
+UNION ALL SELECT s.key, s.channel, s.publisher, s.subtopic, s.protocol FROM message_sources s JOIN given g USING (channel, publisher, subtopic, protocol)`;
+const recordTypes = ['int4', 'int4', 'int8', 'int4', 'text', 'text', 'float8', 'float8', 'float8', 'text', 'bool', 'text', 'float8'] as const;
 /**
  * The records, and from the same rows the newest of each (channel, name, subtopic, publisher) into
- * `latest_values`: one statement, so the batch crosses the wire and is parsed once (sending the
- * newest rows again cost more than the upsert itself, bench/writer). Upserted in key order: nodes
- * storing at once lock the keys in the same order.
+ * `latest_values`, with the text of its source and message id: one statement, so the batch crosses
+ * the wire and is parsed once (sending the newest rows again cost more than the upsert itself,
+ * bench/writer). The newest per source and name first, so that only those few rows are joined;
+ * then per latest key, which a publisher's sources share across protocols. Upserted in key order:
+ * nodes storing at once lock the keys in the same order.
  */
-const recordSql = `WITH r AS (${unnestInsert('messages', recordColumns, recordTypes, '')} RETURNING ${recordColumns.join(', ')})
+const recordSql = `WITH r AS (${unnestInsert('messages', ['channel_key', 'source', 'msg', ...recordValueColumns], recordTypes, '')} RETURNING source, msg, ${recordValueColumns.join(', ')}),
+per_source AS (SELECT DISTINCT ON (source, name) * FROM r ORDER BY source, name, time DESC, msg DESC, seq DESC),
+n AS (
+  SELECT DISTINCT ON (s.channel, p.name, s.subtopic, s.publisher) p.*, s.org_id, s.channel, s.subtopic, s.publisher, s.protocol
+  FROM per_source p JOIN message_sources s ON s.key = p.source
+  ORDER BY s.channel, p.name, s.subtopic, s.publisher, p.time DESC, p.msg DESC, p.seq DESC
+)
 INSERT INTO latest_values (${recordColumns.join(', ')})
-SELECT DISTINCT ON (${latestKey.join(', ')}) ${recordColumns.join(', ')} FROM r ORDER BY ${latestKey.join(', ')}, time DESC, id DESC, seq DESC
+SELECT i.id, ${recordColumns.filter((c) => c !== 'id').map((c) => `n.${c}`).join(', ')}
+FROM n JOIN message_ids i ON i.key = n.msg
+ORDER BY ${latestKey.map((c) => `n.${c}`).join(', ')}
 ${latestConflict}`;
-/** Refills one (channel, name, subtopic, publisher) of `latest_values` from the records kept by retention (id ≥ boundary). */
-const pgLatestRefill = `INSERT INTO latest_values (${recordColumns.join(', ')}) SELECT ${recordColumns.join(', ')} FROM messages WHERE channel = $1 AND name = $2 AND subtopic = $3 AND publisher = $4 AND id >= $5 ORDER BY time DESC, id DESC, seq DESC LIMIT 1 ON CONFLICT DO NOTHING`;
 const documentSql = unnestInsert('message_documents', documentColumns, documentTypes);
 const payloadSql = unnestInsert('message_payloads', payloadColumns, payloadTypes);
 
+/** On PostgreSQL: the same record layout; message keys come from `message_ids`' identity, shared by every node. */
 class PostgresSink implements MessageSink {
+  private readonly keys = new DictionaryKeys();
+  /** The newest message key before a retention boundary, found once per boundary (every pass deletes in chunks). */
+  private oldKeys: { boundaryId: string; last: string | null } | undefined;
+
   constructor(private readonly db: Database) {}
 
   async write(all: RowBatch): Promise<void> {
     if (all.ids.length === 0) return;
-    await this.db.pgTransaction(async (client) => {
-      // ids first: a message recorded before (a redelivered batch, here or on another node) is
-      // not stored again; a node storing the same message concurrently waits on its id, then skips it
-      const recorded = await client.query<{ id: string }>({ name: 'fw_insert_ids', text: idSql, values: [arrayLiteral(all.ids, true)] });
-      const batch = freshPart(all, new Set(recorded.rows.map((r) => r.id)));
-      if (batch.records.length) await client.query({ name: 'fw_insert_records', text: recordSql, values: columnsOf<RecordRow>(batch.records, recordColumns, recordTypes) });
-      if (batch.documents.length) await client.query({ name: 'fw_insert_documents', text: documentSql, values: columnsOf<DocumentRow>(batch.documents, documentColumns, documentTypes) });
-      if (batch.payloads.length) await client.query({ name: 'fw_insert_payloads', text: payloadSql, values: columnsOf<PayloadRow>(batch.payloads, payloadColumns, payloadTypes) });
-    });
+    this.keys.trim();
+    try {
+      await this.db.pgTransaction(async (client) => {
+        // ids first: a message recorded before (a redelivered batch, here or on another node) is
+        // not stored again; a node storing the same message concurrently waits on its id, then skips it
+        const recorded = await client.query<{ id: string; key: string }>({ name: 'fw_insert_ids', text: idSql, values: [arrayLiteral(all.ids, true)] });
+        const msgKeys = new Map(recorded.rows.map((r) => [r.id, Number(r.key)]));
+        const batch = freshPart(all, new Set(msgKeys.keys()));
+        if (batch.records.length) {
+          await this.learnKeys(client, batch.records);
+          await client.query({ name: 'fw_insert_records', text: recordSql, values: this.recordColumns(batch.records, msgKeys) });
+        }
+        if (batch.documents.length) await client.query({ name: 'fw_insert_documents', text: documentSql, values: columnsOf<DocumentRow>(batch.documents, documentColumns, documentTypes) });
+        if (batch.payloads.length) await client.query({ name: 'fw_insert_payloads', text: payloadSql, values: columnsOf<PayloadRow>(batch.payloads, payloadColumns, payloadTypes) });
+      });
+    } catch (e) {
+      this.keys.forget();
+      throw e;
+    }
+  }
+
+  /** Looks up, or makes, the dictionary keys of the records' channels and sources that are not held yet. */
+  private async learnKeys(client: PoolClient, records: RecordRow[]): Promise<void> {
+    const channels = new Set<string>();
+    const sources = new Map<string, Source & { org_id: string }>();
+    let id = '';
+    for (const r of records) {
+      if (r.id === id) continue; // a message's records share its source
+      id = r.id;
+      if (this.keys.channel(r.channel) === undefined) channels.add(r.channel);
+      if (this.keys.source(r) === undefined) sources.set(JSON.stringify([r.channel, r.publisher, r.subtopic, r.protocol]), r);
+    }
+    for (let attempt = 0; channels.size > 0; attempt++) {
+      if (attempt === 2) throw new Error(`message_channels: no key for ${[...channels].join(', ')}`);
+      const got = await client.query<{ key: number; channel: string }>({ name: 'fw_channel_keys', text: channelKeysSql, values: [[...channels]] });
+      for (const row of got.rows) {
+        this.keys.setChannel(row.channel, row.key);
+        channels.delete(row.channel);
+      }
+    }
+    for (let attempt = 0; sources.size > 0; attempt++) {
+      if (attempt === 2) throw new Error(`message_sources: no key for ${sources.size} sources`);
+      const missing = [...sources.values()];
+      const got = await client.query<Source & { key: number }>({
+        name: 'fw_source_keys',
+        text: sourceKeysSql,
+        values: [missing.map((r) => r.org_id), missing.map((r) => r.channel), missing.map((r) => r.publisher), missing.map((r) => r.subtopic), missing.map((r) => r.protocol)],
+      });
+      for (const row of got.rows) {
+        this.keys.setSource(row, row.key);
+        sources.delete(JSON.stringify([row.channel, row.publisher, row.subtopic, row.protocol]));
+      }
+    }
+  }
+
+  /** Column parameters of `recordSql` for rows whose keys are all known. */
+  private recordColumns(records: RecordRow[], msgKeys: Map<string, number>): unknown[] {
+    const n = records.length;
+    const channel = new Array<number>(n);
+    const source = new Array<number>(n);
+    const msg = new Array<number>(n);
+    let id = '';
+    let c = 0;
+    let s = 0;
+    let m = 0;
+    for (let i = 0; i < n; i++) {
+      const r = records[i]!;
+      if (r.id !== id) {
+        id = r.id;
+        c = this.keys.channel(r.channel)!;
+        s = this.keys.source(r)!;
+        m = msgKeys.get(id)!;
+      }
+      channel[i] = c;
+      source[i] = s;
+      msg[i] = m;
+    }
+    return [arrayLiteral(channel, true), arrayLiteral(source, true), arrayLiteral(msg, true), ...columnsOf<RecordRow>(records, recordValueColumns, recordTypes.slice(3))];
   }
 
   async pruneBefore(boundaryId: string, limit: number): Promise<number> {
     const pool = this.db.pool!;
-    const del = async (sql: string) => (await pool.query(sql, [boundaryId, limit])).rowCount ?? 0;
-    // records have no key: a BRIN index on id finds the old ones, deleted by physical address
-    const records = await del('DELETE FROM messages WHERE ctid = ANY(ARRAY(SELECT ctid FROM messages WHERE id < $1 LIMIT $2))');
+    const del = async (sql: string, params: unknown[] = [boundaryId, limit]) => (await pool.query(sql, params)).rowCount ?? 0;
+    if (this.oldKeys?.boundaryId !== boundaryId) {
+      const last = await pool.query<{ last: string | null }>('SELECT MAX(key) AS last FROM message_ids WHERE id < $1', [boundaryId]);
+      this.oldKeys = { boundaryId, last: last.rows[0]?.last ?? null };
+    }
+    // records have no key of their own: a BRIN index on the message key finds the old ones (keys
+    // grow as messages are stored), each checked against its message id, deleted by physical address
+    const records = this.oldKeys.last === null ? 0 : await del(
+      'DELETE FROM messages WHERE ctid = ANY(ARRAY(SELECT m.ctid FROM messages m JOIN message_ids i ON i.key = m.msg WHERE m.msg <= $3 AND i.id < $1 LIMIT $2))',
+      [boundaryId, limit, this.oldKeys.last],
+    );
     const documents = await del('DELETE FROM message_documents WHERE (id, seq) IN (SELECT id, seq FROM message_documents WHERE id < $1 LIMIT $2)');
     const payloads = await del('DELETE FROM message_payloads WHERE id IN (SELECT id FROM message_payloads WHERE id < $1 LIMIT $2)');
     if (records === limit || documents === limit || payloads === limit) return records + documents + payloads;
@@ -314,7 +452,7 @@ class PostgresSink implements MessageSink {
       await this.db.pgTransaction(async (client) => {
         const gone = await client.query('DELETE FROM latest_values WHERE channel = $1 AND name = $2 AND subtopic = $3 AND publisher = $4 AND id < $5', [k.channel, k.name, k.subtopic, k.publisher, boundaryId]);
         n += gone.rowCount ?? 0;
-        if (gone.rowCount) await client.query(pgLatestRefill, [k.channel, k.name, k.subtopic, k.publisher, boundaryId]);
+        if (gone.rowCount) await client.query(latestRefill((i) => `$${i}`), [k.channel, k.name, k.subtopic, k.publisher, boundaryId]);
       });
     }
     return n + (await del('DELETE FROM message_ids WHERE id IN (SELECT id FROM message_ids WHERE id < $1 LIMIT $2)'));
