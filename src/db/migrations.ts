@@ -360,9 +360,8 @@ ALTER TABLE messages_compact RENAME TO messages;
 ALTER TABLE message_ids_compact RENAME TO message_ids;
 ${d.indexes}
 CREATE VIEW message_records AS
-  SELECT m.msg, m.seq, c.channel, s.subtopic, s.publisher, s.protocol, ${valueColumns.map((c) => `m.${c}`).join(', ')}
-  FROM message_channels c
-  JOIN messages m ON m.channel_key = c.key
+  SELECT m.channel_key, m.msg, m.seq, s.channel, s.subtopic, s.publisher, s.protocol, ${valueColumns.map((c) => `m.${c}`).join(', ')}
+  FROM messages m
   LEFT JOIN message_sources s ON s.key = m.source;
 `;
   return {

@@ -93,9 +93,15 @@ function toRecord(r: RecordRowOut): MessageRecord {
   return out;
 }
 
-/** WHERE clause (with `?` placeholders) of a message filter. */
-function where(f: MessageFilter, valueColumns: boolean): { sql: string; params: unknown[] } {
-  const parts = ['channel = ?'];
+/**
+ * WHERE clause (with `?` placeholders) of a message filter over `table`. On the records the channel
+ * is matched by its key, looked up first: PostgreSQL plans the lookup as a parameter and walks
+ * (channel_key, time) for the newest page, where a join on the channel's name made it sort the
+ * whole channel (bench/readers).
+ */
+function where(f: MessageFilter, table: 'message_records' | 'latest_values' | 'message_documents' | 'message_payloads'): { sql: string; params: unknown[] } {
+  const valueColumns = table === 'message_records' || table === 'latest_values';
+  const parts = [table === 'message_records' ? 'channel_key = (SELECT key FROM message_channels WHERE channel = ?)' : 'channel = ?'];
   const params: unknown[] = [f.channel];
   const add = (cond: string, v: unknown) => {
     parts.push(cond);
@@ -130,7 +136,7 @@ export class MessageReaders {
   }
 
   async records(f: MessageFilter, page: Paging, order: RecordOrder = 'time'): Promise<{ total: number; items: MessageRecord[] }> {
-    const w = where(f, true);
+    const w = where(f, 'message_records');
     const [{ n }] = (await this.q.all<{ n: number }>(`SELECT COUNT(*) AS n FROM message_records WHERE ${w.sql}`, w.params)) as [{ n: number }];
     const dir = page.dir === 'asc' ? 'ASC' : 'DESC';
     const orderBy = order === 'time' ? this.orderBy(dir) : this.orderBy(dir, order);
@@ -140,7 +146,7 @@ export class MessageReaders {
 
   /** Records in time order (asc or desc), all of them, a page at a time (keyset paging): for CSV export. */
   async *allRecords(f: MessageFilter, dir: 'asc' | 'desc', max: number): AsyncGenerator<MessageRecord> {
-    const w = where(f, true);
+    const w = where(f, 'message_records');
     const d = dir === 'asc' ? 'ASC' : 'DESC';
     const cmp = dir === 'asc' ? '>' : '<';
     // (time, tie…) after the last row sent, as nested comparisons: time > ? OR (time = ? AND (…))
@@ -161,7 +167,7 @@ export class MessageReaders {
 
   /** Numeric values aggregated per name and interval (seconds). */
   async aggregate(f: MessageFilter, aggregation: Aggregation, interval: number, page: Paging): Promise<{ total: number; items: AggregatedValue[] }> {
-    const w = where(f, true);
+    const w = where(f, 'message_records');
     const bucket = this.db.kind === 'postgres' ? 'floor(time / ?) * ?' : 'CAST(time / ? AS INTEGER) * ?';
     const fn = aggregation === 'count' ? 'COUNT(*)' : `${aggregation.toUpperCase()}(value)`;
     const numeric = aggregation === 'count' ? '' : ' AND value IS NOT NULL';
@@ -190,17 +196,18 @@ export class MessageReaders {
    */
   async latest(f: MessageFilter): Promise<MessageRecord[]> {
     const onlyKeys = Object.entries(f).every(([k, v]) => v === undefined || k === 'channel' || k === 'subtopic' || k === 'publisher');
-    const w = where(f, true);
+    const table = onlyKeys ? 'latest_values' : 'message_records';
+    const w = where(f, table);
     const newestFirst = (onlyKeys ? latestTieColumns : tieColumns).map((c) => `${c} DESC`).join(', ');
     const rows = await this.q.all<RecordRowOut>(
-      `SELECT ${valueSelect} FROM (SELECT ${valueSelect}, ROW_NUMBER() OVER (PARTITION BY name ORDER BY time DESC, ${newestFirst}) AS rn FROM ${onlyKeys ? 'latest_values' : 'message_records'} WHERE ${w.sql}) r WHERE rn = 1 ORDER BY name`,
+      `SELECT ${valueSelect} FROM (SELECT ${valueSelect}, ROW_NUMBER() OVER (PARTITION BY name ORDER BY time DESC, ${newestFirst}) AS rn FROM ${table} WHERE ${w.sql}) r WHERE rn = 1 ORDER BY name`,
       w.params,
     );
     return rows.map(toRecord);
   }
 
   async documents(f: MessageFilter, page: Paging): Promise<{ total: number; items: StoredDocument[] }> {
-    const w = where(f, false);
+    const w = where(f, 'message_documents');
     const [{ n }] = (await this.q.all<{ n: number }>(`SELECT COUNT(*) AS n FROM message_documents WHERE ${w.sql}`, w.params)) as [{ n: number }];
     const dir = page.dir === 'asc' ? 'ASC' : 'DESC';
     const rows = await this.q.all<Omit<StoredDocument, 'document'> & { document: unknown }>(
@@ -211,7 +218,7 @@ export class MessageReaders {
   }
 
   async payloads(f: MessageFilter, page: Paging): Promise<{ total: number; items: StoredPayload[] }> {
-    const w = where(f, false);
+    const w = where(f, 'message_payloads');
     const [{ n }] = (await this.q.all<{ n: number }>(`SELECT COUNT(*) AS n FROM message_payloads WHERE ${w.sql}`, w.params)) as [{ n: number }];
     const dir = page.dir === 'asc' ? 'ASC' : 'DESC';
     const rows = await this.q.all<Omit<StoredPayload, 'truncated'> & { truncated: number | boolean }>(
