@@ -1,9 +1,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { uuidv7 } from '../core/ids.js';
+import { Database } from '../db/index.js';
 import { RawQueries } from '../db/raw.js';
 import type { Envelope } from '../messaging/envelope.js';
-import { openTestDatabase, type TestDatabase } from '../../test/helpers/database.js';
+import { openTestDatabase, testDatabaseKind, type TestDatabase } from '../../test/helpers/database.js';
 import { MessageReaders } from './readers.js';
 import { toRows } from './rows.js';
 import { createMessageSink, idBoundary, type MessageSink } from './sink.js';
@@ -63,6 +64,24 @@ describe('message sink', () => {
     await write([over('http', 0, at + 1, 1), over('mqtt', 1, at + 2, 2), over('coap', 2, at, 0)]);
     assert.deepEqual((await readers.latest({ channel: 'protocols' })).map((r) => [r.name, r.value, r.protocol]), [['temp', 2, 'mqtt']]);
     assert.equal(await count('message_records', 'protocols'), 3);
+  });
+
+  test('writers on two nodes that meet a new channel and source at once agree on their keys', { skip: testDatabaseKind() === 'sqlite' && 'SQLite has one writer (one process owns the file)' }, async () => {
+    // a second connection pool on the same schema, as another node has
+    const other = await Database.open({ url: process.env.FLEETWIRE_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test', schema: t.db.schema!, poolSize: 2 });
+    try {
+      const sinks = [sink, createMessageSink(other), createMessageSink(t.db), createMessageSink(other)];
+      for (let round = 0; round < 5; round++) {
+        const channel = `race-${round}`;
+        // every sink stores messages of the same new channel and publishers in one transaction each, all at once
+        await Promise.all(sinks.map((k, i) => k.write(toRows([0, 1, 2].map((p) => ({ ...senml(t0 + i * 10 + p, [{ n: 'v', v: i }], channel), publisher: `dev-${p}` })), 1024))));
+        assert.equal(await count('message_records', channel), sinks.length * 3);
+        const keys = await q.all<{ n: number }>('SELECT COUNT(*) AS n FROM message_sources WHERE channel = ?', [channel]);
+        assert.equal(Number(keys[0]!.n), 3);
+      }
+    } finally {
+      await other.close();
+    }
   });
 
   test('retention prunes records, documents, payloads, message ids and latest values of pruned records', async () => {
