@@ -149,15 +149,13 @@ export class MessageReaders {
     const w = where(f, 'message_records');
     const d = dir === 'asc' ? 'ASC' : 'DESC';
     const cmp = dir === 'asc' ? '>' : '<';
-    // (time, tie…) after the last row sent, as nested comparisons: time > ? OR (time = ? AND (…))
-    const keyColumns = ['time', ...tieColumns];
-    const keysetSql = keyColumns.reduceRight((inner, c) => (inner ? `(${c} ${cmp} ? OR (${c} = ? AND ${inner}))` : `${c} ${cmp} ?`), '');
-    let after: (RecordRowOut & Record<string, unknown>) | undefined;
+    let after: (RecordRowOut & { msg: number; seq: number }) | undefined;
     let sent = 0;
     while (sent < max) {
-      const keyset = after ? ` AND ${keysetSql}` : '';
-      const params = after ? [...w.params, ...keyColumns.flatMap((c, i) => (i < keyColumns.length - 1 ? [after![c], after![c]] : [after![c]]))] : w.params;
-      const rows = await this.q.all<RecordRowOut & Record<string, unknown>>(`SELECT ${this.recordSelect} FROM message_records WHERE ${w.sql}${keyset} ORDER BY ${this.orderBy(d)} LIMIT ?`, [...params, Math.min(5000, max - sent)]);
+      // after the last row sent, in (time, msg, seq) order
+      const keyset = after ? ` AND (time ${cmp} ? OR (time = ? AND (msg ${cmp} ? OR (msg = ? AND seq ${cmp} ?))))` : '';
+      const params = after ? [...w.params, after.time, after.time, after.msg, after.msg, after.seq] : w.params;
+      const rows = await this.q.all<RecordRowOut & { msg: number; seq: number }>(`SELECT ${this.recordSelect} FROM message_records WHERE ${w.sql}${keyset} ORDER BY ${this.orderBy(d)} LIMIT ?`, [...params, Math.min(5000, max - sent)]);
       for (const r of rows) yield toRecord(r);
       sent += rows.length;
       if (rows.length < 5000) return;
