@@ -1,4 +1,5 @@
 import { isAppError, type ErrorKind } from '../core/errors.js';
+import { truncateUtf8 } from '../core/text.js';
 
 /**
  * How errors show at the CoAP edge: a response code (RFC 7252 §5.9, §12.1.2) and a diagnostic
@@ -46,7 +47,7 @@ const maxDiagnosticBytes = 256;
 
 function diagnostic(reason: string, message: string): string {
   const text = `${reason}: ${message}`;
-  return Buffer.byteLength(text) <= maxDiagnosticBytes ? text : Buffer.from(text).subarray(0, maxDiagnosticBytes - 3).toString('utf8') + '…';
+  return truncateUtf8(text, maxDiagnosticBytes);
 }
 
 export function mapError(e: unknown, maxPayloadBytes: number): MappedError {

@@ -106,6 +106,18 @@ describe('WebSocket adapter', () => {
     listener.ws.close();
   });
 
+  test('a refusal whose reason is cut inside a character still closes the publisher, and the server goes on', async () => {
+    const publisher = await connect(`/ws/channels/${channel}/messages?content_type=application/senml%2Bjson`, { authorization: `Device ${pub.secret}` });
+    // the error quotes the name: two-byte characters put the 123-byte cut of the close reason inside one
+    publisher.ws.send(JSON.stringify([{ n: 'é'.repeat(60), v: 1 }]));
+    const closed = await publisher.closed;
+    assert.equal(closed.code, 1007);
+    assert.match(closed.reason, /^message\.invalid_payload: record 0: name "é+…$/);
+    assert.ok(Buffer.byteLength(closed.reason) <= 123);
+    const again = await connect(`/ws/channels/${channel}/messages`, { authorization: `Device ${sub.secret}` });
+    again.ws.close();
+  });
+
   test('refusals happen before the upgrade, as HTTP problems', async () => {
     await assert.rejects(connect(`/ws/channels/${channel}/messages`), { status: 401 });
     await assert.rejects(connect(`/ws/channels/${channel}/messages`, { authorization: 'Device wrong' }), { status: 401 });

@@ -10,6 +10,7 @@ import type { Client, Granted } from './service.js';
 import type { LiveSubscription } from './bus.js';
 import { hasWildcard, normaliseSubtopic } from './topic.js';
 import { mediaTypeOf } from './payload/index.js';
+import { truncateUtf8 } from '../core/text.js';
 
 /** RFC 6455 §7.4.1 close codes we use. */
 const close = {
@@ -65,7 +66,7 @@ function envelopeFrame(env: Envelope): string {
 
 /** Close reasons are at most 123 bytes (RFC 6455 §5.5). */
 function reason(text: string): string {
-  return Buffer.byteLength(text) <= 123 ? text : Buffer.from(text).subarray(0, 120).toString('utf8') + '…';
+  return truncateUtf8(text, 123);
 }
 
 /**
@@ -153,6 +154,10 @@ export function wsRoutes(app: FastifyInstance, platform: Platform): void {
           const closeCode = status === 'invalid' || status === 'unsupported_media' ? close.invalidData : status === 'too_large' ? close.tooBig : status === 'unavailable' ? close.tryAgainLater : status === 'internal' ? close.internal : close.policy;
           socket.close(closeCode, reason(`${code}: ${(e as Error).message}`));
         }
+      }).catch((e: unknown) => {
+        // nothing above should throw; if it does, this client goes, not the process (an unhandled rejection would end it)
+        log.error({ err: e }, 'WebSocket frame handling failed');
+        socket.terminate();
       });
     });
     socket.on('close', () => subscription?.unsubscribe());
