@@ -1,4 +1,5 @@
 import { readUint, uint } from './message.js';
+import { PerAddressCount } from './per-address.js';
 
 /** A Block1/Block2 option value (RFC 7959 §2.2): block number, more flag, size exponent. */
 export interface BlockOption {
@@ -47,9 +48,11 @@ export type BlockResult =
  */
 export class Transfers {
   private readonly transfers = new Map<string, Transfer>();
-  private readonly perAddress = new Map<string, number>();
+  private readonly perAddress: PerAddressCount;
 
-  constructor(private readonly limits: { maxPerAddress: number; maxBytes: number; idleMs: number }) {}
+  constructor(private readonly limits: { maxPerAddress: number; maxBytes: number; idleMs: number }) {
+    this.perAddress = new PerAddressCount(limits.maxPerAddress);
+  }
 
   get size(): number {
     return this.transfers.size;
@@ -57,7 +60,7 @@ export class Transfers {
 
   /** Whether `address` may start one more upload. */
   canStart(address: string): boolean {
-    return (this.perAddress.get(address) ?? 0) < this.limits.maxPerAddress;
+    return this.perAddress.canAdd(address);
   }
 
   has(key: string): boolean {
@@ -72,7 +75,7 @@ export class Transfers {
       if (t) this.drop(key);
       t = { address, chunks: [], received: 0, contentFormat, lastSeen: now };
       this.transfers.set(key, t);
-      this.perAddress.set(address, (this.perAddress.get(address) ?? 0) + 1);
+      this.perAddress.add(address);
     }
     if (!t) return { kind: 'incomplete', why: `block ${block.num} of an upload that did not start with block 0 (or expired)` };
     // RFC 7959 §2.3: the offset is num × size; a client may shrink the size between blocks
@@ -101,9 +104,7 @@ export class Transfers {
     const t = this.transfers.get(key);
     if (!t) return;
     this.transfers.delete(key);
-    const n = (this.perAddress.get(t.address) ?? 1) - 1;
-    if (n > 0) this.perAddress.set(t.address, n);
-    else this.perAddress.delete(t.address);
+    this.perAddress.remove(t.address);
   }
 
   /** Drops uploads idle for longer than the limit. */

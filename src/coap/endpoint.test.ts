@@ -373,5 +373,17 @@ describe('CoAP adapter', () => {
     assert.ok(Buffer.concat(parts).equals(payload));
     c.acknowledge = false;
     await c.request({ code: 'GET', token: reg.token, path: `${base()}/large`, query: [`auth=${dev.sub.secret}`], options: [observe(1)] });
+    // the representation went with the observation
+    const after = await c.request({ code: 'GET', path: `${base()}/large`, query: [`auth=${dev.sub.secret}`], options: [{ name: option.block2, value: encodeBlock({ num: 1, more: false, szx: 6 }) }] });
+    assert.equal(after.code, '4.04');
+    assert.match(after.payload.toString(), /^coap\.no_representation: /);
+  });
+
+  test('Uri-Path segments and Uri-Query arguments are read in order; auth may be any argument', async () => {
+    const c = await client();
+    const reply = await c.request({ path: `${base()}/q/a/b`, query: ['x=1', `auth=${dev.pub.secret}`, 'y=2'], payload: 'ordered' });
+    assert.equal(reply.code, '2.04');
+    const env = await eventually(() => seen.find((e) => e.payload.toString() === 'ordered')!);
+    assert.equal(env.subtopic, 'q/a/b');
   });
 });

@@ -10,7 +10,7 @@ import { CoapRefusal, mapError } from './codes.js';
 import { Confirmables, type TransmissionParameters } from './confirmable.js';
 import { contentTypeOf } from './content-format.js';
 import type { CoapMetrics } from './metrics.js';
-import { decode, encode, headerOf, option, optionValue, optionValues, peerKey, reset, uint, uintOption, unknownCriticalOption, type OutOption, type Packet, type Peer } from './message.js';
+import { decode, encode, headerOf, option, peerKey, readOptions, reset, uint, type OutOption, type Packet, type Peer, type RequestOptions } from './message.js';
 import { Observers } from './observers.js';
 import { RecentMap } from './recent.js';
 
@@ -52,6 +52,15 @@ export interface CoapDeps {
   metrics: MessagingMetrics;
   coapMetrics: CoapMetrics;
   now(): number;
+}
+
+/** Where a request goes, from its Uri-Path and Uri-Query. */
+interface Target {
+  channel: string;
+  subtopic: string;
+  auth: string | undefined;
+  /** Path and query: names a block-wise upload, and the observation a Block2 follow-up asks about. */
+  uri: string;
 }
 
 /** What a request is answered with. */
@@ -185,23 +194,26 @@ export class CoapEndpoint {
   }
 
   private async route(p: Packet, peer: Peer): Promise<Reply> {
+    // one pass over the options: the checks below, publish and get read `opts`, never the packet again
+    const opts = readOptions(p);
     // RFC 7252 §5.7.2, §5.10.2: we are no proxy
-    if (optionValue(p, option.proxyUri) || optionValue(p, option.proxyScheme)) throw new CoapRefusal('5.05', 'coap.proxying_not_supported', 'This endpoint is not a proxy');
-    const critical = unknownCriticalOption(p);
+    if (opts.proxy) throw new CoapRefusal('5.05', 'coap.proxying_not_supported', 'This endpoint is not a proxy');
     // RFC 7252 §5.4.1: an unrecognised critical option makes the request a 4.02
-    if (critical !== undefined) throw new CoapRefusal('4.02', 'coap.bad_option', `Option ${critical} is not supported`);
-    const path = optionValues(p, option.uriPath).map((v) => v.toString('utf8'));
+    if (opts.unknownCritical !== undefined) throw new CoapRefusal('4.02', 'coap.bad_option', `Option ${opts.unknownCritical} is not supported`);
+    const path = opts.uriPath;
     if (path.length < 3 || path[0] !== 'channels' || path[1] === '' || path[2] !== 'messages') throw new AppError('route.not_found', 'CoAP resources are /channels/{id}/messages[/{subtopic…}]');
-    const channel = path[1]!;
-    const subtopic = path.slice(3).join('/');
-    const query = optionValues(p, option.uriQuery).map((v) => v.toString('utf8'));
-    const auth = query.find((q) => q.startsWith('auth='))?.slice('auth='.length);
-    const uri = `${path.join('/')}?${query.join('&')}`;
+    const query = opts.uriQuery;
+    const target: Target = {
+      channel: path[1]!,
+      subtopic: path.slice(3).join('/'),
+      auth: query.find((q) => q.startsWith('auth='))?.slice('auth='.length),
+      uri: `${path.join('/')}?${query.join('&')}`,
+    };
     switch (p.code) {
       case '0.02':
-        return this.publish(p, peer, { channel, subtopic, auth, uri });
+        return this.publish(p, opts, peer, target);
       case '0.01':
-        return this.get(p, peer, { channel, subtopic, auth, uri });
+        return this.get(p, opts, peer, target);
       default:
         throw new CoapRefusal('4.05', 'coap.method_not_allowed', 'POST publishes, GET with Observe subscribes');
     }
@@ -212,24 +224,23 @@ export class CoapEndpoint {
     return { kind: 'device', credential: { kind: 'secret', secret: auth } };
   }
 
-  private block1(p: Packet): BlockOption | undefined {
-    const value = optionValue(p, option.block1);
-    if (value === undefined) return undefined;
-    const b = parseBlock(value);
+  private block1(opts: RequestOptions): BlockOption | undefined {
+    if (opts.block1 === undefined) return undefined;
+    const b = parseBlock(opts.block1);
     if (!b || b.szx === 7) throw new CoapRefusal('4.00', 'coap.bad_block', 'Block1 must be 0 to 3 bytes with a size exponent of 0 to 6 (RFC 7959 §2.2)');
     return b;
   }
 
-  private async publish(p: Packet, peer: Peer, target: { channel: string; subtopic: string; auth: string | undefined; uri: string }): Promise<Reply> {
+  private async publish(p: Packet, opts: RequestOptions, peer: Peer, target: Target): Promise<Reply> {
     const client = this.client(target.auth);
-    let format = uintOption(p, option.contentFormat);
+    let format = opts.contentFormat;
     let payload = p.payload;
-    const block = this.block1(p);
+    const block = this.block1(opts);
     const options: OutOption[] = [];
     if (block && (block.num > 0 || block.more)) {
       const key = `${peerKey(peer)} ${target.uri}`;
       if (block.num === 0) {
-        const size1 = uintOption(p, option.size1);
+        const size1 = opts.size1;
         // RFC 7959 §4: Size1 announces the whole body; refuse early what we would refuse at the end
         if (size1 !== undefined && size1 > this.deps.messaging.maxPayloadBytes) throw new AppError('message.too_large', `The payload is ${size1} bytes; at most ${this.deps.messaging.maxPayloadBytes} are accepted`);
         if (!this.transfers.has(key) && !this.transfers.canStart(peer.address)) {
@@ -259,16 +270,15 @@ export class CoapEndpoint {
     return { code: '2.04', options };
   }
 
-  private async get(p: Packet, peer: Peer, target: { channel: string; subtopic: string; auth: string | undefined; uri: string }): Promise<Reply> {
-    const observe = uintOption(p, option.observe);
+  private async get(p: Packet, opts: RequestOptions, peer: Peer, target: Target): Promise<Reply> {
+    const observe = opts.observe;
     if (observe === 1) {
       // RFC 7641 §3.6: deregistration; the GET is then answered as a plain one
       this.observers.remove(Observers.key(peer, p.token), 'deregistered');
       return { code: '2.05' };
     }
     if (observe === undefined) {
-      const b2 = optionValue(p, option.block2);
-      const block = b2 === undefined ? undefined : parseBlock(b2);
+      const block = opts.block2 === undefined ? undefined : parseBlock(opts.block2);
       if (block && block.szx < 7) {
         const part = this.observers.block(peer, target.uri, block);
         if (part) return { code: '2.05', ...part };

@@ -53,24 +53,62 @@ export function optionNumber(name: string | number): number {
 /** Critical options (odd numbers, RFC 7252 §5.4.1) this adapter acts on; any other critical option is refused with 4.02. */
 const understood = new Set<number>([option.uriHost, option.uriPort, option.uriPath, option.uriQuery, option.accept, option.observe, option.block1, option.block2]);
 
-/** The first critical option the adapter does not understand, if any. */
-export function unknownCriticalOption(p: Packet): number | undefined {
+/**
+ * The options of a request that the endpoint acts on, read in one pass over the packet. Of an
+ * option that is not repeatable the first occurrence counts; integers are read as in RFC 7252 §3.2.
+ */
+export interface RequestOptions {
+  /** Uri-Path segments in order (RFC 7252 §5.10.1: one option per segment). */
+  uriPath: string[];
+  /** Uri-Query arguments in order (RFC 7252 §5.10.1: one option per argument). */
+  uriQuery: string[];
+  observe: number | undefined;
+  contentFormat: number | undefined;
+  /** Raw Block1 and Block2 values, parsed where they are used (RFC 7959 §2.2): a malformed Block1 is refused, a malformed Block2 ignored. */
+  block1: Buffer | undefined;
+  block2: Buffer | undefined;
+  size1: number | undefined;
+  /** Proxy-Uri or Proxy-Scheme came (RFC 7252 §5.10.2). */
+  proxy: boolean;
+  /** The first critical option the adapter does not understand, if any (RFC 7252 §5.4.1). */
+  unknownCritical: number | undefined;
+}
+
+export function readOptions(p: Packet): RequestOptions {
+  const r: RequestOptions = { uriPath: [], uriQuery: [], observe: undefined, contentFormat: undefined, block1: undefined, block2: undefined, size1: undefined, proxy: false, unknownCritical: undefined };
   for (const o of p.options) {
     const n = optionNumber(o.name);
-    if (n % 2 === 1 && !understood.has(n)) return n;
+    switch (n) {
+      case option.uriPath:
+        r.uriPath.push(o.value.toString('utf8'));
+        break;
+      case option.uriQuery:
+        r.uriQuery.push(o.value.toString('utf8'));
+        break;
+      case option.observe:
+        r.observe ??= readUint(o.value);
+        break;
+      case option.contentFormat:
+        r.contentFormat ??= readUint(o.value);
+        break;
+      case option.block1:
+        r.block1 ??= o.value;
+        break;
+      case option.block2:
+        r.block2 ??= o.value;
+        break;
+      case option.size1:
+        r.size1 ??= readUint(o.value);
+        break;
+      case option.proxyUri:
+      case option.proxyScheme:
+        r.proxy = true;
+        break;
+      default:
+        if (r.unknownCritical === undefined && n % 2 === 1 && !understood.has(n)) r.unknownCritical = n;
+    }
   }
-  return undefined;
-}
-
-export function optionValues(p: Packet, number: number): Buffer[] {
-  const out: Buffer[] = [];
-  for (const o of p.options) if (optionNumber(o.name) === number) out.push(o.value);
-  return out;
-}
-
-export function optionValue(p: Packet, number: number): Buffer | undefined {
-  for (const o of p.options) if (optionNumber(o.name) === number) return o.value;
-  return undefined;
+  return r;
 }
 
 /** An unsigned integer option value (RFC 7252 §3.2: big-endian, leading zero bytes omitted). */
@@ -85,11 +123,6 @@ export function uint(n: number): Buffer {
   const bytes: number[] = [];
   for (let v = n; v > 0; v = Math.floor(v / 256)) bytes.unshift(v % 256);
   return Buffer.from(bytes);
-}
-
-export function uintOption(p: Packet, number: number): number | undefined {
-  const v = optionValue(p, number);
-  return v === undefined ? undefined : readUint(v);
 }
 
 /** Parses a datagram; undefined when it is not a well-formed CoAP message. */

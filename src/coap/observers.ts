@@ -7,6 +7,7 @@ import type { Confirmables, Outcome } from './confirmable.js';
 import { contentFormatOf } from './content-format.js';
 import type { CoapMetrics } from './metrics.js';
 import { encode, option, peerKey, uint, type OutOption, type Peer } from './message.js';
+import { PerAddressCount } from './per-address.js';
 import { RecentMap } from './recent.js';
 
 /** Observe sequence numbers are 24 bits (RFC 7641 §4.4). */
@@ -25,6 +26,8 @@ export interface Observer {
   filter: string;
   /** Path and query of the registration, for the Block2 follow-ups of a large notification. */
   uri: string;
+  /** Endpoint and `uri`: where the observation stands in the index of Block2 follow-ups. */
+  resource: string;
   subscription: LiveSubscription | undefined;
   seq: number;
   /** When the client last acknowledged a confirmable message (or registered), ms. */
@@ -57,15 +60,22 @@ export interface ObserversContext {
  * confirmable, or an empty ping (RFC 7252 §4.3) is sent when the channel is quiet, so that an
  * observer that went away is found and freed. State per observer: the subscription, one message in
  * flight and at most one large representation; per source address: `maxPerAddress` observers.
+ * `add` and `remove` are the only ways in and out, and keep the maps below in step.
  */
 export class Observers {
   private readonly byKey = new Map<string, Observer>();
-  private readonly perAddress = new Map<string, number>();
+  /**
+   * Observations by endpoint and URI, in registration order: a Block2 follow-up GET carries neither
+   * token nor Observe, only the URI (RFC 7959 §2.6), and must not scan every observation to find its own.
+   */
+  private readonly byResource = new Map<string, Set<Observer>>();
+  private readonly perAddress: PerAddressCount;
   /** Non-confirmable notifications still answerable by RST: `<endpoint>:<message id>` → observer key. */
   private readonly sentNon: RecentMap<string>;
 
   constructor(private readonly ctx: ObserversContext) {
     this.sentNon = new RecentMap(nonLifetimeMs, maxRememberedNotifications, ctx.now);
+    this.perAddress = new PerAddressCount(ctx.maxPerAddress);
   }
 
   get size(): number {
@@ -76,8 +86,12 @@ export class Observers {
     return `${peerKey(peer)}/${token.toString('hex')}`;
   }
 
+  private static resource(peer: Peer, uri: string): string {
+    return `${peerKey(peer)} ${uri}`;
+  }
+
   canAdd(address: string): boolean {
-    return (this.perAddress.get(address) ?? 0) < this.ctx.maxPerAddress;
+    return this.perAddress.canAdd(address);
   }
 
   /** Registers an observation and subscribes it on the bus; resolves once messages flow to it. */
@@ -85,9 +99,13 @@ export class Observers {
     const key = Observers.key(spec.peer, spec.token);
     // RFC 7641 §4.1: a registration from the same endpoint with the same token replaces the entry
     if (this.byKey.has(key)) this.remove(key, 'replaced');
-    const o: Observer = { key, ...spec, subscription: undefined, seq: 0, lastConfirmed: this.ctx.now(), confirming: false, closed: false, representation: undefined };
+    const resource = Observers.resource(spec.peer, spec.uri);
+    const o: Observer = { key, ...spec, resource, subscription: undefined, seq: 0, lastConfirmed: this.ctx.now(), confirming: false, closed: false, representation: undefined };
     this.byKey.set(key, o);
-    this.perAddress.set(spec.peer.address, (this.perAddress.get(spec.peer.address) ?? 0) + 1);
+    const same = this.byResource.get(resource);
+    if (same) same.add(o);
+    else this.byResource.set(resource, new Set([o]));
+    this.perAddress.add(spec.peer.address);
     try {
       const sub = await this.ctx.bus.subscribe(spec.channel, spec.filter, (env) => this.notify(o, env));
       if (o.closed) sub.unsubscribe();
@@ -116,9 +134,9 @@ export class Observers {
     o.subscription?.unsubscribe();
     o.representation = undefined;
     this.byKey.delete(key);
-    const n = (this.perAddress.get(o.peer.address) ?? 1) - 1;
-    if (n > 0) this.perAddress.set(o.peer.address, n);
-    else this.perAddress.delete(o.peer.address);
+    const same = this.byResource.get(o.resource);
+    if (same?.delete(o) && same.size === 0) this.byResource.delete(o.resource);
+    this.perAddress.remove(o.peer.address);
     this.ctx.coapMetrics.observersFreed.inc({ reason });
     if (reason === 'unanswered' || reason === 'reset') this.ctx.log.info({ channel: o.channel, address: o.peer.address, port: o.peer.port, reason }, 'CoAP observation freed');
     return true;
@@ -191,9 +209,11 @@ export class Observers {
 
   /** A block of the large representation last sent to the observer registered by this endpoint on `uri`. */
   block(peer: Peer, uri: string, block: BlockOption): { options: OutOption[]; payload: Buffer } | undefined {
-    const endpoint = peerKey(peer);
-    for (const o of this.byKey.values()) {
-      if (!o.representation || o.uri !== uri || peerKey(o.peer) !== endpoint) continue;
+    const same = this.byResource.get(Observers.resource(peer, uri));
+    if (!same) return undefined;
+    // several tokens may observe one URI: the first registered that holds a large representation answers
+    for (const o of same) {
+      if (!o.representation) continue;
       const { payload, etag, contentFormat } = o.representation;
       // we send at most 1024-byte blocks; a client may ask for smaller ones (RFC 7959 §2.4)
       const szx = Math.min(block.szx, sendSzx);
