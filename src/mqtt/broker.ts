@@ -6,7 +6,7 @@ import type { BrokerPolicy, ConnectionMeta, PublishVerdict } from './policy.js';
 import { MemoryRetainedStore, type RetainedStore } from './retained.js';
 import { TokenBuckets } from './rate.js';
 import { Session } from './session.js';
-import { SessionJournal, type SessionStore, type StoredSession } from './store.js';
+import { SessionJournal, type SessionChange, type SessionRecord, type SessionStore, type StoredSession } from './store.js';
 import type { ClusterLink } from './cluster.js';
 import { excluded, SubscriptionIndex } from './subscriptions.js';
 import { parseSharedFilter } from './topics.js';
@@ -60,6 +60,12 @@ export interface BrokerState {
 }
 
 const neverExpires = 0xffffffff;
+
+/** When a session that went away ends, Unix ms (§3.1.2.11.2); undefined while its client is connected or when it never expires. */
+function sessionEnd(s: Pick<SessionRecord, 'disconnectedAt' | 'expirySeconds'>): number | undefined {
+  if (s.disconnectedAt === undefined || s.expirySeconds === neverExpires) return undefined;
+  return s.disconnectedAt + s.expirySeconds * 1000;
+}
 
 export type PublishOutcome = { ok: true; matched?: boolean } | { ok: false; reasonCode: number; reason?: string };
 
@@ -141,7 +147,8 @@ export class Broker {
   }
 
   private expired(stored: StoredSession, now: number): boolean {
-    return stored.disconnectedAt !== undefined && stored.expirySeconds !== neverExpires && stored.disconnectedAt + stored.expirySeconds * 1000 <= now;
+    const end = sessionEnd(stored);
+    return end !== undefined && end <= now;
   }
 
   /** Serves one client over a stream. */
@@ -190,34 +197,43 @@ export class Broker {
 
     // Not held here: it may be stored, and held by another node, which lets go of it first.
     let stored: StoredSession | undefined;
+    /** The node holding the stored session, if one is stored. */
+    let holder: string | undefined;
+    const lookUp = async (store: SessionStore): Promise<void> => {
+      // clean start discards a stored session [MQTT-3.1.2-4]: where it is held matters, not what it holds
+      if (cleanStart) holder = await store.holder(id);
+      else holder = (stored = await store.load(id))?.nodeId;
+    };
     /** A session coming from another node, subscribed here before that node lets go: nothing published meanwhile is missed. */
     let arriving: Session | undefined;
     if (!session) {
-      stored = await this.store?.load(id);
+      if (this.store) await lookUp(this.store);
       if (this.cluster) {
-        const elsewhere = stored !== undefined && stored.nodeId !== this.nodeId;
+        const elsewhere = holder !== undefined && holder !== this.nodeId;
         if (elsewhere && !cleanStart) {
           arriving = this.newSession(id, conn);
           for (const [key, opts] of stored!.subscriptions) arriving.subscriptions.set(key, opts);
           await Promise.all([...arriving.subscriptions].map(([key, opts]) => this.indexAdd(arriving!, key, opts)));
         }
         await this.cluster.claim(id, elsewhere); // a connection elsewhere is taken over [MQTT-3.1.4-3]
-        if (elsewhere) stored = await this.store!.load(id);
+        if (elsewhere) await lookUp(this.store!);
       }
       session = this.sessions.get(id); // another connection may have come in meanwhile
       if (session?.connection) session.connection.disconnect(rc.sessionTakenOver, 'session taken over');
       session = this.sessions.get(id);
-      if (session) stored = undefined;
+      if (session) stored = holder = undefined;
     }
     if (arriving && (session || !stored)) {
       this.dropFromIndex(arriving);
       arriving = undefined;
     }
     const now = Date.now();
-    if (stored && (cleanStart || this.expired(stored, now))) {
+    if (cleanStart ? holder !== undefined : stored && this.expired(stored, now)) {
       this.journal!.record({ op: 'end', clientId: id }); // [MQTT-3.1.2-4]
       stored = undefined;
     }
+    /** A restored session: what the store lacks of it. */
+    let unsaved: SessionChange[] | undefined;
     let present = false;
     if (session && cleanStart) {
       this.endSession(session);
@@ -232,7 +248,7 @@ export class Broker {
       present = true;
       session = arriving ?? this.newSession(id, conn);
       const indexed = new Set(session.subscriptions.keys());
-      session.restore(stored);
+      unsaved = session.restore(stored);
       this.journal!.stored(id, stored.messages.map((m) => m.seq));
       for (const [key, opts] of session.subscriptions) if (!indexed.has(key)) void this.indexAdd(session, key, opts);
       this.sessions.set(id, session);
@@ -246,8 +262,14 @@ export class Broker {
     conn.session = session;
     if (this.journal) {
       if (expirySeconds > 0) {
+        const record = this.journal.record.bind(this.journal);
         if (session.persistent) session.saveRecord();
-        else session.persistTo(this.journal.record.bind(this.journal), this.nodeId, true);
+        else if (unsaved) {
+          // restored from the store, which holds the rest as it is: its row (node, expiry, connected) and what restore() changed
+          session.persistTo(record, this.nodeId, false);
+          session.saveRecord();
+          for (const change of unsaved) record(change);
+        } else session.persistTo(record, this.nodeId, true);
         await this.journal.flush(); // CONNACK promises the session [MQTT-3.2.2-2]
       } else if (session.persistent) {
         session.stopPersisting(true);
@@ -399,9 +421,9 @@ export class Broker {
 
   /** Ends an offline session when its expiry interval has passed (§3.1.2.11.2). */
   private armExpiry(session: Session): void {
-    if (session.expirySeconds === neverExpires) return;
-    const left = (session.disconnectedAt ?? Date.now()) + session.expirySeconds * 1000 - Date.now();
-    session.expiryTimer = setTimeout(() => this.endSession(session), Math.max(0, left));
+    const end = sessionEnd(session); // both callers set disconnectedAt first
+    if (end === undefined) return;
+    session.expiryTimer = setTimeout(() => this.endSession(session), Math.max(0, end - Date.now()));
     session.expiryTimer.unref();
   }
 

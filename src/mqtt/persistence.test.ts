@@ -4,13 +4,81 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { IPublishPacket, IConnackPacket } from 'mqtt-packet';
 import { Broker } from './broker.js';
+import type { ClusterLink } from './cluster.js';
 import { openPolicy } from './open-policy.js';
 import { SqlRetainedStore, SqlSessionStore } from './sql-store.js';
+import type { SessionChange, SessionStore, StoredSession } from './store.js';
+import type { BrokerMessage } from './types.js';
 import { createLogger } from '../core/logger.js';
 import { RawQueries } from '../db/raw.js';
 import { openTestDatabase, type TestDatabase } from '../../test/helpers/database.js';
 import { rawClient, type RawClient } from '../../test/helpers/mqtt-raw.js';
 import { eventually } from '../../test/helpers/eventually.js';
+
+/** A session store that logs what the broker asks of it. */
+class RecordingStore implements SessionStore {
+  readonly calls: string[] = [];
+  readonly batches: SessionChange[][] = [];
+  constructor(private readonly inner: SessionStore) {}
+  load(clientId: string): Promise<StoredSession | undefined> {
+    this.calls.push(`load ${clientId}`);
+    return this.inner.load(clientId);
+  }
+  holder(clientId: string): Promise<string | undefined> {
+    this.calls.push(`holder ${clientId}`);
+    return this.inner.holder(clientId);
+  }
+  loadNode(nodeId: string): Promise<StoredSession[]> {
+    return this.inner.loadNode(nodeId);
+  }
+  apply(changes: readonly SessionChange[]): Promise<void> {
+    this.batches.push([...changes]);
+    return this.inner.apply(changes);
+  }
+  purgeExpired(now: number): Promise<number> {
+    return this.inner.purgeExpired(now);
+  }
+}
+
+/** Raw queries that count the statements they run outside `all`. */
+class CountingQueries extends RawQueries {
+  writes = 0;
+  override run(text: string, params: unknown[]): Promise<void> {
+    this.writes++;
+    return super.run(text, params);
+  }
+  override batch(statements: readonly (readonly [text: string, params: unknown[]])[]): Promise<void> {
+    this.writes += statements.length;
+    return super.batch(statements);
+  }
+}
+
+/**
+ * Broker nodes in one process, linked as over NATS: a claim has the other nodes let go of the
+ * client at once. When the claim waits, `claimed` runs before they let go and `released` after.
+ */
+function localCluster(hooks: { claimed?: () => void; released?: () => void } = {}) {
+  const handlers = new Map<string, (clientId: string) => Promise<boolean>>();
+  return (nodeId: string): ClusterLink => ({
+    async claim(clientId, wait) {
+      if (wait) hooks.claimed?.();
+      const letGo = Promise.all([...handlers].filter(([n]) => n !== nodeId).map(([, release]) => release(clientId)));
+      if (!wait) return;
+      await letGo;
+      hooks.released?.();
+    },
+    onClaim(handler) {
+      handlers.set(nodeId, handler);
+    },
+    close() {
+      handlers.delete(nodeId);
+    },
+  });
+}
+
+function queued(id: string, topic: string): BrokerMessage {
+  return { id, topic, payload: Buffer.from(id), qos: 1, retain: false };
+}
 
 describe('MQTT state in the database survives a broker restart', () => {
   let t: TestDatabase;
@@ -23,9 +91,9 @@ describe('MQTT state in the database survives a broker restart', () => {
     await t.cleanup();
   });
 
-  async function startBroker(nodeId = 'node-a'): Promise<Broker> {
+  async function startBroker(nodeId = 'node-a', state: { sessions?: SessionStore; cluster?: ClusterLink } = {}): Promise<Broker> {
     const q = new RawQueries(t.db);
-    const b = new Broker(openPolicy(undefined), createLogger('silent'), {}, undefined, { retained: new SqlRetainedStore(q), sessions: new SqlSessionStore(q), nodeId });
+    const b = new Broker(openPolicy(undefined), createLogger('silent'), {}, undefined, { retained: new SqlRetainedStore(q), sessions: state.sessions ?? new SqlSessionStore(q), nodeId, ...(state.cluster ? { cluster: state.cluster } : {}) });
     await b.start();
     return b;
   }
@@ -185,5 +253,106 @@ describe('MQTT state in the database survives a broker restart', () => {
     assert.equal(await store.load('ephemeral'), undefined);
     c.send({ cmd: 'disconnect' });
     await broker.close();
+  });
+
+  test('a clean start reads only whether a session is stored, then discards it [MQTT-3.1.2-4]', async () => {
+    broker = await startBroker('node-a');
+    const old = await connect(broker, 'fresh-start');
+    await old.c.subscribe('fs/#', 1);
+    old.c.send({ cmd: 'disconnect' });
+    await eventually(() => assert.equal(broker.sessions.get('fresh-start')?.connected, false));
+    await publish(broker, 'fs/1', 'for the old session', 1);
+    await broker.close();
+
+    // another node, which does not hold the session: it is in the store only
+    const store = new RecordingStore(new SqlSessionStore(new RawQueries(t.db)));
+    broker = await startBroker('node-b', { sessions: store });
+    const fresh = await connect(broker, 'fresh-start', { clean: true, expiry: 0 });
+    assert.equal(fresh.connack.sessionPresent, false);
+    assert.deepEqual(store.calls, ['holder fresh-start'], 'neither its subscriptions nor its messages were read');
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(fresh.c.packets.filter((p) => p.cmd === 'publish').length, 0);
+    fresh.c.send({ cmd: 'disconnect' });
+    await broker.close();
+    assert.equal(await new SqlSessionStore(new RawQueries(t.db)).load('fresh-start'), undefined);
+  });
+
+  test('an inbound QoS 2 message writes its session row once', async () => {
+    const store = new RecordingStore(new SqlSessionStore(new RawQueries(t.db)));
+    broker = await startBroker('node-a', { sessions: store });
+    const { c } = await connect(broker, 'qos2-row');
+    const session = broker.sessions.get('qos2-row')!;
+    store.batches.length = 0;
+    // PUBREL at once: the packet id is added and removed within one batch [MQTT-4.3.3-9]
+    c.send({ cmd: 'publish', topic: 'q2r/x', payload: Buffer.from('once'), qos: 2, retain: false, dup: false, messageId: 9 });
+    c.send({ cmd: 'pubrel', messageId: 9 });
+    await c.next('pubrec');
+    await c.next('pubcomp');
+    await broker.persisted(session);
+    const rows = store.batches.map((b) => b.filter((change) => change.op === 'session').map((change) => (change.op === 'session' ? change.record.incomingQos2 : [])));
+    assert.deepEqual(rows, [[[]]], 'one batch, one row, the packet id released');
+    c.send({ cmd: 'disconnect' });
+    await broker.close();
+  });
+
+  test('expired retained messages a lookup meets are deleted with one statement', async () => {
+    let now = 1_000_000;
+    const q = new CountingQueries(t.db);
+    const retained = new SqlRetainedStore(q, () => now);
+    for (const topic of ['ttl/a', 'ttl/b', 'ttl/c']) await retained.set({ topic, payload: Buffer.from('short'), qos: 1, retain: true, expiresAt: now + 1000 });
+    await retained.set({ topic: 'ttl/kept', payload: Buffer.from('lasting'), qos: 1, retain: true });
+    await retained.set({ topic: 'ttlx/other', payload: Buffer.from('not met'), qos: 1, retain: true, expiresAt: now + 1000 });
+    now += 2000;
+    q.writes = 0;
+    assert.deepEqual((await retained.match('ttl/+')).map((m) => m.topic), ['ttl/kept']);
+    assert.equal(q.writes, 1);
+    const left = await q.all<{ topic: string }>("SELECT topic FROM mqtt_retained WHERE topic LIKE 'ttl%' ORDER BY topic", []);
+    assert.deepEqual(left.map((r) => r.topic), ['ttl/kept', 'ttlx/other'], 'only what the lookup met');
+  });
+
+  test('a session taken over from another node is written back only where it changed', async () => {
+    let a: Broker | undefined;
+    let b: Broker | undefined;
+    try {
+      const link = localCluster({
+        // while node-b, subscribed for the arriving session, waits for node-a to let go: both nodes get it
+        claimed: () => {
+          a!.route(queued('m2', 'roam/2'));
+          b!.route(queued('m2', 'roam/2'));
+        },
+        // once node-a let go: only node-b gets it
+        released: () => b!.route(queued('m3', 'roam/3')),
+      });
+      const storeB = new RecordingStore(new SqlSessionStore(new RawQueries(t.db)));
+      a = await startBroker('node-a', { cluster: link('node-a') });
+      b = await startBroker('node-b', { sessions: storeB, cluster: link('node-b') });
+      const first = await connect(a, 'roamer');
+      await first.c.subscribe('roam/#', 1);
+      first.c.send({ cmd: 'disconnect' });
+      await eventually(() => assert.equal(a!.sessions.get('roamer')?.connected, false));
+      a.route(queued('m1', 'roam/1'));
+      await a.persisted(a.sessions.get('roamer')!);
+
+      storeB.batches.length = 0;
+      const resumed = await connect(b, 'roamer');
+      assert.equal(resumed.connack.sessionPresent, true);
+      const got: IPublishPacket[] = [];
+      for (let i = 0; i < 3; i++) got.push((await resumed.c.next('publish')) as IPublishPacket);
+      assert.deepEqual(got.map((p) => p.payload.toString()), ['m1', 'm2', 'm3'], 'in order, m2 once');
+      const summary = (c: SessionChange) => (c.op === 'session' ? `session ${c.record.nodeId}` : c.op === 'message' ? `message ${c.message.seq} ${c.message.message.id}` : c.op);
+      assert.deepEqual(storeB.batches[0]?.map(summary), ['session node-b', 'message 3 m3'], 'what node-a wrote is not written again');
+
+      const session = b.sessions.get('roamer')!;
+      await b.persisted(session);
+      const stored = await new SqlSessionStore(new RawQueries(t.db)).load('roamer');
+      assert.equal(stored?.nodeId, 'node-b');
+      assert.deepEqual(stored?.subscriptions.map(([key]) => key), ['roam/#']);
+      assert.deepEqual(stored?.messages.map((m) => [m.seq, m.message.id]), [[1, 'm1'], [2, 'm2'], [3, 'm3']]);
+      for (const p of got) resumed.c.send({ cmd: 'puback', messageId: p.messageId! });
+      resumed.c.send({ cmd: 'disconnect' });
+    } finally {
+      await a?.close();
+      await b?.close();
+    }
   });
 });

@@ -1,4 +1,4 @@
-import { topicMatches } from './topics.js';
+import { hasWildcard, topicMatches } from './topics.js';
 import type { BrokerMessage } from './types.js';
 
 /** Retained messages, one per topic (§3.3.1.3). */
@@ -18,7 +18,7 @@ export class MemoryRetainedStore implements RetainedStore {
   }
 
   async match(filter: string): Promise<BrokerMessage[]> {
-    if (!filter.includes('+') && !filter.includes('#')) {
+    if (!hasWildcard(filter)) {
       const m = this.byTopic.get(filter);
       return m ? [m] : [];
     }

@@ -133,8 +133,11 @@ export class Session {
   }
 
   private record(q: Queued | Outgoing, packetId: number | undefined): void {
-    if (!this.journal || q.qos === 0) return;
-    this.journal({ op: 'message', clientId: this.clientId, message: { seq: q.seq, packetId, released: 'released' in q && q.released, qos: q.qos, retain: q.retain, subscriptionIds: q.subscriptionIds, message: q.message } });
+    if (this.journal && q.qos > 0) this.journal(this.messageChange(q, packetId));
+  }
+
+  private messageChange(q: Queued | Outgoing, packetId: number | undefined): SessionChange {
+    return { op: 'message', clientId: this.clientId, message: { seq: q.seq, packetId, released: 'released' in q && q.released, qos: q.qos, retain: q.retain, subscriptionIds: q.subscriptionIds, message: q.message } };
   }
 
   /** Sends what the queue holds, as far as the receive maximum allows; drops expired messages [MQTT-3.3.2-5]. */
@@ -205,7 +208,7 @@ export class Session {
 
   /**
    * Makes the session persistent: every change from here on is recorded, and with `writeNow` its
-   * whole state now (a client connected with a session expiry; a session restored elsewhere).
+   * whole state now (a client connected with a session expiry to a session the store does not hold).
    */
   persistTo(journal: (change: SessionChange) => void, nodeId: string, writeNow: boolean): void {
     this.journal = journal;
@@ -234,13 +237,21 @@ export class Session {
   /**
    * Takes over the state of a stored session (restart, or a session coming from another node).
    * Messages already queued here (arrived meanwhile) stay after the stored ones; a message that is
-   * in both (the same bus envelope) is kept once.
+   * in both (the same bus envelope) is kept once. Returns the changes that bring the store to the
+   * state now held: the rest is in the store as it is.
    */
-  restore(stored: StoredSession): void {
+  restore(stored: StoredSession): SessionChange[] {
+    const unsaved: SessionChange[] = [];
     this.expirySeconds = stored.expirySeconds;
     this.disconnectedAt = stored.disconnectedAt;
     for (const id of stored.incomingQos2) this.incomingQos2.add(id);
-    for (const [key, options] of stored.subscriptions) this.subscriptions.set(key, options);
+    const storedKeys = new Set<string>();
+    for (const [key, options] of stored.subscriptions) {
+      this.subscriptions.set(key, options);
+      storedKeys.add(key);
+    }
+    // subscribed here from an earlier read of the store, gone from it since: kept, so written again
+    for (const [key, options] of this.subscriptions) if (!storedKeys.has(key)) unsaved.push({ op: 'subscribe', clientId: this.clientId, key, options });
     const seen = new Set<string>();
     const restored: Queued[] = [];
     for (const m of stored.messages) {
@@ -249,12 +260,18 @@ export class Session {
       if (m.packetId !== undefined && m.qos > 0 && !this.outgoing.has(m.packetId)) {
         this.outgoing.set(m.packetId, { seq: m.seq, message: m.message, qos: m.qos as 1 | 2, retain: m.retain, subscriptionIds: m.subscriptionIds, released: m.released });
       } else {
-        restored.push({ seq: m.seq, message: m.message, qos: m.qos, retain: m.retain, subscriptionIds: m.subscriptionIds });
+        const q: Queued = { seq: m.seq, message: m.message, qos: m.qos, retain: m.retain, subscriptionIds: m.subscriptionIds };
+        if (m.packetId !== undefined && m.qos > 0) unsaved.push(this.messageChange(q, undefined)); // its packet id is taken: queued again without it
+        restored.push(q);
       }
     }
     const arrived = this.queue.splice(0).filter((q) => q.message.id === undefined || !seen.has(q.message.id));
-    for (const q of arrived) q.seq = this.nextSeq++; // after the restored ones
+    for (const q of arrived) {
+      q.seq = this.nextSeq++; // after the restored ones
+      if (q.qos > 0) unsaved.push(this.messageChange(q, undefined)); // never written: it came while the session was elsewhere
+    }
     this.queue.push(...restored, ...arrived);
+    return unsaved;
   }
 
 }

@@ -2,7 +2,7 @@ import { escapeLike } from '../db/list.js';
 import type { RawQueries } from '../db/raw.js';
 import type { RetainedStore } from './retained.js';
 import { decodeProperties, encodeProperties, type SessionChange, type SessionStore, type StoredMessage, type StoredSession } from './store.js';
-import { topicMatches } from './topics.js';
+import { hasWildcard, topicMatches } from './topics.js';
 import type { BrokerMessage, ClientIdentity, ProtocolVersion, QoS, SubscriptionOptions } from './types.js';
 
 interface RetainedRow {
@@ -24,6 +24,9 @@ function likePrefix(filter: string): string {
   const prefix = literal.join('/');
   return `${escapeLike(prefix)}%`;
 }
+
+/** Expired topics deleted per statement: far below the bound parameters either database takes (SQLite 32766, PostgreSQL 65535). */
+const expiredPerDelete = 1000;
 
 /**
  * Retained messages in the database: they survive restarts and every node sharing the database
@@ -48,7 +51,7 @@ export class SqlRetainedStore implements RetainedStore {
   }
 
   async match(filter: string): Promise<BrokerMessage[]> {
-    const wildcard = filter.includes('+') || filter.includes('#');
+    const wildcard = hasWildcard(filter);
     const rows = wildcard
       ? await this.q.all<RetainedRow>("SELECT topic, payload, qos, properties, expires_at FROM mqtt_retained WHERE topic LIKE ? ESCAPE '\\'", [likePrefix(filter)])
       : await this.q.all<RetainedRow>('SELECT topic, payload, qos, properties, expires_at FROM mqtt_retained WHERE topic = ?', [filter]);
@@ -68,7 +71,11 @@ export class SqlRetainedStore implements RetainedStore {
       if (r.expires_at !== null) m.expiresAt = r.expires_at;
       out.push(m);
     }
-    for (const topic of expired) await this.q.run('DELETE FROM mqtt_retained WHERE topic = ? AND expires_at <= ?', [topic, now]);
+    for (let i = 0; i < expired.length; i += expiredPerDelete) {
+      const topics = expired.slice(i, i + expiredPerDelete);
+      // expires_at again: a message set meanwhile under the topic stays
+      await this.q.run(`DELETE FROM mqtt_retained WHERE expires_at <= ? AND topic IN (${topics.map(() => '?').join(', ')})`, [now, ...topics]);
+    }
     return out;
   }
 }
@@ -157,6 +164,11 @@ export class SqlSessionStore implements SessionStore {
     const subs = await this.q.all<SubscriptionRow>('SELECT client_id, key, options FROM mqtt_subscriptions WHERE client_id = ?', [clientId]);
     const messages = await this.q.all<MessageRow>(`SELECT ${messageColumns} FROM mqtt_session_messages WHERE client_id = ? ORDER BY seq`, [clientId]);
     return assemble(sessions, subs, messages)[0];
+  }
+
+  async holder(clientId: string): Promise<string | undefined> {
+    const rows = await this.q.all<{ node_id: string }>('SELECT node_id FROM mqtt_sessions WHERE client_id = ?', [clientId]);
+    return rows[0]?.node_id;
   }
 
   async loadNode(nodeId: string): Promise<StoredSession[]> {

@@ -49,6 +49,8 @@ export type SessionChange =
  */
 export interface SessionStore {
   load(clientId: string): Promise<StoredSession | undefined>;
+  /** The node that holds the stored session of `clientId`, undefined when none is stored: all a clean start needs to know. */
+  holder(clientId: string): Promise<string | undefined>;
   /** Every session a node holds (to restore them when it starts). */
   loadNode(nodeId: string): Promise<StoredSession[]>;
   /** Applies changes in order, atomically. */
@@ -66,6 +68,8 @@ export class SessionJournal {
   private pending: (SessionChange | null)[] = [];
   /** Pending 'message' changes by session and seq, to coalesce. */
   private readonly pendingMessages = new Map<string, number>();
+  /** Pending 'session' changes by client, to coalesce: a batch writes a session row once. */
+  private readonly pendingSessions = new Map<string, number>();
   /** Messages written and not yet deleted, per client: their 'done' must reach the database. */
   private readonly written = new Map<string, Set<number>>();
   private timer: NodeJS.Timeout | undefined;
@@ -79,7 +83,15 @@ export class SessionJournal {
   ) {}
 
   record(change: SessionChange): void {
-    if (change.op === 'message') {
+    if (change.op === 'session') {
+      const at = this.pendingSessions.get(change.record.clientId);
+      // the newer row replaces the older in its place: nothing between them reads the row, and the batch is atomic
+      if (at !== undefined) {
+        this.pending[at] = change;
+        return;
+      }
+      this.pendingSessions.set(change.record.clientId, this.pending.length);
+    } else if (change.op === 'message') {
       const key = `${change.clientId}\u0000${change.message.seq}`;
       const at = this.pendingMessages.get(key);
       if (at !== undefined) this.pending[at] = null; // the newer state replaces it
@@ -94,6 +106,7 @@ export class SessionJournal {
       }
     } else if (change.op === 'end') {
       this.written.delete(change.clientId);
+      this.pendingSessions.delete(change.clientId); // a row written after the end must follow it
     }
     this.pending.push(change);
     if (this.pending.length >= this.maxPending) this.flushSoon(0);
@@ -124,6 +137,7 @@ export class SessionJournal {
     const batch = this.pending.filter((c): c is SessionChange => c !== null);
     this.pending = [];
     this.pendingMessages.clear();
+    this.pendingSessions.clear();
     if (batch.length === 0) return this.writing;
     for (const c of batch) {
       if (c.op === 'message') this.markWritten(c.clientId, c.message.seq);

@@ -1,5 +1,5 @@
 import type { Session } from './session.js';
-import { filterCovers, topicMatches } from './topics.js';
+import { filterCovers, hasWildcard, topicMatches } from './topics.js';
 import type { SubscriptionOptions } from './types.js';
 
 /** What one session gets for one message: the best of all its matching subscriptions (§3.3.4). */
@@ -19,10 +19,6 @@ interface Group {
 /** The policy refused `topic` inside this subscription (SubscriptionOptions.exclude): it is not delivered through it. */
 export function excluded(o: SubscriptionOptions, topic: string): boolean {
   return o.exclude !== undefined && o.exclude.some((f) => filterCovers(f, topic));
-}
-
-function hasWildcard(filter: string): boolean {
-  return filter.includes('+') || filter.includes('#');
 }
 
 /**

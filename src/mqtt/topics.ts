@@ -9,10 +9,15 @@ export type TopicCheck = { ok: true } | { ok: false; error: string };
 
 const ok: TopicCheck = { ok: true };
 
+/** Whether a topic filter (or a topic name, a share name) holds a wildcard character, `+` or `#` (§4.7.1). */
+export function hasWildcard(topic: string): boolean {
+  return topic.includes('+') || topic.includes('#');
+}
+
 /** A topic name in PUBLISH: non-empty [MQTT-4.7.3-1], no wildcards [MQTT-3.3.2-2], no U+0000 [MQTT-4.7.3-2]. */
 export function checkTopicName(topic: string): TopicCheck {
   if (topic.length === 0) return { ok: false, error: 'empty topic' };
-  if (topic.includes('+') || topic.includes('#')) return { ok: false, error: 'wildcards are not allowed in a topic name' };
+  if (hasWildcard(topic)) return { ok: false, error: 'wildcards are not allowed in a topic name' };
   if (topic.includes('\u0000')) return { ok: false, error: 'U+0000 is not allowed in a topic' };
   if (Buffer.byteLength(topic) > maxTopicBytes) return { ok: false, error: 'topic too long' };
   return ok;
@@ -93,7 +98,7 @@ export function parseSharedFilter(filter: string): SharedFilter | undefined | { 
   const slash = rest.indexOf('/');
   if (slash <= 0) return { error: 'a shared subscription needs $share/<group>/<filter>' };
   const group = rest.slice(0, slash);
-  if (group.includes('+') || group.includes('#')) return { error: 'the share name may not contain wildcards' };
+  if (hasWildcard(group)) return { error: 'the share name may not contain wildcards' };
   const inner = rest.slice(slash + 1);
   if (inner.length === 0) return { error: 'a shared subscription needs a topic filter' };
   return { group, filter: inner };
