@@ -6,7 +6,7 @@ import { option, readOptions, uint } from './message.js';
 const packet = (options: [number, Buffer | string][]) =>
   parse(generate({ code: 'GET', messageId: 1, token: Buffer.alloc(0), options: options.map(([n, v]) => ({ name: String(n), value: typeof v === 'string' ? Buffer.from(v) : v })) }));
 
-test('readOptions keeps repeated Uri-Path and Uri-Query in order; of a non-repeatable option the first counts', () => {
+test('readOptions keeps repeated Uri-Path and Uri-Query in order; of a repeated elective option the first counts', () => {
   const opts = readOptions(
     packet([
       [option.uriQuery, 'x=1'],
@@ -23,7 +23,6 @@ test('readOptions keeps repeated Uri-Path and Uri-Query in order; of a non-repea
       [option.size1, uint(4096)],
       [option.block1, Buffer.of(0x0e)],
       [option.block2, Buffer.of(0x16)],
-      [option.block2, Buffer.of(0x26)],
     ]),
   );
   assert.deepEqual(opts.uriPath, ['channels', 'c1', 'messages', 'a']);
@@ -31,6 +30,12 @@ test('readOptions keeps repeated Uri-Path and Uri-Query in order; of a non-repea
   assert.deepEqual([opts.observe, opts.contentFormat, opts.size1], [0, 110, 4096]);
   assert.deepEqual([opts.block1, opts.block2], [Buffer.of(0x0e), Buffer.of(0x16)]);
   assert.deepEqual([opts.proxy, opts.unknownCritical], [false, undefined]);
+});
+
+test('a repeated Block1 or Block2, critical and not repeatable, counts as an unrecognised critical option (RFC 7252 §5.4.5)', () => {
+  const twice = (o: number) => readOptions(packet([[option.uriPath, 'a'], [o, Buffer.of(0x0e)], [o, Buffer.of(0x1e)]]));
+  assert.deepEqual([twice(option.block1).unknownCritical, twice(option.block1).block1], [option.block1, Buffer.of(0x0e)]);
+  assert.deepEqual([twice(option.block2).unknownCritical, twice(option.block2).block2], [option.block2, Buffer.of(0x0e)]);
 });
 
 test('readOptions names the first critical option the adapter does not understand, and proxy options apart', () => {

@@ -91,11 +91,15 @@ export function readOptions(p: Packet): RequestOptions {
       case option.contentFormat:
         r.contentFormat ??= readUint(o.value);
         break;
+      // RFC 7252 §5.4.5: an occurrence past those an option is defined for counts as unrecognised;
+      // of the elective options the first counts, a repeated critical one is refused (4.02)
       case option.block1:
-        r.block1 ??= o.value;
+        if (r.block1 === undefined) r.block1 = o.value;
+        else r.unknownCritical ??= n;
         break;
       case option.block2:
-        r.block2 ??= o.value;
+        if (r.block2 === undefined) r.block2 = o.value;
+        else r.unknownCritical ??= n;
         break;
       case option.size1:
         r.size1 ??= readUint(o.value);
