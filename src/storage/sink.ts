@@ -158,7 +158,9 @@ class SqliteSink implements MessageSink {
     const newChannel = db.prepare('INSERT INTO message_channels (channel) VALUES (?)');
     const sourceKey = db.prepare('SELECT key FROM message_sources WHERE channel = ? AND publisher = ? AND subtopic = ? AND protocol = ?').pluck();
     const newSource = db.prepare('INSERT INTO message_sources (org_id, channel, subtopic, publisher, protocol) VALUES (?, ?, ?, ?, ?)');
-    const rec = insert('messages', ['channel_key', 'source', 'msg', ...recordValueColumns]);
+    // a plain INSERT: OR IGNORE would also drop a row that breaks NOT NULL, silently
+    const recordCols = ['channel_key', 'source', 'msg', ...recordValueColumns];
+    const rec = db.prepare(`INSERT INTO messages (${recordCols.join(', ')}) VALUES (${recordCols.map(() => '?').join(', ')})`);
     const doc = insert('message_documents', documentColumns);
     const pay = insert('message_payloads', payloadColumns);
     const latest = insert('latest_values', recordColumns, ` ${latestConflict}`);
