@@ -7,7 +7,7 @@ import type { Platform } from '../platform.js';
 import { version } from '../core/version.js';
 import { requestChildLogger, type Logger } from '../core/logger.js';
 import type { ChildLoggerOptions } from 'pino';
-import { installProblemHandlers } from './problem.js';
+import { clientError, frameworkError, installProblemHandlers } from './problem.js';
 import { installAuth } from './auth.js';
 import { createMetrics, installHttpMetrics } from './metrics.js';
 import { opsRoutes } from './ops.js';
@@ -48,6 +48,8 @@ export async function buildApp(platform: Platform, options: AppOptions = {}): Pr
       return typeof given === 'string' && requestIdPattern.test(given) ? given : randomUUID();
     },
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true, allErrors: false } },
+    frameworkErrors: frameworkError,
+    clientErrorHandler: clientError,
     ...(https ? { https } : {}),
   }) as unknown as FastifyInstance;
 
@@ -93,7 +95,23 @@ export async function buildApp(platform: Platform, options: AppOptions = {}): Pr
   groupRoutes(app, platform);
   connectionRoutes(app, platform);
   messageRoutes(app, platform);
-  await app.register(websocket, { options: { maxPayload: platform.config.messageMaxSize + 64 * 1024, handleProtocols: (protocols) => chooseMqttSubprotocol(protocols) } });
+  await app.register(websocket, {
+    options: { maxPayload: platform.config.messageMaxSize + 64 * 1024, handleProtocols: (protocols) => chooseMqttSubprotocol(protocols) },
+    // A client's bad frame (invalid UTF-8 in a text frame, over the size limit) is its own
+    // problem: ws has already sent the close frame with the code that says why (1007, 1009), so
+    // the socket is left to close cleanly, and the line is not an error of the server's. Anything
+    // else (a handler that threw) ends the connection with 1011.
+    errorHandler: (error, socket, request) => {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code?.startsWith('WS_ERR_')) {
+        request.log.info({ code, err: error.message }, 'WebSocket client sent a bad frame');
+        return;
+      }
+      request.log.error({ err: error }, 'WebSocket handler failed');
+      if (socket.readyState === socket.OPEN) socket.close(1011, 'internal error');
+      else socket.terminate();
+    },
+  });
   wsRoutes(app, platform);
   if (options.mqttBroker) mqttOverWebSocket(app, options.mqttBroker);
   return app;

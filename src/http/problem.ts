@@ -1,9 +1,11 @@
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { AppError, errorCodes, httpStatusOfKind, type ErrorCode } from '../core/errors.js';
 
 export const problemContentType = 'application/problem+json';
 
-function problemBody(req: FastifyRequest, status: number, code: ErrorCode | string, title: string, detail: string, extra?: Record<string, unknown>) {
+function problemBody(req: Pick<FastifyRequest, 'url' | 'id'>, status: number, code: ErrorCode | string, title: string, detail: string, extra?: Record<string, unknown>) {
   return {
     type: `https://fleetwire.dev/problems/${code}`,
     title,
@@ -59,4 +61,37 @@ export function installProblemHandlers(app: FastifyInstance): void {
   app.setNotFoundHandler((req, reply) => {
     reply.code(404).type(problemContentType).send(problemBody(req, 404, 'route.not_found', errorCodes['route.not_found'].title, `${req.method} ${req.url.split('?')[0]} is not a route`));
   });
+}
+
+/**
+ * Errors Fastify raises before a request reaches a route (a path it cannot decode, a parameter over
+ * its length limit), as problem+json like every other refusal (Fastify's `frameworkErrors`). A
+ * refused WebSocket upgrade has no server response behind it: its socket is closed here, or it
+ * would stay open (and hold up shutdown) for good.
+ */
+export function frameworkError(err: FastifyError, req: FastifyRequest, reply: FastifyReply): void {
+  const status = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 414 : err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 400;
+  req.log.info({ code: err.code, status }, err.message);
+  if (req.headers.upgrade) {
+    reply.header('connection', 'close');
+    reply.raw.once('finish', () => req.raw.socket.destroy());
+  }
+  void reply.code(status).type(problemContentType).send(problemBody(req, status, 'request.invalid', errorCodes['request.invalid'].title, err.message));
+}
+
+/**
+ * A request Node's HTTP parser refused (malformed, headers over the size limit, too slow): answered
+ * as problem+json and the connection closed, as Node itself closes it (Fastify's `clientErrorHandler`).
+ */
+export function clientError(err: NodeJS.ErrnoException, socket: Socket): void {
+  // a reset connection has nobody left to answer (https://nodejs.org/api/http.html#event-clienterror)
+  if (err.code === 'ECONNRESET' || socket.destroyed) return;
+  const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+  const detail = status === 431 ? 'The request line and headers exceed the size limit' : status === 408 ? 'The request did not arrive in time' : 'The request is not valid HTTP';
+  const body = JSON.stringify(problemBody({ url: '', id: '' }, status, 'request.invalid', errorCodes['request.invalid'].title, detail));
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: ${problemContentType}\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
 }
