@@ -106,6 +106,24 @@ describe('WebSocket adapter', () => {
     listener.ws.close();
   });
 
+  test('bytes that are not UTF-8 reach a subscriber as a binary frame, whatever their content type says (RFC 6455 §8.1)', async () => {
+    const listener = await connect(`/ws/channels/${channel}/messages/utf8/%23`, { authorization: `Device ${sub.secret}` });
+    const post = (subtopic: string, payload: Buffer) => t.app.inject({ method: 'POST', url: `/channels/${channel}/messages/utf8/${subtopic}`, payload, headers: { 'content-type': 'text/plain', authorization: `Device ${pub.secret}` } });
+    assert.equal((await post('bad', Buffer.of(0xff, 0x41))).statusCode, 202);
+    assert.equal((await post('good', Buffer.from('ok é'))).statusCode, 202);
+    await eventually(() => assert.equal(listener.messages.length, 2));
+    assert.deepEqual(listener.messages.map((m) => [m.binary, m.data.toString('hex')]), [[true, 'ff41'], [false, Buffer.from('ok é').toString('hex')]]);
+    listener.ws.close();
+  });
+
+  test('a text frame that is not UTF-8 closes its sender with 1007, and the server goes on', async () => {
+    const publisher = await connect(`/ws/channels/${channel}/messages`, { authorization: `Device ${pub.secret}` });
+    publisher.ws.send(Buffer.of(0x7b, 0xff, 0x7d), { binary: false });
+    assert.equal((await publisher.closed).code, 1007);
+    const again = await connect(`/ws/channels/${channel}/messages`, { authorization: `Device ${sub.secret}` });
+    again.ws.close();
+  });
+
   test('a refusal whose reason is cut inside a character still closes the publisher, and the server goes on', async () => {
     const publisher = await connect(`/ws/channels/${channel}/messages?content_type=application/senml%2Bjson`, { authorization: `Device ${pub.secret}` });
     // the error quotes the name: two-byte characters put the 123-byte cut of the close reason inside one

@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import { Type } from 'typebox';
@@ -119,7 +120,8 @@ export function wsRoutes(app: FastifyInstance, platform: Platform): void {
         return;
       }
       if (s.envelope) socket.send(envelopeFrame(env));
-      else socket.send(env.payload, { binary: !textual(env.contentType) });
+      // a text frame must be UTF-8 (RFC 6455 §8.1): bytes that are not go as a binary frame whatever their type says
+      else socket.send(env.payload, { binary: !textual(env.contentType) || !isUtf8(env.payload) });
       metrics.delivered.inc({ protocol: 'ws' });
     };
     if (s.canSubscribe) {
