@@ -33,10 +33,18 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case 'start': {
       const server = await startServer(loadConfig());
+      const log = server.platform.log;
+      // A promise nobody handled is a bug in the path of one client or task (a refused frame, a
+      // failed subscription). Node's default would end the process, and every device's connection
+      // with it: it is logged with its stack instead, for someone to report.
+      process.on('unhandledRejection', (reason) => log.error({ err: reason }, 'unhandled rejection (a bug: please report it with this line)'));
+      // An exception nobody caught may have left any state half-changed: the process still ends
+      // (Node's default), after a log line that says why.
+      process.on('uncaughtExceptionMonitor', (err, origin) => log.fatal({ err, origin }, 'uncaught exception: the process ends'));
       const stop = (signal: string) => {
-        server.platform.log.info({ signal }, 'signal received');
+        log.info({ signal }, 'signal received');
         server.close().then(() => process.exit(0), (e) => {
-          server.platform.log.error({ err: e }, 'error while shutting down');
+          log.error({ err: e }, 'error while shutting down');
           process.exit(1);
         });
       };

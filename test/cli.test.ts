@@ -5,7 +5,8 @@ import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { call, cleanupCli, cliEnv, dataFolder, login, packageVersion, runCli, startCli, type LogLine } from './helpers/cli.js';
+import { call, cleanupCli, cliEnv, dataFolder, login, packageVersion, root, runCli, startCli, type LogLine } from './helpers/cli.js';
+import { eventually } from './helpers/eventually.js';
 const adminEmail = 'admin@example.com';
 const adminPassword = 'change-me-please';
 
@@ -49,6 +50,16 @@ describe('fleetwire CLI', { concurrency: true }, () => {
     const messages = server.logs.map((l) => l.msg);
     assert.ok(messages.includes('signal received'));
     assert.equal(messages.at(-1), 'stopped');
+  });
+
+  test('a promise rejection nobody handled is logged with its stack, and the server goes on serving', async () => {
+    const server = await startCli(cliEnv(dataFolder()), { nodeArgs: ['--import', join(root, 'test', 'fixtures', 'unhandled-rejection.mjs')] });
+    await eventually(() => assert.ok(server.logs.some((l) => l.msg.startsWith('unhandled rejection'))));
+    const line = server.logs.find((l) => l.msg.startsWith('unhandled rejection'))!;
+    assert.equal(line.level, 50);
+    assert.match(String((line.err as { stack?: string }).stack), /a rejection nobody handles/);
+    assert.equal((await fetch(`${server.api}/health`)).status, 200);
+    assert.equal(await server.stop(), 0);
   });
 
   test('version prints the package version', async () => {

@@ -84,7 +84,7 @@ export interface Server {
 }
 
 /** `fleetwire start`, resolved once the JSON log says where the HTTP API listens. */
-export async function startCli(env: NodeJS.ProcessEnv, options: { built?: boolean } = {}): Promise<Server> {
+export async function startCli(env: NodeJS.ProcessEnv, options: { built?: boolean; nodeArgs?: string[] } = {}): Promise<Server> {
   const child = spawnCli(['start'], env, options);
   const logs: LogLine[] = [];
   let stderr = '';
