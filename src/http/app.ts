@@ -97,14 +97,14 @@ export async function buildApp(platform: Platform, options: AppOptions = {}): Pr
   messageRoutes(app, platform);
   await app.register(websocket, {
     options: { maxPayload: platform.config.messageMaxSize + 64 * 1024, handleProtocols: (protocols) => chooseMqttSubprotocol(protocols) },
-    // A client's bad frame (invalid UTF-8 in a text frame, over the size limit) is its own
-    // problem: ws has already sent the close frame with the code that says why (1007, 1009), so
-    // the socket is left to close cleanly, and the line is not an error of the server's. Anything
-    // else (a handler that threw) ends the connection with 1011.
+    // A client's bad frame (WS_ERR_…: invalid UTF-8 in a text frame, over the size limit) or its
+    // connection failing (ECONNRESET, EPIPE…) is not the server's error: ws has sent the close code
+    // that says why (1007, 1009) or the socket is gone, and it closes on its own. Anything else (a
+    // handler that threw) is a bug, and ends the connection with 1011.
     errorHandler: (error, socket, request) => {
       const code = (error as NodeJS.ErrnoException).code;
-      if (code?.startsWith('WS_ERR_')) {
-        request.log.info({ code, err: error.message }, 'WebSocket client sent a bad frame');
+      if (code !== undefined && /^(WS_ERR_|E[A-Z]+$)/.test(code)) {
+        request.log.info({ code, err: error.message }, 'WebSocket client error');
         return;
       }
       request.log.error({ err: error }, 'WebSocket handler failed');
