@@ -67,11 +67,19 @@ describe('readers API', () => {
     assert.equal((await get('comparator=gt')).statusCode, 400);
   });
 
-  test('order by value or name', async () => {
+  test('order by value, name, subtopic or publisher, then time', async () => {
     const r = (await get('name=dev:temp&order=value&dir=desc&limit=2')).json();
     assert.deepEqual(r.messages.map((m: { value: number }) => m.value), [59, 59]);
     const n = (await get('order=name&dir=asc&limit=1')).json();
     assert.equal(n.messages[0].name, 'dev:blob');
+    // subtopic 'a' holds the hour of temperatures, 'b/c' the five others (sent later, over MQTT)
+    const bySubtopic = (await get('order=subtopic&dir=desc&limit=6')).json();
+    assert.deepEqual(bySubtopic.messages.map((m: { subtopic: string; name: string }) => [m.subtopic, m.name]), [
+      ['b/c', 'dev:energy'], ['b/c', 'dev:blob'], ['b/c', 'dev:label'], ['b/c', 'dev:door'], ['b/c', 'dev:door'], ['a', 'dev:temp'],
+    ]);
+    assert.deepEqual(bySubtopic.messages.map((m: { protocol: string }) => m.protocol), ['mqtt', 'mqtt', 'mqtt', 'mqtt', 'mqtt', 'http']);
+    const byPublisher = (await get('order=publisher&dir=asc&limit=1')).json();
+    assert.deepEqual([byPublisher.messages[0].publisher, byPublisher.messages[0].time], [f.device.id, t0]);
   });
 
   test('aggregation per minute: min, max, avg, sum, count', async () => {
@@ -97,6 +105,11 @@ describe('readers API', () => {
       [['dev:blob', t0 + 5003], ['dev:door', t0 + 5001], ['dev:energy', t0 + 5004], ['dev:label', t0 + 5002], ['dev:temp', t0 + 3599]],
     );
     assert.equal(r.messages[1].bool_value, false);
+    const of = async (q: string) => (await t.request('GET', `/channels/${f.channel}/messages/latest?${q}`, { token: f.ownerToken })).json().messages.map((m: { name: string }) => m.name);
+    assert.deepEqual(await of('subtopic=b/c'), ['dev:blob', 'dev:door', 'dev:energy', 'dev:label']);
+    assert.deepEqual(await of('subtopic=a'), ['dev:temp']);
+    assert.deepEqual(await of(`publisher=${f.device.id}&subtopic=a`), ['dev:temp']);
+    assert.deepEqual(await of('publisher=someone-else'), []);
   });
 
   test('CSV export streams every matching record with quoting', async () => {
