@@ -152,6 +152,11 @@ describe(`migrations on ${kind}`, () => {
         );
       }
     }
+    // the latest value of dev-a's temp, as migration 2's writer kept it
+    await q.run(
+      'INSERT INTO latest_values (channel, name, subtopic, publisher, id, seq, org_id, protocol, unit, time, update_time, value, string_value, bool_value, data_value, sum) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, NULL, NULL, NULL, NULL)',
+      ['ch', 'temp', '', 'dev-a', old[0]!.id, 0, 'org', 'mqtt', 'Cel', t0 / 1000, 21.5],
+    );
     const report = await migrate(db);
     assert.deepEqual(report.applied.map((m) => m.version), allVersions.filter((v) => v >= 4));
     const readers = new MessageReaders(db);
@@ -166,6 +171,8 @@ describe(`migrations on ${kind}`, () => {
       ],
     });
     assert.deepEqual((await readers.records({ channel: 'ch', publisher: 'dev-b', subtopic: 'room/1' }, { offset: 0, limit: 10, dir: 'desc' })).items.map((r) => r.name), ['label', 'temp']);
+
+    assert.deepEqual(await readers.latest({ channel: 'ch', publisher: 'dev-a' }), [{ channel: 'ch', subtopic: '', publisher: 'dev-a', protocol: 'mqtt', name: 'temp', unit: 'Cel', time: t0 / 1000, value: 21.5 }]);
 
     // a redelivered old message is recognised; a new one is stored beside the old ones
     const sink = createMessageSink(db);

@@ -305,12 +305,27 @@ CREATE INDEX message_payloads_channel_time ON message_payloads (channel, time);
  * id an integer key of `message_ids`. A row of a 10-record pack went from about 200 bytes to about
  * 60; a bare insert from 4.1 to 1.7 µs of CPU on SQLite and from 150–165 k to 215–285 k rows/s on
  * PostgreSQL (bench/writer; docs/storage.md). Records of the same time order by (msg, seq): the
- * order messages were stored in, then pack order. `message_records` shows the records with the
- * columns the readers ask for. Existing records are rewritten into the new table.
+ * order messages were stored in, then pack order. `latest_values` is keyed the same way: one row per
+ * source and name (the readers take the newest of a name across sources). `message_records` and
+ * `latest_records` show both with the columns the readers ask for. Existing rows are rewritten.
  */
 function compactRecords(): { sqlite: string; postgres: string } {
   const valueColumns = ['name', 'unit', 'time', 'update_time', 'value', 'string_value', 'bool_value', 'data_value', 'sum'];
-  const render = (d: { key: string; bigKey: string; real: string; bool: string; lastRow: string; lastRowFill: string; indexes: string }) => `
+  const latestValueColumns = valueColumns.filter((c) => c !== 'name');
+  /** What a record row and a latest value both hold: its source and message keys, then its own values. */
+  const recordColumns = (d: { real: string; bool: string }) => `source INTEGER NOT NULL,
+  msg BIGINT NOT NULL,
+  seq INTEGER NOT NULL,
+  name TEXT NOT NULL,
+  unit TEXT,
+  time ${d.real} NOT NULL,
+  update_time ${d.real},
+  value ${d.real},
+  string_value TEXT,
+  bool_value ${d.bool},
+  data_value TEXT,
+  sum ${d.real}`;
+  const render = (d: { key: string; bigKey: string; real: string; bool: string; lastRow: string; lastRowFill: string; indexes: string; latestTail: string }) => `
 CREATE TABLE message_channels (
   key ${d.key},
   channel TEXT NOT NULL UNIQUE
@@ -330,18 +345,7 @@ CREATE TABLE message_ids_compact (
 );
 CREATE TABLE messages_compact (
   channel_key INTEGER NOT NULL,
-  source INTEGER NOT NULL,
-  msg BIGINT NOT NULL,
-  seq INTEGER NOT NULL,
-  name TEXT NOT NULL,
-  unit TEXT,
-  time ${d.real} NOT NULL,
-  update_time ${d.real},
-  value ${d.real},
-  string_value TEXT,
-  bool_value ${d.bool},
-  data_value TEXT,
-  sum ${d.real}
+  ${recordColumns(d)}
 );
 INSERT INTO message_channels (channel) SELECT DISTINCT channel FROM messages ORDER BY channel;
 INSERT INTO message_sources (org_id, channel, subtopic, publisher, protocol)
@@ -354,15 +358,30 @@ INSERT INTO messages_compact (channel_key, source, msg, seq, ${valueColumns.join
   JOIN message_sources s ON s.channel = m.channel AND s.publisher = m.publisher AND s.subtopic = m.subtopic AND s.protocol = m.protocol
   JOIN message_ids_compact i ON i.id = m.id
   ORDER BY i.key, m.seq;${d.lastRowFill}
+CREATE TABLE latest_compact (
+  ${recordColumns(d)},
+  PRIMARY KEY (source, name)
+)${d.latestTail};
+INSERT INTO latest_compact (source, name, msg, seq, ${latestValueColumns.join(', ')})
+  SELECT s.key, l.name, i.key, l.seq, ${latestValueColumns.map((c) => `l.${c}`).join(', ')}
+  FROM latest_values l
+  JOIN message_sources s ON s.channel = l.channel AND s.publisher = l.publisher AND s.subtopic = l.subtopic AND s.protocol = l.protocol
+  JOIN message_ids_compact i ON i.id = l.id;
+DROP TABLE latest_values;
 DROP TABLE messages;
 DROP TABLE message_ids;
 ALTER TABLE messages_compact RENAME TO messages;
 ALTER TABLE message_ids_compact RENAME TO message_ids;
+ALTER TABLE latest_compact RENAME TO latest_values;
 ${d.indexes}
 CREATE VIEW message_records AS
   SELECT m.channel_key, m.msg, m.seq, s.channel, s.subtopic, s.publisher, s.protocol, ${valueColumns.map((c) => `m.${c}`).join(', ')}
   FROM messages m
   LEFT JOIN message_sources s ON s.key = m.source;
+CREATE VIEW latest_records AS
+  SELECT l.source, l.msg, l.seq, s.channel, s.subtopic, s.publisher, s.protocol, l.name, ${latestValueColumns.map((c) => `l.${c}`).join(', ')}
+  FROM latest_values l
+  JOIN message_sources s ON s.key = l.source;
 `;
   return {
     // retention on SQLite finds old records through the last rowid of each message's records
@@ -372,6 +391,7 @@ CREATE VIEW message_records AS
       real: 'REAL',
       bool: 'INTEGER',
       lastRow: ',\n  last_row INTEGER',
+      latestTail: ' WITHOUT ROWID',
       lastRowFill: '\nUPDATE message_ids_compact SET last_row = l.last FROM (SELECT msg, MAX(rowid) AS last FROM messages_compact GROUP BY msg) l WHERE l.msg = message_ids_compact.key;',
       indexes: 'CREATE INDEX messages_channel_time ON messages (channel_key, time);',
     }),
@@ -383,6 +403,7 @@ CREATE VIEW message_records AS
       bool: 'BOOLEAN',
       lastRow: '',
       lastRowFill: '',
+      latestTail: ' WITH (fillfactor = 50)',
       indexes: 'CREATE INDEX messages_channel_time ON messages (channel_key, time);\nCREATE INDEX messages_msg ON messages USING brin (msg);',
     }),
   };

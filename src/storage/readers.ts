@@ -73,10 +73,9 @@ const valueSelect = 'channel, subtopic, publisher, protocol, name, unit, time, u
 /**
  * What orders records of the same time, after it: the key of their message (messages are keyed in
  * the order they were stored) and the record's place in its pack. Unique per record, as keyset
- * paging needs. `latest_values` keeps the message id instead of its key.
+ * paging needs; `latest_values` keeps the same two.
  */
 const tieColumns = ['msg', 'seq'];
-const latestTieColumns = ['id', 'seq'];
 
 /** A record row as the databases return it: SQLite gives booleans as 0/1. */
 type RecordRowOut = Omit<RecordRow, 'id' | 'seq' | 'org_id' | 'bool_value'> & { bool_value: number | boolean | null };
@@ -99,9 +98,16 @@ function toRecord(r: RecordRowOut): MessageRecord {
  * (channel_key, time) for the newest page, where a join on the channel's name made it sort the
  * whole channel (bench/readers).
  */
-function where(f: MessageFilter, table: 'message_records' | 'latest_values' | 'message_documents' | 'message_payloads'): { sql: string; params: unknown[] } {
-  const valueColumns = table === 'message_records' || table === 'latest_values';
-  const parts = [table === 'message_records' ? 'channel_key = (SELECT key FROM message_channels WHERE channel = ?)' : 'channel = ?'];
+function where(f: MessageFilter, table: 'message_records' | 'latest_records' | 'message_documents' | 'message_payloads'): { sql: string; params: unknown[] } {
+  const valueColumns = table === 'message_records' || table === 'latest_records';
+  const channel = {
+    message_records: 'channel_key = (SELECT key FROM message_channels WHERE channel = ?)',
+    // latest values are keyed by source: the channel's sources first
+    latest_records: 'source IN (SELECT key FROM message_sources WHERE channel = ?)',
+    message_documents: 'channel = ?',
+    message_payloads: 'channel = ?',
+  }[table];
+  const parts = [channel];
   const params: unknown[] = [f.channel];
   const add = (cond: string, v: unknown) => {
     parts.push(cond);
@@ -188,15 +194,16 @@ export class MessageReaders {
   }
 
   /**
-   * The newest record of each name. The writer keeps the newest record of each (channel, name,
-   * subtopic, publisher) in `latest_values`, so a filter on subtopic and publisher reads that small
-   * table alone; any other filter takes the newest matching record of each name from the records.
+   * The newest record of each name. The writer keeps the newest record of each source (channel,
+   * subtopic, publisher, protocol) and name in `latest_values`, so a filter on subtopic and publisher
+   * reads that small table alone; any other filter takes the newest matching record of each name
+   * from the records.
    */
   async latest(f: MessageFilter): Promise<MessageRecord[]> {
     const onlyKeys = Object.entries(f).every(([k, v]) => v === undefined || k === 'channel' || k === 'subtopic' || k === 'publisher');
-    const table = onlyKeys ? 'latest_values' : 'message_records';
+    const table = onlyKeys ? 'latest_records' : 'message_records';
     const w = where(f, table);
-    const newestFirst = (onlyKeys ? latestTieColumns : tieColumns).map((c) => `${c} DESC`).join(', ');
+    const newestFirst = tieColumns.map((c) => `${c} DESC`).join(', ');
     const rows = await this.q.all<RecordRowOut>(
       `SELECT ${valueSelect} FROM (SELECT ${valueSelect}, ROW_NUMBER() OVER (PARTITION BY name ORDER BY time DESC, ${newestFirst}) AS rn FROM ${table} WHERE ${w.sql}) r WHERE rn = 1 ORDER BY name`,
       w.params,

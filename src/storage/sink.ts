@@ -15,44 +15,18 @@ export function idBoundary(ms: number): string {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-7000-8000-000000000000`;
 }
 
-const recordColumns = ['id', 'seq', 'org_id', 'channel', 'subtopic', 'publisher', 'protocol', 'name', 'unit', 'time', 'update_time', 'value', 'string_value', 'bool_value', 'data_value', 'sum'] as const;
 const documentColumns = ['id', 'seq', 'org_id', 'channel', 'subtopic', 'publisher', 'protocol', 'time', 'document'] as const;
 const payloadColumns = ['id', 'org_id', 'channel', 'subtopic', 'publisher', 'protocol', 'content_type', 'time', 'size', 'truncated', 'payload'] as const;
 
-/** `latest_values` has the record's columns; the key is (channel, name, subtopic, publisher). */
-const latestKey = ['channel', 'name', 'subtopic', 'publisher'] as const;
-const latestUpdate = recordColumns.filter((c) => !(latestKey as readonly string[]).includes(c));
-/** Only a newer record replaces the stored one: newer by time, then id, then seq, as the readers order. */
-const newerThanStored = 'excluded.time > latest_values.time OR (excluded.time = latest_values.time AND (excluded.id > latest_values.id OR (excluded.id = latest_values.id AND excluded.seq > latest_values.seq)))';
-const latestConflict = `ON CONFLICT (${latestKey.join(', ')}) DO UPDATE SET ${latestUpdate.map((c) => `${c} = excluded.${c}`).join(', ')} WHERE ${newerThanStored}`;
-
-function isNewer(a: RecordRow, b: RecordRow): boolean {
-  return a.time > b.time || (a.time === b.time && (a.id > b.id || (a.id === b.id && a.seq > b.seq)));
-}
+/** Record columns of migration 4, after the three keys. */
+const recordValueColumns = ['seq', 'name', 'unit', 'time', 'update_time', 'value', 'string_value', 'bool_value', 'data_value', 'sum'] as const;
+/** `latest_values` (migration 4): the newest record of each source and name, keyed (source, name). */
+const latestColumns = ['source', 'name', 'msg', 'seq', 'unit', 'time', 'update_time', 'value', 'string_value', 'bool_value', 'data_value', 'sum'] as const;
+/** Only a newer record replaces the stored one: newer by time, then message key, then seq, as the readers order. */
+const newerThanStored = 'excluded.time > latest_values.time OR (excluded.time = latest_values.time AND (excluded.msg > latest_values.msg OR (excluded.msg = latest_values.msg AND excluded.seq > latest_values.seq)))';
+const latestConflict = `ON CONFLICT (source, name) DO UPDATE SET ${latestColumns.slice(2).map((c) => `${c} = excluded.${c}`).join(', ')} WHERE ${newerThanStored}`;
 
 type Level<T> = Map<string, T>;
-
-/**
- * The newest record of each (channel, name, subtopic, publisher) among `records`. Nested maps on
- * the rows' own strings: no key is built per record (20,000 a batch; see bench/writer).
- */
-function newestPerName(records: RecordRow[]): RecordRow[] {
-  const byChannel: Level<Level<Level<Level<RecordRow>>>> = new Map();
-  const out: RecordRow[] = [];
-  for (const r of records) {
-    let byPublisher = byChannel.get(r.channel);
-    if (byPublisher === undefined) byChannel.set(r.channel, (byPublisher = new Map()));
-    let bySubtopic = byPublisher.get(r.publisher);
-    if (bySubtopic === undefined) byPublisher.set(r.publisher, (bySubtopic = new Map()));
-    let byName = bySubtopic.get(r.subtopic);
-    if (byName === undefined) bySubtopic.set(r.subtopic, (byName = new Map()));
-    const seen = byName.get(r.name);
-    if (seen === undefined || isNewer(r, seen)) byName.set(r.name, r);
-  }
-  for (const byPublisher of byChannel.values()) for (const bySubtopic of byPublisher.values()) for (const byName of bySubtopic.values()) for (const r of byName.values()) out.push(r);
-  return out;
-}
-
 /**
  * The rows of the messages in `fresh`, each message's once: a message's rows start at seq 0 (a
  * payload is one row), so a message that came twice in one batch is taken the first time.
@@ -127,21 +101,43 @@ class DictionaryKeys {
   }
 }
 
-/** Record columns of migration 4, after the three keys. */
-const recordValueColumns = ['seq', 'name', 'unit', 'time', 'update_time', 'value', 'string_value', 'bool_value', 'data_value', 'sum'] as const;
-
 /**
- * Refills one (channel, name, subtopic, publisher) of `latest_values` with the newest record kept by
- * retention (message id ≥ boundary): the same text on both databases, placeholders by `p`.
+ * Refills one (source, name) of `latest_values` with the newest record retention kept (message id ≥
+ * boundary): the same text on both databases, placeholders by `p`; parameters source, source, name,
+ * boundary. The records are found through their channel's key, which the source names.
  */
-const latestRefill = (p: (i: number) => string) => `INSERT INTO latest_values (${recordColumns.join(', ')})
-  SELECT i.id, m.seq, s.org_id, s.channel, s.subtopic, s.publisher, s.protocol, m.name, m.unit, m.time, m.update_time, m.value, m.string_value, m.bool_value, m.data_value, m.sum
-  FROM message_channels c
-  JOIN messages m ON m.channel_key = c.key
-  JOIN message_sources s ON s.key = m.source
-  JOIN message_ids i ON i.key = m.msg
-  WHERE c.channel = ${p(1)} AND m.name = ${p(2)} AND s.subtopic = ${p(3)} AND s.publisher = ${p(4)} AND i.id >= ${p(5)}
+const latestRefill = (p: (i: number) => string) => `INSERT INTO latest_values (${latestColumns.join(', ')})
+  SELECT ${latestColumns.map((c) => `m.${c}`).join(', ')}
+  FROM messages m JOIN message_ids i ON i.key = m.msg
+  WHERE m.channel_key = (SELECT c.key FROM message_sources s JOIN message_channels c ON c.channel = s.channel WHERE s.key = ${p(1)})
+    AND m.source = ${p(2)} AND m.name = ${p(3)} AND i.id >= ${p(4)}
   ORDER BY m.time DESC, m.msg DESC, m.seq DESC LIMIT 1 ON CONFLICT DO NOTHING`;
+/** Latest values whose record's message is older than the boundary (or gone): retention replaces them. */
+const staleLatestSql = (p: string) => `SELECT l.source, l.name, l.msg FROM latest_values l LEFT JOIN message_ids i ON i.key = l.msg WHERE i.id IS NULL OR i.id < ${p}`;
+type StaleLatest = { source: number; name: string; msg: number | string };
+
+/** A record row that may become its (source, name)'s latest value, with its keys. */
+interface Candidate {
+  r: RecordRow;
+  source: number;
+  msg: number;
+}
+
+/** The newest record of each (source, name) of a batch: newer by time, then message key, then seq, as the readers order. */
+class NewestPerName {
+  private readonly bySource = new Map<number, Level<Candidate>>();
+
+  offer(r: RecordRow, source: number, msg: number): void {
+    let byName = this.bySource.get(source);
+    if (byName === undefined) this.bySource.set(source, (byName = new Map()));
+    const seen = byName.get(r.name);
+    if (seen === undefined || r.time > seen.r.time || (r.time === seen.r.time && (msg > seen.msg || (msg === seen.msg && r.seq > seen.r.seq)))) byName.set(r.name, { r, source, msg });
+  }
+
+  *all(): Iterable<Candidate> {
+    for (const byName of this.bySource.values()) yield* byName.values();
+  }
+}
 
 /** On SQLite: records keyed as above, their message keys given out by the sink (batches begin immediate: it is the only writer). */
 class SqliteSink implements MessageSink {
@@ -163,7 +159,7 @@ class SqliteSink implements MessageSink {
     const rec = db.prepare(`INSERT INTO messages (${recordCols.join(', ')}) VALUES (${recordCols.map(() => '?').join(', ')})`);
     const doc = insert('message_documents', documentColumns);
     const pay = insert('message_payloads', payloadColumns);
-    const latest = insert('latest_values', recordColumns, ` ${latestConflict}`);
+    const latest = insert('latest_values', latestColumns, ` ${latestConflict}`);
     const bool = (b: boolean | null) => (b === null ? null : b ? 1 : 0);
 
     const channelOf = (channel: string): number => {
@@ -198,6 +194,7 @@ class SqliteSink implements MessageSink {
       // the last rowid of each message's records: retention finds old records through it
       const lastRow = new Map<string, number | bigint>();
       // a message's records are consecutive (rows.ts): its keys are looked up once
+      const newest = new NewestPerName();
       let id = '';
       let channel = 0;
       let source = 0;
@@ -211,12 +208,13 @@ class SqliteSink implements MessageSink {
         }
         const info = rec.run(channel, source, msg, r.seq, r.name, r.unit, r.time, r.update_time, r.value, r.string_value, bool(r.bool_value), r.data_value, r.sum);
         lastRow.set(id, info.lastInsertRowid);
+        newest.offer(r, source, msg);
       }
       for (const [id, key] of keys) recordId.run(key, id, lastRow.get(id) ?? null);
       for (const d of batch.documents) doc.run(d.id, d.seq, d.org_id, d.channel, d.subtopic, d.publisher, d.protocol, d.time, d.document);
       for (const p of batch.payloads) pay.run(p.id, p.org_id, p.channel, p.subtopic, p.publisher, p.protocol, p.content_type, p.time, p.size, p.truncated ? 1 : 0, p.payload);
-      for (const r of newestPerName(batch.records)) {
-        latest.run(r.id, r.seq, r.org_id, r.channel, r.subtopic, r.publisher, r.protocol, r.name, r.unit, r.time, r.update_time, r.value, r.string_value, bool(r.bool_value), r.data_value, r.sum);
+      for (const { r, source, msg } of newest.all()) {
+        latest.run(source, r.name, msg, r.seq, r.unit, r.time, r.update_time, r.value, r.string_value, bool(r.bool_value), r.data_value, r.sum);
       }
     });
     this.writeAll = (batch) => {
@@ -235,8 +233,8 @@ class SqliteSink implements MessageSink {
     const pruneRecords = db.prepare('DELETE FROM messages WHERE rowid IN (SELECT m.rowid FROM messages m JOIN message_ids i ON i.key = m.msg WHERE m.rowid <= ? AND i.id < ? LIMIT ?)');
     const pruneDocuments = db.prepare('DELETE FROM message_documents WHERE (id, seq) IN (SELECT id, seq FROM message_documents WHERE id < ? LIMIT ?)');
     const prunePayloads = db.prepare('DELETE FROM message_payloads WHERE id IN (SELECT id FROM message_payloads WHERE id < ? LIMIT ?)');
-    const staleLatest = db.prepare('SELECT channel, name, subtopic, publisher FROM latest_values WHERE id < ?');
-    const dropLatest = db.prepare('DELETE FROM latest_values WHERE channel = ? AND name = ? AND subtopic = ? AND publisher = ?');
+    const staleLatest = db.prepare(staleLatestSql('?'));
+    const dropLatest = db.prepare('DELETE FROM latest_values WHERE source = ? AND name = ? AND msg = ?');
     const refillLatest = db.prepare(latestRefill(() => '?'));
     const pruneIds = db.prepare('DELETE FROM message_ids WHERE key IN (SELECT key FROM message_ids WHERE id < ? LIMIT ?)');
     const pruneAll = db.transaction((boundaryId: string, limit: number) => {
@@ -248,9 +246,9 @@ class SqliteSink implements MessageSink {
       // every row before the boundary is gone: the newest values that went with them are
       // replaced by the newest left, then the ids go (after the rows: the records are found through them)
       let n = records + documents + payloads;
-      for (const k of staleLatest.all(boundaryId) as { channel: string; name: string; subtopic: string; publisher: string }[]) {
-        n += dropLatest.run(k.channel, k.name, k.subtopic, k.publisher).changes;
-        refillLatest.run(k.channel, k.name, k.subtopic, k.publisher, boundaryId);
+      for (const k of staleLatest.all(boundaryId) as StaleLatest[]) {
+        n += dropLatest.run(k.source, k.name, k.msg).changes;
+        refillLatest.run(k.source, k.source, k.name, boundaryId);
       }
       return n + pruneIds.run(boundaryId, limit).changes;
     });
@@ -319,24 +317,15 @@ SELECT key, channel, publisher, subtopic, protocol FROM made
 UNION ALL SELECT s.key, s.channel, s.publisher, s.subtopic, s.protocol FROM message_sources s JOIN given g USING (channel, publisher, subtopic, protocol)`;
 const recordTypes = ['int4', 'int4', 'int8', 'int4', 'text', 'text', 'float8', 'float8', 'float8', 'text', 'bool', 'text', 'float8'] as const;
 /**
- * The records, and from the same rows the newest of each (channel, name, subtopic, publisher) into
- * `latest_values`, with the text of its source and message id: one statement, so the batch crosses
- * the wire and is parsed once (sending the newest rows again cost more than the upsert itself,
- * bench/writer). The newest per source and name first, so that only those few rows are joined;
- * then per latest key, which a publisher's sources share across protocols. Upserted in key order:
- * nodes storing at once lock the keys in the same order.
+ * The records, and from the same rows the newest of each (source, name) into `latest_values`: one
+ * statement, so the batch crosses the wire and is parsed once (sending the newest rows again cost
+ * more than the upsert itself, bench/writer). Upserted in key order: nodes storing at once lock the
+ * keys in the same order.
  */
-const recordSql = `WITH r AS (${unnestInsert('messages', ['channel_key', 'source', 'msg', ...recordValueColumns], recordTypes, '')} RETURNING source, msg, ${recordValueColumns.join(', ')}),
-per_source AS (SELECT DISTINCT ON (source, name) * FROM r ORDER BY source, name, time DESC, msg DESC, seq DESC),
-n AS (
-  SELECT DISTINCT ON (s.channel, p.name, s.subtopic, s.publisher) p.*, s.org_id, s.channel, s.subtopic, s.publisher, s.protocol
-  FROM per_source p JOIN message_sources s ON s.key = p.source
-  ORDER BY s.channel, p.name, s.subtopic, s.publisher, p.time DESC, p.msg DESC, p.seq DESC
-)
-INSERT INTO latest_values (${recordColumns.join(', ')})
-SELECT i.id, ${recordColumns.filter((c) => c !== 'id').map((c) => `n.${c}`).join(', ')}
-FROM n JOIN message_ids i ON i.key = n.msg
-ORDER BY ${latestKey.map((c) => `n.${c}`).join(', ')}
+const recordSql = `WITH r AS (${unnestInsert('messages', ['channel_key', 'source', 'msg', ...recordValueColumns], recordTypes, '')} RETURNING ${latestColumns.join(', ')}),
+n AS (SELECT DISTINCT ON (source, name) * FROM r ORDER BY source, name, time DESC, msg DESC, seq DESC)
+INSERT INTO latest_values (${latestColumns.join(', ')})
+SELECT ${latestColumns.join(', ')} FROM n ORDER BY source, name
 ${latestConflict}`;
 const documentSql = unnestInsert('message_documents', documentColumns, documentTypes);
 const payloadSql = unnestInsert('message_payloads', payloadColumns, payloadTypes);
@@ -449,12 +438,13 @@ class PostgresSink implements MessageSink {
     if (records === limit || documents === limit || payloads === limit) return records + documents + payloads;
     // every row before the boundary is gone: the newest values that went with them are replaced by the newest left
     let n = records + documents + payloads;
-    const stale = await pool.query<{ channel: string; name: string; subtopic: string; publisher: string }>('SELECT channel, name, subtopic, publisher FROM latest_values WHERE id < $1', [boundaryId]);
+    const stale = await pool.query<StaleLatest>(staleLatestSql('$1'), [boundaryId]);
     for (const k of stale.rows) {
       await this.db.pgTransaction(async (client) => {
-        const gone = await client.query('DELETE FROM latest_values WHERE channel = $1 AND name = $2 AND subtopic = $3 AND publisher = $4 AND id < $5', [k.channel, k.name, k.subtopic, k.publisher, boundaryId]);
+        // only the row found stale: a writer may have stored a newer value for the key since
+        const gone = await client.query('DELETE FROM latest_values WHERE source = $1 AND name = $2 AND msg = $3', [k.source, k.name, k.msg]);
         n += gone.rowCount ?? 0;
-        if (gone.rowCount) await client.query(latestRefill((i) => `$${i}`), [k.channel, k.name, k.subtopic, k.publisher, boundaryId]);
+        if (gone.rowCount) await client.query(latestRefill((i) => `$${i}`), [k.source, k.source, k.name, boundaryId]);
       });
     }
     return n + (await del('DELETE FROM message_ids WHERE id IN (SELECT id FROM message_ids WHERE id < $1 LIMIT $2)'));
