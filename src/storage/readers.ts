@@ -76,6 +76,12 @@ const valueSelect = 'channel, subtopic, publisher, protocol, name, unit, time, u
  * paging needs; `latest_values` keeps the same two.
  */
 const tieColumns = ['msg', 'seq'];
+const recordSelect = `${tieColumns.join(', ')}, ${valueSelect}`;
+
+/** ORDER BY of records: `first` columns, then time, then the tie columns, all in `dir`. */
+function orderBy(dir: 'ASC' | 'DESC', ...first: string[]): string {
+  return [...first, 'time', ...tieColumns].map((c) => `${c} ${dir}`).join(', ');
+}
 
 /** A record row as the databases return it: SQLite gives booleans as 0/1. */
 type RecordRowOut = Omit<RecordRow, 'id' | 'seq' | 'org_id' | 'bool_value'> & { bool_value: number | boolean | null };
@@ -130,23 +136,17 @@ function where(f: MessageFilter, table: 'message_records' | 'latest_records' | '
 /** Queries over stored messages, identical on SQLite and PostgreSQL. */
 export class MessageReaders {
   private readonly q: RawQueries;
-  private readonly recordSelect = `${tieColumns.join(', ')}, ${valueSelect}`;
 
   constructor(private readonly db: Database) {
     this.q = new RawQueries(db);
-  }
-
-  /** ORDER BY of records: `first` columns, then time, then the tie columns, all in `dir`. */
-  private orderBy(dir: 'ASC' | 'DESC', ...first: string[]): string {
-    return [...first, 'time', ...tieColumns].map((c) => `${c} ${dir}`).join(', ');
   }
 
   async records(f: MessageFilter, page: Paging, order: RecordOrder = 'time'): Promise<{ total: number; items: MessageRecord[] }> {
     const w = where(f, 'message_records');
     const [{ n }] = (await this.q.all<{ n: number }>(`SELECT COUNT(*) AS n FROM message_records WHERE ${w.sql}`, w.params)) as [{ n: number }];
     const dir = page.dir === 'asc' ? 'ASC' : 'DESC';
-    const orderBy = order === 'time' ? this.orderBy(dir) : this.orderBy(dir, order);
-    const rows = await this.q.all<RecordRowOut>(`SELECT ${this.recordSelect} FROM message_records WHERE ${w.sql} ORDER BY ${orderBy} LIMIT ? OFFSET ?`, [...w.params, page.limit, page.offset]);
+    const sort = order === 'time' ? orderBy(dir) : orderBy(dir, order);
+    const rows = await this.q.all<RecordRowOut>(`SELECT ${recordSelect} FROM message_records WHERE ${w.sql} ORDER BY ${sort} LIMIT ? OFFSET ?`, [...w.params, page.limit, page.offset]);
     return { total: Number(n), items: rows.map(toRecord) };
   }
 
@@ -155,13 +155,13 @@ export class MessageReaders {
     const w = where(f, 'message_records');
     const d = dir === 'asc' ? 'ASC' : 'DESC';
     const cmp = dir === 'asc' ? '>' : '<';
-    let after: (RecordRowOut & { msg: number; seq: number }) | undefined;
+    let after: (RecordRowOut & { msg: number | string; seq: number }) | undefined;
     let sent = 0;
     while (sent < max) {
       // after the last row sent, in (time, msg, seq) order
       const keyset = after ? ` AND (time ${cmp} ? OR (time = ? AND (msg ${cmp} ? OR (msg = ? AND seq ${cmp} ?))))` : '';
       const params = after ? [...w.params, after.time, after.time, after.msg, after.msg, after.seq] : w.params;
-      const rows = await this.q.all<RecordRowOut & { msg: number; seq: number }>(`SELECT ${this.recordSelect} FROM message_records WHERE ${w.sql}${keyset} ORDER BY ${this.orderBy(d)} LIMIT ?`, [...params, Math.min(5000, max - sent)]);
+      const rows = await this.q.all<RecordRowOut & { msg: number | string; seq: number }>(`SELECT ${recordSelect} FROM message_records WHERE ${w.sql}${keyset} ORDER BY ${orderBy(d)} LIMIT ?`, [...params, Math.min(5000, max - sent)]);
       for (const r of rows) yield toRecord(r);
       sent += rows.length;
       if (rows.length < 5000) return;
@@ -203,9 +203,8 @@ export class MessageReaders {
     const onlyKeys = Object.entries(f).every(([k, v]) => v === undefined || k === 'channel' || k === 'subtopic' || k === 'publisher');
     const table = onlyKeys ? 'latest_records' : 'message_records';
     const w = where(f, table);
-    const newestFirst = tieColumns.map((c) => `${c} DESC`).join(', ');
     const rows = await this.q.all<RecordRowOut>(
-      `SELECT ${valueSelect} FROM (SELECT ${valueSelect}, ROW_NUMBER() OVER (PARTITION BY name ORDER BY time DESC, ${newestFirst}) AS rn FROM ${table} WHERE ${w.sql}) r WHERE rn = 1 ORDER BY name`,
+      `SELECT ${valueSelect} FROM (SELECT ${valueSelect}, ROW_NUMBER() OVER (PARTITION BY name ORDER BY ${orderBy('DESC')}) AS rn FROM ${table} WHERE ${w.sql}) r WHERE rn = 1 ORDER BY name`,
       w.params,
     );
     return rows.map(toRecord);

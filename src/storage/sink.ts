@@ -20,6 +20,7 @@ const payloadColumns = ['id', 'org_id', 'channel', 'subtopic', 'publisher', 'pro
 
 /** Record columns of migration 4, after the three keys. */
 const recordValueColumns = ['seq', 'name', 'unit', 'time', 'update_time', 'value', 'string_value', 'bool_value', 'data_value', 'sum'] as const;
+const recordColumns = ['channel_key', 'source', 'msg', ...recordValueColumns] as const;
 /** `latest_values` (migration 4): the newest record of each source and name, keyed (source, name). */
 const latestColumns = ['source', 'name', 'msg', 'seq', 'unit', 'time', 'update_time', 'value', 'string_value', 'bool_value', 'data_value', 'sum'] as const;
 /** Only a newer record replaces the stored one: newer by time, then message key, then seq, as the readers order. */
@@ -155,8 +156,7 @@ class SqliteSink implements MessageSink {
     const sourceKey = db.prepare('SELECT key FROM message_sources WHERE channel = ? AND publisher = ? AND subtopic = ? AND protocol = ?').pluck();
     const newSource = db.prepare('INSERT INTO message_sources (org_id, channel, subtopic, publisher, protocol) VALUES (?, ?, ?, ?, ?)');
     // a plain INSERT: OR IGNORE would also drop a row that breaks NOT NULL, silently
-    const recordCols = ['channel_key', 'source', 'msg', ...recordValueColumns];
-    const rec = db.prepare(`INSERT INTO messages (${recordCols.join(', ')}) VALUES (${recordCols.map(() => '?').join(', ')})`);
+    const rec = db.prepare(`INSERT INTO messages (${recordColumns.join(', ')}) VALUES (${recordColumns.map(() => '?').join(', ')})`);
     const doc = insert('message_documents', documentColumns);
     const pay = insert('message_payloads', payloadColumns);
     const latest = insert('latest_values', latestColumns, ` ${latestConflict}`);
@@ -193,23 +193,26 @@ class SqliteSink implements MessageSink {
       for (const id of fresh) keys.set(id, ++nextKey);
       // the last rowid of each message's records: retention finds old records through it
       const lastRow = new Map<string, number | bigint>();
-      // a message's records are consecutive (rows.ts): its keys are looked up once
+      // a message's records are consecutive (rows.ts): its keys are looked up, and its last rowid
+      // noted, once per message
       const newest = new NewestPerName();
       let id = '';
       let channel = 0;
       let source = 0;
       let msg = 0;
+      let row: number | bigint = 0;
       for (const r of batch.records) {
         if (r.id !== id) {
+          if (id !== '') lastRow.set(id, row);
           id = r.id;
           channel = channelOf(r.channel);
           source = sourceOf(r);
           msg = keys.get(id)!;
         }
-        const info = rec.run(channel, source, msg, r.seq, r.name, r.unit, r.time, r.update_time, r.value, r.string_value, bool(r.bool_value), r.data_value, r.sum);
-        lastRow.set(id, info.lastInsertRowid);
+        row = rec.run(channel, source, msg, r.seq, r.name, r.unit, r.time, r.update_time, r.value, r.string_value, bool(r.bool_value), r.data_value, r.sum).lastInsertRowid;
         newest.offer(r, source, msg);
       }
+      if (id !== '') lastRow.set(id, row);
       for (const [id, key] of keys) recordId.run(key, id, lastRow.get(id) ?? null);
       for (const d of batch.documents) doc.run(d.id, d.seq, d.org_id, d.channel, d.subtopic, d.publisher, d.protocol, d.time, d.document);
       for (const p of batch.payloads) pay.run(p.id, p.org_id, p.channel, p.subtopic, p.publisher, p.protocol, p.content_type, p.time, p.size, p.truncated ? 1 : 0, p.payload);
@@ -322,7 +325,7 @@ const recordTypes = ['int4', 'int4', 'int8', 'int4', 'text', 'text', 'float8', '
  * more than the upsert itself, bench/writer). Upserted in key order: nodes storing at once lock the
  * keys in the same order.
  */
-const recordSql = `WITH r AS (${unnestInsert('messages', ['channel_key', 'source', 'msg', ...recordValueColumns], recordTypes, '')} RETURNING ${latestColumns.join(', ')}),
+const recordSql = `WITH r AS (${unnestInsert('messages', recordColumns, recordTypes, '')} RETURNING ${latestColumns.join(', ')}),
 n AS (SELECT DISTINCT ON (source, name) * FROM r ORDER BY source, name, time DESC, msg DESC, seq DESC)
 INSERT INTO latest_values (${latestColumns.join(', ')})
 SELECT ${latestColumns.join(', ')} FROM n ORDER BY source, name
