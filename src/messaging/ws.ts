@@ -47,9 +47,17 @@ const WsQuery = Type.Object({
   content_type: Type.Optional(Type.String({ description: 'Content type of the frames this client publishes (default application/octet-stream)' })),
 });
 
-function textual(contentType: string): boolean {
-  const m = mediaTypeOf(contentType);
-  return m.startsWith('text/') || m.endsWith('+json') || m === 'application/json';
+/** Types the messaging service parsed as JSON before accepting them: UTF-8 already (RFC 8259 §8.1). */
+const parsedAsJson = new Set(['application/json', 'application/senml+json']);
+
+/**
+ * Whether a payload goes as a text frame: a textual type, in UTF-8 as a text frame must be (RFC 6455
+ * §8.1). Bytes of another textual type are checked, since nothing parsed them; they go as a binary
+ * frame when they are not UTF-8, whatever their type says.
+ */
+function textFrame(env: Envelope): boolean {
+  const m = mediaTypeOf(env.contentType);
+  return parsedAsJson.has(m) || ((m.startsWith('text/') || m.endsWith('+json')) && isUtf8(env.payload));
 }
 
 function envelopeFrame(env: Envelope): string {
@@ -120,8 +128,7 @@ export function wsRoutes(app: FastifyInstance, platform: Platform): void {
         return;
       }
       if (s.envelope) socket.send(envelopeFrame(env));
-      // a text frame must be UTF-8 (RFC 6455 §8.1): bytes that are not go as a binary frame whatever their type says
-      else socket.send(env.payload, { binary: !textual(env.contentType) || !isUtf8(env.payload) });
+      else socket.send(env.payload, { binary: !textFrame(env) });
       metrics.delivered.inc({ protocol: 'ws' });
     };
     if (s.canSubscribe) {
