@@ -1,8 +1,8 @@
 import { afterEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { sql } from 'kysely';
-import { openTestDatabase, testDatabaseKind, type TestDatabase } from '../../test/helpers/database.js';
-import { Database } from './database.js';
+import { anotherHandle, openTestDatabase, testDatabaseKind, type TestDatabase } from '../../test/helpers/database.js';
+import type { Database } from './database.js';
 import { MigrationError, checksum, migrate, migrations, type Migration } from './migrations.js';
 import { RawQueries } from './raw.js';
 import { MessageReaders } from '../storage/readers.js';
@@ -107,7 +107,7 @@ describe(`migrations on ${kind}`, () => {
 
   test('two handles migrating one database at once apply each migration once', { skip: kind === 'sqlite' && 'SQLite: one process owns the file; the advisory lock is PostgreSQL only' }, async () => {
     const db = await fresh();
-    const other = await Database.open({ url: process.env.FLEETWIRE_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test', schema: db.schema!, poolSize: 2 });
+    const other = await anotherHandle(db, 2);
     try {
       const reports = await Promise.all([migrate(db), migrate(other)]);
       assert.deepEqual(reports.map((r) => r.applied.length).sort(), [0, migrations.length]);
@@ -119,7 +119,7 @@ describe(`migrations on ${kind}`, () => {
 
   test('migrating over a pool of one connection does not wait for itself', { skip: kind === 'sqlite' && 'SQLite has no connection pool' }, async () => {
     const db = await fresh();
-    const single = await Database.open({ url: process.env.FLEETWIRE_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test', schema: db.schema!, poolSize: 1 });
+    const single = await anotherHandle(db, 1);
     try {
       let timer: NodeJS.Timeout | undefined;
       const timeout = new Promise<never>((_, reject) => {

@@ -2,11 +2,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';
 import { runRepositoryContract } from './repositories.contract.js';
+import { testPostgresUrl } from '../../test/helpers/database.js';
 
 // The PostgreSQL implementation of the repository contract. scripts/test.mjs points
 // FLEETWIRE_TEST_POSTGRES_URL at a database; CI sets FLEETWIRE_REQUIRE_SERVICES=1 so that a missing
 // PostgreSQL fails the run instead of quietly testing one database only.
-const url = process.env.FLEETWIRE_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+const url = testPostgresUrl;
 const required = process.env.FLEETWIRE_REQUIRE_SERVICES === '1';
 
 /** Why PostgreSQL cannot be used, or undefined when it answers. */

@@ -9,10 +9,9 @@ import { version } from '../core/version.js';
 import { loadConfig } from '../core/config.js';
 import { ManualClock } from '../core/clock.js';
 import { createLogger } from '../core/logger.js';
-import { Database } from '../db/index.js';
 import { createPlatform } from '../platform.js';
 import { buildApp } from './app.js';
-import { openTestDatabase } from '../../test/helpers/database.js';
+import { anotherHandle, openTestDatabase } from '../../test/helpers/database.js';
 import { startTestPlatform, testPassword, type TestPlatform } from '../../test/helpers/platform.js';
 
 const problemJson = 'application/problem+json; charset=utf-8';
@@ -40,7 +39,7 @@ describe('operations endpoints', () => {
   test('/ready answers 503 service.unavailable when the database is closed', async () => {
     // A second handle on the same database, closed under a second app; the shared one stays open.
     const db = t.platform.db;
-    const handle = db.kind === 'sqlite' ? await Database.open({ url: `sqlite:${db.sqlite!.name}` }) : await Database.open({ url: process.env.FLEETWIRE_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test', schema: db.schema!, poolSize: 1 });
+    const handle = await anotherHandle(db);
     const platform = await createPlatform(t.platform.config, { db: handle, clock: t.clock, log: createLogger('silent'), key: randomBytes(32) });
     const app = await buildApp(platform);
     try {

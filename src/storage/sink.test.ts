@@ -1,10 +1,9 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { uuidv7 } from '../core/ids.js';
-import { Database } from '../db/index.js';
 import { RawQueries } from '../db/raw.js';
 import type { Envelope } from '../messaging/envelope.js';
-import { openTestDatabase, testDatabaseKind, type TestDatabase } from '../../test/helpers/database.js';
+import { anotherHandle, openTestDatabase, testDatabaseKind, type TestDatabase } from '../../test/helpers/database.js';
 import { MessageReaders } from './readers.js';
 import { toRows } from './rows.js';
 import { createMessageSink, idBoundary, type MessageSink } from './sink.js';
@@ -83,7 +82,7 @@ describe('message sink', () => {
 
   test('writers on two nodes that meet a new channel and source at once agree on their keys', { skip: testDatabaseKind() === 'sqlite' && 'SQLite has one writer (one process owns the file)' }, async () => {
     // a second connection pool on the same schema, as another node has
-    const other = await Database.open({ url: process.env.FLEETWIRE_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test', schema: t.db.schema!, poolSize: 2 });
+    const other = await anotherHandle(t.db, 2);
     try {
       const sinks = [sink, createMessageSink(other), createMessageSink(t.db), createMessageSink(other)];
       for (let round = 0; round < 5; round++) {

@@ -14,7 +14,7 @@ import { RawQueries } from '../db/raw.js';
 import type { Envelope } from '../messaging/envelope.js';
 import { MemoryBus } from '../messaging/memory-bus.js';
 import { MessagingMetrics } from '../messaging/metrics.js';
-import { testDatabaseKind } from '../../test/helpers/database.js';
+import { testDatabaseKind, testPostgresUrl } from '../../test/helpers/database.js';
 import { packBatch, unpackBatch, WriterThread } from './writer-thread.js';
 import { MessageWriter, writerConsumer } from './writer.js';
 
@@ -36,7 +36,7 @@ async function sharedDatabase(): Promise<{ url: string; db: Database; cleanup():
     url = `sqlite:${join(dir, 'test.db')}`;
     drop = async () => rmSync(dir, { recursive: true, force: true });
   } else {
-    const u = new URL(process.env.FLEETWIRE_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test');
+    const u = new URL(testPostgresUrl);
     const schema = `fw_test_${randomBytes(6).toString('hex')}`;
     u.searchParams.set('options', `-c search_path=${schema}`);
     url = u.href;

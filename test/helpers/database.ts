@@ -17,6 +17,14 @@ export interface TestDatabase {
   cleanup(): Promise<void>;
 }
 
+/** The PostgreSQL the tests use: FLEETWIRE_TEST_POSTGRES_URL, else the local one. */
+export const testPostgresUrl = process.env.FLEETWIRE_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+/** Another handle on the same database as `db` (the same SQLite file, or the same PostgreSQL schema), as a second process or node has. */
+export function anotherHandle(db: Database, poolSize = 1): Promise<Database> {
+  return db.sqlite ? Database.open({ url: `sqlite:${db.sqlite.name}` }) : Database.open({ url: testPostgresUrl, schema: db.schema!, poolSize });
+}
+
 /** A fresh, empty database: a SQLite file in a temp folder, or a new PostgreSQL schema. */
 export async function openTestDatabase(kind: TestDatabaseKind = testDatabaseKind(), options: { migrate?: boolean } = {}): Promise<TestDatabase> {
   let db: Database;
@@ -29,7 +37,7 @@ export async function openTestDatabase(kind: TestDatabaseKind = testDatabaseKind
       rmSync(dir, { recursive: true, force: true });
     };
   } else {
-    const url = process.env.FLEETWIRE_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+    const url = testPostgresUrl;
     const schema = `fw_test_${randomBytes(6).toString('hex')}`;
     db = await Database.open({ url, schema, poolSize: 4 });
     cleanup = async () => {
