@@ -50,8 +50,11 @@ export function optionNumber(name: string | number): number {
   return typeof name === 'number' ? name : (numberOfName[name] ?? Number(name));
 }
 
-/** Critical options (odd numbers, RFC 7252 §5.4.1) this adapter acts on; any other critical option is refused with 4.02. */
-const understood = new Set<number>([option.uriHost, option.uriPort, option.uriPath, option.uriQuery, option.accept, option.observe, option.block1, option.block2]);
+/**
+ * Critical options (odd numbers, RFC 7252 §5.4.1) this adapter understands besides those readOptions
+ * reads itself (Uri-Path, Uri-Query, Observe, Block1, Block2); any other is refused with 4.02.
+ */
+const understood = new Set<number>([option.uriHost, option.uriPort, option.accept]);
 
 /**
  * The options of a request that the endpoint acts on, read in one pass over the packet. Of an

@@ -24,9 +24,7 @@ export interface Observer {
   token: Buffer;
   channel: string;
   filter: string;
-  /** Path and query of the registration, for the Block2 follow-ups of a large notification. */
-  uri: string;
-  /** Endpoint and `uri`: where the observation stands in the index of Block2 follow-ups. */
+  /** Endpoint, path and query of the registration: where it stands in the index of Block2 follow-ups. */
   resource: string;
   subscription: LiveSubscription | undefined;
   seq: number;
@@ -99,8 +97,9 @@ export class Observers {
     const key = Observers.key(spec.peer, spec.token);
     // RFC 7641 §4.1: a registration from the same endpoint with the same token replaces the entry
     if (this.byKey.has(key)) this.remove(key, 'replaced');
-    const resource = Observers.resource(spec.peer, spec.uri);
-    const o: Observer = { key, ...spec, resource, subscription: undefined, seq: 0, lastConfirmed: this.ctx.now(), confirming: false, closed: false, representation: undefined };
+    const { uri, ...kept } = spec;
+    const resource = Observers.resource(spec.peer, uri);
+    const o: Observer = { key, ...kept, resource, subscription: undefined, seq: 0, lastConfirmed: this.ctx.now(), confirming: false, closed: false, representation: undefined };
     this.byKey.set(key, o);
     const same = this.byResource.get(resource);
     if (same) same.add(o);
