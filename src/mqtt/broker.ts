@@ -216,7 +216,9 @@ export class Broker {
           await Promise.all([...arriving.subscriptions].map(([key, opts]) => this.indexAdd(arriving!, key, opts)));
         }
         await this.cluster.claim(id, elsewhere); // a connection elsewhere is taken over [MQTT-3.1.4-3]
-        if (elsewhere) await lookUp(this.store!);
+        // the session as the other node left it; a clean start ends it whatever it holds (ending a
+        // session that is gone meanwhile deletes nothing)
+        if (elsewhere && !cleanStart) await lookUp(this.store!);
       }
       session = this.sessions.get(id); // another connection may have come in meanwhile
       if (session?.connection) session.connection.disconnect(rc.sessionTakenOver, 'session taken over');
