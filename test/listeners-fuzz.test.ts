@@ -22,6 +22,7 @@ import { announcedPort, cleanupCli, cliEnv, cliFleet, dataFolder, startCli, stop
 import { eventually } from './helpers/eventually.js';
 import { mqttClient, type TestClient } from './helpers/mqtt.js';
 import { seededRandom } from './helpers/random.js';
+import { option, uint } from '../src/coap/message.js';
 
 const seed = process.env.FLEETWIRE_FUZZ_SEED ? Number(process.env.FLEETWIRE_FUZZ_SEED) : Math.floor(Math.random() * 2 ** 32);
 const replay = `seed ${seed}, replay with FLEETWIRE_FUZZ_SEED=${seed}`;
@@ -637,12 +638,23 @@ function owesAnswer(d: Buffer): boolean {
   }
 }
 
+/** Device credentials for an HTTP or WebSocket request: mostly the device's own, else missing, wrong or malformed. */
+function deviceAuth(f: Fuzz, fleet: CliFleet): Record<string, string> {
+  if (f.int(10) < 7) return { authorization: `Device ${fleet.device.secret}` };
+  return f.pick<Record<string, string>>([
+    {},
+    { authorization: `Device ${f.ascii(30)}` },
+    { authorization: 'Device' },
+    { authorization: `Bearer ${f.ascii(40)}` },
+    { authorization: `Basic ${f.ascii(20)}` },
+    { authorization: `Basic ${Buffer.from(`${fleet.device.id}:${f.ascii(10)}`).toString('base64')}` },
+    { authorization: `Basic ${Buffer.from(`${fleet.device.id}:${fleet.device.secret}`).toString('base64')}` },
+    { authorization: `Thing ${fleet.device.secret}` },
+    { authorization: `${f.ascii(8)} ${f.ascii(8)}` },
+  ]);
+}
+
 function coapCases(fleet: CliFleet) {
-  const uint = (n: number) => {
-    const bytes: number[] = [];
-    for (let v = n; v > 0; v = Math.floor(v / 256)) bytes.unshift(v % 256);
-    return Buffer.from(bytes);
-  };
   const path = (f: Fuzz): Buffer[] => {
     const base = f.chance(0.85) ? ['channels', f.chance(0.9) ? fleet.channel : f.text(40), 'messages'] : Array.from({ length: f.int(5) }, () => f.text(12));
     const sub = f.chance(0.6) ? goodSubtopic(f) : badSubtopic(f);
@@ -664,24 +676,24 @@ function coapCases(fleet: CliFleet) {
   const extra = (f: Fuzz, options: { name: string; value: Buffer }[]): { name: string; value: Buffer } => {
     switch (f.int(12)) {
       case 0:
-        return { name: '12', value: uint(f.pick([0, 42, 50, 60, 110, 111, 112, 310, f.int(65536)])) }; // Content-Format
+        return { name: String(option.contentFormat), value: uint(f.pick([0, 42, 50, 60, 110, 111, 112, 310, f.int(65536)])) }; // Content-Format
       case 1:
-        return { name: '27', value: block(f) }; // Block1
+        return { name: String(option.block1), value: block(f) }; // Block1
       case 2:
-        return { name: '23', value: block(f) }; // Block2
+        return { name: String(option.block2), value: block(f) }; // Block2
       case 3:
-        return { name: '60', value: f.chance(0.5) ? uint(f.pick([0, 100, 1 << 20, 2 ** 32 - 1])) : f.bytes(f.int(7)) }; // Size1
+        return { name: String(option.size1), value: f.chance(0.5) ? uint(f.pick([0, 100, 1 << 20, 2 ** 32 - 1])) : f.bytes(f.int(7)) }; // Size1
       case 4:
-        return { name: '6', value: f.chance(0.6) ? uint(f.pick([0, 0, 1, 2, 0xffffff])) : f.bytes(f.int(5)) }; // Observe
+        return { name: String(option.observe), value: f.chance(0.6) ? uint(f.pick([0, 0, 1, 2, 0xffffff])) : f.bytes(f.int(5)) }; // Observe
       case 5:
         return { name: String(f.int(f.pick([16, 300, 65000]))), value: f.bytes(f.int(20)) };
       case 6:
         return { name: String(f.pick([1, 3, 4, 5, 7, 17, 35, 39, 258, 2049])), value: f.bytes(f.int(12)) };
       case 7:
-        return { name: f.pick(['11', '15', '12', '60', String(1 + 2 * f.int(30))]), value: f.bytes(1000 + f.int(2000)) };
+        return { name: f.pick([String(option.uriPath), String(option.uriQuery), String(option.contentFormat), String(option.size1), String(1 + 2 * f.int(30))]), value: f.bytes(1000 + f.int(2000)) };
       default: {
         // a repeated option: the same number again, as a client that writes Block1 or Content-Format twice
-        const again = options.length ? f.pick(options) : { name: '27', value: block(f) };
+        const again = options.length ? f.pick(options) : { name: String(option.block1), value: block(f) };
         return { name: again.name, value: f.chance(0.5) ? again.value : f.bytes(f.int(4)) };
       }
     }
@@ -695,25 +707,27 @@ function coapCases(fleet: CliFleet) {
       return undefined; // coap-packet will not write it: a simpler request stands in
     }
   };
+  /** Uri-Path and Uri-Query of a random target, in order. */
+  const target = (f: Fuzz): { name: string; value: Buffer }[] => [...path(f).map((value) => ({ name: String(option.uriPath), value })), ...query(f).map((value) => ({ name: String(option.uriQuery), value }))];
   const request = (f: Fuzz, confirmable: boolean): Buffer => {
-    const options = [...path(f).map((value) => ({ name: '11', value })), ...query(f).map((value) => ({ name: '15', value }))];
+    const options = target(f);
     for (let n = f.int(5); n > 0; n--) options.push(extra(f, options));
     const p = randomPayload(f);
     const payload = f.chance(0.9) ? p.body.subarray(0, 1024) : p.body.length > 1024 ? p.body : f.bytes(f.pick([1500, 20_000, 60_000]));
-    return build(f, code(f), options, payload, confirmable) ?? build(f, 'POST', options.filter((o) => o.name === '11'), Buffer.alloc(0), confirmable)!;
+    return build(f, code(f), options, payload, confirmable) ?? build(f, 'POST', options.filter((o) => o.name === String(option.uriPath)), Buffer.alloc(0), confirmable)!;
   };
   /** A Block1 upload (RFC 7959 §2.5) with random sizes, numbers, gaps and More flags. */
   const upload = (f: Fuzz): Buffer[] => {
     const szx = f.pick([0, 2, 6, 7]);
-    const options = [...path(f).map((value) => ({ name: '11', value })), ...query(f).map((value) => ({ name: '15', value }))];
-    const format = { name: '12', value: uint(f.pick([42, 110, 0])) };
+    const options = target(f);
+    const format = { name: String(option.contentFormat), value: uint(f.pick([42, 110, 0])) };
     const blocks = 2 + f.int(3);
     return Array.from({ length: blocks }, (_, k) => {
       const num = f.chance(0.85) ? k : f.int(1 << 20);
       const more = k < blocks - 1 ? f.chance(0.9) : f.chance(0.1);
       const size = f.chance(0.85) ? 2 ** (Math.min(szx, 6) + 4) : f.int(1100);
-      const b1 = { name: '27', value: uint(num * 16 + (more ? 8 : 0) + szx) };
-      const size1 = k === 0 && f.chance(0.3) ? [{ name: '60', value: uint(f.pick([100, maxPayload + 1, 2 ** 32 - 1])) }] : [];
+      const b1 = { name: String(option.block1), value: uint(num * 16 + (more ? 8 : 0) + szx) };
+      const size1 = k === 0 && f.chance(0.3) ? [{ name: String(option.size1), value: uint(f.pick([100, maxPayload + 1, 2 ** 32 - 1])) }] : [];
       return build(f, 'POST', [...options, format, b1, ...size1], f.bytes(size), true) ?? f.bytes(8);
     });
   };
@@ -758,11 +772,7 @@ interface WsCase {
 }
 
 function wsCases(fleet: CliFleet) {
-  const auth = (f: Fuzz): Record<string, string> => {
-    const k = f.int(10);
-    if (k < 7) return { authorization: `Device ${fleet.device.secret}` };
-    return f.pick<Record<string, string>>([{}, { authorization: `Device ${f.ascii(30)}` }, { authorization: `Bearer ${f.ascii(40)}` }, { authorization: `Basic ${Buffer.from(`${fleet.device.id}:${f.ascii(10)}`).toString('base64')}` }, { authorization: `${f.ascii(8)} ${f.ascii(8)}` }]);
-  };
+  const auth = (f: Fuzz) => deviceAuth(f, fleet);
   const queryString = (f: Fuzz): string => {
     const parts: string[] = [];
     if (f.chance(0.8)) parts.push(`content_type=${f.chance(0.8) ? encode(f.pick(contentTypes)) : encode(f.text(30))}`);
@@ -869,12 +879,7 @@ interface HttpCase {
 }
 
 function httpCases(fleet: CliFleet) {
-  const deviceAuth = (f: Fuzz): Record<string, string> => {
-    const k = f.int(10);
-    if (k < 7) return { authorization: `Device ${fleet.device.secret}` };
-    return f.pick<Record<string, string>>([{}, { authorization: `Device ${f.ascii(30)}` }, { authorization: 'Device' }, { authorization: `Bearer ${f.ascii(40)}` }, { authorization: `Basic ${f.ascii(20)}` }, { authorization: `Thing ${fleet.device.secret}` }, { authorization: `Basic ${Buffer.from(`${fleet.device.id}:${fleet.device.secret}`).toString('base64')}` }]);
-  };
-  const readerAuth = (f: Fuzz): Record<string, string> => (f.chance(0.6) ? { authorization: `Bearer ${fleet.token}` } : deviceAuth(f));
+  const readerAuth = (f: Fuzz): Record<string, string> => (f.chance(0.6) ? { authorization: `Bearer ${fleet.token}` } : deviceAuth(f, fleet));
   const channel = (f: Fuzz) => (f.chance(0.9) ? fleet.channel : f.pick([encode(f.text(20)) || 'x', '00000000-0000-0000-0000-000000000000', f.ascii(10).replace(/[/?#]/g, '') || 'x']));
   const readerValues: Record<string, string[]> = {
     type: ['senml', 'json', 'binary', 'xml', ''],
@@ -906,12 +911,12 @@ function httpCases(fleet: CliFleet) {
     const kind = f.int(20);
     if (kind < 11 || kind === 19) {
       const p = randomPayload(f, { oversize: kind === 19 });
-      const headers: Record<string, string> = { ...deviceAuth(f), ...(f.chance(0.95) ? { 'content-type': p.contentType.replace(/[^\t\x20-\x7e]/g, '') } : {}) };
+      const headers: Record<string, string> = { ...deviceAuth(f, fleet), ...(f.chance(0.95) ? { 'content-type': p.contentType.replace(/[^\t\x20-\x7e]/g, '') } : {}) };
       return { kind: kind === 19 ? 'oversize publish' : 'publish', method: 'POST', path: `/channels/${channel(f)}/messages${pathSubtopic(f)}`, headers, body: p.body };
     }
     if (kind < 18) return { kind: 'read', method: 'GET', path: `/channels/${channel(f)}/messages${f.chance(0.2) ? '/latest' : ''}${readerQuery(f)}`, headers: readerAuth(f), body: undefined };
     const method = f.pick(['PUT', 'DELETE', 'PATCH', 'OPTIONS', 'GET']);
-    return { kind: 'other method', method, path: `/channels/${channel(f)}/messages${pathSubtopic(f)}`, headers: deviceAuth(f), body: method === 'GET' ? undefined : f.bytes(f.int(50)) };
+    return { kind: 'other method', method, path: `/channels/${channel(f)}/messages${pathSubtopic(f)}`, headers: deviceAuth(f, fleet), body: method === 'GET' ? undefined : f.bytes(f.int(50)) };
   };
 }
 
@@ -1025,7 +1030,7 @@ describe(`every listener under seeded random and mutated input (${replay})`, () 
       await c.publishAsync(`channels/${fleet.channel}/messages/fuzz-check/mqtt${version}`, checkPayload(`mqtt${version}`, value), { qos: 1 });
     }
 
-    const request = coapGenerate({ code: 'POST', confirmable: true, messageId: 0, token: Buffer.from('check'), options: [...['channels', fleet.channel, 'messages', 'fuzz-check', 'coap'].map((s) => ({ name: '11', value: Buffer.from(s) })), { name: '12', value: Buffer.from([110]) }, { name: '15', value: Buffer.from(`auth=${fleet.device.secret}`) }], payload: Buffer.from(checkPayload('coap', 5)) });
+    const request = coapGenerate({ code: 'POST', confirmable: true, messageId: 0, token: Buffer.from('check'), options: [...['channels', fleet.channel, 'messages', 'fuzz-check', 'coap'].map((s) => ({ name: String(option.uriPath), value: Buffer.from(s) })), { name: String(option.contentFormat), value: Buffer.from([110]) }, { name: String(option.uriQuery), value: Buffer.from(`auth=${fleet.device.secret}`) }], payload: Buffer.from(checkPayload('coap', 5)) });
     const answer = await coapPeers[0]!.exchange(request, answerWithinMs);
     assert.equal(answer?.code, '2.04', `CoAP answered ${answer?.code}: ${answer?.payload.toString()}`);
 
