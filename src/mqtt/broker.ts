@@ -132,11 +132,14 @@ export class Broker {
   /** Takes a stored session into memory, offline, with its subscriptions in the index. */
   private adopt(stored: StoredSession, now: number): Session {
     const session = this.newSession(stored.clientId, stored);
-    session.restore(stored);
+    const unsaved = session.restore(stored);
     this.journal!.stored(stored.clientId, stored.messages.map((m) => m.seq));
     session.disconnectedAt ??= now; // its node stopped while the client was connected
     for (const [key, opts] of session.subscriptions) this.indexAdd(session, key, opts);
-    session.persistTo(this.journal!.record.bind(this.journal), this.nodeId, false);
+    const record = this.journal!.record.bind(this.journal);
+    session.persistTo(record, this.nodeId, false);
+    // what restore() changed (a message whose packet id was taken, queued again without it), as a resume on connect writes it
+    for (const change of unsaved) record(change);
     this.sessions.set(stored.clientId, session);
     this.armExpiry(session);
     return session;
