@@ -70,10 +70,14 @@ interface Reply {
   payload?: Buffer;
 }
 
-/** A remembered request: its reply once there is one (a duplicate that comes earlier is dropped). */
+/** A remembered request: its reply once there is one, and how many confirmable duplicates came before it. */
 interface Remembered {
   reply: Buffer | undefined;
+  early?: number;
 }
+
+/** Duplicates answered at most when they came while their request was still in progress (one reply each, never more). */
+const maxEarlyDuplicates = 4;
 
 const retryLaterSeconds = 30; // Max-Age on 5.03 refusals of a per-address limit (RFC 7252 §5.9.3.4)
 
@@ -161,6 +165,8 @@ export class CoapEndpoint {
     if (seen) {
       this.deps.coapMetrics.duplicates.inc();
       if (seen.reply && p.confirmable) this.send(seen.reply, peer);
+      // still in progress (a publish waits for storage): answered with the same reply once there is one
+      else if (p.confirmable) seen.early = Math.min(maxEarlyDuplicates, (seen.early ?? 0) + 1);
       return;
     }
     const remembered: Remembered = { reply: undefined };
@@ -170,6 +176,7 @@ export class CoapEndpoint {
     // only a confirmable duplicate is answered again (above): a NON reply need not be kept
     if (p.confirmable) remembered.reply = datagram;
     this.send(datagram, peer);
+    for (let i = 0; i < (remembered.early ?? 0); i++) this.send(datagram, peer);
   }
 
   /** RFC 7252 §5.2: piggybacked on the ACK of a confirmable request; a non-confirmable one gets a NON reply. */

@@ -29,6 +29,23 @@ export interface BusStats {
   dropped: number;
 }
 
+/**
+ * A message the bus has taken: live subscribers have it, and `stored()` says when it is durable.
+ * Adapters acknowledge a message to its publisher only once `stored()` resolves (an HTTP 202, a
+ * PUBACK, a CoAP 2.04): that acknowledgement is a promise the message survives a crash.
+ */
+export interface Accepted {
+  /**
+   * Resolves once the message survives a `kill -9` of this process: on the in-process bus, when
+   * every durable consumer (the writer) has committed it; on NATS, when JetStream has stored it.
+   * Rejects when the bus closes first. Made on demand: nothing waits for QoS 0 messages.
+   */
+  stored(): Promise<void>;
+}
+
+/** An Accepted that is durable already. */
+export const alreadyStored: Accepted = { stored: () => Promise.resolve() };
+
 /** The bus refused a message because its consumers are too far behind (backpressure). */
 export class BusOverloadedError extends Error {
   override name = 'BusOverloadedError';
@@ -40,8 +57,12 @@ export class BusOverloadedError extends Error {
  */
 export interface Bus {
   readonly kind: 'memory' | 'nats';
-  /** Resolves once the message is accepted (on NATS: stored by JetStream). May reject with BusOverloadedError. */
-  publish(env: Envelope): Promise<void>;
+  /**
+   * Resolves once the bus has taken the message (live subscribers got it; it waits for room when the
+   * durable consumers are behind, and rejects with BusOverloadedError when none comes in time). The
+   * result tells when the message is durable.
+   */
+  publish(env: Envelope): Promise<Accepted>;
   /**
    * Live delivery of a channel's messages whose subtopic matches `filter` (`#` all, `+` one
    * segment, '' only messages without subtopic). At most once: for connected clients.

@@ -148,20 +148,40 @@ describe('HTTP publish and the readers API', () => {
   });
 });
 
-test('when the message store falls behind, publishers get 503 message.overloaded and the message is not half-accepted', async () => {
+test('when the message store falls behind, publishers get 503 message.overloaded instead of a 202 for a message not stored', async () => {
   const bus = new MemoryBus({ durable: [writerConsumer], maxQueued: 2, publishTimeoutMs: 50 });
-  const t = await startTestPlatform({}, { bus, writer: false });
+  // no writer: nothing is ever stored, so nothing may be acknowledged
+  const t = await startTestPlatform({ storeTimeout: 200 }, { bus, writer: false });
   try {
     const f = await fixture(t);
     const send = () => t.app.inject({ method: 'POST', url: `/channels/${f.channel}/messages`, payload: '[{"n":"x","v":1}]', headers: { 'content-type': 'application/senml+json', authorization: `Device ${f.device.secret}` } });
-    assert.equal((await send()).statusCode, 202);
-    assert.equal((await send()).statusCode, 202);
+    const waited = await send();
+    assert.equal(waited.statusCode, 503, 'not stored within the store timeout');
+    assert.equal(waited.json().code, 'message.overloaded');
+    assert.equal((await send()).statusCode, 503);
+    // the queue is full now: refused after the bus's short wait, and not queued
+    const started = Date.now();
     const refused = await send();
     assert.equal(refused.statusCode, 503);
-    assert.equal(refused.json().code, 'message.overloaded');
+    assert.ok(Date.now() - started < 200, 'a full queue refuses before the store timeout');
     assert.equal(bus.stats().pending.writer, 2);
   } finally {
     await t.close();
     await bus.close();
+  }
+});
+
+test('a 202 comes only once the message is stored: the reader finds it at once', async () => {
+  const t = await startTestPlatform();
+  try {
+    const f = await fixture(t);
+    for (let i = 0; i < 20; i++) {
+      const r = await t.app.inject({ method: 'POST', url: `/channels/${f.channel}/messages`, payload: `[{"n":"stored-${i}","v":${i}}]`, headers: { 'content-type': 'application/senml+json', authorization: `Device ${f.device.secret}` } });
+      assert.equal(r.statusCode, 202);
+      const read = await t.app.inject({ method: 'GET', url: `/channels/${f.channel}/messages?name=stored-${i}`, headers: { authorization: `Bearer ${f.viewerToken}` } });
+      assert.equal(read.json().total, 1, `message ${i} is readable as soon as it was acknowledged`);
+    }
+  } finally {
+    await t.close();
   }
 });

@@ -1,5 +1,5 @@
 import { subtopicMatches } from './topic.js';
-import { BusOverloadedError, type Bus, type BusStats, type ConsumeOptions, type DurableConsumer, type LiveSubscription, type SubscribeOptions } from './bus.js';
+import { BusOverloadedError, alreadyStored, type Accepted, type Bus, type BusStats, type ConsumeOptions, type DurableConsumer, type LiveSubscription, type SubscribeOptions } from './bus.js';
 import type { Envelope } from './envelope.js';
 
 export interface MemoryBusOptions {
@@ -30,6 +30,12 @@ class DurableQueue {
   timer: NodeJS.Timeout | undefined;
   /** Publishers waiting for space. */
   readonly waiters: (() => void)[] = [];
+  /** Messages ever queued, and ever handled (the handler resolved for their batch). */
+  pushed = 0;
+  handled = 0;
+  /** Publishers waiting for their message to be handled, in queue order: `upTo` is its position + 1. */
+  readonly storedWaiters: { upTo: number; resolve: () => void; reject: (e: Error) => void }[] = [];
+  storedHead = 0;
 
   get length(): number {
     return this.items.length - this.head;
@@ -44,7 +50,10 @@ function deliverLive(s: Live, env: Envelope): void {
   }
 }
 
-/** The in-process bus: one process, no persistence across restarts. */
+/**
+ * The in-process bus: one process, no persistence of its own. A message is durable once the durable
+ * consumers (the writer) have committed it, so `Accepted.stored()` waits for their handlers.
+ */
 export class MemoryBus implements Bus {
   readonly kind = 'memory' as const;
   private readonly live = new Map<string, Set<Live>>();
@@ -60,15 +69,46 @@ export class MemoryBus implements Bus {
     for (const name of this.options.durable) this.queues.set(name, new DurableQueue());
   }
 
-  async publish(env: Envelope): Promise<void> {
+  async publish(env: Envelope): Promise<Accepted> {
     if (this.closed) throw new Error('bus closed');
     for (const q of this.queues.values()) {
       if (q.length >= this.options.maxQueued) await this.waitForSpace(q);
     }
+    let accepted = alreadyStored;
+    let positions: [DurableQueue, number][] | undefined;
     for (const q of this.queues.values()) {
       q.items.push(env);
+      const upTo = ++q.pushed;
+      if (accepted === alreadyStored) accepted = { stored: () => this.whenHandled(q, upTo) };
+      else (positions ??= []).push([q, upTo]);
       this.schedule(q);
     }
+    if (positions) {
+      const first = accepted;
+      const rest = positions;
+      accepted = { stored: () => Promise.all([first.stored(), ...rest.map(([q, n]) => this.whenHandled(q, n))]).then(() => undefined) };
+    }
+    this.deliver(env);
+    return accepted;
+  }
+
+  /** Resolves once the queue's handler has taken its first `upTo` messages: the writer committed them. */
+  private whenHandled(q: DurableQueue, upTo: number): Promise<void> {
+    if (q.handled >= upTo) return Promise.resolve();
+    if (this.closed) return Promise.reject(new Error('bus closed'));
+    return new Promise((resolve, reject) => q.storedWaiters.push({ upTo, resolve, reject }));
+  }
+
+  private releaseStored(q: DurableQueue): void {
+    const w = q.storedWaiters;
+    while (q.storedHead < w.length && w[q.storedHead]!.upTo <= q.handled) w[q.storedHead++]!.resolve();
+    if (q.storedHead > 1024 && q.storedHead * 2 > w.length) {
+      w.splice(0, q.storedHead);
+      q.storedHead = 0;
+    }
+  }
+
+  private deliver(env: Envelope): void {
     const subs = this.live.get(env.channel);
     if (!subs) return;
     let queued: Map<string, Live[]> | undefined;
@@ -158,6 +198,8 @@ export class MemoryBus implements Bus {
         return;
       }
       q.head += batch.length;
+      q.handled += batch.length;
+      this.releaseStored(q);
       if (q.head > 10_000 && q.head * 2 > q.items.length) {
         q.items.splice(0, q.head);
         q.head = 0;
@@ -197,6 +239,10 @@ export class MemoryBus implements Bus {
     for (const q of this.queues.values()) {
       if (q.timer) clearTimeout(q.timer);
       while (q.running) await new Promise((r) => setTimeout(r, 5));
+      const closed = new Error('bus closed');
+      for (let i = q.storedHead; i < q.storedWaiters.length; i++) q.storedWaiters[i]!.reject(closed);
+      q.storedWaiters.length = 0;
+      q.storedHead = 0;
     }
     this.live.clear();
   }

@@ -1,6 +1,6 @@
 import { connect, headers, nanos, type MsgHdrs, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager, type JsMsg } from '@nats-io/jetstream';
-import type { Bus, BusStats, ConsumeOptions, DurableConsumer, LiveSubscription, SubscribeOptions } from './bus.js';
+import type { Accepted, Bus, BusStats, ConsumeOptions, DurableConsumer, LiveSubscription, SubscribeOptions } from './bus.js';
 import type { Envelope, Protocol } from './envelope.js';
 
 export interface NatsBusOptions {
@@ -16,9 +16,17 @@ export interface NatsBusOptions {
   retryDelayMs: number;
   /** Subjects of control broadcasts (outside the stream: not stored). */
   controlPrefix: string;
+  /**
+   * How long JetStream waits for a consumer's ack before it redelivers (ms). Short, so that what a
+   * process held when it was killed is stored again within seconds of its restart (or by another
+   * member); messages a live member still holds are kept alive with progress acks meanwhile.
+   */
+  ackWaitMs: number;
+  /** Publishes awaiting JetStream's ack at once; past this, publish waits (bounded memory). */
+  maxInFlight: number;
 }
 
-const defaults = { stream: 'FLEETWIRE_MESSAGES', subjectPrefix: 'fw.msg', controlPrefix: 'fw.ctl', maxAgeMs: 24 * 3_600_000, durable: [] as string[], retryDelayMs: 1000 };
+const defaults = { stream: 'FLEETWIRE_MESSAGES', subjectPrefix: 'fw.msg', controlPrefix: 'fw.ctl', maxAgeMs: 24 * 3_600_000, durable: [] as string[], retryDelayMs: 1000, ackWaitMs: 5000, maxInFlight: 8192 };
 
 const h = {
   id: 'Fw-Id',
@@ -101,6 +109,9 @@ export class NatsBus implements Bus {
   readonly kind = 'nats' as const;
   private readonly consumers = new Set<{ stop(): Promise<void> }>();
   private readonly pendingByConsumer = new Map<string, number>();
+  /** Publishes whose JetStream ack has not come yet, and publishers waiting for one of them to end. */
+  private inFlight = 0;
+  private readonly slotWaiters: (() => void)[] = [];
 
   private constructor(
     private readonly nc: NatsConnection,
@@ -131,21 +142,39 @@ export class NatsBus implements Bus {
   }
 
   private async ensureConsumer(name: string): Promise<void> {
+    const ackWait = nanos(this.options.ackWaitMs);
+    let info;
     try {
-      await this.jsm.consumers.info(this.options.stream, name);
+      info = await this.jsm.consumers.info(this.options.stream, name);
     } catch {
       await this.jsm.consumers.add(this.options.stream, {
         durable_name: name,
         ack_policy: AckPolicy.Explicit,
         deliver_policy: DeliverPolicy.All,
-        ack_wait: nanos(30_000),
+        ack_wait: ackWait,
         max_ack_pending: 20_000,
       });
+      return;
     }
+    // consumers made by earlier versions waited 30 s before redelivering what a killed process held
+    if (info.config.ack_wait !== ackWait) await this.jsm.consumers.update(this.options.stream, name, { ack_wait: ackWait });
   }
 
-  async publish(env: Envelope): Promise<void> {
-    await this.js.publish(subjectOf(this.options.subjectPrefix, env.channel, env.subtopic), env.payload, { msgID: env.id, headers: encodeHeaders(env) });
+  async publish(env: Envelope): Promise<Accepted> {
+    while (this.inFlight >= this.options.maxInFlight) await new Promise<void>((r) => this.slotWaiters.push(r));
+    this.inFlight++;
+    const ack = this.js.publish(subjectOf(this.options.subjectPrefix, env.channel, env.subtopic), env.payload, { msgID: env.id, headers: encodeHeaders(env) });
+    const done = () => {
+      this.inFlight--;
+      this.slotWaiters.shift()?.();
+    };
+    // JetStream's ack is the durability: the message is in the stream, replicated as it is configured
+    const stored = ack.then(done, (e: unknown) => {
+      done();
+      throw e;
+    });
+    stored.catch(() => {}); // a QoS 0 publisher never asks; its failure is not an unhandled rejection
+    return { stored: () => stored };
   }
 
   async subscribe(channel: string, filter: string, handler: (env: Envelope) => void, options: SubscribeOptions = {}): Promise<LiveSubscription> {
@@ -174,6 +203,13 @@ export class NatsBus implements Bus {
     const consumer = await this.js.consumers.get(this.options.stream, name);
     const messages = await consumer.consume({ max_messages: maxBatch * 2 });
     const buffer: JsMsg[] = [];
+    let handling: JsMsg[] = [];
+    // progress acks for what this member holds, so JetStream redelivers only what a dead member held
+    const heartbeat = setInterval(() => {
+      for (const m of handling) m.working();
+      for (const m of buffer) m.working();
+    }, Math.max(250, this.options.ackWaitMs / 2.5));
+    heartbeat.unref();
     let wakeReader: (() => void) | undefined;
     let flushing: Promise<void> | undefined;
     let stopped = false;
@@ -182,6 +218,7 @@ export class NatsBus implements Bus {
     const flush = async () => {
       while (buffer.length > 0 && !stopped) {
         const batch = buffer.splice(0, maxBatch);
+        handling = batch;
         wakeReader?.();
         const envs: Envelope[] = [];
         for (const m of batch) {
@@ -195,6 +232,7 @@ export class NatsBus implements Bus {
         } catch {
           for (const m of batch) m.nak(retryMs);
         }
+        handling = [];
         this.pendingByConsumer.set(name, buffer.length + messages.getPending());
       }
       flushing = undefined;
@@ -213,6 +251,7 @@ export class NatsBus implements Bus {
     const handle = {
       stop: async () => {
         stopped = true;
+        clearInterval(heartbeat);
         wakeReader?.();
         await messages.close();
         await reader.catch(() => {});

@@ -6,7 +6,7 @@ import type { DeviceIdentity } from '../auth/access-store.js';
 import type { Principal } from '../auth/service.js';
 import type { ChannelService } from '../channels/service.js';
 import type { OrgService } from '../orgs/service.js';
-import { BusOverloadedError, type Bus } from './bus.js';
+import { BusOverloadedError, type Accepted, type Bus } from './bus.js';
 import type { Envelope, Protocol } from './envelope.js';
 import { normaliseSubtopic } from './topic.js';
 import { mediaTypeOf, normalisePayload, type NormalisedPayload } from './payload/index.js';
@@ -44,6 +44,15 @@ export interface MessagingOptions {
    * the parses would only be kept alive for nothing, for the garbage collector to move. Default true.
    */
   rememberParse?: boolean;
+  /** How long `publish` waits for the message to be stored before it refuses with message.overloaded (ms). Default 10 s. */
+  storeTimeoutMs?: number;
+}
+
+/** A message the bus has taken (live subscribers have it), with the promise of its storage. */
+export interface Submitted {
+  env: Envelope;
+  /** Resolves once the message survives a crash; rejects with message.overloaded when that does not come within the store timeout. */
+  stored(): Promise<void>;
 }
 
 /** SenML encodings we recognise but do not take: better a clear 415 than storing them as opaque bytes. */
@@ -110,8 +119,22 @@ export class MessagingService {
     return { subtopic: sub.subtopic, contentType: parsed.kind === 'opaque' ? contentType : media, parsed };
   }
 
-  /** Authorises, normalises, stamps and hands one message to the bus. */
+  /**
+   * Authorises, normalises, stamps and hands one message to the bus, and resolves once it is stored:
+   * only then may the adapter acknowledge it (HTTP 202, CoAP 2.04).
+   */
   async publish(input: PublishInput): Promise<Envelope> {
+    const submitted = await this.submit(input);
+    await submitted.stored();
+    return submitted.env;
+  }
+
+  /**
+   * As `publish`, but resolves as soon as the bus has taken the message, so that an adapter that
+   * pipelines (MQTT: the next packets are handled while a PUBACK waits) acknowledges it later with
+   * `stored()`, and one that never acknowledges (QoS 0, WebSocket) does not wait at all.
+   */
+  async submit(input: PublishInput): Promise<Submitted> {
     const receivedAt = this.clock.now();
     const { subtopic, contentType, parsed } = this.validate(input, receivedAt);
     const granted = await this.authorize(input.client, input.channel, 'publish');
@@ -129,12 +152,25 @@ export class MessagingService {
     };
     // the writer on the in-process bus gets this very object: it reuses the parse (src/storage/rows.ts)
     if (this.options.rememberParse !== false) rememberParsedPayload(env, parsed);
+    let accepted: Accepted;
     try {
-      await this.bus.publish(env);
+      accepted = await this.bus.publish(env);
     } catch (e) {
       if (e instanceof BusOverloadedError) throw new AppError('message.overloaded', e.message);
       throw e;
     }
-    return env;
+    return { env, stored: () => this.stored(accepted) };
+  }
+
+  /** The bus's storage promise, bounded by the store timeout. */
+  private stored(accepted: Accepted): Promise<void> {
+    const timeoutMs = this.options.storeTimeoutMs ?? 10_000;
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new AppError('message.overloaded', `The message was not stored within ${timeoutMs} ms; it may still be stored later, so a retry can make a duplicate`)), timeoutMs);
+      accepted.stored().then(
+        () => (clearTimeout(timer), resolve()),
+        (e: unknown) => (clearTimeout(timer), reject(e instanceof AppError ? e : new AppError('message.overloaded', `The message could not be stored: ${(e as Error).message}`))),
+      );
+    });
   }
 }

@@ -153,7 +153,8 @@ export function wsRoutes(app: FastifyInstance, platform: Platform): void {
           return;
         }
         try {
-          await messaging.publish({ client: s.client, channel: s.channel, subtopic: s.subtopic, contentType: s.contentType, payload, protocol: 'ws' });
+          // WebSocket frames are not acknowledged: taken by the bus is enough (its backpressure still applies)
+          await messaging.submit({ client: s.client, channel: s.channel, subtopic: s.subtopic, contentType: s.contentType, payload, protocol: 'ws' });
           metrics.received.inc({ protocol: 'ws' });
         } catch (e) {
           const code = isAppError(e) ? e.code : 'internal';

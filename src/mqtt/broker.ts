@@ -2,7 +2,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from '../core/logger.js';
 import { Connection } from './connection.js';
 import { noMetrics, type BrokerMetrics } from './metrics.js';
-import type { BrokerPolicy, ConnectionMeta, PublishVerdict } from './policy.js';
+import type { BrokerPolicy, ConnectionMeta, PublishVerdict, StoredCheck } from './policy.js';
 import { MemoryRetainedStore, type RetainedStore } from './retained.js';
 import { TokenBuckets } from './rate.js';
 import { Session } from './session.js';
@@ -67,7 +67,8 @@ function sessionEnd(s: Pick<SessionRecord, 'disconnectedAt' | 'expirySeconds'>):
   return s.disconnectedAt + s.expirySeconds * 1000;
 }
 
-export type PublishOutcome = { ok: true; matched?: boolean } | { ok: false; reasonCode: number; reason?: string };
+/** What became of a PUBLISH; `stored` (when the policy stores messages) says when it may be acknowledged. */
+export type PublishOutcome = { ok: true; matched?: boolean; stored?: StoredCheck } | { ok: false; reasonCode: number; reason?: string };
 
 /**
  * The MQTT broker core. It takes any duplex stream (`handle`) and knows nothing of sockets; a
@@ -326,13 +327,14 @@ export class Broker {
     if (!verdict.ok) return verdict;
     if (message.retain) {
       const { origin: _origin, ...kept } = message;
-      return this.retained.set(kept).then(() => this.deliver(verdict.route, message)); // [MQTT-3.3.1-5]
+      return this.retained.set(kept).then(() => this.deliver(verdict, message)); // [MQTT-3.3.1-5]
     }
-    return this.deliver(verdict.route, message);
+    return this.deliver(verdict, message);
   }
 
-  private deliver(route: 'broker' | 'policy', message: BrokerMessage): PublishOutcome {
-    return route === 'broker' ? { ok: true, matched: this.route(message) > 0 } : { ok: true };
+  private deliver(verdict: PublishVerdict & { ok: true }, message: BrokerMessage): PublishOutcome {
+    if (verdict.route === 'broker') return { ok: true, matched: this.route(message) > 0 };
+    return verdict.stored ? { ok: true, stored: verdict.stored } : { ok: true };
   }
 
   /**

@@ -49,6 +49,13 @@ export class Connection {
   readonly outboundAliases = new Map<string, number>();
   /** QoS 1/2 PUBLISH packets received and not yet acknowledged (our Receive Maximum, §3.3.4). */
   inboundInFlight = 0;
+  /** QoS 2 packet ids whose PUBREC waits for the message to be stored. */
+  readonly pendingQos2 = new Set<number>();
+  /** Acknowledgements waiting for storage; the ones after them wait too, to keep their order. */
+  private acksWaiting = 0;
+  private ackChain: Promise<void> = Promise.resolve();
+  /** Not reading while an MQTT 3.1.1 client has as many unacknowledged QoS 1/2 messages as we take. */
+  private ackPaused = false;
   private keepAliveTimer: NodeJS.Timeout | undefined;
   private lastPacketAt = Date.now();
   /** Packets whose handling waits (e.g. for the database); the next ones queue behind them. */
@@ -150,6 +157,46 @@ export class Connection {
     };
     this.keepAliveTimer = setTimeout(check, grace);
     this.keepAliveTimer.unref();
+  }
+
+  /**
+   * Sends an acknowledgement once `stored` resolves and every acknowledgement before it has gone:
+   * PUBACKs and PUBRECs go out in the order of their PUBLISH packets [MQTT-4.6.0-2], while later
+   * packets are handled meanwhile. `stored` must not reject.
+   */
+  afterStored<T>(stored: Promise<T>, send: (result: T) => void): void {
+    this.acksWaiting++;
+    this.ackChain = Promise.all([this.ackChain, stored]).then(([, result]) => {
+      this.acksWaiting--;
+      if (this.closed) return;
+      try {
+        send(result);
+      } catch (e) {
+        this.broker.log.error({ err: e, clientId: this.clientId }, 'MQTT acknowledgement failed');
+        this.disconnect(rc.unspecified, 'internal error');
+      }
+    });
+  }
+
+  /** Sends an acknowledgement now, or after those still waiting for storage. */
+  inOrder(send: () => void): void {
+    if (this.acksWaiting === 0) return send();
+    this.afterStored(Promise.resolve(), send);
+  }
+
+  /** Stops reading until acknowledgements go out (an MQTT 3.1.1 client at our Receive Maximum). */
+  pauseForAcks(): void {
+    if (this.ackPaused || this.closed) return;
+    this.ackPaused = true;
+    this.stream.pause();
+  }
+
+  /** A QoS 1/2 PUBLISH was acknowledged or refused: one fewer in flight; reading goes on when it was paused for that. */
+  inboundDone(): void {
+    this.inboundInFlight--;
+    if (!this.ackPaused || this.inboundInFlight + (this.session?.incomingQos2.size ?? 0) >= this.broker.options.receiveMaximum) return;
+    this.ackPaused = false;
+    if (!this.readingPaused && !this.closed) this.stream.resume();
   }
 
   /** Writes a packet; a client that does not read its socket is dropped instead of growing our memory. */
@@ -263,7 +310,7 @@ export class Connection {
       this.readingPaused = false;
       clearTimeout(timer);
       for (const s of waitingOn) s.drainWaiters.delete(drained);
-      if (!this.closed) this.stream.resume();
+      if (!this.closed && !this.ackPaused) this.stream.resume();
     };
     const drained = (s: Connection) => {
       waitingOn.delete(s);

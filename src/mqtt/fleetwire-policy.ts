@@ -91,7 +91,8 @@ export function fleetwirePolicy(deps: { authorizer: DeviceAuthorizer; messaging:
       if (!parsed) return { ok: false, reasonCode: rc.notAuthorized, reason: 'topics are channels/<channel id>/messages[/<subtopic>]' };
       const { contentType, ...kept } = message.properties ?? {};
       try {
-        await messaging.publish({
+        // taken by the bus (live subscribers have it) once this resolves; stored() says when it is durable
+        const submitted = await messaging.submit({
           client: { kind: 'identified', device: { id: client.identity.deviceId, orgId: client.identity.orgId, enabled: true } },
           channel: parsed.channel,
           subtopic: parsed.rest,
@@ -106,7 +107,7 @@ export function fleetwirePolicy(deps: { authorizer: DeviceAuthorizer; messaging:
             ...(Object.keys(kept).length > 0 ? { properties: kept } : {}),
           },
         });
-        return { ok: true, route: 'policy' };
+        return { ok: true, route: 'policy', stored: () => submitted.stored().then(() => undefined, (e: unknown) => (isAppError(e) ? refuse(e) : { ok: false as const, reasonCode: rc.unspecified, reason: 'the message could not be stored' })) };
       } catch (e) {
         return refuse(e);
       }

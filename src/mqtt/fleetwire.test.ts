@@ -114,6 +114,32 @@ describe('MQTT with Fleetwire devices and channels', () => {
     assert.equal(await refusal(url, { protocolVersion: 5, username: fresh.id, password: fresh.secret }), 0x87);
   });
 
+  test('a PUBACK or PUBREC comes only once the message is stored, and acknowledgements keep the order of their PUBLISH packets', async () => {
+    for (const protocolVersion of [4, 5] as const) {
+      const c = await as(dev.both, protocolVersion);
+      const stored = async (name: string) => (await t.request('GET', `/channels/${channel}/messages?name=${name}`, { token })).json().total as number;
+      for (const qos of [1, 2] as const) {
+        const name = `acked-${protocolVersion}-${qos}`;
+        await c.publishAsync(topic('acked'), `[{"n":"${name}","v":1}]`, { qos });
+        assert.equal(await stored(name), 1, `MQTT ${protocolVersion} QoS ${qos}: stored when acknowledged`);
+      }
+      // many in flight at once: every acknowledgement arrives, in order, and each message is stored once
+      const order: number[] = [];
+      const onAck = (packet: { cmd: string; messageId?: number }) => {
+        if (packet.cmd === 'puback') order.push(packet.messageId!);
+      };
+      c.on('packetreceive', onAck);
+      const sent: number[] = [];
+      c.on('packetsend', (packet: { cmd: string; messageId?: number }) => {
+        if (packet.cmd === 'publish' && packet.messageId !== undefined) sent.push(packet.messageId);
+      });
+      await Promise.all(Array.from({ length: 200 }, (_, i) => c.publishAsync(topic('burst'), `[{"n":"burst-${protocolVersion}","v":${i}}]`, { qos: 1 })));
+      c.removeListener('packetreceive', onAck);
+      assert.deepEqual(order, sent.slice(-200), 'PUBACKs in the order the PUBLISH packets were sent [MQTT-4.6.0-2]');
+      assert.equal(await stored(`burst-${protocolVersion}`), 200);
+    }
+  });
+
   test('mosquitto_pub and mosquitto_sub work with device credentials', async () => {
     const port = String(mqttServers.addresses.mqtt);
     const sub = execFile('mosquitto_sub', ['-h', '127.0.0.1', '-p', port, '-u', dev.sub.id, '-P', dev.sub.secret, '-t', topic('cli/#'), '-C', '1', '-W', '10', '-v']);

@@ -20,8 +20,16 @@ export type Verdict = { ok: true } | { ok: false; reasonCode: number; reason?: s
 /** A subscription may be granted without some topics its filter covers (`exclude`: topic filters). */
 export type SubscribeVerdict = { ok: true; exclude?: string[] } | { ok: false; reasonCode: number; reason?: string };
 
-/** A policy's answer to a PUBLISH; synchronous when it needs nothing slow (the open listener's ACL). */
-export type PublishVerdict = { ok: true; route: 'broker' | 'policy' } | { ok: false; reasonCode: number; reason?: string };
+/**
+ * A policy's answer to a PUBLISH; synchronous when it needs nothing slow (the open listener's ACL).
+ * `stored`, when given, says when the message survives a crash: QoS 1/2 acknowledgements wait for it.
+ */
+export type PublishVerdict = { ok: true; route: 'broker' | 'policy'; stored?: StoredCheck } | Refusal;
+
+export type Refusal = { ok: false; reasonCode: number; reason?: string };
+
+/** Resolves once the message is durable (undefined), or with why it will not be (never rejects). */
+export type StoredCheck = () => Promise<Refusal | undefined>;
 
 /** The client a policy decides for. */
 export interface PolicyClient {

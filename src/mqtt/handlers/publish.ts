@@ -46,17 +46,24 @@ export function handlePublish(conn: Connection, packet: IPublishPacket): void | 
   if (!check.ok) return conn.disconnect(rc.topicNameInvalid, check.error); // [MQTT-3.3.2-2]
   if (packet.qos > 0 && (packet.messageId === undefined || packet.messageId === 0)) return conn.disconnect(rc.protocolError, 'missing packet id');
 
-  // QoS 2 duplicate (§4.3.3): the message was taken already; only PUBREC is repeated [MQTT-4.3.3-9]
-  if (packet.qos === 2 && conn.session!.incomingQos2.has(packet.messageId!)) return ack(conn, packet, rc.success);
+  // QoS 2 duplicate (§4.3.3): the message was taken already; only PUBREC is repeated [MQTT-4.3.3-9],
+  // after the first one when that still waits for storage (and with its outcome)
+  if (packet.qos === 2 && conn.session!.incomingQos2.has(packet.messageId!)) return conn.inOrder(() => ack(conn, packet, rc.success));
+  if (packet.qos === 2 && conn.pendingQos2.has(packet.messageId!)) {
+    return conn.inOrder(() => (conn.session!.incomingQos2.has(packet.messageId!) ? ack(conn, packet, rc.success) : ack(conn, packet, rc.serverBusy, 'the message could not be stored')));
+  }
 
   if (packet.qos > 0) {
     conn.inboundInFlight++;
     // QoS 2 messages count until PUBCOMP: their ids wait in incomingQos2 for PUBREL [MQTT-3.3.4-9]
-    if (conn.inboundInFlight + conn.session!.incomingQos2.size > broker.options.receiveMaximum) return conn.disconnect(rc.receiveMaximumExceeded, 'receive maximum exceeded');
+    const inFlight = conn.inboundInFlight + conn.session!.incomingQos2.size;
+    if (v5 && inFlight > broker.options.receiveMaximum) return conn.disconnect(rc.receiveMaximumExceeded, 'receive maximum exceeded');
+    // MQTT 3.1.1 has no Receive Maximum: a client with that many unacknowledged is read no more until acknowledgements go out
+    if (!v5 && inFlight >= broker.options.receiveMaximum) conn.pauseForAcks();
   }
   if (!broker.rateAllows(conn)) {
     broker.metrics.dropped('rate_limited');
-    if (packet.qos > 0) conn.inboundInFlight--;
+    if (packet.qos > 0) conn.inboundDone();
     return conn.disconnect(rc.messageRateTooHigh, 'publish rate too high');
   }
 
@@ -74,8 +81,8 @@ export function handlePublish(conn: Connection, packet: IPublishPacket): void | 
   if (props?.payloadFormatIndicator && !isUtf8(message.payload)) {
     // [MQTT-3.3.2-4]: a payload declared UTF-8 that is not
     if (packet.qos > 0) {
-      conn.inboundInFlight--;
-      return ack(conn, packet, rc.payloadFormatInvalid, 'payload is not UTF-8');
+      conn.inboundDone();
+      return conn.inOrder(() => ack(conn, packet, rc.payloadFormatInvalid, 'payload is not UTF-8'));
     }
     return;
   }
@@ -90,21 +97,39 @@ export function handlePublish(conn: Connection, packet: IPublishPacket): void | 
 function published(conn: Connection, packet: IPublishPacket, topic: string, outcome: PublishOutcome): void {
   const broker = conn.broker;
   const v5 = conn.protocolVersion === 5;
-  if (packet.qos > 0) conn.inboundInFlight--;
   if (conn.closed) return;
   if (!outcome.ok) {
+    if (packet.qos > 0) conn.inboundDone();
     broker.metrics.publishDenied();
     broker.log.info({ clientId: conn.clientId, topic, reasonCode: outcome.reasonCode, reason: outcome.reason }, 'MQTT publish refused');
     // MQTT 3.1.1 has no way to say no: close [MQTT-3.3.5-2]; MQTT 5 answers with the reason (QoS 0: dropped)
     if (!v5) return conn.close();
-    if (packet.qos > 0) ack(conn, packet, outcome.reasonCode, outcome.reason);
+    if (packet.qos > 0) conn.inOrder(() => ack(conn, packet, outcome.reasonCode, outcome.reason));
     return;
   }
-  if (packet.qos === 1) ack(conn, packet, outcome.matched === false && v5 ? rc.noMatchingSubscribers : rc.success);
-  else if (packet.qos === 2) {
-    conn.session!.incomingQos2.add(packet.messageId!);
-    ack(conn, packet, outcome.matched === false && v5 ? rc.noMatchingSubscribers : rc.success);
+  if (packet.qos === 0) return;
+  const code = outcome.matched === false && v5 ? rc.noMatchingSubscribers : rc.success;
+  if (!outcome.stored) {
+    conn.inboundDone();
+    return conn.inOrder(() => acknowledge(conn, packet, code));
   }
+  // The acknowledgement is a promise that the message survives a crash: it waits for storage, while
+  // the next packets are handled; acknowledgements still go out in the order of their PUBLISH
+  // packets [MQTT-4.6.0-2]
+  if (packet.qos === 2) conn.pendingQos2.add(packet.messageId!);
+  conn.afterStored(outcome.stored(), (refusal) => {
+    conn.inboundDone();
+    if (packet.qos === 2) conn.pendingQos2.delete(packet.messageId!);
+    if (!refusal) return acknowledge(conn, packet, code);
+    broker.log.warn({ clientId: conn.clientId, topic, reasonCode: refusal.reasonCode, reason: refusal.reason }, 'MQTT publish not acknowledged: the message was not stored');
+    if (!v5) return conn.close(); // MQTT 3.1.1 cannot say no: the client publishes again after it reconnects
+    ack(conn, packet, refusal.reasonCode, refusal.reason);
+  });
+}
+
+function acknowledge(conn: Connection, packet: IPublishPacket, code: number): void {
+  if (packet.qos === 2) conn.session!.incomingQos2.add(packet.messageId!);
+  ack(conn, packet, code);
 }
 
 /** PUBREL: the client releases a QoS 2 packet id; PUBCOMP completes it [MQTT-4.3.3-11]. */
