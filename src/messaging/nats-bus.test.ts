@@ -1,8 +1,11 @@
-import { after, before, describe } from 'node:test';
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { randomBytes } from 'node:crypto';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { runBusContract } from './bus.contract.js';
+import { envelope, runBusContract } from './bus.contract.js';
 import { NatsBus } from './nats-bus.js';
 import { natsUrl, serviceAvailable } from '../../test/helpers/services.js';
 
@@ -31,5 +34,37 @@ describe('NATS JetStream bus', { skip: available === true ? false : available },
     async reopen(bus, durable) {
       return NatsBus.connect({ url: natsUrl, ...streams.get(bus)!, durable, retryDelayMs: 100 });
     },
+  });
+
+  test('what a killed member held is redelivered within seconds of its death, not after a long ack wait', async () => {
+    const tag = randomBytes(4).toString('hex');
+    const names = { stream: `FW_TEST_${tag}`, subjectPrefix: `fwtest${tag}.msg`, controlPrefix: `fwtest${tag}.ctl` };
+    created.push(names.stream);
+    const bus = await NatsBus.connect({ url: natsUrl, ...names, durable: ['held'] });
+    try {
+      for (let i = 0; i < 5; i++) await (await bus.publish(envelope('ch-k', '', `held-${i}`))).stored();
+      // another process takes the batch, never acknowledges it, and is killed
+      const member = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', `
+        import { NatsBus } from ${JSON.stringify(new URL('./nats-bus.ts', import.meta.url).pathname)};
+        const bus = await NatsBus.connect(${JSON.stringify({ url: natsUrl, ...names, durable: ['held'] })});
+        await bus.consume('held', (batch) => { console.log('took ' + batch.length); return new Promise(() => {}); });
+      `], { stdio: ['ignore', 'pipe', 'inherit'] });
+      let out = '';
+      member.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      const started = Date.now();
+      while (!/took \d/.test(out) && member.exitCode === null && Date.now() - started < 20_000) await new Promise((r) => setTimeout(r, 50));
+      assert.match(out, /took \d/, 'the other member took the batch');
+      member.kill('SIGKILL');
+      await once(member, 'close');
+      const killedAt = Date.now();
+      const seen = new Set<string>();
+      const consumer = await bus.consume('held', async (batch) => void batch.forEach((e) => seen.add(e.id)));
+      while (seen.size < 5 && Date.now() - killedAt < 20_000) await new Promise((r) => setTimeout(r, 50));
+      await consumer.stop();
+      assert.equal(seen.size, 5);
+      assert.ok(Date.now() - killedAt < 8000, `redelivered ${Date.now() - killedAt} ms after the kill`);
+    } finally {
+      await bus.close();
+    }
   });
 });
