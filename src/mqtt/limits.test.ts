@@ -7,6 +7,7 @@ import mqtt from 'mqtt';
 import mqttPacket, { type IConnackPacket, type ISubackPacket, type Packet } from 'mqtt-packet';
 import { Broker, type BrokerOptions } from './broker.js';
 import { openPolicy } from './open-policy.js';
+import { parseAcl } from './acl.js';
 import { listenTcp } from './transports/tcp.js';
 import { createLogger } from '../core/logger.js';
 import { rawClient } from '../../test/helpers/mqtt-raw.js';
@@ -181,6 +182,24 @@ describe('MQTT subscription limit per client', () => {
       const got: string[] = [];
       for (let i = 0; i < 3; i++) got.push(((await back.next('publish')) as mqttPacket.IPublishPacket).topic);
       assert.deepEqual(got.sort(), ['a/1', 'a/1', 'a/3'], 'a/1 twice: the plain and the shared subscription');
+      await broker.close();
+    });
+  }
+});
+
+describe('MQTT will at CONNECT', () => {
+  for (const protocolVersion of [4, 5] as const) {
+    test(`MQTT ${protocolVersion === 5 ? '5' : '3.1.1'}: a will the ACL would not let the client publish, or with a wildcard, is refused with CONNACK ${protocolVersion === 5 ? '0x87 / 0x90' : '5'}`, async () => {
+      const broker = new Broker(openPolicy(parseAcl('deny publish private/#\nallow all #\n')), createLogger('silent'), {});
+      const connack = async (willTopic: string) => {
+        const c = rawClient(broker, protocolVersion);
+        c.send({ cmd: 'connect', protocolVersion, clientId: `will-${willTopic}`, clean: true, keepalive: 0, will: { topic: willTopic, payload: Buffer.from('bye'), qos: 0, retain: false } } as Packet);
+        const p = (await c.next('connack')) as IConnackPacket;
+        return protocolVersion === 5 ? p.reasonCode : p.returnCode;
+      };
+      assert.equal(await connack('private/status'), protocolVersion === 5 ? 0x87 : 5);
+      assert.equal(await connack('public/+'), protocolVersion === 5 ? 0x90 : 5);
+      assert.equal(await connack('public/status'), 0);
       await broker.close();
     });
   }
