@@ -202,7 +202,7 @@ export class Broker {
     if (!oldest) return;
     this.unauthenticated.delete(oldest);
     this.metrics.unauthenticatedClosed('too_many_unauthenticated');
-    oldest.close();
+    oldest.abort();
     this.evicted++;
     const now = Date.now();
     if (now - this.evictedLoggedAt >= 10_000) {

@@ -156,10 +156,9 @@ export class Connection {
     if (this.connected) return this.disconnect(rc.packetTooLarge, 'packet too large');
     this.broker.metrics.unauthenticatedClosed('packet_too_large');
     this.broker.log.info({ remote: this.meta.remoteAddress, transport: this.meta.transport, limit: this.packetSizeLimit }, 'MQTT packet before CONNECT was accepted is too large');
-    if (connectLevel === 5) {
-      this.protocolVersion = 5;
-      this.writeRaw({ cmd: 'connack', sessionPresent: false, reasonCode: rc.packetTooLarge });
-    }
+    if (connectLevel !== 5) return this.abort();
+    this.protocolVersion = 5;
+    this.writeRaw({ cmd: 'connack', sessionPresent: false, reasonCode: rc.packetTooLarge });
     this.close();
   }
 
@@ -168,7 +167,13 @@ export class Connection {
     if (this.closed || this.connected) return;
     this.broker.metrics.unauthenticatedClosed('connect_timeout');
     this.broker.log.info({ remote: this.meta.remoteAddress, transport: this.meta.transport, connectReceived: this.connectReceived, timeoutMs: this.broker.options.connectTimeoutMs }, 'MQTT connection closed: no CONNECT accepted in time');
+    this.abort();
+  }
+
+  /** Closes a connection that was never accepted and is told nothing: no lingering, reading what it still sends. */
+  abort(): void {
     this.close();
+    this.stream.destroy();
   }
 
   /** The CONNECT was accepted (CONNACK sent): the deadline stops, reading goes on, and the broker counts it as a connection. */
