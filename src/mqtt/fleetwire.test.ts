@@ -184,6 +184,7 @@ describe('MQTT connections before CONNECT, on every listener', () => {
       for (const s of [tcp, secure]) s.on('error', () => {});
       ws.on('error', () => {});
       await eventually(() => assert.equal(brokers.broker.unauthenticated.size, 3, 'all three listeners hand their connections to the broker'));
+      assert.match((await t.request('GET', '/metrics')).body, /^fleetwire_mqtt_unauthenticated_connections 3$/m);
       // the limit is one connection: three waiting for their CONNECT do not take it
       const c = await mqttClient(`mqtt://127.0.0.1:${servers.addresses.mqtt}`, { protocolVersion: 5, username: d.id, password: d.secret }, clients);
       assert.ok(c.connected);
@@ -192,6 +193,9 @@ describe('MQTT connections before CONNECT, on every listener', () => {
         assert.ok(at - opened >= 900 && at - opened < 4000, `closed after ${at - opened} ms`);
       }
       assert.ok(c.connected, 'the device stays');
+      const metrics = (await t.request('GET', '/metrics')).body;
+      assert.match(metrics, /^fleetwire_mqtt_unauthenticated_closed_total\{reason="connect_timeout"\} 3$/m);
+      assert.match(metrics, /^fleetwire_mqtt_unauthenticated_connections 0$/m);
     } finally {
       for (const i of idle) i.close();
       for (const c of clients) c.end(true);
