@@ -170,7 +170,7 @@ export class Connection {
     this.abort();
   }
 
-  /** Closes a connection that was never accepted and is told nothing: no lingering, reading what it still sends. */
+  /** Closes a connection that was never accepted and has nothing to read from us: destroyed at once, without the lingering close. */
   abort(): void {
     this.close();
     this.stream.destroy();
