@@ -32,6 +32,14 @@ export interface BrokerOptions {
   maxPublishRate: number;
   /** New connections per second from one address (0: unlimited); bursts up to twice that. */
   maxConnectRate: number;
+  /** A connection that has not completed its CONNECT this long after it opened is closed (ms). */
+  connectTimeoutMs: number;
+  /** Largest packet accepted before CONNECT (bytes): the CONNECT itself, with its will and password. */
+  maxPreAuthPacketSize: number;
+  /** Connections not yet authenticated at once; a new one beyond this closes the oldest. Not counted in `maxConnections`. */
+  maxUnauthenticated: number;
+  /** Distinct topic filters (shared ones included) one session may hold; more get SUBACK 0x97 (3.1.1: 0x80). */
+  maxSubscriptions: number;
 }
 
 export const defaultBrokerOptions: BrokerOptions = {
@@ -46,6 +54,10 @@ export const defaultBrokerOptions: BrokerOptions = {
   maxConnections: 100_000,
   maxPublishRate: 0,
   maxConnectRate: 0,
+  connectTimeoutMs: 10_000,
+  maxPreAuthPacketSize: 64 * 1024,
+  maxUnauthenticated: 1000,
+  maxSubscriptions: 100,
 };
 
 /** Where the broker keeps state beyond its memory, and how it meets other nodes. All optional: an in-memory broker has none. */
@@ -79,6 +91,10 @@ export class Broker {
   readonly sessions = new Map<string, Session>();
   readonly index = new SubscriptionIndex();
   readonly connections = new Set<Connection>();
+  /** Connections whose CONNECT has not been accepted yet, oldest first. */
+  readonly unauthenticated = new Set<Connection>();
+  private evicted = 0;
+  private evictedLoggedAt = 0;
   private readonly publishRate: TokenBuckets<Connection>;
   private readonly connectRate: TokenBuckets<string>;
   private floodRefused = 0;
@@ -170,13 +186,41 @@ export class Broker {
       }
       return undefined;
     }
+    if (this.unauthenticated.size >= this.options.maxUnauthenticated) this.evictOldestUnauthenticated();
     const conn = new Connection(this, stream, meta);
     this.connections.add(conn);
+    this.unauthenticated.add(conn);
     return conn;
   }
 
+  /**
+   * Too many connections wait for their CONNECT: the oldest is closed to make room. A device's
+   * CONNECT takes milliseconds, so whoever holds sockets open without one is the one closed, and
+   * cannot keep new devices out by filling the pool first (refusing the newest would let it).
+   */
+  private evictOldestUnauthenticated(): void {
+    const oldest = this.unauthenticated.values().next().value;
+    if (!oldest) return;
+    this.unauthenticated.delete(oldest);
+    this.metrics.unauthenticatedClosed('too_many_unauthenticated');
+    oldest.abort();
+    this.evicted++;
+    const now = Date.now();
+    if (now - this.evictedLoggedAt >= 10_000) {
+      this.log.info({ closed: this.evicted, limit: this.options.maxUnauthenticated }, 'MQTT connections without CONNECT closed: too many waiting');
+      this.evictedLoggedAt = now;
+      this.evicted = 0;
+    }
+  }
+
+  /** The connection's CONNECT was accepted: it counts as a connection, no longer as waiting for one. */
+  authenticated(conn: Connection): void {
+    this.unauthenticated.delete(conn);
+  }
+
+  /** Whether one more client may connect: connections that completed CONNECT count, those still waiting for it do not. */
   acceptingConnections(): boolean {
-    return !this.closing && this.connections.size <= this.options.maxConnections;
+    return !this.closing && this.connections.size - this.unauthenticated.size < this.options.maxConnections;
   }
 
   /** Token bucket per connection: `maxPublishRate` per second, bursts of twice that. */
@@ -437,6 +481,7 @@ export class Broker {
   /** Called once per connection when it closes: will message, session expiry. */
   connectionClosed(conn: Connection): void {
     this.connections.delete(conn);
+    this.unauthenticated.delete(conn);
     this.publishRate.delete(conn);
     const session = conn.session;
     if (!session || session.connection !== conn) return;

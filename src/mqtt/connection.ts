@@ -23,6 +23,25 @@ function uncork(conn: Connection): void {
   conn.uncork();
 }
 
+/** What mqtt-packet's parser holds of a packet it has not finished: its header, once read, and the bytes after it. */
+interface PartialPacket {
+  packet: { cmd?: string; length: number };
+  _list: { length: number; readUInt8(offset: number): number; readUInt16BE(offset: number): number };
+}
+
+/** The Remaining Length of the packet being received (§2.1.4), once its fixed header is in; -1 before. */
+function pendingLength(parser: Parser): number {
+  return (parser as unknown as PartialPacket).packet.length;
+}
+
+/** The protocol level of a CONNECT still being received, once its protocol name is in (§3.1.2.2); undefined before. */
+function pendingConnectLevel(parser: Parser): number | undefined {
+  const { packet, _list: bytes } = parser as unknown as PartialPacket;
+  if (packet.cmd !== 'connect' || bytes.length < 2) return undefined;
+  const at = 2 + bytes.readUInt16BE(0); // after the length-prefixed protocol name
+  return bytes.length > at ? bytes.readUInt8(at) : undefined;
+}
+
 /**
  * One client connection over any duplex stream (TCP, TLS, WebSocket, or an in-memory pair in
  * tests). Parses packets, runs them through the handlers one after another, writes replies, and
@@ -57,6 +76,10 @@ export class Connection {
   /** Not reading while an MQTT 3.1.1 client has as many unacknowledged QoS 1/2 messages as we take. */
   private ackPaused = false;
   private keepAliveTimer: NodeJS.Timeout | undefined;
+  /** Closes the connection if its CONNECT is not accepted in time (`connectTimeoutMs`). */
+  private connectTimer: NodeJS.Timeout | undefined;
+  /** The first packet, CONNECT, has arrived: packets may be as large as `maxPacketSize` from now on. */
+  private connectReceived = false;
   private lastPacketAt = Date.now();
   /** Packets whose handling waits (e.g. for the database); the next ones queue behind them. */
   private chain: Promise<void> = Promise.resolve();
@@ -79,6 +102,14 @@ export class Connection {
     stream.on('close', () => this.close());
     stream.on('end', () => this.close());
     stream.on('drain', () => this.releaseWaiters());
+    this.connectTimer = setTimeout(() => this.connectTimedOut(), broker.options.connectTimeoutMs);
+    this.connectTimer.unref();
+  }
+
+  /** Packets up to this size are accepted now: a small one before CONNECT, whoever sends it. */
+  private get packetSizeLimit(): number {
+    const o = this.broker.options;
+    return this.connectReceived ? o.maxPacketSize : Math.min(o.maxPreAuthPacketSize, o.maxPacketSize);
   }
 
   private onData(chunk: Buffer): void {
@@ -86,16 +117,21 @@ export class Connection {
     this.lastPacketAt = Date.now();
     this.broker.metrics.bytesIn(chunk.length);
     this.parser.parse(chunk);
-    // A partial packet larger than we accept is refused before it is buffered whole [MQTT-3.2.2-?, §3.1.2.11.4]
-    const buffered = (this.parser as unknown as { _list?: { length: number } })._list?.length ?? 0;
-    if (buffered > this.broker.options.maxPacketSize + 8) this.disconnect(rc.packetTooLarge, 'packet too large');
+    // A packet larger than we accept is refused once its fixed header says so, before its bytes are buffered (§3.1.2.11.4)
+    if (!this.closed && pendingLength(this.parser) > this.packetSizeLimit) this.refuseTooLarge(pendingConnectLevel(this.parser));
   }
 
   private onPacket(packet: Packet): void {
     if (this.closed) return;
-    if ((packet.length ?? 0) > this.broker.options.maxPacketSize) {
-      this.disconnect(rc.packetTooLarge, 'packet too large');
+    if ((packet.length ?? 0) > this.packetSizeLimit) {
+      this.refuseTooLarge(packet.cmd === 'connect' ? packet.protocolVersion : undefined);
       return;
+    }
+    if (!this.connectReceived && packet.cmd === 'connect') {
+      this.connectReceived = true;
+      // Nothing more is read until the CONNECT is accepted: an unauthenticated client holds one
+      // CONNECT in our memory, not the packets it sends after it (§3.1.4: none is processed before)
+      this.stream.pause();
     }
     this.broker.metrics.packetIn(packet.cmd);
     // Packets are handled strictly in order: a PUBLISH's authorization may wait for the database,
@@ -120,6 +156,38 @@ export class Connection {
       .then(() => {
         this.waiting--;
       });
+  }
+
+  /** A packet over the size limit: MQTT 5 clients get the reason (a CONNACK before CONNECT is accepted, §3.2.2.2). */
+  private refuseTooLarge(connectLevel: number | undefined): void {
+    if (this.connected) return this.disconnect(rc.packetTooLarge, 'packet too large');
+    this.broker.metrics.unauthenticatedClosed('packet_too_large');
+    this.broker.log.info({ remote: this.meta.remoteAddress, transport: this.meta.transport, limit: this.packetSizeLimit }, 'MQTT packet before CONNECT was accepted is too large');
+    if (connectLevel !== 5) return this.abort();
+    this.protocolVersion = 5;
+    this.writeRaw({ cmd: 'connack', sessionPresent: false, reasonCode: rc.packetTooLarge });
+    this.close();
+  }
+
+  /** The CONNECT deadline passed: the client did not complete a CONNECT in time. */
+  private connectTimedOut(): void {
+    if (this.closed || this.connected) return;
+    this.broker.metrics.unauthenticatedClosed('connect_timeout');
+    this.broker.log.info({ remote: this.meta.remoteAddress, transport: this.meta.transport, connectReceived: this.connectReceived, timeoutMs: this.broker.options.connectTimeoutMs }, 'MQTT connection closed: no CONNECT accepted in time');
+    this.abort();
+  }
+
+  /** Closes a connection that was never accepted and has nothing to read from us: destroyed at once, without the lingering close. */
+  abort(): void {
+    this.close();
+    this.stream.destroy();
+  }
+
+  /** The CONNECT was accepted (CONNACK sent): the deadline stops, reading goes on, and the broker counts it as a connection. */
+  accepted(): void {
+    clearTimeout(this.connectTimer);
+    this.broker.authenticated(this);
+    if (!this.readingPaused) this.stream.resume();
   }
 
   private handlerFailed(e: unknown, packet: Packet): void {
@@ -350,6 +418,8 @@ export class Connection {
     if (this.closed) return;
     this.closed = true;
     if (this.keepAliveTimer) clearTimeout(this.keepAliveTimer);
+    clearTimeout(this.connectTimer);
+    this.stream.resume(); // not reading while a CONNECT was handled: read, and discard, until the client closes
     // A lingering close: our FIN follows the last packet we wrote (a DISCONNECT with its reason,
     // [MQTT-3.14.4-2]) and we go on reading, and discarding, what the client still sends until it
     // closes too. Destroying the socket at once would answer its packets in flight with a TCP

@@ -4,11 +4,11 @@ import type { Logger } from '../core/logger.js';
 import type { DeviceAuthorizer } from '../auth/decision.js';
 import type { Bus, LiveSubscription } from '../messaging/bus.js';
 import type { Envelope } from '../messaging/envelope.js';
-import type { MessagingService } from '../messaging/service.js';
+import type { Client, MessagingService } from '../messaging/service.js';
 import { channelTopic, normaliseSubtopic, parseChannelTopic } from '../messaging/topic.js';
 import type { Broker } from './broker.js';
 import type { BrokerPolicy } from './policy.js';
-import { rc, type BrokerMessage } from './types.js';
+import { rc, type BrokerMessage, type ClientIdentity } from './types.js';
 
 export interface FleetwirePolicyOptions {
   /** Content type of MQTT messages that do not carry one (MQTT 3.1.1, or MQTT 5 without the property). */
@@ -36,6 +36,11 @@ function feedKey(channel: string, filter: string, group: string | undefined): st
 /** The bus queue group of an MQTT share group: the same on every node, a valid NATS token. */
 function shareQueue(group: string, filter: string): string {
   return `mqtt-share-${createHash('sha256').update(group).update('\u0000').update(filter).digest('hex').slice(0, 32)}`;
+}
+
+/** A device the broker authenticated, as the messaging service takes it (decisions on it are checked again there). */
+function identified(identity: Extract<ClientIdentity, { kind: 'device' }>): Client {
+  return { kind: 'identified', device: { id: identity.deviceId, orgId: identity.orgId, enabled: true } };
 }
 
 /** The envelope as the broker sees it: the channel topic, the MQTT particulars when an MQTT client sent it. */
@@ -93,7 +98,7 @@ export function fleetwirePolicy(deps: { authorizer: DeviceAuthorizer; messaging:
       try {
         // taken by the bus (live subscribers have it) once this resolves; stored() says when it is durable
         const submitted = await messaging.submit({
-          client: { kind: 'identified', device: { id: client.identity.deviceId, orgId: client.identity.orgId, enabled: true } },
+          client: identified(client.identity),
           channel: parsed.channel,
           subtopic: parsed.rest,
           contentType: contentType ?? options.defaultContentType,
@@ -113,6 +118,20 @@ export function fleetwirePolicy(deps: { authorizer: DeviceAuthorizer; messaging:
       }
     },
 
+    async mayPublish(client, topic) {
+      if (client.identity.kind !== 'device') return { ok: false, reasonCode: rc.notAuthorized };
+      const parsed = parseChannelTopic(topic);
+      if (!parsed) return { ok: false, reasonCode: rc.notAuthorized, reason: 'topics are channels/<channel id>/messages[/<subtopic>]' };
+      const sub = normaliseSubtopic(parsed.rest);
+      if (!sub.ok) return { ok: false, reasonCode: rc.topicNameInvalid, reason: sub.error };
+      try {
+        await messaging.authorize(identified(client.identity), parsed.channel, 'publish');
+        return { ok: true };
+      } catch (e) {
+        return refuse(e);
+      }
+    },
+
     async subscribe(client, filter) {
       if (client.identity.kind !== 'device') return { ok: false, reasonCode: rc.notAuthorized };
       const parsed = parseChannelTopic(filter);
@@ -120,7 +139,7 @@ export function fleetwirePolicy(deps: { authorizer: DeviceAuthorizer; messaging:
       const sub = normaliseSubtopic(parsed.rest, true);
       if (!sub.ok) return { ok: false, reasonCode: rc.topicFilterInvalid, reason: sub.error };
       try {
-        await messaging.authorize({ kind: 'identified', device: { id: client.identity.deviceId, orgId: client.identity.orgId, enabled: true } }, parsed.channel, 'subscribe');
+        await messaging.authorize(identified(client.identity), parsed.channel, 'subscribe');
         return { ok: true };
       } catch (e) {
         return refuse(e);

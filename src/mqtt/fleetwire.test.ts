@@ -1,11 +1,15 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { readFileSync, rmSync } from 'node:fs';
+import net from 'node:net';
+import tls from 'node:tls';
 import { promisify } from 'node:util';
 import type { AddressInfo } from 'node:net';
 import type { MqttClient } from 'mqtt';
 import WebSocket from 'ws';
 import { startTestPlatform, type TestPlatform } from '../../test/helpers/platform.js';
+import { certificateAuthority } from '../../test/helpers/tls.js';
 import { eventually } from '../../test/helpers/eventually.js';
 import { mqttClient, refusal } from '../../test/helpers/mqtt.js';
 import { createMqtt, listenMqtt, type MqttServers } from './index.js';
@@ -20,6 +24,8 @@ describe('MQTT with Fleetwire devices and channels', () => {
   let org: string;
   let channel: string;
   let other: string;
+  /** A channel of another organization of the same owner. */
+  let foreign: string;
   let token: string;
   const dev: Record<'pub' | 'sub' | 'both' | 'none', { id: string; secret: string }> = {} as never;
   const clients: MqttClient[] = [];
@@ -35,6 +41,8 @@ describe('MQTT with Fleetwire devices and channels', () => {
     for (const name of ['pub', 'sub', 'both', 'none'] as const) dev[name] = (await t.request('POST', `/orgs/${org}/devices`, { token, body: { name } })).json();
     channel = (await t.request('POST', `/orgs/${org}/channels`, { token, body: { name: 'c' } })).json().id;
     other = (await t.request('POST', `/orgs/${org}/channels`, { token, body: { name: 'other' } })).json().id;
+    const org2 = (await t.request('POST', '/orgs', { token, body: { name: 'mqtt-elsewhere' } })).json().id;
+    foreign = (await t.request('POST', `/orgs/${org2}/channels`, { token, body: { name: 'foreign' } })).json().id;
     const connect = (d: { id: string }, types: string[]) => t.request('POST', `/orgs/${org}/connections`, { token, body: { device_ids: [d.id], channel_ids: [channel], types } });
     await connect(dev.pub, ['publish']);
     await connect(dev.sub, ['subscribe']);
@@ -140,6 +148,27 @@ describe('MQTT with Fleetwire devices and channels', () => {
     }
   });
 
+  test('a will on a topic the device may not publish to is refused at CONNECT; one it may publish to is sent when it goes away', async () => {
+    const will = (topic: string) => ({ topic, payload: Buffer.from('[{"n":"gone","vb":true}]'), qos: 1 as const, retain: false });
+    const refused = (d: { id: string; secret: string }, protocolVersion: 4 | 5, topic: string) => refusal(url, { protocolVersion, username: d.id, password: d.secret, will: will(topic) });
+    for (const protocolVersion of [4, 5] as const) {
+      const notAuthorized = protocolVersion === 5 ? 0x87 : 5;
+      assert.equal(await refused(dev.both, protocolVersion, `channels/${foreign}/messages`), notAuthorized, "another organization's channel");
+      assert.equal(await refused(dev.sub, protocolVersion, topic('status')), notAuthorized, 'a channel it may only subscribe to');
+      assert.equal(await refused(dev.both, protocolVersion, `channels/${other}/messages`), notAuthorized, 'a channel it is not connected to');
+      assert.equal(await refused(dev.both, protocolVersion, 'devices/status'), notAuthorized, 'not a channel topic');
+      assert.equal(await refused(dev.both, protocolVersion, topic('a.b')), protocolVersion === 5 ? 0x90 : 5, 'a subtopic NATS cannot carry');
+      assert.equal(await refused(dev.both, protocolVersion, topic('#')), protocolVersion === 5 ? 0x90 : 5, 'a wildcard in a topic name');
+    }
+    const watcher = await as(dev.sub);
+    await watcher.subscribeAsync(topic('wills/#'), { qos: 1 });
+    const polite = await mqttClient(url, { protocolVersion: 5, username: dev.both.id, password: dev.both.secret, will: will(topic('wills/both')) }, clients);
+    await polite.endAsync();
+    const mortal = await mqttClient(url, { protocolVersion: 5, username: dev.pub.id, password: dev.pub.secret, will: will(topic('wills/pub')) }, clients);
+    (mortal as unknown as { stream: { destroy(): void } }).stream.destroy();
+    await eventually(() => assert.deepEqual(watcher.received.map((r) => r.topic), [topic('wills/pub')]));
+  });
+
   test('mosquitto_pub and mosquitto_sub work with device credentials', async () => {
     const port = String(mqttServers.addresses.mqtt);
     const sub = execFile('mosquitto_sub', ['-h', '127.0.0.1', '-p', port, '-u', dev.sub.id, '-P', dev.sub.secret, '-t', topic('cli/#'), '-C', '1', '-W', '10', '-v']);
@@ -152,6 +181,55 @@ describe('MQTT with Fleetwire devices and channels', () => {
     assert.equal(out.trim(), `${topic('cli/x')} [{"n":"cli","v":5}]`);
     const denied = await run('mosquitto_pub', ['-h', '127.0.0.1', '-p', port, '-u', dev.pub.id, '-P', 'nope', '-t', topic(), '-m', 'x']).then(() => 0, (e: { code: number }) => e.code);
     assert.notEqual(denied, 0);
+  });
+});
+
+describe('MQTT connections before CONNECT, on every listener', () => {
+  test('TCP, TLS and WebSocket connections that send no CONNECT are closed at the deadline and never make a device get server busy', async () => {
+    const pki = certificateAuthority([]);
+    const t = await startTestPlatform({ mqttPort: 0, mqttsPort: 0, mqttTlsCert: pki.serverCert, mqttTlsKey: pki.serverKey, mqttConnectTimeout: 1000, mqttMaxConnections: 1 });
+    const brokers = createMqtt(t.platform);
+    const servers = await listenMqtt(t.platform, brokers);
+    const app = await buildApp(t.platform, { mqttBroker: () => brokers.broker });
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    const clients: MqttClient[] = [];
+    const idle: { close(): void }[] = [];
+    try {
+      const owner = await t.user('preauth@example.com');
+      const o = (await t.request('POST', '/orgs', { token: owner.token, body: { name: 'p' } })).json().id;
+      const d = (await t.request('POST', `/orgs/${o}/devices`, { token: owner.token, body: { name: 'd' } })).json();
+      const closedAt = (on: (done: () => void) => void) => new Promise<number>((resolve) => on(() => resolve(Date.now())));
+      const opened = Date.now();
+      const tcp = net.connect(servers.addresses.mqtt!, '127.0.0.1');
+      const tcpClosed = closedAt((done) => tcp.once('close', done));
+      const secure = tls.connect({ port: servers.addresses.mqtts!, host: '127.0.0.1', ca: readFileSync(pki.ca) });
+      const tlsClosed = closedAt((done) => secure.once('close', done));
+      const ws = new WebSocket(`ws://127.0.0.1:${(app.server.address() as AddressInfo).port}/mqtt`, 'mqtt');
+      const wsClosed = closedAt((done) => ws.once('close', done));
+      idle.push({ close: () => tcp.destroy() }, { close: () => secure.destroy() }, { close: () => ws.terminate() });
+      for (const s of [tcp, secure]) s.on('error', () => {});
+      ws.on('error', () => {});
+      await eventually(() => assert.equal(brokers.broker.unauthenticated.size, 3, 'all three listeners hand their connections to the broker'));
+      assert.match((await t.request('GET', '/metrics')).body, /^fleetwire_mqtt_unauthenticated_connections 3$/m);
+      // the limit is one connection: three waiting for their CONNECT do not take it
+      const c = await mqttClient(`mqtt://127.0.0.1:${servers.addresses.mqtt}`, { protocolVersion: 5, username: d.id, password: d.secret }, clients);
+      assert.ok(c.connected);
+      for (const closed of [tcpClosed, tlsClosed, wsClosed]) {
+        const at = await Promise.race([closed, new Promise<number>((r) => setTimeout(() => r(Infinity), 4000))]);
+        assert.ok(at - opened >= 900 && at - opened < 4000, `closed after ${at - opened} ms`);
+      }
+      assert.ok(c.connected, 'the device stays');
+      const metrics = (await t.request('GET', '/metrics')).body;
+      assert.match(metrics, /^fleetwire_mqtt_unauthenticated_closed_total\{reason="connect_timeout"\} 3$/m);
+      assert.match(metrics, /^fleetwire_mqtt_unauthenticated_connections 0$/m);
+    } finally {
+      for (const i of idle) i.close();
+      for (const c of clients) c.end(true);
+      await servers.close();
+      await app.close();
+      await t.close();
+      rmSync(pki.dir, { recursive: true, force: true });
+    }
   });
 });
 

@@ -33,6 +33,10 @@ export function brokerOptionsFrom(config: Config): Partial<BrokerOptions> {
     maxPublishRate: config.mqttMaxPublishRate,
     maxConnectRate: config.mqttMaxConnectRate,
     maxQueuedPerSession: config.mqttMaxQueued,
+    connectTimeoutMs: config.mqttConnectTimeout,
+    maxPreAuthPacketSize: config.mqttMaxPreauthPacketSize,
+    maxUnauthenticated: config.mqttMaxUnauthenticated,
+    maxSubscriptions: config.mqttMaxSubscriptions,
     maxPacketSize: config.messageMaxSize + 64 * 1024, // payload plus topic and properties
   };
 }
@@ -45,7 +49,7 @@ export function createMqtt(platform: Platform): { broker: Broker; openBroker: Br
   const queries = new RawQueries(platform.db);
   const nodeId = config.nodeId || hostname();
   const brokerLog = log.child({ component: 'mqtt' });
-  const broker: Broker = new Broker(policy, brokerLog, brokerOptionsFrom(config), promBrokerMetrics(platform.metrics, () => broker.connections.size, () => broker.sessions.size), {
+  const broker: Broker = new Broker(policy, brokerLog, brokerOptionsFrom(config), promBrokerMetrics(platform.metrics, () => broker.connections.size, () => broker.sessions.size, () => broker.unauthenticated.size), {
     retained: new SqlRetainedStore(queries),
     sessions: new SqlSessionStore(queries),
     nodeId,

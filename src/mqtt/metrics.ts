@@ -12,6 +12,8 @@ export interface BrokerMetrics {
   delivered(): void;
   dropped(reason: string): void;
   slowConsumer(): void;
+  /** A connection closed before its CONNECT was accepted: `connect_timeout`, `too_many_unauthenticated` or `packet_too_large`. */
+  unauthenticatedClosed(reason: string): void;
 }
 
 export const noMetrics: BrokerMetrics = {
@@ -25,9 +27,10 @@ export const noMetrics: BrokerMetrics = {
   delivered: () => {},
   dropped: () => {},
   slowConsumer: () => {},
+  unauthenticatedClosed: () => {},
 };
 
-export function promBrokerMetrics(registry: Registry, connections: () => number, sessions: () => number): BrokerMetrics {
+export function promBrokerMetrics(registry: Registry, connections: () => number, sessions: () => number, unauthenticated: () => number): BrokerMetrics {
   const registers = [registry];
   const packetsIn = new Counter({ name: 'fleetwire_mqtt_packets_received_total', help: 'MQTT packets received, by type', labelNames: ['type'], registers });
   const packetsOut = new Counter({ name: 'fleetwire_mqtt_packets_sent_total', help: 'MQTT packets sent, by type', labelNames: ['type'], registers });
@@ -40,6 +43,8 @@ export function promBrokerMetrics(registry: Registry, connections: () => number,
   const delivered = new Counter({ name: 'fleetwire_mqtt_messages_delivered_total', help: 'PUBLISH packets sent to subscribers', registers });
   const dropped = new Counter({ name: 'fleetwire_mqtt_messages_dropped_total', help: 'Messages not delivered, by reason (queue_full, expired, slow_consumer, rate_limited, client_max_packet_size)', labelNames: ['reason'], registers });
   new Gauge({ name: 'fleetwire_mqtt_connections', help: 'Open MQTT connections', registers, collect() { this.set(connections()); } });
+  const unauthenticatedClosed = new Counter({ name: 'fleetwire_mqtt_unauthenticated_closed_total', help: 'Connections closed before their CONNECT was accepted, by reason (connect_timeout, too_many_unauthenticated, packet_too_large)', labelNames: ['reason'], registers });
+  new Gauge({ name: 'fleetwire_mqtt_unauthenticated_connections', help: 'Open MQTT connections whose CONNECT has not been accepted yet (not counted in the connection limit)', registers, collect() { this.set(unauthenticated()); } });
   new Gauge({ name: 'fleetwire_mqtt_sessions', help: 'MQTT sessions held (connected or not)', registers, collect() { this.set(sessions()); } });
   return {
     bytesIn: (n) => bytesIn.inc(n),
@@ -55,5 +60,6 @@ export function promBrokerMetrics(registry: Registry, connections: () => number,
     delivered: () => delivered.inc(),
     dropped: (reason) => dropped.inc({ reason }),
     slowConsumer: () => dropped.inc({ reason: 'slow_consumer' }),
+    unauthenticatedClosed: (reason) => unauthenticatedClosed.inc({ reason }),
   };
 }

@@ -8,13 +8,17 @@ import { rc } from './types.js';
  * this process only.
  */
 export function openPolicy(rules: AclRule[] | undefined): BrokerPolicy {
+  const denied = { ok: false as const, reasonCode: rc.notAuthorized, reason: 'the ACL denies publishing to this topic' };
+  const mayPublish = (topic: string) => rules === undefined || aclAllowsPublish(rules, topic);
   return {
     async authenticate() {
       return { ok: true, identity: { kind: 'anonymous' } };
     },
     publish(_client, message) {
-      if (rules !== undefined && !aclAllowsPublish(rules, message.topic)) return { ok: false, reasonCode: rc.notAuthorized, reason: 'the ACL denies publishing to this topic' };
-      return { ok: true, route: 'broker' };
+      return mayPublish(message.topic) ? { ok: true, route: 'broker' } : denied;
+    },
+    mayPublish(_client, topic) {
+      return mayPublish(topic) ? { ok: true } : denied;
     },
     async subscribe(_client, filter) {
       if (rules === undefined) return { ok: true };

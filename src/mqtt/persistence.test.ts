@@ -3,7 +3,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { IPublishPacket, IConnackPacket } from 'mqtt-packet';
-import { Broker } from './broker.js';
+import { Broker, type BrokerOptions } from './broker.js';
 import type { ClusterLink } from './cluster.js';
 import { openPolicy } from './open-policy.js';
 import { SqlRetainedStore, SqlSessionStore } from './sql-store.js';
@@ -91,9 +91,9 @@ describe('MQTT state in the database survives a broker restart', () => {
     await t.cleanup();
   });
 
-  async function startBroker(nodeId = 'node-a', state: { sessions?: SessionStore; cluster?: ClusterLink } = {}): Promise<Broker> {
+  async function startBroker(nodeId = 'node-a', state: { sessions?: SessionStore; cluster?: ClusterLink; options?: Partial<BrokerOptions> } = {}): Promise<Broker> {
     const q = new RawQueries(t.db);
-    const b = new Broker(openPolicy(undefined), createLogger('silent'), {}, undefined, { retained: new SqlRetainedStore(q), sessions: state.sessions ?? new SqlSessionStore(q), nodeId, ...(state.cluster ? { cluster: state.cluster } : {}) });
+    const b = new Broker(openPolicy(undefined), createLogger('silent'), state.options ?? {}, undefined, { retained: new SqlRetainedStore(q), sessions: state.sessions ?? new SqlSessionStore(q), nodeId, ...(state.cluster ? { cluster: state.cluster } : {}) });
     await b.start();
     return b;
   }
@@ -164,6 +164,32 @@ describe('MQTT state in the database survives a broker restart', () => {
       await broker.close();
     });
   }
+
+  test('a restored session keeps every subscription it held, also over a subscription limit lowered meanwhile; a new one is refused with 0x97', async () => {
+    broker = await startBroker();
+    const first = await connect(broker, 'many-filters');
+    for (const f of ['m/1', 'm/2', '$share/g/m/3']) assert.deepEqual(await first.c.subscribe(f, 1), [1]);
+    first.c.send({ cmd: 'disconnect' });
+    await eventually(() => assert.equal(broker.sessions.get('many-filters')?.connected, false));
+    await broker.close();
+
+    broker = await startBroker('node-a', { options: { maxSubscriptions: 2 } });
+    const again = await connect(broker, 'many-filters');
+    assert.equal(again.connack.sessionPresent, true);
+    assert.deepEqual(await again.c.subscribe('m/4', 1), [0x97]);
+    assert.deepEqual(await again.c.subscribe('m/1', 1), [1], 'a filter it holds may be subscribed again');
+    for (const topic of ['m/1', 'm/2', 'm/3', 'm/4']) await publish(broker, topic, topic, 1);
+    const got: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const m = (await again.c.next('publish')) as IPublishPacket;
+      got.push(m.topic);
+      again.c.send({ cmd: 'puback', messageId: m.messageId! });
+    }
+    await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual([got, again.c.packets.filter((p) => p.cmd === 'publish').length], [['m/1', 'm/2', 'm/3'], 0]);
+    again.c.send({ cmd: 'disconnect' });
+    await broker.close();
+  });
 
   test('a message sent and not acknowledged before the restart is sent again with DUP and its packet id [MQTT-4.4.0-1]', async () => {
     broker = await startBroker();

@@ -51,6 +51,12 @@ export interface BrokerPolicy {
   publish(client: PolicyClient, message: BrokerMessage): PublishVerdict | Promise<PublishVerdict>;
   subscribe(client: PolicyClient, filter: string): Promise<SubscribeVerdict>;
   /**
+   * Whether the client may publish to `topic` (a valid topic name), without publishing: asked for
+   * the will at CONNECT, which is refused when it says no. The will is decided again, as a PUBLISH,
+   * when it is sent. Without this hook every topic is accepted at CONNECT.
+   */
+  mayPublish?(client: PolicyClient, topic: string): Verdict | Promise<Verdict>;
+  /**
    * The first local subscription to `filter` (with `group`: the first local member of that share
    * group) appeared: start feeding matching messages to the broker (`route`, or `routeShared`).
    * Resolves once the feed runs.

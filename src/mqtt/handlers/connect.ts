@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import type { IConnackPacket, IConnectPacket } from 'mqtt-packet';
-import type { Connection } from '../connection.js';
+import type { Connection, Will } from '../connection.js';
+import type { PolicyClient, Verdict } from '../policy.js';
+import { checkTopicName } from '../topics.js';
 import { rc, v3CodeOf, type ProtocolVersion } from '../types.js';
 
 function refuse(conn: Connection, reasonCode: number, reason?: string): void {
@@ -11,6 +13,13 @@ function refuse(conn: Connection, reasonCode: number, reason?: string): void {
   conn.broker.metrics.connectRefused(reasonCode);
   conn.broker.log.info({ clientId: conn.clientId, remote: conn.meta.remoteAddress, reasonCode, reason }, 'MQTT connection refused');
   conn.close(); // [MQTT-3.2.2-5]
+}
+
+/** A will is decided like a PUBLISH to its topic, by the topic name rules [MQTT-3.3.2-2] and the policy. */
+async function authorizeWill(conn: Connection, client: PolicyClient, will: NonNullable<Will>): Promise<Verdict> {
+  const name = checkTopicName(will.topic);
+  if (!name.ok) return { ok: false, reasonCode: rc.topicNameInvalid, reason: `will topic: ${name.error}` };
+  return (await conn.broker.policy.mayPublish?.(client, will.topic)) ?? { ok: true };
 }
 
 /** CONNECT (§3.1): authenticate, take over or resume the session, CONNACK, then resend what is pending. */
@@ -43,8 +52,15 @@ export async function handleConnect(conn: Connection, packet: IConnectPacket): P
   if (!auth.ok) return refuse(conn, auth.reasonCode, auth.reason);
   conn.identity = auth.identity;
 
-  // Will (§3.1.2.5): kept until the connection ends; it is authorized like any PUBLISH when it is sent.
-  if (packet.will) conn.will = packet.will;
+  // Will (§3.1.2.5): refused at CONNECT when its client may not publish there (CONNACK 0x87 or 0x90,
+  // §3.2.2.2); kept until the connection ends, and decided again as a PUBLISH when it is sent.
+  if (packet.will) {
+    const verdict = await authorizeWill(conn, { clientId, identity: auth.identity }, packet.will);
+    if (conn.closed) return;
+    // MQTT 3.1.1 has no code for a bad topic: 5, not authorized, for any will refused
+    if (!verdict.ok) return refuse(conn, v5 ? verdict.reasonCode : rc.notAuthorized, verdict.reason);
+    conn.will = packet.will;
+  }
 
   // Keep alive, capped by the server maximum (MQTT 5 tells the client with Server Keep Alive, §3.2.2.3.14)
   let keepAlive = packet.keepalive ?? 0;
@@ -86,6 +102,7 @@ export async function handleConnect(conn: Connection, packet: IConnectPacket): P
   }
   conn.connected = true;
   conn.send(connack);
+  conn.accepted();
   conn.startKeepAlive(keepAlive);
   broker.metrics.connected();
   broker.log.debug({ clientId, protocolVersion: conn.protocolVersion, sessionPresent: present, identity: auth.identity.kind }, 'MQTT client connected');

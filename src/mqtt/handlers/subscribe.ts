@@ -12,6 +12,7 @@ export async function handleSubscribe(conn: Connection, packet: ISubscribePacket
   if (subscriptionId === 0) return conn.disconnect(rc.protocolError, 'subscription identifier 0'); // [MQTT-3.8.2-?]
   const granted: number[] = [];
   const retainedFor: { filter: string; opts: SubscriptionOptions }[] = [];
+  let overQuota = 0;
 
   for (const s of packet.subscriptions) {
     const shared = parseSharedFilter(s.topic);
@@ -26,6 +27,12 @@ export async function handleSubscribe(conn: Connection, packet: ISubscribePacket
       continue;
     }
     if (shared && s.nl) return conn.disconnect(rc.protocolError, 'No Local on a shared subscription'); // [MQTT-3.8.3-4]
+    // A session holds so many distinct filters at most (shared ones count; the same filter again replaces it)
+    if (session.subscriptions.size >= broker.options.maxSubscriptions && !session.subscriptions.has(s.topic)) {
+      overQuota++;
+      granted.push(v5 ? rc.quotaExceeded : 0x80);
+      continue;
+    }
     const verdict = await broker.policy.subscribe({ clientId: conn.clientId, identity: conn.identity }, filter);
     if (conn.closed) return;
     if (!verdict.ok) {
@@ -48,6 +55,7 @@ export async function handleSubscribe(conn: Connection, packet: ISubscribePacket
     // Retained messages: not for shared subscriptions; rh 1 only for new ones; rh 2 never (§3.3.1.3)
     if (!shared && (opts.retainHandling === 0 || (opts.retainHandling === 1 && !existed))) retainedFor.push({ filter, opts });
   }
+  if (overQuota > 0) broker.log.info({ clientId: conn.clientId, refused: overQuota, limit: broker.options.maxSubscriptions }, 'MQTT subscriptions refused: the session holds as many as it may');
   const suback = { cmd: 'suback' as const, messageId: packet.messageId!, granted };
   await broker.persisted(session); // a persistent session's subscriptions are written before SUBACK promises them
   if (conn.closed) return;
