@@ -6,11 +6,52 @@ type Event = { t: 'device'; id: string } | { t: 'connections'; ids: string[] } |
 export const authzTopic = 'authz';
 
 /**
- * Invalidation that reaches every process on the bus: each change is broadcast and every process
- * (this one included, through the same path) drops what its cache holds. With the in-process bus
- * this is a plain local call.
+ * Something that may have taken access away: these devices changed (status, secret, deletion,
+ * connections), a channel was deleted, or everything (an organization was deleted). Transports
+ * re-check the live sessions it concerns through the DeviceAuthorizer, which reads fresh by then,
+ * and end those no longer allowed. A change that grants access is announced too: the re-check
+ * then ends nothing.
  */
-export function broadcastInvalidation(local: AccessInvalidation, bus: Bus): AccessInvalidation & { stop(): void } {
+export type AccessChange = { kind: 'devices'; deviceIds: readonly string[] } | { kind: 'channel'; channelId: string } | { kind: 'all' };
+
+/** Whether a change may concern a session of this device (undefined: a user's session) on this channel. */
+export function concerns(change: AccessChange, deviceId: string | undefined, channelId: string): boolean {
+  switch (change.kind) {
+    case 'devices':
+      return deviceId !== undefined && change.deviceIds.includes(deviceId);
+    case 'channel':
+      return change.channelId === channelId;
+    case 'all':
+      return true;
+  }
+}
+
+/** Where transports hear of access changes, in every process, after this process's cache dropped what they concern. */
+export interface AccessChanges {
+  /** Returns the function that stops listening. */
+  onChange(listener: (change: AccessChange) => void): () => void;
+}
+
+function changeOf(e: Event): AccessChange {
+  switch (e.t) {
+    case 'device':
+      return { kind: 'devices', deviceIds: [e.id] };
+    case 'connections':
+      return { kind: 'devices', deviceIds: e.ids };
+    case 'channel':
+      return { kind: 'channel', channelId: e.id };
+    case 'all':
+      return { kind: 'all' };
+  }
+}
+
+/**
+ * Invalidation that reaches every process on the bus: each change is broadcast and every process
+ * (this one included, through the same path) drops what its cache holds, then tells its access
+ * listeners. With the in-process bus this is a plain local call.
+ */
+export function broadcastInvalidation(local: AccessInvalidation, bus: Bus): AccessInvalidation & AccessChanges & { stop(): void } {
+  const listeners = new Set<(change: AccessChange) => void>();
   const sub = bus.onBroadcast(authzTopic, (data) => {
     let e: Event;
     try {
@@ -20,13 +61,27 @@ export function broadcastInvalidation(local: AccessInvalidation, bus: Bus): Acce
     }
     switch (e.t) {
       case 'device':
-        return local.invalidateDevice(e.id);
+        local.invalidateDevice(e.id);
+        break;
       case 'connections':
-        return local.invalidateConnections(e.ids);
+        local.invalidateConnections(e.ids);
+        break;
       case 'channel':
-        return local.invalidateChannel(e.id);
+        local.invalidateChannel(e.id);
+        break;
       case 'all':
-        return local.invalidateAll();
+        local.invalidateAll();
+        break;
+      default:
+        return;
+    }
+    const change = changeOf(e);
+    for (const l of listeners) {
+      try {
+        l(change);
+      } catch {
+        // one listener's failure is its own
+      }
     }
   });
   const send = (e: Event) => bus.broadcast(authzTopic, JSON.stringify(e));
@@ -40,6 +95,13 @@ export function broadcastInvalidation(local: AccessInvalidation, bus: Bus): Acce
     },
     invalidateChannel: (id) => (local.invalidateChannel(id), send({ t: 'channel', id })),
     invalidateAll: () => (local.invalidateAll(), send({ t: 'all' })),
-    stop: () => sub.unsubscribe(),
+    onChange(listener) {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    stop: () => {
+      sub.unsubscribe();
+      listeners.clear();
+    },
   };
 }
