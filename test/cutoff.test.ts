@@ -338,6 +338,23 @@ function cutoffSuite(nodes: () => { api: Node; edge: Node }) {
     assert.ok(ack === undefined || ((ack as { reasonCode?: number }).reasonCode ?? 0) < 0x80);
   });
 
+  test('disabling a device ends its offline persistent MQTT session: enabled again, it finds no session and nothing queued while it was cut off', async () => {
+    const { device, publisher, channel } = await fleet();
+    const clientId = `persistent-${randomBytes(4).toString('hex')}`;
+    const login = { protocolVersion: 5 as const, username: device.id, password: device.secret, clientId, clean: false, properties: { sessionExpiryInterval: 3600 } };
+    const first = await mqttClient(nodes().edge.mqttUrl, login, clients);
+    await first.subscribeAsync(`channels/${channel}/messages`, { qos: 1 });
+    await new Promise<void>((r) => first.end(false, {}, () => r()));
+    await admin.call('PATCH', `/orgs/${admin.org}/devices/${device.id}`, { status: 'disabled' });
+    await new Promise((r) => setTimeout(r, 300)); // the re-check runs on the edge node
+    await publish(publisher, channel, 'while-disabled');
+    await admin.call('PATCH', `/orgs/${admin.org}/devices/${device.id}`, { status: 'enabled' });
+    const back = await mqttClient(nodes().edge.mqttUrl, login, clients);
+    assert.equal((back as unknown as { connackPacket: { sessionPresent: boolean } }).connackPacket.sessionPresent, false, 'the session was ended');
+    await new Promise((r) => setTimeout(r, 300));
+    assert.equal(back.received.length, 0);
+  });
+
   test('deleting a channel ends the sessions subscribed to it', async () => {
     const { device, publisher, channel } = await fleet();
     const s = await open(device, channel);

@@ -12,13 +12,13 @@ export const authzTopic = 'authz';
  * and end those no longer allowed. A change that grants access is announced too: the re-check
  * then ends nothing.
  */
-export type AccessChange = { kind: 'devices'; deviceIds: readonly string[] } | { kind: 'channel'; channelId: string } | { kind: 'all' };
+export type AccessChange = { kind: 'devices'; deviceIds: ReadonlySet<string> } | { kind: 'channel'; channelId: string } | { kind: 'all' };
 
 /** Whether a change may concern a session of this device (undefined: a user's session) on this channel. */
 export function concerns(change: AccessChange, deviceId: string | undefined, channelId: string): boolean {
   switch (change.kind) {
     case 'devices':
-      return deviceId !== undefined && change.deviceIds.includes(deviceId);
+      return deviceId !== undefined && change.deviceIds.has(deviceId);
     case 'channel':
       return change.channelId === channelId;
     case 'all':
@@ -35,9 +35,9 @@ export interface AccessChanges {
 function changeOf(e: Event): AccessChange {
   switch (e.t) {
     case 'device':
-      return { kind: 'devices', deviceIds: [e.id] };
+      return { kind: 'devices', deviceIds: new Set([e.id]) };
     case 'connections':
-      return { kind: 'devices', deviceIds: e.ids };
+      return { kind: 'devices', deviceIds: new Set(e.ids) };
     case 'channel':
       return { kind: 'channel', channelId: e.id };
     case 'all':

@@ -128,9 +128,10 @@ export function fleetwirePolicy(deps: { authorizer: DeviceAuthorizer; messaging:
     for (const session of broker.sessions.values()) {
       const identity = session.identity;
       if (identity.kind !== 'device') continue;
-      const channels = channelsOf(session);
       // a change of the device itself concerns even a session with no subscription (a publisher)
-      if (!(change.kind === 'devices' ? change.deviceIds.includes(identity.deviceId) : [...channels.keys()].some((c) => concerns(change, identity.deviceId, c)))) continue;
+      if (change.kind === 'devices' && !change.deviceIds.has(identity.deviceId)) continue;
+      const channels = channelsOf(session);
+      if (change.kind !== 'devices' && ![...channels.keys()].some((c) => concerns(change, identity.deviceId, c))) continue;
       checks.push(recheck(broker, session, identity.deviceId, channels));
     }
     if (checks.length === 0) return;
