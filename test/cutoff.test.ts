@@ -349,10 +349,28 @@ function cutoffSuite(nodes: () => { api: Node; edge: Node }) {
     await new Promise((r) => setTimeout(r, 300)); // the re-check runs on the edge node
     await publish(publisher, channel, 'while-disabled');
     await admin.call('PATCH', `/orgs/${admin.org}/devices/${device.id}`, { status: 'enabled' });
-    const back = await mqttClient(nodes().edge.mqttUrl, login, clients);
+    // the edge node hears of the enabling over the bus, a moment after the API answered
+    const back = await eventually(() => mqttClient(nodes().edge.mqttUrl, login, clients), 2000);
     assert.equal((back as unknown as { connackPacket: { sessionPresent: boolean } }).connackPacket.sessionPresent, false, 'the session was ended');
     await new Promise((r) => setTimeout(r, 300));
     assert.equal(back.received.length, 0);
+  });
+
+  test('deleting an organization ends the sessions of its devices', async () => {
+    const owner = await new Admin(nodes().api).open(`org-gone-${randomBytes(4).toString('hex')}@example.com`);
+    const device = await owner.device('d');
+    const publisher = await owner.device('p');
+    const channel = await owner.channel('c');
+    await owner.connect([device, publisher], [channel]);
+    const s = await open(device, channel);
+    await receiving(s, publisher, channel, 'before-org-delete');
+    const cutAt = Date.now();
+    assert.equal((await owner.call('DELETE', `/orgs/${owner.org}`)).status, 204);
+    assert.equal((await within(s.v5Disconnect, 1000, 'MQTT 5 DISCONNECT')).reasonCode, 0x98);
+    await within(s.v4Closed, 1000, 'MQTT 3.1.1 close');
+    assert.equal((await within(s.ws.closed, 1000, 'WebSocket close')).code, 4403);
+    await eventually(() => assert.ok(s.coap.forbidden(), 'CoAP 4.03'), 1000, 5);
+    assert.ok(Date.now() - cutAt < 1500);
   });
 
   test('deleting a channel ends the sessions subscribed to it', async () => {

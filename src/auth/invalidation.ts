@@ -10,7 +10,8 @@ export const authzTopic = 'authz';
  * connections), a channel was deleted, or everything (an organization was deleted). Transports
  * re-check the live sessions it concerns through the DeviceAuthorizer, which reads fresh by then,
  * and end those no longer allowed. A change that grants access is announced too: the re-check
- * then ends nothing.
+ * then ends nothing. Anything else that takes access away (a revoked certificate) only needs the
+ * authorizer to refuse the credential and a call to invalidateDevice: the sessions follow.
  */
 export type AccessChange = { kind: 'devices'; deviceIds: ReadonlySet<string> } | { kind: 'channel'; channelId: string } | { kind: 'all' };
 
