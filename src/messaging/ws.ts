@@ -94,7 +94,7 @@ export function wsRoutes(app: FastifyInstance, platform: Platform): void {
   const live = new Map<WebSocket, WsSession>();
 
   /** A socket whose device lost what it was granted at the upgrade (subscribe, publish) is closed with 4403. */
-  const recheck = async (socket: WebSocket, s: WsSession, log: FastifyRequest['log']): Promise<void> => {
+  const recheck = async (socket: WebSocket, s: WsSession): Promise<void> => {
     let refusal: unknown;
     for (const action of [...(s.canSubscribe ? ['subscribe' as const] : []), ...(s.canPublish ? ['publish' as const] : [])]) {
       try {
@@ -108,13 +108,13 @@ export function wsRoutes(app: FastifyInstance, platform: Platform): void {
     if (refusal === undefined || live.get(socket) !== s) return;
     live.delete(socket);
     const code = (refusal as AppError).code;
-    log.info({ channel: s.channel, code }, 'WebSocket closed: access withdrawn');
+    platform.log.info({ channel: s.channel, device: s.deviceId, code }, 'WebSocket closed: access withdrawn');
     socket.close(close.accessWithdrawn, reason(`${code}: access withdrawn`));
   };
   const onChange = (change: AccessChange) => {
     const checks: Promise<void>[] = [];
     for (const [socket, s] of live) {
-      if (concerns(change, s.deviceId, s.channel)) checks.push(recheck(socket, s, platform.log));
+      if (concerns(change, s.deviceId, s.channel)) checks.push(recheck(socket, s));
     }
     if (checks.length > 0) void Promise.all(checks).catch((e: unknown) => platform.log.error({ err: e }, 're-checking WebSocket sessions after an access change failed'));
   };

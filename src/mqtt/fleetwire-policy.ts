@@ -156,7 +156,8 @@ export function fleetwirePolicy(deps: { authorizer: DeviceAuthorizer; messaging:
       }
       if (!result.ok) return { ok: false, reasonCode: result.reason === 'device_disabled' ? rc.notAuthorized : rc.badUsernameOrPassword };
       const identity: ClientIdentity = { kind: 'device', deviceId: result.device.id, orgId: result.device.orgId };
-      credentials.set(identity, meta.certificateCn ? { kind: 'certificate', deviceId: result.device.id } : { kind: 'secret', secret: password!.toString('utf8'), deviceId: result.device.id });
+      // a certificate session is re-checked by its device id, as any session without an entry here
+      if (!meta.certificateCn) credentials.set(identity, { kind: 'secret', secret: password!.toString('utf8'), deviceId: result.device.id });
       return { ok: true, identity };
     },
 
