@@ -49,10 +49,19 @@ function changeOf(e: Event): AccessChange {
 /**
  * Invalidation that reaches every process on the bus: each change is broadcast and every process
  * (this one included, through the same path) drops what its cache holds, then tells its access
- * listeners. With the in-process bus this is a plain local call.
+ * listeners, at once and again after `settleMs`. With the in-process bus this is a plain local call.
  */
-export function broadcastInvalidation(local: AccessInvalidation, bus: Bus): AccessInvalidation & AccessChanges & { stop(): void } {
+export function broadcastInvalidation(local: AccessInvalidation, bus: Bus, options: { settleMs: number } = { settleMs: 500 }): AccessInvalidation & AccessChanges & { stop(): void } {
   const listeners = new Set<(change: AccessChange) => void>();
+  const tell = (change: AccessChange) => {
+    for (const l of listeners) {
+      try {
+        l(change);
+      } catch {
+        // one listener's failure is its own
+      }
+    }
+  };
   const sub = bus.onBroadcast(authzTopic, (data) => {
     let e: Event;
     try {
@@ -77,13 +86,10 @@ export function broadcastInvalidation(local: AccessInvalidation, bus: Bus): Acce
         return;
     }
     const change = changeOf(e);
-    for (const l of listeners) {
-      try {
-        l(change);
-      } catch {
-        // one listener's failure is its own
-      }
-    }
+    tell(change);
+    // once more a moment later, for the sessions that were being opened (authorised before the
+    // change, not yet registered) while it happened
+    setTimeout(tell, options.settleMs, change).unref();
   });
   const send = (e: Event) => bus.broadcast(authzTopic, JSON.stringify(e));
   return {
