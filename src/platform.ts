@@ -8,7 +8,7 @@ import { AuthService } from './auth/service.js';
 import { LoginLimiter } from './auth/rate-limit.js';
 import { DeviceAuthorizer } from './auth/decision.js';
 import { createAccessStore } from './auth/access-store.js';
-import { broadcastInvalidation } from './auth/invalidation.js';
+import { broadcastInvalidation, type AccessChanges } from './auth/invalidation.js';
 import { UserRepository, UserService } from './users/index.js';
 import { OrgRepository, OrgService } from './orgs/index.js';
 import { DeviceRepository, DeviceService } from './devices/index.js';
@@ -42,6 +42,8 @@ export interface Platform {
   connections: ConnectionService;
   /** The device authorization decision every transport calls. */
   authorizer: DeviceAuthorizer;
+  /** Access changes (disable, delete, secret rotation, connections, channel or organization deleted) from every process: transports end the sessions no longer allowed. */
+  accessChanges: AccessChanges;
   bus: Bus;
   messaging: MessagingService;
   readers: MessageReaders;
@@ -121,7 +123,7 @@ export async function createPlatform(config: Config, deps: PlatformDeps): Promis
     });
     if (deps.writer !== false) await writer.start();
     return {
-      config, db, clock, log, keys, users, auth, orgs, devices, channels, groups, connections, authorizer,
+      config, db, clock, log, keys, users, auth, orgs, devices, channels, groups, connections, authorizer, accessChanges: invalidation,
       bus, messaging, readers: new MessageReaders(db), writer, metrics, messagingMetrics,
       close: async () => {
         await writer.stop();

@@ -1,5 +1,6 @@
 import { randomInt } from 'node:crypto';
-import { AppError } from '../core/errors.js';
+import { AppError, isAppError } from '../core/errors.js';
+import { concerns, type AccessChange, type AccessChanges } from '../auth/invalidation.js';
 import type { Logger } from '../core/logger.js';
 import type { Bus } from '../messaging/bus.js';
 import type { MessagingMetrics } from '../messaging/metrics.js';
@@ -11,7 +12,7 @@ import { Confirmables, type TransmissionParameters } from './confirmable.js';
 import { contentTypeOf } from './content-format.js';
 import type { CoapMetrics } from './metrics.js';
 import { decode, encode, headerOf, option, peerKey, readOptions, reset, uint, type OutOption, type Packet, type Peer, type RequestOptions } from './message.js';
-import { Observers } from './observers.js';
+import { Observers, type Observer } from './observers.js';
 import { RecentMap } from './recent.js';
 
 export interface CoapOptions extends TransmissionParameters {
@@ -47,6 +48,8 @@ export const defaultCoapOptions: CoapOptions = {
 
 export interface CoapDeps {
   messaging: MessagingService;
+  /** Where access changes are heard: observations no longer allowed end with 4.03. */
+  accessChanges?: AccessChanges;
   bus: Bus;
   log: Logger;
   metrics: MessagingMetrics;
@@ -94,6 +97,7 @@ export class CoapEndpoint {
   private messageId = randomInt(0x10000);
   private readonly timer: NodeJS.Timeout;
   private refusalWindow = { start: 0, logged: 0, suppressed: 0 };
+  private readonly stopListening: (() => void) | undefined;
 
   constructor(
     private readonly deps: CoapDeps,
@@ -117,6 +121,25 @@ export class CoapEndpoint {
     });
     this.timer = setInterval(() => this.housekeeping(), Math.max(50, Math.min(1000, options.confirmIntervalMs / 4)));
     this.timer.unref();
+    this.stopListening = deps.accessChanges?.onChange((change) => this.accessChanged(change));
+  }
+
+  /** Re-authorises the observations an access change concerns; those no longer allowed end with 4.03. */
+  private accessChanged(change: AccessChange): void {
+    const checks: Promise<void>[] = [];
+    for (const o of this.observers.all()) if (o.client && concerns(change, o.deviceId, o.channel)) checks.push(this.recheck(o, o.client));
+    if (checks.length > 0) void Promise.all(checks).catch((e: unknown) => this.deps.log.error({ err: e }, 're-checking CoAP observations after an access change failed'));
+  }
+
+  private async recheck(o: Observer, client: Client): Promise<void> {
+    try {
+      await this.deps.messaging.authorize(client, o.channel, 'subscribe');
+    } catch (e) {
+      if (!isAppError(e)) throw e;
+      if (this.observers.get(o.key) !== o) return; // ended or replaced meanwhile
+      this.deps.log.info({ channel: o.channel, address: o.peer.address, port: o.peer.port, code: e.code }, 'CoAP observation ended: access withdrawn');
+      this.observers.forbid(o.key, `${e.code}: access withdrawn`);
+    }
   }
 
   private nextMessageId(): number {
@@ -297,13 +320,13 @@ export class CoapEndpoint {
     const client = this.client(target.auth);
     const sub = normaliseSubtopic(target.subtopic, true);
     if (!sub.ok) throw new AppError('message.invalid_subtopic', sub.error);
-    await this.deps.messaging.authorize(client, target.channel, 'subscribe');
+    const granted = await this.deps.messaging.authorize(client, target.channel, 'subscribe');
     const key = Observers.key(peer, p.token);
     if (!this.observers.get(key) && !this.observers.canAdd(peer.address)) {
       throw new CoapRefusal('5.03', 'coap.too_many_observers', `At most ${this.options.maxObserversPerAddress} observations per address`, { maxAge: retryLaterSeconds });
     }
     // the bare channel path observes every message of the channel, as on WebSocket
-    const o = await this.observers.add({ peer, token: p.token, channel: target.channel, filter: sub.subtopic === '' ? '#' : sub.subtopic, uri: target.uri });
+    const o = await this.observers.add({ peer, token: p.token, channel: target.channel, filter: sub.subtopic === '' ? '#' : sub.subtopic, uri: target.uri, deviceId: granted.publisher, client });
     return { code: '2.05', options: [{ name: option.observe, value: uint(this.observers.nextSeq(o)) }] };
   }
 
@@ -325,6 +348,7 @@ export class CoapEndpoint {
   }
 
   close(): void {
+    this.stopListening?.();
     clearInterval(this.timer);
     this.observers.close();
     this.confirmables.close();

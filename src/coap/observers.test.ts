@@ -196,3 +196,29 @@ describe('Block2 follow-ups of large notifications', () => {
     assert.equal(observers.canAdd(peer.address), true);
   });
 });
+
+describe('observations whose access was withdrawn', () => {
+  let env: ReturnType<typeof setup>;
+  afterEach(() => env.close());
+
+  test('forbid sends a last confirmable 4.03 without Observe to the token, and the observation gets nothing after it', async () => {
+    env = setup();
+    const { observers, register, publish, sent } = env;
+    const peer = at('10.0.0.3', 5000);
+    const kept = await register(peer, 'c', 'u1');
+    const cut = await register(peer, 'c', 'u2');
+    assert.ok(observers.forbid(cut.key, 'message.not_connected: access withdrawn'));
+    const last = sent.at(-1)!.packet;
+    assert.equal(last.code, '4.03');
+    assert.ok(last.confirmable);
+    assert.ok(last.token.equals(cut.token));
+    assert.equal(last.options.find((o) => o.name === 'Observe'), undefined, 'RFC 7641 §4.2: an error ends the observation and carries no Observe');
+    assert.equal(last.payload.toString(), 'message.not_connected: access withdrawn');
+    assert.equal(observers.size, 1);
+    const before = sent.length;
+    await publish('c', 10);
+    await eventually(() => assert.equal(sent.length, before + 1));
+    assert.ok(sent.at(-1)!.packet.token.equals(kept.token), 'only the other observation is notified');
+    assert.equal(observers.forbid(cut.key, 'again'), false);
+  });
+});

@@ -2,6 +2,7 @@ import type { Logger } from '../core/logger.js';
 import type { Bus, LiveSubscription } from '../messaging/bus.js';
 import type { Envelope } from '../messaging/envelope.js';
 import type { MessagingMetrics } from '../messaging/metrics.js';
+import type { Client } from '../messaging/service.js';
 import { blockSize, encodeBlock, sendSzx, type BlockOption } from './block.js';
 import type { Confirmables, Outcome } from './confirmable.js';
 import { contentFormatOf } from './content-format.js';
@@ -24,6 +25,9 @@ export interface Observer {
   token: Buffer;
   channel: string;
   filter: string;
+  /** The device that registered it and the credential it proved that with: re-checked when access changes. */
+  deviceId: string | undefined;
+  client: Client | undefined;
   /** Endpoint, path and query of the registration: where it stands in the index of Block2 follow-ups. */
   resource: string;
   subscription: LiveSubscription | undefined;
@@ -37,7 +41,7 @@ export interface Observer {
   representation: { etag: Buffer; payload: Buffer; contentFormat: number | undefined } | undefined;
 }
 
-export type FreeReason = 'deregistered' | 'reset' | 'unanswered' | 'replaced' | 'closed';
+export type FreeReason = 'deregistered' | 'reset' | 'unanswered' | 'replaced' | 'closed' | 'forbidden';
 
 export interface ObserversContext {
   bus: Bus;
@@ -93,13 +97,13 @@ export class Observers {
   }
 
   /** Registers an observation and subscribes it on the bus; resolves once messages flow to it. */
-  async add(spec: { peer: Peer; token: Buffer; channel: string; filter: string; uri: string }): Promise<Observer> {
+  async add(spec: { peer: Peer; token: Buffer; channel: string; filter: string; uri: string; deviceId?: string; client?: Client }): Promise<Observer> {
     const key = Observers.key(spec.peer, spec.token);
     // RFC 7641 §4.1: a registration from the same endpoint with the same token replaces the entry
     if (this.byKey.has(key)) this.remove(key, 'replaced');
-    const { uri, ...kept } = spec;
+    const { uri, deviceId, client, ...kept } = spec;
     const resource = Observers.resource(spec.peer, uri);
-    const o: Observer = { key, ...kept, resource, subscription: undefined, seq: 0, lastConfirmed: this.ctx.now(), confirming: false, closed: false, representation: undefined };
+    const o: Observer = { key, ...kept, deviceId, client, resource, subscription: undefined, seq: 0, lastConfirmed: this.ctx.now(), confirming: false, closed: false, representation: undefined };
     this.byKey.set(key, o);
     const same = this.byResource.get(resource);
     if (same) same.add(o);
@@ -138,6 +142,25 @@ export class Observers {
     this.perAddress.remove(o.peer.address);
     this.ctx.coapMetrics.observersFreed.inc({ reason });
     if (reason === 'unanswered' || reason === 'reset') this.ctx.log.info({ channel: o.channel, address: o.peer.address, port: o.peer.port, reason }, 'CoAP observation freed');
+    return true;
+  }
+
+  /** Every observation, for re-checking them (their order is registration order). */
+  all(): IterableIterator<Observer> {
+    return this.byKey.values();
+  }
+
+  /**
+   * Ends an observation its client may no longer hold: a last, confirmable notification with 4.03
+   * Forbidden and no Observe option tells the client it ended (RFC 7641 §3.2, §4.2).
+   */
+  forbid(key: string, diagnostic: string): boolean {
+    const o = this.byKey.get(key);
+    if (!o) return false;
+    this.remove(key, 'forbidden');
+    const messageId = this.ctx.nextMessageId();
+    const datagram = encode({ code: '4.03', messageId, token: o.token, confirmable: true, payload: Buffer.from(diagnostic) });
+    this.ctx.confirmables.start(o.peer, messageId, datagram, () => {});
     return true;
   }
 

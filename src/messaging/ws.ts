@@ -12,6 +12,7 @@ import type { LiveSubscription } from './bus.js';
 import { hasWildcard, normaliseSubtopic } from './topic.js';
 import { mediaTypeOf } from './payload/index.js';
 import { truncateUtf8 } from '../core/text.js';
+import { concerns, type AccessChange } from '../auth/invalidation.js';
 
 /** RFC 6455 §7.4.1 close codes we use. */
 const close = {
@@ -20,6 +21,7 @@ const close = {
   tooBig: 1009,
   tryAgainLater: 1013, // slow consumer, overloaded store
   internal: 1011,
+  accessWithdrawn: 4403, // the device was disabled, deleted, got a new secret, or lost its connection to the channel
 } as const;
 
 interface WsSession {
@@ -31,6 +33,8 @@ interface WsSession {
   subtopic: string;
   canSubscribe: Granted | undefined;
   canPublish: boolean;
+  /** The device the client proved to be (undefined for a user): the sessions an access change concerns. */
+  deviceId: string | undefined;
   envelope: boolean;
   contentType: string;
 }
@@ -86,6 +90,36 @@ function reason(text: string): string {
 export function wsRoutes(app: FastifyInstance, platform: Platform): void {
   const { messaging, bus, messagingMetrics: metrics } = platform;
   const maxBuffered = platform.config.wsMaxBuffered;
+  /** Open sockets and what they were granted, for re-checking when access changes. */
+  const live = new Map<WebSocket, WsSession>();
+
+  /** A socket whose device lost what it was granted at the upgrade (subscribe, publish) is closed with 4403. */
+  const recheck = async (socket: WebSocket, s: WsSession): Promise<void> => {
+    let refusal: unknown;
+    for (const action of [...(s.canSubscribe ? ['subscribe' as const] : []), ...(s.canPublish ? ['publish' as const] : [])]) {
+      try {
+        await messaging.authorize(s.client, s.channel, action);
+      } catch (e) {
+        if (!isAppError(e)) throw e;
+        refusal = e;
+        break;
+      }
+    }
+    if (refusal === undefined || live.get(socket) !== s) return;
+    live.delete(socket);
+    const code = (refusal as AppError).code;
+    platform.log.info({ channel: s.channel, device: s.deviceId, code }, 'WebSocket closed: access withdrawn');
+    socket.close(close.accessWithdrawn, reason(`${code}: access withdrawn`));
+  };
+  const onChange = (change: AccessChange) => {
+    const checks: Promise<void>[] = [];
+    for (const [socket, s] of live) {
+      if (concerns(change, s.deviceId, s.channel)) checks.push(recheck(socket, s));
+    }
+    if (checks.length > 0) void Promise.all(checks).catch((e: unknown) => platform.log.error({ err: e }, 're-checking WebSocket sessions after an access change failed'));
+  };
+  const stopListening = platform.accessChanges.onChange(onChange);
+  app.addHook('onClose', async () => stopListening());
 
   /** Authorises before the upgrade, so that refusals are ordinary HTTP problem responses. */
   const authorize = async (req: FastifyRequest) => {
@@ -96,6 +130,7 @@ export function wsRoutes(app: FastifyInstance, platform: Platform): void {
     if (!sub.ok) throw new AppError('message.invalid_subtopic', sub.error);
     let canSubscribe: Granted | undefined;
     let canPublish = false;
+    let granted: Granted | undefined;
     let refusal: unknown;
     try {
       canSubscribe = await messaging.authorize(client, params.id, 'subscribe');
@@ -104,14 +139,15 @@ export function wsRoutes(app: FastifyInstance, platform: Platform): void {
     }
     if (!hasWildcard(sub.subtopic)) {
       try {
-        await messaging.authorize(client, params.id, 'publish');
+        granted = await messaging.authorize(client, params.id, 'publish');
         canPublish = true;
       } catch (e) {
         refusal ??= e;
       }
     }
     if (!canSubscribe && !canPublish) throw refusal;
-    req.wsSession = { client, channel: params.id, filter: sub.subtopic === '' ? '#' : sub.subtopic, subtopic: sub.subtopic, canSubscribe, canPublish, envelope: query.envelope === true, contentType: query.content_type || 'application/octet-stream' };
+    const deviceId = client.kind === 'user' ? undefined : (canSubscribe ?? granted)!.publisher;
+    req.wsSession = { client, channel: params.id, filter: sub.subtopic === '' ? '#' : sub.subtopic, subtopic: sub.subtopic, canSubscribe, canPublish, deviceId, envelope: query.envelope === true, contentType: query.content_type || 'application/octet-stream' };
   };
 
   const handler = (socket: WebSocket, req: FastifyRequest) => {
@@ -170,7 +206,11 @@ export function wsRoutes(app: FastifyInstance, platform: Platform): void {
         socket.terminate();
       });
     });
-    socket.on('close', () => subscription?.unsubscribe());
+    live.set(socket, s);
+    socket.on('close', () => {
+      live.delete(socket);
+      subscription?.unsubscribe();
+    });
     socket.on('error', (e) => log.info({ err: e }, 'WebSocket error'));
   };
 

@@ -451,6 +451,27 @@ export class Broker {
     }
   }
 
+  /**
+   * The policy found a client no longer allowed what it holds: its connection is closed with the
+   * reason (MQTT 5: DISCONNECT first), and either the whole session ends (`'session'`: nothing is
+   * kept for a later connection) or the session loses the subscriptions given by key.
+   */
+  cutOff(session: Session, reasonCode: number, reason: string, drop: 'session' | readonly string[]): void {
+    if (drop !== 'session') {
+      for (const key of drop) {
+        if (!session.subscriptions.has(key)) continue;
+        const { filter, group } = splitKey(key);
+        this.unsubscribe(session, key, filter, group);
+      }
+    }
+    if (session.connection) {
+      this.log.info({ clientId: session.clientId, reasonCode, reason }, 'MQTT client cut off');
+      session.connection.disconnect(reasonCode, reason);
+    }
+    // a clean session ended with its connection already
+    if (drop === 'session' && this.sessions.get(session.clientId) === session) this.endSession(session);
+  }
+
   /** Retained messages matching a new subscription, sent with RETAIN set [MQTT-3.3.1-8]. */
   async sendRetained(conn: Connection, filter: string, opts: SubscriptionOptions): Promise<void> {
     const now = Date.now();
@@ -539,6 +560,7 @@ export class Broker {
     for (const s of this.sessions.values()) if (s.expiryTimer) clearTimeout(s.expiryTimer);
     await this.journal?.flush();
     this.cluster?.close();
+    this.policy.close?.();
   }
 }
 

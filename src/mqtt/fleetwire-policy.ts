@@ -1,12 +1,15 @@
 import { createHash } from 'node:crypto';
 import { isAppError, type ErrorCode } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
-import type { DeviceAuthorizer } from '../auth/decision.js';
+import type { DeviceAuthorizer, DeviceCredential } from '../auth/decision.js';
+import { concerns, type AccessChange, type AccessChanges } from '../auth/invalidation.js';
 import type { Bus, LiveSubscription } from '../messaging/bus.js';
 import type { Envelope } from '../messaging/envelope.js';
 import type { Client, MessagingService } from '../messaging/service.js';
 import { channelTopic, normaliseSubtopic, parseChannelTopic } from '../messaging/topic.js';
 import type { Broker } from './broker.js';
+import type { Session } from './session.js';
+import { parseSharedFilter } from './topics.js';
 import type { BrokerPolicy } from './policy.js';
 import { rc, type BrokerMessage, type ClientIdentity } from './types.js';
 
@@ -59,6 +62,26 @@ export function envelopeToMessage(env: Envelope): BrokerMessage {
   return message;
 }
 
+/** The channels a session's subscriptions are on: channel id → subscription keys. */
+function channelsOf(session: Session): Map<string, string[]> {
+  const channels = new Map<string, string[]>();
+  for (const key of session.subscriptions.keys()) {
+    const shared = parseSharedFilter(key);
+    const channel = parseChannelTopic(shared && !('error' in shared) ? shared.filter : key)?.channel;
+    if (channel === undefined) continue;
+    const keys = channels.get(channel);
+    if (keys) keys.push(key);
+    else channels.set(channel, [key]);
+  }
+  return channels;
+}
+
+/** What a cut-off client is told, by the authorizer's reason (MQTT 5 reason string). */
+const cutReason = {
+  invalid_credentials: 'the device or its credentials are no longer valid',
+  device_disabled: 'the device was disabled',
+} as const;
+
 /**
  * Fleetwire's broker policy: devices authenticate with their id and secret (or a client
  * certificate), topics are `channels/<id>/messages[/<subtopic>]`, and publish and subscribe are
@@ -66,10 +89,60 @@ export function envelopeToMessage(env: Envelope): BrokerMessage {
  * bus; the bus feeds every node's broker the channels its clients subscribe to, so a message
  * reaches each subscriber once, whichever protocol or node it came from.
  */
-export function fleetwirePolicy(deps: { authorizer: DeviceAuthorizer; messaging: MessagingService; bus: Bus; log: Logger; broker: () => Broker }, options: FleetwirePolicyOptions): BrokerPolicy {
+export function fleetwirePolicy(deps: { authorizer: DeviceAuthorizer; messaging: MessagingService; bus: Bus; log: Logger; broker: () => Broker; accessChanges?: AccessChanges }, options: FleetwirePolicyOptions): BrokerPolicy {
   const { authorizer, messaging, bus, log } = deps;
   /** channel → its bus subscription and how many filters use it. */
   const feeds = new Map<string, { refs: number; sub: Promise<LiveSubscription> }>();
+  /**
+   * The credential each connected device authenticated with, by the identity object the broker
+   * keeps on its connection: re-checked when access changes, so that a session opened with a
+   * secret since rotated ends. Never stored (a restored session's identity is not in here).
+   */
+  const credentials = new WeakMap<ClientIdentity, DeviceCredential>();
+
+  /**
+   * Re-authorises a session after an access change: a device no longer valid (deleted, disabled,
+   * its secret rotated) loses its whole session; one that lost subscribe on a channel is
+   * disconnected and its session loses the subscriptions there (MQTT has no server-side
+   * unsubscribe to tell the client). MQTT 5 clients get DISCONNECT 0x98 Administrative action.
+   */
+  const recheck = async (broker: Broker, session: Session, deviceId: string, channels: Map<string, string[]>): Promise<void> => {
+    const conn = session.connection;
+    const credential = (conn && credentials.get(conn.identity)) ?? { kind: 'certificate' as const, deviceId };
+    const who = await authorizer.identify(credential);
+    // the session may have ended, or got a new connection (authenticated after the change), meanwhile
+    const current = () => broker.sessions.get(session.clientId) === session && session.connection === conn;
+    if (!who.ok || who.device.id !== deviceId) {
+      if (current()) broker.cutOff(session, rc.administrativeAction, cutReason[who.ok ? 'invalid_credentials' : who.reason], 'session');
+      return;
+    }
+    const lost: string[] = [];
+    const denied: string[] = [];
+    for (const [channel, keys] of channels) {
+      const d = await authorizer.authorizeDevice(who.device, channel, 'subscribe');
+      if (d.allow) continue;
+      lost.push(...keys);
+      denied.push(channel);
+    }
+    if (lost.length > 0 && current()) broker.cutOff(session, rc.administrativeAction, `subscribe access withdrawn on channel ${denied.join(', ')}`.slice(0, 200), lost);
+  };
+
+  const onChange = (change: AccessChange) => {
+    const broker = deps.broker();
+    const checks: Promise<void>[] = [];
+    for (const session of broker.sessions.values()) {
+      const identity = session.identity;
+      if (identity.kind !== 'device') continue;
+      // a change of the device itself concerns even a session with no subscription (a publisher)
+      if (change.kind === 'devices' && !change.deviceIds.has(identity.deviceId)) continue;
+      const channels = channelsOf(session);
+      if (change.kind !== 'devices' && ![...channels.keys()].some((c) => concerns(change, identity.deviceId, c))) continue;
+      checks.push(recheck(broker, session, identity.deviceId, channels));
+    }
+    if (checks.length === 0) return;
+    void Promise.all(checks).catch((e: unknown) => log.error({ err: e }, 're-checking MQTT sessions after an access change failed'));
+  };
+  const stopListening = deps.accessChanges?.onChange(onChange);
 
   const refuse = (e: unknown) => {
     if (!isAppError(e)) throw e;
@@ -87,7 +160,10 @@ export function fleetwirePolicy(deps: { authorizer: DeviceAuthorizer; messaging:
         result = await authorizer.identify({ kind: 'secret', secret: password.toString('utf8'), ...(username ? { deviceId: username } : {}) });
       }
       if (!result.ok) return { ok: false, reasonCode: result.reason === 'device_disabled' ? rc.notAuthorized : rc.badUsernameOrPassword };
-      return { ok: true, identity: { kind: 'device', deviceId: result.device.id, orgId: result.device.orgId } };
+      const identity: ClientIdentity = { kind: 'device', deviceId: result.device.id, orgId: result.device.orgId };
+      // a certificate session is re-checked by its device id, as any session without an entry here
+      if (!meta.certificateCn) credentials.set(identity, { kind: 'secret', secret: password!.toString('utf8'), deviceId: result.device.id });
+      return { ok: true, identity };
     },
 
     async publish(client, message) {
@@ -147,6 +223,10 @@ export function fleetwirePolicy(deps: { authorizer: DeviceAuthorizer; messaging:
     },
 
     feedsShareGroups: true,
+
+    close() {
+      stopListening?.();
+    },
 
     watch(filter, group) {
       const parsed = parseChannelTopic(filter);

@@ -112,13 +112,14 @@ describe('MQTT with Fleetwire devices and channels', () => {
     await closed;
   });
 
-  test('disabling a device refuses its next publish on a live connection', async () => {
+  test('disabling a device ends its live connection with DISCONNECT 0x98 and refuses it at CONNECT', async () => {
     const fresh = (await t.request('POST', `/orgs/${org}/devices`, { token, body: { name: 'to-disable' } })).json();
     await t.request('POST', `/orgs/${org}/connections`, { token, body: { device_ids: [fresh.id], channel_ids: [channel], types: ['publish'] } });
     const c = await as(fresh, 5);
     await c.publishAsync(topic(), '[{"n":"x","v":1}]', { qos: 1 });
+    const disconnected = new Promise<{ reasonCode?: number }>((r) => c.once('disconnect', (p) => r(p)));
     await t.request('POST', `/orgs/${org}/devices/${fresh.id}/disable`, { token });
-    await assert.rejects(c.publishAsync(topic(), '[{"n":"x","v":2}]', { qos: 1 }), (e: Error & { code?: number }) => e.code === 0x87);
+    assert.equal((await disconnected).reasonCode, 0x98);
     assert.equal(await refusal(url, { protocolVersion: 5, username: fresh.id, password: fresh.secret }), 0x87);
   });
 

@@ -69,4 +69,6 @@ export interface BrokerPolicy {
    * across all nodes (`Broker.routeShared`); the broker's `route` then leaves share groups out.
    */
   readonly feedsShareGroups?: boolean;
+  /** The broker closes: stop what the policy started (listeners). */
+  close?(): void;
 }

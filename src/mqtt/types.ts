@@ -77,6 +77,7 @@ export const rc = {
   packetTooLarge: 0x95,
   messageRateTooHigh: 0x96,
   quotaExceeded: 0x97,
+  administrativeAction: 0x98,
   payloadFormatInvalid: 0x99,
   retainNotSupported: 0x9a,
   qosNotSupported: 0x9b,
