@@ -45,7 +45,7 @@ interface Node {
 async function startNode(db: Database, key: Buffer, overrides: Partial<Config>, bus?: NatsBus): Promise<Node> {
   const dataDir = mkdtempSync(join(tmpdir(), 'fleetwire-cutoff-'));
   const config = loadConfig({}, { dataDir, logLevel: 'silent', mqttPort: 0, coapPort: 0, host: '127.0.0.1', ...overrides });
-  const platform = await createPlatform(config, { db, clock: new ManualClock(Date.now()), log: createLogger('silent'), key, writer: false, ...(bus ? { bus } : {}) });
+  const platform = await createPlatform(config, { db, clock: new ManualClock(Date.now()), log: createLogger('silent'), key, ...(bus ? { bus } : {}) });
   const brokers = createMqtt(platform);
   const app = await buildApp(platform, { mqttBroker: () => brokers.broker });
   await app.listen({ host: '127.0.0.1', port: 0 });
