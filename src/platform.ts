@@ -113,7 +113,7 @@ export async function createPlatform(config: Config, deps: PlatformDeps): Promis
     const writerStore = await storeFor(config, url, deps.db === undefined, db, log, deps.writer !== false);
     // the writer reuses the service's parse only when it gets the very envelope object: same thread, in-process bus
     const rememberParse = bus.kind === 'memory' && !(writerStore instanceof WriterThread);
-    const messaging = new MessagingService(authorizer, orgs, channels, bus, clock, { maxPayloadBytes: config.messageMaxSize, rememberParse });
+    const messaging = new MessagingService(authorizer, orgs, channels, bus, clock, { maxPayloadBytes: config.messageMaxSize, maxPayloadDepth: config.messageMaxDepth, rememberParse });
     const writer = new MessageWriter(bus, writerStore, clock, log, messagingMetrics, {
       batchSize: config.writerBatchSize,
       retentionMs: config.retention,
