@@ -70,7 +70,7 @@ function rowsOf<T extends { id: string; seq?: number }>(rows: T[], fresh: Set<st
 /** The batch cut down to the messages not stored before; the batch itself when all of them are new, once. */
 function freshPart(batch: RowBatch, fresh: Set<string>): RowBatch {
   if (fresh.size === batch.ids.length) return batch;
-  return { ids: [...fresh], records: rowsOf(batch.records, fresh), documents: rowsOf(batch.documents, fresh), payloads: rowsOf(batch.payloads, fresh), rejected: batch.rejected };
+  return { ids: [...fresh], records: rowsOf(batch.records, fresh), documents: rowsOf(batch.documents, fresh), payloads: rowsOf(batch.payloads, fresh) };
 }
 
 /** Where a message came from: what a `message_sources` row stands for. */

@@ -9,12 +9,11 @@ import type { DeadLetterRepository } from './dead-letters.js';
 
 export const writerConsumer = 'writer';
 
-/** Rows one batch became, by kind, and messages that were not stored because their payload no longer parses. */
+/** Rows one batch became, by kind. */
 export interface StoredCounts {
   records: number;
   documents: number;
   payloads: number;
-  rejected: number;
 }
 
 /**
@@ -34,7 +33,7 @@ export interface BatchStore {
 export async function storeBatch(sink: MessageSink, batch: Envelope[], opaqueMaxBytes: number): Promise<StoredCounts> {
   const rows = toRows(batch, opaqueMaxBytes);
   await sink.write(rows);
-  return { records: rows.records.length, documents: rows.documents.length, payloads: rows.payloads.length, rejected: rows.rejected };
+  return { records: rows.records.length, documents: rows.documents.length, payloads: rows.payloads.length };
 }
 
 /** A BatchStore over a sink on this thread: the writer's default. */
@@ -222,10 +221,6 @@ export class MessageWriter {
     if (rows.records) this.metrics.stored.inc({ kind: 'senml' }, rows.records);
     if (rows.documents) this.metrics.stored.inc({ kind: 'json' }, rows.documents);
     if (rows.payloads) this.metrics.stored.inc({ kind: 'opaque' }, rows.payloads);
-    if (rows.rejected) {
-      this.metrics.dropped.inc({ reason: 'invalid_payload' }, rows.rejected);
-      this.log.warn({ messages: rows.rejected }, 'messages with an invalid payload reached the writer and were not stored');
-    }
   }
 
   /** Deletes what is older than the retention period, in chunks so that writers are not blocked for long. */
