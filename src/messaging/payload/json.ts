@@ -64,6 +64,11 @@ function escapedUnit(text: string, i: number): number {
  * too). Brackets inside strings do not count. Malformed text is left for `JSON.parse` to report.
  */
 export function scanJsonText(text: string, maxDepth: number, screenStrings: boolean): string | undefined {
+  // The walk below costs about 2 ns a character. Most payloads need none of it: fewer opening
+  // brackets in all than the bound cannot nest past it, and no `\u` means no escape to screen.
+  const deep = maxDepth !== Infinity && moreThan(text, 0x5b, 0x7b, maxDepth);
+  screenStrings &&= text.includes('\\u');
+  if (!deep && !screenStrings) return undefined;
   let depth = 0;
   let inString = false;
   const n = text.length;
@@ -91,6 +96,15 @@ export function scanJsonText(text: string, maxDepth: number, screenStrings: bool
     } else if (c === 0x5d || c === 0x7d) depth--;
   }
   return undefined;
+}
+
+/** Whether `text` holds more than `limit` of the characters `a` and `b` together (found by the native indexOf). */
+function moreThan(text: string, a: number, b: number, limit: number): boolean {
+  let n = 0;
+  for (const c of [String.fromCharCode(a), String.fromCharCode(b)]) {
+    for (let i = text.indexOf(c); i >= 0; i = text.indexOf(c, i + 1)) if (++n > limit) return true;
+  }
+  return false;
 }
 
 /**
