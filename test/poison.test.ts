@@ -1,6 +1,6 @@
 /**
  * A message that cannot be stored never blocks the others, one too deep is refused at the door on
- * every protocol, and a failing database makes the platform say so (/ready, 503, 0x89, 5.03)
+ * every protocol, and a failing database makes the platform say so (/ready, 503, MQTT 5 0x97, 5.03)
  * instead of acknowledging messages that are not stored; when it comes back the backlog is stored.
  */
 import { after, describe, test } from 'node:test';
