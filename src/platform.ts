@@ -25,6 +25,7 @@ import { MessageWriter, localStore, writerConsumer, type BatchStore } from './st
 import { WriterThread } from './storage/writer-thread.js';
 import { createMessageSink } from './storage/sink.js';
 import { MessageReaders } from './storage/readers.js';
+import { DeadLetterRepository } from './storage/dead-letters.js';
 
 /** Every domain service, wired over one database. Transports receive this and nothing else. */
 export interface Platform {
@@ -48,6 +49,8 @@ export interface Platform {
   messaging: MessagingService;
   readers: MessageReaders;
   writer: MessageWriter;
+  /** Messages the writer could not store (migration 5). */
+  deadLetters: DeadLetterRepository;
   /** Prometheus registry every part registers its metrics in. */
   metrics: Registry;
   messagingMetrics: MessagingMetrics;
@@ -115,16 +118,22 @@ export async function createPlatform(config: Config, deps: PlatformDeps): Promis
     const writerStore = await storeFor(config, url, deps.db === undefined, db, log, deps.writer !== false);
     // the writer reuses the service's parse only when it gets the very envelope object: same thread, in-process bus
     const rememberParse = bus.kind === 'memory' && !(writerStore instanceof WriterThread);
-    const messaging = new MessagingService(authorizer, orgs, channels, bus, clock, { maxPayloadBytes: config.messageMaxSize, rememberParse, storeTimeoutMs: config.storeTimeout });
+    const deadLetters = new DeadLetterRepository(db);
     const writer = new MessageWriter(bus, writerStore, clock, log, messagingMetrics, {
       batchSize: config.writerBatchSize,
       retentionMs: config.retention,
       pruneIntervalMs: Math.min(5 * 60_000, Math.max(1000, config.retention / 10)),
-    });
+    }, deadLetters);
+    // while the writer cannot store, new messages are refused (503, MQTT 5 0x97, 5.03) rather than acknowledged for nothing
+    const refuse = () => {
+      const health = writer.health();
+      return health.ok ? undefined : health.reason;
+    };
+    const messaging = new MessagingService(authorizer, orgs, channels, bus, clock, { maxPayloadBytes: config.messageMaxSize, maxPayloadDepth: config.messageMaxDepth, rememberParse, refuse, storeTimeoutMs: config.storeTimeout });
     if (deps.writer !== false) await writer.start();
     return {
       config, db, clock, log, keys, users, auth, orgs, devices, channels, groups, connections, authorizer, accessChanges: invalidation,
-      bus, messaging, readers: new MessageReaders(db), writer, metrics, messagingMetrics,
+      bus, messaging, readers: new MessageReaders(db), writer, deadLetters, metrics, messagingMetrics,
       close: async () => {
         await writer.stop();
         invalidation.stop();

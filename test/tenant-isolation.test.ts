@@ -5,6 +5,7 @@ import diagnostics from 'node:diagnostics_channel';
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import { startTestPlatform, type TestPlatform } from './helpers/platform.js';
 import { assertProblem } from './helpers/problem.js';
+import { uuidv7 } from '../src/core/ids.js';
 
 type TestUser = Awaited<ReturnType<TestPlatform['user']>>;
 type Method = NonNullable<InjectOptions['method']>;
@@ -46,7 +47,7 @@ describe('tenant isolation', () => {
   let t: TestPlatform;
   let alice: TestUser; // owns organization A
   let bob: TestUser; // owns organization B, and must see nothing of A
-  const a = { org: '', device: '', secret: '', channel: '', group: '' };
+  const a = { org: '', device: '', secret: '', channel: '', group: '', deadLetter: '' };
   const b = { org: '', device: '', channel: '', group: '' };
   let routes: Route[];
   let orgRoutes: Route[];
@@ -67,6 +68,8 @@ describe('tenant isolation', () => {
       groupDevices: await read(`/groups/${a.group}/devices`),
       channelDevices: await read(`/channels/${a.channel}/devices`),
       deviceChannels: await read(`/devices/${a.device}/channels`),
+      deadLetters: await read('/dead-letters'),
+      deadLetter: await read(`/dead-letters/${a.deadLetter}`),
       secretWorks: (await t.platform.authorizer.identify({ kind: 'secret', secret: a.secret })).ok,
       bobsDevices: (await t.request('GET', `/orgs/${b.org}/devices?limit=1000`, { token: bob.token })).json(),
     };
@@ -106,7 +109,7 @@ describe('tenant isolation', () => {
   function idOfA(name: string, segmentBefore: string): string {
     if (name === 'org') return a.org;
     if (name === 'user_id') return alice.id;
-    const bySegment: Record<string, string> = { devices: a.device, channels: a.channel, groups: a.group };
+    const bySegment: Record<string, string> = { devices: a.device, channels: a.channel, groups: a.group, 'dead-letters': a.deadLetter };
     return bySegment[segmentBefore] ?? randomUUID();
   }
 
@@ -130,6 +133,9 @@ describe('tenant isolation', () => {
     a.group = (await asAlice('POST', `/orgs/${a.org}/groups`, { name: 'a-group' })).id;
     await asAlice('POST', `/orgs/${a.org}/groups/${a.group}/devices`, { device_ids: [a.device] });
     await asAlice('POST', `/orgs/${a.org}/connections`, { device_ids: [a.device], channel_ids: [a.channel], types: ['publish', 'subscribe'] });
+    // a message of A's that the writer set aside
+    a.deadLetter = uuidv7();
+    await t.platform.deadLetters.add({ id: a.deadLetter, org: a.org, channel: a.channel, subtopic: '', publisher: a.device, protocol: 'http', contentType: 'application/json', payload: Buffer.from('{"a":1}'), receivedAt: Date.now() }, 'set aside for the test', Date.now());
 
     b.org = (await asBob('POST', '/orgs', { name: 'B' })).id;
     b.device = (await asBob('POST', `/orgs/${b.org}/devices`, { name: 'b-device' })).id;

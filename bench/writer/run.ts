@@ -64,7 +64,7 @@ function rowCase(writer: RowWriter): Write {
 
 const sinkWriter = (db: Database): RowWriter => {
   const sink = createMessageSink(db);
-  return (r) => sink.write({ ids: r.filter((x) => x.seq === 0).map((x) => x.id), records: r, documents: [], payloads: [], rejected: 0 });
+  return (r) => sink.write({ ids: r.filter((x) => x.seq === 0).map((x) => x.id), records: r, documents: [], payloads: [] });
 };
 
 /** Runs `op` under measure(), counting what it ran and the CPU it took. */

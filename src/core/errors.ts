@@ -74,6 +74,7 @@ export const errorCodes = {
   'message.device_disabled': { kind: 'forbidden', title: 'The device is disabled' },
   'message.overloaded': { kind: 'unavailable', title: 'The message store is behind; try again later' },
   'message.invalid_query': { kind: 'invalid', title: 'The message query is not valid' },
+  'dead_letter.not_found': { kind: 'not_found', title: 'Dead letter not found' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof errorCodes;

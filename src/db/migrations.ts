@@ -297,7 +297,37 @@ CREATE INDEX message_payloads_channel_time ON message_payloads (channel, time);
     name: 'compact records',
     ...compactRecords(),
   },
+  {
+    version: 5,
+    name: 'dead letters',
+    ...deadLetters(),
+  },
 ];
+
+/**
+ * Messages the writer could not store although the database took others (src/storage/writer.ts),
+ * kept with the reason until an organization's admin deletes them. No foreign key to the
+ * organization: the writer must be able to set a message aside whatever happened to its tenant.
+ */
+function deadLetters(): { sqlite: string; postgres: string } {
+  const render = (t: { ts: string; bytes: string }) => `
+CREATE TABLE dead_letters (
+  id TEXT PRIMARY KEY,
+  org_id TEXT NOT NULL,
+  channel TEXT NOT NULL,
+  subtopic TEXT NOT NULL,
+  publisher TEXT NOT NULL,
+  protocol TEXT NOT NULL,
+  content_type TEXT NOT NULL,
+  payload ${t.bytes} NOT NULL,
+  received_at ${t.ts},
+  failed_at ${t.ts},
+  error TEXT NOT NULL
+);
+CREATE INDEX dead_letters_org ON dead_letters (org_id, id);
+`;
+  return { sqlite: render({ ts: ts.sqlite, bytes: 'BLOB' }), postgres: render({ ts: ts.postgres, bytes: 'BYTEA' }) };
+}
 
 /**
  * Record rows without the text that repeats: the channel, and the (channel, subtopic, publisher,

@@ -100,6 +100,20 @@ export interface SchemaMigrationsTable {
   applied_at: string;
 }
 
+export interface DeadLettersTable {
+  id: string;
+  org_id: string;
+  channel: string;
+  subtopic: string;
+  publisher: string;
+  protocol: string;
+  content_type: string;
+  payload: Buffer;
+  received_at: string;
+  failed_at: string;
+  error: string;
+}
+
 export interface Tables {
   users: UsersTable;
   organizations: OrganizationsTable;
@@ -112,4 +126,5 @@ export interface Tables {
   group_devices: GroupDevicesTable;
   connections: ConnectionsTable;
   schema_migrations: SchemaMigrationsTable;
+  dead_letters: DeadLettersTable;
 }

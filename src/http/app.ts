@@ -20,6 +20,7 @@ import { channelRoutes } from '../channels/http.js';
 import { groupRoutes } from '../groups/http.js';
 import { connectionRoutes } from '../connections/http.js';
 import { messageRoutes } from '../messaging/http.js';
+import { deadLetterRoutes } from '../storage/http.js';
 import { wsRoutes } from '../messaging/ws.js';
 import websocket from '@fastify/websocket';
 import { chooseMqttSubprotocol, mqttOverWebSocket, type Broker } from '../mqtt/index.js';
@@ -95,6 +96,7 @@ export async function buildApp(platform: Platform, options: AppOptions = {}): Pr
   groupRoutes(app, platform);
   connectionRoutes(app, platform);
   messageRoutes(app, platform);
+  deadLetterRoutes(app, platform);
   await app.register(websocket, {
     options: { maxPayload: platform.config.messageMaxSize + 64 * 1024, handleProtocols: (protocols) => chooseMqttSubprotocol(protocols) },
     // A client's bad frame (WS_ERR_…: invalid UTF-8 in a text frame, over the size limit) or its

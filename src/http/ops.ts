@@ -14,9 +14,11 @@ export function opsRoutes(app: FastifyInstance, platform: Platform, registry: Re
 
   app.get('/ready', {
     config: { auth: 'none' },
-    schema: { tags: ['operations'], summary: 'Readiness: the database answers', response: { 200: Type.Object({ status: Type.Literal('ready'), database: Type.String() }), ...problems(503) } },
+    schema: { tags: ['operations'], summary: 'Readiness: the database answers and the message writer is storing', response: { 200: Type.Object({ status: Type.Literal('ready'), database: Type.String() }), ...problems(503) } },
   }, async () => {
     if (!(await platform.db.ping())) throw new AppError('service.unavailable', 'The database does not answer');
+    const storage = platform.writer.health();
+    if (!storage.ok) throw new AppError('service.unavailable', `${storage.reason} (since ${new Date(storage.since).toISOString()})`);
     return { status: 'ready' as const, database: platform.db.kind };
   });
 

@@ -14,7 +14,11 @@ export function rememberParsedPayload(env: Envelope, parsed: NormalisedPayload):
   if (parsed.kind === 'senml' || parsed.kind === 'json') parsedPayloads.set(env, parsed);
 }
 
-/** `env`'s payload, normalised: the remembered result when there is one, otherwise parsed now. */
+/**
+ * `env`'s payload, normalised: the remembered result when there is one, otherwise parsed now. With
+ * no depth bound: the service bounded it, by a setting this process may not share, and a payload
+ * too deep to store fails its batch and goes to the dead letters (writer.ts).
+ */
 export function parsedPayloadOf(env: Envelope): NormalisedPayload {
-  return parsedPayloads.get(env) ?? normalisePayload(env.contentType, env.payload, env.receivedAt / 1000);
+  return parsedPayloads.get(env) ?? normalisePayload(env.contentType, env.payload, env.receivedAt / 1000, Infinity);
 }

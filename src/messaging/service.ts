@@ -38,6 +38,14 @@ export interface Granted {
 
 export interface MessagingOptions {
   maxPayloadBytes: number;
+  /** Deepest nesting of JSON, SenML JSON and SenML CBOR payloads accepted (defaultMaxPayloadDepth). */
+  maxPayloadDepth?: number;
+  /**
+   * Why new messages are refused right now, or undefined to take them: the writer reports that
+   * storage is failing (MessageWriter.health), so that publishers get message.overloaded instead
+   * of an acknowledgement for a message that is not being stored. Default: never refused.
+   */
+  refuse?: () => string | undefined;
   /**
    * Keep each payload's parse beside its envelope for the writer (src/messaging/parsed.ts). Only
    * worth it when the writer receives the same object: on NATS, or with the writer on its thread,
@@ -107,13 +115,15 @@ export class MessagingService {
 
   /** Checks the parts that need no database: size, subtopic, content type and payload. */
   validate(input: Pick<PublishInput, 'subtopic' | 'contentType' | 'payload'>, receivedAt: number): { subtopic: string; contentType: string; parsed: NormalisedPayload } {
+    const refused = this.options.refuse?.();
+    if (refused !== undefined) throw new AppError('message.overloaded', refused);
     if (input.payload.length > this.options.maxPayloadBytes) throw new AppError('message.too_large', `The payload is ${input.payload.length} bytes; at most ${this.options.maxPayloadBytes} are accepted`);
     const sub = normaliseSubtopic(input.subtopic);
     if (!sub.ok) throw new AppError('message.invalid_subtopic', sub.error);
     const contentType = (input.contentType ?? '').trim() || 'application/octet-stream';
     const media = mediaTypeOf(contentType);
     if (unsupportedSenml.has(media)) throw new AppError('message.unsupported_content_type', `${media} is not supported; use application/senml+json or application/senml+cbor`);
-    const parsed = normalisePayload(contentType, input.payload, receivedAt / 1000);
+    const parsed = normalisePayload(contentType, input.payload, receivedAt / 1000, this.options.maxPayloadDepth);
     if (parsed.kind === 'invalid') throw new AppError('message.invalid_payload', parsed.error);
     // the type travels with the message as given, but SenML/JSON types in canonical form
     return { subtopic: sub.subtopic, contentType: parsed.kind === 'opaque' ? contentType : media, parsed };

@@ -28,7 +28,8 @@ const reasonOf: Partial<Record<ErrorCode, number>> = {
   'message.invalid_payload': rc.payloadFormatInvalid,
   'message.unsupported_content_type': rc.payloadFormatInvalid,
   'message.invalid_subtopic': rc.topicNameInvalid,
-  'message.overloaded': rc.serverBusy,
+  // Server busy (0x89) is no PUBACK or PUBREC reason (MQTT 5 §3.4.2.1): clients drop the connection on it
+  'message.overloaded': rc.quotaExceeded,
 };
 
 /** Plain subscriptions share one feed per channel; each share group has its own. */

@@ -259,6 +259,8 @@ describe('organizations over HTTP', () => {
       'groups:write': { method: 'PATCH', url: `${base}/groups/${group.id}`, body: {}, allowed: 200 },
       'connections:read': { method: 'GET', url: `${base}/devices/${device.id}/channels`, allowed: 200 },
       'connections:write': { method: 'DELETE', url: `${base}/connections`, body: connection, allowed: 204 },
+      'dead-letters:read': { method: 'GET', url: `${base}/dead-letters`, allowed: 200 },
+      'dead-letters:write': { method: 'DELETE', url: `${base}/dead-letters`, allowed: 200 },
       'org:delete': { method: 'DELETE', url: base, allowed: 204 }, // last: the owner's probe deletes the organization
     };
     const withoutRoute = new Set<Action>(['messages:read', 'messages:publish']); // served by the messaging adapters, not this API

@@ -21,12 +21,14 @@ export const actions = [
   'connections:write',
   'messages:read',
   'messages:publish',
+  'dead-letters:read',
+  'dead-letters:write',
 ] as const;
 export type Action = (typeof actions)[number];
 
 const read: Action[] = ['org:read', 'members:read', 'devices:read', 'channels:read', 'groups:read', 'connections:read', 'messages:read'];
 const operate: Action[] = [...read, 'devices:write', 'channels:write', 'groups:write', 'connections:write', 'messages:publish'];
-const administer: Action[] = [...operate, 'org:update', 'members:write'];
+const administer: Action[] = [...operate, 'org:update', 'members:write', 'dead-letters:read', 'dead-letters:write'];
 
 export const rolePermissions: Record<OrgRole, ReadonlySet<Action>> = {
   viewer: new Set(read),
@@ -51,6 +53,8 @@ export const actionDescriptions: Record<Action, string> = {
   'connections:write': 'Connect and disconnect devices and channels',
   'messages:read': "Read a channel's stored messages",
   'messages:publish': 'Publish to a channel with a user token',
+  'dead-letters:read': 'List and read the messages that could not be stored, payloads included',
+  'dead-letters:write': 'Delete dead letters',
 };
 
 export function roleAllows(role: OrgRole, action: Action): boolean {

@@ -40,17 +40,15 @@ export interface PayloadRow extends EnvelopeColumns {
 }
 
 export interface RowBatch {
-  /** Ids of the messages the rows come from, one per message (rejected ones left out): the sink stores a message's rows only when its id is new. */
+  /** Ids of the messages the rows come from, one per message: the sink stores a message's rows only when its id is new. */
   ids: string[];
   records: RecordRow[];
   documents: DocumentRow[];
   payloads: PayloadRow[];
-  /** Messages whose payload no longer parses (should not happen: adapters validate); counted, not stored. */
-  rejected: number;
 }
 
 export function emptyBatch(): RowBatch {
-  return { ids: [], records: [], documents: [], payloads: [], rejected: 0 };
+  return { ids: [], records: [], documents: [], payloads: [] };
 }
 
 /**
@@ -61,7 +59,10 @@ export function toRows(envs: Envelope[], opaqueMaxBytes: number, into: RowBatch 
   for (const env of envs) {
     const receivedAt = env.receivedAt / 1000;
     const parsed = parsedPayloadOf(env);
-    if (parsed.kind !== 'invalid') into.ids.push(env.id);
+    // adapters validate, so this is a message from elsewhere (an older node on NATS, say): its
+    // batch fails, and the writer sets it aside with the reason (writer.ts)
+    if (parsed.kind === 'invalid') throw new Error(`message ${env.id} has an invalid ${env.contentType} payload: ${parsed.error}`);
+    into.ids.push(env.id);
     switch (parsed.kind) {
       case 'senml': {
         let seq = 0;
@@ -103,9 +104,6 @@ export function toRows(envs: Envelope[], opaqueMaxBytes: number, into: RowBatch 
         });
         break;
       }
-      case 'invalid':
-        into.rejected++;
-        break;
     }
   }
   return into;

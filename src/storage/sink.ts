@@ -1,10 +1,19 @@
 import type { PoolClient } from 'pg';
 import type { Database } from '../db/index.js';
-import type { DocumentRow, PayloadRow, RecordRow, RowBatch } from './rows.js';
+import { uuidv7 } from '../core/ids.js';
+import type { Envelope } from '../messaging/envelope.js';
+import { toRows, type DocumentRow, type PayloadRow, type RecordRow, type RowBatch } from './rows.js';
 
 /** Where the writer puts rows: one transaction per batch, duplicates (redelivery) ignored. */
 export interface MessageSink {
   write(batch: RowBatch): Promise<void>;
+  /**
+   * Writes a batch nothing can be wrong with (a SenML, a JSON and an opaque message of its own
+   * making) through the same statements as `write`, and rolls it back: resolves when the database
+   * takes writes, rejects with the database's error when it does not. How the writer tells a
+   * message it cannot store from a database that stores nothing (writer.ts).
+   */
+  probe(): Promise<void>;
   /** Deletes messages received before `boundaryId` (ids are UUID v7, so they sort by receive time), at most `limit` rows per table; returns rows deleted. */
   pruneBefore(boundaryId: string, limit: number): Promise<number>;
 }
@@ -26,6 +35,18 @@ const latestColumns = ['source', 'name', 'msg', 'seq', 'unit', 'time', 'update_t
 /** Only a newer record replaces the stored one: newer by time, then message key, then seq, as the readers order. */
 const newerThanStored = 'excluded.time > latest_values.time OR (excluded.time = latest_values.time AND (excluded.msg > latest_values.msg OR (excluded.msg = latest_values.msg AND excluded.seq > latest_values.seq)))';
 const latestConflict = `ON CONFLICT (source, name) DO UPDATE SET ${latestColumns.slice(2).map((c) => `${c} = excluded.${c}`).join(', ')} WHERE ${newerThanStored}`;
+
+/** Thrown inside a probe's transaction to roll it back; never leaves the sink. */
+const rolledBack = new Error('probe rolled back');
+
+/** Rows of one SenML, one JSON and one opaque message: every table and statement a batch uses. */
+function probeRows(): RowBatch {
+  const now = Date.now();
+  const env = (contentType: string, payload: string): Envelope => ({
+    id: uuidv7(now), org: 'fleetwire:probe', channel: 'fleetwire:probe', subtopic: 'probe', publisher: 'fleetwire:probe', protocol: 'http', contentType, payload: Buffer.from(payload), receivedAt: now,
+  });
+  return toRows([env('application/senml+json', '[{"n":"probe","v":1}]'), env('application/json', '{"probe":1}'), env('application/octet-stream', 'probe')], 16);
+}
 
 type Level<T> = Map<string, T>;
 /**
@@ -49,7 +70,7 @@ function rowsOf<T extends { id: string; seq?: number }>(rows: T[], fresh: Set<st
 /** The batch cut down to the messages not stored before; the batch itself when all of them are new, once. */
 function freshPart(batch: RowBatch, fresh: Set<string>): RowBatch {
   if (fresh.size === batch.ids.length) return batch;
-  return { ids: [...fresh], records: rowsOf(batch.records, fresh), documents: rowsOf(batch.documents, fresh), payloads: rowsOf(batch.payloads, fresh), rejected: batch.rejected };
+  return { ids: [...fresh], records: rowsOf(batch.records, fresh), documents: rowsOf(batch.documents, fresh), payloads: rowsOf(batch.payloads, fresh) };
 }
 
 /** Where a message came from: what a `message_sources` row stands for. */
@@ -143,6 +164,7 @@ class NewestPerName {
 /** On SQLite: records keyed as above, their message keys given out by the sink (batches begin immediate: it is the only writer). */
 class SqliteSink implements MessageSink {
   private readonly writeAll: (batch: RowBatch) => void;
+  private readonly probeAll: () => void;
   private readonly pruneAll: (boundaryId: string, limit: number) => number;
   private readonly keys = new DictionaryKeys();
 
@@ -182,7 +204,7 @@ class SqliteSink implements MessageSink {
     // Both transactions read before they write. Begun deferred, they would fail with
     // SQLITE_BUSY_SNAPSHOT when another connection (the main thread, next to the writer thread)
     // committed in between; begun immediate, they wait for the lock instead (busy_timeout).
-    const writeAll = db.transaction((all: RowBatch) => {
+    const writeRows = (all: RowBatch) => {
       // ids first: a message recorded before (a redelivered batch) is not stored again
       const fresh = new Set<string>();
       for (const id of all.ids) if (!fresh.has(id) && known.get(id) === undefined) fresh.add(id);
@@ -219,7 +241,22 @@ class SqliteSink implements MessageSink {
       for (const { r, source, msg } of newest.all()) {
         latest.run(source, r.name, msg, r.seq, r.unit, r.time, r.update_time, r.value, r.string_value, bool(r.bool_value), r.data_value, r.sum);
       }
+    };
+    const writeAll = db.transaction(writeRows);
+    const probeAll = db.transaction((batch: RowBatch) => {
+      writeRows(batch);
+      throw rolledBack;
     });
+    this.probeAll = () => {
+      try {
+        probeAll.immediate(probeRows());
+      } catch (e) {
+        if (e !== rolledBack) throw e;
+      } finally {
+        // the probe's keys rolled back with it
+        this.keys.forget();
+      }
+    };
     this.writeAll = (batch) => {
       this.keys.trim();
       try {
@@ -260,6 +297,10 @@ class SqliteSink implements MessageSink {
 
   async write(batch: RowBatch): Promise<void> {
     this.writeAll(batch);
+  }
+
+  async probe(): Promise<void> {
+    this.probeAll();
   }
 
   async pruneBefore(boundaryId: string, limit: number): Promise<number> {
@@ -345,23 +386,39 @@ class PostgresSink implements MessageSink {
     if (all.ids.length === 0) return;
     this.keys.trim();
     try {
-      await this.db.pgTransaction(async (client) => {
-        // ids first: a message recorded before (a redelivered batch, here or on another node) is
-        // not stored again; a node storing the same message concurrently waits on its id, then skips it
-        const recorded = await client.query<{ id: string; key: string }>({ name: 'fw_insert_ids', text: idSql, values: [arrayLiteral(all.ids, true)] });
-        const msgKeys = new Map(recorded.rows.map((r) => [r.id, Number(r.key)]));
-        const batch = freshPart(all, new Set(msgKeys.keys()));
-        if (batch.records.length) {
-          await this.learnKeys(client, batch.records);
-          await client.query({ name: 'fw_insert_records', text: recordSql, values: this.recordColumns(batch.records, msgKeys) });
-        }
-        if (batch.documents.length) await client.query({ name: 'fw_insert_documents', text: documentSql, values: columnsOf<DocumentRow>(batch.documents, documentColumns, documentTypes) });
-        if (batch.payloads.length) await client.query({ name: 'fw_insert_payloads', text: payloadSql, values: columnsOf<PayloadRow>(batch.payloads, payloadColumns, payloadTypes) });
-      });
+      await this.db.pgTransaction((client) => this.writeIn(client, all));
     } catch (e) {
       this.keys.forget();
       throw e;
     }
+  }
+
+  async probe(): Promise<void> {
+    try {
+      await this.db.pgTransaction(async (client) => {
+        await this.writeIn(client, probeRows());
+        throw rolledBack;
+      });
+    } catch (e) {
+      if (e !== rolledBack) throw e;
+    } finally {
+      // the probe's keys rolled back with it
+      this.keys.forget();
+    }
+  }
+
+  private async writeIn(client: PoolClient, all: RowBatch): Promise<void> {
+    // ids first: a message recorded before (a redelivered batch, here or on another node) is
+    // not stored again; a node storing the same message concurrently waits on its id, then skips it
+    const recorded = await client.query<{ id: string; key: string }>({ name: 'fw_insert_ids', text: idSql, values: [arrayLiteral(all.ids, true)] });
+    const msgKeys = new Map(recorded.rows.map((r) => [r.id, Number(r.key)]));
+    const batch = freshPart(all, new Set(msgKeys.keys()));
+    if (batch.records.length) {
+      await this.learnKeys(client, batch.records);
+      await client.query({ name: 'fw_insert_records', text: recordSql, values: this.recordColumns(batch.records, msgKeys) });
+    }
+    if (batch.documents.length) await client.query({ name: 'fw_insert_documents', text: documentSql, values: columnsOf<DocumentRow>(batch.documents, documentColumns, documentTypes) });
+    if (batch.payloads.length) await client.query({ name: 'fw_insert_payloads', text: payloadSql, values: columnsOf<PayloadRow>(batch.payloads, payloadColumns, payloadTypes) });
   }
 
   /** Looks up, or makes, the dictionary keys of the records' channels and sources that are not held yet. */

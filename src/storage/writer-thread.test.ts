@@ -17,6 +17,7 @@ import { MessagingMetrics } from '../messaging/metrics.js';
 import { testDatabaseKind, testPostgresUrl } from '../../test/helpers/database.js';
 import { packBatch, unpackBatch, WriterThread } from './writer-thread.js';
 import { MessageWriter, writerConsumer } from './writer.js';
+import { DeadLetterRepository } from './dead-letters.js';
 
 const t0 = Date.UTC(2026, 0, 1);
 let at = t0;
@@ -197,6 +198,37 @@ describe('message writer on a worker thread', () => {
       await until('the writer has nothing left', () => bus.stats().pending.writer === 0);
       const rows = await new RawQueries(shared.db).all<{ n: number }>('SELECT COUNT(*) AS n FROM message_records WHERE channel = ?', ['retried']);
       assert.equal(Number(rows[0]!.n), 10);
+    } finally {
+      await writer.stop();
+      await bus.close();
+      await shared.cleanup();
+    }
+  });
+
+  test('a message the worker cannot store while it stores others is set aside, and the others are stored', async () => {
+    const shared = await sharedDatabase();
+    // records of this channel are refused, every other write goes through: the probe's too
+    const sqlite = testDatabaseKind() === 'sqlite';
+    await shared.db.exec(sqlite
+      ? "CREATE TRIGGER refuse BEFORE INSERT ON messages WHEN NEW.channel_key = (SELECT key FROM message_channels WHERE channel = 'poisoned') BEGIN SELECT RAISE(ABORT, 'refused for the test'); END"
+      : "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN IF NEW.channel_key = (SELECT key FROM message_channels WHERE channel = 'poisoned') THEN RAISE EXCEPTION 'refused for the test'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql; CREATE TRIGGER refuse BEFORE INSERT ON messages FOR EACH ROW EXECUTE FUNCTION refuse()");
+    const bus = new MemoryBus({ durable: [writerConsumer], retryDelayMs: 20 });
+    const thread = new WriterThread({ url: shared.url, opaqueMaxBytes: 1024 });
+    const metrics = new MessagingMetrics(new Registry(), bus);
+    const deadLetters = new DeadLetterRepository(shared.db);
+    const writer = new MessageWriter(bus, thread, systemClock, log, metrics, { batchSize: 100, retentionMs: 0, pruneIntervalMs: 60_000 }, deadLetters);
+    try {
+      await thread.start();
+      const poison = senml('poisoned', 0);
+      for (let i = 0; i < 20; i++) await bus.publish(i === 7 ? poison : senml('fine', i));
+      await writer.start();
+      await until('the writer has nothing left', () => bus.stats().pending.writer === 0);
+      const rows = await new RawQueries(shared.db).all<{ n: number }>('SELECT COUNT(*) AS n FROM message_records WHERE channel = ?', ['fine']);
+      assert.equal(Number(rows[0]!.n), 38);
+      const set = await deadLetters.list('org', 0, 10);
+      assert.deepEqual(set.items.map((d) => [d.id, d.channel, d.payload.toString()]), [[poison.id, 'poisoned', poison.payload.toString()]]);
+      assert.match(set.items[0]!.error, /refused for the test/);
+      assert.deepEqual(writer.health(), { ok: true });
     } finally {
       await writer.stop();
       await bus.close();

@@ -31,7 +31,7 @@ export interface PackedBatch {
   bytes: Uint8Array;
 }
 
-export type WorkerRequest = { op: 'store'; seq: number; batch: PackedBatch } | { op: 'prune'; seq: number; boundaryId: string; limit: number } | { op: 'close' };
+export type WorkerRequest = { op: 'store'; seq: number; batch: PackedBatch } | { op: 'probe'; seq: number } | { op: 'prune'; seq: number; boundaryId: string; limit: number } | { op: 'close' };
 
 export type WorkerReply = { seq: number; ok: true; counts?: StoredCounts; pruned?: number } | { seq: number; ok: false; error: string } | { ready: true } | { failed: string };
 
@@ -157,6 +157,10 @@ export class WriterThread implements BatchStore {
     const packed = packBatch(batch);
     const reply = await this.request((seq) => ({ op: 'store', seq, batch: packed }), [packed.bytes.buffer as ArrayBuffer]);
     return reply.counts!;
+  }
+
+  async probe(): Promise<void> {
+    await this.request((seq) => ({ op: 'probe', seq }));
   }
 
   async pruneBefore(boundaryId: string, limit: number): Promise<number> {

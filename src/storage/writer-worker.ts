@@ -27,6 +27,10 @@ async function open(): Promise<{ db: Database; sink: MessageSink } | undefined> 
 async function handle(sink: MessageSink, m: Exclude<WorkerRequest, { op: 'close' }>): Promise<WorkerReply> {
   try {
     if (m.op === 'store') return { seq: m.seq, ok: true, counts: await storeBatch(sink, unpackBatch(m.batch), options.opaqueMaxBytes) };
+    if (m.op === 'probe') {
+      await sink.probe();
+      return { seq: m.seq, ok: true };
+    }
     return { seq: m.seq, ok: true, pruned: await sink.pruneBefore(m.boundaryId, m.limit) };
   } catch (e) {
     return { seq: m.seq, ok: false, error: e instanceof Error ? e.message : String(e) };

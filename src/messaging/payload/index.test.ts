@@ -49,3 +49,51 @@ test('mediaTypeOf drops parameters and lower-cases', () => {
   assert.equal(mediaTypeOf('text/plain'), 'text/plain');
   assert.equal(mediaTypeOf(''), '');
 });
+
+describe('depth and storability bounds', () => {
+  const deepJson = (levels: number) => '{"a":'.repeat(levels - 1) + '[' + ']' + '}'.repeat(levels - 1);
+  const deepCbor = (levels: number) => Buffer.concat([Buffer.alloc(levels - 1, 0x81), Buffer.from([0x80])]); // [[…[]…]]
+  const invalid = (p: ReturnType<typeof normalisePayload>) => (p.kind === 'invalid' ? p.error : assert.fail(`expected invalid, got ${p.kind}`));
+
+  test('JSON nested to the bound is taken, one level more is refused, and 40,000 levels are refused without a stack overflow', () => {
+    assert.equal(normalisePayload('application/json', Buffer.from(deepJson(32)), now).kind, 'json');
+    assert.match(invalid(normalisePayload('application/json', Buffer.from(deepJson(33)), now)), /nested deeper than 32 levels/);
+    assert.match(invalid(normalisePayload('application/json', Buffer.from('['.repeat(40_000) + ']'.repeat(40_000)), now)), /nested deeper than 32 levels/);
+    assert.equal(normalisePayload('application/json', Buffer.from(deepJson(40)), now, 40).kind, 'json', 'the bound is a parameter');
+  });
+
+  test('brackets inside JSON strings, escaped quotes included, do not count as nesting', () => {
+    const text = JSON.stringify({ s: '[[[[{{{{\\"[[[['.repeat(20), q: 'a"b\\', t: '\u00e9\ud83d\ude00' });
+    assert.equal(normalisePayload('application/json', Buffer.from(text), now).kind, 'json');
+  });
+
+  test('SenML JSON and SenML CBOR nested too deeply are refused before decoding', () => {
+    assert.match(invalid(normalisePayload('application/senml+json', Buffer.from('['.repeat(40_000) + ']'.repeat(40_000)), now)), /nested deeper than 32/);
+    assert.match(invalid(normalisePayload('application/senml+cbor', deepCbor(40_000), now)), /nested deeper than 32 levels of arrays, maps and tags/);
+    // indefinite-length arrays (0x9f … 0xff), maps (0xa1 key value) and tags (0xc6) count alike
+    const indefinite = Buffer.concat([Buffer.alloc(40, 0x9f), Buffer.alloc(40, 0xff)]);
+    assert.match(invalid(normalisePayload('application/senml+cbor', indefinite, now)), /nested deeper than 32/);
+    const maps = Buffer.concat([Buffer.from(Array.from({ length: 40 }, () => [0xa1, 0x00]).flat()), Buffer.from([0x01])]);
+    assert.match(invalid(normalisePayload('application/senml+cbor', maps, now)), /nested deeper than 32/);
+    const tags = Buffer.concat([Buffer.alloc(40, 0xc6), Buffer.from([0x80])]);
+    assert.match(invalid(normalisePayload('application/senml+cbor', tags, now)), /nested deeper than 32/);
+  });
+
+  test('a wide SenML CBOR pack is not deep: its records, strings and byte strings close as they end', () => {
+    const records = Array.from({ length: 500 }, (_, i) => new Map<number, unknown>([[0, `n${i}`], [1, 'Cel'], [8, Buffer.alloc(3)]]));
+    // cbor-x wraps each Map in tag 259, a level of its own: array, tag, map
+    const r = normalisePayload('application/senml+cbor', encode(records), now, 3);
+    assert.equal(r.kind, 'senml', r.kind === 'invalid' ? r.error : '');
+    assert.equal(invalid(normalisePayload('application/senml+cbor', encode(records), now, 2)), 'the payload is nested deeper than 2 levels of arrays, maps and tags');
+  });
+
+  test('strings no database stores are refused: \\u0000 and lone surrogate escapes in JSON, U+0000 in SenML CBOR text', () => {
+    assert.match(invalid(normalisePayload('application/json', Buffer.from('{"a":"x\\u0000"}'), now)), /\\u0000/);
+    assert.match(invalid(normalisePayload('application/json', Buffer.from('{"\\ud800":1}'), now)), /high surrogate/);
+    assert.match(invalid(normalisePayload('application/json', Buffer.from('{"a":"\\udc00"}'), now)), /low surrogate/);
+    assert.match(invalid(normalisePayload('application/senml+json', Buffer.from('[{"n":"t","vs":"a\\u0000"}]'), now)), /vs holds U\+0000/);
+    assert.match(invalid(normalisePayload('application/senml+json', Buffer.from('[{"n":"t","vs":"\\udfff"}]'), now)), /vs holds a lone surrogate/);
+    assert.equal(normalisePayload('application/json', Buffer.from('{"a":"\\ud83d\\ude00 \\\\u0000"}'), now).kind, 'json', 'a pair, and an escaped backslash before u0000');
+    assert.match(invalid(normalisePayload('application/senml+cbor', encode([new Map<number, unknown>([[0, 't'], [3, 'a\u0000']])]), now)), /vs \(3\) holds U\+0000/);
+  });
+});

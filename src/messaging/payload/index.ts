@@ -2,7 +2,7 @@
  * Payload normalisation for the messaging plane: turns a message's bytes into what storage keeps,
  * chosen by the content type that travels with the message (never guessed). Pure: no I/O, never throws.
  */
-import { parseJsonMessage } from './json.js';
+import { defaultMaxPayloadDepth, parseJsonMessage } from './json.js';
 import { parseSenmlCbor, parseSenmlJson, type SenmlRecord } from './senml.js';
 
 export {
@@ -17,7 +17,8 @@ export {
   type SenmlRecord,
   type SenmlResult,
 } from './senml.js';
-export { parseJsonMessage, maxJsonDocuments, type JsonMessageResult } from './json.js';
+export { parseJsonMessage, maxJsonDocuments, defaultMaxPayloadDepth, scanJsonText, type JsonMessageResult } from './json.js';
+export { cborNestedDeeperThan } from './senml.js';
 
 export const senmlJsonMediaType = 'application/senml+json';
 export const senmlCborMediaType = 'application/senml+cbor';
@@ -39,19 +40,21 @@ export function mediaTypeOf(contentType: string): string {
  * Normalises a payload by its content type.
  * @param receivedAt receive time in Unix **seconds** (fractional); relative SenML times resolve against it.
  *   The envelope's `receivedAt` is in milliseconds: pass `env.receivedAt / 1000`.
+ * @param maxDepth deepest nesting of arrays, objects (maps) and CBOR tags accepted, checked before
+ *   parsing; `Infinity` where the payload was checked when it came in (the writer parsing again).
  */
-export function normalisePayload(contentType: string, payload: Buffer, receivedAt: number): NormalisedPayload {
+export function normalisePayload(contentType: string, payload: Buffer, receivedAt: number, maxDepth = defaultMaxPayloadDepth): NormalisedPayload {
   switch (mediaTypeOf(contentType)) {
     case senmlJsonMediaType: {
-      const r = parseSenmlJson(payload, receivedAt);
+      const r = parseSenmlJson(payload, receivedAt, maxDepth);
       return r.ok ? { kind: 'senml', records: r.records, version: r.version } : { kind: 'invalid', error: r.error };
     }
     case senmlCborMediaType: {
-      const r = parseSenmlCbor(payload, receivedAt);
+      const r = parseSenmlCbor(payload, receivedAt, maxDepth);
       return r.ok ? { kind: 'senml', records: r.records, version: r.version } : { kind: 'invalid', error: r.error };
     }
     case jsonMediaType: {
-      const r = parseJsonMessage(payload);
+      const r = parseJsonMessage(payload, maxDepth);
       return r.ok ? { kind: 'json', documents: r.documents, numbers: r.numbers } : { kind: 'invalid', error: r.error };
     }
     default:

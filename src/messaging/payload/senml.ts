@@ -5,7 +5,7 @@
  * and the rule. Both encodings feed one resolver in a single pass over the records.
  */
 import { Decoder } from 'cbor-x';
-import { isPlainObject, jsonKind, parseJsonText } from './json.js';
+import { defaultMaxPayloadDepth, isPlainObject, jsonKind, parseJsonText } from './json.js';
 
 /** A resolved SenML record (RFC 8428 §4.6): no base fields, no relative time. */
 export interface SenmlRecord {
@@ -49,16 +49,79 @@ export const defaultSenmlVersion = 10;
 /** Resolved times below this are relative to the receive time. 2**28 s, RFC 8428 §4.5.3 */
 export const senmlRelativeTimeLimit = 2 ** 28;
 
+/** In a `u` regular expression a surrogate pair is one code point: only a lone surrogate matches. */
+const loneSurrogate = /\p{Cs}/u;
+
 /** Arrays stay arrays, maps become Maps so integer labels keep their type (`2` is not `"2"`). */
 const cbor = new Decoder({ mapsAsObjects: false, useRecords: false });
 
-export function parseSenmlJson(bytes: Buffer | string, receivedAt: number): SenmlResult {
-  const parsed = parseJsonText(bytes);
+/** @param maxDepth deepest nesting of arrays and objects accepted (`Infinity`: bounded when it came in). */
+export function parseSenmlJson(bytes: Buffer | string, receivedAt: number, maxDepth = defaultMaxPayloadDepth): SenmlResult {
+  const parsed = parseJsonText(bytes, maxDepth);
   if (!parsed.ok) return parsed;
   return resolvePack(parsed.value, receivedAt, 'json');
 }
 
-export function parseSenmlCbor(bytes: Buffer, receivedAt: number): SenmlResult {
+/**
+ * Whether a CBOR item nests arrays, maps and tags deeper than `maxDepth`, walked over its heads
+ * without recursion (RFC 8949 §3): cbor-x decodes recursively and would run out of stack first.
+ * Malformed or truncated input answers false: the decoder reports it.
+ */
+export function cborNestedDeeperThan(bytes: Uint8Array, maxDepth: number): boolean {
+  // items still to come in each open array, map (two per entry) or tag (one); -1: indefinite length, until a break
+  const open: number[] = [];
+  const end = bytes.length;
+  let pos = 0;
+  /** One item is complete: count it off its container, and close the containers it completes. */
+  const done = () => {
+    while (open.length > 0) {
+      const left = open[open.length - 1]!;
+      if (left < 0) return;
+      if (left > 1) return void (open[open.length - 1] = left - 1);
+      open.pop();
+    }
+  };
+  while (pos < end) {
+    const head = bytes[pos++]!;
+    if (head === 0xff) {
+      // RFC 8949 §3.2.1: the break that ends an indefinite-length item
+      if (open.length === 0 || open[open.length - 1]! >= 0) return false;
+      open.pop();
+      done();
+      continue;
+    }
+    const major = head >> 5;
+    const info = head & 0x1f;
+    let arg = info;
+    if (info === 31) arg = -1;
+    else if (info >= 28) return false;
+    else if (info >= 24) {
+      const size = 1 << (info - 24); // 1, 2, 4 or 8 bytes of argument
+      if (pos + size > end) return false;
+      arg = 0;
+      for (let k = 0; k < size; k++) arg = arg * 256 + bytes[pos + k]!;
+      pos += size;
+    }
+    if (major === 2 || major === 3) {
+      if (arg < 0) open.push(-1); // chunks until a break
+      else {
+        pos += arg;
+        done();
+      }
+    } else if (major === 4 || major === 5 || major === 6) {
+      const items = major === 6 ? 1 : arg < 0 ? -1 : major === 5 ? arg * 2 : arg;
+      if (items === 0) done();
+      else {
+        open.push(items);
+        if (open.length > maxDepth) return true;
+      }
+    } else done();
+  }
+  return false;
+}
+
+export function parseSenmlCbor(bytes: Buffer, receivedAt: number, maxDepth = defaultMaxPayloadDepth): SenmlResult {
+  if (cborNestedDeeperThan(bytes, maxDepth)) return { ok: false, error: `the payload is nested deeper than ${maxDepth} levels of arrays, maps and tags` };
   let value: unknown;
   try {
     value = cbor.decode(bytes);
@@ -258,6 +321,9 @@ class Resolver {
   private text(label: Label, value: unknown): string | undefined {
     if (typeof value !== 'string') return `${this.shown(label)} must be a string, got ${kindOf(value, this.enc)} (${section} §4.3)`;
     if (tooLong(value)) return `${this.shown(label)} is longer than ${maxSenmlStringBytes} bytes`;
+    // PostgreSQL's text refuses U+0000, and a lone surrogate is no text at all
+    if (value.includes('\0')) return `${this.shown(label)} holds U+0000, which is not stored`;
+    if (loneSurrogate.test(value)) return `${this.shown(label)} holds a lone surrogate`;
     return undefined;
   }
 
