@@ -64,17 +64,26 @@ function unvalidated(x: Tenant, payload: Buffer, contentType: string): Envelope 
   return { id: uuidv7(now), org: x.org, channel: x.channel, subtopic: 'poison', publisher: x.device.id, protocol: 'http', contentType, payload, receivedAt: now };
 }
 
-/** Good messages of two organizations with poison ones among them, all in the writer's first batch. */
-async function poisonAmongGood(t: TestPlatform, poisons: Envelope[] | ((a: Tenant) => Envelope[])): Promise<{ a: Tenant; b: Tenant; poison: Envelope[] }> {
+/**
+ * Good messages of two organizations with poison ones among them, all in the writer's first batch
+ * (the writer is not running yet). Their 202s come only once they are stored: `answered` resolves
+ * when every one came, after the caller started the writer.
+ */
+async function poisonAmongGood(t: TestPlatform, poisons: Envelope[] | ((a: Tenant) => Envelope[])): Promise<{ a: Tenant; b: Tenant; poison: Envelope[]; answered: Promise<void> }> {
   const a = await tenant(t, 'a');
   const b = await tenant(t, 'b');
   const poison = typeof poisons === 'function' ? poisons(a) : poisons;
+  const answers: Promise<number>[] = [];
   for (let i = 0; i < 10; i++) {
-    for (const x of [a, b]) assert.equal((await publish(t, x, JSON.stringify([{ n: 'temp', v: i }]))).statusCode, 202);
+    for (const x of [a, b]) answers.push(publish(t, x, JSON.stringify([{ n: 'temp', v: i }])).then((r) => r.statusCode));
     if (i === 4) for (const p of poison) await t.platform.bus.publish(p);
   }
-  assert.equal((await publish(t, b, '{"doc":"no numbers"}', 'application/json')).statusCode, 202);
-  return { a, b, poison };
+  answers.push(publish(t, b, '{"doc":"no numbers"}', 'application/json').then((r) => r.statusCode));
+  const queued = answers.length + poison.length;
+  if (t.platform.bus.kind === 'memory') await eventually(() => assert.equal(t.platform.bus.stats().pending[writerConsumer], queued), 5000, 10);
+  const answered = Promise.all(answers).then((codes) => assert.deepEqual(codes, codes.map(() => 202)));
+  answered.catch(() => {}); // awaited by the caller once the writer runs
+  return { a, b, poison, answered };
 }
 
 async function assertSetAside(t: TestPlatform, a: Tenant, b: Tenant, poison: Envelope[], error: RegExp): Promise<void> {
@@ -107,8 +116,9 @@ describe('a message that cannot be stored', () => {
   test('is set aside in the dead letters, and every other message of both organizations is stored (in-process bus)', async () => {
     const t = await startTestPlatform({}, { writer: false });
     try {
-      const { a, b, poison } = await poisonAmongGood(t, (a) => [unvalidated(a, deepJson, 'application/json')]);
+      const { a, b, poison, answered } = await poisonAmongGood(t, (a) => [unvalidated(a, deepJson, 'application/json')]);
       await t.platform.writer.start();
+      await answered;
       await assertSetAside(t, a, b, poison, /call stack/);
     } finally {
       await t.close();
@@ -119,12 +129,13 @@ describe('a message that cannot be stored', () => {
     const t = await startTestPlatform({}, { writer: false });
     try {
       // documents too deep to store, and one holding U+0000, which PostgreSQL's jsonb refuses and the writer's parse too
-      const { a, b, poison } = await poisonAmongGood(t, (a) => [
+      const { a, b, poison, answered } = await poisonAmongGood(t, (a) => [
         unvalidated(a, deepJson, 'application/json'),
         unvalidated(a, Buffer.from('{"a":1,"b":' + '['.repeat(30_000) + ']'.repeat(30_000) + '}'), 'application/json'),
         unvalidated(a, Buffer.from('{"a":"\\u0000"}'), 'application/json'),
       ]);
       await t.platform.writer.start();
+      await answered;
       await assertSetAside(t, a, b, poison, /call stack|\\u0000/);
     } finally {
       await t.close();
@@ -134,8 +145,9 @@ describe('a message that cannot be stored', () => {
   test('can be deleted one by one and all at once, by the organization only', async () => {
     const t = await startTestPlatform({}, { writer: false });
     try {
-      const { a, b, poison } = await poisonAmongGood(t, (a) => [unvalidated(a, deepJson, 'application/json'), unvalidated(a, deepJson, 'application/json'), unvalidated(a, deepJson, 'application/json')]);
+      const { a, b, poison, answered } = await poisonAmongGood(t, (a) => [unvalidated(a, deepJson, 'application/json'), unvalidated(a, deepJson, 'application/json'), unvalidated(a, deepJson, 'application/json')]);
       await t.platform.writer.start();
+      await answered;
       await assertSetAside(t, a, b, poison, /call stack/);
       const [first, ...rest] = poison.map((p) => p.id).sort();
       assert.equal((await t.request('DELETE', `/orgs/${b.org}/dead-letters/${first}`, { token: b.token })).statusCode, 404, "another organization's id is not found");
@@ -169,8 +181,9 @@ describe('a message that cannot be stored', () => {
     const bus = await NatsBus.connect({ url: natsUrl, ...names, durable: [writerConsumer], retryDelayMs: 100 });
     const t = await startTestPlatform({}, { bus, writer: false });
     try {
-      const { a, b, poison } = await poisonAmongGood(t, (a) => [unvalidated(a, deepJson, 'application/json')]);
+      const { a, b, poison, answered } = await poisonAmongGood(t, (a) => [unvalidated(a, deepJson, 'application/json')]);
       await t.platform.writer.start();
+      await answered;
       await assertSetAside(t, a, b, poison, /call stack/);
     } finally {
       await t.close();
@@ -233,7 +246,8 @@ describe('the door and the store, on every protocol', () => {
   });
 
   test('a failing database makes /ready fail and publishes get 503, 0x97 and 5.03; once it is back the backlog is stored', async () => {
-    const t = await startTestPlatform({ mqttPort: 0, coapPort: 0 });
+    // a store timeout longer than the outage: what was published when it began is answered once stored
+    const t = await startTestPlatform({ mqttPort: 0, coapPort: 0, storeTimeout: 60_000 });
     const mqttServers = await listenMqtt(t.platform, createMqtt(t.platform));
     const coap = await listenCoap(t.platform);
     const clients: MqttClient[] = [];
@@ -246,10 +260,9 @@ describe('the door and the store, on every protocol', () => {
 
       // the table every batch writes first is gone: every write fails, the probe's too
       await t.platform.db.exec('ALTER TABLE message_ids RENAME TO message_ids_away');
-      // accepted until the writer finds out (at once on the in-process bus)
-      const during = await Promise.all([5, 6, 7].map((i) => publish(t, a, senml(i))));
-      const accepted = during.filter((r) => r.statusCode === 202).length;
-      assert.ok(accepted > 0, 'messages published before the writer finds out are accepted');
+      // taken before the writer finds out, but not acknowledged: they are not stored
+      let answeredEarly = false;
+      const during = Promise.all([5, 6, 7].map((i) => publish(t, a, senml(i)).then((r) => ((answeredEarly = true), r))));
       const notReady = await eventually(async () => {
         const r = await t.request('GET', '/ready');
         assert.equal(r.statusCode, 503);
@@ -269,7 +282,10 @@ describe('the door and the store, on every protocol', () => {
       // a failing database is not the messages' fault: none is set aside
       assert.equal((await t.request('GET', `/orgs/${a.org}/dead-letters`, { token: a.token })).json().total, 0);
 
+      assert.equal(answeredEarly, false, 'no 202 while the database fails');
       await t.platform.db.exec('ALTER TABLE message_ids_away RENAME TO message_ids');
+      assert.deepEqual((await during).map((r) => r.statusCode), [202, 202, 202], 'answered once stored');
+      const accepted = 3;
       await eventually(async () => assert.equal((await t.request('GET', '/ready')).statusCode, 200), 15_000, 50);
       assert.equal((await publish(t, a, senml(8))).statusCode, 202);
       await mqtt.publishAsync(`channels/${a.channel}/messages`, senml(9), { qos: 1 });
