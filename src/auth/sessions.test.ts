@@ -4,6 +4,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { AddressInfo } from 'node:net';
+import WebSocket from 'ws';
 import { startTestPlatform, testPassword, type TestPlatform } from '../../test/helpers/platform.js';
 import { assertProblem } from '../../test/helpers/problem.js';
 import { anotherHandle, openTestDatabase } from '../../test/helpers/database.js';
@@ -121,6 +123,29 @@ describe('access tokens end with their session', () => {
     await t.request('DELETE', '/users/me/sessions', { token: u.token });
     assertProblem(await publish(), 401, 'auth.session_ended');
   });
+});
+
+test('a WebSocket upgrade with the access token of an ended session is refused with 401', async () => {
+  const t = await startTestPlatform();
+  try {
+    await t.app.listen({ host: '127.0.0.1', port: 0 });
+    const base = `ws://127.0.0.1:${(t.app.server.address() as AddressInfo).port}`;
+    const u = await t.user('ws-user@example.com');
+    const org = (await t.request('POST', '/orgs', { token: u.token, body: { name: 'ws' } })).json();
+    const channel = (await t.request('POST', `/orgs/${org.id}/channels`, { token: u.token, body: { name: 'c' } })).json();
+    const upgrade = () =>
+      new Promise<number>((resolve, reject) => {
+        const ws = new WebSocket(`${base}/ws/channels/${channel.id}/messages`, { headers: { authorization: `Bearer ${u.token}` } });
+        ws.once('open', () => (ws.close(), resolve(101)));
+        ws.once('unexpected-response', (_req, res) => (res.resume(), ws.terminate(), resolve(res.statusCode ?? 0)));
+        ws.once('error', reject);
+      });
+    assert.equal(await upgrade(), 101);
+    await t.request('DELETE', '/users/me/sessions', { token: u.token });
+    assert.equal(await upgrade(), 401);
+  } finally {
+    await t.close();
+  }
 });
 
 describe('ending a session across processes', () => {
