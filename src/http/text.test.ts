@@ -51,6 +51,15 @@ describe('names, text and paging are checked at the edge', () => {
     await t.request('DELETE', `/orgs/${org}/devices/${ok.json().id}`, { token });
   });
 
+  test('a query filter that does not decode to UTF-8 is 400', async () => {
+    for (const q of ['%FF', '%C3', '%ED%A0%80', 'caf%E9']) {
+      const res = await t.request('GET', `/orgs/${org}/devices?name=${q}`, { token });
+      assertProblem(res, 400, 'request.invalid');
+      assert.match(res.json().detail, /UTF-8/);
+    }
+    assert.equal((await t.request('GET', `/orgs/${org}/channels?name=${encodeURIComponent('é')}`, { token })).json().total, 0);
+  });
+
   test('a lone surrogate in a name or metadata is 400', async () => {
     for (const body of ['{"name":"x\\ud800"}', '{"name":"\\udc00y"}', '{"name":"ok","metadata":{"a":"\\ud83d"}}']) {
       const res = await raw('POST', `/orgs/${org}/channels`, body);

@@ -34,7 +34,20 @@ function findBadText(value: unknown, root: string): { path: string; problem: str
   return undefined;
 }
 
+/** A percent-encoded query that does not decode to UTF-8 (`%FF`, an encoded surrogate) would be decoded with U+FFFD or left as it is. */
+function rawQueryIsUtf8(url: string): boolean {
+  const q = url.indexOf('?');
+  if (q < 0 || !url.includes('%', q)) return true;
+  try {
+    decodeURIComponent(url.slice(q + 1));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 function check(req: FastifyRequest): void {
+  if (!rawQueryIsUtf8(req.raw.url ?? '')) throw new AppError('request.invalid', 'The query string is not valid percent-encoded UTF-8');
   for (const [where, value] of [['querystring', req.query], ['body', req.body], ['params', req.params]] as const) {
     const bad = findBadText(value, '');
     if (bad) throw new AppError('request.invalid', `${where}${bad.path} ${bad.problem}`, { errors: [{ path: `${where}${bad.path}`, message: bad.problem }] });
