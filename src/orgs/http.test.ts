@@ -197,6 +197,19 @@ describe('organizations over HTTP', () => {
       assertProblem(await t.request('POST', `/users/me/invitations/${toVera}/accept`, { token: vera.token }), 404, 'org.invitation_not_found');
     });
 
+    test('inviting the same email again replaces its pending invitation, role and expiry', async () => {
+      const org = await createOrg('again');
+      const first = (await t.request('POST', `/orgs/${org.id}/members`, { token: alice.token, body: { email: adam.email, role: 'viewer' } })).json();
+      t.clock.advance(1000);
+      const second = (await t.request('POST', `/orgs/${org.id}/members`, { token: alice.token, body: { email: adam.email, role: 'admin' } })).json();
+      assert.notEqual(second.id, first.id);
+      assert.ok(Date.parse(second.expires_at) > Date.parse(first.expires_at));
+      const pending = (await t.request('GET', `/orgs/${org.id}/invitations`, { token: alice.token })).json();
+      assert.deepEqual(pending.invitations.map((i: { id: string; role: string }) => [i.id, i.role]), [[second.id, 'admin']]);
+      assertProblem(await t.request('POST', `/users/me/invitations/${first.id}/accept`, { token: adam.token }), 404, 'org.invitation_not_found');
+      assert.equal((await t.request('POST', `/users/me/invitations/${second.id}/accept`, { token: adam.token })).json().role, 'admin');
+    });
+
     test('inviting a member twice is 409 org.member_exists; a bad role is 400', async () => {
       const org = await createOrg('team');
       await addMember(org.id, vera, 'viewer');
