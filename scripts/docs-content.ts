@@ -35,11 +35,22 @@ not exist. Within an organization the member's role decides what they may do:
 ${permissionTable()}
 
 - A **platform admin** (platform role \`admin\`) acts as an owner in every organization, creates
-  users (\`POST /users\`) and lists all organizations.
-- Only owners may grant the owner role, change an owner's role or remove an owner; an organization
-  always keeps at least one owner.
+  users (\`POST /users\`), lists all organizations and adds an existing user to one at once
+  (\`POST /orgs/{org}/members\` answers 201).
+- Anyone else with \`members:write\` **invites**: \`POST /orgs/{org}/members\` answers 202 with an
+  invitation, the same whether or not the email has an account, and the user becomes a member only
+  when they accept it (\`GET /users/me/invitations\`, \`POST /users/me/invitations/{id}/accept\` or
+  \`…/decline\`) within 7 days. \`GET /orgs/{org}/invitations\` (\`members:read\`) lists the
+  pending ones, \`DELETE /orgs/{org}/invitations/{id}\` (\`members:write\`) withdraws one.
+- Only owners may grant the owner role (or invite owners), change an owner's role or remove an
+  owner; an organization always keeps at least one owner.
 - A **personal access token** is limited to one organization and to the actions listed when it was
-  created, and never exceeds its user's role there.
+  created, which its user's role there must allow: asking for more is refused at creation with 403
+  \`auth.forbidden\`, naming the actions (in \`actions\`). It reaches only the routes of its
+  actions, plus \`GET /users/me\` and \`GET /orgs\` (which then lists its one organization). No
+  action covers the user's own account: with a personal access token, renaming the user, changing
+  the password, listing, creating or revoking tokens, signing out and invitations answer 403
+  \`auth.token_scope\`; use a login (access token) for those.
 - Routes refused for lack of a role answer 403 \`auth.forbidden\`; for lack of a token's scope 403
   \`auth.token_scope\`.
 `,

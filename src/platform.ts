@@ -9,6 +9,7 @@ import { LoginLimiter } from './auth/rate-limit.js';
 import { DeviceAuthorizer } from './auth/decision.js';
 import { createAccessStore } from './auth/access-store.js';
 import { broadcastInvalidation, type AccessChanges } from './auth/invalidation.js';
+import { SessionRegistry } from './auth/sessions.js';
 import { UserRepository, UserService } from './users/index.js';
 import { OrgRepository, OrgService } from './orgs/index.js';
 import { DeviceRepository, DeviceService } from './devices/index.js';
@@ -106,7 +107,8 @@ export async function createPlatform(config: Config, deps: PlatformDeps): Promis
     const tokenRepo = new TokenRepository(db);
     const userRepo = new UserRepository(db);
     const limiter = new LoginLimiter({ maxPerAccount: config.loginMaxPerAccount, maxPerAddress: config.loginMaxPerAddress, windowMs: config.loginWindow }, clock);
-    const auth = new AuthService(userRepo, tokenRepo, keys, limiter, clock, { accessTokenTtlMs: config.accessTokenTtl, refreshTokenTtlMs: config.refreshTokenTtl });
+    const sessions = new SessionRegistry(db, bus, clock, config.sessionCheckCache);
+    const auth = new AuthService(userRepo, tokenRepo, sessions, keys, limiter, clock, { accessTokenTtlMs: config.accessTokenTtl, refreshTokenTtlMs: config.refreshTokenTtl });
     const users = new UserService(userRepo, clock, { passwordMinLength: config.passwordMinLength, onPasswordChanged: (id) => auth.revokeSessions(id) });
     const orgs = new OrgService(new OrgRepository(db), users, clock, () => invalidation.invalidateAll());
     const devices = new DeviceService(new DeviceRepository(db), keys, clock, invalidation);
@@ -137,6 +139,7 @@ export async function createPlatform(config: Config, deps: PlatformDeps): Promis
       close: async () => {
         await writer.stop();
         invalidation.stop();
+        sessions.stop();
         if (!deps.bus) await bus.close();
         if (!deps.db) await db.close();
       },

@@ -47,7 +47,8 @@ describe('tenant isolation', () => {
   let t: TestPlatform;
   let alice: TestUser; // owns organization A
   let bob: TestUser; // owns organization B, and must see nothing of A
-  const a = { org: '', device: '', secret: '', channel: '', group: '', deadLetter: '' };
+  let carol: TestUser; // invited into A, has not accepted
+  const a = { org: '', device: '', secret: '', channel: '', group: '', deadLetter: '', invitation: '' };
   const b = { org: '', device: '', channel: '', group: '' };
   let routes: Route[];
   let orgRoutes: Route[];
@@ -62,6 +63,8 @@ describe('tenant isolation', () => {
     return {
       org: await read(''),
       members: await read('/members'),
+      invitations: await read('/invitations'),
+      carolsInvitations: (await t.request('GET', '/users/me/invitations', { token: carol.token })).json(),
       devices: await read('/devices?limit=1000'),
       channels: await read('/channels?limit=1000'),
       groups: await read('/groups?limit=1000'),
@@ -109,7 +112,7 @@ describe('tenant isolation', () => {
   function idOfA(name: string, segmentBefore: string): string {
     if (name === 'org') return a.org;
     if (name === 'user_id') return alice.id;
-    const bySegment: Record<string, string> = { devices: a.device, channels: a.channel, groups: a.group, 'dead-letters': a.deadLetter };
+    const bySegment: Record<string, string> = { devices: a.device, channels: a.channel, groups: a.group, 'dead-letters': a.deadLetter, invitations: a.invitation };
     return bySegment[segmentBefore] ?? randomUUID();
   }
 
@@ -117,6 +120,7 @@ describe('tenant isolation', () => {
     ({ t, routes } = await startRecordingRoutes());
     alice = await t.user('alice@example.com');
     bob = await t.user('bob@example.com');
+    carol = await t.user('carol@example.com');
     const client = (u: TestUser) => async (method: Method, url: string, body?: unknown) => {
       const res = await t.request(method, url, { token: u.token, body });
       assert.ok(res.statusCode < 300, `${method} ${url}: ${res.body}`);
@@ -136,6 +140,7 @@ describe('tenant isolation', () => {
     // a message of A's that the writer set aside
     a.deadLetter = uuidv7();
     await t.platform.deadLetters.add({ id: a.deadLetter, org: a.org, channel: a.channel, subtopic: '', publisher: a.device, protocol: 'http', contentType: 'application/json', payload: Buffer.from('{"a":1}'), receivedAt: Date.now() }, 'set aside for the test', Date.now());
+    a.invitation = (await asAlice('POST', `/orgs/${a.org}/members`, { email: carol.email, role: 'viewer' })).id;
 
     b.org = (await asBob('POST', '/orgs', { name: 'B' })).id;
     b.device = (await asBob('POST', `/orgs/${b.org}/devices`, { name: 'b-device' })).id;
@@ -235,6 +240,20 @@ describe('tenant isolation', () => {
     // a personal access token cannot be aimed at A either
     const pat = await t.request('POST', '/users/me/tokens', { token: bob.token, body: { name: 'sneaky', org_id: a.org, actions: ['devices:read'], expires_in: 3600 } });
     assertProblem(pat, 404, 'org.not_found');
+    assert.deepEqual(await snapshotOfA(), before);
+  });
+
+  test("an invitation into A is neither seen nor accepted nor declined by anyone but its user", async () => {
+    const before = await snapshotOfA();
+    assert.equal(before.carolsInvitations.total, 1);
+    const own = routes.filter((r) => r.url.startsWith('/users/me/invitations/:id'));
+    assert.ok(own.length >= 2, 'accept and decline are found');
+    for (const route of own) {
+      assertProblem(await t.request(route.method, fill(route.url, () => a.invitation), { token: bob.token }), 404, 'org.invitation_not_found');
+    }
+    assert.equal((await t.request('GET', '/users/me/invitations', { token: bob.token })).json().total, 0);
+    // an invitation of B's is not withdrawn through A, nor A's through B
+    assertProblem(await t.request('DELETE', `/orgs/${b.org}/invitations/${a.invitation}`, { token: bob.token }), 404, 'org.invitation_not_found');
     assert.deepEqual(await snapshotOfA(), before);
   });
 

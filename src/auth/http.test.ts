@@ -1,6 +1,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestPlatform, testPassword, type TestPlatform } from '../../test/helpers/platform.js';
+import { addMember } from '../../test/helpers/members.js';
+import { assertProblem } from '../../test/helpers/problem.js';
 
 describe('auth over HTTP', () => {
   let t: TestPlatform;
@@ -177,15 +179,43 @@ describe('personal access tokens', () => {
     assert.equal((await t.request('GET', `/orgs/${orgA.id}`, { token: short.token })).statusCode, 401);
   });
 
-  test('a token never exceeds the role of its user', async () => {
+  test('no one creates a token whose actions exceed their role, and the refusal names them', async () => {
     const owner = await t.user('role-owner@example.com');
     const viewer = await t.user('role-viewer@example.com');
     const org = (await t.request('POST', '/orgs', { token: owner.token, body: { name: 'R' } })).json();
-    await t.request('POST', `/orgs/${org.id}/members`, { token: owner.token, body: { email: viewer.email, role: 'viewer' } });
-    const pat = (await t.request('POST', '/users/me/tokens', { token: viewer.token, body: { name: 'x', org_id: org.id, actions: ['devices:write'], expires_in: 600 } })).json();
-    const res = await t.request('POST', `/orgs/${org.id}/devices`, { token: pat.token, body: { name: 'd' } });
-    assert.equal(res.statusCode, 403);
-    assert.equal(res.json().code, 'auth.forbidden');
+    await addMember(t, org.id, owner.token, viewer, 'viewer');
+    const res = await t.request('POST', '/users/me/tokens', { token: viewer.token, body: { name: 'x', org_id: org.id, actions: ['devices:read', 'devices:write', 'members:write'], expires_in: 600 } });
+    assertProblem(res, 403, 'auth.forbidden');
+    assert.match(res.json().detail, /devices:write, members:write/);
+    assert.deepEqual(res.json().actions, ['devices:write', 'members:write']);
+    assert.equal((await t.request('GET', '/users/me/tokens', { token: viewer.token })).json().total, 0);
+    const read = await t.request('POST', '/users/me/tokens', { token: viewer.token, body: { name: 'x', org_id: org.id, actions: ['devices:read'], expires_in: 600 } });
+    assert.equal(read.statusCode, 201);
+  });
+
+  test('a token reaches only the routes of its actions: not its user, tokens, password or sessions', async () => {
+    const u = await t.user('pat-self@example.com');
+    const org = (await t.request('POST', '/orgs', { token: u.token, body: { name: 'self' } })).json();
+    const pat = (await t.request('POST', '/users/me/tokens', { token: u.token, body: { name: 'ro', org_id: org.id, actions: ['devices:read'], expires_in: 600 } })).json();
+    const refused: [string, string, unknown?][] = [
+      ['PATCH', '/users/me', { name: 'renamed' }],
+      ['GET', '/users/me/tokens'],
+      ['POST', '/users/me/tokens', { name: 'more', org_id: org.id, actions: ['devices:read'], expires_in: 600 }],
+      ['DELETE', `/users/me/tokens/${pat.id}`],
+      ['POST', '/users/me/password', { current_password: testPassword, new_password: 'another-long-password' }],
+      ['DELETE', '/users/me/sessions'],
+      ['GET', `/users/${u.id}`],
+      ['GET', '/users/me/invitations'],
+    ];
+    for (const [method, url, body] of refused) {
+      const res = await t.request(method as 'GET', url, { token: pat.token, ...(body !== undefined ? { body } : {}) });
+      assertProblem(res, 403, 'auth.token_scope');
+    }
+    assert.equal((await t.request('GET', '/users/me', { token: u.token })).json().name, '');
+    assert.equal((await t.request('GET', '/users/me/tokens', { token: u.token })).json().tokens[0].revoked_at, null);
+    // what its action covers, and who it is, still work
+    assert.equal((await t.request('GET', `/orgs/${org.id}/devices`, { token: pat.token })).statusCode, 200);
+    assert.equal((await t.request('GET', '/users/me', { token: pat.token })).json().id, u.id);
   });
 
   test('tokens cannot be created for an organization you do not belong to', async () => {

@@ -3,9 +3,9 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { AppError } from '../core/errors.js';
 import type { Platform } from '../platform.js';
-import { principalOf } from '../http/auth.js';
+import { principalOf, requirePlatformAdmin } from '../http/auth.js';
 import { PageQuery, StringEnum, Timestamp, Uuid, pageOf, problems } from '../http/schemas.js';
-import { actions } from '../orgs/permissions.js';
+import { actions, roleAllows } from '../orgs/permissions.js';
 import type { PersonalAccessToken } from './repository.js';
 
 const TokenPair = Type.Object({
@@ -78,7 +78,7 @@ export function authRoutes(fastify: FastifyInstance, platform: Platform): void {
     schema: {
       tags: ['auth'],
       summary: 'Create a personal access token',
-      description: 'The token is limited to one organization and the listed actions (and never exceeds your role there). Its text is shown only in this response.',
+      description: 'The token is limited to one organization and the listed actions, which your role there must allow (403 auth.forbidden names those it does not). It can call only the routes of its actions (and GET /users/me, GET /orgs): never your account, tokens, password or sessions. Its text is shown only in this response.',
       body: Type.Object({
         name: Type.String({ minLength: 1, maxLength: 128 }),
         org_id: Uuid,
@@ -90,10 +90,41 @@ export function authRoutes(fastify: FastifyInstance, platform: Platform): void {
   }, async (req, reply) => {
     const p = principalOf(req);
     if (p.scope) throw new AppError('auth.token_scope', 'A personal access token cannot create other tokens');
-    await orgs.authorize(p, req.body.org_id, 'org:read');
+    const access = await orgs.authorize(p, req.body.org_id, 'org:read');
+    const beyond = [...new Set(req.body.actions)].filter((a) => !roleAllows(access.role, a));
+    if (beyond.length > 0) throw new AppError('auth.forbidden', `Your role (${access.role}) does not allow ${beyond.join(', ')}`, { actions: beyond });
     const { token, pat } = await auth.createPat({ id: p.userId }, { name: req.body.name, orgId: req.body.org_id, actions: req.body.actions, expiresAt: platform.clock.now() + req.body.expires_in * 1000 });
     reply.code(201).header('location', `/users/me/tokens/${pat.id}`);
     return { ...showPat(pat), token };
+  });
+
+  app.delete('/users/me/sessions', {
+    schema: {
+      tags: ['auth'],
+      summary: 'Sign out everywhere',
+      description: 'Ends every session of your account, this one included: their refresh tokens and access tokens stop working at once, in every process. Personal access tokens are not sessions: revoke them with DELETE /users/me/tokens/{id}.',
+      response: { 204: Type.Null(), ...problems(401, 403) },
+    },
+  }, async (req, reply) => {
+    await auth.revokeSessions(principalOf(req).userId);
+    req.log.info({ userId: principalOf(req).userId }, 'signed out everywhere');
+    return reply.code(204).send(null);
+  });
+
+  app.delete('/users/:id/sessions', {
+    schema: {
+      tags: ['auth'],
+      summary: "End every session of a user (platform admins)",
+      description: "As DELETE /users/me/sessions, for another user: e.g. when their account may be compromised.",
+      params: Type.Object({ id: Type.String() }),
+      response: { 204: Type.Null(), ...problems(401, 403, 404) },
+    },
+  }, async (req, reply) => {
+    const admin = requirePlatformAdmin(req);
+    await platform.users.get(req.params.id);
+    await auth.revokeSessions(req.params.id);
+    req.log.info({ userId: req.params.id, by: admin.userId }, 'sessions of a user ended by a platform admin');
+    return reply.code(204).send(null);
   });
 
   app.get('/users/me/tokens', {

@@ -38,7 +38,7 @@ export function loadServerKey(configured: string, dataDir: string): { key: Buffe
   if (configured) return { key: parseKey(configured), source: 'config' };
   const path = join(dataDir, 'secret.key');
   if (existsSync(path)) return { key: parseKey(readFileSync(path, 'utf8')), source: 'file' };
-  mkdirSync(dataDir, { recursive: true });
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const key = randomBytes(32);
   writeFileSync(path, key.toString('hex') + '\n', { mode: 0o600, flag: 'wx' });
   return { key, source: 'generated' };

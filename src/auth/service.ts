@@ -9,12 +9,15 @@ import { hashToken, type ServerKeys } from './keys.js';
 import { dummyPasswordHash, verifyPassword } from './passwords.js';
 import type { LoginLimiter } from './rate-limit.js';
 import type { PersonalAccessToken, TokenRepository } from './repository.js';
+import type { SessionRegistry } from './sessions.js';
 
 /** Who is calling the management API. */
 export interface Principal {
   userId: string;
   email: string;
   platformRole: PlatformRole;
+  /** The login session of an access token (absent for a personal access token). */
+  sessionId?: string;
   /** Present when the caller uses a personal access token: it limits the caller to one organization and these actions. */
   scope?: { tokenId: string; orgId: string; actions: ReadonlySet<Action> };
 }
@@ -41,6 +44,7 @@ export class AuthService {
   constructor(
     private readonly users: UserRepository,
     private readonly tokens: TokenRepository,
+    private readonly sessions: SessionRegistry,
     private readonly keys: ServerKeys,
     private readonly limiter: LoginLimiter,
     private readonly clock: Clock,
@@ -59,7 +63,9 @@ export class AuthService {
       throw new AppError('auth.invalid_credentials', 'Wrong email or password');
     }
     this.limiter.succeeded(account);
-    return this.issuePair(user.id, uuidv7(this.clock.now()));
+    const sessionId = uuidv7(this.clock.now());
+    await this.sessions.start(sessionId, user.id);
+    return this.issuePair(user.id, sessionId);
   }
 
   /** Trades a refresh token for a new pair. Reusing a replaced token revokes its whole family (it may have been stolen). */
@@ -68,28 +74,37 @@ export class AuthService {
     const now = this.clock.now();
     if (!row) throw new AppError('auth.refresh_token_invalid');
     if (row.revoked_at !== null) {
-      await this.tokens.revokeFamily(row.family_id, iso(now));
+      await this.endSession(row.family_id);
       throw new AppError('auth.refresh_token_invalid');
     }
     if (Date.parse(row.expires_at) <= now) throw new AppError('auth.refresh_token_invalid');
     if (!(await this.tokens.revokeRefresh(row.id, iso(now)))) throw new AppError('auth.refresh_token_invalid');
+    // a session started before sessions were recorded (migration 6) is recorded on its first refresh
+    await this.sessions.start(row.family_id, row.user_id);
     return this.issuePair(row.user_id, row.family_id);
   }
 
   /** Ends the session the refresh token belongs to. Unknown tokens are ignored (logout is idempotent). */
   async logout(refreshToken: string): Promise<void> {
     const row = await this.tokens.findRefresh(hashToken(refreshToken));
-    if (row) await this.tokens.revokeFamily(row.family_id, iso(this.clock.now()));
+    if (row) await this.endSession(row.family_id);
   }
 
+  /** Ends every session of the user (password change, sign-out everywhere): their refresh and access tokens stop working. */
   async revokeSessions(userId: string): Promise<void> {
     await this.tokens.revokeAllRefreshOfUser(userId, iso(this.clock.now()));
+    await this.sessions.endAllOf(userId);
+  }
+
+  private async endSession(familyId: string): Promise<void> {
+    await this.tokens.revokeFamily(familyId, iso(this.clock.now()));
+    await this.sessions.end(familyId);
   }
 
   private async issuePair(userId: string, familyId: string): Promise<TokenPair> {
     const now = this.clock.now();
     const accessTtl = Math.floor(this.options.accessTokenTtlMs / 1000);
-    const access = await new SignJWT({ typ: 'access' })
+    const access = await new SignJWT({ typ: 'access', sid: familyId })
       .setProtectedHeader({ alg: 'HS256' })
       .setIssuer(issuer)
       .setSubject(userId)
@@ -114,10 +129,14 @@ export class AuthService {
   async authenticate(token: string): Promise<Principal> {
     if (token.startsWith(patPrefix)) return this.authenticatePat(token);
     let sub: string;
+    let sid: string;
     try {
       const { payload } = await jwtVerify(token, this.keys.jwt, { issuer, algorithms: ['HS256'], currentDate: new Date(this.clock.now()) });
       if (payload.typ !== 'access' || typeof payload.sub !== 'string') throw new AppError('auth.token_invalid');
+      // tokens from before sessions were recorded carry no session: their holder refreshes once
+      if (typeof payload.sid !== 'string') throw new AppError('auth.token_invalid', 'The access token carries no session; refresh it or log in again');
       sub = payload.sub;
+      sid = payload.sid;
     } catch (e) {
       if (e instanceof AppError) throw e;
       if (e instanceof joseErrors.JOSEError) throw new AppError('auth.token_invalid', e instanceof joseErrors.JWTExpired ? 'The access token has expired' : 'The access token is invalid');
@@ -125,7 +144,8 @@ export class AuthService {
     }
     const user = await this.users.findById(sub);
     if (!user) throw new AppError('auth.token_invalid', 'The user of this token no longer exists');
-    return { userId: user.id, email: user.email, platformRole: user.role };
+    if (!(await this.sessions.isLive(sid, sub))) throw new AppError('auth.session_ended');
+    return { userId: user.id, email: user.email, platformRole: user.role, sessionId: sid };
   }
 
   private async authenticatePat(token: string): Promise<Principal> {

@@ -49,6 +49,7 @@ export const errorCodes = {
   'auth.forbidden': { kind: 'forbidden', title: 'Not allowed' },
   'auth.signup_disabled': { kind: 'forbidden', title: 'Self sign-up is disabled' },
   'auth.token_scope': { kind: 'forbidden', title: 'The token does not grant this action' },
+  'auth.session_ended': { kind: 'unauthenticated', title: 'The session of this access token has ended (logout, password change or sign-out everywhere); log in again' },
 
   'user.not_found': { kind: 'not_found', title: 'User not found' },
   'user.email_taken': { kind: 'conflict', title: 'A user with this email already exists' },
@@ -59,6 +60,7 @@ export const errorCodes = {
   'org.member_not_found': { kind: 'not_found', title: 'Member not found' },
   'org.member_exists': { kind: 'conflict', title: 'The user is already a member' },
   'org.last_owner': { kind: 'conflict', title: 'An organization must keep at least one owner' },
+  'org.invitation_not_found': { kind: 'not_found', title: 'Invitation not found (or it has expired)' },
 
   'device.not_found': { kind: 'not_found', title: 'Device not found' },
   'device.bulk_too_large': { kind: 'invalid', title: 'Too many devices in one request' },

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import type * as KyselyModuleNs from 'kysely';
@@ -89,7 +89,7 @@ export class Database {
   static async open(options: DatabaseOptions): Promise<Database> {
     if (options.url.startsWith('sqlite:')) {
       const path = options.url.slice('sqlite:'.length);
-      if (path !== ':memory:') mkdirSync(dirname(resolve(path)), { recursive: true });
+      if (path !== ':memory:') ownerOnly(path);
       const handle = new SqliteDatabase(path);
       // takes effect on a new, empty database only (an existing one keeps its page size until VACUUM)
       handle.pragma(`page_size = ${sqlitePageSize}`);
@@ -192,6 +192,23 @@ export class Database {
   /** Drops the schema given at open (tests only). */
   async dropSchema(): Promise<void> {
     if (this.pool && this.schema) await this.pool.query(`DROP SCHEMA IF EXISTS ${this.schema} CASCADE`);
+  }
+}
+
+/**
+ * The database holds password hashes and device secret hashes: its folder is created 0700 and the
+ * file 0600 before SQLite opens it, so that the -wal and -shm files SQLite creates take the same
+ * mode (SQLite gives them the database file's). An existing file readable by others is narrowed.
+ */
+function ownerOnly(path: string): void {
+  mkdirSync(dirname(resolve(path)), { recursive: true, mode: 0o700 });
+  closeSync(openSync(path, 'a', 0o600));
+  for (const file of [path, `${path}-wal`, `${path}-shm`]) {
+    try {
+      if (existsSync(file) && (statSync(file).mode & 0o077) !== 0) chmodSync(file, 0o600);
+    } catch {
+      // not ours to change (another owner): SQLite opens it as it is
+    }
   }
 }
 

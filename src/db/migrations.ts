@@ -302,6 +302,32 @@ CREATE INDEX message_payloads_channel_time ON message_payloads (channel, time);
     name: 'dead letters',
     ...deadLetters(),
   },
+  {
+    version: 6,
+    name: 'sessions and invitations',
+    ...both(
+      (t) => `
+CREATE TABLE auth_sessions (
+  id TEXT PRIMARY KEY,
+  user_id TEXT NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+  created_at ${t.ts},
+  ended_at ${t.tsNull}
+);
+CREATE INDEX auth_sessions_user ON auth_sessions (user_id);
+CREATE TABLE org_invitations (
+  id TEXT PRIMARY KEY,
+  org_id TEXT NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
+  email TEXT NOT NULL,
+  role TEXT NOT NULL CHECK (role IN ('owner', 'admin', 'operator', 'viewer')),
+  invited_by TEXT REFERENCES users(id) ON DELETE SET NULL,
+  created_at ${t.ts},
+  expires_at ${t.ts},
+  UNIQUE (org_id, email)
+);
+CREATE INDEX org_invitations_email ON org_invitations (email);
+`,
+    ),
+  },
 ];
 
 /**

@@ -93,6 +93,25 @@ export interface ConnectionsTable {
   created_at: string;
 }
 
+/** One login session: its refresh tokens share `id` as their family, its access tokens carry it as `sid`. */
+export interface AuthSessionsTable {
+  id: string;
+  user_id: string;
+  created_at: string;
+  ended_at: string | null;
+}
+
+/** An invitation into an organization, by email; membership starts when the invited user accepts. */
+export interface OrgInvitationsTable {
+  id: string;
+  org_id: string;
+  email: string;
+  role: 'owner' | 'admin' | 'operator' | 'viewer';
+  invited_by: string | null;
+  created_at: string;
+  expires_at: string;
+}
+
 export interface SchemaMigrationsTable {
   version: number;
   name: string;
@@ -125,6 +144,8 @@ export interface Tables {
   groups: GroupsTable;
   group_devices: GroupDevicesTable;
   connections: ConnectionsTable;
+  auth_sessions: AuthSessionsTable;
+  org_invitations: OrgInvitationsTable;
   schema_migrations: SchemaMigrationsTable;
   dead_letters: DeadLettersTable;
 }

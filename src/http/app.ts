@@ -9,6 +9,7 @@ import { requestChildLogger, type Logger } from '../core/logger.js';
 import type { ChildLoggerOptions } from 'pino';
 import { clientError, frameworkError, installProblemHandlers } from './problem.js';
 import { installAuth } from './auth.js';
+import { installTextChecks } from './text.js';
 import { createMetrics, installHttpMetrics } from './metrics.js';
 import { opsRoutes } from './ops.js';
 import { Problem } from './schemas.js';
@@ -65,6 +66,7 @@ export async function buildApp(platform: Platform, options: AppOptions = {}): Pr
   app.addSchema(Problem);
   installProblemHandlers(app);
   installAuth(app, platform);
+  installTextChecks(app);
   const registry = createMetrics(platform);
   installHttpMetrics(app, registry);
 

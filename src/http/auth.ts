@@ -18,6 +18,13 @@ declare module 'fastify' {
     auth?: 'none' | 'user' | 'device';
     /** For routes under /orgs/{org}: the action the caller's role must allow. */
     action?: Action;
+    /**
+     * A personal access token may call a route only through an action it grants: a route under
+     * /orgs/{org} with `action`, or one marked here (its handler limits what the token sees to
+     * its organization). Every other route (the user's own account, tokens, password, sessions,
+     * invitations) refuses personal access tokens with 403 auth.token_scope.
+     */
+    personalTokens?: boolean;
   }
 }
 
@@ -42,6 +49,7 @@ export function installAuth(app: FastifyInstance, platform: Platform): void {
     req.principal = await platform.auth.authenticate(token);
     const org = (req.params as { org?: string } | undefined)?.org;
     if (cfg.action && org !== undefined) req.orgAccess = await platform.orgs.authorize(req.principal, org, cfg.action);
+    else if (req.principal.scope && !cfg.personalTokens) throw new AppError('auth.token_scope', 'A personal access token can only call the routes of the actions it grants; no action covers this route');
   });
 
   // Document the security requirement of every protected route in the OpenAPI output.

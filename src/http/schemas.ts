@@ -35,14 +35,18 @@ export const Metadata = Type.Record(Type.String(), Type.Unknown(), { description
 export const OrgParams = Type.Object({ org: Type.String({ description: 'Organization id' }) });
 export const OrgIdParams = Type.Object({ org: Type.String(), id: Type.String() });
 
+/** The largest `offset` of a list route: beyond it a database would fail (or scan for ever), so the answer is 400. */
+export const maxOffset = 1_000_000_000;
+export const Offset = Type.Integer({ minimum: 0, maximum: maxOffset, default: 0 });
+
 export const PageQuery = Type.Object({
-  offset: Type.Integer({ minimum: 0, default: 0 }),
+  offset: Offset,
   limit: Type.Integer({ minimum: 1, maximum: 1000, default: 20 }),
 });
 export type PageQuery = Static<typeof PageQuery>;
 
 export const ListQuerySchema = Type.Object({
-  offset: Type.Integer({ minimum: 0, default: 0 }),
+  offset: Offset,
   limit: Type.Integer({ minimum: 1, maximum: 1000, default: 20 }),
   sort: StringEnum(['name', 'created_at', 'updated_at'], { default: 'created_at' }),
   dir: StringEnum(['asc', 'desc'], { default: 'asc' }),
@@ -80,10 +84,28 @@ export function pageOf<K extends string>(key: K, item: TSchema) {
 }
 
 export const maxMetadataBytes = 64 * 1024;
+/** Levels of objects and arrays in metadata, the top-level object included. */
+export const maxMetadataDepth = 16;
 
-/** Rejects metadata objects larger than 64 KiB once serialised. */
+/** Levels of nested objects and arrays in `value` (0 for a scalar), counted without recursion. */
+export function jsonDepth(value: unknown, stopAfter = Infinity): number {
+  let deepest = 0;
+  const stack: [unknown, number][] = [[value, 1]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (v === null || typeof v !== 'object') continue;
+    deepest = Math.max(deepest, depth);
+    if (deepest > stopAfter) return deepest;
+    for (const child of Object.values(v)) if (child !== null && typeof child === 'object') stack.push([child, depth + 1]);
+  }
+  return deepest;
+}
+
+/** Rejects metadata nested deeper than 16 levels or larger than 64 KiB once serialised. */
 export function checkMetadata(m: Record<string, unknown> | undefined): void {
-  if (m !== undefined && Buffer.byteLength(JSON.stringify(m)) > maxMetadataBytes) throw new AppError('request.invalid', `metadata must be at most ${maxMetadataBytes} bytes as JSON`);
+  if (m === undefined) return;
+  if (jsonDepth(m, maxMetadataDepth) > maxMetadataDepth) throw new AppError('request.invalid', `metadata must be nested at most ${maxMetadataDepth} levels deep`);
+  if (Buffer.byteLength(JSON.stringify(m)) > maxMetadataBytes) throw new AppError('request.invalid', `metadata must be at most ${maxMetadataBytes} bytes as JSON`);
 }
 
 /** A string that is one of `values` (JSON Schema enum), typed as their union. */

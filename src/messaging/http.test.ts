@@ -2,6 +2,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { encode as cborEncode } from 'cbor-x';
 import { startTestPlatform, type TestPlatform } from '../../test/helpers/platform.js';
+import { addMember } from '../../test/helpers/members.js';
 import { MemoryBus } from './memory-bus.js';
 import { writerConsumer } from '../storage/writer.js';
 import { eventually } from '../../test/helpers/eventually.js';
@@ -23,7 +24,7 @@ async function fixture(t: TestPlatform): Promise<Fixture> {
   const viewer = await t.user('viewer@example.com');
   const outsider = await t.user('outsider@example.com');
   const org = (await t.request('POST', '/orgs', { token: owner.token, body: { name: 'Org' } })).json().id as string;
-  await t.request('POST', `/orgs/${org}/members`, { token: owner.token, body: { email: viewer.email, role: 'viewer' } });
+  await addMember(t, org, owner.token, viewer, 'viewer');
   const mk = async (name: string) => (await t.request('POST', `/orgs/${org}/devices`, { token: owner.token, body: { name } })).json() as { id: string; secret: string };
   const device = await mk('publisher');
   const reader = await mk('reader');

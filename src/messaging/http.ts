@@ -6,7 +6,7 @@ import { Type, type Static } from 'typebox';
 import { AppError, isAppError } from '../core/errors.js';
 import { parseDuration } from '../core/config.js';
 import type { Platform } from '../platform.js';
-import { StringEnum, problems } from '../http/schemas.js';
+import { Offset, StringEnum, problems } from '../http/schemas.js';
 import type { Aggregation, MessageFilter, MessageRecord } from '../storage/readers.js';
 import { clientFromAuthorization } from './credentials.js';
 import type { Client } from './service.js';
@@ -27,7 +27,7 @@ const ReadQuery = Type.Object({
   vd: Type.Optional(Type.String({ maxLength: 65536 })),
   from: Type.Optional(Type.String({ description: 'Inclusive start: Unix seconds (fractions allowed) or RFC 3339' })),
   to: Type.Optional(Type.String({ description: 'Exclusive end: Unix seconds (fractions allowed) or RFC 3339' })),
-  offset: Type.Integer({ minimum: 0, default: 0 }),
+  offset: Offset,
   limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }),
   order: StringEnum(['time', 'name', 'value', 'publisher', 'subtopic'], { default: 'time' }),
   dir: StringEnum(['asc', 'desc'], { default: 'desc', description: 'Newest first by default' }),

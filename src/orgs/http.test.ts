@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { startTestPlatform, type TestPlatform } from '../../test/helpers/platform.js';
 import { assertProblem } from '../../test/helpers/problem.js';
+import { addMember as addMemberAs } from '../../test/helpers/members.js';
 import { actions, orgRoles, roleAllows, type Action, type OrgRole } from './permissions.js';
 
 type TestUser = Awaited<ReturnType<TestPlatform['user']>>;
@@ -22,9 +23,9 @@ describe('organizations over HTTP', () => {
     return res.json();
   }
 
+  /** Alice invites, the user accepts. */
   async function addMember(orgId: string, user: TestUser, role: OrgRole): Promise<void> {
-    const res = await t.request('POST', `/orgs/${orgId}/members`, { token: alice.token, body: { email: user.email, role } });
-    assert.equal(res.statusCode, 201, res.body);
+    await addMemberAs(t, orgId, alice.token, user, role);
   }
 
   before(async () => {
@@ -136,9 +137,9 @@ describe('organizations over HTTP', () => {
   });
 
   describe('members', () => {
-    test('an existing user is added by email, case-insensitively', async () => {
+    test('a platform admin adds an existing user by email at once, case-insensitively', async () => {
       const org = await createOrg('team');
-      const res = await t.request('POST', `/orgs/${org.id}/members`, { token: alice.token, body: { email: 'OLGA@example.com', role: 'operator' } });
+      const res = await t.request('POST', `/orgs/${org.id}/members`, { token: root.token, body: { email: 'OLGA@example.com', role: 'operator' } });
       assert.equal(res.statusCode, 201);
       assert.equal(res.headers.location, `/orgs/${org.id}/members/${olga.id}`);
       const m = res.json();
@@ -150,15 +151,72 @@ describe('organizations over HTTP', () => {
       assert.deepEqual(got.json(), m);
       // the new member sees the organization with their role
       assert.equal((await t.request('GET', `/orgs/${org.id}`, { token: olga.token })).json().role, 'operator');
+      assertProblem(await t.request('POST', `/orgs/${org.id}/members`, { token: root.token, body: { email: 'ghost@example.com', role: 'viewer' } }), 404, 'user.not_found');
     });
 
-    test('adding an unknown email is 404 user.not_found, adding a member twice 409 org.member_exists', async () => {
+    test('an owner invites: the same answer whether or not the email has an account, and no membership until accepted', async () => {
+      const org = await createOrg('invites');
+      const known = await t.request('POST', `/orgs/${org.id}/members`, { token: alice.token, body: { email: 'OLGA@example.com', role: 'operator' } });
+      const unknown = await t.request('POST', `/orgs/${org.id}/members`, { token: alice.token, body: { email: 'ghost@example.com', role: 'operator' } });
+      for (const res of [known, unknown]) {
+        assert.equal(res.statusCode, 202, res.body);
+        assert.deepEqual(Object.keys(res.json()).sort(), ['created_at', 'email', 'expires_at', 'id', 'org_id', 'role']);
+        assert.equal(res.headers.location, `/orgs/${org.id}/invitations/${res.json().id}`);
+        assert.equal(Date.parse(res.json().expires_at) - Date.parse(res.json().created_at), 7 * 86_400_000);
+      }
+      assert.equal(known.json().email, 'olga@example.com');
+      assert.equal(unknown.json().user_id, undefined);
+      // not a member yet: the organization stays hidden from Olga
+      assertProblem(await t.request('GET', `/orgs/${org.id}`, { token: olga.token }), 404, 'org.not_found');
+      assert.equal((await t.request('GET', `/orgs/${org.id}/members`, { token: alice.token })).json().total, 1);
+      const pendingInOrg = (await t.request('GET', `/orgs/${org.id}/invitations`, { token: alice.token })).json();
+      assert.deepEqual(pendingInOrg.invitations.map((i: { email: string }) => i.email).sort(), ['ghost@example.com', 'olga@example.com']);
+
+      const mine = (await t.request('GET', '/users/me/invitations', { token: olga.token })).json();
+      const invitation = mine.invitations.find((i: { org_id: string }) => i.org_id === org.id);
+      assert.deepEqual({ id: invitation.id, org_name: invitation.org_name, role: invitation.role }, { id: known.json().id, org_name: 'invites', role: 'operator' });
+      // someone else cannot accept Olga's invitation
+      assertProblem(await t.request('POST', `/users/me/invitations/${invitation.id}/accept`, { token: otto.token }), 404, 'org.invitation_not_found');
+      const accepted = await t.request('POST', `/users/me/invitations/${invitation.id}/accept`, { token: olga.token });
+      assert.equal(accepted.statusCode, 200);
+      assert.deepEqual({ user_id: accepted.json().user_id, role: accepted.json().role }, { user_id: olga.id, role: 'operator' });
+      assert.equal((await t.request('GET', `/orgs/${org.id}`, { token: olga.token })).json().role, 'operator');
+      assertProblem(await t.request('POST', `/users/me/invitations/${invitation.id}/accept`, { token: olga.token }), 404, 'org.invitation_not_found');
+      assert.ok(!(await t.request('GET', '/users/me/invitations', { token: olga.token })).json().invitations.some((i: { org_id: string }) => i.org_id === org.id));
+    });
+
+    test('an invitation can be declined by its user or withdrawn by the organization', async () => {
+      const org = await createOrg('declined');
+      const invite = async (u: TestUser) => (await t.request('POST', `/orgs/${org.id}/members`, { token: alice.token, body: { email: u.email, role: 'viewer' } })).json().id as string;
+      const toAdam = await invite(adam);
+      assert.equal((await t.request('POST', `/users/me/invitations/${toAdam}/decline`, { token: adam.token })).statusCode, 204);
+      assertProblem(await t.request('POST', `/users/me/invitations/${toAdam}/accept`, { token: adam.token }), 404, 'org.invitation_not_found');
+      const toVera = await invite(vera);
+      assertProblem(await t.request('DELETE', `/orgs/${org.id}/invitations/${toVera}`, { token: otto.token }), 404, 'org.not_found');
+      assert.equal((await t.request('DELETE', `/orgs/${org.id}/invitations/${toVera}`, { token: alice.token })).statusCode, 204);
+      assertProblem(await t.request('POST', `/users/me/invitations/${toVera}/accept`, { token: vera.token }), 404, 'org.invitation_not_found');
+    });
+
+    test('inviting the same email again replaces its pending invitation, role and expiry', async () => {
+      const org = await createOrg('again');
+      const first = (await t.request('POST', `/orgs/${org.id}/members`, { token: alice.token, body: { email: adam.email, role: 'viewer' } })).json();
+      t.clock.advance(1000);
+      const second = (await t.request('POST', `/orgs/${org.id}/members`, { token: alice.token, body: { email: adam.email, role: 'admin' } })).json();
+      assert.notEqual(second.id, first.id);
+      assert.ok(Date.parse(second.expires_at) > Date.parse(first.expires_at));
+      const pending = (await t.request('GET', `/orgs/${org.id}/invitations`, { token: alice.token })).json();
+      assert.deepEqual(pending.invitations.map((i: { id: string; role: string }) => [i.id, i.role]), [[second.id, 'admin']]);
+      assertProblem(await t.request('POST', `/users/me/invitations/${first.id}/accept`, { token: adam.token }), 404, 'org.invitation_not_found');
+      assert.equal((await t.request('POST', `/users/me/invitations/${second.id}/accept`, { token: adam.token })).json().role, 'admin');
+    });
+
+    test('inviting a member twice is 409 org.member_exists; a bad role is 400', async () => {
       const org = await createOrg('team');
-      assertProblem(await t.request('POST', `/orgs/${org.id}/members`, { token: alice.token, body: { email: 'ghost@example.com', role: 'viewer' } }), 404, 'user.not_found');
       await addMember(org.id, vera, 'viewer');
       assertProblem(await t.request('POST', `/orgs/${org.id}/members`, { token: alice.token, body: { email: vera.email, role: 'admin' } }), 409, 'org.member_exists');
       assertProblem(await t.request('POST', `/orgs/${org.id}/members`, { token: alice.token, body: { email: alice.email, role: 'viewer' } }), 409, 'org.member_exists');
       assertProblem(await t.request('POST', `/orgs/${org.id}/members`, { token: alice.token, body: { email: vera.email, role: 'king' } }), 400, 'request.invalid');
+      assertProblem(await t.request('POST', `/orgs/${org.id}/members`, { token: alice.token, body: { email: 'not an email', role: 'viewer' } }), 400, 'request.invalid');
     });
 
     test('members are listed a page at a time with the total', async () => {
@@ -208,7 +266,7 @@ describe('organizations over HTTP', () => {
       assert.equal((await t.request('GET', `/orgs/${org.id}/members/${alice.id}`, { token: adam.token })).json().role, 'owner');
 
       // an admin manages the other roles
-      assert.equal((await asAdam('POST', '', { email: otto.email, role: 'operator' })).statusCode, 201);
+      await addMemberAs(t, org.id, adam.token, otto, 'operator');
       assert.equal((await asAdam('PATCH', `/${vera.id}`, { role: 'admin' })).statusCode, 200);
       assert.equal((await asAdam('DELETE', `/${otto.id}`)).statusCode, 204);
 
@@ -276,4 +334,37 @@ describe('organizations over HTTP', () => {
     }
     assert.deepEqual(wrong, []);
   });
+});
+
+test('an invitation expires after 7 days', async () => {
+  const t = await startTestPlatform();
+  try {
+    const owner = await t.user('inviter@example.com');
+    const org = (await t.request('POST', '/orgs', { token: owner.token, body: { name: 'later' } })).json();
+    const id = (await t.request('POST', `/orgs/${org.id}/members`, { token: owner.token, body: { email: 'slow@example.com', role: 'viewer' } })).json().id as string;
+    t.clock.advance(7 * 86_400_000 + 1000);
+    // the account is created after the invitation: it still finds it, until it expires
+    const slow = await t.user('slow@example.com');
+    assert.equal((await t.request('GET', '/users/me/invitations', { token: slow.token })).json().total, 0);
+    assertProblem(await t.request('POST', `/users/me/invitations/${id}/accept`, { token: slow.token }), 404, 'org.invitation_not_found');
+    assertProblem(await t.request('GET', `/orgs/${org.id}`, { token: slow.token }), 404, 'org.not_found');
+  } finally {
+    await t.close();
+  }
+});
+
+test('an invitation sent before the account exists is found by the new account', async () => {
+  const t = await startTestPlatform();
+  try {
+    const owner = await t.user('early@example.com');
+    const org = (await t.request('POST', '/orgs', { token: owner.token, body: { name: 'early' } })).json();
+    await t.request('POST', `/orgs/${org.id}/members`, { token: owner.token, body: { email: 'Newcomer@example.com', role: 'viewer' } });
+    const newcomer = await t.user('newcomer@example.com');
+    const mine = (await t.request('GET', '/users/me/invitations', { token: newcomer.token })).json();
+    assert.equal(mine.total, 1);
+    assert.equal((await t.request('POST', `/users/me/invitations/${mine.invitations[0].id}/accept`, { token: newcomer.token })).statusCode, 200);
+    assert.equal((await t.request('GET', `/orgs/${org.id}`, { token: newcomer.token })).json().role, 'viewer');
+  } finally {
+    await t.close();
+  }
 });

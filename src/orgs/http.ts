@@ -5,6 +5,7 @@ import type { Platform } from '../platform.js';
 import { orgOf, principalOf } from '../http/auth.js';
 import { Name, OrgParams, PageQuery, StringEnum, Timestamp, Uuid, pageOf, problems } from '../http/schemas.js';
 import { orgRoles } from './permissions.js';
+import { invitationTtlMs } from './service.js';
 
 const Role = StringEnum(orgRoles);
 
@@ -18,6 +19,9 @@ const OrgSchema = Type.Object({
 
 const MemberSchema = Type.Object({ user_id: Uuid, email: Type.String(), name: Type.String(), role: Role, created_at: Timestamp });
 const MemberParams = Type.Object({ org: Type.String(), user_id: Type.String() });
+const InvitationSchema = Type.Object({ id: Uuid, org_id: Uuid, email: Type.String(), role: Role, created_at: Timestamp, expires_at: Timestamp });
+const ReceivedInvitationSchema = Type.Intersect([InvitationSchema, Type.Object({ org_name: Type.String() })]);
+const InvitationParams = Type.Object({ org: Type.String(), id: Type.String() });
 
 export function orgRoutes(fastify: FastifyInstance, platform: Platform): void {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
@@ -38,6 +42,7 @@ export function orgRoutes(fastify: FastifyInstance, platform: Platform): void {
   });
 
   app.get('/orgs', {
+    config: { personalTokens: true },
     schema: {
       tags: ['organizations'],
       summary: 'List the organizations you belong to (platform admins: all)',
@@ -80,16 +85,58 @@ export function orgRoutes(fastify: FastifyInstance, platform: Platform): void {
     config: { action: 'members:write' },
     schema: {
       tags: ['organizations'],
-      summary: 'Add an existing user as a member',
-      description: 'Only owners may add owners.',
+      summary: 'Invite a user by email (platform admins: add an existing user at once)',
+      description: `202 with an invitation, the same whether or not the email has an account: the user becomes a member when they accept it (POST /users/me/invitations/{id}/accept) within ${invitationTtlMs / 86_400_000} days. Inviting the same email again replaces its pending invitation. A platform admin adds an existing user at once (201 with the member, 404 user.not_found when no user has the email). 409 org.member_exists when the user is a member already. Only owners may add or invite owners.`,
       params: OrgParams,
-      body: Type.Object({ email: Type.String({ maxLength: 320 }), role: Role }, { additionalProperties: false }),
-      response: { 201: MemberSchema, ...problems(400, 401, 403, 404, 409) },
+      body: Type.Object({ email: Type.String({ format: 'email', maxLength: 320 }), role: Role }, { additionalProperties: false }),
+      response: { 201: MemberSchema, 202: InvitationSchema, ...problems(400, 401, 403, 404, 409) },
     },
   }, async (req, reply) => {
-    const m = await orgs.addMember(orgOf(req), req.body.email, req.body.role);
-    reply.code(201).header('location', `/orgs/${req.params.org}/members/${m.user_id}`);
+    const added = await orgs.addMember(orgOf(req), principalOf(req), req.body.email, req.body.role);
+    if ('invitation' in added) {
+      reply.code(202).header('location', `/orgs/${req.params.org}/invitations/${added.invitation.id}`);
+      return added.invitation;
+    }
+    reply.code(201).header('location', `/orgs/${req.params.org}/members/${added.member.user_id}`);
+    return added.member;
+  });
+
+  app.get('/orgs/:org/invitations', {
+    config: { action: 'members:read' },
+    schema: { tags: ['organizations'], summary: 'List pending invitations', params: OrgParams, querystring: PageQuery, response: { 200: pageOf('invitations', InvitationSchema), ...problems(400, 401, 404) } },
+  }, async (req) => {
+    const { total, items } = await orgs.listInvitations(orgOf(req), req.query.offset, req.query.limit);
+    return { total, offset: req.query.offset, limit: req.query.limit, invitations: items };
+  });
+
+  app.delete('/orgs/:org/invitations/:id', {
+    config: { action: 'members:write' },
+    schema: { tags: ['organizations'], summary: 'Withdraw an invitation', params: InvitationParams, response: { 204: Type.Null(), ...problems(401, 403, 404) } },
+  }, async (req, reply) => {
+    await orgs.withdrawInvitation(orgOf(req), req.params.id);
+    return reply.code(204).send(null);
+  });
+
+  app.get('/users/me/invitations', {
+    schema: { tags: ['organizations'], summary: 'List your pending invitations into organizations', querystring: PageQuery, response: { 200: pageOf('invitations', ReceivedInvitationSchema), ...problems(400, 401, 403) } },
+  }, async (req) => {
+    const { total, items } = await orgs.invitationsOf(principalOf(req), req.query.offset, req.query.limit);
+    return { total, offset: req.query.offset, limit: req.query.limit, invitations: items };
+  });
+
+  app.post('/users/me/invitations/:id/accept', {
+    schema: { tags: ['organizations'], summary: 'Accept an invitation: you become a member with its role', params: Type.Object({ id: Type.String() }), response: { 200: MemberSchema, ...problems(401, 403, 404) } },
+  }, async (req) => {
+    const m = await orgs.acceptInvitation(principalOf(req), req.params.id);
+    req.log.info({ invitationId: req.params.id, userId: m.user_id }, 'invitation accepted');
     return m;
+  });
+
+  app.post('/users/me/invitations/:id/decline', {
+    schema: { tags: ['organizations'], summary: 'Decline an invitation', params: Type.Object({ id: Type.String() }), response: { 204: Type.Null(), ...problems(401, 403, 404) } },
+  }, async (req, reply) => {
+    await orgs.declineInvitation(principalOf(req), req.params.id);
+    return reply.code(204).send(null);
   });
 
   app.get('/orgs/:org/members/:user_id', {

@@ -1,5 +1,5 @@
 import type { Database } from '../db/index.js';
-import type { OrganizationsTable } from '../db/schema.js';
+import type { OrganizationsTable, OrgInvitationsTable } from '../db/schema.js';
 import type { OrgRole } from './permissions.js';
 
 export type Organization = OrganizationsTable;
@@ -16,6 +16,15 @@ export interface Member {
   role: OrgRole;
   created_at: string;
 }
+
+export type Invitation = Omit<OrgInvitationsTable, 'invited_by'>;
+
+/** An invitation as its invited user sees it: with the organization's name. */
+export interface ReceivedInvitation extends Invitation {
+  org_name: string;
+}
+
+const invitationColumns = ['i.id', 'i.org_id', 'i.email', 'i.role', 'i.created_at', 'i.expires_at'] as const;
 
 export class OrgRepository {
   constructor(private readonly db: Database) {}
@@ -109,5 +118,54 @@ export class OrgRepository {
   async countOwners(orgId: string): Promise<number> {
     const { n } = await this.db.kysely.selectFrom('memberships').where('org_id', '=', orgId).where('role', '=', 'owner').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
     return Number(n);
+  }
+
+  /** Invites `email` (replacing a pending invitation into the same organization: new role, new expiry). */
+  async upsertInvitation(row: OrgInvitationsTable): Promise<Invitation> {
+    await this.db.kysely
+      .insertInto('org_invitations')
+      .values(row)
+      .onConflict((oc) => oc.columns(['org_id', 'email']).doUpdateSet({ id: row.id, role: row.role, invited_by: row.invited_by, created_at: row.created_at, expires_at: row.expires_at }))
+      .execute();
+    const { invited_by: _, ...invitation } = row;
+    return invitation;
+  }
+
+  async listInvitationsOfOrg(orgId: string, now: string, offset: number, limit: number): Promise<{ total: number; items: Invitation[] }> {
+    const q = this.db.kysely.selectFrom('org_invitations as i').where('i.org_id', '=', orgId).where('i.expires_at', '>', now);
+    const { n } = await q.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    const items = await q.select(invitationColumns).orderBy('i.created_at').orderBy('i.id').offset(offset).limit(limit).execute();
+    return { total: Number(n), items };
+  }
+
+  async listInvitationsFor(email: string, now: string, offset: number, limit: number): Promise<{ total: number; items: ReceivedInvitation[] }> {
+    const q = this.db.kysely.selectFrom('org_invitations as i').innerJoin('organizations as o', 'o.id', 'i.org_id').where('i.email', '=', email).where('i.expires_at', '>', now);
+    const { n } = await q.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    const items = await q.select([...invitationColumns, 'o.name as org_name']).orderBy('i.created_at').orderBy('i.id').offset(offset).limit(limit).execute();
+    return { total: Number(n), items };
+  }
+
+  /** The pending invitation `id` of `email`, when it has not expired. */
+  async findInvitationFor(id: string, email: string, now: string): Promise<Invitation | undefined> {
+    return this.db.kysely.selectFrom('org_invitations as i').select(invitationColumns).where('i.id', '=', id).where('i.email', '=', email).where('i.expires_at', '>', now).executeTakeFirst();
+  }
+
+  /** Deletes the invitation; with `email`, only if it is addressed to that email. False when there was none. */
+  async deleteInvitation(id: string, scope: { orgId?: string; email?: string }): Promise<boolean> {
+    let q = this.db.kysely.deleteFrom('org_invitations').where('id', '=', id);
+    if (scope.orgId !== undefined) q = q.where('org_id', '=', scope.orgId);
+    if (scope.email !== undefined) q = q.where('email', '=', scope.email);
+    const res = await q.executeTakeFirst();
+    return Number(res.numDeletedRows) === 1;
+  }
+
+  /** Makes the invited user a member with the invitation's role and drops the invitation, atomically. False when it was taken meanwhile. */
+  async acceptInvitation(invitation: Invitation, userId: string, now: string): Promise<boolean> {
+    return this.db.kysely.transaction().execute(async (trx) => {
+      const res = await trx.deleteFrom('org_invitations').where('id', '=', invitation.id).executeTakeFirst();
+      if (Number(res.numDeletedRows) !== 1) return false;
+      await trx.insertInto('memberships').values({ org_id: invitation.org_id, user_id: userId, role: invitation.role, created_at: now }).onConflict((oc) => oc.columns(['org_id', 'user_id']).doNothing()).execute();
+      return true;
+    });
   }
 }

@@ -4,7 +4,11 @@ import { isUuid, uuidv7 } from '../core/ids.js';
 import type { Principal } from '../auth/service.js';
 import type { UserService } from '../users/service.js';
 import { roleAllows, type Action, type OrgRole } from './permissions.js';
-import type { Member, Organization, OrgRepository, OrgWithRole } from './repository.js';
+import { normaliseEmail } from '../users/service.js';
+import type { Invitation, Member, Organization, OrgRepository, OrgWithRole, ReceivedInvitation } from './repository.js';
+
+/** How long an invitation into an organization waits for its user to accept. */
+export const invitationTtlMs = 7 * 86_400_000;
 
 /** The caller's standing in one organization, once checked. */
 export interface OrgAccess {
@@ -88,13 +92,55 @@ export class OrgService {
     return m;
   }
 
-  /** Adds an existing user by email. Only owners may grant the owner role. */
-  async addMember(access: OrgAccess, email: string, role: OrgRole): Promise<Member> {
+  /**
+   * Adds a member by email. A platform admin adds an existing user at once (they see every user
+   * anyway). Anyone else invites: the answer is the same whether or not the email has an account,
+   * and membership starts only when its user accepts. Only owners may add or invite owners.
+   */
+  async addMember(access: OrgAccess, principal: Principal, email: string, role: OrgRole): Promise<{ member: Member } | { invitation: Invitation }> {
     if (role === 'owner' && access.role !== 'owner') throw new AppError('auth.forbidden', 'Only owners may add owners');
+    if (principal.platformRole === 'admin' && !principal.scope) return { member: await this.addExisting(access, email, role) };
+    return { invitation: await this.invite(access, principal, email, role) };
+  }
+
+  private async addExisting(access: OrgAccess, email: string, role: OrgRole): Promise<Member> {
     const user = await this.users.findByEmail(email);
     if (!user) throw new AppError('user.not_found', `No user has the email ${email}; a platform admin creates users with POST /users`);
     if (!(await this.repo.addMember(access.orgId, user.id, role, iso(this.clock.now())))) throw new AppError('org.member_exists');
     return (await this.repo.getMember(access.orgId, user.id))!;
+  }
+
+  private async invite(access: OrgAccess, principal: Principal, email: string, role: OrgRole): Promise<Invitation> {
+    const address = normaliseEmail(email);
+    // telling a member apart reveals nothing the inviter cannot list (members:write implies members:read)
+    const user = await this.users.findByEmail(address);
+    if (user && (await this.repo.roleOf(access.orgId, user.id))) throw new AppError('org.member_exists');
+    const now = this.clock.now();
+    return this.repo.upsertInvitation({ id: uuidv7(now), org_id: access.orgId, email: address, role, invited_by: principal.userId, created_at: iso(now), expires_at: iso(now + invitationTtlMs) });
+  }
+
+  listInvitations(access: OrgAccess, offset: number, limit: number): Promise<{ total: number; items: Invitation[] }> {
+    return this.repo.listInvitationsOfOrg(access.orgId, iso(this.clock.now()), offset, limit);
+  }
+
+  async withdrawInvitation(access: OrgAccess, id: string): Promise<void> {
+    if (!isUuid(id) || !(await this.repo.deleteInvitation(id, { orgId: access.orgId }))) throw new AppError('org.invitation_not_found');
+  }
+
+  /** The caller's pending invitations (sent to their account's email). */
+  invitationsOf(principal: Principal, offset: number, limit: number): Promise<{ total: number; items: ReceivedInvitation[] }> {
+    return this.repo.listInvitationsFor(principal.email, iso(this.clock.now()), offset, limit);
+  }
+
+  async acceptInvitation(principal: Principal, id: string): Promise<Member> {
+    const now = iso(this.clock.now());
+    const invitation = isUuid(id) ? await this.repo.findInvitationFor(id, principal.email, now) : undefined;
+    if (!invitation || !(await this.repo.acceptInvitation(invitation, principal.userId, now))) throw new AppError('org.invitation_not_found');
+    return (await this.repo.getMember(invitation.org_id, principal.userId))!;
+  }
+
+  async declineInvitation(principal: Principal, id: string): Promise<void> {
+    if (!isUuid(id) || !(await this.repo.deleteInvitation(id, { email: principal.email }))) throw new AppError('org.invitation_not_found');
   }
 
   async changeRole(access: OrgAccess, userId: string, role: OrgRole): Promise<Member> {

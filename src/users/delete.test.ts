@@ -1,6 +1,7 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startTestPlatform, type TestPlatform } from '../../test/helpers/platform.js';
+import { addMember } from '../../test/helpers/members.js';
 
 let t: TestPlatform;
 before(async () => {
@@ -19,7 +20,7 @@ test('a user who is the only owner of an organization cannot be deleted until an
   assert.equal(refused.json().code, 'org.last_owner');
   assert.deepEqual(refused.json().org_ids, [org.id]);
 
-  await t.request('POST', `/orgs/${org.id}/members`, { token: alice.token, body: { email: bob.email, role: 'owner' } });
+  await addMember(t, org.id, alice.token, bob, 'owner');
   assert.equal((await t.request('DELETE', `/users/${alice.id}`, { token: admin.token })).statusCode, 204);
   assert.equal((await t.request('GET', `/users/${alice.id}`, { token: admin.token })).statusCode, 404);
   const members = (await t.request('GET', `/orgs/${org.id}/members`, { token: bob.token })).json();

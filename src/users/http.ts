@@ -67,6 +67,7 @@ export function userRoutes(fastify: FastifyInstance, platform: Platform): void {
   });
 
   app.get('/users/me', {
+    config: { personalTokens: true },
     schema: { tags: ['users'], summary: 'Who am I', response: { 200: UserSchema, ...problems(401) } },
   }, async (req) => users.get(principalOf(req).userId));
 
