@@ -30,10 +30,12 @@ describe('operations endpoints', () => {
     assert.deepEqual(res.json(), { status: 'ok', version });
   });
 
-  test('/ready answers 200 with the database kind', async () => {
-    const res = await t.request('GET', '/ready');
-    assert.equal(res.statusCode, 200);
-    assert.deepEqual(res.json(), { status: 'ready', database: t.platform.db.kind });
+  test('/ready and /readyz answer 200 with the database kind', async () => {
+    for (const url of ['/ready', '/readyz']) {
+      const res = await t.request('GET', url);
+      assert.equal(res.statusCode, 200);
+      assert.deepEqual(res.json(), { status: 'ready', database: t.platform.db.kind });
+    }
   });
 
   test('/ready answers 503 service.unavailable when the database is closed', async () => {
@@ -46,6 +48,7 @@ describe('operations endpoints', () => {
       await handle.close();
       const res = await app.inject({ method: 'GET', url: '/ready' });
       assert.equal(res.statusCode, 503);
+      assert.equal((await app.inject({ method: 'GET', url: '/readyz' })).statusCode, 503);
       assert.equal(res.headers['content-type'], problemJson);
       assert.equal(res.json().code, 'service.unavailable');
       assert.equal(res.json().status, 503);
@@ -93,7 +96,7 @@ describe('operations endpoints', () => {
 
   test('every management operation but the public ones declares bearer security', async () => {
     const doc = (await t.request('GET', '/openapi.json')).json() as OpenApi;
-    const publicOps = ['GET /health', 'GET /ready', 'GET /metrics', 'POST /auth/token', 'POST /auth/refresh', 'POST /auth/logout', 'POST /auth/signup'];
+    const publicOps = ['GET /health', 'GET /ready', 'GET /readyz', 'GET /metrics', 'POST /auth/token', 'POST /auth/refresh', 'POST /auth/logout', 'POST /auth/signup'];
     const open: string[] = [];
     let protectedCount = 0;
     for (const [path, ops] of Object.entries(doc.paths)) {

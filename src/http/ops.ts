@@ -12,15 +12,19 @@ export function opsRoutes(app: FastifyInstance, platform: Platform, registry: Re
     schema: { tags: ['operations'], summary: 'Liveness: the process is up', response: { 200: Type.Object({ status: Type.Literal('ok'), version: Type.String() }) } },
   }, async () => ({ status: 'ok' as const, version }));
 
-  app.get('/ready', {
-    config: { auth: 'none' },
-    schema: { tags: ['operations'], summary: 'Readiness: the database answers and the message writer is storing', response: { 200: Type.Object({ status: Type.Literal('ready'), database: Type.String() }), ...problems(503) } },
-  }, async () => {
+  const ready = async () => {
     if (!(await platform.db.ping())) throw new AppError('service.unavailable', 'The database does not answer');
     const storage = platform.writer.health();
     if (!storage.ok) throw new AppError('service.unavailable', `${storage.reason} (since ${new Date(storage.since).toISOString()})`);
     return { status: 'ready' as const, database: platform.db.kind };
-  });
+  };
+  // /readyz: the same, under the name Kubernetes probes use
+  for (const url of ['/ready', '/readyz']) {
+    app.get(url, {
+      config: { auth: 'none' },
+      schema: { tags: ['operations'], summary: 'Readiness: the database answers and the message writer is storing', response: { 200: Type.Object({ status: Type.Literal('ready'), database: Type.String() }), ...problems(503) } },
+    }, ready);
+  }
 
   app.get('/metrics', {
     config: { auth: 'none' },
