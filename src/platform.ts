@@ -46,6 +46,8 @@ export interface Platform {
   authorizer: DeviceAuthorizer;
   /** Access changes (disable, delete, secret rotation, connections, channel or organization deleted) from every process: transports end the sessions no longer allowed. */
   accessChanges: AccessChanges;
+  /** Login sessions, and word of those that end (logout, password change, sign-out everywhere) from every process. */
+  sessions: SessionRegistry;
   bus: Bus;
   messaging: MessagingService;
   readers: MessageReaders;
@@ -134,7 +136,7 @@ export async function createPlatform(config: Config, deps: PlatformDeps): Promis
     const messaging = new MessagingService(authorizer, orgs, channels, bus, clock, { maxPayloadBytes: config.messageMaxSize, maxPayloadDepth: config.messageMaxDepth, rememberParse, refuse, storeTimeoutMs: config.storeTimeout });
     if (deps.writer !== false) await writer.start();
     return {
-      config, db, clock, log, keys, users, auth, orgs, devices, channels, groups, connections, authorizer, accessChanges: invalidation,
+      config, db, clock, log, keys, users, auth, orgs, devices, channels, groups, connections, authorizer, accessChanges: invalidation, sessions,
       bus, messaging, readers: new MessageReaders(db), writer, deadLetters, metrics, messagingMetrics,
       close: async () => {
         await writer.stop();

@@ -125,7 +125,7 @@ describe('access tokens end with their session', () => {
   });
 });
 
-test('a WebSocket upgrade with the access token of an ended session is refused with 401', async () => {
+test('a WebSocket with the access token of an ended session is closed with 4401, and a new upgrade is refused with 401', async () => {
   const t = await startTestPlatform();
   try {
     await t.app.listen({ host: '127.0.0.1', port: 0 });
@@ -140,8 +140,27 @@ test('a WebSocket upgrade with the access token of an ended session is refused w
         ws.once('unexpected-response', (_req, res) => (res.resume(), ws.terminate(), resolve(res.statusCode ?? 0)));
         ws.once('error', reject);
       });
+    // one socket open with the token, another with a token of another session of the same user
+    const open = (token: string) =>
+      new Promise<{ ws: WebSocket; closed: Promise<number> }>((resolve, reject) => {
+        const ws = new WebSocket(`${base}/ws/channels/${channel.id}/messages`, { headers: { authorization: `Bearer ${token}` } });
+        const closed = new Promise<number>((r) => ws.once('close', (code) => r(code)));
+        ws.once('open', () => resolve({ ws, closed }));
+        ws.once('error', reject);
+      });
+    const first = await login(t, 'ws-user@example.com');
+    const other = await login(t, 'ws-user@example.com');
+    const held = await open(first.access_token);
+    const kept = await open(other.access_token);
     assert.equal(await upgrade(), 101);
-    await t.request('DELETE', '/users/me/sessions', { token: u.token });
+    // logout ends the socket of its session at once, with 4401, and leaves the other session's socket
+    await t.request('POST', '/auth/logout', { body: { refresh_token: first.refresh_token } });
+    assert.equal(await held.closed, 4401);
+    assert.equal(await upgrade(), 101, 'the token of a session still open still opens sockets');
+    assert.equal(kept.ws.readyState, WebSocket.OPEN);
+    // sign-out everywhere ends every socket opened with a login token of that user
+    await t.request('DELETE', '/users/me/sessions', { token: other.access_token });
+    assert.equal(await kept.closed, 4401);
     assert.equal(await upgrade(), 401);
   } finally {
     await t.close();

@@ -17,9 +17,13 @@ const maxCached = 50_000;
  * a cache of at most `cacheMs` per session that every process on the bus drops at once when a
  * session ends. A lost broadcast delays the refusal in another process by `cacheMs` at most.
  */
+/** Sessions that ended, as every process hears of it: these ids, or every login session of a user. */
+export type SessionsEnded = { sessionIds: string[] } | { userId: string };
+
 export class SessionRegistry {
   private readonly cache = new Map<string, { userId: string; until: number }>();
   private readonly sub;
+  private readonly listeners = new Set<(e: SessionsEnded) => void>();
 
   constructor(
     private readonly db: Database,
@@ -34,9 +38,25 @@ export class SessionRegistry {
       } catch {
         return;
       }
-      if (e.t === 'ended' && Array.isArray(e.ids)) for (const id of e.ids) this.cache.delete(String(id));
-      else if (e.t === 'user') this.forgetUser(String(e.id));
+      let ended: SessionsEnded | undefined;
+      if (e.t === 'ended' && Array.isArray(e.ids)) {
+        for (const id of e.ids) this.cache.delete(String(id));
+        ended = { sessionIds: e.ids.map(String) };
+      } else if (e.t === 'user') {
+        this.forgetUser(String(e.id));
+        ended = { userId: String(e.id) };
+      }
+      if (ended) for (const l of this.listeners) l(ended);
     });
+  }
+
+  /**
+   * Tells `listener` of every session that ends, in this process or another on the bus, so that
+   * transports close what was opened with its access tokens (a WebSocket). Returns the unsubscribe.
+   */
+  onEnded(listener: (e: SessionsEnded) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
   }
 
   async start(id: string, userId: string): Promise<void> {

@@ -22,6 +22,7 @@ const close = {
   tryAgainLater: 1013, // slow consumer, overloaded store
   internal: 1011,
   accessWithdrawn: 4403, // the device was disabled, deleted, got a new secret, or lost its connection to the channel
+  sessionEnded: 4401, // the login session of the user's access token ended (logout, password change, sign-out everywhere)
 } as const;
 
 interface WsSession {
@@ -119,7 +120,22 @@ export function wsRoutes(app: FastifyInstance, platform: Platform): void {
     if (checks.length > 0) void Promise.all(checks).catch((e: unknown) => platform.log.error({ err: e }, 're-checking WebSocket sessions after an access change failed'));
   };
   const stopListening = platform.accessChanges.onChange(onChange);
-  app.addHook('onClose', async () => stopListening());
+  // a user's socket lives no longer than the login session of the access token it was opened with
+  const stopSessions = platform.sessions.onEnded((ended) => {
+    for (const [socket, s] of live) {
+      if (s.client.kind !== 'user') continue;
+      const p = s.client.principal;
+      if (p.sessionId === undefined) continue; // a personal access token: revoked on its own
+      if ('userId' in ended ? p.userId !== ended.userId : !ended.sessionIds.includes(p.sessionId)) continue;
+      live.delete(socket);
+      platform.log.info({ channel: s.channel, user: p.userId }, 'WebSocket closed: its session ended');
+      socket.close(close.sessionEnded, reason('auth.session_ended: the session of this access token ended'));
+    }
+  });
+  app.addHook('onClose', async () => {
+    stopListening();
+    stopSessions();
+  });
 
   /** Authorises before the upgrade, so that refusals are ordinary HTTP problem responses. */
   const authorize = async (req: FastifyRequest) => {
