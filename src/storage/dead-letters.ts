@@ -5,21 +5,8 @@ import type { Database } from '../db/index.js';
 import type { DeadLettersTable } from '../db/schema.js';
 import type { Envelope } from '../messaging/envelope.js';
 
-/** A message the writer set aside (migration 5): what it was, and why it could not be stored. */
-export interface DeadLetter {
-  id: string;
-  org_id: string;
-  channel: string;
-  subtopic: string;
-  publisher: string;
-  protocol: string;
-  content_type: string;
-  /** The payload as received. */
-  payload: Buffer;
-  received_at: string;
-  failed_at: string;
-  error: string;
-}
+/** A message the writer set aside (migration 5): what it was (the payload as received), and why it could not be stored. */
+export type DeadLetter = DeadLettersTable;
 
 /** Longest error text kept (characters): a driver's message may quote a whole statement. */
 export const maxDeadLetterError = 2000;
