@@ -29,6 +29,8 @@ export interface ScenarioOptions {
   durationMs: number;
   /** Rounds of faultRound[setup] (1 in CI; more in the soak). */
   rounds: number;
+  /** A round of other faults than faultRound[setup] (the soak's --faults). */
+  round?: Fault[];
   /** Mean messages per second of each device, by protocol. */
   rates: Record<Protocol, number>;
   /** Progress lines (the seed first). */
@@ -142,7 +144,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioReport> {
     };
 
     // the schedule: one fault per slot, at a seeded point of its middle half
-    const faults = Array.from({ length: o.rounds }, () => faultRound[o.setup]).flat();
+    const faults = Array.from({ length: o.rounds }, () => o.round ?? faultRound[o.setup]).flat();
     const slot = o.durationMs / (faults.length + 1);
     const schedule = faults.map((fault, i) => ({ fault, atMs: (i + 1) * slot + (random() - 0.5) * 0.3 * slot }));
     note(`schedule: ${schedule.map((s) => `${s.fault} at ${((t0 - started + s.atMs) / 1000).toFixed(1)} s`).join(', ')}`);
