@@ -32,7 +32,7 @@ describe(`faults under load (FLEETWIRE_FAULT_SEED=${seed})`, { skip: available =
       const report = await runScenario({
         setup,
         seed: seed + k,
-        durationMs: 24_000,
+        durationMs: 20_000,
         rounds: 1,
         rates: { http: 40, mqtt: 40, coap: 20 },
         log: () => {},
