@@ -143,7 +143,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioReport> {
       return new Map(rows.map((r) => [Number(r.value), Number(r.n)]));
     };
 
-    // the schedule: one fault per slot, at a seeded point of its middle half
+    // the schedule: one fault per slot, at a seeded point within 15 % of the slot either side of its end
     const faults = Array.from({ length: o.rounds }, () => o.round ?? faultRound[o.setup]).flat();
     const slot = o.durationMs / (faults.length + 1);
     const schedule = faults.map((fault, i) => ({ fault, atMs: (i + 1) * slot + (random() - 0.5) * 0.3 * slot }));

@@ -77,7 +77,7 @@ export function privateServicePrograms(): Record<string, string | undefined> {
     initdb: bin && existsSync(join(bin, 'initdb')) ? join(bin, 'initdb') : undefined,
     pg_ctl: bin && existsSync(join(bin, 'pg_ctl')) ? join(bin, 'pg_ctl') : undefined,
     'nats-server': findProgram('nats-server', '/usr/sbin/nats-server'),
-    ...(asRoot ? { 'a postgres user (PostgreSQL will not run as root)': postgresUser() ? 'postgres' : undefined, runuser: findProgram('runuser') } : {}),
+    ...(asRoot ? { 'a postgres user (PostgreSQL will not run as root)': postgresUser() ? 'postgres' : undefined, runuser: findProgram('runuser', '/usr/sbin/runuser') } : {}),
   };
 }
 
@@ -104,7 +104,8 @@ export async function privatePostgres(): Promise<PrivatePostgres> {
   if (owner) chownSync(dir, owner.uid, owner.gid);
   const data = join(dir, 'data');
   const port = await freeTcpPort();
-  const pg = (program: string, args: string[]) => (owner ? run('runuser', ['-u', 'postgres', '--', join(bin, program), ...args]) : run(join(bin, program), args));
+  const runuser = findProgram('runuser', '/usr/sbin/runuser') ?? 'runuser';
+  const pg = (program: string, args: string[]) => (owner ? run(runuser, ['-u', 'postgres', '--', join(bin, program), ...args]) : run(join(bin, program), args));
   await pg('initdb', ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync', '-E', 'UTF8', '--locale=C']);
   const options = `-p ${port} -k ${dir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=60`;
   const start = async () => {
