@@ -186,3 +186,27 @@ test('a 202 comes only once the message is stored: the reader finds it at once',
     await t.close();
   }
 });
+
+test('a bus that cannot take the message (NATS unreachable) gives 503 message.overloaded, not 500', async () => {
+  class UnreachableBus extends MemoryBus {
+    unreachable = false;
+    override publish(env: Parameters<MemoryBus['publish']>[0]): ReturnType<MemoryBus['publish']> {
+      return this.unreachable ? Promise.reject(new Error('CONNECTION_CLOSED')) : super.publish(env);
+    }
+  }
+  const bus = new UnreachableBus({ durable: [writerConsumer] });
+  const t = await startTestPlatform({}, { bus });
+  try {
+    const f = await fixture(t);
+    const send = () => t.app.inject({ method: 'POST', url: `/channels/${f.channel}/messages`, payload: '[{"n":"x","v":1}]', headers: { 'content-type': 'application/senml+json', authorization: `Device ${f.device.secret}` } });
+    assert.equal((await send()).statusCode, 202);
+    bus.unreachable = true;
+    const refused = await send();
+    assert.equal(refused.statusCode, 503);
+    assert.equal(refused.json().code, 'message.overloaded');
+    assert.match(refused.json().detail, /CONNECTION_CLOSED/);
+  } finally {
+    await t.close();
+    await bus.close();
+  }
+});

@@ -167,7 +167,8 @@ export class MessagingService {
       accepted = await this.bus.publish(env);
     } catch (e) {
       if (e instanceof BusOverloadedError) throw new AppError('message.overloaded', e.message);
-      throw e;
+      // the bus is unreachable (NATS down or reconnecting, the bus closing): the publisher may try again, as for a store that is behind
+      throw new AppError('message.overloaded', `The message bus did not take the message: ${(e as Error).message}`);
     }
     return { env, stored: () => this.stored(accepted) };
   }
