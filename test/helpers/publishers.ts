@@ -52,6 +52,8 @@ export class Publisher {
   sent = 0;
   /** Acknowledged ids and when the acknowledgement arrived (ms since the epoch). */
   readonly acked = new Map<number, number>();
+  /** When each message was first sent (ms), to tell a CoAP retransmission across a restart. */
+  readonly sentAt = new Map<number, number>();
   readonly refused = new Map<string, number>();
   unanswered = 0;
   private seq = 0;
@@ -111,6 +113,7 @@ export class Publisher {
       if (this.protocol === 'mqtt' && !this.mqttConnected) continue;
       const id = this.index * idsPerPublisher + this.seq++;
       this.sent++;
+      this.sentAt.set(id, Date.now());
       const outcome = new Promise<Outcome>((resolve) => {
         this.pending.set(id, (o) => {
           if (!this.pending.delete(id)) return; // settled already (a late answer after stop or close)
