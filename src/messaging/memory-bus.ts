@@ -13,9 +13,6 @@ export interface MemoryBusOptions {
   retryDelayMs: number;
 }
 
-/** Batches handed to a durable consumer at once (see drain). */
-const maxBatchesInFlight = 2;
-
 const defaults: MemoryBusOptions = { durable: [], maxQueued: 100_000, publishTimeoutMs: 5000, retryDelayMs: 500 };
 
 interface Live {
@@ -31,8 +28,6 @@ class DurableQueue {
   maxBatch = 1000;
   running = false;
   timer: NodeJS.Timeout | undefined;
-  /** Set while the drain waits for a batch with room for another: new messages wake it. */
-  wake: (() => void) | undefined;
   /** Publishers waiting for space. */
   readonly waiters: (() => void)[] = [];
   /** Messages ever queued, and ever handled (the handler resolved for their batch). */
@@ -184,36 +179,17 @@ export class MemoryBus implements Bus {
   }
 
   private schedule(q: DurableQueue): void {
-    if (q.running && q.wake) q.wake();
     if (q.running || !q.handler || q.timer || q.length === 0) return;
     q.running = true;
     setImmediate(() => void this.drain(q));
   }
 
-  /**
-   * Hands batches to the consumer, at most two at once: the next batch goes over while the one
-   * before commits, so that a writer whose publishers wait for their commit (acknowledgements are
-   * sent once stored) is never idle between two. Batches are acknowledged in order; when one fails,
-   * it and those after it are delivered again (the writer recognises what it stored already).
-   */
   private async drain(q: DurableQueue): Promise<void> {
-    const inFlight: { size: number; done: Promise<boolean> }[] = [];
-    let taken = q.head; // items before this were handed to the handler
-    for (;;) {
-      while (inFlight.length < maxBatchesInFlight && q.handler && !this.closed && q.items.length > taken) {
-        const batch = q.items.slice(taken, taken + q.maxBatch);
-        taken += batch.length;
-        inFlight.push({ size: batch.length, done: q.handler(batch).then(() => true, () => false) });
-      }
-      if (inFlight.length === 0) break;
-      // the oldest batch's outcome, or new messages to hand over beside it
-      const woken = inFlight.length < maxBatchesInFlight ? new Promise<'woken'>((r) => (q.wake = () => r('woken'))) : undefined;
-      const first = await (woken ? Promise.race([inFlight[0]!.done, woken]) : inFlight[0]!.done);
-      q.wake = undefined;
-      if (first === 'woken') continue;
-      const { size } = inFlight.shift()!;
-      if (!first) {
-        await Promise.all(inFlight.map((b) => b.done)); // their messages are delivered again with the failed ones
+    while (q.handler && q.length > 0 && !this.closed) {
+      const batch = q.items.slice(q.head, q.head + q.maxBatch);
+      try {
+        await q.handler(batch);
+      } catch {
         q.running = false;
         q.timer = setTimeout(() => {
           q.timer = undefined;
@@ -221,12 +197,11 @@ export class MemoryBus implements Bus {
         }, this.options.retryDelayMs);
         return;
       }
-      q.head += size;
-      q.handled += size;
+      q.head += batch.length;
+      q.handled += batch.length;
       this.releaseStored(q);
-      if (inFlight.length === 0 && q.head > 10_000 && q.head * 2 > q.items.length) {
+      if (q.head > 10_000 && q.head * 2 > q.items.length) {
         q.items.splice(0, q.head);
-        taken -= q.head;
         q.head = 0;
       }
       while (q.waiters.length > 0 && q.length < this.options.maxQueued) q.waiters.shift()!();
