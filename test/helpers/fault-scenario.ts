@@ -319,8 +319,8 @@ export function countsTable(setup: Setup, seed: number, rows: CountRow[]): strin
   const line = (cells: (string | number)[]) => `| ${cells.join(' | ')} |`;
   return [
     `${setup}, seed ${seed}:`,
-    line(['device', 'sent', 'acked', 'refused', 'unanswered', 'stored', 'lost', 'dup. acked', 'dup. unacked', 'refusals']),
-    line(Array(10).fill('---')),
+    line(['device', 'sent', 'acked', 'refused', 'unanswered', 'stored', 'lost', 'dup. acked', 'retransmitted', 'dup. unacked', 'refusals']),
+    line(Array(11).fill('---')),
     ...rows.map((r) => line([r.publisher, ...columns.map((c) => r[c]), r.refusals])),
     line(['total', ...columns.map((c) => total[c]), '']),
   ].join('\n');
