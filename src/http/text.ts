@@ -66,5 +66,13 @@ export function installTextChecks(app: FastifyInstance): void {
     if (!isUtf8(body)) return done(new AppError('request.invalid', 'The JSON body is not valid UTF-8'), undefined);
     parseJson(req, body.toString('utf8'), done);
   });
-  app.addHook('preValidation', async (req) => check(req));
+  // a callback hook: no promise per request (it runs on every publish too, where it finds nothing to walk but the path)
+  app.addHook('preValidation', (req, _reply, done) => {
+    try {
+      check(req);
+    } catch (e) {
+      return done(e as Error);
+    }
+    done();
+  });
 }
