@@ -565,7 +565,7 @@ export class Broker {
 }
 
 /** A subscription key: the filter, or `$share/<group>/<filter>` (§4.8.2; checked at SUBSCRIBE). */
-function splitKey(key: string): { filter: string; group?: string } {
+export function splitKey(key: string): { filter: string; group?: string } {
   const shared = parseSharedFilter(key);
   return shared && !('error' in shared) ? shared : { filter: key };
 }

@@ -7,9 +7,8 @@ import type { Bus, LiveSubscription } from '../messaging/bus.js';
 import type { Envelope } from '../messaging/envelope.js';
 import type { Client, MessagingService } from '../messaging/service.js';
 import { channelTopic, normaliseSubtopic, parseChannelTopic } from '../messaging/topic.js';
-import type { Broker } from './broker.js';
+import { splitKey, type Broker } from './broker.js';
 import type { Session } from './session.js';
-import { parseSharedFilter } from './topics.js';
 import type { BrokerPolicy } from './policy.js';
 import { rc, type BrokerMessage, type ClientIdentity } from './types.js';
 
@@ -67,8 +66,7 @@ export function envelopeToMessage(env: Envelope): BrokerMessage {
 function channelsOf(session: Session): Map<string, string[]> {
   const channels = new Map<string, string[]>();
   for (const key of session.subscriptions.keys()) {
-    const shared = parseSharedFilter(key);
-    const channel = parseChannelTopic(shared && !('error' in shared) ? shared.filter : key)?.channel;
+    const channel = parseChannelTopic(splitKey(key).filter)?.channel;
     if (channel === undefined) continue;
     const keys = channels.get(channel);
     if (keys) keys.push(key);
