@@ -2,9 +2,10 @@
 // src/core/config.ts) and docs/permissions.md (from the role table in src/orgs/permissions.ts).
 // `npm run docs` rewrites them; test/docs.test.ts fails when they are out of date.
 import { writeFileSync } from 'node:fs';
-import { generatedDocs } from './docs-content.js';
+import { join } from 'node:path';
+import { generatedDocs, repositoryRoot } from './docs-content.js';
 
 for (const [path, text] of Object.entries(generatedDocs())) {
-  writeFileSync(path, text);
+  writeFileSync(join(repositoryRoot, path), text);
   console.log(`wrote ${path}`);
 }

@@ -1,7 +1,12 @@
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { configReference } from '../src/core/config.js';
 import { permissionTable } from '../src/orgs/permissions.js';
 
-/** The text of every generated docs page, by path. */
+/** The repository's root: the product's docs/ folder is there, beside packages/. */
+export const repositoryRoot = join(dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+
+/** The text of every generated docs page, by path from the repository's root. */
 export function generatedDocs(): Record<string, string> {
   return {
     'docs/configuration.md': `# Configuration reference

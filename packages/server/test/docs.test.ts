@@ -1,16 +1,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { generatedDocs } from '../scripts/docs-content.js';
+import { join } from 'node:path';
+import { generatedDocs, repositoryRoot } from '../scripts/docs-content.js';
 
 test('generated reference pages are up to date (run `npm run docs`)', () => {
   for (const [path, text] of Object.entries(generatedDocs())) {
-    assert.equal(readFileSync(path, 'utf8'), text, `${path} is out of date: run npm run docs`);
+    assert.equal(readFileSync(join(repositoryRoot, path), 'utf8'), text, `${path} is out of date: run npm run docs`);
   }
 });
 
 test('the configuration reference names every setting the code reads', async () => {
   const { settings } = await import('../src/core/config.js');
-  const doc = readFileSync('docs/configuration.md', 'utf8');
+  const doc = readFileSync(join(repositoryRoot, 'docs/configuration.md'), 'utf8');
   for (const s of Object.values(settings)) assert.ok(doc.includes(`\`${s.env}\``), `${s.env} missing`);
 });

@@ -1,0 +1,2 @@
+/** Fleetwire's device SDK. */
+export const sdkName = '@fleetwire/device';
