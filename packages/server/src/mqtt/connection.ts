@@ -372,7 +372,9 @@ export class Connection {
     if (this.readingPaused || this.closed) return;
     this.readingPaused = true;
     this.stream.pause();
-    const waitingOn = new Set([...subscribers].filter((s) => !s.closed && s.stream.writableLength > 0));
+    // only a stream whose write() returned false emits 'drain' (its buffer passed the stream's
+    // high-water mark: 64 KiB on Node 24); one below it is not waited for
+    const waitingOn = new Set([...subscribers].filter((s) => !s.closed && s.stream.writableNeedDrain));
     const resume = () => {
       if (!this.readingPaused) return;
       this.readingPaused = false;

@@ -201,13 +201,14 @@ describe('slow subscribers', () => {
     const { client: sub, conn: subConn } = await connected(broker, 'behind', 'burst');
     subConn.stream.cork();
     const { client: pub, conn: pubConn } = await connected(broker, 'bursty');
-    for (let i = 0; i < 60; i++) pub.send({ cmd: 'publish', topic: 'burst', payload: Buffer.alloc(1000, i), qos: 0, retain: false, dup: false });
+    // 100 KB: past the subscriber stream's high-water mark (64 KiB), below where QoS 0 is dropped (128 KiB)
+    for (let i = 0; i < 100; i++) pub.send({ cmd: 'publish', topic: 'burst', payload: Buffer.alloc(1000, i), qos: 0, retain: false, dup: false });
     await new Promise((r) => setTimeout(r, 20));
     assert.equal(pubConn.stream.isPaused(), true, 'the publisher waits');
     subConn.stream.uncork();
     await new Promise((r) => setTimeout(r, 100));
     assert.equal(pubConn.stream.isPaused(), false, 'reading again once the subscriber drained');
-    assert.equal(sub.packets.filter((p) => p.cmd === 'publish').length, 60, 'every message delivered');
+    assert.equal(sub.packets.filter((p) => p.cmd === 'publish').length, 100, 'every message delivered');
     broker.close();
   });
 
@@ -217,7 +218,7 @@ describe('slow subscribers', () => {
     subConn.stream.cork();
     const { client: other, conn: bystander } = await connected(broker, 'bystander');
     const { client: pub, conn: pubConn } = await connected(broker, 'retainer');
-    for (let i = 0; i < 60; i++) pub.send({ cmd: 'publish', topic: 'kept', payload: Buffer.alloc(1000, i), qos: 0, retain: true, dup: false });
+    for (let i = 0; i < 100; i++) pub.send({ cmd: 'publish', topic: 'kept', payload: Buffer.alloc(1000, i), qos: 0, retain: true, dup: false });
     await new Promise((r) => setTimeout(r, 50));
     // another client publishes elsewhere, also routed later: it meets no slow subscriber and must not be paused
     other.send({ cmd: 'publish', topic: 'elsewhere', payload: Buffer.from('x'), qos: 0, retain: true, dup: false });
