@@ -46,6 +46,13 @@ describe('fleetwire CLI', { concurrency: true }, () => {
     const ops = await login(api, 'ops@example.com', 'another-long-password');
     assert.equal((await call(api, 'GET', `/orgs/${ORG}/devices`, { token: ops.token })).body.total, 1);
 
+    // probes and scrapes, every few seconds in a cluster, write nothing at info; other requests do
+    for (const url of ['/health', '/livez', '/ready', '/readyz', '/metrics']) assert.equal((await fetch(`${api}${url}`)).status, 200, url);
+    const urlOf = (l: LogLine) => ((l.req as { url?: string } | undefined)?.url);
+    await eventually(() => assert.ok(server.logs.some((l) => urlOf(l) === `/orgs/${ORG}/devices`), 'an API request is logged at info'));
+    const probeLines = server.logs.filter((l) => ['/health', '/livez', '/ready', '/readyz', '/metrics'].includes(urlOf(l) ?? ''));
+    assert.deepEqual(probeLines, [], 'no probe is logged at info');
+
     assert.equal(await server.stop(), 0);
     const messages = server.logs.map((l) => l.msg);
     assert.ok(messages.includes('signal received'));

@@ -1,12 +1,20 @@
 import type { FastifyInstance } from 'fastify';
 import { Counter, Gauge, Histogram, collectDefaultMetrics, type Registry } from 'prom-client';
 import type { Platform } from '../platform.js';
+import { version } from '../core/version.js';
 
 /** Adds process and authorization metrics to the platform's registry (one per platform: tests build several in one process). */
 export function createMetrics(platform: Platform): Registry {
   const registry = platform.metrics;
   if (registry.getSingleMetric('fleetwire_authz_cache_entries')) return registry; // a second app on the same platform
-  collectDefaultMetrics({ register: registry, prefix: 'fleetwire_process_' });
+  // prom-client's own names start with process_ or nodejs_ already: the prefix is only ours
+  collectDefaultMetrics({ register: registry, prefix: 'fleetwire_' });
+  new Gauge({
+    name: 'fleetwire_build_info',
+    help: 'Always 1; the labels say which Fleetwire and which Node.js run',
+    labelNames: ['version', 'node'],
+    registers: [registry],
+  }).set({ version, node: process.versions.node }, 1);
   const authz = platform.authorizer;
   new Gauge({
     name: 'fleetwire_authz_cache_entries',

@@ -24,10 +24,12 @@ describe('operations endpoints', () => {
   });
   after(() => t.close());
 
-  test('/health answers 200 with the version, without a token', async () => {
-    const res = await t.request('GET', '/health');
-    assert.equal(res.statusCode, 200);
-    assert.deepEqual(res.json(), { status: 'ok', version });
+  test('/health and /livez answer 200 with the version, without a token', async () => {
+    for (const url of ['/health', '/livez']) {
+      const res = await t.request('GET', url);
+      assert.equal(res.statusCode, 200, url);
+      assert.deepEqual(res.json(), { status: 'ok', version });
+    }
   });
 
   test('/ready and /readyz answer 200 with the database kind', async () => {
@@ -68,7 +70,15 @@ describe('operations endpoints', () => {
     assert.match(res.body, /^fleetwire_http_requests_total\{method="GET",route="\/health",status="200"\} [1-9]\d*$/m);
     assert.match(res.body, /^fleetwire_authz_cache_entries\{cache="credentials"\} \d+$/m);
     assert.match(res.body, /^fleetwire_authz_cache_entries\{cache="access"\} \d+$/m);
-    assert.match(res.body, /^fleetwire_process_/m);
+    assert.match(res.body, /^fleetwire_process_cpu_user_seconds_total \d/m);
+    assert.doesNotMatch(res.body, /fleetwire_process_process_|fleetwire_process_nodejs_/, 'one prefix, not two');
+    assert.match(res.body, new RegExp(`^fleetwire_build_info\\{version="[^"]+",node="${process.versions.node.replace(/\./g, '\\.')}"\\} 1$`, 'm'));
+    for (const [, name, type] of res.body.matchAll(/^# TYPE (\S+) (\S+)$/gm)) {
+      // prom-client's process and Node.js metrics keep its names (nodejs_active_resources_total is its gauge)
+      if (/^fleetwire_(process|nodejs)_/.test(name!)) continue;
+      if (type === 'gauge') assert.ok(!name!.endsWith('_total'), `${name}: a gauge named like a counter`);
+      if (type === 'counter') assert.ok(name!.endsWith('_total'), `${name}: a counter without _total`);
+    }
   });
 
   test('requests to unknown paths are counted under one label, not one per path', async () => {
@@ -96,7 +106,7 @@ describe('operations endpoints', () => {
 
   test('every management operation but the public ones declares bearer security', async () => {
     const doc = (await t.request('GET', '/openapi.json')).json() as OpenApi;
-    const publicOps = ['GET /health', 'GET /ready', 'GET /readyz', 'GET /metrics', 'POST /auth/token', 'POST /auth/refresh', 'POST /auth/logout', 'POST /auth/signup'];
+    const publicOps = ['GET /health', 'GET /livez', 'GET /ready', 'GET /readyz', 'GET /metrics', 'POST /auth/token', 'POST /auth/refresh', 'POST /auth/logout', 'POST /auth/signup'];
     const open: string[] = [];
     let protectedCount = 0;
     for (const [path, ops] of Object.entries(doc.paths)) {
@@ -242,12 +252,12 @@ describe('logs', () => {
       await send('POST', '/auth/refresh', { refresh_token: refreshToken, extra: deviceSecret });
       await send('GET', `/nowhere`, undefined, accessToken);
       // clients that cannot set headers (WebSocket) send credentials in the query string
-      await send('GET', `/health?authorization=${encodeURIComponent(deviceSecret)}&x=1`);
+      await send('GET', `/no/such/route?authorization=${encodeURIComponent(deviceSecret)}&x=1`);
       await send('GET', `/nowhere?token=${accessToken}`);
 
       const log = lines.join('');
       assert.match(log, /"msg":"device created"/, 'the log captured the requests');
-      assert.match(log, /"url":"\/health\?authorization=\[redacted\]&x=1"/, 'the query string is logged, its credentials redacted');
+      assert.match(log, /"url":"\/no\/such\/route\?authorization=\[redacted\]&x=1"/, 'the query string is logged, its credentials redacted');
       for (const [what, value] of Object.entries({ password: testPassword, deviceSecret, refreshToken, newRefreshToken, accessToken })) {
         assert.ok(!log.includes(value), `the log contains the ${what}`);
       }

@@ -81,5 +81,7 @@ export interface Bus {
   broadcast(topic: string, data: string): void;
   onBroadcast(topic: string, handler: (data: string) => void): LiveSubscription;
   stats(): BusStats;
+  /** Whether the bus can take messages now (NATS: connected); a bus without it always can. */
+  health?(): { ok: true } | { ok: false; reason: string };
   close(): Promise<void>;
 }

@@ -112,6 +112,8 @@ export class NatsBus implements Bus {
   /** Publishes whose JetStream ack has not come yet, and publishers waiting for one of them to end. */
   private inFlight = 0;
   private readonly slotWaiters: (() => void)[] = [];
+  /** Since when the connection to NATS is lost (it reconnects on its own); undefined while connected. */
+  private disconnectedSince: number | undefined;
 
   private constructor(
     private readonly nc: NatsConnection,
@@ -133,12 +135,30 @@ export class NatsBus implements Bus {
         await jsm.streams.add(config);
       }
       const bus = new NatsBus(nc, jetstream(nc), jsm, o);
+      void bus.watchConnection();
       for (const name of o.durable) await bus.ensureConsumer(name);
       return bus;
     } catch (e) {
       await nc.close();
       throw e;
     }
+  }
+
+  private async watchConnection(): Promise<void> {
+    try {
+      for await (const s of this.nc.status()) {
+        if (s.type === 'disconnect') this.disconnectedSince ??= Date.now();
+        else if (s.type === 'reconnect') this.disconnectedSince = undefined;
+      }
+    } catch {
+      // the iterator ends with the connection; isClosed() tells from then on
+    }
+  }
+
+  health(): { ok: true } | { ok: false; reason: string } {
+    if (this.nc.isClosed()) return { ok: false, reason: 'the connection to NATS is closed' };
+    if (this.disconnectedSince !== undefined) return { ok: false, reason: `NATS does not answer (disconnected since ${new Date(this.disconnectedSince).toISOString()}; reconnecting)` };
+    return { ok: true };
   }
 
   private async ensureConsumer(name: string): Promise<void> {
