@@ -1,8 +1,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { startTestPlatform, testPassword, type TestPlatform } from '../../test/helpers/platform.js';
-import { addMember } from '../../test/helpers/members.js';
-import { assertProblem } from '../../test/helpers/problem.js';
+import { startTestPlatform, testPassword, type TestPlatform } from '../../../test/helpers/platform.js';
+import { addMember } from '../../../test/helpers/members.js';
+import { assertProblem } from '../../../test/helpers/problem.js';
 
 describe('auth over HTTP', () => {
   let t: TestPlatform;

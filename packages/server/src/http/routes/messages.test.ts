@@ -1,11 +1,11 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { encode as cborEncode } from 'cbor-x';
-import { startTestPlatform, type TestPlatform } from '../../test/helpers/platform.js';
-import { addMember } from '../../test/helpers/members.js';
-import { MemoryBus } from './memory-bus.js';
-import { writerConsumer } from '../storage/writer.js';
-import { eventually } from '../../test/helpers/eventually.js';
+import { startTestPlatform, type TestPlatform } from '../../../test/helpers/platform.js';
+import { addMember } from '../../../test/helpers/members.js';
+import { MemoryBus } from '../../messaging/memory-bus.js';
+import { writerConsumer } from '../../storage/writer.js';
+import { eventually } from '../../../test/helpers/eventually.js';
 
 interface Fixture {
   org: string;

@@ -2,8 +2,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import type { LightMyRequestResponse } from 'fastify';
-import { startTestPlatform, type TestPlatform } from '../../test/helpers/platform.js';
-import { assertProblem } from '../../test/helpers/problem.js';
+import { startTestPlatform, type TestPlatform } from '../../../test/helpers/platform.js';
+import { assertProblem } from '../../../test/helpers/problem.js';
 
 type TestUser = Awaited<ReturnType<TestPlatform['user']>>;
 

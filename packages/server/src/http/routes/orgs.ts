@@ -1,11 +1,11 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import type { Platform } from '../platform.js';
-import { orgOf, principalOf } from '../http/auth.js';
-import { Name, OrgParams, PageQuery, StringEnum, Timestamp, Uuid, pageOf, problems } from '../http/schemas.js';
-import { orgRoles } from './permissions.js';
-import { invitationTtlMs } from './service.js';
+import type { Platform } from '../../platform.js';
+import { orgOf, principalOf } from '../auth.js';
+import { Name, OrgParams, PageQuery, StringEnum, Timestamp, Uuid, pageOf, problems } from '../schemas.js';
+import { orgRoles } from '../../auth/permissions.js';
+import { invitationTtlMs } from '../../orgs/service.js';
 
 const Role = StringEnum(orgRoles);
 

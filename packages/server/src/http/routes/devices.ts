@@ -1,10 +1,10 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import type { Platform } from '../platform.js';
-import { orgOf } from '../http/auth.js';
-import { ListQuerySchema, Metadata, Name, OrgIdParams, OrgParams, StringEnum, Tags, Timestamp, Uuid, checkMetadata, pageOf, problems, toListQuery } from '../http/schemas.js';
-import { maxBulkDevices } from './service.js';
+import type { Platform } from '../../platform.js';
+import { orgOf } from '../auth.js';
+import { ListQuerySchema, Metadata, Name, OrgIdParams, OrgParams, StringEnum, Tags, Timestamp, Uuid, checkMetadata, pageOf, problems, toListQuery } from '../schemas.js';
+import { maxBulkDevices } from '../../devices/service.js';
 
 const Status = StringEnum(['enabled', 'disabled']);
 

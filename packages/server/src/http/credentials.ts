@@ -1,6 +1,6 @@
 import { AppError } from '../core/errors.js';
 import type { AuthService } from '../auth/service.js';
-import type { Client } from './service.js';
+import type { Client } from '../messaging/service.js';
 
 /**
  * Reads the client from an HTTP-style Authorization value: `Device <secret>`, `Thing <secret>`

@@ -1,10 +1,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { startTestPlatform, type TestPlatform } from '../../test/helpers/platform.js';
-import { assertProblem } from '../../test/helpers/problem.js';
-import { addMember as addMemberAs } from '../../test/helpers/members.js';
-import { actions, orgRoles, roleAllows, type Action, type OrgRole } from './permissions.js';
+import { startTestPlatform, type TestPlatform } from '../../../test/helpers/platform.js';
+import { assertProblem } from '../../../test/helpers/problem.js';
+import { addMember as addMemberAs } from '../../../test/helpers/members.js';
+import { actions, orgRoles, roleAllows, type Action, type OrgRole } from '../../auth/permissions.js';
 
 type TestUser = Awaited<ReturnType<TestPlatform['user']>>;
 

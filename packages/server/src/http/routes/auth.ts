@@ -1,12 +1,12 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { AppError } from '../core/errors.js';
-import type { Platform } from '../platform.js';
-import { principalOf, requirePlatformAdmin } from '../http/auth.js';
-import { PageQuery, StringEnum, Timestamp, Uuid, pageOf, problems } from '../http/schemas.js';
-import { actions, roleAllows } from '../orgs/permissions.js';
-import type { PersonalAccessToken } from './repository.js';
+import { AppError } from '../../core/errors.js';
+import type { Platform } from '../../platform.js';
+import { principalOf, requirePlatformAdmin } from '../auth.js';
+import { PageQuery, StringEnum, Timestamp, Uuid, pageOf, problems } from '../schemas.js';
+import { actions, roleAllows } from '../../auth/permissions.js';
+import type { PersonalAccessToken } from '../../auth/repository.js';
 
 const TokenPair = Type.Object({
   access_token: Type.String(),

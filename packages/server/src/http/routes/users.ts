@@ -1,10 +1,10 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { AppError } from '../core/errors.js';
-import type { Platform } from '../platform.js';
-import { principalOf, requirePlatformAdmin } from '../http/auth.js';
-import { PageQuery, Timestamp, Uuid, pageOf, problems } from '../http/schemas.js';
+import { AppError } from '../../core/errors.js';
+import type { Platform } from '../../platform.js';
+import { principalOf, requirePlatformAdmin } from '../auth.js';
+import { PageQuery, Timestamp, Uuid, pageOf, problems } from '../schemas.js';
 
 export const UserSchema = Type.Object({
   id: Uuid,

@@ -1,10 +1,10 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import type { Platform } from '../platform.js';
-import { orgOf } from '../http/auth.js';
-import { OrgIdParams, OrgParams, PageQuery, Timestamp, Uuid, pageOf, problems } from '../http/schemas.js';
-import type { DeadLetter } from './dead-letters.js';
+import type { Platform } from '../../platform.js';
+import { orgOf } from '../auth.js';
+import { OrgIdParams, OrgParams, PageQuery, Timestamp, Uuid, pageOf, problems } from '../schemas.js';
+import type { DeadLetter } from '../../storage/dead-letters.js';
 
 const DeadLetterSummary = Type.Object({
   id: Uuid,

@@ -2,8 +2,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { AddressInfo } from 'node:net';
 import WebSocket from 'ws';
-import { startTestPlatform, type TestPlatform } from '../../test/helpers/platform.js';
-import { eventually } from '../../test/helpers/eventually.js';
+import { startTestPlatform, type TestPlatform } from '../../../test/helpers/platform.js';
+import { eventually } from '../../../test/helpers/eventually.js';
 
 interface Ws {
   ws: WebSocket;

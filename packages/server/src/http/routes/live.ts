@@ -2,17 +2,17 @@ import { isUtf8 } from 'node:buffer';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import { Type } from 'typebox';
-import { AppError, isAppError } from '../core/errors.js';
-import type { Platform } from '../platform.js';
-import { problems } from '../http/schemas.js';
-import { clientFromAuthorization } from './credentials.js';
-import type { Envelope } from './envelope.js';
-import type { Client, Granted } from './service.js';
-import type { LiveSubscription } from './bus.js';
-import { hasWildcard, normaliseSubtopic } from './topic.js';
-import { mediaTypeOf } from './payload/index.js';
-import { truncateUtf8 } from '../core/text.js';
-import { concerns, type AccessChange } from '../auth/invalidation.js';
+import { AppError, isAppError } from '../../core/errors.js';
+import type { Platform } from '../../platform.js';
+import { problems } from '../schemas.js';
+import { clientFromAuthorization } from '../credentials.js';
+import type { Envelope } from '../../messaging/envelope.js';
+import type { Client, Granted } from '../../messaging/service.js';
+import type { LiveSubscription } from '../../messaging/bus.js';
+import { hasWildcard, normaliseSubtopic } from '../../messaging/topic.js';
+import { mediaTypeOf } from '../../messaging/payload/index.js';
+import { truncateUtf8 } from '../../core/text.js';
+import { concerns, type AccessChange } from '../../auth/invalidation.js';
 
 /** RFC 6455 §7.4.1 close codes we use. */
 const close = {

@@ -1,9 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import type { Platform } from '../platform.js';
-import { orgOf } from '../http/auth.js';
-import { OrgIdParams, OrgParams, PageQuery, StringEnum, Uuid, pageOf, problems } from '../http/schemas.js';
+import type { Platform } from '../../platform.js';
+import { orgOf } from '../auth.js';
+import { OrgIdParams, OrgParams, PageQuery, StringEnum, Uuid, pageOf, problems } from '../schemas.js';
 
 const ConnType = StringEnum(['publish', 'subscribe']);
 

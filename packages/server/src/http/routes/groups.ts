@@ -1,11 +1,11 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import type { Platform } from '../platform.js';
-import { orgOf } from '../http/auth.js';
-import { ListQuerySchema, Metadata, Name, OrgIdParams, OrgParams, Tags, Timestamp, Uuid, checkMetadata, pageOf, problems, toListQuery } from '../http/schemas.js';
-import { DeviceSchema } from '../devices/http.js';
-import { maxGroupDevicesPerRequest } from './service.js';
+import type { Platform } from '../../platform.js';
+import { orgOf } from '../auth.js';
+import { ListQuerySchema, Metadata, Name, OrgIdParams, OrgParams, Tags, Timestamp, Uuid, checkMetadata, pageOf, problems, toListQuery } from '../schemas.js';
+import { DeviceSchema } from './devices.js';
+import { maxGroupDevicesPerRequest } from '../../groups/service.js';
 
 const GroupSchema = Type.Object({
   id: Uuid,
