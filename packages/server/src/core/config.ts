@@ -72,7 +72,6 @@ export const settings = {
   mqttMaxUnauthenticated: s({ env: 'FLEETWIRE_MQTT_MAX_UNAUTHENTICATED', type: 'integer', default: 1000, min: 1, description: 'MQTT connections waiting for their CONNECT to be accepted at once: on the device listeners (TCP, TLS, WebSocket) together, and on the open listener apart. They do not count in `FLEETWIRE_MQTT_MAX_CONNECTIONS`; one more closes the oldest of them.' }),
   mqttMaxSubscriptions: s({ env: 'FLEETWIRE_MQTT_MAX_SUBSCRIPTIONS', type: 'integer', default: 100, min: 1, description: 'Distinct topic filters (shared subscriptions included) one MQTT session may hold; more are refused with SUBACK 0x97 (MQTT 3.1.1: 0x80).' }),
   nodeId: s({ env: 'FLEETWIRE_NODE_ID', type: 'string', default: '', description: "This process's name among several sharing one database and NATS (which holds which MQTT session). Empty: the host name. Give each process on one host its own." }),
-  mqttContentType: s({ env: 'FLEETWIRE_MQTT_CONTENT_TYPE', type: 'string', default: 'application/senml+json', description: 'Content type of MQTT messages that do not say (MQTT 3.1.1, or MQTT 5 without the Content Type property).' }),
   coapPort: s({ env: 'FLEETWIRE_COAP_PORT', type: 'listener', default: 5683, description: 'CoAP over UDP (device secret in `?auth=`; see docs/coap.md). `0` picks a free port; `off` disables it.' }),
   coapMaxObserversPerAddress: s({ env: 'FLEETWIRE_COAP_MAX_OBSERVERS_PER_ADDRESS', type: 'integer', default: 64, min: 1, max: 100_000, description: 'Observations (CoAP subscriptions) one source IP address may hold at once; more are refused with 5.03.' }),
   coapMaxTransfersPerAddress: s({ env: 'FLEETWIRE_COAP_MAX_TRANSFERS_PER_ADDRESS', type: 'integer', default: 8, min: 1, max: 10_000, description: 'Block-wise uploads (RFC 7959) one source IP address may have in progress at once; more are refused with 5.03.' }),
@@ -187,10 +186,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   const specs = Object.values(settings) as SettingSpec<unknown>[];
   const knownEnv = new Set(specs.map((x) => x.env).concat(['FLEETWIRE_CONFIG', ...extraEnvNames]));
   for (const name of Object.keys(env)) {
+    const removed = removedSettings[name];
+    if (removed !== undefined) throw new ConfigError(name, `no longer a setting: ${removed}`);
     if (name.startsWith('FLEETWIRE_') && !knownEnv.has(name) && !toolPrefixes.some((p) => name.startsWith(p))) throw new ConfigError(name, 'unknown setting (see docs/configuration.md)');
   }
   const knownFile = new Set(specs.map(fileKey));
   for (const key of Object.keys(file)) {
+    const removed = removedSettings[`FLEETWIRE_${key.toUpperCase()}`];
+    if (removed !== undefined) throw new ConfigError(`${key} (in ${path})`, `no longer a setting: ${removed}`);
     if (!knownFile.has(key)) throw new ConfigError(`${key} (in ${path})`, 'unknown setting (see docs/configuration.md)');
   }
   const out: Record<string, unknown> = {};
@@ -212,6 +215,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
 }
 
 /** Prefixes of variables read by tools around the server (tests, benchmarks), never by the server. */
+/** Settings that were, and what took their place: named so that an upgrade says what to do instead. */
+const removedSettings: Partial<Record<string, string>> = {
+  FLEETWIRE_MQTT_CONTENT_TYPE: "each channel has its own content_type for payloads that come without one (docs/http.md, 'Channels')",
+};
+
 const toolPrefixes = ['FLEETWIRE_TEST_', 'FLEETWIRE_BENCH_', 'FLEETWIRE_FUZZ_'];
 
 /** Variables read by tools around the server (tests, CI), not by the server itself. */

@@ -328,6 +328,14 @@ CREATE INDEX org_invitations_email ON org_invitations (email);
 `,
     ),
   },
+  {
+    version: 7,
+    name: 'channel content type',
+    // every channel that exists keeps what the platform assumed of payloads without a type: SenML JSON
+    ...both(() => `
+ALTER TABLE channels ADD COLUMN content_type TEXT NOT NULL DEFAULT 'application/senml+json';
+`),
+  },
 ];
 
 /**

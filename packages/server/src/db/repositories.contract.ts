@@ -89,7 +89,7 @@ export function runRepositoryContract(kind: TestDatabaseKind, options: ContractO
 
     async function newChannel(orgId: string, fields: Partial<Channel> = {}): Promise<Channel> {
       const now = nextTime();
-      const row: Channel = { id: uuidv7(epoch + seconds * 1000), org_id: orgId, name: 'channel', tags: [], metadata: {}, created_at: now, updated_at: now, ...fields };
+      const row: Channel = { id: uuidv7(epoch + seconds * 1000), org_id: orgId, name: 'channel', tags: [], metadata: {}, content_type: 'application/senml+json', created_at: now, updated_at: now, ...fields };
       await channels.insertMany([row]);
       return row;
     }

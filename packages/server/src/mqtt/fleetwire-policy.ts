@@ -12,11 +12,6 @@ import type { Session } from './session.js';
 import type { BrokerPolicy } from './policy.js';
 import { rc, type BrokerMessage, type ClientIdentity } from './types.js';
 
-export interface FleetwirePolicyOptions {
-  /** Content type of MQTT messages that do not carry one (MQTT 3.1.1, or MQTT 5 without the property). */
-  defaultContentType: string;
-}
-
 /** MQTT 5 reason codes for the messaging service's refusals. */
 const reasonOf: Partial<Record<ErrorCode, number>> = {
   'auth.invalid_credentials': rc.notAuthorized,
@@ -88,7 +83,7 @@ const cutReason = {
  * bus; the bus feeds every node's broker the channels its clients subscribe to, so a message
  * reaches each subscriber once, whichever protocol or node it came from.
  */
-export function fleetwirePolicy(deps: { authorizer: DeviceAuthorizer; messaging: MessagingService; bus: Bus; log: Logger; broker: () => Broker; accessChanges?: AccessChanges }, options: FleetwirePolicyOptions): BrokerPolicy {
+export function fleetwirePolicy(deps: { authorizer: DeviceAuthorizer; messaging: MessagingService; bus: Bus; log: Logger; broker: () => Broker; accessChanges?: AccessChanges }): BrokerPolicy {
   const { authorizer, messaging, bus, log } = deps;
   /** channel → its bus subscription and how many filters use it. */
   const feeds = new Map<string, { refs: number; sub: Promise<LiveSubscription> }>();
@@ -176,7 +171,8 @@ export function fleetwirePolicy(deps: { authorizer: DeviceAuthorizer; messaging:
           client: identified(client.identity),
           channel: parsed.channel,
           subtopic: parsed.rest,
-          contentType: contentType ?? options.defaultContentType,
+          // MQTT 3.1.1 has no content type, MQTT 5 only the optional property (MQTT 5 §3.3.2.3.9): without it the channel's applies
+          contentType,
           payload: message.payload,
           protocol: 'mqtt',
           mqtt: {
