@@ -121,6 +121,10 @@ describe('loadConfig', () => {
     assert.equal(loadConfig({ HTTP_PORT: '1', PATH: '/usr/bin' }).httpPort, 8080);
   });
 
+  test('a removed setting is rejected with what took its place', () => {
+    assertRejected({ FLEETWIRE_MQTT_CONTENT_TYPE: 'application/json' }, 'FLEETWIRE_MQTT_CONTENT_TYPE', /no longer a setting: each channel has its own content_type/);
+  });
+
   test('the database URL must name a supported database', () => {
     assert.equal(loadConfig({ FLEETWIRE_DATABASE_URL: 'postgres://u@db:5432/fleet' }).databaseUrl, 'postgres://u@db:5432/fleet');
     assert.equal(loadConfig({ FLEETWIRE_DATABASE_URL: 'sqlite:/var/lib/fw.db' }).databaseUrl, 'sqlite:/var/lib/fw.db');

@@ -3,8 +3,9 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { Platform } from '../../platform.js';
 import { orgOf } from '../auth.js';
-import { ListQuerySchema, Metadata, Name, OrgIdParams, OrgParams, Tags, Timestamp, Uuid, checkMetadata, pageOf, problems, toListQuery } from '../schemas.js';
+import { ListQuerySchema, Metadata, Name, OrgIdParams, OrgParams, StringEnum, Tags, Timestamp, Uuid, checkMetadata, pageOf, problems, toListQuery } from '../schemas.js';
 import { maxBulkChannels } from '../../channels/service.js';
+import { channelContentTypes, defaultChannelContentType } from '../../channels/content-type.js';
 
 export const ChannelSchema = Type.Object({
   id: Uuid,
@@ -12,11 +13,21 @@ export const ChannelSchema = Type.Object({
   name: Type.String(),
   tags: Type.Array(Type.String()),
   metadata: Type.Record(Type.String(), Type.Unknown()),
+  content_type: StringEnum(channelContentTypes, { description: 'How payloads that come without a content type are taken' }),
   created_at: Timestamp,
   updated_at: Timestamp,
 });
 
-const NewChannel = Type.Object({ name: Name, tags: Type.Optional(Tags), metadata: Type.Optional(Metadata) }, { additionalProperties: false });
+/**
+ * The channel's content type: what a payload is taken as when its protocol carries no type (MQTT
+ * 3.1.1, MQTT 5 without Content Type, CoAP without Content-Format, HTTP without Content-Type,
+ * WebSocket without `?content_type=`). A type the protocol carries wins.
+ */
+const ContentType = StringEnum(channelContentTypes, {
+  description: `How payloads that come without a content type are taken: application/senml+json (SenML JSON, checked), application/json (JSON, checked) or application/octet-stream (opaque bytes, stored as they come). Default ${defaultChannelContentType}. A content type the protocol carries wins.`,
+});
+
+const NewChannel = Type.Object({ name: Name, tags: Type.Optional(Tags), metadata: Type.Optional(Metadata), content_type: Type.Optional(ContentType) }, { additionalProperties: false });
 
 export function channelRoutes(fastify: FastifyInstance, platform: Platform): void {
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
@@ -67,9 +78,9 @@ export function channelRoutes(fastify: FastifyInstance, platform: Platform): voi
     config: { action: 'channels:write' },
     schema: {
       tags: ['channels'],
-      summary: 'Change name, tags or metadata',
+      summary: 'Change name, tags, metadata or content type',
       params: OrgIdParams,
-      body: Type.Object({ name: Type.Optional(Name), tags: Type.Optional(Tags), metadata: Type.Optional(Metadata) }, { additionalProperties: false }),
+      body: Type.Object({ name: Type.Optional(Name), tags: Type.Optional(Tags), metadata: Type.Optional(Metadata), content_type: Type.Optional(ContentType) }, { additionalProperties: false }),
       response: { 200: ChannelSchema, ...problems(400, 401, 403, 404) },
     },
   }, async (req) => {

@@ -16,7 +16,7 @@ const ChannelParams = Type.Object({ id: Type.String({ description: 'Channel id' 
 const ChannelSubtopicParams = Type.Object({ id: Type.String(), '*': Type.String({ description: 'Subtopic: one or more path segments' }) });
 
 const ReadQuery = Type.Object({
-  type: StringEnum(['senml', 'json', 'binary'], { default: 'senml', description: 'senml: one row per SenML record and per numeric field of JSON messages; json: JSON documents; binary: opaque payloads (base64)' }),
+  type: StringEnum(['senml', 'json', 'binary'], { default: 'senml', description: 'senml: one row per SenML record and per numeric field of JSON messages; json: JSON documents; binary: opaque payloads (base64 in `format=json`, the bytes themselves in `format=raw`)' }),
   subtopic: Type.Optional(Type.String({ maxLength: 1024 })),
   publisher: Type.Optional(Type.String({ maxLength: 256 })),
   name: Type.Optional(Type.String({ maxLength: 1024 })),
@@ -33,7 +33,7 @@ const ReadQuery = Type.Object({
   dir: StringEnum(['asc', 'desc'], { default: 'desc', description: 'Newest first by default' }),
   aggregation: Type.Optional(StringEnum(['min', 'max', 'avg', 'sum', 'count'])),
   interval: Type.Optional(Type.String({ description: 'Aggregation interval: 30s, 1m, 1h, 1d …', pattern: '^[0-9]+(s|m|h|d)$' })),
-  format: StringEnum(['json', 'csv'], { default: 'json' }),
+  format: StringEnum(['json', 'csv', 'raw'], { default: 'json', description: 'json: a page of messages; csv: every SenML record; raw (type=binary only): the bytes of the first opaque payload of the page, as they were published' }),
 });
 type ReadQuery = Static<typeof ReadQuery>;
 
@@ -86,6 +86,11 @@ async function* csvLines(records: AsyncIterable<MessageRecord>): AsyncGenerator<
   if (chunk) yield chunk;
 }
 
+/** A stored content type as a response header: one a publisher sent that is no valid header value is not repeated. */
+function headerContentType(contentType: string): string {
+  return /^[\x21-\x7e][\x20-\x7e]*$/.test(contentType) ? contentType : 'application/octet-stream';
+}
+
 /** Largest CSV export, in rows. */
 export const maxCsvRows = 10_000_000;
 
@@ -127,7 +132,7 @@ export function messageRoutes(fastify: FastifyInstance, platform: Platform): voi
       tags: ['messages'],
       summary: 'Publish a message',
       description:
-        'Credentials: `Authorization: Device <secret>` (or `Thing <secret>`, or Basic `<device id>:<secret>`) of a device connected to the channel for publish, or `Bearer <token>` of a user who may publish (operator or higher). Content types: application/senml+json, application/senml+cbor, application/json; anything else is stored as opaque bytes.',
+        'Credentials: `Authorization: Device <secret>` (or `Thing <secret>`, or Basic `<device id>:<secret>`) of a device connected to the channel for publish, or `Bearer <token>` of a user who may publish (operator or higher). Content types: application/senml+json, application/senml+cbor, application/json; anything else is stored as opaque bytes. Without a Content-Type header the payload is taken as the channel\'s `content_type`.',
       params,
       response: { 202: Type.Null({ description: 'Accepted; the message id is in X-Message-Id' }), ...problems(400, 401, 403, 404, 413, 415, 503) },
     });
@@ -146,11 +151,12 @@ export function messageRoutes(fastify: FastifyInstance, platform: Platform): voi
     schema: {
       tags: ['messages'],
       summary: "Read a channel's stored messages",
-      description: 'Users with a viewer role or higher in the channel\'s organization, or devices connected to the channel for subscribe. Newest first. With `aggregation` and `interval`, values are aggregated per name and interval. `format=csv` streams every matching record (offset/limit ignored).',
+      description: 'Users with a viewer role or higher in the channel\'s organization, or devices connected to the channel for subscribe. Newest first. With `aggregation` and `interval`, values are aggregated per name and interval. `format=csv` streams every matching record (offset/limit ignored). `type=binary&format=raw` answers with the bytes of the first opaque payload of the page (`offset`, `dir` and the filters apply; `limit` is ignored) and its content type, the message id in X-Message-Id and whether it was cut in X-Payload-Truncated; 204 when none matches.',
       params: ChannelParams,
       querystring: ReadQuery,
       response: {
         200: Type.Object({ total: Type.Integer(), offset: Type.Integer(), limit: Type.Integer(), messages: Type.Array(Type.Unknown()) }),
+        204: Type.Null({ description: 'format=raw: no opaque payload matches' }),
         ...problems(400, 401, 403, 404),
       },
     },
@@ -159,6 +165,21 @@ export function messageRoutes(fastify: FastifyInstance, platform: Platform): voi
     const q = req.query;
     const f = filterOf(req.params.id, q);
     const page = { offset: q.offset, limit: q.limit, dir: q.dir };
+    if (q.format === 'raw') {
+      if (q.type !== 'binary') throw new AppError('message.invalid_query', 'format=raw is for opaque payloads (type=binary)');
+      const { items } = await readers.payloads(f, { offset: q.offset, limit: 1, dir: q.dir });
+      const p = items[0];
+      if (p === undefined) return reply.code(204).send(null);
+      // the bytes are the publisher's: never run by a browser that opens them (no sniffing, a sandbox, a download)
+      reply
+        .type(headerContentType(p.content_type))
+        .header('x-message-id', p.id)
+        .header('x-payload-truncated', String(p.truncated))
+        .header('x-content-type-options', 'nosniff')
+        .header('content-security-policy', "default-src 'none'; sandbox")
+        .header('content-disposition', `attachment; filename="message-${p.id}"`);
+      return reply.send(p.payload as never);
+    }
     if (q.format === 'csv') {
       if (q.type !== 'senml' || q.aggregation) throw new AppError('message.invalid_query', 'CSV export is for SenML records without aggregation');
       reply.type('text/csv; charset=utf-8').header('content-disposition', `attachment; filename="channel-${req.params.id}.csv"`);
