@@ -144,6 +144,8 @@ interface Subscribed {
 
 /** Receive Maximum when the CONNACK gives none (MQTT 5 §3.2.2.3.3). */
 const defaultReceiveMaximum = 65_535;
+/** DISCONNECT reason: another connection with the same client id took over (MQTT 5 §3.14.2.1). */
+const sessionTakenOver = 0x8e;
 /** How long a graceful close waits for the DISCONNECT to be written, ms. */
 const closeGraceMs = 2000;
 
@@ -501,6 +503,12 @@ export class FleetwireDevice extends EventEmitter<DeviceEvents> {
     }
     if (error instanceof ConnectionRefusedError && !error.retryable) {
       void this.stop(error);
+      return;
+    }
+    // [MQTT-3.1.4-3]: another client connected with our client id; taking the session back would
+    // have the two take it from each other for ever
+    if (disconnect?.reasonCode === sessionTakenOver) {
+      void this.stop(new FleetwireError('session_taken_over', `another connection with client id ${JSON.stringify(this.options.clientId)} took the session over: give each connection its own clientId`, { cause: error }));
       return;
     }
     this.reconnectLater(error);

@@ -25,6 +25,8 @@ export type FleetwireErrorCode =
   | 'not_connected'
   /** A QoS 1/2 message sent on `publishAttempts` connections that each closed before it was acknowledged. */
   | 'publish_failed'
+  /** Another connection with the same client id took the session over (DISCONNECT 0x8E): this one stops rather than take it back. */
+  | 'session_taken_over'
   /** The client was closed. */
   | 'closed';
 
