@@ -224,14 +224,18 @@ export class FleetwireDevice extends EventEmitter<DeviceEvents> {
     return done;
   }
 
-  /** Publishes SenML records (`application/senml+json`), checked first: a bad pack throws a `SenmlError`. */
-  publishSenml(channel: string, records: SenmlRecord[] | SenmlRecord, options: PublishOptions = {}): Promise<void> {
+  /**
+   * Publishes SenML records (`application/senml+json`), checked first: a bad pack rejects with a
+   * `SenmlError`. QoS 1 (the default) resolves once the platform has stored the message; offline,
+   * it waits in the outbox. Every failure, bad input included, comes as a rejection.
+   */
+  async publishSenml(channel: string, records: SenmlRecord[] | SenmlRecord, options: PublishOptions = {}): Promise<void> {
     const pack = validateSenml(Array.isArray(records) ? records : [records]);
     return this.send(channel, Buffer.from(JSON.stringify(pack)), senmlContentType, options);
   }
 
   /** Publishes a JSON object or array of objects (`application/json`; needs MQTT 5 unless the platform's default content type is JSON). */
-  publishJson(channel: string, value: object, options: PublishOptions = {}): Promise<void> {
+  async publishJson(channel: string, value: object, options: PublishOptions = {}): Promise<void> {
     const isObject = (v: unknown) => typeof v === 'object' && v !== null && !Array.isArray(v);
     if (!(isObject(value) || (Array.isArray(value) && value.length > 0 && value.every(isObject)))) {
       throw new FleetwireError('invalid_json', 'a JSON message must be an object or a non-empty array of objects');
@@ -240,7 +244,7 @@ export class FleetwireDevice extends EventEmitter<DeviceEvents> {
   }
 
   /** Publishes bytes (or text, as UTF-8) with a content type (default `application/octet-stream`: stored as is). */
-  publish(channel: string, payload: Uint8Array | string, options: PublishOptions & { contentType?: string } = {}): Promise<void> {
+  async publish(channel: string, payload: Uint8Array | string, options: PublishOptions & { contentType?: string } = {}): Promise<void> {
     const bytes = typeof payload === 'string' ? Buffer.from(payload) : Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
     return this.send(channel, bytes, options.contentType ?? 'application/octet-stream', options);
   }

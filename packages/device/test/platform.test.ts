@@ -164,7 +164,7 @@ describe('the device SDK against a running platform', () => {
     await ws.publishSenml(fleet.channel, { n: 'over-ws', v: 1 });
     const v311 = await device(1, { protocolVersion: 4 });
     await v311.publishSenml(fleet.channel, { n: 'over-311', v: 1 });
-    assert.throws(() => v311.publishJson(fleet.channel, { a: 1 }), { code: 'content_type_needs_mqtt5' });
+    await assert.rejects(v311.publishJson(fleet.channel, { a: 1 }), { code: 'content_type_needs_mqtt5' });
     assert.equal((await records('name=over-ws')).total, 1);
     assert.equal((await records('name=over-311')).total, 1);
   });
