@@ -38,6 +38,12 @@ export interface DeviceOptions {
   clientId?: string;
   /** Start a new session on every connection (default true). With false the platform keeps the session while the device is away. */
   clean?: boolean;
+  /**
+   * With `clean: false` on MQTT 5, how long the platform keeps the session after the device went
+   * away, seconds (MQTT 5 Session Expiry Interval; default 604 800, 7 days, the platform's most).
+   * MQTT 3.1.1 has no such field: the platform keeps its sessions 7 days.
+   */
+  sessionExpirySeconds?: number;
   /** MQTT keep-alive, seconds (default 60). */
   keepaliveSeconds?: number;
   /** How long one connection attempt may take until the CONNACK, ms (default 10 000). */
@@ -140,7 +146,12 @@ interface Subscribed {
   channel: string;
   qos: QoS;
   handlers: Set<MessageHandler>;
+  /** Granted in the platform's session for this client (kept across connections with `clean: false`). */
+  inSession: boolean;
 }
+
+/** What became of one SUBSCRIBE: granted, refused, or no answer before the connection closed. */
+type SubscribeOutcome = 'granted' | 'lost' | SubscribeRefusedError;
 
 /** Receive Maximum when the CONNACK gives none (MQTT 5 §3.2.2.3.3). */
 const defaultReceiveMaximum = 65_535;
@@ -152,7 +163,7 @@ const closeGraceMs = 2000;
 const jsonType = /^application\/(?:[\w.+-]+\+)?json$/i;
 
 export class FleetwireDevice extends EventEmitter<DeviceEvents> {
-  private readonly options: Required<Pick<DeviceOptions, 'url' | 'deviceId' | 'protocolVersion' | 'clientId' | 'clean' | 'keepaliveSeconds' | 'connectTimeoutMs' | 'outboxLimit' | 'publishAttempts' | 'defaultContentType' | 'random'>> & DeviceOptions;
+  private readonly options: Required<Pick<DeviceOptions, 'url' | 'deviceId' | 'protocolVersion' | 'clientId' | 'clean' | 'sessionExpirySeconds' | 'keepaliveSeconds' | 'connectTimeoutMs' | 'outboxLimit' | 'publishAttempts' | 'defaultContentType' | 'random'>> & DeviceOptions;
   private readonly backoff;
   private currentState: DeviceState = 'idle';
   private client: MqttClient | undefined;
@@ -165,6 +176,8 @@ export class FleetwireDevice extends EventEmitter<DeviceEvents> {
   private receiveMaximum = defaultReceiveMaximum;
   private readonly outbox = new Set<Outgoing>();
   private readonly subscriptions = new Map<string, Subscribed>();
+  /** Filters unsubscribed while offline that the platform's kept session still holds. */
+  private readonly unsubscribedOffline = new Set<string>();
   private waiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
 
   constructor(options: DeviceOptions) {
@@ -173,6 +186,7 @@ export class FleetwireDevice extends EventEmitter<DeviceEvents> {
       protocolVersion: 5,
       clientId: options.deviceId,
       clean: true,
+      sessionExpirySeconds: 7 * 24 * 3600,
       keepaliveSeconds: 60,
       connectTimeoutMs: 10_000,
       outboxLimit: 1000,
@@ -189,6 +203,7 @@ export class FleetwireDevice extends EventEmitter<DeviceEvents> {
     if (typeof o.deviceId !== 'string' || o.deviceId.length === 0) throw bad('deviceId is required');
     if (o.secret === undefined && (o.cert === undefined || o.key === undefined)) throw bad('a secret, or a client certificate (cert and key), is required');
     if (o.protocolVersion !== 4 && o.protocolVersion !== 5) throw bad(`protocolVersion must be 4 (MQTT 3.1.1) or 5, got ${String(o.protocolVersion)}`);
+    if (!Number.isInteger(o.sessionExpirySeconds) || o.sessionExpirySeconds < 0 || o.sessionExpirySeconds > 0xffffffff) throw bad(`sessionExpirySeconds must be an integer from 0 to 4294967295, got ${o.sessionExpirySeconds}`);
     if (!Number.isInteger(o.outboxLimit) || o.outboxLimit < 0) throw bad(`outboxLimit must be an integer ≥ 0, got ${o.outboxLimit}`);
     if (!Number.isInteger(o.publishAttempts) || o.publishAttempts < 1) throw bad(`publishAttempts must be an integer ≥ 1, got ${o.publishAttempts}`);
     try {
@@ -268,18 +283,20 @@ export class FleetwireDevice extends EventEmitter<DeviceEvents> {
     const fresh = entry === undefined;
     const raised = entry !== undefined && qos > entry.qos;
     if (entry === undefined) {
-      entry = { channel, qos, handlers: new Set() };
+      entry = { channel, qos, handlers: new Set(), inSession: false };
       this.subscriptions.set(filter, entry);
     }
     entry.qos = Math.max(entry.qos, qos) as QoS;
     entry.handlers.add(handler);
     const subscription: Subscription = { channel, filter, unsubscribe: () => this.unsubscribe(filter, handler) };
+    this.unsubscribedOffline.delete(filter);
+    if (raised) entry.inSession = false;
     if ((fresh || raised) && this.client && this.connected) {
-      const error = await this.subscribeOn(this.client, filter, entry.qos);
-      if (error) {
+      const outcome = await this.subscribeOn(this.client, filter, entry);
+      if (outcome instanceof SubscribeRefusedError) {
         entry.handlers.delete(handler);
         if (entry.handlers.size === 0) this.subscriptions.delete(filter);
-        throw error;
+        throw outcome;
       }
     }
     return subscription;
@@ -371,13 +388,16 @@ export class FleetwireDevice extends EventEmitter<DeviceEvents> {
 
   // ---- subscribing ----
 
-  /** One SUBSCRIBE for one filter; resolves to the refusal, if any (a lost connection is none: the filter is restored on the next). */
-  private subscribeOn(client: MqttClient, filter: string, qos: QoS): Promise<SubscribeRefusedError | undefined> {
+  /** One SUBSCRIBE for one filter. A filter whose SUBACK was lost with the connection is subscribed on the next. */
+  private subscribeOn(client: MqttClient, filter: string, entry: Subscribed): Promise<SubscribeOutcome> {
     return new Promise((resolve) => {
-      // granted on success; on a refusal MQTT.js hands over the SUBACK
-      client.subscribe(filter, { qos }, (_err, granted, packet) => {
-        const code = packet?.granted?.[0] ?? granted?.[0]?.qos;
-        resolve(typeof code === 'number' && code >= 0x80 ? new SubscribeRefusedError(filter, code, this.options.protocolVersion) : undefined);
+      client.subscribe(filter, { qos: entry.qos }, (_err, granted, packet) => {
+        // on a refusal MQTT.js hands over the SUBACK; without one the connection closed first
+        const code: unknown = packet?.granted?.[0] ?? (packet ? granted?.[0]?.qos : undefined);
+        if (typeof code !== 'number') return resolve('lost');
+        if (code >= 0x80) return resolve(new SubscribeRefusedError(filter, code, this.options.protocolVersion)); // [MQTT-3.9.3-1]
+        entry.inSession = true;
+        resolve('granted');
       });
     });
   }
@@ -387,17 +407,28 @@ export class FleetwireDevice extends EventEmitter<DeviceEvents> {
     if (!entry || !entry.handlers.delete(handler) || entry.handlers.size > 0) return;
     this.subscriptions.delete(filter);
     const client = this.client;
-    if (!client || !this.connected) return;
+    // a session the platform keeps would go on delivering there: unsubscribed at the next connection
+    if (!client || !this.connected) return void (entry.inSession && this.unsubscribedOffline.add(filter));
     await new Promise<void>((resolve) => client.unsubscribe(filter, () => resolve()));
   }
 
-  /** Subscribes again on a new connection; a filter refused now is dropped and reported. */
-  private async restoreSubscriptions(client: MqttClient): Promise<void> {
-    const restored = [...this.subscriptions].map(async ([filter, entry]) => {
-      const error = await this.subscribeOn(client, filter, entry.qos);
-      if (!error) return;
+  /**
+   * Brings the platform's session in line on a new connection: a new session gets every
+   * subscription again; a kept one [MQTT-3.2.2-2] only those made or dropped while offline. A
+   * filter refused now is dropped and reported.
+   */
+  private async restoreSubscriptions(client: MqttClient, sessionPresent: boolean): Promise<void> {
+    if (!sessionPresent) {
+      for (const entry of this.subscriptions.values()) entry.inSession = false;
+      this.unsubscribedOffline.clear();
+    }
+    for (const filter of this.unsubscribedOffline) client.unsubscribe(filter);
+    this.unsubscribedOffline.clear();
+    const restored = [...this.subscriptions].filter(([, entry]) => !entry.inSession).map(async ([filter, entry]) => {
+      const outcome = await this.subscribeOn(client, filter, entry);
+      if (!(outcome instanceof SubscribeRefusedError)) return;
       if (this.subscriptions.get(filter) === entry) this.subscriptions.delete(filter);
-      this.report(error);
+      this.report(outcome);
     });
     await Promise.all(restored);
   }
@@ -452,6 +483,8 @@ export class FleetwireDevice extends EventEmitter<DeviceEvents> {
       reconnectPeriod: 0, // reconnection is ours: see reconnectLater()
       resubscribe: false, // so are the subscriptions: see restoreSubscriptions()
       queueQoSZero: false,
+      // MQTT 5 §3.1.2.11.2: without a Session Expiry Interval the session ends with the connection, clean or not
+      ...(o.protocolVersion === 5 && !o.clean ? { properties: { sessionExpiryInterval: o.sessionExpirySeconds } } : {}),
       ...(o.secret !== undefined ? { password: o.secret } : {}),
       ...(o.ca !== undefined ? { ca: o.ca } : {}),
       ...(o.cert !== undefined ? { cert: o.cert } : {}),
@@ -474,6 +507,7 @@ export class FleetwireDevice extends EventEmitter<DeviceEvents> {
     client.on('connect', (packet) => void this.onConnect(gen, client, packet));
     client.on('close', () => {
       if (gen !== this.generation) return;
+      this.generation++; // this attempt is over: nothing it says later counts
       const code = connack ? (o.protocolVersion === 5 ? connack.reasonCode : connack.returnCode) : undefined;
       const refusal = code !== undefined && code !== 0 ? new ConnectionRefusedError(code, o.protocolVersion, connack?.properties?.reasonString) : undefined;
       this.onClose(gen, client, refusal ?? serverDisconnect(disconnect) ?? lastError ?? new Error('the connection closed'), disconnect);
@@ -487,8 +521,7 @@ export class FleetwireDevice extends EventEmitter<DeviceEvents> {
     this.everConnected = true;
     this.failures = 0;
     this.receiveMaximum = connack.properties?.receiveMaximum ?? defaultReceiveMaximum;
-    // a session the platform kept still holds its subscriptions [MQTT-3.2.2-2]
-    const restoring = connack.sessionPresent ? Promise.resolve() : this.restoreSubscriptions(client);
+    const restoring = this.restoreSubscriptions(client, connack.sessionPresent);
     this.flushOutbox();
     await restoring;
     if (gen !== this.generation || !this.connected) return;

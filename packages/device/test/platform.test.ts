@@ -129,6 +129,24 @@ describe('the device SDK against a running platform', () => {
     assert.deepEqual((await received.next(1)).senml, [{ n: 'after', v: 2 }]);
   });
 
+  test('a persistent session (clean: false) keeps what was published while the device was away', async () => {
+    const options = { url: platform.mqttUrl, deviceId: fleet.devices[1]!.id, secret: fleet.devices[1]!.secret, clientId: 'sdk-persistent', clean: false };
+    const first = await connectDevice(options);
+    await first.subscribe(fleet.channel, { subtopic: 'away' }, () => {});
+    await first.close();
+    await platform.call('POST', `/channels/${fleet.channel}/messages/away`, { authorization: `Device ${fleet.devices[0]!.secret}`, body: [{ n: 'while-away', v: 3 }], contentType: 'application/senml+json', expect: 202 });
+
+    // the handler is in place before the connection: the queued message comes right after the CONNACK
+    const again = new FleetwireDevice(options);
+    devices.push(again);
+    const received = inbox();
+    await again.subscribe(fleet.channel, { subtopic: 'away' }, received.handler);
+    const connected = new Promise<{ sessionPresent: boolean }>((resolve) => again.once('connected', resolve));
+    await again.connect();
+    assert.equal((await connected).sessionPresent, true);
+    assert.deepEqual((await received.next(1)).senml, [{ n: 'while-away', v: 3 }]);
+  });
+
   test('a wrong secret is refused with what the platform said, and not retried', async () => {
     for (const protocolVersion of [5, 4] as const) {
       const d = new FleetwireDevice({ url: platform.mqttUrl, deviceId: fleet.devices[0]!.id, secret: 'not-the-secret', protocolVersion, reconnect: { minDelayMs: 10 } });
