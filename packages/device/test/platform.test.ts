@@ -43,7 +43,7 @@ describe('the device SDK against a running platform', () => {
 
   before(async () => {
     platform = await TestPlatform.start();
-    fleet = await platform.fleet(2);
+    fleet = await platform.fleet(3);
   });
 
   after(async () => {
@@ -175,6 +175,38 @@ describe('the device SDK against a running platform', () => {
     // the connection is still good
     await d.publishSenml(fleet.channel, { n: 'still-connected', v: 1 });
     assert.equal((await records('name=still-connected')).total, 1);
+  });
+
+  test('when an operator withdraws a subscribe connection, the client reconnects and reports the subscription it lost', async () => {
+    const other = (await platform.call<{ id: string }>('POST', `/orgs/${fleet.org}/channels`, { token: fleet.token, body: { name: 'sdk-withdrawn' }, expect: 201 })).id;
+    const access = { device_ids: [fleet.devices[1]!.id], channel_ids: [other], types: ['subscribe'] };
+    await platform.call('POST', `/orgs/${fleet.org}/connections`, { token: fleet.token, body: access, expect: 204 });
+    const d = await device(1, { reconnect: { minDelayMs: 20 } });
+    const kept = inbox();
+    await d.subscribe(fleet.channel, { subtopic: 'kept' }, kept.handler);
+    await d.subscribe(other, () => {});
+    const lost = new Promise<Error>((resolve) => d.once('error', resolve));
+    const disconnected = new Promise<{ reasonCode?: number }>((resolve) => d.once('disconnected', resolve));
+
+    await platform.call('DELETE', `/orgs/${fleet.org}/connections`, { token: fleet.token, body: access, expect: 204 });
+    assert.equal((await disconnected).reasonCode, 0x98); // administrative action
+    const error = await lost;
+    assert.ok(error instanceof SubscribeRefusedError, String(error));
+    assert.equal(error.filter, `channels/${other}/messages/#`);
+    // still connected, and the other subscription delivers
+    await eventually(() => assert.equal(d.connected, true));
+    await platform.call('POST', `/channels/${fleet.channel}/messages/kept`, { authorization: `Device ${fleet.devices[0]!.secret}`, body: [{ n: 'kept', v: 1 }], contentType: 'application/senml+json', expect: 202 });
+    assert.deepEqual((await kept.next(1)).senml, [{ n: 'kept', v: 1 }]);
+  });
+
+  test('a rotated secret ends the session and the client stops with the refusal instead of retrying', async () => {
+    const d = await device(2, { reconnect: { minDelayMs: 20 } });
+    const closed = new Promise<{ error?: Error }>((resolve) => d.once('close', resolve));
+    await platform.call('POST', `/orgs/${fleet.org}/devices/${fleet.devices[2]!.id}/secret`, { token: fleet.token, expect: 200 });
+    const { error } = await closed;
+    assert.ok(error instanceof ConnectionRefusedError, String(error));
+    assert.equal(error.reasonCode, 0x86);
+    assert.equal(d.state, 'closed');
   });
 
   test('MQTT over WebSocket, and MQTT 3.1.1 with SenML (its default content type)', async () => {
