@@ -331,7 +331,7 @@ export class FleetwireDevice extends EventEmitter<DeviceEvents> {
     });
   }
 
-  /** QoS 0 is never queued [MQTT 4.3.1]: without a connection it fails at once. */
+  /** QoS 0 is never queued (at most once, MQTT 5 §4.3.1): without a connection it fails at once. */
   private sendAtMostOnce(topic: string, payload: Buffer, contentType: string, retain: boolean): Promise<void> {
     const client = this.client;
     if (!client || !this.connected) return Promise.reject(new FleetwireError('not_connected', `not connected: a QoS 0 message on ${topic} is not queued (use QoS 1 to have it sent after reconnecting)`));
