@@ -3,7 +3,7 @@
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { FleetwireDevice, type DeviceOptions } from './device.js';
+import { FleetwireDevice, publishPacketSize, type DeviceOptions } from './device.js';
 import { ConnectionRefusedError, FleetwireError, OutboxFullError } from './errors.js';
 
 // MQTT 5 packets (§3.2 CONNACK, §3.14 DISCONNECT): fixed header, remaining length, then the fields
@@ -11,18 +11,25 @@ const connack = (reasonCode: number) => Buffer.from([0x20, 0x03, 0x00, reasonCod
 const disconnect = (reasonCode: number) => Buffer.from([0xe0, 0x02, reasonCode, 0x00]);
 
 const servers: net.Server[] = [];
+const sockets: net.Socket[] = [];
 const clients: FleetwireDevice[] = [];
 
 /**
  * A listener that answers each connection's first bytes (its CONNECT) with `answer(n)` for the
- * n-th connection (from 1), then closes it; `undefined` closes it without a word.
+ * n-th connection (from 1), then closes it (or, with `keepOpen`, reads on and says nothing more);
+ * `undefined` closes it without a word.
  */
-async function standIn(answer: (n: number) => Buffer | undefined): Promise<{ url: string; connections: () => number }> {
+async function standIn(answer: (n: number) => Buffer | undefined, keepOpen = false): Promise<{ url: string; connections: () => number }> {
   let n = 0;
   const server = net.createServer((socket) => {
     const reply = answer(++n);
     socket.on('error', () => {});
-    socket.once('data', () => (reply ? socket.end(reply) : socket.destroy()));
+    socket.once('data', () => {
+      if (!reply) socket.destroy();
+      else if (keepOpen) socket.write(reply);
+      else socket.end(reply);
+    });
+    sockets.push(socket);
   });
   servers.push(server);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -48,6 +55,7 @@ function delays(d: FleetwireDevice, count: number): Promise<number[]> {
 
 after(async () => {
   await Promise.all(clients.map((c) => c.close()));
+  for (const s of sockets) s.destroy();
   for (const s of servers) s.close();
 });
 
@@ -123,4 +131,23 @@ test('a connection another client took over is not taken back', async () => {
   assert.ok(error instanceof FleetwireError);
   assert.equal(error.code, 'session_taken_over');
   assert.equal(platform.connections(), 1);
+});
+
+test('a message larger than the platform accepts is refused before it is sent', async () => {
+  // CONNACK with the Maximum Packet Size property (0x27, MQTT 5 §3.2.2.3.6): 200 bytes
+  const platform = await standIn(() => Buffer.from([0x20, 0x08, 0x00, 0x00, 0x05, 0x27, 0x00, 0x00, 0x00, 200]), true);
+  const d = device(platform.url);
+  await d.connect();
+  await assert.rejects(d.publish('c1', Buffer.alloc(300)), { code: 'message_too_large', message: /at most 200 bytes/ });
+  await assert.rejects(d.publish('c1', Buffer.alloc(300), { qos: 0 }), { code: 'message_too_large' });
+  assert.equal(d.outboxSize, 0);
+  assert.equal(d.connected, true);
+});
+
+test('the PUBLISH size counts the topic, packet id, Content Type property and payload', () => {
+  // 1 fixed header + 1 remaining length + (2 + 7 topic) + 2 packet id + (1 + 1 + 2 + 16 content type) + 10 payload
+  assert.equal(publishPacketSize('a/b/cde', 10, 1, 'application/json'), 43);
+  assert.equal(publishPacketSize('a/b/cde', 10, 0, undefined), 1 + 1 + 9 + 10);
+  // a remaining length of 128 or more takes two bytes
+  assert.equal(publishPacketSize('t', 200, 0, undefined), 1 + 2 + 3 + 200);
 });

@@ -174,6 +174,8 @@ export class FleetwireDevice extends EventEmitter<DeviceEvents> {
   private everConnected = false;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
   private receiveMaximum = defaultReceiveMaximum;
+  /** The platform's Maximum Packet Size (MQTT 5 CONNACK), bytes; undefined: none given. */
+  private maximumPacketSize: number | undefined;
   private readonly outbox = new Set<Outgoing>();
   private readonly subscriptions = new Map<string, Subscribed>();
   /** Filters unsubscribed while offline that the platform's kept session still holds. */
@@ -335,6 +337,8 @@ export class FleetwireDevice extends EventEmitter<DeviceEvents> {
   private sendAtMostOnce(topic: string, payload: Buffer, contentType: string, retain: boolean): Promise<void> {
     const client = this.client;
     if (!client || !this.connected) return Promise.reject(new FleetwireError('not_connected', `not connected: a QoS 0 message on ${topic} is not queued (use QoS 1 to have it sent after reconnecting)`));
+    const tooLarge = this.tooLarge(topic, payload, 0, contentType);
+    if (tooLarge) return Promise.reject(tooLarge);
     return new Promise((resolve, reject) => {
       client.publish(topic, payload, this.publishOptions(0, retain, contentType), (err) => (err ? reject(new FleetwireError('not_connected', `the connection closed before the message on ${topic} was written`, { cause: err })) : resolve()));
     });
@@ -355,11 +359,28 @@ export class FleetwireDevice extends EventEmitter<DeviceEvents> {
     for (const m of this.outbox) {
       if (inFlight >= this.receiveMaximum) return; // [MQTT-3.3.4-7]
       if (m.sentOn === gen) continue;
+      const tooLarge = this.tooLarge(m.topic, m.payload, m.qos, m.contentType);
+      if (tooLarge) {
+        this.outbox.delete(m);
+        m.reject(tooLarge);
+        continue;
+      }
       m.sentOn = gen;
       m.attempts++;
       inFlight++;
       client.publish(m.topic, m.payload, this.publishOptions(m.qos, m.retain, m.contentType), (err, packet) => this.acknowledged(m, gen, err, packet));
     }
+  }
+
+  /**
+   * Refuses a PUBLISH larger than the platform accepts (MQTT 5 §3.2.2.3.6): sent anyway, it would be
+   * answered with DISCONNECT 0x95, and sent again on every new connection.
+   */
+  private tooLarge(topic: string, payload: Buffer, qos: QoS, contentType: string): FleetwireError | undefined {
+    if (this.maximumPacketSize === undefined) return undefined;
+    const size = publishPacketSize(topic, payload.length, qos, this.options.protocolVersion === 5 ? contentType : undefined);
+    if (size <= this.maximumPacketSize) return undefined;
+    return new FleetwireError('message_too_large', `the message on ${topic} makes a ${size}-byte PUBLISH and the platform accepts at most ${this.maximumPacketSize} bytes`);
   }
 
   private acknowledged(m: Outgoing, gen: number, err: Error | undefined, packet: Packet | undefined): void {
@@ -521,6 +542,7 @@ export class FleetwireDevice extends EventEmitter<DeviceEvents> {
     this.everConnected = true;
     this.failures = 0;
     this.receiveMaximum = connack.properties?.receiveMaximum ?? defaultReceiveMaximum;
+    this.maximumPacketSize = connack.properties?.maximumPacketSize;
     const restoring = this.restoreSubscriptions(client, connack.sessionPresent);
     this.flushOutbox();
     await restoring;
@@ -589,6 +611,18 @@ export async function connectDevice(options: DeviceOptions): Promise<FleetwireDe
   const device = new FleetwireDevice(options);
   await device.connect();
   return device;
+}
+
+/** Bytes of a Variable Byte Integer (MQTT 5 §1.5.5). */
+function varintBytes(n: number): number {
+  return n < 128 ? 1 : n < 16_384 ? 2 : n < 2_097_152 ? 3 : 4;
+}
+
+/** The size of the PUBLISH packet we send (MQTT 5 §3.3): fixed header, topic, packet id, the Content Type property, payload. */
+export function publishPacketSize(topic: string, payloadBytes: number, qos: QoS, contentType: string | undefined): number {
+  const properties = contentType === undefined ? undefined : 1 + 2 + Buffer.byteLength(contentType);
+  const remaining = 2 + Buffer.byteLength(topic) + (qos > 0 ? 2 : 0) + (properties === undefined ? 0 : varintBytes(properties) + properties) + payloadBytes;
+  return 1 + varintBytes(remaining) + remaining;
 }
 
 /** The platform ended the connection with a DISCONNECT (MQTT 5 §3.14), e.g. 0x98 when an operator changed the device's access. */

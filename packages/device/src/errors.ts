@@ -21,6 +21,8 @@ export type FleetwireErrorCode =
   | 'content_type_needs_mqtt5'
   /** The outbox of QoS 1/2 messages waiting for the platform is full. */
   | 'outbox_full'
+  /** A message larger than the platform's Maximum Packet Size (told in its CONNACK). */
+  | 'message_too_large'
   /** A QoS 0 publish while there is no connection (QoS 0 is never queued). */
   | 'not_connected'
   /** A QoS 1/2 message sent on `publishAttempts` connections that each closed before it was acknowledged. */
