@@ -99,6 +99,22 @@ describe('the device SDK against a running platform', () => {
     assert.equal(lab.messages.length, 1);
   });
 
+  test('a handler that throws is reported as an error event and does not stop the other handlers', async () => {
+    const d = await device(1);
+    const delivered = inbox();
+    await d.subscribe(fleet.channel, { subtopic: 'throws' }, () => {
+      throw new Error('handler failed');
+    });
+    await d.subscribe(fleet.channel, { subtopic: 'throws' }, async () => Promise.reject(new Error('async handler failed')));
+    await d.subscribe(fleet.channel, { subtopic: '#' }, delivered.handler);
+    const errors: string[] = [];
+    d.on('error', (e) => errors.push(e.message));
+    await (await device(0)).publishSenml(fleet.channel, { n: 'x', v: 1 }, { subtopic: 'throws' });
+    assert.equal((await delivered.next(1)).subtopic, 'throws');
+    await eventually(() => assert.deepEqual(errors.sort(), ['async handler failed', 'handler failed']));
+    assert.equal(d.connected, true);
+  });
+
   test('a killed and restarted platform: the client reconnects, restores its subscription and sends what it queued meanwhile', async () => {
     const d = await device(1, { reconnect: { minDelayMs: 50, maxDelayMs: 500 } });
     const received = inbox();
