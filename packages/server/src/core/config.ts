@@ -217,7 +217,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
 /** Prefixes of variables read by tools around the server (tests, benchmarks), never by the server. */
 /** Settings that were, and what took their place: named so that an upgrade says what to do instead. */
 const removedSettings: Partial<Record<string, string>> = {
-  FLEETWIRE_MQTT_CONTENT_TYPE: "each channel has its own content_type for payloads that come without one (docs/http.md, 'Channels')",
+  FLEETWIRE_MQTT_CONTENT_TYPE: "each channel has its own content_type for payloads that come without one (docs/http.md, 'Channel content type')",
 };
 
 const toolPrefixes = ['FLEETWIRE_TEST_', 'FLEETWIRE_BENCH_', 'FLEETWIRE_FUZZ_'];

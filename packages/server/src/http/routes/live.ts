@@ -6,24 +6,16 @@ import { AppError, isAppError } from '../../core/errors.js';
 import type { Platform } from '../../platform.js';
 import { problems } from '../schemas.js';
 import { clientFromAuthorization } from '../credentials.js';
+import { channelAddressOf } from '../address.js';
 import type { Envelope } from '../../messaging/envelope.js';
 import type { Client, Granted } from '../../messaging/service.js';
 import type { LiveSubscription } from '../../messaging/bus.js';
-import { hasWildcard, normaliseSubtopic } from '../../messaging/topic.js';
+import { hasWildcard, normaliseSubtopic } from '../../core/address.js';
 import { mediaTypeOf } from '../../messaging/payload/index.js';
 import { truncateUtf8 } from '../../core/text.js';
 import { concerns, type AccessChange } from '../../auth/invalidation.js';
+import { closeCodeOf, closeCodes as close } from '../websocket-errors.js';
 
-/** RFC 6455 §7.4.1 close codes we use. */
-const close = {
-  policy: 1008, // not allowed (credentials, connection type)
-  invalidData: 1007, // a frame the content type does not allow
-  tooBig: 1009,
-  tryAgainLater: 1013, // slow consumer, overloaded store
-  internal: 1011,
-  accessWithdrawn: 4403, // the device was disabled, deleted, got a new secret, or lost its connection to the channel
-  sessionEnded: 4401, // the login session of the user's access token ended (logout, password change, sign-out everywhere)
-} as const;
 
 interface WsSession {
   client: Client;
@@ -140,23 +132,23 @@ export function wsRoutes(app: FastifyInstance, platform: Platform): void {
 
   /** Authorises before the upgrade, so that refusals are ordinary HTTP problem responses. */
   const authorize = async (req: FastifyRequest) => {
-    const params = req.params as { id: string; '*'?: string };
+    const address = channelAddressOf(req, { ws: true });
     const query = req.query as { authorization?: string; envelope?: boolean; content_type?: string };
     const client = await clientFromAuthorization(req.headers.authorization ?? query.authorization, platform.auth);
-    const sub = normaliseSubtopic(params['*'] ?? '', true);
+    const sub = normaliseSubtopic(address.subtopic, true);
     if (!sub.ok) throw new AppError('message.invalid_subtopic', sub.error);
     let canSubscribe: Granted | undefined;
     let canPublish = false;
     let granted: Granted | undefined;
     let refusal: unknown;
     try {
-      canSubscribe = await messaging.authorize(client, params.id, 'subscribe');
+      canSubscribe = await messaging.authorize(client, address.channel, 'subscribe');
     } catch (e) {
       refusal = e;
     }
     if (!hasWildcard(sub.subtopic)) {
       try {
-        granted = await messaging.authorize(client, params.id, 'publish');
+        granted = await messaging.authorize(client, address.channel, 'publish');
         canPublish = true;
       } catch (e) {
         refusal ??= e;
@@ -164,7 +156,7 @@ export function wsRoutes(app: FastifyInstance, platform: Platform): void {
     }
     if (!canSubscribe && !canPublish) throw refusal;
     const deviceId = client.kind === 'user' ? undefined : (canSubscribe ?? granted)!.publisher;
-    req.wsSession = { client, channel: params.id, filter: sub.subtopic === '' ? '#' : sub.subtopic, subtopic: sub.subtopic, canSubscribe, canPublish, deviceId, envelope: query.envelope === true, contentType: query.content_type || undefined };
+    req.wsSession = { client, channel: address.channel, filter: sub.subtopic === '' ? '#' : sub.subtopic, subtopic: sub.subtopic, canSubscribe, canPublish, deviceId, envelope: query.envelope === true, contentType: query.content_type || undefined };
   };
 
   const handler = (socket: WebSocket, req: FastifyRequest) => {
@@ -213,9 +205,7 @@ export function wsRoutes(app: FastifyInstance, platform: Platform): void {
           const code = isAppError(e) ? e.code : 'internal';
           metrics.rejected.inc({ protocol: 'ws', code });
           log.info({ code, binary: isBinary }, 'WebSocket frame refused');
-          const status = isAppError(e) ? e.kind : 'internal';
-          const closeCode = status === 'invalid' || status === 'unsupported_media' ? close.invalidData : status === 'too_large' ? close.tooBig : status === 'unavailable' ? close.tryAgainLater : status === 'internal' ? close.internal : close.policy;
-          socket.close(closeCode, reason(`${code}: ${(e as Error).message}`));
+          socket.close(closeCodeOf(code), reason(`${code}: ${(e as Error).message}`));
         }
       }).catch((e: unknown) => {
         // nothing above should throw; if it does, this client goes, not the process (an unhandled rejection would end it)

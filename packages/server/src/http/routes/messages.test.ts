@@ -186,6 +186,33 @@ describe('HTTP publish and the readers API', () => {
     assert.equal(xml.json().code, 'message.unsupported_content_type');
   });
 
+  test('credentials come before the body: a wrong or missing secret gets 401 whatever the body, and the body is never read', async () => {
+    const channel = `/channels/${f.channel}/messages`;
+    const cases: [string, string | Buffer, string][] = [
+      ['invalid SenML', '[{"n":"x","v":"not a number"}]', 'application/senml+json'],
+      ['invalid JSON', '{oops', 'application/json'],
+      ['an unsupported type', '<senml/>', 'application/senml+xml'],
+      // over the body limit: had the body been read, this would be a 413
+      ['a body over the limit', Buffer.alloc(5000), 'application/octet-stream'],
+      ['JSON nested past the depth limit', '['.repeat(50_000), 'application/json'],
+    ];
+    for (const [what, body, type] of cases) {
+      for (const auth of ['Device not-a-secret', `Basic ${Buffer.from(`${f.device.id}:wrong`).toString('base64')}`, 'Bearer not-a-token']) {
+        const res = await publish(channel, body, type, auth);
+        assert.equal(res.statusCode, 401, `${what} with ${auth.split(' ')[0]}: ${res.body}`);
+        assert.match(res.json().code, /^auth\./);
+      }
+      const none = await t.app.inject({ method: 'POST', url: channel, payload: body, headers: { 'content-type': type } });
+      assert.equal(none.statusCode, 401, `${what} without credentials`);
+    }
+    // a device that may not publish here learns that before its body is looked at, too
+    const notAllowed = await publish(channel, Buffer.alloc(5000), 'application/octet-stream', `Device ${f.reader.secret}`);
+    assert.equal(notAllowed.statusCode, 403);
+    // a reserved address is one answer: not served yet
+    const twin = await publish(`/devices/${f.device.id}/twin`, '{}', 'application/json', `Device ${f.device.secret}`);
+    assert.equal(twin.statusCode, 404);
+  });
+
   test('users publish with a token when their role allows it; viewers read but may not publish', async () => {
     const ok = await publish(`/channels/${f.channel}/messages/users`, '[{"n":"by-user","v":1}]', 'application/senml+json', `Bearer ${f.ownerToken}`);
     assert.equal(ok.statusCode, 202);

@@ -10,7 +10,8 @@ import { Offset, StringEnum, problems } from '../schemas.js';
 import type { Aggregation, MessageFilter, MessageRecord } from '../../storage/readers.js';
 import { clientFromAuthorization } from '../credentials.js';
 import type { Client } from '../../messaging/service.js';
-import { normaliseSubtopic } from '../../messaging/topic.js';
+import { normaliseSubtopic, type ChannelMessages } from '../../core/address.js';
+import { channelAddressOf } from '../address.js';
 
 const ChannelParams = Type.Object({ id: Type.String({ description: 'Channel id' }) });
 const ChannelSubtopicParams = Type.Object({ id: Type.String(), '*': Type.String({ description: 'Subtopic: one or more path segments' }) });
@@ -110,13 +111,31 @@ export function messageRoutes(fastify: FastifyInstance, platform: Platform): voi
     scope.removeAllContentTypeParsers();
     scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: messaging.maxPayloadBytes }, (_req, body, done) => done(null, body));
     const app = scope.withTypeProvider<TypeBoxTypeProvider>();
-    const publish = async (req: FastifyRequest<{ Params: { id: string; '*'?: string } }>, reply: FastifyReply) => {
+    // Authentication and authorization come first, before the body is read (onRequest runs ahead
+    // of the body parser): a caller with a wrong secret gets 401, never 400 or 413, and an
+    // unauthenticated caller cannot make the server read or parse its payload.
+    const granted = new WeakMap<FastifyRequest, { client: Client; address: ChannelMessages }>();
+    const authorizePublish = async (req: FastifyRequest) => {
       try {
+        const address = channelAddressOf(req);
+        const client = await clientOf(req);
+        const grant = await messaging.authorize(client, address.channel, 'publish');
+        // the service checks again (cheaply, from the decision cache), now by the device it found
+        const checked: Client = client.kind === 'user' ? client : { kind: 'identified', device: { id: grant.publisher, orgId: grant.org, enabled: true } };
+        granted.set(req, { client: checked, address });
+      } catch (e) {
+        metrics.rejected.inc({ protocol: 'http', code: isAppError(e) ? e.code : 'internal' });
+        throw e;
+      }
+    };
+    const publish = async (req: FastifyRequest, reply: FastifyReply) => {
+      try {
+        const { client, address } = granted.get(req)!;
         const body = (req.body as Buffer | undefined) ?? Buffer.alloc(0);
         const env = await messaging.publish({
-          client: await clientOf(req),
-          channel: req.params.id,
-          subtopic: req.params['*'] ?? '',
+          client,
+          channel: address.channel,
+          subtopic: address.subtopic,
           contentType: req.headers['content-type'],
           payload: body,
           protocol: 'http',
@@ -140,8 +159,8 @@ export function messageRoutes(fastify: FastifyInstance, platform: Platform): voi
     // cost publishers a sixth of their throughput (bench/http-publish, sqlite-info). Publishes are
     // counted in the metrics, failures still log at warn and above, and debug logs every one.
     const logLevel = publishLogLevel(platform.config.logLevel);
-    app.post('/channels/:id/messages', { config: { auth: 'device' }, logLevel, schema: schema(ChannelParams) }, publish);
-    app.post('/channels/:id/messages/*', { config: { auth: 'device' }, logLevel, schema: schema(ChannelSubtopicParams) }, publish);
+    app.post('/channels/:id/messages', { config: { auth: 'device' }, logLevel, onRequest: authorizePublish, schema: schema(ChannelParams) }, publish);
+    app.post('/channels/:id/messages/*', { config: { auth: 'device' }, logLevel, onRequest: authorizePublish, schema: schema(ChannelSubtopicParams) }, publish);
   });
 
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();

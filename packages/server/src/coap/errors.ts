@@ -1,11 +1,12 @@
-import { isAppError, type ErrorKind } from '../core/errors.js';
+import { errorCodes, isAppError, type ErrorCode, type ErrorKind } from '../core/errors.js';
 import { truncateUtf8 } from '../core/text.js';
 
 /**
- * How errors show at the CoAP edge: a response code (RFC 7252 §5.9, §12.1.2) and a diagnostic
- * payload (§5.5.2: UTF-8 text for humans, no Content-Format) that starts with the stable error code.
+ * How errors show at the CoAP edge: a response code (RFC 7252 §5.9, §12.1.2) keyed by error kind,
+ * with exceptions for single codes, and a diagnostic payload (§5.5.2: UTF-8 text for humans, no
+ * Content-Format) that starts with the stable error code.
  */
-export const codeOfKind: Record<ErrorKind, string> = {
+export const coapCodeOfKind: Record<ErrorKind, string> = {
   invalid: '4.00',
   unauthenticated: '4.01',
   forbidden: '4.03',
@@ -17,6 +18,18 @@ export const codeOfKind: Record<ErrorKind, string> = {
   unavailable: '5.03',
   internal: '5.00',
 };
+
+/** Single codes that show otherwise than their kind. */
+export const coapCodeOfCode: Partial<Record<ErrorCode, string>> = {
+  // a store that is behind is a server that cannot serve now, not one that is broken
+  'message.overloaded': '5.03',
+  'service.unavailable': '5.03',
+};
+
+/** The CoAP response code of an error code. */
+export function coapCodeOf(code: ErrorCode): string {
+  return coapCodeOfCode[code] ?? coapCodeOfKind[errorCodes[code].kind];
+}
 
 /** A refusal of the CoAP edge itself (not a domain error): protocol misuse and exhausted per-address limits. */
 export class CoapRefusal extends Error {
@@ -54,7 +67,7 @@ export function mapError(e: unknown, maxPayloadBytes: number): MappedError {
   if (e instanceof CoapRefusal) return { code: e.code, reason: e.reason, diagnostic: diagnostic(e.reason, e.message), ...e.extra };
   if (isAppError(e)) {
     return {
-      code: codeOfKind[e.kind],
+      code: coapCodeOf(e.code),
       reason: e.code,
       diagnostic: diagnostic(e.code, e.message),
       // RFC 7959 §2.9.3: a 4.13 may say how large a body the server takes
