@@ -49,18 +49,32 @@ function mqttTlsOptions(config: Config): SecureContextOptions {
   return secureContextOptions({ cert: config.mqttTlsCert, key: config.mqttTlsKey, ...(config.mqttTlsCa ? { ca: config.mqttTlsCa } : {}) });
 }
 
-/** Reads and loads a certificate and key (as a listener would), or throws a ConfigError naming `setting`. */
-function loadSecureContext(setting: string, read: () => SecureContextOptions): SecureContextOptions {
-  let options: SecureContextOptions;
-  try {
-    options = read();
-  } catch (e) {
-    throw new ConfigError(setting, `cannot read a TLS file: ${causeText(e)}`);
+/** The TLS files of a listener, by the setting that names each. */
+function httpTlsFiles(config: Config): [string, string][] {
+  return [['FLEETWIRE_HTTP_TLS_CERT', config.httpTlsCert], ['FLEETWIRE_HTTP_TLS_KEY', config.httpTlsKey]];
+}
+
+function mqttTlsFiles(config: Config): [string, string][] {
+  return [['FLEETWIRE_MQTT_TLS_CERT', config.mqttTlsCert], ['FLEETWIRE_MQTT_TLS_KEY', config.mqttTlsKey], ...(config.mqttTlsCa ? [['FLEETWIRE_MQTT_TLS_CA', config.mqttTlsCa] as [string, string]] : [])];
+}
+
+/**
+ * Reads and loads a listener's certificate and key as the listener would, or throws a ConfigError
+ * naming the setting: the file that cannot be read, or the certificate when the pair does not load.
+ */
+function loadSecureContext(files: [string, string][], read: () => SecureContextOptions): SecureContextOptions {
+  for (const [setting, path] of files) {
+    try {
+      readFileSync(path);
+    } catch (e) {
+      throw new ConfigError(setting, `cannot read ${path}: ${(e as NodeJS.ErrnoException).code ?? causeText(e)}`);
+    }
   }
+  const options = read();
   try {
     createSecureContext(options);
   } catch (e) {
-    throw new ConfigError(setting, `the certificate and key do not load: ${causeText(e)}`);
+    throw new ConfigError(files[0]![0], `the certificate and key do not load together: ${causeText(e)}`);
   }
   return options;
 }
@@ -83,8 +97,8 @@ export async function checkSettings(config: Config): Promise<void> {
       if (bytes < minServerKeyBytes) throw new ConfigError('FLEETWIRE_SECRET_KEY', `the key in ${path} (FLEETWIRE_DATA_DIR) is ${bytes} bytes; it must be at least ${minServerKeyBytes}: replace it, or set FLEETWIRE_SECRET_KEY ${keyHint}`);
     }
   }
-  if (config.httpTlsCert) loadSecureContext('FLEETWIRE_HTTP_TLS_CERT', () => httpsOptions(config));
-  if (config.mqttTlsCert && config.mqttsPort >= 0) loadSecureContext('FLEETWIRE_MQTT_TLS_CERT', () => mqttTlsOptions(config));
+  if (config.httpTlsCert) loadSecureContext(httpTlsFiles(config), () => httpsOptions(config));
+  if (config.mqttTlsCert && config.mqttsPort >= 0) loadSecureContext(mqttTlsFiles(config), () => mqttTlsOptions(config));
   if (config.mqttOpenPort >= 0 && config.mqttOpenAclFile) {
     try {
       parseAcl(readFileSync(config.mqttOpenAclFile, 'utf8'));
@@ -167,7 +181,7 @@ export async function startServer(config: Config = loadConfig(), opts: { log?: L
     const reload = (next: Config): ReloadReport => {
       const report: ReloadReport = { reloaded: [], restartNeeded: [], failed: [] };
       for (const key of Object.keys(settings) as SettingKey[]) if (!reloadable.has(key) && next[key] !== running[key]) report.restartNeeded.push(settings[key].env);
-      const swap = (server: TlsServer | undefined, setting: 'FLEETWIRE_HTTP_TLS_CERT' | 'FLEETWIRE_MQTT_TLS_CERT', enabled: (c: Config) => boolean, read: () => SecureContextOptions, keys: SettingKey[]) => {
+      const swap = (server: TlsServer | undefined, setting: 'FLEETWIRE_HTTP_TLS_CERT' | 'FLEETWIRE_MQTT_TLS_CERT', enabled: (c: Config) => boolean, files: () => [string, string][], read: () => SecureContextOptions, keys: SettingKey[]) => {
         if (!server) {
           if (enabled(next)) report.restartNeeded.push(setting); // a TLS listener is started only at start
           return;
@@ -178,15 +192,15 @@ export async function startServer(config: Config = loadConfig(), opts: { log?: L
         }
         try {
           // loaded first: a certificate that does not load leaves the listener as it was
-          server.setSecureContext(loadSecureContext(setting, read));
+          server.setSecureContext(loadSecureContext(files(), read));
           for (const k of keys) (running as Record<SettingKey, unknown>)[k] = next[k];
           report.reloaded.push(setting);
         } catch (e) {
           report.failed.push({ setting, error: causeText(e) });
         }
       };
-      swap(https, 'FLEETWIRE_HTTP_TLS_CERT', (c) => Boolean(c.httpTlsCert), () => httpsOptions(next), ['httpTlsCert', 'httpTlsKey']);
-      swap(mqttTls, 'FLEETWIRE_MQTT_TLS_CERT', (c) => Boolean(c.mqttTlsCert) && c.mqttsPort >= 0, () => mqttTlsOptions(next), ['mqttTlsCert', 'mqttTlsKey', 'mqttTlsCa']);
+      swap(https, 'FLEETWIRE_HTTP_TLS_CERT', (c) => Boolean(c.httpTlsCert), () => httpTlsFiles(next), () => httpsOptions(next), ['httpTlsCert', 'httpTlsKey']);
+      swap(mqttTls, 'FLEETWIRE_MQTT_TLS_CERT', (c) => Boolean(c.mqttTlsCert) && c.mqttsPort >= 0, () => mqttTlsFiles(next), () => mqttTlsOptions(next), ['mqttTlsCert', 'mqttTlsKey', 'mqttTlsCa']);
       for (const f of report.failed) log.error({ setting: f.setting, err: f.error }, 'reload: the new TLS certificate does not load; the listener keeps the one it has');
       // the report is written at the more verbose of the two levels, so that it shows either way
       const newLevel = next.logLevel !== running.logLevel;
