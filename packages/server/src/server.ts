@@ -126,6 +126,49 @@ function listenFailure(e: unknown, portSetting: string, host: string, port: numb
 /** Settings SIGHUP applies; a change to any other one is logged as needing a restart. */
 const reloadable: ReadonlySet<SettingKey> = new Set<SettingKey>(['logLevel', 'httpTlsCert', 'httpTlsKey', 'mqttTlsCert', 'mqttTlsKey', 'mqttTlsCa']);
 
+/**
+ * The reload of a running server. It keeps what is in effect (the settings reloads applied since
+ * the start, the others as started), so that each reload reports what changed since the last one.
+ */
+function reloader(config: Config, log: Logger, tlsListeners: { https: TlsServer | undefined; mqtts: TlsServer | undefined }): (next: Config) => ReloadReport {
+  const running: Config = { ...config };
+  return (next) => {
+    const report: ReloadReport = { reloaded: [], restartNeeded: [], failed: [] };
+    for (const key of Object.keys(settings) as SettingKey[]) if (!reloadable.has(key) && next[key] !== running[key]) report.restartNeeded.push(settings[key].env);
+
+    // Certificates: read again even when their paths did not change (a renewal writes over the files).
+    const swap = (server: TlsServer | undefined, setting: string, on: boolean, files: [string, string][], read: () => SecureContextOptions, keys: SettingKey[]) => {
+      // a TLS listener is started and stopped only with the process
+      if (!server || !on) {
+        if (Boolean(server) !== on) report.restartNeeded.push(setting);
+        return;
+      }
+      try {
+        // loaded before it is handed over: a certificate that does not load leaves the listener as it was
+        server.setSecureContext(loadSecureContext(files, read));
+        for (const k of keys) (running as Record<SettingKey, unknown>)[k] = next[k];
+        report.reloaded.push(setting);
+      } catch (e) {
+        report.failed.push({ setting, error: causeText(e) });
+        log.error({ setting, err: causeText(e) }, 'reload: the new TLS certificate does not load; the listener keeps the one it has');
+      }
+    };
+    swap(tlsListeners.https, 'FLEETWIRE_HTTP_TLS_CERT', Boolean(next.httpTlsCert), httpTlsFiles(next), () => httpsOptions(next), ['httpTlsCert', 'httpTlsKey']);
+    swap(tlsListeners.mqtts, 'FLEETWIRE_MQTT_TLS_CERT', Boolean(next.mqttTlsCert) && next.mqttsPort >= 0, mqttTlsFiles(next), () => mqttTlsOptions(next), ['mqttTlsCert', 'mqttTlsKey', 'mqttTlsCa']);
+
+    // The log level: the report is written at the more verbose of the old and new levels, so that it shows either way.
+    const levelChanged = next.logLevel !== running.logLevel;
+    const moreVerbose = log.levels.values[next.logLevel]! < log.levels.values[running.logLevel]!;
+    if (levelChanged) report.reloaded.push('FLEETWIRE_LOG_LEVEL');
+    if (levelChanged && moreVerbose) log.level = next.logLevel;
+    log.info({ reloaded: report.reloaded, restartNeeded: report.restartNeeded }, 'settings reloaded');
+    if (report.restartNeeded.length) log.warn({ settings: report.restartNeeded }, 'changed settings that take effect only after a restart');
+    if (levelChanged && !moreVerbose) log.level = next.logLevel;
+    running.logLevel = next.logLevel;
+    return report;
+  };
+}
+
 /** Composition root: config → platform → listeners. */
 export async function startServer(config: Config = loadConfig(), opts: { log?: Logger; clock?: Clock } = {}): Promise<RunningServer> {
   const log = opts.log ?? createLogger(config.logLevel);
@@ -174,45 +217,7 @@ export async function startServer(config: Config = loadConfig(), opts: { log?: L
         await platform.close();
         log.info('stopped');
       })());
-    // what is in effect: the settings SIGHUP applied since the start, the others as started
-    const running: Config = { ...config };
-    const https = config.httpTlsCert ? (app.server as unknown as TlsServer) : undefined;
-    const mqttTls = mqtt.tls;
-    const reload = (next: Config): ReloadReport => {
-      const report: ReloadReport = { reloaded: [], restartNeeded: [], failed: [] };
-      for (const key of Object.keys(settings) as SettingKey[]) if (!reloadable.has(key) && next[key] !== running[key]) report.restartNeeded.push(settings[key].env);
-      const swap = (server: TlsServer | undefined, setting: 'FLEETWIRE_HTTP_TLS_CERT' | 'FLEETWIRE_MQTT_TLS_CERT', enabled: (c: Config) => boolean, files: () => [string, string][], read: () => SecureContextOptions, keys: SettingKey[]) => {
-        if (!server) {
-          if (enabled(next)) report.restartNeeded.push(setting); // a TLS listener is started only at start
-          return;
-        }
-        if (!enabled(next)) {
-          report.restartNeeded.push(setting); // nor stopped other than by a restart
-          return;
-        }
-        try {
-          // loaded first: a certificate that does not load leaves the listener as it was
-          server.setSecureContext(loadSecureContext(files(), read));
-          for (const k of keys) (running as Record<SettingKey, unknown>)[k] = next[k];
-          report.reloaded.push(setting);
-        } catch (e) {
-          report.failed.push({ setting, error: causeText(e) });
-        }
-      };
-      swap(https, 'FLEETWIRE_HTTP_TLS_CERT', (c) => Boolean(c.httpTlsCert), () => httpTlsFiles(next), () => httpsOptions(next), ['httpTlsCert', 'httpTlsKey']);
-      swap(mqttTls, 'FLEETWIRE_MQTT_TLS_CERT', (c) => Boolean(c.mqttTlsCert) && c.mqttsPort >= 0, () => mqttTlsFiles(next), () => mqttTlsOptions(next), ['mqttTlsCert', 'mqttTlsKey', 'mqttTlsCa']);
-      for (const f of report.failed) log.error({ setting: f.setting, err: f.error }, 'reload: the new TLS certificate does not load; the listener keeps the one it has');
-      // the report is written at the more verbose of the two levels, so that it shows either way
-      const newLevel = next.logLevel !== running.logLevel;
-      const moreVerbose = log.levels.values[next.logLevel]! < log.levels.values[running.logLevel]!;
-      if (newLevel) report.reloaded.push('FLEETWIRE_LOG_LEVEL');
-      if (newLevel && moreVerbose) log.level = next.logLevel;
-      log.info({ reloaded: report.reloaded, restartNeeded: report.restartNeeded }, 'settings reloaded');
-      if (report.restartNeeded.length) log.warn({ settings: report.restartNeeded }, 'changed settings that take effect only after a restart');
-      if (newLevel && !moreVerbose) log.level = next.logLevel;
-      running.logLevel = next.logLevel;
-      return report;
-    };
+    const reload = reloader(config, log, { https: config.httpTlsCert ? (app.server as unknown as TlsServer) : undefined, mqtts: mqtt.tls });
     return { platform, app, mqtt, coap, addresses: { http: { host: addr.address, port: addr.port }, mqtt: mqtt.addresses, ...(coap ? { coap: coap.address } : {}) }, reload, close };
   } catch (e) {
     await platform.close();
