@@ -205,9 +205,14 @@ describe('fleetwire CLI', { concurrency: 3 }, () => {
     const { settings } = await import('../src/core/config.js');
     for (const s of Object.values(settings)) assert.ok(line(s.env) !== undefined, `${s.env} is shown`);
 
-    const json = await runCli(['config', '--json'], env);
+    // --config names the file as FLEETWIRE_CONFIG does
+    const withoutVariable = { ...env };
+    delete withoutVariable.FLEETWIRE_CONFIG;
+    const json = await runCli(['--config', file, 'config', '--json'], withoutVariable);
     assert.equal(json.code, 0, json.stderr);
     const values = JSON.parse(json.stdout) as Record<string, string>;
+    assert.equal(values.http_body_limit, '2MiB', 'read from the --config file');
+    assert.equal(values.nats_url, 'nats://reader:***@nats.example:4222');
     assert.equal(values.secret_key, '***');
     assert.equal(values.database_url, 'postgres://fleetwire:***@db.example:5432/fleet?sslmode=require');
     assert.ok(!json.stdout.includes('db-password-7'));
