@@ -158,7 +158,8 @@ function reloader(config: Config, log: Logger, tlsListeners: { https: TlsServer 
 
     // The log level: the report is written at the more verbose of the old and new levels, so that it shows either way.
     const levelChanged = next.logLevel !== running.logLevel;
-    const moreVerbose = log.levels.values[next.logLevel]! < log.levels.values[running.logLevel]!;
+    const rank = (level: string) => log.levels.values[level] ?? Infinity; // `silent` is above every level
+    const moreVerbose = rank(next.logLevel) < rank(running.logLevel);
     if (levelChanged) report.reloaded.push('FLEETWIRE_LOG_LEVEL');
     if (levelChanged && moreVerbose) log.level = next.logLevel;
     log.info({ reloaded: report.reloaded, restartNeeded: report.restartNeeded }, 'settings reloaded');
