@@ -7,7 +7,12 @@ import { startServer } from '../server.js';
  * can change without a restart; a setting that does not read keeps everything as it is.
  */
 export async function start(env: NodeJS.ProcessEnv): Promise<void> {
+  // a SIGHUP while starting (Node's default would end the process) is applied once started
+  let hupWhileStarting = false;
+  const early = () => (hupWhileStarting = true);
+  process.on('SIGHUP', early);
   const server = await startServer(loadConfig(env));
+  process.off('SIGHUP', early);
   const log = server.platform.log;
   // A promise nobody handled is a bug in the path of one client or task (a refused frame, a
   // failed subscription). Node's default would end the process, and every device's connection
@@ -26,7 +31,7 @@ export async function start(env: NodeJS.ProcessEnv): Promise<void> {
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
   // Node's default for SIGHUP ends the process without a word; here it reloads.
-  process.on('SIGHUP', () => {
+  const reload = () => {
     log.info({ signal: 'SIGHUP' }, 'signal received: reloading the settings');
     let next;
     try {
@@ -36,5 +41,7 @@ export async function start(env: NodeJS.ProcessEnv): Promise<void> {
       return;
     }
     server.reload(next);
-  });
+  };
+  process.on('SIGHUP', reload);
+  if (hupWhileStarting) reload();
 }
