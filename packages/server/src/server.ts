@@ -93,7 +93,13 @@ export async function checkSettings(config: Config): Promise<void> {
   } else {
     const path = join(config.dataDir, 'secret.key');
     if (existsSync(path)) {
-      const bytes = parseKey(readFileSync(path, 'utf8')).length;
+      let text: string;
+      try {
+        text = readFileSync(path, 'utf8');
+      } catch (e) {
+        throw new ConfigError('FLEETWIRE_DATA_DIR', `cannot read the server key ${path}: ${(e as NodeJS.ErrnoException).code ?? causeText(e)}`);
+      }
+      const bytes = parseKey(text).length;
       if (bytes < minServerKeyBytes) throw new ConfigError('FLEETWIRE_SECRET_KEY', `the key in ${path} (FLEETWIRE_DATA_DIR) is ${bytes} bytes; it must be at least ${minServerKeyBytes}: replace it, or set FLEETWIRE_SECRET_KEY ${keyHint}`);
     }
   }
