@@ -77,6 +77,7 @@ function report(e: unknown): number {
     if (e.code === 'commander.help') return e.exitCode === 0 ? 0 : usageError;
     return usageError;
   }
+  // MigrationError by name: importing the database layer here would load it for `--help` too
   const expected = e instanceof ConfigError || e instanceof AppError || (e instanceof Error && e.name === 'MigrationError');
   process.stderr.write(`fleetwire: ${expected ? (e as Error).message : ((e as Error).stack ?? String(e))}\n`);
   return 1;
