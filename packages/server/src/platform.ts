@@ -22,6 +22,7 @@ import { MemoryBus } from './messaging/memory-bus.js';
 import { NatsBus } from './messaging/nats-bus.js';
 import { MessagingMetrics } from './messaging/metrics.js';
 import { MessagingService } from './messaging/service.js';
+import { Consumers } from './messaging/consumers.js';
 import { MessageWriter, localStore, writerConsumer, type BatchStore } from './storage/writer.js';
 import { WriterThread } from './storage/writer-thread.js';
 import { createMessageSink } from './storage/sink.js';
@@ -50,6 +51,8 @@ export interface Platform {
   sessions: SessionRegistry;
   bus: Bus;
   messaging: MessagingService;
+  /** The durable bus consumers, started and stopped together (the consumer seam). */
+  consumers: Consumers;
   readers: MessageReaders;
   writer: MessageWriter;
   /** Messages the writer could not store (migration 5). */
@@ -99,9 +102,9 @@ export async function openDatabase(config: Config, options: { poolSize?: number 
   }
 }
 
-async function connectNats(config: Config): Promise<NatsBus> {
+async function connectNats(config: Config, durable: string[]): Promise<NatsBus> {
   try {
-    return await NatsBus.connect({ url: config.natsUrl, stream: config.natsStream, subjectPrefix: `${config.natsSubjectPrefix}.msg`, controlPrefix: `${config.natsSubjectPrefix}.ctl`, durable: [writerConsumer] });
+    return await NatsBus.connect({ url: config.natsUrl, stream: config.natsStream, subjectPrefix: `${config.natsSubjectPrefix}.msg`, controlPrefix: `${config.natsSubjectPrefix}.ctl`, durable });
   } catch (e) {
     throw new ConfigError('FLEETWIRE_NATS_URL', `cannot connect to NATS at ${maskUrl(config.natsUrl)}: ${causeText(e)}`);
   }
@@ -122,7 +125,10 @@ export async function createPlatform(config: Config, deps: PlatformDeps): Promis
     }
     const keys = new ServerKeys(key);
     const authorizer = new DeviceAuthorizer(createAccessStore(db), keys, config.authzCacheSize);
-    const bus = deps.bus ?? (config.natsUrl ? await connectNats(config) : new MemoryBus({ durable: [writerConsumer] }));
+    // every durable consumer is declared before the bus is made: the bus keeps messages for each
+    const consumers = new Consumers().declare(writerConsumer);
+    const durable = [...consumers.names];
+    const bus = deps.bus ?? (config.natsUrl ? await connectNats(config, durable) : new MemoryBus({ durable }));
     if (!deps.bus) log.info({ bus: bus.kind }, 'message bus ready');
     const invalidation = broadcastInvalidation(authorizer, bus);
     const tokenRepo = new TokenRepository(db);
@@ -153,12 +159,13 @@ export async function createPlatform(config: Config, deps: PlatformDeps): Promis
       return health.ok ? undefined : health.reason;
     };
     const messaging = new MessagingService(authorizer, orgs, channels, bus, clock, { maxPayloadBytes: config.messageMaxSize, maxPayloadDepth: config.messageMaxDepth, rememberParse, refuse, storeTimeoutMs: config.storeTimeout });
-    if (deps.writer !== false) await writer.start();
+    consumers.attach(writerConsumer, writer);
+    if (deps.writer !== false) await consumers.start();
     return {
       config, db, clock, log, keys, users, auth, orgs, devices, channels, groups, connections, authorizer, accessChanges: invalidation, sessions,
-      bus, messaging, readers: new MessageReaders(db), writer, deadLetters, metrics, messagingMetrics,
+      bus, messaging, consumers, readers: new MessageReaders(db), writer, deadLetters, metrics, messagingMetrics,
       close: async () => {
-        await writer.stop();
+        await consumers.stop();
         invalidation.stop();
         sessions.stop();
         if (!deps.bus) await bus.close();

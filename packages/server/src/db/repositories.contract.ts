@@ -20,7 +20,7 @@ import { GroupRepository, type Group } from '../groups/repository.js';
 import { ConnectionRepository } from '../connections/repository.js';
 import { TokenRepository } from '../auth/repository.js';
 import { createAccessStore, type AccessStore } from '../auth/access-store.js';
-import type { Action } from '../orgs/permissions.js';
+import type { Action } from '../auth/permissions.js';
 
 export interface ContractOptions {
   /** Why this implementation cannot be tested here (shown as the skip reason). */

@@ -8,7 +8,7 @@ import type { ChannelService } from '../channels/service.js';
 import type { OrgService } from '../orgs/service.js';
 import { BusOverloadedError, type Accepted, type Bus } from './bus.js';
 import type { Envelope, Protocol } from './envelope.js';
-import { normaliseSubtopic } from './topic.js';
+import { normaliseSubtopic } from '../core/address.js';
 import { mediaTypeOf, normalisePayload, type NormalisedPayload } from './payload/index.js';
 import { rememberParsedPayload } from './parsed.js';
 

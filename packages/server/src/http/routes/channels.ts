@@ -1,0 +1,88 @@
+import type { FastifyInstance } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import type { Platform } from '../../platform.js';
+import { orgOf } from '../auth.js';
+import { ListQuerySchema, Metadata, Name, OrgIdParams, OrgParams, Tags, Timestamp, Uuid, checkMetadata, pageOf, problems, toListQuery } from '../schemas.js';
+import { maxBulkChannels } from '../../channels/service.js';
+
+export const ChannelSchema = Type.Object({
+  id: Uuid,
+  org_id: Uuid,
+  name: Type.String(),
+  tags: Type.Array(Type.String()),
+  metadata: Type.Record(Type.String(), Type.Unknown()),
+  created_at: Timestamp,
+  updated_at: Timestamp,
+});
+
+const NewChannel = Type.Object({ name: Name, tags: Type.Optional(Tags), metadata: Type.Optional(Metadata) }, { additionalProperties: false });
+
+export function channelRoutes(fastify: FastifyInstance, platform: Platform): void {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
+  const { channels } = platform;
+
+  app.post('/orgs/:org/channels', {
+    config: { action: 'channels:write' },
+    schema: { tags: ['channels'], summary: 'Create a channel', params: OrgParams, body: NewChannel, response: { 201: ChannelSchema, ...problems(400, 401, 403, 404) } },
+  }, async (req, reply) => {
+    checkMetadata(req.body.metadata);
+    const c = await channels.create(orgOf(req).orgId, req.body);
+    req.log.info({ orgId: c.org_id, channelId: c.id }, 'channel created');
+    reply.code(201).header('location', `/orgs/${c.org_id}/channels/${c.id}`);
+    return c;
+  });
+
+  app.post('/orgs/:org/channels/bulk', {
+    config: { action: 'channels:write' },
+    schema: {
+      tags: ['channels'],
+      summary: `Create up to ${maxBulkChannels} channels at once (all or nothing)`,
+      params: OrgParams,
+      body: Type.Object({ channels: Type.Array(NewChannel, { minItems: 1, maxItems: maxBulkChannels }) }, { additionalProperties: false }),
+      response: { 201: Type.Object({ channels: Type.Array(ChannelSchema) }), ...problems(400, 401, 403, 404, 413) },
+    },
+  }, async (req, reply) => {
+    for (const c of req.body.channels) checkMetadata(c.metadata);
+    const created = await channels.createMany(orgOf(req).orgId, req.body.channels);
+    reply.code(201);
+    return { channels: created };
+  });
+
+  app.get('/orgs/:org/channels', {
+    config: { action: 'channels:read' },
+    schema: { tags: ['channels'], summary: 'List channels', params: OrgParams, querystring: ListQuerySchema, response: { 200: pageOf('channels', ChannelSchema), ...problems(400, 401, 404) } },
+  }, async (req) => {
+    const q = toListQuery(req.query);
+    const { total, items } = await channels.list(orgOf(req).orgId, q);
+    return { total, offset: q.offset, limit: q.limit, channels: items };
+  });
+
+  app.get('/orgs/:org/channels/:id', {
+    config: { action: 'channels:read' },
+    schema: { tags: ['channels'], summary: 'Get a channel', params: OrgIdParams, response: { 200: ChannelSchema, ...problems(401, 404) } },
+  }, async (req) => channels.get(orgOf(req).orgId, req.params.id));
+
+  app.patch('/orgs/:org/channels/:id', {
+    config: { action: 'channels:write' },
+    schema: {
+      tags: ['channels'],
+      summary: 'Change name, tags or metadata',
+      params: OrgIdParams,
+      body: Type.Object({ name: Type.Optional(Name), tags: Type.Optional(Tags), metadata: Type.Optional(Metadata) }, { additionalProperties: false }),
+      response: { 200: ChannelSchema, ...problems(400, 401, 403, 404) },
+    },
+  }, async (req) => {
+    checkMetadata(req.body.metadata);
+    return channels.update(orgOf(req).orgId, req.params.id, req.body);
+  });
+
+  app.delete('/orgs/:org/channels/:id', {
+    config: { action: 'channels:write' },
+    schema: { tags: ['channels'], summary: 'Delete a channel and its connections', params: OrgIdParams, response: { 204: Type.Null(), ...problems(401, 403, 404) } },
+  }, async (req, reply) => {
+    await channels.delete(orgOf(req).orgId, req.params.id);
+    req.log.info({ orgId: req.params.org, channelId: req.params.id }, 'channel deleted');
+    return reply.code(204).send(null);
+  });
+}

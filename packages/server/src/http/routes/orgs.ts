@@ -1,0 +1,159 @@
+import type { FastifyInstance } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import type { Platform } from '../../platform.js';
+import { orgOf, principalOf } from '../auth.js';
+import { Name, OrgParams, PageQuery, StringEnum, Timestamp, Uuid, pageOf, problems } from '../schemas.js';
+import { orgRoles } from '../../auth/permissions.js';
+import { invitationTtlMs } from '../../orgs/service.js';
+
+const Role = StringEnum(orgRoles);
+
+const OrgSchema = Type.Object({
+  id: Uuid,
+  name: Type.String(),
+  role: Type.Optional(Role),
+  created_at: Timestamp,
+  updated_at: Timestamp,
+});
+
+const MemberSchema = Type.Object({ user_id: Uuid, email: Type.String(), name: Type.String(), role: Role, created_at: Timestamp });
+const MemberParams = Type.Object({ org: Type.String(), user_id: Type.String() });
+const InvitationSchema = Type.Object({ id: Uuid, org_id: Uuid, email: Type.String(), role: Role, created_at: Timestamp, expires_at: Timestamp });
+const ReceivedInvitationSchema = Type.Intersect([InvitationSchema, Type.Object({ org_name: Type.String() })]);
+const InvitationParams = Type.Object({ org: Type.String(), id: Type.String() });
+
+export function orgRoutes(fastify: FastifyInstance, platform: Platform): void {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
+  const { orgs } = platform;
+
+  app.post('/orgs', {
+    schema: {
+      tags: ['organizations'],
+      summary: 'Create an organization; you become its owner',
+      body: Type.Object({ name: Name }, { additionalProperties: false }),
+      response: { 201: OrgSchema, ...problems(400, 401, 403) },
+    },
+  }, async (req, reply) => {
+    const org = await orgs.create(principalOf(req), req.body.name);
+    req.log.info({ orgId: org.id }, 'organization created');
+    reply.code(201).header('location', `/orgs/${org.id}`);
+    return org;
+  });
+
+  app.get('/orgs', {
+    config: { personalTokens: true },
+    schema: {
+      tags: ['organizations'],
+      summary: 'List the organizations you belong to (platform admins: all)',
+      querystring: Type.Intersect([PageQuery, Type.Object({ name: Type.Optional(Type.String({ maxLength: 256 })) })]),
+      response: { 200: pageOf('orgs', OrgSchema), ...problems(400, 401) },
+    },
+  }, async (req) => {
+    const { total, items } = await orgs.list(principalOf(req), req.query.offset, req.query.limit, req.query.name);
+    return { total, offset: req.query.offset, limit: req.query.limit, orgs: items };
+  });
+
+  app.get('/orgs/:org', {
+    config: { action: 'org:read' },
+    schema: { tags: ['organizations'], summary: 'Get an organization', params: OrgParams, response: { 200: OrgSchema, ...problems(401, 404) } },
+  }, async (req) => orgs.get(orgOf(req)));
+
+  app.patch('/orgs/:org', {
+    config: { action: 'org:update' },
+    schema: { tags: ['organizations'], summary: 'Rename an organization', params: OrgParams, body: Type.Object({ name: Name }, { additionalProperties: false }), response: { 200: OrgSchema, ...problems(400, 401, 403, 404) } },
+  }, async (req) => orgs.update(orgOf(req), req.body.name));
+
+  app.delete('/orgs/:org', {
+    config: { action: 'org:delete' },
+    schema: { tags: ['organizations'], summary: 'Delete an organization and everything in it', params: OrgParams, response: { 204: Type.Null(), ...problems(401, 403, 404) } },
+  }, async (req, reply) => {
+    await orgs.delete(orgOf(req));
+    req.log.info({ orgId: req.params.org }, 'organization deleted');
+    return reply.code(204).send(null);
+  });
+
+  app.get('/orgs/:org/members', {
+    config: { action: 'members:read' },
+    schema: { tags: ['organizations'], summary: 'List members', params: OrgParams, querystring: PageQuery, response: { 200: pageOf('members', MemberSchema), ...problems(400, 401, 404) } },
+  }, async (req) => {
+    const { total, items } = await orgs.listMembers(orgOf(req), req.query.offset, req.query.limit);
+    return { total, offset: req.query.offset, limit: req.query.limit, members: items };
+  });
+
+  app.post('/orgs/:org/members', {
+    config: { action: 'members:write' },
+    schema: {
+      tags: ['organizations'],
+      summary: 'Invite a user by email (platform admins: add an existing user at once)',
+      description: `202 with an invitation, the same whether or not the email has an account: the user becomes a member when they accept it (POST /users/me/invitations/{id}/accept) within ${invitationTtlMs / 86_400_000} days. Inviting the same email again replaces its pending invitation. A platform admin adds an existing user at once (201 with the member, 404 user.not_found when no user has the email). 409 org.member_exists when the user is a member already. Only owners may add or invite owners.`,
+      params: OrgParams,
+      body: Type.Object({ email: Type.String({ format: 'email', maxLength: 320 }), role: Role }, { additionalProperties: false }),
+      response: { 201: MemberSchema, 202: InvitationSchema, ...problems(400, 401, 403, 404, 409) },
+    },
+  }, async (req, reply) => {
+    const added = await orgs.addMember(orgOf(req), principalOf(req), req.body.email, req.body.role);
+    if ('invitation' in added) {
+      reply.code(202).header('location', `/orgs/${req.params.org}/invitations/${added.invitation.id}`);
+      return added.invitation;
+    }
+    reply.code(201).header('location', `/orgs/${req.params.org}/members/${added.member.user_id}`);
+    return added.member;
+  });
+
+  app.get('/orgs/:org/invitations', {
+    config: { action: 'members:read' },
+    schema: { tags: ['organizations'], summary: 'List pending invitations', params: OrgParams, querystring: PageQuery, response: { 200: pageOf('invitations', InvitationSchema), ...problems(400, 401, 404) } },
+  }, async (req) => {
+    const { total, items } = await orgs.listInvitations(orgOf(req), req.query.offset, req.query.limit);
+    return { total, offset: req.query.offset, limit: req.query.limit, invitations: items };
+  });
+
+  app.delete('/orgs/:org/invitations/:id', {
+    config: { action: 'members:write' },
+    schema: { tags: ['organizations'], summary: 'Withdraw an invitation', params: InvitationParams, response: { 204: Type.Null(), ...problems(401, 403, 404) } },
+  }, async (req, reply) => {
+    await orgs.withdrawInvitation(orgOf(req), req.params.id);
+    return reply.code(204).send(null);
+  });
+
+  app.get('/users/me/invitations', {
+    schema: { tags: ['organizations'], summary: 'List your pending invitations into organizations', querystring: PageQuery, response: { 200: pageOf('invitations', ReceivedInvitationSchema), ...problems(400, 401, 403) } },
+  }, async (req) => {
+    const { total, items } = await orgs.invitationsOf(principalOf(req), req.query.offset, req.query.limit);
+    return { total, offset: req.query.offset, limit: req.query.limit, invitations: items };
+  });
+
+  app.post('/users/me/invitations/:id/accept', {
+    schema: { tags: ['organizations'], summary: 'Accept an invitation: you become a member with its role', params: Type.Object({ id: Type.String() }), response: { 200: MemberSchema, ...problems(401, 403, 404) } },
+  }, async (req) => {
+    const m = await orgs.acceptInvitation(principalOf(req), req.params.id);
+    req.log.info({ invitationId: req.params.id, userId: m.user_id }, 'invitation accepted');
+    return m;
+  });
+
+  app.post('/users/me/invitations/:id/decline', {
+    schema: { tags: ['organizations'], summary: 'Decline an invitation', params: Type.Object({ id: Type.String() }), response: { 204: Type.Null(), ...problems(401, 403, 404) } },
+  }, async (req, reply) => {
+    await orgs.declineInvitation(principalOf(req), req.params.id);
+    return reply.code(204).send(null);
+  });
+
+  app.get('/orgs/:org/members/:user_id', {
+    config: { action: 'members:read' },
+    schema: { tags: ['organizations'], summary: 'Get a member', params: MemberParams, response: { 200: MemberSchema, ...problems(401, 404) } },
+  }, async (req) => orgs.getMember(orgOf(req), req.params.user_id));
+
+  app.patch('/orgs/:org/members/:user_id', {
+    config: { action: 'members:write' },
+    schema: { tags: ['organizations'], summary: "Change a member's role", params: MemberParams, body: Type.Object({ role: Role }, { additionalProperties: false }), response: { 200: MemberSchema, ...problems(400, 401, 403, 404, 409) } },
+  }, async (req) => orgs.changeRole(orgOf(req), req.params.user_id, req.body.role));
+
+  app.delete('/orgs/:org/members/:user_id', {
+    config: { action: 'members:write' },
+    schema: { tags: ['organizations'], summary: 'Remove a member', params: MemberParams, response: { 204: Type.Null(), ...problems(401, 403, 404, 409) } },
+  }, async (req, reply) => {
+    await orgs.removeMember(orgOf(req), req.params.user_id);
+    return reply.code(204).send(null);
+  });
+}
