@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 
 /**
  * Every setting Fleetwire reads. The table is the single source for validation, for the
- * generated reference in docs/configuration.md and for `fleetwire config`.
+ * generated reference in docs/configuration.md and for `fleetwire config` (and `config reference`).
  * Precedence: environment variable, then the config file (FLEETWIRE_CONFIG, JSON), then default.
  */
 
