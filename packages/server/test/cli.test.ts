@@ -267,6 +267,10 @@ describe('fleetwire CLI', { concurrency: 3 }, () => {
       assertOneLineNaming(res, 'FLEETWIRE_DATABASE_URL');
       assert.match(res.stderr, new RegExp(`postgres://fleetwire:\\*\\*\\*@127\\.0\\.0\\.1:${port}/test`));
       assert.ok(!res.stderr.includes('db-password-7') && !res.stdout.includes('db-password-7'), 'the password is not shown');
+      // migrate opens the database itself, and says so the same way
+      const migrated = await runCli(['migrate'], cliEnv(dataFolder(), { FLEETWIRE_DATABASE_URL: `postgres://fleetwire:db-password-7@127.0.0.1:${port}/test` }));
+      assertOneLineNaming(migrated, 'FLEETWIRE_DATABASE_URL');
+      assert.ok(!migrated.stderr.includes('db-password-7'));
     });
 
     for (const [setting, name] of [['FLEETWIRE_HTTP_PORT', 'HTTP'], ['FLEETWIRE_MQTT_PORT', 'MQTT']] as const) {
