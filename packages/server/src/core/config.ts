@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 
 /**
  * Every setting Fleetwire reads. The table is the single source for validation, for the
- * generated reference in docs/configuration.md and for `fleetwire config`.
+ * generated reference in docs/configuration.md and for `fleetwire config` (and `config reference`).
  * Precedence: environment variable, then the config file (FLEETWIRE_CONFIG, JSON), then default.
  */
 
@@ -91,6 +91,16 @@ export class ConfigError extends Error {
   }
 }
 
+/**
+ * The text of an error for a one-line message: its message, or those of the errors it gathers (a
+ * connection to `localhost` tries IPv6 and IPv4 and may fail with an AggregateError of both).
+ */
+export function causeText(e: unknown): string {
+  if (e instanceof AggregateError && !e.message) return e.errors.map(causeText).join('; ');
+  if (e instanceof Error) return e.message || (e as NodeJS.ErrnoException).code || e.name;
+  return String(e);
+}
+
 const durationUnits: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 const byteUnits: Record<string, number> = { b: 1, kb: 1000, kib: 1024, mb: 1e6, mib: 1024 ** 2, gb: 1e9, gib: 1024 ** 3 };
 
@@ -161,28 +171,39 @@ export function fileKey(spec: SettingSpec<unknown>): string {
   return spec.env.replace(/^FLEETWIRE_/, '').toLowerCase();
 }
 
+/** The JSON config file named by FLEETWIRE_CONFIG: an object of settings by file key. */
+function readConfigFile(path: string): Record<string, unknown> {
+  let file: unknown;
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new ConfigError('FLEETWIRE_CONFIG', `cannot read ${path}: ${(e as Error).message}`);
+  }
+  try {
+    file = JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError('FLEETWIRE_CONFIG', `${path} is not valid JSON: ${(e as Error).message}`);
+  }
+  if (typeof file !== 'object' || file === null || Array.isArray(file)) throw new ConfigError('FLEETWIRE_CONFIG', `${path} must hold a JSON object`);
+  return file as Record<string, unknown>;
+}
+
 /**
  * Reads every setting from `env` (and the JSON file named by FLEETWIRE_CONFIG), validating each;
  * the first bad one throws a ConfigError that names it. Unknown FLEETWIRE_* variables are rejected
  * too, so that a typo does not silently fall back to a default.
  */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Config> = {}): Config {
-  let file: Record<string, unknown> = {};
+  return readSettings(env, overrides).config;
+}
+
+/** Where a setting's value came from (`override`: handed in by the caller, e.g. a test). */
+export type SettingSource = 'environment' | 'file' | 'default' | 'override';
+
+function readSettings(env: NodeJS.ProcessEnv, overrides: Partial<Config>): { config: Config; sources: Record<SettingKey, SettingSource> } {
   const path = env.FLEETWIRE_CONFIG;
-  if (path) {
-    let text: string;
-    try {
-      text = readFileSync(path, 'utf8');
-    } catch (e) {
-      throw new ConfigError('FLEETWIRE_CONFIG', `cannot read ${path}: ${(e as Error).message}`);
-    }
-    try {
-      file = JSON.parse(text) as Record<string, unknown>;
-    } catch (e) {
-      throw new ConfigError('FLEETWIRE_CONFIG', `${path} is not valid JSON: ${(e as Error).message}`);
-    }
-    if (typeof file !== 'object' || file === null || Array.isArray(file)) throw new ConfigError('FLEETWIRE_CONFIG', `${path} must hold a JSON object`);
-  }
+  const file = path ? readConfigFile(path) : {};
   const specs = Object.values(settings) as SettingSpec<unknown>[];
   const knownEnv = new Set(specs.map((x) => x.env).concat(['FLEETWIRE_CONFIG', ...extraEnvNames]));
   for (const name of Object.keys(env)) {
@@ -197,12 +218,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
     if (!knownFile.has(key)) throw new ConfigError(`${key} (in ${path})`, 'unknown setting (see docs/configuration.md)');
   }
   const out: Record<string, unknown> = {};
+  const sources = {} as Record<SettingKey, SettingSource>;
   for (const [key, spec] of Object.entries(settings) as [SettingKey, SettingSpec<unknown>][]) {
     if (key in overrides) {
       out[key] = overrides[key];
+      sources[key] = 'override';
       continue;
     }
     const raw = env[spec.env] ?? file[fileKey(spec)];
+    sources[key] = env[spec.env] !== undefined ? 'environment' : raw !== undefined ? 'file' : 'default';
     out[key] = raw === undefined ? spec.default : parseValue(spec, raw);
   }
   const cfg = out as Config;
@@ -211,7 +235,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   if (Boolean(cfg.httpTlsCert) !== Boolean(cfg.httpTlsKey)) throw new ConfigError('FLEETWIRE_HTTP_TLS_KEY', 'FLEETWIRE_HTTP_TLS_CERT and FLEETWIRE_HTTP_TLS_KEY go together');
   if (cfg.databaseUrl && !/^(sqlite:|postgres(ql)?:\/\/)/.test(cfg.databaseUrl)) throw new ConfigError('FLEETWIRE_DATABASE_URL', 'must start with sqlite: or postgres://');
   if (Boolean(cfg.adminEmail) !== Boolean(cfg.adminPassword)) throw new ConfigError('FLEETWIRE_ADMIN_PASSWORD', 'FLEETWIRE_ADMIN_EMAIL and FLEETWIRE_ADMIN_PASSWORD go together');
-  return cfg;
+  return { config: cfg, sources };
 }
 
 /** Prefixes of variables read by tools around the server (tests, benchmarks), never by the server. */
@@ -236,10 +260,69 @@ export function formatBytes(n: number): string {
   return `${n}B`;
 }
 
+/** A value as an operator writes it: `15m`, `1MiB`, `off`. */
+function formatValue(spec: SettingSpec<unknown>, value: unknown): string {
+  if (spec.type === 'listener' && value === -1) return 'off';
+  if (spec.type === 'duration') return formatDuration(value as number);
+  if (spec.type === 'bytes') return formatBytes(value as number);
+  return String(value);
+}
+
+/** Settings whose value is a URL that may carry a password or token. */
+const urlSettings: ReadonlySet<string> = new Set<SettingKey>(['databaseUrl', 'natsUrl']);
+
+/**
+ * A URL with its credentials replaced by `***`: the password (`postgres://fw:***@db/fleetwire`),
+ * a `password` query parameter, or a NATS token given as the user name (`nats://***@nats:4222`).
+ */
+export function maskUrl(url: string): string {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return url.replace(/\/\/[^@/]*@/, '//***@'); // not a URL: hide anything that looks like user info
+  }
+  let masked = false;
+  if (u.password) {
+    u.password = '***';
+    masked = true;
+  } else if (u.username && u.protocol.startsWith('nats')) {
+    u.username = '***';
+    masked = true;
+  }
+  if (u.searchParams.has('password')) {
+    u.searchParams.set('password', '***');
+    masked = true;
+  }
+  return masked ? u.toString() : url;
+}
+
+/** One setting as `fleetwire config` shows it: secrets masked. */
+export interface EffectiveSetting {
+  env: string;
+  fileKey: string;
+  value: string;
+  source: SettingSource;
+}
+
+/**
+ * Every setting's effective value, read as `loadConfig` reads them (throwing the same ConfigError
+ * on a bad one), with where it came from. Secrets show as `***` when set, and URLs without their
+ * passwords: the output is safe to paste into a bug report.
+ */
+export function effectiveSettings(env: NodeJS.ProcessEnv = process.env): EffectiveSetting[] {
+  const { config, sources } = readSettings(env, {});
+  return (Object.entries(settings) as [SettingKey, SettingSpec<unknown>][]).map(([key, spec]) => {
+    const value = config[key];
+    const shown = spec.type === 'secret' ? (value === '' ? '' : '***') : urlSettings.has(key) ? maskUrl(value as string) : formatValue(spec, value);
+    return { env: spec.env, fileKey: fileKey(spec), value: shown, source: sources[key] };
+  });
+}
+
 /** Markdown table of every setting, for docs/configuration.md. */
 export function configReference(): string {
   const rows = (Object.values(settings) as SettingSpec<unknown>[]).map((spec) => {
-    const def = spec.default === '' ? '(empty)' : spec.type === 'listener' && spec.default === -1 ? 'off' : spec.type === 'duration' ? formatDuration(spec.default as number) : spec.type === 'bytes' ? formatBytes(spec.default as number) : String(spec.default);
+    const def = spec.default === '' ? '(empty)' : formatValue(spec, spec.default);
     const type = spec.type === 'enum' ? spec.values!.join(' \\| ') : spec.type;
     return `| \`${spec.env}\` | \`${fileKey(spec)}\` | ${type} | \`${def}\` | ${spec.description} |`;
   });
