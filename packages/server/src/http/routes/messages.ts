@@ -13,7 +13,7 @@ import type { Client } from '../../messaging/service.js';
 import { normaliseSubtopic } from '../../messaging/topic.js';
 
 const ChannelParams = Type.Object({ id: Type.String({ description: 'Channel id' }) });
-const ChannelSubtopicParams = Type.Object({ id: Type.String(), '*': Type.String({ description: 'Subtopic: one or more path segments' }) });
+const ChannelSubtopicParams = Type.Object({ id: Type.String({ description: 'Channel id' }), '*': Type.String({ title: 'subtopic', description: 'Subtopic: one or more path segments (`lab`, `lab/bench-2`)' }) });
 
 const ReadQuery = Type.Object({
   type: StringEnum(['senml', 'json', 'binary'], { default: 'senml', description: 'senml: one row per SenML record and per numeric field of JSON messages; json: JSON documents; binary: opaque payloads (base64)' }),
@@ -124,6 +124,7 @@ export function messageRoutes(fastify: FastifyInstance, platform: Platform): voi
       }
     };
     const schema = (params: typeof ChannelParams | typeof ChannelSubtopicParams) => ({
+      operationId: params === ChannelParams ? 'publishMessage' : 'publishMessageOnSubtopic',
       tags: ['messages'],
       summary: 'Publish a message',
       description:
@@ -144,6 +145,7 @@ export function messageRoutes(fastify: FastifyInstance, platform: Platform): voi
   app.get('/channels/:id/messages', {
     config: { auth: 'device' },
     schema: {
+      operationId: 'readMessages',
       tags: ['messages'],
       summary: "Read a channel's stored messages",
       description: 'Users with a viewer role or higher in the channel\'s organization, or devices connected to the channel for subscribe. Newest first. With `aggregation` and `interval`, values are aggregated per name and interval. `format=csv` streams every matching record (offset/limit ignored).',
@@ -186,8 +188,10 @@ export function messageRoutes(fastify: FastifyInstance, platform: Platform): voi
   app.get('/channels/:id/messages/latest', {
     config: { auth: 'device' },
     schema: {
+      operationId: 'readLatestMessages',
       tags: ['messages'],
       summary: 'The newest record of each name on a channel',
+      description: 'Users with a viewer role or higher in the channel\'s organization, or devices connected to the channel for subscribe. One record per SenML name (and per numeric field of JSON messages), the newest.',
       params: ChannelParams,
       querystring: Type.Object({ subtopic: Type.Optional(Type.String({ maxLength: 1024 })), publisher: Type.Optional(Type.String({ maxLength: 256 })) }),
       response: { 200: Type.Object({ messages: Type.Array(Record_) }), ...problems(401, 403, 404) },
