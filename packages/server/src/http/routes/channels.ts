@@ -24,7 +24,7 @@ export function channelRoutes(fastify: FastifyInstance, platform: Platform): voi
 
   app.post('/orgs/:org/channels', {
     config: { action: 'channels:write' },
-    schema: { operationId: 'createChannel', tags: ['channels'], summary: 'Create a channel', params: OrgParams, body: NewChannel, response: { 201: ChannelSchema, ...problems(400, 401, 403, 404) } },
+    schema: { operationId: 'createChannel', tags: ['channels'], summary: 'Create a channel', description: 'Devices publish and subscribe on it once connected to it (POST /orgs/{org}/connections). Needs `channels:write` in the organization (docs/permissions.md).', params: OrgParams, body: NewChannel, response: { 201: ChannelSchema, ...problems(400, 401, 403, 404) } },
   }, async (req, reply) => {
     checkMetadata(req.body.metadata);
     const c = await channels.create(orgOf(req).orgId, req.body);
@@ -62,7 +62,7 @@ export function channelRoutes(fastify: FastifyInstance, platform: Platform): voi
 
   app.get('/orgs/:org/channels/:id', {
     config: { action: 'channels:read' },
-    schema: { operationId: 'getChannel', tags: ['channels'], summary: 'Get a channel', params: OrgIdParams, response: { 200: ChannelSchema, ...problems(401, 404) } },
+    schema: { operationId: 'getChannel', tags: ['channels'], summary: 'Get a channel', description: 'Needs `channels:read` in the organization (docs/permissions.md).', params: OrgIdParams, response: { 200: ChannelSchema, ...problems(401, 404) } },
   }, async (req) => channels.get(orgOf(req).orgId, req.params.id));
 
   app.patch('/orgs/:org/channels/:id', {

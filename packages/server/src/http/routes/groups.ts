@@ -31,6 +31,7 @@ export function groupRoutes(fastify: FastifyInstance, platform: Platform): void 
       operationId: 'createGroup',
       tags: ['groups'],
       summary: 'Create a group of devices',
+      description: 'A named set of devices of the organization. Needs `groups:write` in the organization (docs/permissions.md).',
       params: OrgParams,
       body: Type.Object({ name: Name, description: Type.Optional(Description), tags: Type.Optional(Tags), metadata: Type.Optional(Metadata) }, { additionalProperties: false }),
       response: { 201: GroupSchema, ...problems(400, 401, 403, 404) },
@@ -53,7 +54,7 @@ export function groupRoutes(fastify: FastifyInstance, platform: Platform): void 
 
   app.get('/orgs/:org/groups/:id', {
     config: { action: 'groups:read' },
-    schema: { operationId: 'getGroup', tags: ['groups'], summary: 'Get a group', params: OrgIdParams, response: { 200: GroupSchema, ...problems(401, 404) } },
+    schema: { operationId: 'getGroup', tags: ['groups'], summary: 'Get a group', description: 'Needs `groups:read` in the organization (docs/permissions.md).', params: OrgIdParams, response: { 200: GroupSchema, ...problems(401, 404) } },
   }, async (req) => groups.get(orgOf(req).orgId, req.params.id));
 
   app.patch('/orgs/:org/groups/:id', {
@@ -101,7 +102,7 @@ export function groupRoutes(fastify: FastifyInstance, platform: Platform): void 
 
   app.delete('/orgs/:org/groups/:id/devices', {
     config: { action: 'groups:write' },
-    schema: { operationId: 'removeGroupDevices', tags: ['groups'], summary: 'Remove devices from a group', description: 'Devices not in the group are ignored. Needs `groups:write` in the organization (docs/permissions.md).', params: OrgIdParams, body: DeviceIds, response: { 204: Type.Null(), ...problems(400, 401, 403, 404) } },
+    schema: { operationId: 'removeGroupDevices', tags: ['groups'], summary: 'Remove devices from a group', description: 'The devices themselves are kept. Needs `groups:write` in the organization (docs/permissions.md).', params: OrgIdParams, body: DeviceIds, response: { 204: Type.Null(), ...problems(400, 401, 403, 404) } },
   }, async (req, reply) => {
     await groups.removeDevices(orgOf(req).orgId, req.params.id, req.body.device_ids);
     return reply.code(204).send(null);

@@ -60,17 +60,17 @@ export function orgRoutes(fastify: FastifyInstance, platform: Platform): void {
 
   app.get('/orgs/:org', {
     config: { action: 'org:read' },
-    schema: { operationId: 'getOrganization', tags: ['organizations'], summary: 'Get an organization', params: OrgParams, response: { 200: OrgSchema, ...problems(401, 404) } },
+    schema: { operationId: 'getOrganization', tags: ['organizations'], summary: 'Get an organization', description: 'The organization, with the caller\'s role in it. Needs `org:read` in the organization (docs/permissions.md).', params: OrgParams, response: { 200: OrgSchema, ...problems(401, 404) } },
   }, async (req) => orgs.get(orgOf(req)));
 
   app.patch('/orgs/:org', {
     config: { action: 'org:update' },
-    schema: { operationId: 'updateOrganization', tags: ['organizations'], summary: 'Rename an organization', params: OrgParams, body: Type.Object({ name: Name }, { additionalProperties: false }), response: { 200: OrgSchema, ...problems(400, 401, 403, 404) } },
+    schema: { operationId: 'updateOrganization', tags: ['organizations'], summary: 'Rename an organization', description: 'Needs `org:update` in the organization (docs/permissions.md).', params: OrgParams, body: Type.Object({ name: Name }, { additionalProperties: false }), response: { 200: OrgSchema, ...problems(400, 401, 403, 404) } },
   }, async (req) => orgs.update(orgOf(req), req.body.name));
 
   app.delete('/orgs/:org', {
     config: { action: 'org:delete' },
-    schema: { operationId: 'deleteOrganization', tags: ['organizations'], summary: 'Delete an organization and everything in it', description: 'Deletes its devices, channels, groups, connections, members, invitations and stored messages; its devices are refused on every protocol at once. Needs `org:delete` in the organization (docs/permissions.md).', params: OrgParams, response: { 204: Type.Null(), ...problems(401, 403, 404) } },
+    schema: { operationId: 'deleteOrganization', tags: ['organizations'], summary: 'Delete an organization and everything in it', description: 'Deletes its devices, channels, groups, connections, members and invitations; its devices are refused on every protocol at once. Needs `org:delete` in the organization (docs/permissions.md).', params: OrgParams, response: { 204: Type.Null(), ...problems(401, 403, 404) } },
   }, async (req, reply) => {
     await orgs.delete(orgOf(req));
     req.log.info({ orgId: req.params.org }, 'organization deleted');
@@ -138,7 +138,7 @@ export function orgRoutes(fastify: FastifyInstance, platform: Platform): void {
   });
 
   app.post('/users/me/invitations/:id/decline', {
-    schema: { operationId: 'declineInvitation', tags: ['organizations'], summary: 'Decline an invitation', description: 'The invitation is gone; the organization may invite you again.', params: Type.Object({ id: Type.String() }), response: { 204: Type.Null(), ...problems(401, 403, 404) } },
+    schema: { operationId: 'declineInvitation', tags: ['organizations'], summary: 'Decline an invitation', description: 'The invitation is gone; you do not become a member.', params: Type.Object({ id: Type.String() }), response: { 204: Type.Null(), ...problems(401, 403, 404) } },
   }, async (req, reply) => {
     await orgs.declineInvitation(principalOf(req), req.params.id);
     return reply.code(204).send(null);
@@ -146,7 +146,7 @@ export function orgRoutes(fastify: FastifyInstance, platform: Platform): void {
 
   app.get('/orgs/:org/members/:user_id', {
     config: { action: 'members:read' },
-    schema: { operationId: 'getMember', tags: ['organizations'], summary: 'Get a member', params: MemberParams, response: { 200: MemberSchema, ...problems(401, 404) } },
+    schema: { operationId: 'getMember', tags: ['organizations'], summary: 'Get a member', description: 'The member\'s account and role. Needs `members:read` in the organization (docs/permissions.md).', params: MemberParams, response: { 200: MemberSchema, ...problems(401, 404) } },
   }, async (req) => orgs.getMember(orgOf(req), req.params.user_id));
 
   app.patch('/orgs/:org/members/:user_id', {
