@@ -14,6 +14,9 @@ export const docsPath = '/docs';
 /** The page's title and the document's `info.title`. */
 export const apiTitle = 'Fleetwire API';
 
+/** The top bar's mark: the product's name, in the page's own font. */
+const wordmark = '<svg xmlns="http://www.w3.org/2000/svg" width="150" height="32" viewBox="0 0 150 32"><text x="0" y="24" font-family="sans-serif" font-size="24" font-weight="700" fill="#ffffff">Fleetwire</text></svg>';
+
 type Schema = Record<string, unknown>;
 type Operation = { parameters?: { in: string; required?: boolean; schema?: Schema }[]; [key: string]: unknown };
 export type OpenApiDocument = { openapi: string; info: Schema; servers?: { url: string; description?: string }[]; paths: Record<string, Record<string, Operation>>; components: Schema; [key: string]: unknown };
@@ -125,6 +128,7 @@ export async function installOpenApi(app: FastifyInstance, config: Config): Prom
   await app.register(swaggerUi, {
     routePrefix: docsPath,
     theme: { title: apiTitle },
+    logo: { type: 'image/svg+xml', content: Buffer.from(wordmark), href: docsPath, target: '_self' },
     // `urls` (not `url`, which the plugin points at its own /docs/json) makes the page load /openapi.json
     uiConfig: { urls: [{ url: documentPath, name: apiTitle }], docExpansion: 'list', deepLinking: true },
     // no validator badge: it would send the document to a third party
