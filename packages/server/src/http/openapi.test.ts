@@ -84,6 +84,17 @@ describe('the OpenAPI document at /openapi.json', () => {
     assert.deepEqual(publish.parameters!.filter((p) => p.in === 'path').map((p) => [p.name, p.required]).sort(), [['id', true], ['subtopic', true]]);
   });
 
+  test('a subtopic sent as a generated client encodes the path parameter (lab%2Fbench) is the subtopic lab/bench', async () => {
+    const admin = await t.user('subtopic-admin@example.org', 'admin');
+    const org = (await t.request('POST', '/orgs', { token: admin.token, body: { name: 'o' } })).json().id as string;
+    const channel = (await t.request('POST', `/orgs/${org}/channels`, { token: admin.token, body: { name: 'c' } })).json().id as string;
+    const published = await t.request('POST', `/channels/${channel}/messages/${encodeURIComponent('lab/bench')}`, { token: admin.token, body: '{"a":1}', headers: { 'content-type': 'application/json' } });
+    assert.equal(published.statusCode, 202, published.body);
+    // the 202 comes once the message is stored
+    const read = (await t.request('GET', `/channels/${channel}/messages?type=json&subtopic=lab/bench`, { token: admin.token })).json();
+    assert.deepEqual(read.messages.map((m: { subtopic: string }) => m.subtopic), ['lab/bench']);
+  });
+
   test('a parameter with a default is not required', () => {
     let defaults = 0;
     for (const [name, op] of ops) {

@@ -13,7 +13,7 @@ import type { Client } from '../../messaging/service.js';
 import { normaliseSubtopic } from '../../messaging/topic.js';
 
 const ChannelParams = Type.Object({ id: Type.String({ description: 'Channel id' }) });
-const ChannelSubtopicParams = Type.Object({ id: Type.String({ description: 'Channel id' }), '*': Type.String({ title: 'subtopic', description: 'Subtopic: one or more path segments (`lab`, `lab/bench-2`)' }) });
+const ChannelSubtopicParams = Type.Object({ id: Type.String({ description: 'Channel id' }), '*': Type.String({ title: 'subtopic', description: 'Subtopic: one or more path segments, `lab` or `lab/bench-2` (a slash sent encoded, `lab%2Fbench-2`, as client generators send it, is the same subtopic)' }) });
 
 const ReadQuery = Type.Object({
   type: StringEnum(['senml', 'json', 'binary'], { default: 'senml', description: 'senml: one row per SenML record and per numeric field of JSON messages; json: JSON documents; binary: opaque payloads (base64)' }),
