@@ -41,15 +41,19 @@ export async function generatedDocument(): Promise<string> {
   }
 }
 
-/** Runs `redocly lint` on `file` with our config; returns its exit code and output. */
-export function lintDocument(file: string): { code: number; output: string } {
+/** Runs the Redocly CLI with `args` (no usage reports, no update check); returns its exit code and output. */
+export function redocly(args: string[]): { code: number; output: string } {
   const cli = createRequire(import.meta.url).resolve('@redocly/cli/bin/cli.js');
-  const res = spawnSync(process.execPath, [cli, 'lint', file, '--config', join(packageRoot, 'redocly.yaml'), '--format', 'stylish'], {
+  const res = spawnSync(process.execPath, [cli, ...args], {
     encoding: 'utf8',
-    // no usage reports and no update check from a lint run
     env: { ...process.env, REDOCLY_TELEMETRY: 'off', REDOCLY_SUPPRESS_UPDATE_NOTICE: 'true' },
   });
   return { code: res.status ?? 1, output: `${res.stdout}${res.stderr}` };
+}
+
+/** Runs `redocly lint` on `file` with our config. */
+export function lintDocument(file: string): { code: number; output: string } {
+  return redocly(['lint', file, '--config', join(packageRoot, 'redocly.yaml'), '--format', 'stylish']);
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

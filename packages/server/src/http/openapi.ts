@@ -42,6 +42,7 @@ export function serverUrl(config: Pick<Config, 'publicUrl' | 'host' | 'httpPort'
  *   `title` of the `*` parameter's schema (`path` without one): `{*}` is no OpenAPI path template;
  * - a public route (`config.auth: 'none'`) says so with `security: []` (no credentials at all),
  *   where the others carry the schemes `installAuth` set;
+ * - a route that reads its body as bytes and lists what it `consumes` documents that body;
  * - every operation documents 500, the problem any route may answer when something breaks.
  */
 export function documentedRoute({ schema, url, route }: { schema: FastifySchema; url: string; route: RouteOptions }): { schema: FastifySchema; url: string } {
@@ -57,8 +58,18 @@ export function documentedRoute({ schema, url, route }: { schema: FastifySchema;
     url = url.replace('*', `:${name}`);
   }
   if (route.config?.auth === 'none') out.security = [];
+  if (Array.isArray(schema.consumes) && schema.body === undefined) out.body = rawBody(schema.consumes as string[]);
   out.response = { ...(schema.response as Schema | undefined), 500: problemResponse(500) };
   return { schema: out as FastifySchema, url };
+}
+
+/**
+ * The request body of a route that reads its body as bytes (publishing: no body schema, since the
+ * payload is checked against its content type by the messaging core) but says what it `consumes`.
+ */
+function rawBody(mediaTypes: string[]): Schema {
+  const content = Object.fromEntries(mediaTypes.map((type) => [type, { schema: /[/+]json$/.test(type) ? { description: 'A JSON document' } : { type: 'string', contentMediaType: type } }]));
+  return { description: 'The message payload, as bytes of its content type', content };
 }
 
 /**

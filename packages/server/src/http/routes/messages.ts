@@ -130,6 +130,8 @@ export function messageRoutes(fastify: FastifyInstance, platform: Platform): voi
       description:
         'Credentials: `Authorization: Device <secret>` (or `Thing <secret>`, or Basic `<device id>:<secret>`) of a device connected to the channel for publish, or `Bearer <token>` of a user who may publish (operator or higher). Content types: application/senml+json, application/senml+cbor, application/json; anything else is stored as opaque bytes.',
       params,
+      // documented only (src/http/openapi.ts): the body is read as bytes, whatever its type
+      consumes: ['application/senml+json', 'application/senml+cbor', 'application/json', 'application/octet-stream'],
       response: { 202: Type.Null({ description: 'Accepted; the message id is in X-Message-Id' }), ...problems(400, 401, 403, 404, 413, 415, 503) },
     });
     // Telemetry is not access-logged at info level: two lines per message would swamp the log and
