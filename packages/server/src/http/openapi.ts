@@ -14,7 +14,7 @@ export const docsPath = '/docs';
 /** The page's title and the document's `info.title`. */
 export const apiTitle = 'Fleetwire API';
 
-/** The top bar's mark: the product's name, in the page's own font. */
+/** The top bar's mark, the product's name (in place of the page plugin's own logo). */
 const wordmark = '<svg xmlns="http://www.w3.org/2000/svg" width="150" height="32" viewBox="0 0 150 32"><text x="0" y="24" font-family="sans-serif" font-size="24" font-weight="700" fill="#ffffff">Fleetwire</text></svg>';
 
 type Schema = Record<string, unknown>;
@@ -69,7 +69,7 @@ export function documentedRoute({ schema, url, route }: { schema: FastifySchema;
  */
 function rawBody(mediaTypes: string[]): Schema {
   const content = Object.fromEntries(mediaTypes.map((type) => [type, { schema: /[/+]json$/.test(type) ? { description: 'A JSON document' } : { type: 'string', contentMediaType: type } }]));
-  return { description: 'The message payload, as bytes of its content type', content };
+  return { description: 'The body, as bytes of one of these media types', content };
 }
 
 /**
