@@ -28,6 +28,7 @@ export const settings = {
   httpTlsCert: s({ env: 'FLEETWIRE_HTTP_TLS_CERT', type: 'string', default: '', description: 'PEM certificate file; with `FLEETWIRE_HTTP_TLS_KEY` the HTTP listener serves HTTPS.' }),
   httpTlsKey: s({ env: 'FLEETWIRE_HTTP_TLS_KEY', type: 'string', default: '', description: 'PEM private key file for the HTTP listener.' }),
   httpBodyLimit: s({ env: 'FLEETWIRE_HTTP_BODY_LIMIT', type: 'bytes', default: 1024 * 1024, min: 1024, description: 'Largest request body the management API accepts (e.g. `1MiB`); larger bodies get 413.' }),
+  publicUrl: s({ env: 'FLEETWIRE_PUBLIC_URL', type: 'string', default: '', description: 'Base URL clients reach the HTTP API at (e.g. `https://iot.example.org`), named as the server of the OpenAPI document at `/openapi.json`. Set it behind a reverse proxy or when listening on a wildcard address. Empty: the HTTP listener, `http(s)://<FLEETWIRE_HOST>:<port>` (`localhost` for `0.0.0.0` and `::`).' }),
   trustProxy: s({ env: 'FLEETWIRE_TRUST_PROXY', type: 'boolean', default: false, description: 'Trust `X-Forwarded-For` from a reverse proxy when deciding the client address (login rate limits, logs).' }),
   dataDir: s({ env: 'FLEETWIRE_DATA_DIR', type: 'string', default: './data', description: 'Folder for the embedded database and the generated server key.' }),
   databaseUrl: s({ env: 'FLEETWIRE_DATABASE_URL', type: 'string', default: '', description: 'Empty: SQLite file `fleetwire.db` in the data folder. `sqlite:<path>` for another file, `postgres://user@host:port/db` for PostgreSQL.' }),
@@ -234,8 +235,16 @@ function readSettings(env: NodeJS.ProcessEnv, overrides: Partial<Config>): { con
   if (cfg.mqttTlsCa && !cfg.mqttTlsCert) throw new ConfigError('FLEETWIRE_MQTT_TLS_CA', 'client certificates need the TLS listener: set FLEETWIRE_MQTT_TLS_CERT and FLEETWIRE_MQTT_TLS_KEY too');
   if (Boolean(cfg.httpTlsCert) !== Boolean(cfg.httpTlsKey)) throw new ConfigError('FLEETWIRE_HTTP_TLS_KEY', 'FLEETWIRE_HTTP_TLS_CERT and FLEETWIRE_HTTP_TLS_KEY go together');
   if (cfg.databaseUrl && !/^(sqlite:|postgres(ql)?:\/\/)/.test(cfg.databaseUrl)) throw new ConfigError('FLEETWIRE_DATABASE_URL', 'must start with sqlite: or postgres://');
+  if (cfg.publicUrl && !isBaseUrl(cfg.publicUrl)) throw new ConfigError('FLEETWIRE_PUBLIC_URL', `must be an http:// or https:// URL without query or fragment, got ${JSON.stringify(cfg.publicUrl)}`);
   if (Boolean(cfg.adminEmail) !== Boolean(cfg.adminPassword)) throw new ConfigError('FLEETWIRE_ADMIN_PASSWORD', 'FLEETWIRE_ADMIN_EMAIL and FLEETWIRE_ADMIN_PASSWORD go together');
   return { config: cfg, sources };
+}
+
+/** An absolute http(s) URL that can prefix API paths: no query, no fragment, no credentials. */
+function isBaseUrl(text: string): boolean {
+  if (!URL.canParse(text)) return false;
+  const u = new URL(text);
+  return (u.protocol === 'http:' || u.protocol === 'https:') && u.search === '' && u.hash === '' && u.username === '' && u.password === '' && !text.includes('#') && !text.includes('?');
 }
 
 /** Prefixes of variables read by tools around the server (tests, benchmarks), never by the server. */

@@ -14,7 +14,7 @@ import { normaliseSubtopic, type ChannelMessages } from '../../core/address.js';
 import { channelAddressOf } from '../address.js';
 
 const ChannelParams = Type.Object({ id: Type.String({ description: 'Channel id' }) });
-const ChannelSubtopicParams = Type.Object({ id: Type.String(), '*': Type.String({ description: 'Subtopic: one or more path segments' }) });
+const ChannelSubtopicParams = Type.Object({ id: Type.String({ description: 'Channel id' }), '*': Type.String({ title: 'subtopic', description: 'Subtopic: one or more path segments, `lab` or `lab/bench-2` (a slash sent encoded, `lab%2Fbench-2`, as client generators send it, is the same subtopic)' }) });
 
 const ReadQuery = Type.Object({
   type: StringEnum(['senml', 'json', 'binary'], { default: 'senml', description: 'senml: one row per SenML record and per numeric field of JSON messages; json: JSON documents; binary: opaque payloads (base64 in `format=json`, the bytes themselves in `format=raw`)' }),
@@ -148,11 +148,14 @@ export function messageRoutes(fastify: FastifyInstance, platform: Platform): voi
       }
     };
     const schema = (params: typeof ChannelParams | typeof ChannelSubtopicParams) => ({
+      operationId: params === ChannelParams ? 'publishMessage' : 'publishMessageOnSubtopic',
       tags: ['messages'],
       summary: 'Publish a message',
       description:
         'Credentials: `Authorization: Device <secret>` (or `Thing <secret>`, or Basic `<device id>:<secret>`) of a device connected to the channel for publish, or `Bearer <token>` of a user who may publish (operator or higher). Content types: application/senml+json, application/senml+cbor, application/json; anything else is stored as opaque bytes. Without a Content-Type header the payload is taken as the channel\'s `content_type`.',
       params,
+      // documented only (src/http/openapi.ts): the body is read as bytes, whatever its type
+      consumes: ['application/senml+json', 'application/senml+cbor', 'application/json', 'application/octet-stream'],
       response: { 202: Type.Null({ description: 'Accepted; the message id is in X-Message-Id' }), ...problems(400, 401, 403, 404, 413, 415, 503) },
     });
     // Telemetry is not access-logged at info level: two lines per message would swamp the log and
@@ -168,6 +171,7 @@ export function messageRoutes(fastify: FastifyInstance, platform: Platform): voi
   app.get('/channels/:id/messages', {
     config: { auth: 'device' },
     schema: {
+      operationId: 'readMessages',
       tags: ['messages'],
       summary: "Read a channel's stored messages",
       description: 'Users with a viewer role or higher in the channel\'s organization, or devices connected to the channel for subscribe. Newest first. With `aggregation` and `interval`, values are aggregated per name and interval. `format=csv` streams every matching record (offset/limit ignored). `type=binary&format=raw` answers with the bytes of the first opaque payload of the page (`offset`, `dir` and the filters apply; `limit` is ignored) and its content type, the message id in X-Message-Id and whether it was cut in X-Payload-Truncated; 204 when none matches.',
@@ -226,8 +230,10 @@ export function messageRoutes(fastify: FastifyInstance, platform: Platform): voi
   app.get('/channels/:id/messages/latest', {
     config: { auth: 'device' },
     schema: {
+      operationId: 'readLatestMessages',
       tags: ['messages'],
       summary: 'The newest record of each name on a channel',
+      description: 'Users with a viewer role or higher in the channel\'s organization, or devices connected to the channel for subscribe. One record per SenML name (and per numeric field of JSON messages), the newest.',
       params: ChannelParams,
       querystring: Type.Object({ subtopic: Type.Optional(Type.String({ maxLength: 1024 })), publisher: Type.Optional(Type.String({ maxLength: 256 })) }),
       response: { 200: Type.Object({ messages: Type.Array(Record_) }), ...problems(401, 403, 404) },
