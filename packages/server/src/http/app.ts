@@ -21,6 +21,7 @@ import { connectionRoutes } from './routes/connections.js';
 import { messageRoutes } from './routes/messages.js';
 import { deadLetterRoutes } from './routes/dead-letters.js';
 import { wsRoutes } from './routes/live.js';
+import { installConsole, type ConsoleOptions } from './console.js';
 import websocket from '@fastify/websocket';
 import { chooseMqttSubprotocol, mqttOverWebSocket, type Broker } from '../mqtt/index.js';
 
@@ -32,6 +33,8 @@ const requestIdPattern = /^[A-Za-z0-9._-]{1,64}$/;
 export interface AppOptions {
   /** The MQTT broker that `/mqtt` (MQTT over WebSocket) hands connections to. */
   mqttBroker?: () => Broker | undefined;
+  /** Where the built web console is (tests); default packages/console/dist. */
+  console?: ConsoleOptions;
 }
 
 export async function buildApp(platform: Platform, options: AppOptions = {}): Promise<App> {
@@ -80,6 +83,7 @@ export async function buildApp(platform: Platform, options: AppOptions = {}): Pr
   connectionRoutes(app, platform);
   messageRoutes(app, platform);
   deadLetterRoutes(app, platform);
+  await installConsole(app, options.console);
   await app.register(websocket, {
     options: { maxPayload: platform.config.messageMaxSize + 64 * 1024, handleProtocols: (protocols) => chooseMqttSubprotocol(protocols) },
     // A client's bad frame (WS_ERR_…: invalid UTF-8 in a text frame, over the size limit) or its

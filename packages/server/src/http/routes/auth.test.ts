@@ -226,3 +226,103 @@ describe('personal access tokens', () => {
     assert.equal(res.statusCode, 404);
   });
 });
+
+describe('the browser session: the refresh token in a cookie', () => {
+  let t: TestPlatform;
+  let user: Awaited<ReturnType<TestPlatform['user']>>;
+
+  before(async () => {
+    t = await startTestPlatform({ trustProxy: true });
+    user = await t.user('cookie@example.com');
+  });
+  after(() => t.close());
+
+  /** The attributes of the one Set-Cookie header, lower-cased names; the value under `value`. */
+  function setCookie(res: { headers: Record<string, unknown> }): Record<string, string | true> {
+    const header = res.headers['set-cookie'];
+    assert.equal(typeof header, 'string', `one Set-Cookie header: ${String(header)}`);
+    const [pair, ...attrs] = String(header).split(/;\s*/);
+    const [name, value] = pair!.split('=');
+    assert.equal(name, 'fleetwire_refresh');
+    const out: Record<string, string | true> = { value: value! };
+    for (const a of attrs) {
+      const [k, v] = a.split('=');
+      out[k!.toLowerCase()] = v ?? true;
+    }
+    return out;
+  }
+
+  const signIn = () => t.request('POST', '/auth/token', { body: { email: user.email, password: testPassword, refresh_cookie: true } });
+
+  test('login with refresh_cookie sets an HttpOnly, SameSite=Strict cookie scoped to /auth, and leaves the token out of the body', async () => {
+    const res = await signIn();
+    assert.equal(res.statusCode, 200);
+    const cookie = setCookie(res);
+    assert.match(String(cookie.value), /^fwr_/);
+    assert.equal(cookie.httponly, true, 'scripts cannot read it');
+    assert.equal(cookie.samesite, 'Strict', 'no other site can make the browser send it');
+    assert.equal(cookie.path, '/auth', 'sent only to the auth routes, not to the rest of the API or the console');
+    assert.equal(cookie['max-age'], String(res.json().refresh_expires_in));
+    assert.equal(cookie.secure, undefined, 'plain HTTP: a Secure cookie would never come back');
+    assert.equal(res.json().refresh_token, undefined);
+    assert.equal((await t.request('GET', '/users/me', { token: res.json().access_token })).statusCode, 200);
+  });
+
+  test('the cookie is Secure when the request came over TLS', async () => {
+    const res = await t.request('POST', '/auth/token', { body: { email: user.email, password: testPassword, refresh_cookie: true }, headers: { 'x-forwarded-proto': 'https' } });
+    assert.equal(res.statusCode, 200);
+    assert.equal(setCookie(res).secure, true);
+  });
+
+  test('login without the flag answers the JSON token pair and sets no cookie', async () => {
+    const res = await t.request('POST', '/auth/token', { body: { email: user.email, password: testPassword } });
+    assert.equal(res.statusCode, 200);
+    assert.equal(res.headers['set-cookie'], undefined);
+    assert.match(res.json().refresh_token, /^fwr_/);
+  });
+
+  test('refresh with the cookie replaces it; the replaced cookie is refused and ends the session', async () => {
+    const first = setCookie(await signIn()).value;
+    const res = await t.request('POST', '/auth/refresh', { body: {}, headers: { cookie: `other=1; fleetwire_refresh=${first}` } });
+    assert.equal(res.statusCode, 200, res.body);
+    const second = setCookie(res);
+    assert.notEqual(second.value, first);
+    assert.equal(second.httponly, true);
+    assert.equal(second.path, '/auth');
+    assert.equal(res.json().refresh_token, undefined);
+    assert.equal((await t.request('GET', '/users/me', { token: res.json().access_token })).statusCode, 200);
+
+    const replay = await t.request('POST', '/auth/refresh', { body: {}, headers: { cookie: `fleetwire_refresh=${first}` } });
+    assertProblem(replay, 401, 'auth.refresh_token_invalid');
+    assert.equal(setCookie(replay)['max-age'], '0', 'a cookie that no longer works is cleared');
+    // reuse of a replaced token revoked the session: the newer cookie is refused too
+    assertProblem(await t.request('POST', '/auth/refresh', { body: {}, headers: { cookie: `fleetwire_refresh=${second.value}` } }), 401, 'auth.refresh_token_invalid');
+  });
+
+  test('refresh with neither a body token nor the cookie is 401', async () => {
+    const res = await t.request('POST', '/auth/refresh', { body: {} });
+    assertProblem(res, 401, 'auth.refresh_token_invalid');
+    assert.equal(res.headers['set-cookie'], undefined);
+  });
+
+  test('a refresh token in the body still answers in the body, cookie or not', async () => {
+    const login = await t.request('POST', '/auth/token', { body: { email: user.email, password: testPassword } });
+    const res = await t.request('POST', '/auth/refresh', { body: { refresh_token: login.json().refresh_token } });
+    assert.equal(res.statusCode, 200);
+    assert.equal(res.headers['set-cookie'], undefined);
+    assert.match(res.json().refresh_token, /^fwr_/);
+  });
+
+  test('logout with the cookie ends the session and clears the cookie', async () => {
+    const login = await signIn();
+    const cookie = setCookie(login).value;
+    const res = await t.request('POST', '/auth/logout', { body: {}, headers: { cookie: `fleetwire_refresh=${cookie}` } });
+    assert.equal(res.statusCode, 204);
+    const cleared = setCookie(res);
+    assert.equal(cleared.value, '');
+    assert.equal(cleared['max-age'], '0');
+    assert.equal(cleared.path, '/auth');
+    assertProblem(await t.request('POST', '/auth/refresh', { body: {}, headers: { cookie: `fleetwire_refresh=${cookie}` } }), 401, 'auth.refresh_token_invalid');
+    assertProblem(await t.request('GET', '/users/me', { token: login.json().access_token }), 401, 'auth.session_ended');
+  });
+});

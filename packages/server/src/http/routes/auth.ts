@@ -1,4 +1,5 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { parse as parseCookies, serialize as serializeCookie } from 'cookie';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { AppError } from '../../core/errors.js';
@@ -12,7 +13,7 @@ const TokenPair = Type.Object({
   access_token: Type.String(),
   token_type: Type.Literal('Bearer'),
   expires_in: Type.Integer({ description: 'Seconds until the access token expires' }),
-  refresh_token: Type.String(),
+  refresh_token: Type.Optional(Type.String({ description: 'Absent when the refresh token was set as a cookie instead (`refresh_cookie`, or a refresh or logout that used the cookie)' })),
   refresh_expires_in: Type.Integer({ description: 'Seconds until the refresh token expires' }),
 });
 
@@ -28,6 +29,41 @@ const Pat = Type.Object({
 });
 
 const ActionSchema = StringEnum(actions);
+
+/**
+ * The browser's session (the web console): the refresh token travels in this cookie instead of the
+ * response body, so no script on the page can read it. HttpOnly (not in document.cookie),
+ * SameSite=Strict (never sent on a request another site starts), Path=/auth (sent only to the three
+ * routes below, never to the rest of the API or the console's pages), Secure when the request came
+ * over TLS (directly or, with FLEETWIRE_TRUST_PROXY, through the proxy).
+ */
+export const refreshCookie = { name: 'fleetwire_refresh', path: '/auth' } as const;
+
+function setRefreshCookie(req: FastifyRequest, reply: FastifyReply, token: string, maxAgeSeconds: number): void {
+  reply.header('set-cookie', serializeCookie(refreshCookie.name, token, { httpOnly: true, sameSite: 'strict', path: refreshCookie.path, secure: req.protocol === 'https', maxAge: maxAgeSeconds }));
+}
+
+function clearRefreshCookie(req: FastifyRequest, reply: FastifyReply): void {
+  reply.header('set-cookie', serializeCookie(refreshCookie.name, '', { httpOnly: true, sameSite: 'strict', path: refreshCookie.path, secure: req.protocol === 'https', maxAge: 0, expires: new Date(0) }));
+}
+
+function refreshTokenFromCookie(req: FastifyRequest): string | undefined {
+  const header = req.headers.cookie;
+  if (!header) return undefined;
+  const value = parseCookies(header)[refreshCookie.name];
+  return value && value.length <= 512 ? value : undefined;
+}
+
+/** A token pair answered with its refresh token in the cookie, not the body. */
+function inCookie<Pair extends { refresh_token: string; refresh_expires_in: number }>(req: FastifyRequest, reply: FastifyReply, pair: Pair): Omit<Pair, 'refresh_token'> {
+  setRefreshCookie(req, reply, pair.refresh_token, pair.refresh_expires_in);
+  const { refresh_token: _, ...rest } = pair;
+  return rest;
+}
+
+const RefreshTokenBody = Type.Object({
+  refresh_token: Type.Optional(Type.String({ minLength: 1, maxLength: 512, description: `Leave out to use the \`${refreshCookie.name}\` cookie` })),
+}, { additionalProperties: false });
 const maxPatLifetimeMs = 366 * 86_400_000;
 
 function showPat(p: PersonalAccessToken) {
@@ -45,11 +81,18 @@ export function authRoutes(fastify: FastifyInstance, platform: Platform): void {
       operationId: 'logIn',
       tags: ['auth'],
       summary: 'Log in with email and password',
-      description: 'Returns a short-lived access token and a refresh token. Failed attempts are rate limited per account and per client address (429 with Retry-After).',
-      body: Type.Object({ email: Type.String({ minLength: 3, maxLength: 320 }), password: Type.String({ minLength: 1, maxLength: 1024 }) }, { additionalProperties: false }),
+      description: `Returns a short-lived access token and a refresh token. With \`refresh_cookie: true\` (a browser, e.g. the web console) the refresh token is set as the HttpOnly, SameSite=Strict cookie \`${refreshCookie.name}\` (Path=${refreshCookie.path}, Secure over TLS) instead of being in the body; POST /auth/refresh and /auth/logout then use the cookie. Failed attempts are rate limited per account and per client address (429 with Retry-After).`,
+      body: Type.Object({
+        email: Type.String({ minLength: 3, maxLength: 320 }),
+        password: Type.String({ minLength: 1, maxLength: 1024 }),
+        refresh_cookie: Type.Optional(Type.Boolean({ description: `Set the refresh token as the \`${refreshCookie.name}\` cookie instead of returning it` })),
+      }, { additionalProperties: false }),
       response: { 200: TokenPair, ...problems(400, 401, 429) },
     },
-  }, async (req) => auth.login(req.body.email, req.body.password, req.ip));
+  }, async (req, reply) => {
+    const pair = await auth.login(req.body.email, req.body.password, req.ip);
+    return req.body.refresh_cookie ? inCookie(req, reply, pair) : pair;
+  });
 
   app.post('/auth/refresh', {
     config: { auth: 'none' },
@@ -57,11 +100,22 @@ export function authRoutes(fastify: FastifyInstance, platform: Platform): void {
       operationId: 'refreshToken',
       tags: ['auth'],
       summary: 'Trade a refresh token for a new token pair',
-      description: 'The refresh token is replaced: the old one stops working. Presenting a replaced token again revokes the whole session.',
-      body: Type.Object({ refresh_token: Type.String({ minLength: 1, maxLength: 512 }) }, { additionalProperties: false }),
+      description: `The refresh token is replaced: the old one stops working. Presenting a replaced token again revokes the whole session. Without \`refresh_token\` in the body the \`${refreshCookie.name}\` cookie is used, and the new refresh token replaces it (not in the body).`,
+      body: RefreshTokenBody,
       response: { 200: TokenPair, ...problems(400, 401) },
     },
-  }, async (req) => auth.refresh(req.body.refresh_token));
+  }, async (req, reply) => {
+    if (req.body.refresh_token !== undefined) return auth.refresh(req.body.refresh_token);
+    const fromCookie = refreshTokenFromCookie(req);
+    if (fromCookie === undefined) throw new AppError('auth.refresh_token_invalid', `Send refresh_token in the body, or the ${refreshCookie.name} cookie`);
+    try {
+      return inCookie(req, reply, await auth.refresh(fromCookie));
+    } catch (err) {
+      // a cookie that no longer works is of no use to the browser: drop it
+      clearRefreshCookie(req, reply);
+      throw err;
+    }
+  });
 
   app.post('/auth/logout', {
     config: { auth: 'none' },
@@ -69,12 +123,15 @@ export function authRoutes(fastify: FastifyInstance, platform: Platform): void {
       operationId: 'logOut',
       tags: ['auth'],
       summary: 'End the session of a refresh token',
-      description: 'Ends the session the refresh token belongs to: its refresh and access tokens stop working in every process. An unknown or already ended token answers 204 too.',
-      body: Type.Object({ refresh_token: Type.String({ minLength: 1, maxLength: 512 }) }, { additionalProperties: false }),
+      description: `Ends the session the refresh token belongs to (from the body, else the \`${refreshCookie.name}\` cookie): its refresh and access tokens stop working in every process, and the cookie is cleared. An unknown or already ended token answers 204 too.`,
+      body: RefreshTokenBody,
       response: { 204: Type.Null(), ...problems(400) },
     },
   }, async (req, reply) => {
-    await auth.logout(req.body.refresh_token);
+    const fromCookie = refreshTokenFromCookie(req);
+    const token = req.body.refresh_token ?? fromCookie;
+    if (token !== undefined) await auth.logout(token);
+    if (fromCookie !== undefined) clearRefreshCookie(req, reply);
     return reply.code(204).send(null);
   });
 
