@@ -1,0 +1,17 @@
+// Names for the API's shapes the pages use, taken from the generated paths.
+import type { paths } from './schema';
+
+type Ok<P extends keyof paths, M extends 'get' | 'post'> = paths[P][M] extends { responses: { 200: { content: { 'application/json': infer T } } } }
+  ? T
+  : paths[P][M] extends { responses: { 201: { content: { 'application/json': infer T } } } }
+    ? T
+    : never;
+
+export type User = Ok<'/users/me', 'get'>;
+export type Org = Ok<'/orgs/{org}', 'get'>;
+export type Role = NonNullable<Org['role']>;
+export type Device = Ok<'/orgs/{org}/devices/{id}', 'get'>;
+export type DevicePage = Ok<'/orgs/{org}/devices', 'get'>;
+export type Channel = Ok<'/orgs/{org}/channels/{id}', 'get'>;
+export type ContentType = Channel['content_type'];
+export type DeviceSort = NonNullable<NonNullable<paths['/orgs/{org}/devices']['get']['parameters']['query']>['sort']>;

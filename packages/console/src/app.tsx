@@ -1,0 +1,130 @@
+// The console's pages and the frame around them. Paths are the console's own (`/organizations/…`),
+// apart from the API's (`/orgs/…`), so a reload of any page reaches index.html and not the API.
+// Under /organizations/:org the routes are nested: their links and paths are relative to it.
+import { createContext, useContext, type ReactNode } from 'react';
+import { Link, Redirect, Route, Switch, useLocation, useParams } from 'wouter';
+import { api } from './api/client';
+import type { Org, Role } from './api/types';
+import { RequireSession, useSession } from './session';
+import { ErrorNote, useLoad } from './ui';
+import { SignIn } from './pages/sign-in';
+import { Organizations } from './pages/organizations';
+import { Devices } from './pages/devices';
+import { DevicePage } from './pages/device';
+import { Channels } from './pages/channels';
+import { ChannelPage } from './pages/channel';
+
+/** The organization the pages under /organizations/:org work in, and what the user may do there. */
+interface OrgScope {
+  org: Org;
+  role: Role | undefined;
+  /** A viewer sees no edit controls (the platform refuses their changes anyway). */
+  canEdit: boolean;
+}
+
+const OrgContext = createContext<OrgScope | undefined>(undefined);
+
+export function useOrg(): OrgScope {
+  const scope = useContext(OrgContext);
+  if (!scope) throw new Error('useOrg outside an organization');
+  return scope;
+}
+
+function TopBar() {
+  const { user, signOut } = useSession();
+  const orgs = useLoad(() => api.GET('/orgs', { params: { query: { limit: 100 } } }), [user?.id]);
+  const [location, navigate] = useLocation();
+  const current = /^\/organizations\/([^/]+)/.exec(location)?.[1];
+  return (
+    <header className="top">
+      <Link href="/organizations" className="brand">
+        Fleetwire
+      </Link>
+      {user && (
+        <>
+          <label className="switch">
+            <span className="visually-hidden">Organization</span>
+            <select aria-label="Organization" value={current ?? ''} onChange={(e) => e.target.value && navigate(`/organizations/${e.target.value}/devices`)}>
+              <option value="">Choose an organization…</option>
+              {orgs.data?.orgs.map((o) => (
+                <option key={o.id} value={o.id}>
+                  {o.name}
+                </option>
+              ))}
+            </select>
+          </label>
+          <span className="grow" />
+          <span className="muted" data-testid="user">
+            {user.email}
+          </span>
+          <button type="button" className="secondary" onClick={() => void signOut()}>
+            Sign out
+          </button>
+        </>
+      )}
+    </header>
+  );
+}
+
+function InOrg({ children }: { children: ReactNode }) {
+  const { org: id } = useParams<{ org: string }>();
+  const { user } = useSession();
+  const org = useLoad(() => api.GET('/orgs/{org}', { params: { path: { org: id } } }), [id]);
+  if (org.error) return <ErrorNote error={org.error} />;
+  if (!org.data) return <p className="muted">Loading…</p>;
+  const role = org.data.role;
+  const canEdit = role ? role !== 'viewer' : user?.role === 'admin';
+  return (
+    <OrgContext.Provider value={{ org: org.data, role, canEdit }}>
+      <nav className="tabs" aria-label="Organization">
+        <h1>{org.data.name}</h1>
+        <span className="muted">{role ? `your role: ${role}` : 'platform admin'}</span>
+        <Link href="/devices">Devices</Link>
+        <Link href="/channels">Channels</Link>
+      </nav>
+      {children}
+    </OrgContext.Provider>
+  );
+}
+
+export function App() {
+  return (
+    <>
+      <TopBar />
+      <main>
+        <Switch>
+          <Route path="/sign-in" component={SignIn} />
+          <Route path="/">
+            <Redirect to="/organizations" replace />
+          </Route>
+          <Route path="/organizations">
+            <RequireSession>
+              <Organizations />
+            </RequireSession>
+          </Route>
+          <Route path="/organizations/:org" nest>
+            <RequireSession>
+              <InOrg>
+                <Switch>
+                  <Route path="/devices" component={Devices} />
+                  <Route path="/devices/:id" component={DevicePage} />
+                  <Route path="/channels" component={Channels} />
+                  <Route path="/channels/:id" component={ChannelPage} />
+                  <Route>
+                    <Redirect to="/devices" replace />
+                  </Route>
+                </Switch>
+              </InOrg>
+            </RequireSession>
+          </Route>
+          <Route>
+            <h1>Not found</h1>
+            <p>
+              There is no such page. <Link href="/organizations">Your organizations</Link>
+            </p>
+          </Route>
+        </Switch>
+      </main>
+    </>
+  );
+}

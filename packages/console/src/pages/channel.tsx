@@ -1,0 +1,137 @@
+// A channel's messages as they arrive, over the WebSocket API (docs/websocket.md): every subtopic,
+// as envelopes (`?envelope=true`), with the user's access token (a browser cannot set the
+// Authorization header of a WebSocket).
+import { useEffect, useState } from 'react';
+import { Link, useParams } from 'wouter';
+import { api, currentToken, renewSession } from '../api/client';
+import { useOrg } from '../app';
+import { ErrorNote, formatTime, useLoad } from '../ui';
+
+interface Envelope {
+  id: string;
+  subtopic: string;
+  publisher: string;
+  protocol: string;
+  content_type: string;
+  received_at: string;
+  payload: string; // base64
+}
+
+const keep = 200; // messages shown; older ones scroll away
+const sessionEnded = 4401; // docs/websocket.md: the login session of the socket's token ended
+
+function payloadText(base64: string): string {
+  const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    return `${bytes.length} bytes (binary)`;
+  }
+}
+
+type LinkState = 'connecting' | 'live' | 'closed';
+
+function useLiveMessages(channelId: string): { messages: Envelope[]; state: LinkState; reason: string | undefined } {
+  const [messages, setMessages] = useState<Envelope[]>([]);
+  const [state, setState] = useState<LinkState>('connecting');
+  const [reason, setReason] = useState<string>();
+  useEffect(() => {
+    let socket: WebSocket | undefined;
+    let stopped = false;
+    const open = () => {
+      const scheme = window.location.protocol === 'https:' ? 'wss' : 'ws';
+      const auth = encodeURIComponent(`Bearer ${currentToken() ?? ''}`);
+      socket = new WebSocket(`${scheme}://${window.location.host}/ws/channels/${encodeURIComponent(channelId)}/messages?envelope=true&authorization=${auth}`);
+      setState('connecting');
+      socket.onopen = () => {
+        setState('live');
+        setReason(undefined);
+      };
+      socket.onmessage = (event) => {
+        const envelope = JSON.parse(String(event.data)) as Envelope;
+        setMessages((list) => [envelope, ...list].slice(0, keep));
+      };
+      socket.onclose = (event) => {
+        if (stopped) return;
+        setState('closed');
+        setReason(event.reason || `closed (${event.code})`);
+        // the token's session ended or it expired before the upgrade: renew, then open again
+        if (event.code === sessionEnded || event.code === 1006) void renewSession().then((ok) => ok && !stopped && open());
+      };
+    };
+    open();
+    return () => {
+      stopped = true;
+      socket?.close(1000);
+    };
+  }, [channelId]);
+  return { messages, state, reason };
+}
+
+export function ChannelPage() {
+  const { org } = useOrg();
+  const { id } = useParams<{ id: string }>();
+  const channel = useLoad(() => api.GET('/orgs/{org}/channels/{id}', { params: { path: { org: org.id, id } } }), [org.id, id]);
+  const live = useLiveMessages(id);
+
+  return (
+    <>
+      <p>
+        <Link href="/channels">← Channels</Link>
+      </p>
+      <ErrorNote error={channel.error} />
+      {channel.data && (
+        <>
+          <h2>{channel.data.name}</h2>
+          <dl className="facts">
+            <dt>Id</dt>
+            <dd>
+              <code>{channel.data.id}</code>
+            </dd>
+            <dt>Content type</dt>
+            <dd>
+              <code>{channel.data.content_type}</code>
+            </dd>
+            <dt>MQTT topic</dt>
+            <dd>
+              <code>channels/{channel.data.id}/messages/…</code>
+            </dd>
+          </dl>
+        </>
+      )}
+      <h3>
+        Live messages{' '}
+        <span className={`live ${live.state}`} data-testid="live-state">
+          {live.state}
+        </span>
+      </h3>
+      {live.state === 'closed' && <ErrorNote error={live.reason} />}
+      {live.messages.length === 0 ? (
+        <p className="muted">Waiting for messages… they appear here as they are published, on any protocol.</p>
+      ) : (
+        <table aria-label="Live messages">
+          <thead>
+            <tr>
+              <th>Received</th>
+              <th>Subtopic</th>
+              <th>Protocol</th>
+              <th>Payload</th>
+            </tr>
+          </thead>
+          <tbody>
+            {live.messages.map((m) => (
+              <tr key={m.id}>
+                <td>{formatTime(m.received_at)}</td>
+                <td>{m.subtopic || '—'}</td>
+                <td>{m.protocol}</td>
+                <td>
+                  <code className="payload">{payloadText(m.payload)}</code>
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+    </>
+  );
+}

@@ -1,0 +1,68 @@
+// Small pieces every page uses: loading data, showing a refusal, copying a secret.
+import { useCallback, useEffect, useState, type DependencyList } from 'react';
+import { describe } from './api/client';
+
+/** The outcome of an openapi-fetch call. */
+type Result<T> = { data?: T; error?: unknown };
+
+export interface Loaded<T> {
+  data: T | undefined;
+  error: string | undefined;
+  reload(): void;
+}
+
+/** Loads on mount and whenever `deps` change; `reload()` loads again (after a change). */
+export function useLoad<T>(load: () => Promise<Result<T>>, deps: DependencyList): Loaded<T> {
+  const [state, setState] = useState<{ data?: T; error?: string }>({});
+  const [round, setRound] = useState(0);
+  useEffect(() => {
+    let live = true;
+    load().then(
+      ({ data, error }) => live && setState(error === undefined ? { data } : { error: describe(error) }),
+      (e: unknown) => live && setState({ error: describe(e instanceof Error ? e.message : e) }),
+    );
+    return () => {
+      live = false;
+    };
+  }, [...deps, round]);
+  const reload = useCallback(() => setRound((r) => r + 1), []);
+  return { data: state.data, error: state.error, reload };
+}
+
+export function ErrorNote({ error }: { error: string | undefined }) {
+  return error ? (
+    <p role="alert" className="error">
+      {error}
+    </p>
+  ) : null;
+}
+
+/** A secret shown once (a new device, a rotated secret), with a button that copies it. */
+export function SecretOnce({ secret, onDone }: { secret: string; onDone(): void }) {
+  const [copied, setCopied] = useState(false);
+  return (
+    <section className="secret" aria-label="Device secret" data-testid="secret">
+      <p>
+        <strong>The device secret, shown only now.</strong> Store it on the device: it cannot be read again (rotate it for a new one).
+      </p>
+      <div className="row">
+        <code data-testid="secret-value">{secret}</code>
+        <button
+          type="button"
+          onClick={() => {
+            void navigator.clipboard.writeText(secret).then(() => setCopied(true));
+          }}
+        >
+          {copied ? 'Copied' : 'Copy'}
+        </button>
+        <button type="button" className="secondary" onClick={onDone}>
+          Done
+        </button>
+      </div>
+    </section>
+  );
+}
+
+export function formatTime(iso: string): string {
+  return new Date(iso).toLocaleString();
+}
