@@ -32,7 +32,7 @@ export function useOrg(): OrgScope {
 
 function TopBar() {
   const { user, signOut } = useSession();
-  const orgs = useLoad(() => api.GET('/orgs', { params: { query: { limit: 100 } } }), [user?.id]);
+  const orgs = useLoad(() => (user ? api.GET('/orgs', { params: { query: { limit: 100 } } }) : Promise.resolve({ data: undefined })), [user?.id]);
   const [location, navigate] = useLocation();
   const current = /^\/organizations\/([^/]+)/.exec(location)?.[1];
   return (

@@ -58,6 +58,7 @@ export function SessionProvider({ children }: { children: ReactNode }) {
     () =>
       onSessionExpired(() => {
         setUser(undefined);
+        if (window.location.pathname === '/sign-in') return;
         navigate(signInPath(window.location.pathname + window.location.search), { replace: true });
       }),
     [navigate],

@@ -1,0 +1,186 @@
+// The web console end to end, as an operator uses it: the console is built, a real `fleetwire
+// start` process serves it, and Debian's Chromium (headless, through playwright-core) drives it.
+// The admin the platform created signs in, creates an organization, a channel and a device (its
+// secret shown once), and watches a message published with the real mosquitto_pub arrive live;
+// then signs out, and a viewer signs in and finds no edit controls. Each page's screenshot is
+// written to docs/images/ (shown in docs/console.md).
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { announcedPort, call, cleanupCli, cliEnv, dataFolder, login, root, startCli, type Server } from './helpers/cli.js';
+import { programsAvailable } from './helpers/services.js';
+
+const chromiumPath = process.env.FLEETWIRE_TEST_CHROMIUM ?? '/usr/bin/chromium';
+const mosquittoPub = ['/usr/bin/mosquitto_pub', '/usr/local/bin/mosquitto_pub'].find((p) => existsSync(p));
+const available = programsAvailable({ chromium: existsSync(chromiumPath) ? chromiumPath : undefined, mosquitto_pub: mosquittoPub }, 'chromium mosquitto-clients');
+const repository = join(root, '..', '..');
+const images = join(repository, 'docs', 'images');
+
+const admin = { email: 'admin@example.org', password: 'console-admin-password' };
+const viewer = { email: 'viewer@example.org', password: 'console-viewer-password' };
+
+let server: Server | undefined;
+let browser: Browser | undefined;
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+  await cleanupCli();
+});
+
+async function shot(page: Page, name: string): Promise<void> {
+  const file = join(images, `console-${name}.png`);
+  await page.screenshot({ path: file, fullPage: true });
+  assert.ok(statSync(file).size > 10_000, `${name}: the screenshot is ${statSync(file).size} bytes, a blank page would be smaller`);
+}
+
+async function signIn(page: Page, who: { email: string; password: string }): Promise<void> {
+  await page.getByLabel('Email').fill(who.email);
+  await page.getByLabel('Password').fill(who.password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+}
+
+test('an admin runs a fleet from the console and sees a message arrive live; a viewer sees no edit controls', { skip: available === true ? false : available, timeout: 180_000 }, async () => {
+  // the console as `npm start` builds it (types checked against docs/openapi.json first)
+  const build = spawnSync('npm', ['run', 'build', '-w', '@fleetwire/console'], { cwd: repository, encoding: 'utf8' });
+  assert.equal(build.status, 0, `${build.stdout}${build.stderr}`);
+  mkdirSync(images, { recursive: true });
+
+  server = await startCli(cliEnv(dataFolder(), { FLEETWIRE_ADMIN_EMAIL: admin.email, FLEETWIRE_ADMIN_PASSWORD: admin.password, FLEETWIRE_SIGNUP: 'true' }));
+  const mqttPort = await announcedPort(server, 'MQTT listening');
+  const origin = server.api;
+
+  browser = await chromium.launch({ executablePath: chromiumPath, headless: true, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin });
+  const page = await context.newPage();
+  const elsewhere: string[] = [];
+  const cookieSentTo = new Set<string>();
+  const errors: string[] = [];
+  page.on('request', (req) => {
+    if (!req.url().startsWith(`${origin}/`)) elsewhere.push(req.url());
+  });
+  page.on('requestfinished', (req) => {
+    void req.allHeaders().then((h) => {
+      if (h.cookie?.includes('fleetwire_refresh')) cookieSentTo.add(new URL(req.url()).pathname);
+    });
+  });
+  page.on('pageerror', (e) => errors.push(e.message));
+  page.on('console', (m) => {
+    if (m.type() === 'error' && !/status of 401/.test(m.text())) errors.push(`${m.text()} (${m.location().url})`);
+  });
+
+  // a page that needs a session goes to sign-in, and back after it
+  const res = await page.goto(`${origin}/organizations`);
+  assert.equal(res?.status(), 200);
+  assert.match(String(res?.headers()['content-security-policy']), /script-src 'self'/);
+  await page.waitForURL(/\/sign-in\?next=%2Forganizations$/);
+  await shot(page, 'sign-in');
+  await page.getByLabel('Password').fill('wrong-password');
+  await page.getByLabel('Email').fill(admin.email);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+  await page.getByRole('alert').filter({ hasText: 'Wrong email or password' }).waitFor();
+  await signIn(page, admin);
+  await page.getByRole('heading', { name: 'Organizations' }).waitFor();
+  assert.equal(new URL(page.url()).pathname, '/organizations');
+  assert.equal(await page.evaluate('document.cookie'), '', 'the refresh cookie is HttpOnly: no script reads it');
+
+  // an organization, made the current one
+  await page.getByRole('textbox', { name: 'New organization' }).fill('Greenhouse');
+  await page.getByRole('button', { name: 'Create organization' }).click();
+  await page.getByRole('heading', { name: 'Greenhouse' }).waitFor();
+  const org = /\/organizations\/([^/]+)\/devices/.exec(page.url())?.[1];
+  assert.ok(org, page.url());
+
+  // a channel, with its content type
+  await page.getByRole('link', { name: 'Channels' }).click();
+  await page.getByRole('textbox', { name: 'New channel' }).fill('telemetry');
+  await page.getByLabel('Content type').selectOption('application/senml+json');
+  await page.getByRole('button', { name: 'Create channel' }).click();
+  await page.getByRole('link', { name: 'telemetry' }).waitFor();
+  await shot(page, 'channels');
+
+  // a device: its secret shown once, with a copy button
+  await page.getByRole('link', { name: 'Devices' }).click();
+  await page.getByRole('textbox', { name: 'New device' }).fill('sensor-1');
+  await page.getByRole('button', { name: 'Create device' }).click();
+  const secret = (await page.getByTestId('secret-value').textContent())!;
+  assert.ok(secret.length >= 32, secret);
+  await page.getByRole('button', { name: 'Copy' }).click();
+  await page.getByRole('button', { name: 'Copied' }).waitFor();
+  assert.equal(await page.evaluate('navigator.clipboard.readText()'), secret);
+  await page.getByRole('link', { name: 'sensor-1' }).waitFor();
+  await shot(page, 'devices');
+  await page.getByRole('button', { name: 'Done' }).click();
+  assert.equal(await page.getByTestId('secret').count(), 0);
+  assert.ok(!(await page.content()).includes(secret), 'the secret is gone from the page');
+
+  // the paged list's filter is the platform's
+  await page.getByLabel('Name', { exact: true }).fill('nothing-like-this');
+  await page.getByRole('button', { name: 'Filter' }).click();
+  await page.getByText('No device matches the filter.').waitFor();
+  await page.getByLabel('Name', { exact: true }).fill('sensor');
+  await page.getByRole('button', { name: 'Filter' }).click();
+  await page.getByTestId('page-info').filter({ hasText: '1–1 of 1' }).waitFor();
+
+  // the device page: disable and enable
+  await page.getByRole('link', { name: 'sensor-1' }).click();
+  await page.getByTestId('device-status').filter({ hasText: 'enabled' }).waitFor();
+  await page.getByRole('button', { name: 'Disable' }).click();
+  await page.getByTestId('device-status').filter({ hasText: 'disabled' }).waitFor();
+  await page.getByRole('button', { name: 'Enable' }).click();
+  await page.getByTestId('device-status').filter({ hasText: 'enabled' }).waitFor();
+  const device = /\/devices\/([^/?]+)/.exec(page.url())![1]!;
+  await shot(page, 'device');
+
+  // connected over the API (the console's connections page comes later)
+  const { token } = await login(origin, admin.email, admin.password);
+  const channels = await call<{ channels: { id: string }[] }>(origin, 'GET', `/orgs/${org}/channels`, { token });
+  const channel = channels.body.channels[0]!.id;
+  assert.equal((await call(origin, 'POST', `/orgs/${org}/connections`, { token, body: { device_ids: [device], channel_ids: [channel], types: ['publish'] } })).status, 204);
+
+  // a reload forgets the access token: the console renews it from the cookie, no sign-in
+  await page.goto(`${origin}/organizations/${org}/channels/${channel}`);
+  await page.getByTestId('live-state').filter({ hasText: 'live' }).waitFor({ timeout: 15_000 });
+  assert.equal(new URL(page.url()).pathname, `/organizations/${org}/channels/${channel}`);
+
+  const pub = spawnSync(mosquittoPub!, ['-h', '127.0.0.1', '-p', String(mqttPort), '-i', 'console-e2e', '-u', device, '-P', secret, '-q', '1', '-t', `channels/${channel}/messages/greenhouse/bench`, '-m', '[{"n":"temp","u":"Cel","v":21.5}]'], { encoding: 'utf8', timeout: 15_000 });
+  assert.equal(pub.status, 0, pub.stderr);
+  const row = page.getByRole('table', { name: 'Live messages' }).getByRole('row').filter({ hasText: '"v":21.5' });
+  await row.waitFor({ timeout: 15_000 });
+  assert.match(await row.innerText(), /greenhouse\/bench/);
+  assert.match(await row.innerText(), /mqtt/);
+  await shot(page, 'channel-live');
+
+  // signing out ends the session: the cookie is cleared and a page needs sign-in again
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.waitForURL(/\/sign-in$/);
+  assert.deepEqual((await context.cookies()).filter((c) => c.name === 'fleetwire_refresh'), []);
+  await page.goto(`${origin}/organizations/${org}/devices`);
+  await page.waitForURL(/\/sign-in\?next=/);
+
+  // a viewer of the organization (a platform admin adds an existing account at once)
+  assert.equal((await call(origin, 'POST', '/auth/signup', { body: viewer })).status, 201);
+  assert.equal((await call(origin, 'POST', `/orgs/${org}/members`, { token, body: { email: viewer.email, role: 'viewer' } })).status, 201);
+
+  await signIn(page, viewer);
+  // back to the page the sign-in interrupted
+  await page.getByRole('link', { name: 'sensor-1' }).waitFor();
+  assert.equal(new URL(page.url()).pathname, `/organizations/${org}/devices`);
+  await page.getByText('your role: viewer').waitFor();
+  assert.equal(await page.getByRole('button', { name: 'Create device' }).count(), 0);
+  await shot(page, 'viewer-devices');
+  await page.getByRole('link', { name: 'sensor-1' }).click();
+  await page.getByTestId('device-status').waitFor();
+  for (const name of ['Disable', 'Enable', 'Rotate secret']) assert.equal(await page.getByRole('button', { name }).count(), 0, name);
+  await page.getByRole('link', { name: 'Channels' }).click();
+  await page.getByRole('link', { name: 'telemetry' }).waitFor();
+  assert.equal(await page.getByRole('button', { name: 'Create channel' }).count(), 0);
+
+  assert.deepEqual(elsewhere, [], 'everything comes from the platform');
+  assert.deepEqual([...cookieSentTo].filter((p) => !p.startsWith('/auth/')), [], 'the refresh cookie goes to the auth routes only');
+  assert.ok(cookieSentTo.has('/auth/refresh'), 'the reload renewed the session with the cookie');
+  assert.deepEqual(errors, []);
+});
