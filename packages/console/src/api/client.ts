@@ -13,10 +13,10 @@ export type Problem = components['schemas']['Problem'];
 let accessToken: string | undefined;
 let renewAt = 0; // ms since the epoch
 let renewing: Promise<boolean> | undefined;
-const renewAheadMs = 30_000; // renew this long before the access token expires
+const renewAheadMs = 30_000; // renew this long before the access token expires (at most half its lifetime)
 const expiredListeners = new Set<() => void>();
 
-export const api = createClient<paths>({ baseUrl: '', credentials: 'same-origin' });
+export const api = createClient<paths>({ baseUrl: location.origin, credentials: 'same-origin' });
 
 /** The access token, for the WebSocket API (a browser cannot set its Authorization header). */
 export function currentToken(): string | undefined {
@@ -25,7 +25,8 @@ export function currentToken(): string | undefined {
 
 function keep(pair: { access_token: string; expires_in: number }): void {
   accessToken = pair.access_token;
-  renewAt = Date.now() + pair.expires_in * 1000 - renewAheadMs;
+  const lifetimeMs = pair.expires_in * 1000;
+  renewAt = Date.now() + lifetimeMs - Math.min(renewAheadMs, lifetimeMs / 2);
 }
 
 /** Called when the session ended (the refresh cookie was refused): the app goes to sign-in. */
