@@ -1,9 +1,9 @@
 // The web console end to end, as an operator uses it: the console is built, a real `fleetwire
 // start` process serves it, and Debian's Chromium (headless, through playwright-core) drives it.
 // The admin the platform created signs in, creates an organization, a channel and a device (its
-// secret shown once), and watches a message published with the real mosquitto_pub arrive live;
-// then signs out, and a viewer signs in and finds no edit controls. Each page's screenshot is
-// written to docs/images/ (shown in docs/console.md).
+// secret shown once), watches a message published with the real mosquitto_pub arrive live and
+// rotates the secret (the old one refused); then signs out, and a viewer signs in and finds no
+// edit controls. Each page's screenshot is written to docs/images/ (shown in docs/console.md).
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -147,12 +147,23 @@ test('an admin runs a fleet from the console and sees a message arrive live; a v
   assert.equal(new URL(page.url()).pathname, `/organizations/${org}/channels/${channel}`);
 
   const pub = spawnSync(mosquittoPub!, ['-h', '127.0.0.1', '-p', String(mqttPort), '-i', 'console-e2e', '-u', device, '-P', secret, '-q', '1', '-t', `channels/${channel}/messages/greenhouse/bench`, '-m', '[{"n":"temp","u":"Cel","v":21.5}]'], { encoding: 'utf8', timeout: 15_000 });
+  // (the same command as docs/console.md shows)
   assert.equal(pub.status, 0, pub.stderr);
   const row = page.getByRole('table', { name: 'Live messages' }).getByRole('row').filter({ hasText: '"v":21.5' });
   await row.waitFor({ timeout: 15_000 });
   assert.match(await row.innerText(), /greenhouse\/bench/);
   assert.match(await row.innerText(), /mqtt/);
   await shot(page, 'channel-live');
+
+  // rotating the secret: the new one shown once, the old one refused from then on
+  await page.goto(`${origin}/organizations/${org}/devices/${device}`);
+  page.once('dialog', (dialog) => void dialog.accept());
+  await page.getByRole('button', { name: 'Rotate secret' }).click();
+  const rotated = (await page.getByTestId('secret-value').textContent())!;
+  assert.ok(rotated.length >= 32 && rotated !== secret, rotated);
+  const publish = (password: string) => spawnSync(mosquittoPub!, ['-h', '127.0.0.1', '-p', String(mqttPort), '-i', 'console-e2e', '-u', device, '-P', password, '-q', '1', '-t', `channels/${channel}/messages/lab`, '-m', '[{"n":"temp","v":1}]'], { encoding: 'utf8', timeout: 15_000 });
+  assert.notEqual(publish(secret).status, 0, 'the old secret is refused');
+  assert.equal(publish(rotated).status, 0, 'the new one works');
 
   // signing out ends the session: the cookie is cleared and a page needs sign-in again
   await page.getByRole('button', { name: 'Sign out' }).click();
