@@ -66,6 +66,17 @@ function TopBar() {
   );
 }
 
+/** A link of the organization's tabs, marked as the current page when it (or a page below it) is open. */
+function Tab({ href, children }: { href: string; children: ReactNode }) {
+  const [location] = useLocation();
+  const current = location === href || location.startsWith(`${href}/`);
+  return (
+    <Link href={href} aria-current={current ? 'page' : undefined}>
+      {children}
+    </Link>
+  );
+}
+
 function InOrg({ children }: { children: ReactNode }) {
   const { org: id } = useParams<{ org: string }>();
   const { user } = useSession();
@@ -79,8 +90,8 @@ function InOrg({ children }: { children: ReactNode }) {
       <nav className="tabs" aria-label="Organization">
         <h1>{org.data.name}</h1>
         <span className="muted">{role ? `your role: ${role}` : 'platform admin'}</span>
-        <Link href="/devices">Devices</Link>
-        <Link href="/channels">Channels</Link>
+        <Tab href="/devices">Devices</Tab>
+        <Tab href="/channels">Channels</Tab>
       </nav>
       {children}
     </OrgContext.Provider>

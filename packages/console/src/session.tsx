@@ -3,7 +3,7 @@
 // platform refuses the cookie. Pages under <RequireSession> send the user to sign-in and back.
 import { createContext, useCallback, useContext, useEffect, useState, type ReactNode } from 'react';
 import { useLocation } from 'wouter';
-import { api, onSessionExpired, renewSession, signIn as requestSignIn, signOut as requestSignOut, describe } from './api/client';
+import { api, onSessionExpired, renewSession, signIn as requestSignIn, signOut as requestSignOut, problemText } from './api/client';
 import type { User } from './api/types';
 
 export type { User };
@@ -66,7 +66,7 @@ export function SessionProvider({ children }: { children: ReactNode }) {
 
   const signIn = useCallback(async (email: string, password: string) => {
     const problem = await requestSignIn(email, password);
-    if (problem) return describe(problem);
+    if (problem) return problemText(problem);
     const me = await loadUser();
     if (!me) return 'Signed in, but your account could not be read';
     setUser(me);

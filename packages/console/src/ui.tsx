@@ -1,6 +1,6 @@
 // Small pieces every page uses: loading data, showing a refusal, copying a secret.
 import { useCallback, useEffect, useState, type DependencyList } from 'react';
-import { describe } from './api/client';
+import { problemText } from './api/client';
 
 /** The outcome of an openapi-fetch call. */
 type Result<T> = { data?: T; error?: unknown };
@@ -18,8 +18,8 @@ export function useLoad<T>(load: () => Promise<Result<T>>, deps: DependencyList)
   useEffect(() => {
     let live = true;
     load().then(
-      ({ data, error }) => live && setState(error === undefined ? { data } : { error: describe(error) }),
-      (e: unknown) => live && setState({ error: describe(e instanceof Error ? e.message : e) }),
+      ({ data, error }) => live && setState(error === undefined ? { data } : { error: problemText(error) }),
+      (e: unknown) => live && setState({ error: problemText(e instanceof Error ? e.message : e) }),
     );
     return () => {
       live = false;

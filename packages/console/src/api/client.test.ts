@@ -62,7 +62,7 @@ test('a refused sign-in answers the problem and keeps no token', async () => {
   routes.set('POST /auth/token', () => refused('auth.invalid_credentials'));
   await client.signOut();
   const problem = await client.signIn('a@example.org', 'wrong');
-  assert.equal(client.describe(problem), 'refused: auth.invalid_credentials');
+  assert.equal(client.problemText(problem), 'refused: auth.invalid_credentials');
   assert.equal(client.currentToken(), undefined);
 });
 

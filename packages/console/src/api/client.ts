@@ -94,7 +94,7 @@ const session: Middleware = {
 api.use(session);
 
 /** A problem's text for the page: its detail, else its title. */
-export function describe(problem: unknown): string {
+export function problemText(problem: unknown): string {
   if (problem && typeof problem === 'object') {
     const p = problem as Partial<Problem>;
     return p.detail || p.title || 'The request failed';

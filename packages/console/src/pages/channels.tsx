@@ -1,6 +1,6 @@
 import { useState, type FormEvent } from 'react';
 import { Link } from 'wouter';
-import { api, describe } from '../api/client';
+import { api, problemText } from '../api/client';
 import type { ContentType } from '../api/types';
 import { useOrg } from '../app';
 import { ErrorNote, formatTime, useLoad } from '../ui';
@@ -22,7 +22,7 @@ export function Channels() {
     const fields = new FormData(form);
     const body = { name: String(fields.get('name')).trim(), content_type: String(fields.get('content_type')) as ContentType };
     const { error: problem } = await api.POST('/orgs/{org}/channels', { params: { path: { org: org.id } }, body });
-    if (problem) return setError(describe(problem));
+    if (problem) return setError(problemText(problem));
     setError(undefined);
     form.reset();
     channels.reload();

@@ -1,6 +1,6 @@
 import { useState } from 'react';
 import { Link, useParams } from 'wouter';
-import { api, describe } from '../api/client';
+import { api, problemText } from '../api/client';
 import { useOrg } from '../app';
 import { ErrorNote, SecretOnce, formatTime, useLoad } from '../ui';
 
@@ -14,14 +14,14 @@ export function DevicePage() {
 
   async function setStatus(enable: boolean) {
     const { error: problem } = enable ? await api.POST('/orgs/{org}/devices/{id}/enable', { params: { path } }) : await api.POST('/orgs/{org}/devices/{id}/disable', { params: { path } });
-    setError(problem ? describe(problem) : undefined);
+    setError(problem ? problemText(problem) : undefined);
     device.reload();
   }
 
   async function rotate() {
     if (!window.confirm('Rotate the secret? The current one stops working at once, and the device is disconnected.')) return;
     const { data, error: problem } = await api.POST('/orgs/{org}/devices/{id}/secret', { params: { path } });
-    if (problem) return setError(describe(problem));
+    if (problem) return setError(problemText(problem));
     setError(undefined);
     setSecret(data.secret);
   }

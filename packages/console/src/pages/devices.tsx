@@ -2,7 +2,7 @@
 // page at a time), the state in the address so a reload or a shared link shows the same page.
 import { useState, type FormEvent } from 'react';
 import { Link, useLocation, useSearch } from 'wouter';
-import { api, describe } from '../api/client';
+import { api, problemText } from '../api/client';
 import type { DeviceSort } from '../api/types';
 import { useOrg } from '../app';
 import { ErrorNote, SecretOnce, formatTime, useLoad } from '../ui';
@@ -59,7 +59,7 @@ export function Devices() {
     const form = e.currentTarget;
     const name = String(new FormData(form).get('name')).trim();
     const { data, error: problem } = await api.POST('/orgs/{org}/devices', { params: { path: { org: org.id } }, body: { name } });
-    if (problem) return setError(describe(problem));
+    if (problem) return setError(problemText(problem));
     setError(undefined);
     form.reset();
     setCreated({ id: data.id, secret: data.secret });

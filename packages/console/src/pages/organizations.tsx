@@ -1,6 +1,6 @@
 import { useState, type FormEvent } from 'react';
 import { Link, useLocation } from 'wouter';
-import { api, describe } from '../api/client';
+import { api, problemText } from '../api/client';
 import { ErrorNote, useLoad } from '../ui';
 
 export function Organizations() {
@@ -12,7 +12,7 @@ export function Organizations() {
     e.preventDefault();
     const name = String(new FormData(e.currentTarget).get('name')).trim();
     const { data, error: problem } = await api.POST('/orgs', { body: { name } });
-    if (problem) return setError(describe(problem));
+    if (problem) return setError(problemText(problem));
     // the new organization becomes the current one
     navigate(`/organizations/${data.id}/devices`);
   }
