@@ -32,9 +32,10 @@ export function useOrg(): OrgScope {
 
 function TopBar() {
   const { user, signOut } = useSession();
-  const orgs = useLoad(() => (user ? api.GET('/orgs', { params: { query: { limit: 100 } } }) : Promise.resolve({ data: undefined })), [user?.id]);
   const [location, navigate] = useLocation();
   const current = /^\/organizations\/([^/]+)/.exec(location)?.[1];
+  // loaded again on a switch, so an organization created since is in the menu
+  const orgs = useLoad(() => (user ? api.GET('/orgs', { params: { query: { limit: 100 } } }) : Promise.resolve({ data: undefined })), [user?.id, current]);
   return (
     <header className="top">
       <Link href="/organizations" className="brand">

@@ -93,6 +93,9 @@ test('an admin runs a fleet from the console and sees a message arrive live; a v
   await page.getByRole('heading', { name: 'Greenhouse' }).waitFor();
   const org = /\/organizations\/([^/]+)\/devices/.exec(page.url())?.[1];
   assert.ok(org, page.url());
+  const menu = page.getByRole('combobox', { name: 'Organization' });
+  await menu.locator(`option[value="${org}"]`).waitFor({ state: 'attached' });
+  assert.equal(await menu.inputValue(), org, 'the new organization is the current one in the menu');
 
   // a channel, with its content type
   await page.getByRole('link', { name: 'Channels' }).click();
