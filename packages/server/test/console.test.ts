@@ -128,6 +128,23 @@ test('an admin runs a fleet from the console and sees a message arrive live; a v
   await page.getByRole('button', { name: 'Filter' }).click();
   await page.getByTestId('page-info').filter({ hasText: '1–1 of 1' }).waitFor();
 
+  // paged and sorted by the platform: 24 more devices (made over the API), 20 to a page
+  const { token } = await login(origin, admin.email, admin.password);
+  const probes = Array.from({ length: 24 }, (_, k) => ({ name: `probe-${String(k).padStart(2, '0')}` }));
+  assert.equal((await call(origin, 'POST', `/orgs/${org}/devices/bulk`, { token, body: { devices: probes } })).status, 201);
+  const firstRow = () => page.getByRole('table', { name: 'Devices' }).getByRole('row').nth(1);
+  await page.getByLabel('Name', { exact: true }).fill('');
+  await page.getByRole('button', { name: 'Filter' }).click();
+  await page.getByTestId('page-info').filter({ hasText: '1–20 of 25' }).waitFor();
+  await page.getByRole('button', { name: 'Next' }).click();
+  await page.getByTestId('page-info').filter({ hasText: '21–25 of 25' }).waitFor();
+  await page.getByLabel('Sort by').selectOption('name');
+  await page.getByTestId('page-info').filter({ hasText: '1–20 of 25' }).waitFor();
+  await firstRow().filter({ hasText: 'probe-00' }).waitFor();
+  assert.match(new URL(page.url()).search, /sort=name/, 'the view is in the address');
+  await page.getByRole('button', { name: /sort descending/ }).click();
+  await firstRow().filter({ hasText: 'sensor-1' }).waitFor();
+
   // the device page: disable and enable
   await page.getByRole('link', { name: 'sensor-1' }).click();
   await page.getByTestId('device-status').filter({ hasText: 'enabled' }).waitFor();
@@ -139,7 +156,6 @@ test('an admin runs a fleet from the console and sees a message arrive live; a v
   await shot(page, 'device');
 
   // connected over the API (the console's connections page comes later)
-  const { token } = await login(origin, admin.email, admin.password);
   const channels = await call<{ channels: { id: string }[] }>(origin, 'GET', `/orgs/${org}/channels`, { token });
   const channel = channels.body.channels[0]!.id;
   assert.equal((await call(origin, 'POST', `/orgs/${org}/connections`, { token, body: { device_ids: [device], channel_ids: [channel], types: ['publish'] } })).status, 204);
@@ -168,6 +184,14 @@ test('an admin runs a fleet from the console and sees a message arrive live; a v
   assert.notEqual(publish(secret).status, 0, 'the old secret is refused');
   assert.equal(publish(rotated).status, 0, 'the new one works');
 
+  // a phone-sized screen: the page fits its width
+  await page.setViewportSize({ width: 390, height: 844 });
+  await page.goto(`${origin}/organizations/${org}/devices`);
+  await page.getByRole('link', { name: 'sensor-1' }).waitFor();
+  assert.ok((await page.evaluate('document.documentElement.scrollWidth')) as number <= 390, 'no sideways scrolling');
+  await shot(page, 'phone-devices');
+  await page.setViewportSize({ width: 1280, height: 800 });
+
   // signing out ends the session: the cookie is cleared and a page needs sign-in again
   await page.getByRole('button', { name: 'Sign out' }).click();
   await page.waitForURL(/\/sign-in$/);
@@ -179,7 +203,10 @@ test('an admin runs a fleet from the console and sees a message arrive live; a v
   assert.equal((await call(origin, 'POST', '/auth/signup', { body: viewer })).status, 201);
   assert.equal((await call(origin, 'POST', `/orgs/${org}/members`, { token, body: { email: viewer.email, role: 'viewer' } })).status, 201);
 
-  await signIn(page, viewer);
+  // by keyboard this time: Enter in the password field signs in
+  await page.getByLabel('Email').fill(viewer.email);
+  await page.getByLabel('Password').fill(viewer.password);
+  await page.getByLabel('Password').press('Enter');
   // back to the page the sign-in interrupted
   await page.getByRole('link', { name: 'sensor-1' }).waitFor();
   assert.equal(new URL(page.url()).pathname, `/organizations/${org}/devices`);

@@ -38,12 +38,14 @@ function useLiveMessages(channelId: string): { messages: Envelope[]; state: Link
   useEffect(() => {
     let socket: WebSocket | undefined;
     let stopped = false;
+    let retried = false; // one renewal and retry per failure: a refusal that stays (a deleted channel) is shown, not looped on
     const open = () => {
       const scheme = window.location.protocol === 'https:' ? 'wss' : 'ws';
       const auth = encodeURIComponent(`Bearer ${currentToken() ?? ''}`);
       socket = new WebSocket(`${scheme}://${window.location.host}/ws/channels/${encodeURIComponent(channelId)}/messages?envelope=true&authorization=${auth}`);
       setState('connecting');
       socket.onopen = () => {
+        retried = false;
         setState('live');
         setReason(undefined);
       };
@@ -55,8 +57,11 @@ function useLiveMessages(channelId: string): { messages: Envelope[]; state: Link
         if (stopped) return;
         setState('closed');
         setReason(event.reason || `closed (${event.code})`);
-        // the token's session ended or it expired before the upgrade: renew, then open again
-        if (event.code === sessionEnded || event.code === 1006) void renewSession().then((ok) => ok && !stopped && open());
+        // the session of the token ended (4401), or the upgrade was refused (1006: e.g. the token had
+        // expired): renew, then open again, once
+        if (retried || (event.code !== sessionEnded && event.code !== 1006)) return;
+        retried = true;
+        void renewSession().then((ok) => ok && !stopped && open());
       };
     };
     open();
