@@ -2,8 +2,8 @@
 // start` process serves it, and Debian's Chromium (headless, through playwright-core) drives it.
 // The admin the platform created signs in, creates an organization, a channel and a device (its
 // secret shown once), watches a message published with the real mosquitto_pub arrive live and
-// rotates the secret (the old one refused); then signs out, and a viewer signs in and finds no
-// edit controls. Each page's screenshot is written to docs/images/ (shown in docs/console.md).
+// rotates the secret (the old one refused); its session ended elsewhere sends it to sign-in and
+// back; then it signs out, and a viewer signs in and finds no edit controls. Each page's screenshot is written to docs/images/ (shown in docs/console.md).
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -48,7 +48,7 @@ test('an admin runs a fleet from the console and sees a message arrive live; a v
   assert.equal(build.status, 0, `${build.stdout}${build.stderr}`);
   mkdirSync(images, { recursive: true });
 
-  server = await startCli(cliEnv(dataFolder(), { FLEETWIRE_ADMIN_EMAIL: admin.email, FLEETWIRE_ADMIN_PASSWORD: admin.password, FLEETWIRE_SIGNUP: 'true' }));
+  server = await startCli(cliEnv(dataFolder(), { FLEETWIRE_ADMIN_EMAIL: admin.email, FLEETWIRE_ADMIN_PASSWORD: admin.password, FLEETWIRE_SIGNUP: 'true', FLEETWIRE_SESSION_CHECK_CACHE: '0' }));
   const mqttPort = await announcedPort(server, 'MQTT listening');
   const origin = server.api;
 
@@ -129,7 +129,7 @@ test('an admin runs a fleet from the console and sees a message arrive live; a v
   await page.getByTestId('page-info').filter({ hasText: '1–1 of 1' }).waitFor();
 
   // paged and sorted by the platform: 24 more devices (made over the API), 20 to a page
-  const { token } = await login(origin, admin.email, admin.password);
+  let { token } = await login(origin, admin.email, admin.password);
   const probes = Array.from({ length: 24 }, (_, k) => ({ name: `probe-${String(k).padStart(2, '0')}` }));
   assert.equal((await call(origin, 'POST', `/orgs/${org}/devices/bulk`, { token, body: { devices: probes } })).status, 201);
   const firstRow = () => page.getByRole('table', { name: 'Devices' }).getByRole('row').nth(1);
@@ -191,6 +191,19 @@ test('an admin runs a fleet from the console and sees a message arrive live; a v
   assert.ok((await page.evaluate('document.documentElement.scrollWidth')) as number <= 390, 'no sideways scrolling');
   await shot(page, 'phone-devices');
   await page.setViewportSize({ width: 1280, height: 800 });
+
+  // the session ends elsewhere (sign out everywhere): the next page the console loads goes to
+  // sign-in, and back to that page after it
+  await page.goto(`${origin}/organizations/${org}/devices`);
+  await page.getByRole('link', { name: 'sensor-1' }).waitFor();
+  assert.equal((await call(origin, 'DELETE', '/users/me/sessions', { token })).status, 204);
+  await page.getByRole('link', { name: 'Channels' }).click();
+  await page.waitForURL(/\/sign-in\?next=/);
+  assert.equal(new URL(page.url()).searchParams.get('next'), `/organizations/${org}/channels`);
+  await signIn(page, admin);
+  await page.getByRole('link', { name: 'telemetry' }).waitFor();
+  assert.equal(new URL(page.url()).pathname, `/organizations/${org}/channels`);
+  ({ token } = await login(origin, admin.email, admin.password));
 
   // signing out ends the session: the cookie is cleared and a page needs sign-in again
   await page.getByRole('button', { name: 'Sign out' }).click();
