@@ -66,3 +66,10 @@ export function SecretOnce({ secret, onDone }: { secret: string; onDone(): void 
 export function formatTime(iso: string): string {
   return new Date(iso).toLocaleString();
 }
+
+/** The window's title names the page (for tabs, history and screen readers). */
+export function useTitle(title: string | undefined): void {
+  useEffect(() => {
+    document.title = title ? `${title} · Fleetwire` : 'Fleetwire';
+  }, [title]);
+}

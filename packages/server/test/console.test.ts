@@ -172,6 +172,7 @@ test('an admin runs a fleet from the console and sees a message arrive live; a v
   await row.waitFor({ timeout: 15_000 });
   assert.match(await row.innerText(), /greenhouse\/bench/);
   assert.match(await row.innerText(), /mqtt/);
+  assert.equal(await page.title(), 'telemetry · Greenhouse · Fleetwire');
   await shot(page, 'channel-live');
 
   // rotating the secret: the new one shown once, the old one refused from then on

@@ -5,7 +5,7 @@ import { useEffect, useState } from 'react';
 import { Link, useParams } from 'wouter';
 import { api, currentToken, renewSession } from '../api/client';
 import { useOrg } from '../app';
-import { ErrorNote, formatTime, useLoad } from '../ui';
+import { ErrorNote, formatTime, useLoad, useTitle } from '../ui';
 
 interface Envelope {
   id: string;
@@ -78,6 +78,7 @@ export function ChannelPage() {
   const { id } = useParams<{ id: string }>();
   const channel = useLoad(() => api.GET('/orgs/{org}/channels/{id}', { params: { path: { org: org.id, id } } }), [org.id, id]);
   const live = useLiveMessages(id);
+  useTitle(channel.data ? `${channel.data.name} · ${org.name}` : undefined);
 
   return (
     <>

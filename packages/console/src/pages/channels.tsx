@@ -3,7 +3,7 @@ import { Link } from 'wouter';
 import { api, problemText } from '../api/client';
 import type { ContentType } from '../api/types';
 import { useOrg } from '../app';
-import { ErrorNote, formatTime, useLoad } from '../ui';
+import { ErrorNote, formatTime, useLoad, useTitle } from '../ui';
 
 const contentTypes: Record<ContentType, string> = {
   'application/senml+json': 'SenML JSON (checked)',
@@ -15,6 +15,7 @@ export function Channels() {
   const { org, canEdit } = useOrg();
   const channels = useLoad(() => api.GET('/orgs/{org}/channels', { params: { path: { org: org.id }, query: { limit: 100, sort: 'name' } } }), [org.id]);
   const [error, setError] = useState<string>();
+  useTitle(`Channels · ${org.name}`);
 
   async function create(e: FormEvent<HTMLFormElement>) {
     e.preventDefault();

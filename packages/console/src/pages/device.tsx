@@ -2,7 +2,7 @@ import { useState } from 'react';
 import { Link, useParams } from 'wouter';
 import { api, problemText } from '../api/client';
 import { useOrg } from '../app';
-import { ErrorNote, SecretOnce, formatTime, useLoad } from '../ui';
+import { ErrorNote, SecretOnce, formatTime, useLoad, useTitle } from '../ui';
 
 export function DevicePage() {
   const { org, canEdit } = useOrg();
@@ -11,6 +11,7 @@ export function DevicePage() {
   const device = useLoad(() => api.GET('/orgs/{org}/devices/{id}', { params: { path } }), [org.id, id]);
   const [secret, setSecret] = useState<string>();
   const [error, setError] = useState<string>();
+  useTitle(device.data ? `${device.data.name} · ${org.name}` : undefined);
 
   async function setStatus(enable: boolean) {
     const { error: problem } = enable ? await api.POST('/orgs/{org}/devices/{id}/enable', { params: { path } }) : await api.POST('/orgs/{org}/devices/{id}/disable', { params: { path } });

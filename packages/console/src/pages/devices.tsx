@@ -5,7 +5,7 @@ import { Link, useLocation, useSearch } from 'wouter';
 import { api, problemText } from '../api/client';
 import type { DeviceSort } from '../api/types';
 import { useOrg } from '../app';
-import { ErrorNote, SecretOnce, formatTime, useLoad } from '../ui';
+import { ErrorNote, SecretOnce, formatTime, useLoad, useTitle } from '../ui';
 
 const pageSize = 20;
 const sorts: Record<DeviceSort, string> = { name: 'Name', created_at: 'Created', updated_at: 'Updated' };
@@ -53,6 +53,7 @@ export function Devices() {
   );
   const [created, setCreated] = useState<{ id: string; secret: string }>();
   const [error, setError] = useState<string>();
+  useTitle(`Devices · ${org.name}`);
 
   async function create(e: FormEvent<HTMLFormElement>) {
     e.preventDefault();

@@ -1,12 +1,13 @@
 import { useState, type FormEvent } from 'react';
 import { Link, useLocation } from 'wouter';
 import { api, problemText } from '../api/client';
-import { ErrorNote, useLoad } from '../ui';
+import { ErrorNote, useLoad, useTitle } from '../ui';
 
 export function Organizations() {
   const orgs = useLoad(() => api.GET('/orgs', { params: { query: { limit: 100 } } }), []);
   const [, navigate] = useLocation();
   const [error, setError] = useState<string>();
+  useTitle('Organizations');
 
   async function create(e: FormEvent<HTMLFormElement>) {
     e.preventDefault();

@@ -1,7 +1,7 @@
 import { useState, type FormEvent } from 'react';
 import { useLocation, useSearch } from 'wouter';
 import { useSession } from '../session';
-import { ErrorNote } from '../ui';
+import { ErrorNote, useTitle } from '../ui';
 
 /** Where to go after signing in: `?next=` when it is one of the console's own paths. */
 function nextPath(search: string): string {
@@ -15,6 +15,7 @@ export function SignIn() {
   const search = useSearch();
   const [error, setError] = useState<string>();
   const [busy, setBusy] = useState(false);
+  useTitle('Sign in');
 
   async function submit(e: FormEvent<HTMLFormElement>) {
     e.preventDefault();
