@@ -103,15 +103,15 @@ export async function createPlatform(config: Config, deps: PlatformDeps): Promis
     }
     const keys = new ServerKeys(key);
     const authorizer = new DeviceAuthorizer(createAccessStore(db), keys, config.authzCacheSize);
-    const bus = deps.bus ?? (config.natsUrl ? await NatsBus.connect({ url: config.natsUrl, stream: config.natsStream, subjectPrefix: `${config.natsSubjectPrefix}.msg`, controlPrefix: `${config.natsSubjectPrefix}.ctl`, durable: [writerConsumer] }) : new MemoryBus({ durable: [writerConsumer] }));
+    const bus = deps.bus ?? (config.natsUrl ? await NatsBus.connect({ url: config.natsUrl, stream: config.natsStream, subjectPrefix: `${config.natsSubjectPrefix}.msg`, controlPrefix: `${config.natsSubjectPrefix}.ctl`, durable: [writerConsumer], ackWaitMs: config.natsAckWait }) : new MemoryBus({ durable: [writerConsumer] }));
     if (!deps.bus) log.info({ bus: bus.kind }, 'message bus ready');
     const invalidation = broadcastInvalidation(authorizer, bus);
     const tokenRepo = new TokenRepository(db);
     const userRepo = new UserRepository(db);
     const limiter = new LoginLimiter({ maxPerAccount: config.loginMaxPerAccount, maxPerAddress: config.loginMaxPerAddress, windowMs: config.loginWindow }, clock);
     const sessions = new SessionRegistry(db, bus, clock, config.sessionCheckCache);
-    const auth = new AuthService(userRepo, tokenRepo, sessions, keys, limiter, clock, { accessTokenTtlMs: config.accessTokenTtl, refreshTokenTtlMs: config.refreshTokenTtl });
-    const users = new UserService(userRepo, clock, { passwordMinLength: config.passwordMinLength, onPasswordChanged: (id) => auth.revokeSessions(id) });
+    const auth = new AuthService(userRepo, tokenRepo, sessions, keys, limiter, clock, { accessTokenTtlMs: config.accessTokenTtl, refreshTokenTtlMs: config.refreshTokenTtl, passwordCost: config.passwordHashCost });
+    const users = new UserService(userRepo, clock, { passwordMinLength: config.passwordMinLength, passwordCost: config.passwordHashCost, onPasswordChanged: (id) => auth.revokeSessions(id) });
     const orgs = new OrgService(new OrgRepository(db), users, clock, () => invalidation.invalidateAll());
     const devices = new DeviceService(new DeviceRepository(db), keys, clock, invalidation);
     const channels = new ChannelService(new ChannelRepository(db), clock, invalidation);

@@ -33,6 +33,8 @@ export interface TokenPair {
 export interface AuthServiceOptions {
   accessTokenTtlMs: number;
   refreshTokenTtlMs: number;
+  /** scrypt cost (log2 N) of the stand-in hash checked when the account does not exist: the cost new hashes get. */
+  passwordCost?: number;
 }
 
 const issuer = 'fleetwire';
@@ -57,7 +59,7 @@ export class AuthService {
     const wait = this.limiter.check(account, address);
     if (wait > 0) throw new AppError('auth.rate_limited', `Too many login attempts; try again in ${Math.ceil(wait / 1000)} s`, { retry_after: Math.ceil(wait / 1000) });
     const user = await this.users.findByEmailWithHash(account);
-    const ok = await verifyPassword(password, user?.password_hash ?? (await dummyPasswordHash()));
+    const ok = await verifyPassword(password, user?.password_hash ?? (await dummyPasswordHash(this.options.passwordCost)));
     if (!user || !ok) {
       this.limiter.failed(account);
       throw new AppError('auth.invalid_credentials', 'Wrong email or password');

@@ -23,11 +23,11 @@ export interface TestPlatform {
 
 export const testPassword = 'correct-horse-battery-staple';
 
-/** A platform on a fresh test database, with a manual clock and a silent logger. */
+/** A platform on a fresh test database, with a manual clock, a silent logger and cheap password hashes. */
 export async function startTestPlatform(overrides: Partial<Config> = {}, deps: Pick<PlatformDeps, 'bus' | 'writer'> = {}): Promise<TestPlatform> {
   const { db, cleanup } = await openTestDatabase();
   const dataDir = mkdtempSync(join(tmpdir(), 'fleetwire-data-'));
-  const config = loadConfig({}, { dataDir, logLevel: 'silent', ...overrides });
+  const config = loadConfig({}, { dataDir, logLevel: 'silent', passwordHashCost: 10, ...overrides });
   const clock = new ManualClock(Date.now());
   const platform = await createPlatform(config, { db, clock, log: createLogger(config.logLevel), key: randomBytes(32), ...deps });
   const app = await buildApp(platform);
