@@ -1,3 +1,4 @@
+// test-database: none
 // Protocol details driven over an in-memory duplex pair with mqtt-packet: no sockets, exact packets.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';

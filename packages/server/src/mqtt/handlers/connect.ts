@@ -108,5 +108,5 @@ export async function handleConnect(conn: Connection, packet: IConnectPacket): P
   broker.log.debug({ clientId, protocolVersion: conn.protocolVersion, sessionPresent: present, identity: auth.identity.kind }, 'MQTT client connected');
   // [MQTT-4.4.0-1]: resend unacknowledged messages, then what was queued
   session.resend();
-  session.drain(Date.now());
+  session.drain(conn.broker.clock.now());
 }
