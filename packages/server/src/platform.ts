@@ -108,7 +108,7 @@ export async function createPlatform(config: Config, deps: PlatformDeps): Promis
     const invalidation = broadcastInvalidation(authorizer, bus);
     const tokenRepo = new TokenRepository(db);
     const userRepo = new UserRepository(db);
-    const limiter = new LoginLimiter({ maxPerAccount: config.loginMaxPerAccount, maxPerAddress: config.loginMaxPerAddress, windowMs: config.loginWindow }, clock);
+    const limiter = new LoginLimiter(db, { maxPerAccount: config.loginMaxPerAccount, maxPerAddress: config.loginMaxPerAddress, windowMs: config.loginWindow }, clock);
     const sessions = new SessionRegistry(db, bus, clock, config.sessionCheckCache);
     const auth = new AuthService(userRepo, tokenRepo, sessions, keys, limiter, clock, { accessTokenTtlMs: config.accessTokenTtl, refreshTokenTtlMs: config.refreshTokenTtl, passwordCost: config.passwordHashCost });
     const users = new UserService(userRepo, clock, { passwordMinLength: config.passwordMinLength, passwordCost: config.passwordHashCost, onPasswordChanged: (id) => auth.revokeSessions(id) });

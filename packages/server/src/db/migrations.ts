@@ -328,6 +328,21 @@ CREATE INDEX org_invitations_email ON org_invitations (email);
 `,
     ),
   },
+  {
+    // login rate limits shared by every process on the database (auth/rate-limit.ts)
+    version: 7,
+    name: 'login windows',
+    ...both(
+      () => `
+CREATE TABLE login_windows (
+  key TEXT PRIMARY KEY,
+  window_start BIGINT NOT NULL,
+  count INTEGER NOT NULL
+);
+CREATE INDEX login_windows_start ON login_windows (window_start);
+`,
+    ),
+  },
 ];
 
 /**
