@@ -8,6 +8,7 @@ import { Broker, type BrokerOptions } from './broker.js';
 import { openPolicy } from './open-policy.js';
 import { createLogger } from '../core/logger.js';
 import { rawClient } from '../../test/helpers/mqtt-raw.js';
+import { eventually } from '../../test/helpers/eventually.js';
 
 function newBroker(options: Partial<BrokerOptions> = {}) {
   return new Broker(openPolicy(undefined), createLogger('silent'), options);
@@ -26,7 +27,8 @@ describe('MQTT 5 protocol details over an in-memory stream', () => {
     pub.send(connect('pub'));
     await pub.next('connack');
     for (let i = 1; i <= 5; i++) pub.send({ cmd: 'publish', topic: 'rm/x', payload: Buffer.from(String(i)), qos: 1, messageId: i, retain: false, dup: false } as Packet);
-    await new Promise((r) => setTimeout(r, 100));
+    await pub.ping(); // the broker has routed all five
+    await sub.ping(); // and the subscriber has read what it was sent
     const first = sub.packets.filter((p) => p.cmd === 'publish') as mqttPacket.IPublishPacket[];
     assert.equal(first.length, 2, 'only receive-maximum messages in flight');
     sub.packets.length = 0;
@@ -204,12 +206,10 @@ describe('slow subscribers', () => {
     const { client: pub, conn: pubConn } = await connected(broker, 'bursty');
     // 100 KB: past the subscriber stream's high-water mark (64 KiB), below where QoS 0 is dropped (128 KiB)
     for (let i = 0; i < 100; i++) pub.send({ cmd: 'publish', topic: 'burst', payload: Buffer.alloc(1000, i), qos: 0, retain: false, dup: false });
-    await new Promise((r) => setTimeout(r, 20));
-    assert.equal(pubConn.stream.isPaused(), true, 'the publisher waits');
+    await eventually(() => assert.equal(pubConn.stream.isPaused(), true, 'the publisher waits'));
     subConn.stream.uncork();
-    await new Promise((r) => setTimeout(r, 100));
-    assert.equal(pubConn.stream.isPaused(), false, 'reading again once the subscriber drained');
-    assert.equal(sub.packets.filter((p) => p.cmd === 'publish').length, 100, 'every message delivered');
+    await eventually(() => assert.equal(sub.packets.filter((p) => p.cmd === 'publish').length, 100, 'every message delivered'));
+    await eventually(() => assert.equal(pubConn.stream.isPaused(), false, 'reading again once the subscriber drained'));
     broker.close();
   });
 
