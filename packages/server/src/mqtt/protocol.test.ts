@@ -37,6 +37,21 @@ describe('MQTT 5 protocol details over an in-memory stream', () => {
     assert.equal(third.payload.toString(), '3');
   });
 
+  test('U+0000 in the client id or the user name is refused (0x85, 0x86) before anything is looked up [MQTT-1.5.4-2]', async () => {
+    const broker = newBroker();
+    const byId = rawClient(broker, 5);
+    byId.send(connect('nul\u0000id'));
+    assert.equal(((await byId.next('connack')) as mqttPacket.IConnackPacket).reasonCode, 0x85);
+    await eventually(() => assert.equal(byId.closed, true));
+    const byName = rawClient(broker, 5);
+    byName.send(connect('nul-user', {}, { username: 'dev\u0000ice' }));
+    assert.equal(((await byName.next('connack')) as mqttPacket.IConnackPacket).reasonCode, 0x86);
+    const v3 = rawClient(broker, 4);
+    v3.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: 'old\u0000client', clean: true, keepalive: 0 } as Packet);
+    assert.equal(((await v3.next('connack')) as mqttPacket.IConnackPacket).returnCode, 2, '3.1.1: identifier rejected');
+    broker.close();
+  });
+
   test('a client that exceeds our receive maximum (QoS 2 ids not yet released count) is disconnected with 0x93', async () => {
     const broker = newBroker({ receiveMaximum: 1 });
     const c = rawClient(broker, 5);
