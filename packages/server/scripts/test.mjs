@@ -4,8 +4,9 @@
 // With FLEETWIRE_REQUIRE_SERVICES=1 (CI) a missing PostgreSQL fails the run; otherwise that pass is
 // skipped with a message saying what to start.
 // A file whose first lines hold `// test-database: none` touches no database and runs in the first
-// pass only (test/helpers/database-guard.ts makes it fail if it opens one); `// test-database: sqlite`
-// runs in the first pass only too, for files about SQLite itself.
+// pass only (test/helpers/database-guard.ts makes it fail if it opens one); `// test-database: own`
+// runs in the first pass only too, for files that open the databases they are about themselves
+// (the SQLite and PostgreSQL repository contracts, SQLite file modes).
 // Cross-process tests hand the pass's database to the processes they start (test/helpers/cli.ts).
 // Each pass ends with the seconds each file took, slowest first.
 // Arguments: test files or folders to run instead of all; `--db sqlite|postgres` for one pass only.
@@ -33,7 +34,7 @@ function collect(path, out) {
 }
 
 /** The same rule as test/helpers/database-guard.ts. */
-const marker = (file) => /^\/\/ test-database: (none|sqlite)\b/m.exec(readFileSync(file, 'utf8').slice(0, 2000))?.[1];
+const marker = (file) => /^\/\/ test-database: (none|own)\b/m.exec(readFileSync(file, 'utf8').slice(0, 2000))?.[1];
 
 // the cross-process suites first: they are the longest, and a long file started last would leave one
 // core idle at the end of the pass

@@ -3,10 +3,10 @@
 // file that does use one, opening a database in such a file throws.
 import { readFileSync } from 'node:fs';
 
-/** `none` (no database: one run), `sqlite` (SQLite only, whatever the pass), or undefined (once per database). */
-export function testDatabaseMarker(file: string): 'none' | 'sqlite' | undefined {
+/** `none` (no database), `own` (opens the databases it is about itself), or undefined (the pass's database); the first two run once. */
+export function testDatabaseMarker(file: string): 'none' | 'own' | undefined {
   const head = readFileSync(file, 'utf8').slice(0, 2000);
-  return /^\/\/ test-database: (none|sqlite)\b/m.exec(head)?.[1] as 'none' | 'sqlite' | undefined;
+  return /^\/\/ test-database: (none|own)\b/m.exec(head)?.[1] as 'none' | 'own' | undefined;
 }
 
 const file = process.argv[1];
