@@ -25,7 +25,8 @@ export const testPassword = 'correct-horse-battery-staple';
 
 /**
  * A platform on a fresh test database, with a manual clock, a silent logger and cheap password
- * hashes. With `sharing`, on that platform's database instead (a handle of its own, as a second
+ * hashes. The clock is the platform's: its services and the MQTT broker built on it (createMqtt)
+ * keep time by it, so a test advances it for expiry, keep-alive and rate-limit refills. With `sharing`, on that platform's database instead (a handle of its own, as a second
  * process has); closing it then leaves the database to its owner.
  */
 export async function startTestPlatform(overrides: Partial<Config> = {}, deps: Pick<PlatformDeps, 'bus' | 'writer'> = {}, options: { sharing?: TestPlatform } = {}): Promise<TestPlatform> {
