@@ -36,6 +36,7 @@ export function anotherHandle(db: Database, poolSize = 1): Promise<Database> {
 export async function createPostgresDatabase(): Promise<{ url: string; drop(): Promise<void> }> {
   const { default: pg } = await import('pg');
   const name = `fw_test_${randomBytes(6).toString('hex')}`;
+  process.env.FLEETWIRE_TEST_OPENED_DATABASE = '1'; // for test/helpers/database-guard.ts: this file uses a database
   const admin = new pg.Client({ connectionString: testPostgresUrl });
   await admin.connect();
   try {
