@@ -49,12 +49,12 @@ export function dataFolder(): string {
 
 /**
  * The parent's environment without any FLEETWIRE_ variable, plus the given settings. Passwords are
- * hashed at a low scrypt cost and JetStream redelivers after 1 s, unless the settings say otherwise.
+ * hashed at a low scrypt cost unless the settings say otherwise (a login is no benchmark's subject).
  */
 export function cliEnv(dataDir: string, settings: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('FLEETWIRE_')) env[k] = v;
-  return { ...env, FLEETWIRE_DATA_DIR: dataDir, FLEETWIRE_HOST: '127.0.0.1', FLEETWIRE_HTTP_PORT: '0', FLEETWIRE_MQTT_PORT: '0', FLEETWIRE_COAP_PORT: '0', FLEETWIRE_LOG_LEVEL: 'info', FLEETWIRE_PASSWORD_HASH_COST: '10', FLEETWIRE_NATS_ACK_WAIT: '1s', ...settings };
+  return { ...env, FLEETWIRE_DATA_DIR: dataDir, FLEETWIRE_HOST: '127.0.0.1', FLEETWIRE_HTTP_PORT: '0', FLEETWIRE_MQTT_PORT: '0', FLEETWIRE_COAP_PORT: '0', FLEETWIRE_LOG_LEVEL: 'info', FLEETWIRE_PASSWORD_HASH_COST: '10', ...settings };
 }
 
 /** Runs the CLI from the sources (tsx), or with `built` from `dist/` as `npm start` does (benchmarks; run `npm run build` first). */
