@@ -1,2 +1,10 @@
-/** Fleetwire's device SDK. */
-export const sdkName = '@fleetwire/device';
+/**
+ * Fleetwire's device SDK: connect a device to Fleetwire over MQTT, publish SenML, JSON or bytes
+ * to its channels, subscribe, and stay connected.
+ */
+export { connectDevice, FleetwireDevice } from './device.js';
+export type { DeviceEvents, DeviceMessage, DeviceOptions, DeviceState, MessageHandler, PublishOptions, QoS, SubscribeOptions, Subscription } from './device.js';
+export { backoffDelay, defaultBackoff, type BackoffOptions } from './backoff.js';
+export { validateSenml, senmlContentType, type SenmlPack, type SenmlRecord } from './senml.js';
+export { messageFilter, messageTopic, parseMessageTopic } from './topics.js';
+export { ConnectionRefusedError, FleetwireError, OutboxFullError, PublishRefusedError, SenmlError, SubscribeRefusedError, type FleetwireErrorCode } from './errors.js';

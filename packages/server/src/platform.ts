@@ -1,4 +1,4 @@
-import type { Config } from './core/config.js';
+import { ConfigError, causeText, maskUrl, type Config } from './core/config.js';
 import type { Clock } from './core/clock.js';
 import type { Logger } from './core/logger.js';
 import { Database, migrate, sqliteUrlFor } from './db/index.js';
@@ -22,6 +22,7 @@ import { MemoryBus } from './messaging/memory-bus.js';
 import { NatsBus } from './messaging/nats-bus.js';
 import { MessagingMetrics } from './messaging/metrics.js';
 import { MessagingService } from './messaging/service.js';
+import { Consumers } from './messaging/consumers.js';
 import { MessageWriter, localStore, writerConsumer, type BatchStore } from './storage/writer.js';
 import { WriterThread } from './storage/writer-thread.js';
 import { createMessageSink } from './storage/sink.js';
@@ -50,6 +51,8 @@ export interface Platform {
   sessions: SessionRegistry;
   bus: Bus;
   messaging: MessagingService;
+  /** The durable bus consumers, started and stopped together (the consumer seam). */
+  consumers: Consumers;
   readers: MessageReaders;
   writer: MessageWriter;
   /** Messages the writer could not store (migration 5). */
@@ -88,10 +91,29 @@ async function storeFor(config: Config, url: string, ownDatabase: boolean, db: D
   return localStore(createMessageSink(db), config.opaqueMaxStored);
 }
 
+/** The configured database; one that cannot be opened or reached fails start-up with a line naming the setting. */
+export async function openDatabase(config: Config, options: { poolSize?: number } = {}): Promise<Database> {
+  const url = config.databaseUrl || sqliteUrlFor(config.dataDir);
+  try {
+    return await Database.open({ url, poolSize: options.poolSize ?? config.databasePoolSize });
+  } catch (e) {
+    if (config.databaseUrl) throw new ConfigError('FLEETWIRE_DATABASE_URL', `cannot connect to the database at ${maskUrl(url)}: ${causeText(e)}`);
+    throw new ConfigError('FLEETWIRE_DATA_DIR', `cannot open the database ${url.slice('sqlite:'.length)}: ${causeText(e)}`);
+  }
+}
+
+async function connectNats(config: Config, durable: string[]): Promise<NatsBus> {
+  try {
+    return await NatsBus.connect({ url: config.natsUrl, stream: config.natsStream, subjectPrefix: `${config.natsSubjectPrefix}.msg`, controlPrefix: `${config.natsSubjectPrefix}.ctl`, durable, ackWaitMs: config.natsAckWait });
+  } catch (e) {
+    throw new ConfigError('FLEETWIRE_NATS_URL', `cannot connect to NATS at ${maskUrl(config.natsUrl)}: ${causeText(e)}`);
+  }
+}
+
 export async function createPlatform(config: Config, deps: PlatformDeps): Promise<Platform> {
   const { clock, log } = deps;
   const url = config.databaseUrl || sqliteUrlFor(config.dataDir);
-  const db = deps.db ?? (await Database.open({ url, poolSize: config.databasePoolSize }));
+  const db = deps.db ?? (await openDatabase(config));
   try {
     const report = await migrate(db);
     for (const m of report.applied) log.info({ version: m.version, name: m.name }, 'applied migration');
@@ -103,7 +125,10 @@ export async function createPlatform(config: Config, deps: PlatformDeps): Promis
     }
     const keys = new ServerKeys(key);
     const authorizer = new DeviceAuthorizer(createAccessStore(db), keys, config.authzCacheSize);
-    const bus = deps.bus ?? (config.natsUrl ? await NatsBus.connect({ url: config.natsUrl, stream: config.natsStream, subjectPrefix: `${config.natsSubjectPrefix}.msg`, controlPrefix: `${config.natsSubjectPrefix}.ctl`, durable: [writerConsumer], ackWaitMs: config.natsAckWait }) : new MemoryBus({ durable: [writerConsumer] }));
+    // every durable consumer is declared before the bus is made: the bus keeps messages for each
+    const consumers = new Consumers().declare(writerConsumer);
+    const durable = [...consumers.names];
+    const bus = deps.bus ?? (config.natsUrl ? await connectNats(config, durable) : new MemoryBus({ durable }));
     if (!deps.bus) log.info({ bus: bus.kind }, 'message bus ready');
     const invalidation = broadcastInvalidation(authorizer, bus);
     const tokenRepo = new TokenRepository(db);
@@ -134,12 +159,13 @@ export async function createPlatform(config: Config, deps: PlatformDeps): Promis
       return health.ok ? undefined : health.reason;
     };
     const messaging = new MessagingService(authorizer, orgs, channels, bus, clock, { maxPayloadBytes: config.messageMaxSize, maxPayloadDepth: config.messageMaxDepth, rememberParse, refuse, storeTimeoutMs: config.storeTimeout });
-    if (deps.writer !== false) await writer.start();
+    consumers.attach(writerConsumer, writer);
+    if (deps.writer !== false) await consumers.start();
     return {
       config, db, clock, log, keys, users, auth, orgs, devices, channels, groups, connections, authorizer, accessChanges: invalidation, sessions,
-      bus, messaging, readers: new MessageReaders(db), writer, deadLetters, metrics, messagingMetrics,
+      bus, messaging, consumers, readers: new MessageReaders(db), writer, deadLetters, metrics, messagingMetrics,
       close: async () => {
-        await writer.stop();
+        await consumers.stop();
         invalidation.stop();
         sessions.stop();
         if (!deps.bus) await bus.close();

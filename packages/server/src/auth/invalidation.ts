@@ -1,4 +1,4 @@
-import type { Bus } from '../messaging/bus.js';
+import type { Broadcasts } from '../core/broadcast.js';
 import type { AccessInvalidation } from './decision.js';
 
 type Event = { t: 'device'; id: string } | { t: 'connections'; ids: string[] } | { t: 'channel'; id: string } | { t: 'all' };
@@ -51,7 +51,7 @@ function changeOf(e: Event): AccessChange {
  * (this one included, through the same path) drops what its cache holds, then tells its access
  * listeners, at once and again after `settleMs`. With the in-process bus this is a plain local call.
  */
-export function broadcastInvalidation(local: AccessInvalidation, bus: Bus, options: { settleMs: number } = { settleMs: 500 }): AccessInvalidation & AccessChanges & { stop(): void } {
+export function broadcastInvalidation(local: AccessInvalidation, bus: Broadcasts, options: { settleMs: number } = { settleMs: 500 }): AccessInvalidation & AccessChanges & { stop(): void } {
   const listeners = new Set<(change: AccessChange) => void>();
   const tell = (change: AccessChange) => {
     for (const l of listeners) {

@@ -1,7 +1,7 @@
 import type { Database } from '../db/index.js';
 import { jsonColumn } from '../db/index.js';
 import type { AccessTokensTable, RefreshTokensTable } from '../db/schema.js';
-import type { Action } from '../orgs/permissions.js';
+import type { Action } from './permissions.js';
 
 export interface PersonalAccessToken {
   id: string;

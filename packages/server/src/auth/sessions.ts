@@ -1,7 +1,7 @@
 import type { Clock } from '../core/clock.js';
 import { iso } from '../core/clock.js';
 import type { Database } from '../db/index.js';
-import type { Bus } from '../messaging/bus.js';
+import type { Broadcasts } from '../core/broadcast.js';
 
 export const sessionsTopic = 'sessions';
 
@@ -27,7 +27,7 @@ export class SessionRegistry {
 
   constructor(
     private readonly db: Database,
-    private readonly bus: Bus,
+    private readonly bus: Broadcasts,
     private readonly clock: Clock,
     private readonly cacheMs: number,
   ) {

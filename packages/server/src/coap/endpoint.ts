@@ -5,9 +5,9 @@ import type { Logger } from '../core/logger.js';
 import type { Bus } from '../messaging/bus.js';
 import type { MessagingMetrics } from '../messaging/metrics.js';
 import type { Client, MessagingService } from '../messaging/service.js';
-import { normaliseSubtopic } from '../messaging/topic.js';
+import { normaliseSubtopic, addressForms, notServed, parseAddress } from '../core/address.js';
 import { encodeBlock, parseBlock, Transfers, type BlockOption } from './block.js';
-import { CoapRefusal, mapError } from './codes.js';
+import { CoapRefusal, mapError } from './errors.js';
 import { Confirmables, type TransmissionParameters } from './confirmable.js';
 import { contentTypeOf } from './content-format.js';
 import type { CoapMetrics } from './metrics.js';
@@ -231,11 +231,13 @@ export class CoapEndpoint {
     // RFC 7252 §5.4.1: an unrecognised critical option makes the request a 4.02
     if (opts.unknownCritical !== undefined) throw new CoapRefusal('4.02', 'coap.bad_option', `Option ${opts.unknownCritical} is not supported`);
     const path = opts.uriPath;
-    if (path.length < 3 || path[0] !== 'channels' || path[1] === '' || path[2] !== 'messages') throw new AppError('route.not_found', 'CoAP resources are /channels/{id}/messages[/{subtopic…}]');
+    const address = parseAddress(path);
+    if (!address.ok) throw new AppError('route.not_found', `CoAP resources are /${addressForms}`);
+    if (address.address.kind !== 'channel.messages') throw new AppError('route.not_found', notServed(address.address));
     const query = opts.uriQuery;
     const target: Target = {
-      channel: path[1]!,
-      subtopic: path.slice(3).join('/'),
+      channel: address.address.channel,
+      subtopic: address.address.subtopic,
       auth: query.find((q) => q.startsWith('auth='))?.slice('auth='.length),
       uri: `${path.join('/')}?${query.join('&')}`,
     };

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, loadConfig, parseBytes, parseDuration, settings } from './config.js';
+import { ConfigError, causeText, effectiveSettings, loadConfig, maskUrl, parseBytes, parseDuration, settings } from './config.js';
 
 /** Asserts that loading `env` fails with a ConfigError whose message names `setting`. */
 function assertRejected(env: NodeJS.ProcessEnv, setting: string, why?: RegExp): void {
@@ -129,6 +129,10 @@ describe('loadConfig', () => {
     assert.equal(loadConfig({ HTTP_PORT: '1', PATH: '/usr/bin' }).httpPort, 8080);
   });
 
+  test('a removed setting is rejected with what took its place', () => {
+    assertRejected({ FLEETWIRE_MQTT_CONTENT_TYPE: 'application/json' }, 'FLEETWIRE_MQTT_CONTENT_TYPE', /no longer a setting: each channel has its own content_type/);
+  });
+
   test('the database URL must name a supported database', () => {
     assert.equal(loadConfig({ FLEETWIRE_DATABASE_URL: 'postgres://u@db:5432/fleet' }).databaseUrl, 'postgres://u@db:5432/fleet');
     assert.equal(loadConfig({ FLEETWIRE_DATABASE_URL: 'sqlite:/var/lib/fw.db' }).databaseUrl, 'sqlite:/var/lib/fw.db');
@@ -190,4 +194,52 @@ describe('loadConfig', () => {
     assert.equal(c.httpPort, 0);
     assert.equal(c.logLevel, 'silent');
   });
+});
+
+describe('maskUrl', () => {
+  test('hides the password of a URL and keeps the rest', () => {
+    assert.equal(maskUrl('postgres://fleetwire:s3cret@db:5432/fleet'), 'postgres://fleetwire:***@db:5432/fleet');
+    assert.equal(maskUrl('postgres://db/fleet?user=fw&password=s3cret&sslmode=require'), 'postgres://db/fleet?user=fw&password=***&sslmode=require');
+    assert.equal(maskUrl('nats://user:s3cret@nats:4222'), 'nats://user:***@nats:4222');
+  });
+
+  test('hides a NATS token given as the user name', () => {
+    assert.equal(maskUrl('nats://s3cret-token@nats:4222'), 'nats://***@nats:4222');
+  });
+
+  test('leaves a URL without credentials as written', () => {
+    for (const url of ['postgres://fleetwire@db:5432/fleet', 'sqlite:/var/lib/fleetwire/fleetwire.db', 'nats://nats:4222', '']) assert.equal(maskUrl(url), url);
+  });
+});
+
+describe('effectiveSettings', () => {
+  test('every setting once, secrets masked, with where its value came from', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fleetwire-config-'));
+    try {
+      const file = join(dir, 'fleetwire.json');
+      writeFileSync(file, JSON.stringify({ retention: '30d', admin_email: 'root@example.com', admin_password: 'file-password-1' }));
+      const rows = effectiveSettings({ FLEETWIRE_CONFIG: file, FLEETWIRE_SECRET_KEY: 'ab'.repeat(32), FLEETWIRE_DATABASE_URL: 'postgres://fw:db-password-2@db/fleet' });
+      assert.deepEqual(rows.map((r) => r.env), Object.values(settings).map((s) => s.env));
+      const row = (env: string) => rows.find((r) => r.env === env)!;
+      assert.deepEqual(row('FLEETWIRE_SECRET_KEY'), { env: 'FLEETWIRE_SECRET_KEY', fileKey: 'secret_key', value: '***', source: 'environment' });
+      assert.deepEqual(row('FLEETWIRE_ADMIN_PASSWORD'), { env: 'FLEETWIRE_ADMIN_PASSWORD', fileKey: 'admin_password', value: '***', source: 'file' });
+      assert.equal(row('FLEETWIRE_DATABASE_URL').value, 'postgres://fw:***@db/fleet');
+      assert.deepEqual([row('FLEETWIRE_RETENTION').value, row('FLEETWIRE_RETENTION').source], ['30d', 'file']);
+      assert.deepEqual([row('FLEETWIRE_MQTT_OPEN_PORT').value, row('FLEETWIRE_MQTT_OPEN_PORT').source], ['off', 'default']);
+      assert.equal(row('FLEETWIRE_NATS_URL').value, '', 'an empty secret or URL shows empty');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a bad setting throws the ConfigError loadConfig throws', () => {
+    assert.throws(() => effectiveSettings({ FLEETWIRE_HTTP_PORT: 'abc' }), (e: unknown) => e instanceof ConfigError && e.setting === 'FLEETWIRE_HTTP_PORT');
+  });
+});
+
+test('causeText gives one line for an error, and for each error an AggregateError gathers', () => {
+  assert.equal(causeText(new Error('boom')), 'boom');
+  const both = new AggregateError([Object.assign(new Error('connect ECONNREFUSED ::1:5432'), { code: 'ECONNREFUSED' }), new Error('connect ECONNREFUSED 127.0.0.1:5432')], '');
+  assert.equal(causeText(both), 'connect ECONNREFUSED ::1:5432; connect ECONNREFUSED 127.0.0.1:5432');
+  assert.equal(causeText('text'), 'text');
 });

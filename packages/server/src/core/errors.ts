@@ -1,6 +1,8 @@
 /**
- * One registry of error codes. Each code is stable (never reused or renamed) and says once how
- * each edge shows it: the HTTP status here; MQTT and CoAP edges map by `kind`.
+ * One registry of error codes. Each code is stable (never reused or renamed) and has a kind; each
+ * edge shows it by one map, keyed by kind with exceptions for single codes, in a file named for it:
+ * http/errors.ts (HTTP status), http/websocket-errors.ts (close code), mqtt/errors.ts (reason codes),
+ * coap/errors.ts (response code). test/error-maps.test.ts checks every code on every edge.
  */
 export type ErrorKind =
   | 'invalid'        // the request is malformed or fails validation
@@ -13,19 +15,6 @@ export type ErrorKind =
   | 'rate_limited'
   | 'unavailable'
   | 'internal';
-
-export const httpStatusOfKind: Record<ErrorKind, number> = {
-  invalid: 400,
-  unauthenticated: 401,
-  forbidden: 403,
-  not_found: 404,
-  conflict: 409,
-  too_large: 413,
-  unsupported_media: 415,
-  rate_limited: 429,
-  unavailable: 503,
-  internal: 500,
-};
 
 interface ErrorSpec {
   kind: ErrorKind;
@@ -40,6 +29,9 @@ export const errorCodes = {
   'route.not_found': { kind: 'not_found', title: 'No such route' },
   'internal': { kind: 'internal', title: 'Internal error' },
   'service.unavailable': { kind: 'unavailable', title: 'The service is not ready' },
+  'request.uri_too_long': { kind: 'invalid', title: 'The request path is too long' },
+  'request.headers_too_large': { kind: 'too_large', title: 'The request line and headers are too large' },
+  'request.timeout': { kind: 'invalid', title: 'The request did not arrive in time' },
 
   'auth.required': { kind: 'unauthenticated', title: 'Authentication is required' },
   'auth.invalid_credentials': { kind: 'unauthenticated', title: 'Invalid credentials' },
@@ -96,10 +88,6 @@ export class AppError extends Error {
     this.kind = spec.kind;
     this.title = spec.title;
     this.details = details;
-  }
-
-  get status(): number {
-    return httpStatusOfKind[this.kind];
   }
 }
 

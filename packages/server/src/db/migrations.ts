@@ -329,8 +329,16 @@ CREATE INDEX org_invitations_email ON org_invitations (email);
     ),
   },
   {
-    // login rate limits shared by every process on the database (auth/rate-limit.ts)
     version: 7,
+    name: 'channel content type',
+    // every channel that exists keeps what the platform assumed of payloads without a type: SenML JSON
+    ...both(() => `
+ALTER TABLE channels ADD COLUMN content_type TEXT NOT NULL DEFAULT 'application/senml+json';
+`),
+  },
+  {
+    // login rate limits shared by every process on the database (auth/rate-limit.ts)
+    version: 8,
     name: 'login windows',
     ...both(
       () => `

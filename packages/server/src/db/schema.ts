@@ -64,6 +64,8 @@ export interface ChannelsTable {
   name: string;
   tags: unknown;
   metadata: unknown;
+  /** What payloads that come without a content type are taken as (channels/content-type.ts). */
+  content_type: string;
   created_at: string;
   updated_at: string;
 }

@@ -1,10 +1,7 @@
 import { readFileSync } from 'node:fs';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import swagger from '@fastify/swagger';
-import swaggerUi from '@fastify/swagger-ui';
 import { randomUUID } from 'node:crypto';
 import type { Platform } from '../platform.js';
-import { version } from '../core/version.js';
 import { requestChildLogger, type Logger } from '../core/logger.js';
 import type { ChildLoggerOptions } from 'pino';
 import { clientError, frameworkError, installProblemHandlers } from './problem.js';
@@ -12,17 +9,18 @@ import { installAuth } from './auth.js';
 import { installTextChecks } from './text.js';
 import { createMetrics, installHttpMetrics } from './metrics.js';
 import { opsRoutes } from './ops.js';
+import { installOpenApi } from './openapi.js';
 import { Problem } from './schemas.js';
-import { authRoutes } from '../auth/http.js';
-import { userRoutes } from '../users/http.js';
-import { orgRoutes } from '../orgs/http.js';
-import { deviceRoutes } from '../devices/http.js';
-import { channelRoutes } from '../channels/http.js';
-import { groupRoutes } from '../groups/http.js';
-import { connectionRoutes } from '../connections/http.js';
-import { messageRoutes } from '../messaging/http.js';
-import { deadLetterRoutes } from '../storage/http.js';
-import { wsRoutes } from '../messaging/ws.js';
+import { authRoutes } from './routes/auth.js';
+import { userRoutes } from './routes/users.js';
+import { orgRoutes } from './routes/orgs.js';
+import { deviceRoutes } from './routes/devices.js';
+import { channelRoutes } from './routes/channels.js';
+import { groupRoutes } from './routes/groups.js';
+import { connectionRoutes } from './routes/connections.js';
+import { messageRoutes } from './routes/messages.js';
+import { deadLetterRoutes } from './routes/dead-letters.js';
+import { wsRoutes } from './routes/live.js';
 import websocket from '@fastify/websocket';
 import { chooseMqttSubprotocol, mqttOverWebSocket, type Broker } from '../mqtt/index.js';
 
@@ -70,24 +68,7 @@ export async function buildApp(platform: Platform, options: AppOptions = {}): Pr
   const registry = createMetrics(platform);
   installHttpMetrics(app, registry);
 
-  await app.register(swagger, {
-    openapi: {
-      openapi: '3.1.0',
-      info: { title: 'Fleetwire API', version, description: 'Management API of the Fleetwire IoT platform. Errors are RFC 9457 problem+json with a stable `code`.' },
-      components: {
-        securitySchemes: {
-          bearer: { type: 'http', scheme: 'bearer', description: 'An access token from POST /auth/token, or a personal access token (fwp_…)' },
-          device: { type: 'apiKey', in: 'header', name: 'Authorization', description: 'Device credentials: `Device <secret>`, `Thing <secret>` or `Basic base64(<device id>:<secret>)`' },
-        },
-      },
-    },
-  });
-  // the docs page and its assets are public
-  app.addHook('onRoute', (route) => {
-    if (route.url.startsWith('/docs')) route.config = { ...route.config, auth: 'none' };
-  });
-  await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { docExpansion: 'list' } });
-  app.get('/openapi.json', { config: { auth: 'none' }, schema: { hide: true } }, async () => app.swagger());
+  await installOpenApi(app, config);
 
   opsRoutes(app, platform, registry);
   authRoutes(app, platform);

@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { AppError } from '../core/errors.js';
 import type { Principal } from '../auth/service.js';
 import type { OrgAccess } from '../orgs/service.js';
-import type { Action } from '../orgs/permissions.js';
+import type { Action } from '../auth/permissions.js';
 import type { Platform } from '../platform.js';
 
 declare module 'fastify' {

@@ -1,7 +1,8 @@
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { AppError, errorCodes, httpStatusOfKind, type ErrorCode } from '../core/errors.js';
+import { AppError, errorCodes, type ErrorCode } from '../core/errors.js';
+import { httpStatusOf } from './errors.js';
 
 export const problemContentType = 'application/problem+json';
 
@@ -34,8 +35,9 @@ export function installProblemHandlers(app: FastifyInstance): void {
     if (err instanceof AppError) {
       if (err.code === 'auth.rate_limited' && err.details?.retry_after) reply.header('retry-after', String(err.details.retry_after));
       if (err.kind === 'unauthenticated') reply.header('www-authenticate', 'Bearer realm="fleetwire"');
-      req.log.info({ code: err.code, status: err.status }, err.message);
-      return reply.code(err.status).type(problemContentType).send(problemBody(req, err.status, err.code, err.title, err.message, err.details));
+      const status = httpStatusOf(err.code);
+      req.log.info({ code: err.code, status }, err.message);
+      return reply.code(status).type(problemContentType).send(problemBody(req, status, err.code, err.title, err.message, err.details));
     }
     const fe = err as FastifyError;
     if (fe.validation) {
@@ -46,7 +48,7 @@ export function installProblemHandlers(app: FastifyInstance): void {
     }
     const code = fe.code ? fastifyCodes[fe.code] : undefined;
     if (code) {
-      const status = httpStatusOfKind[errorCodes[code].kind];
+      const status = httpStatusOf(code);
       req.log.info({ code, status }, fe.message);
       return reply.code(status).type(problemContentType).send(problemBody(req, status, code, errorCodes[code].title, fe.message));
     }
@@ -70,13 +72,14 @@ export function installProblemHandlers(app: FastifyInstance): void {
  * would stay open (and hold up shutdown) for good.
  */
 export function frameworkError(err: FastifyError, req: FastifyRequest, reply: FastifyReply): void {
-  const status = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 414 : err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 400;
+  const code: ErrorCode = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'request.uri_too_long' : 'request.invalid';
+  const status = code === 'request.invalid' && err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : httpStatusOf(code);
   req.log.info({ code: err.code, status }, err.message);
   if (req.headers.upgrade) {
     reply.header('connection', 'close');
     reply.raw.once('finish', () => req.raw.socket.destroy());
   }
-  void reply.code(status).type(problemContentType).send(problemBody(req, status, 'request.invalid', errorCodes['request.invalid'].title, err.message));
+  void reply.code(status).type(problemContentType).send(problemBody(req, status, code, errorCodes[code].title, err.message));
 }
 
 /**
@@ -86,9 +89,10 @@ export function frameworkError(err: FastifyError, req: FastifyRequest, reply: Fa
 export function clientError(err: NodeJS.ErrnoException, socket: Socket): void {
   // a reset connection has nobody left to answer (https://nodejs.org/api/http.html#event-clienterror)
   if (err.code === 'ECONNRESET' || socket.destroyed) return;
-  const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-  const detail = status === 431 ? 'The request line and headers exceed the size limit' : status === 408 ? 'The request did not arrive in time' : 'The request is not valid HTTP';
-  const body = JSON.stringify(problemBody({ url: '', id: '' }, status, 'request.invalid', errorCodes['request.invalid'].title, detail));
+  const code: ErrorCode = err.code === 'HPE_HEADER_OVERFLOW' ? 'request.headers_too_large' : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'request.timeout' : 'request.invalid';
+  const status = httpStatusOf(code);
+  const detail = code === 'request.invalid' ? 'The request is not valid HTTP' : errorCodes[code].title;
+  const body = JSON.stringify(problemBody({ url: '', id: '' }, status, code, errorCodes[code].title, detail));
   if (!socket.writable) {
     socket.destroy();
     return;

@@ -1,3 +1,4 @@
+import type { Broadcasts } from '../core/broadcast.js';
 import type { Envelope } from './envelope.js';
 
 export interface LiveSubscription {
@@ -55,7 +56,7 @@ export class BusOverloadedError extends Error {
  * The message bus every adapter publishes to and every reader of live traffic subscribes on.
  * Two implementations share one contract suite: in-process (default) and NATS JetStream.
  */
-export interface Bus {
+export interface Bus extends Broadcasts {
   readonly kind: 'memory' | 'nats';
   /**
    * Resolves once the bus has taken the message (live subscribers got it; it waits for room when the
@@ -74,11 +75,6 @@ export interface Bus {
    * redelivered when it rejects.
    */
   consume(name: string, handler: (batch: Envelope[]) => Promise<void>, options?: ConsumeOptions): Promise<DurableConsumer>;
-  /**
-   * Fire-and-forget control events to every process on the bus (this one included), e.g. "drop
-   * your cached authorization for device X". Not stored; best effort.
-   */
-  broadcast(topic: string, data: string): void;
   onBroadcast(topic: string, handler: (data: string) => void): LiveSubscription;
   stats(): BusStats;
   /** Whether the bus can take messages now (NATS: connected); a bus without it always can. */

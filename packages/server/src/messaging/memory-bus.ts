@@ -1,4 +1,4 @@
-import { subtopicMatches } from './topic.js';
+import { subtopicMatches } from '../core/address.js';
 import { BusOverloadedError, alreadyStored, type Accepted, type Bus, type BusStats, type ConsumeOptions, type DurableConsumer, type LiveSubscription, type SubscribeOptions } from './bus.js';
 import type { Envelope } from './envelope.js';
 

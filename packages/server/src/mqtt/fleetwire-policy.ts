@@ -1,35 +1,17 @@
 import { createHash } from 'node:crypto';
-import { isAppError, type ErrorCode } from '../core/errors.js';
+import { isAppError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { DeviceAuthorizer, DeviceCredential } from '../auth/decision.js';
 import { concerns, type AccessChange, type AccessChanges } from '../auth/invalidation.js';
 import type { Bus, LiveSubscription } from '../messaging/bus.js';
 import type { Envelope } from '../messaging/envelope.js';
 import type { Client, MessagingService } from '../messaging/service.js';
-import { channelTopic, normaliseSubtopic, parseChannelTopic } from '../messaging/topic.js';
+import { channelTopic, normaliseSubtopic, notServed, parseAddress, type ChannelMessages } from '../core/address.js';
 import { splitKey, type Broker } from './broker.js';
+import { mqttReasonOf } from './errors.js';
 import type { Session } from './session.js';
 import type { BrokerPolicy } from './policy.js';
 import { rc, type BrokerMessage, type ClientIdentity } from './types.js';
-
-export interface FleetwirePolicyOptions {
-  /** Content type of MQTT messages that do not carry one (MQTT 3.1.1, or MQTT 5 without the property). */
-  defaultContentType: string;
-}
-
-/** MQTT 5 reason codes for the messaging service's refusals. */
-const reasonOf: Partial<Record<ErrorCode, number>> = {
-  'auth.invalid_credentials': rc.notAuthorized,
-  'message.not_connected': rc.notAuthorized,
-  'message.device_disabled': rc.notAuthorized,
-  'channel.not_found': rc.notAuthorized,
-  'message.too_large': rc.packetTooLarge,
-  'message.invalid_payload': rc.payloadFormatInvalid,
-  'message.unsupported_content_type': rc.payloadFormatInvalid,
-  'message.invalid_subtopic': rc.topicNameInvalid,
-  // Server busy (0x89) is no PUBACK or PUBREC reason (MQTT 5 §3.4.2.1): clients drop the connection on it
-  'message.overloaded': rc.quotaExceeded,
-};
 
 /** Plain subscriptions share one feed per channel; each share group has its own. */
 function feedKey(channel: string, filter: string, group: string | undefined): string {
@@ -62,12 +44,20 @@ export function envelopeToMessage(env: Envelope): BrokerMessage {
   return message;
 }
 
+/** The channel messages a topic or filter addresses, or why it addresses none (the reason a client gets). */
+function channelAddress(topic: string): ChannelMessages | { error: string } {
+  const parsed = parseAddress(topic);
+  if (!parsed.ok) return { error: parsed.error };
+  return parsed.address.kind === 'channel.messages' ? parsed.address : { error: notServed(parsed.address) };
+}
+
 /** The channels a session's subscriptions are on: channel id → subscription keys. */
 function channelsOf(session: Session): Map<string, string[]> {
   const channels = new Map<string, string[]>();
   for (const key of session.subscriptions.keys()) {
-    const channel = parseChannelTopic(splitKey(key).filter)?.channel;
-    if (channel === undefined) continue;
+    const address = channelAddress(splitKey(key).filter);
+    if ('error' in address) continue;
+    const channel = address.channel;
     const keys = channels.get(channel);
     if (keys) keys.push(key);
     else channels.set(channel, [key]);
@@ -88,7 +78,7 @@ const cutReason = {
  * bus; the bus feeds every node's broker the channels its clients subscribe to, so a message
  * reaches each subscriber once, whichever protocol or node it came from.
  */
-export function fleetwirePolicy(deps: { authorizer: DeviceAuthorizer; messaging: MessagingService; bus: Bus; log: Logger; broker: () => Broker; accessChanges?: AccessChanges }, options: FleetwirePolicyOptions): BrokerPolicy {
+export function fleetwirePolicy(deps: { authorizer: DeviceAuthorizer; messaging: MessagingService; bus: Bus; log: Logger; broker: () => Broker; accessChanges?: AccessChanges }): BrokerPolicy {
   const { authorizer, messaging, bus, log } = deps;
   /** channel → its bus subscription and how many filters use it. */
   const feeds = new Map<string, { refs: number; sub: Promise<LiveSubscription> }>();
@@ -143,9 +133,9 @@ export function fleetwirePolicy(deps: { authorizer: DeviceAuthorizer; messaging:
   };
   const stopListening = deps.accessChanges?.onChange(onChange);
 
-  const refuse = (e: unknown) => {
+  const refuse = (e: unknown, context: 'publish' | 'subscribe' = 'publish') => {
     if (!isAppError(e)) throw e;
-    return { ok: false as const, reasonCode: reasonOf[e.code] ?? rc.unspecified, reason: e.message };
+    return { ok: false as const, reasonCode: mqttReasonOf(e.code, context), reason: e.message };
   };
 
   return {
@@ -167,16 +157,17 @@ export function fleetwirePolicy(deps: { authorizer: DeviceAuthorizer; messaging:
 
     async publish(client, message) {
       if (client.identity.kind !== 'device') return { ok: false, reasonCode: rc.notAuthorized };
-      const parsed = parseChannelTopic(message.topic);
-      if (!parsed) return { ok: false, reasonCode: rc.notAuthorized, reason: 'topics are channels/<channel id>/messages[/<subtopic>]' };
+      const parsed = channelAddress(message.topic);
+      if ('error' in parsed) return { ok: false, reasonCode: rc.notAuthorized, reason: parsed.error };
       const { contentType, ...kept } = message.properties ?? {};
       try {
         // taken by the bus (live subscribers have it) once this resolves; stored() says when it is durable
         const submitted = await messaging.submit({
           client: identified(client.identity),
           channel: parsed.channel,
-          subtopic: parsed.rest,
-          contentType: contentType ?? options.defaultContentType,
+          subtopic: parsed.subtopic,
+          // MQTT 3.1.1 has no content type, MQTT 5 only the optional property (MQTT 5 §3.3.2.3.9): without it the channel's applies
+          contentType,
           payload: message.payload,
           protocol: 'mqtt',
           mqtt: {
@@ -195,9 +186,9 @@ export function fleetwirePolicy(deps: { authorizer: DeviceAuthorizer; messaging:
 
     async mayPublish(client, topic) {
       if (client.identity.kind !== 'device') return { ok: false, reasonCode: rc.notAuthorized };
-      const parsed = parseChannelTopic(topic);
-      if (!parsed) return { ok: false, reasonCode: rc.notAuthorized, reason: 'topics are channels/<channel id>/messages[/<subtopic>]' };
-      const sub = normaliseSubtopic(parsed.rest);
+      const parsed = channelAddress(topic);
+      if ('error' in parsed) return { ok: false, reasonCode: rc.notAuthorized, reason: parsed.error };
+      const sub = normaliseSubtopic(parsed.subtopic);
       if (!sub.ok) return { ok: false, reasonCode: rc.topicNameInvalid, reason: sub.error };
       try {
         await messaging.authorize(identified(client.identity), parsed.channel, 'publish');
@@ -209,15 +200,15 @@ export function fleetwirePolicy(deps: { authorizer: DeviceAuthorizer; messaging:
 
     async subscribe(client, filter) {
       if (client.identity.kind !== 'device') return { ok: false, reasonCode: rc.notAuthorized };
-      const parsed = parseChannelTopic(filter);
-      if (!parsed || parsed.channel === '+' || parsed.channel === '#') return { ok: false, reasonCode: rc.notAuthorized, reason: 'subscribe to channels/<channel id>/messages[/<subtopic filter>]' };
-      const sub = normaliseSubtopic(parsed.rest, true);
+      const parsed = channelAddress(filter);
+      if ('error' in parsed) return { ok: false, reasonCode: rc.notAuthorized, reason: parsed.error };
+      const sub = normaliseSubtopic(parsed.subtopic, true);
       if (!sub.ok) return { ok: false, reasonCode: rc.topicFilterInvalid, reason: sub.error };
       try {
         await messaging.authorize(identified(client.identity), parsed.channel, 'subscribe');
         return { ok: true };
       } catch (e) {
-        return refuse(e);
+        return refuse(e, 'subscribe');
       }
     },
 
@@ -228,8 +219,8 @@ export function fleetwirePolicy(deps: { authorizer: DeviceAuthorizer; messaging:
     },
 
     watch(filter, group) {
-      const parsed = parseChannelTopic(filter);
-      if (!parsed) return;
+      const parsed = channelAddress(filter);
+      if ('error' in parsed) return;
       const key = feedKey(parsed.channel, filter, group);
       const feed = feeds.get(key);
       if (feed) {
@@ -242,7 +233,7 @@ export function fleetwirePolicy(deps: { authorizer: DeviceAuthorizer; messaging:
       const sub =
         group === undefined
           ? bus.subscribe(parsed.channel, '#', (env) => broker.route(envelopeToMessage(env)))
-          : bus.subscribe(parsed.channel, parsed.rest, (env) => broker.routeShared(filter, group, envelopeToMessage(env)), { queue: shareQueue(group, filter) });
+          : bus.subscribe(parsed.channel, parsed.subtopic, (env) => broker.routeShared(filter, group, envelopeToMessage(env)), { queue: shareQueue(group, filter) });
       feeds.set(key, { refs: 1, sub });
       return sub.then(
         () => undefined,
@@ -251,8 +242,8 @@ export function fleetwirePolicy(deps: { authorizer: DeviceAuthorizer; messaging:
     },
 
     unwatch(filter, group) {
-      const parsed = parseChannelTopic(filter);
-      if (!parsed) return;
+      const parsed = channelAddress(filter);
+      if ('error' in parsed) return;
       const key = feedKey(parsed.channel, filter, group);
       const feed = feeds.get(key);
       if (!feed) return;

@@ -1,6 +1,6 @@
 import type { Database } from '../db/index.js';
 import type { OrganizationsTable, OrgInvitationsTable } from '../db/schema.js';
-import type { OrgRole } from './permissions.js';
+import type { OrgRole } from '../auth/permissions.js';
 
 export type Organization = OrganizationsTable;
 

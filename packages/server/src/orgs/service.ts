@@ -3,7 +3,7 @@ import { iso, type Clock } from '../core/clock.js';
 import { isUuid, uuidv7 } from '../core/ids.js';
 import type { Principal } from '../auth/service.js';
 import type { UserService } from '../users/service.js';
-import { roleAllows, type Action, type OrgRole } from './permissions.js';
+import { roleAllows, type Action, type OrgRole } from '../auth/permissions.js';
 import { normaliseEmail } from '../users/service.js';
 import type { Invitation, Member, Organization, OrgRepository, OrgWithRole, ReceivedInvitation } from './repository.js';
 

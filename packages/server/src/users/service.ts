@@ -1,7 +1,7 @@
 import { AppError } from '../core/errors.js';
 import { iso, type Clock } from '../core/clock.js';
 import { uuidv7 } from '../core/ids.js';
-import { hashPassword, verifyPassword } from '../auth/passwords.js';
+import { hashPassword, verifyPassword } from './passwords.js';
 import type { PlatformRole, User, UserRepository } from './repository.js';
 
 export interface NewUser {

@@ -1,0 +1,33 @@
+import { AppError } from '../core/errors.js';
+import type { AuthService } from '../auth/service.js';
+import type { Client } from '../messaging/service.js';
+
+/**
+ * Reads the client from an HTTP-style Authorization value: `Device <secret>`, `Thing <secret>`
+ * (Mainflux clients), `Basic base64(<device id>:<secret>)`, or `Bearer <user token>`. A bare value
+ * is taken as a device secret (the `?authorization=` query form of WebSocket clients).
+ */
+export async function clientFromAuthorization(value: string | undefined, auth: AuthService): Promise<Client> {
+  const v = value?.trim();
+  if (!v) throw new AppError('auth.required', 'Send device credentials (Authorization: Device <secret>) or a user token (Authorization: Bearer <token>)');
+  const space = v.indexOf(' ');
+  const scheme = space < 0 ? '' : v.slice(0, space).toLowerCase();
+  const rest = space < 0 ? v : v.slice(space + 1).trim();
+  switch (scheme) {
+    case 'device':
+    case 'thing':
+      return { kind: 'device', credential: { kind: 'secret', secret: rest } };
+    case 'basic': {
+      const decoded = Buffer.from(rest, 'base64').toString('utf8');
+      const colon = decoded.indexOf(':');
+      if (colon < 0) throw new AppError('auth.invalid_credentials', 'Basic credentials must be <device id>:<secret>');
+      return { kind: 'device', credential: { kind: 'secret', deviceId: decoded.slice(0, colon), secret: decoded.slice(colon + 1) } };
+    }
+    case 'bearer':
+      return { kind: 'user', principal: await auth.authenticate(rest) };
+    case '':
+      return { kind: 'device', credential: { kind: 'secret', secret: rest } };
+    default:
+      throw new AppError('auth.invalid_credentials', `Unknown authorization scheme ${scheme}`);
+  }
+}
