@@ -56,7 +56,7 @@ export function addClientCommands(cli: Command): void {
   json(cli.command('whoami').description('show the signed-in user and the chosen organization')).action(act(auth, 'whoami'));
 
   const o = cli.command('orgs').description('organizations: list, create, show, rename, delete, and choose the one to work in');
-  pagingOptions(o.command('list', { isDefault: true }).description('the organizations you belong to').option('--name <part>', 'whose name contains this')).action(act(orgs, 'listOrgs'));
+  pagingOptions(o.command('list').description('the organizations you belong to').option('--name <part>', 'whose name contains this')).action(act(orgs, 'listOrgs'));
   json(o.command('create').description('create an organization (you become its owner)').argument('<name>')).action(act(orgs, 'createOrg'));
   json(o.command('show').description('show an organization').argument('<id|name>')).action(act(orgs, 'showOrg'));
   json(o.command('rename').description('rename an organization').argument('<id|name>').argument('<new-name>')).action(act(orgs, 'renameOrg'));
@@ -64,13 +64,13 @@ export function addClientCommands(cli: Command): void {
   o.command('use').description('choose the organization later commands work in (remembered with the login)').argument('<id|name>').action(act(orgs, 'useOrg'));
 
   const m = cli.command('members').description('the members of an organization and their roles');
-  pagingOptions(withOrg(m.command('list', { isDefault: true }).description('list the members'))).action(act(orgs, 'listMembers'));
+  pagingOptions(withOrg(m.command('list').description('list the members'))).action(act(orgs, 'listMembers'));
   json(withOrg(m.command('add').description('add a user by email (an invitation when they have no account yet)').argument('<email>').addOption(new Option('--role <role>', 'their role').choices(roles).makeOptionMandatory()))).action(act(orgs, 'addMember'));
   json(withOrg(m.command('set-role').description('change a member\'s role').argument('<user-id>').addArgument(new Argument('<role>').choices(roles)))).action(act(orgs, 'setMemberRole'));
   json(withOrg(m.command('remove').description('remove a member').argument('<user-id>'))).action(act(orgs, 'removeMember'));
 
   const d = cli.command('devices').description('devices: list, create, import CSV, enable, disable, rotate a secret, delete');
-  pagingOptions(withOrg(d.command('list', { isDefault: true }).description('list devices')))
+  pagingOptions(withOrg(d.command('list').description('list devices')))
     .option('--name <part>', 'whose name contains this')
     .option('--tag <tag>', 'with this tag')
     .option('--metadata <json>', 'whose metadata has these top-level values, e.g. \'{"floor":2}\'')
@@ -92,7 +92,7 @@ export function addClientCommands(cli: Command): void {
   json(withOrg(d.command('delete').description('delete a device').argument('<id>'))).action(act(fleet, 'deleteDevice'));
 
   const c = cli.command('channels').description('channels: list, create, show, delete');
-  pagingOptions(withOrg(c.command('list', { isDefault: true }).description('list channels'))).option('--name <part>', 'whose name contains this').option('--tag <tag>', 'with this tag').action(act(fleet, 'listChannels'));
+  pagingOptions(withOrg(c.command('list').description('list channels'))).option('--name <part>', 'whose name contains this').option('--tag <tag>', 'with this tag').action(act(fleet, 'listChannels'));
   json(withOrg(c.command('create').description('create a channel').argument('<name>')))
     .option('--tag <tags>', 'a tag (repeat, or separate with commas)', collect)
     .option('--metadata <json>', 'a JSON object', jsonObject)
@@ -102,7 +102,7 @@ export function addClientCommands(cli: Command): void {
   json(withOrg(c.command('delete').description('delete a channel').argument('<id>'))).action(act(fleet, 'deleteChannel'));
 
   const g = cli.command('groups').description('groups of devices: list, create, show, delete, add and remove devices');
-  pagingOptions(withOrg(g.command('list', { isDefault: true }).description('list groups'))).option('--name <part>', 'whose name contains this').action(act(fleet, 'listGroups'));
+  pagingOptions(withOrg(g.command('list').description('list groups'))).option('--name <part>', 'whose name contains this').action(act(fleet, 'listGroups'));
   json(withOrg(g.command('create').description('create a group').argument('<name>'))).option('--tag <tags>', 'a tag (repeat, or separate with commas)', collect).action(act(fleet, 'createGroup'));
   json(withOrg(g.command('show').description('show a group').argument('<id>'))).action(act(fleet, 'showGroup'));
   json(withOrg(g.command('delete').description('delete a group (its devices stay)').argument('<id>'))).action(act(fleet, 'deleteGroup'));
@@ -145,7 +145,7 @@ export function addClientCommands(cli: Command): void {
       .option('--name <name>', 'SenML record name')
       .option('--from <time>', 'from this time (ISO 8601 or seconds)')
       .option('--to <time>', 'until this time');
-  pagingOptions(filters(msg.command('query', { isDefault: true }).description('list stored messages, newest first'))).addOption(new Option('--dir <dir>').choices(['asc', 'desc'])).action(act(messages, 'query'));
+  pagingOptions(filters(msg.command('query').description('list stored messages, newest first'))).addOption(new Option('--dir <dir>').choices(['asc', 'desc'])).action(act(messages, 'query'));
   json(filters(msg.command('aggregate').description('aggregate SenML values per name and interval')))
     .addOption(new Option('--aggregation <fn>').choices(['min', 'max', 'avg', 'sum', 'count']).makeOptionMandatory())
     .requiredOption('--interval <interval>', 'e.g. 30s, 5m, 1h, 1d')
@@ -153,7 +153,7 @@ export function addClientCommands(cli: Command): void {
   filters(msg.command('export').description('write every matching SenML record as CSV')).option('-o, --output <file>', 'write to this file instead of standard output').action(act(messages, 'exportCsv'));
 
   const t = cli.command('tokens').description('personal access tokens: limited to one organization and chosen actions');
-  pagingOptions(t.command('list', { isDefault: true }).description('list your tokens')).action(act(tokens, 'listTokens'));
+  pagingOptions(t.command('list').description('list your tokens')).action(act(tokens, 'listTokens'));
   json(withOrg(t.command('create').description('create a token and print it (shown only this once)').argument('<name>')))
     .requiredOption('--actions <actions>', 'what it may do, e.g. devices:read,messages:publish (docs/permissions.md)', collect)
     .option('--expires-in <seconds>', 'its lifetime (default: 30 days)', (raw) => {

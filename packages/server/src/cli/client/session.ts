@@ -122,7 +122,8 @@ export async function findOrg(s: Session, idOrName: string): Promise<{ id: strin
 
 /** The organization a command works in: `--org`, else the one chosen with `fleetwire orgs use`. */
 export async function orgOf(s: Session, option: string | undefined): Promise<string> {
-  if (option !== undefined) return (await findOrg(s, option)).id;
+  // an id goes as it is: the platform checks it, and a token limited to other actions than org:read may still use it
+  if (option !== undefined) return uuid.test(option) ? option : (await findOrg(s, option)).id;
   if (s.stored?.org) return s.stored.org.id;
   throw new UsageError('no organization: pass --org <id|name>, or choose one with fleetwire orgs use <id|name>');
 }
