@@ -3,7 +3,7 @@
 // as test/cli.test.ts: what is tested here is the command line, not the database.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
@@ -102,6 +102,25 @@ describe('fleetwire client commands', { concurrency: 3 }, () => {
     const after = await u.run(['whoami']);
     assert.equal(after.code, 1);
     assert.match(after.stderr, /^fleetwire: not logged in/);
+  });
+
+  test('on a terminal, login asks for the password without echoing it, and colours what it prints', { skip: spawnSync('script', ['--version']).status !== 0 && 'needs script(1), from util-linux, for a terminal' }, async () => {
+    const u = user();
+    const command = [process.execPath, '--import', 'tsx', 'src/cli.ts', 'login', '--url', server.api, '--email', admin.email].map((w) => `'${w}'`).join(' ');
+    // script(1) runs the command on a pseudo-terminal: its standard input is a terminal, as a person's is
+    const terminal = spawn('script', ['-qec', command, '/dev/null'], { cwd: root, env: u.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let seen = '';
+    terminal.stdout!.on('data', (d: Buffer) => (seen += d.toString()));
+    try {
+      await eventually(() => assert.match(seen, /Password: $/), 30_000);
+      terminal.stdin!.write(admin.password + '\r');
+      assert.equal(await exitOf(terminal), 0, seen);
+    } finally {
+      terminal.kill('SIGKILL');
+    }
+    assert.ok(!seen.includes(admin.password), `the password is not echoed: ${seen}`);
+    assert.ok(seen.includes(`\u001b[32msigned in\u001b[39m to ${server.api}`), `coloured on a terminal: ${JSON.stringify(seen)}`);
+    assert.equal(statSync(u.credentials).mode & 0o777, 0o600);
   });
 
   test('a wrong password is refused with exit 1 and no token is stored', async () => {

@@ -23,7 +23,6 @@ async function ask(question: string): Promise<string> {
 /** Reads a line from the terminal without showing it: raw mode, so that the terminal echoes nothing. */
 function askHidden(question: string): Promise<string> {
   const input = process.stdin;
-  process.stderr.write(question);
   return new Promise((resolve) => {
     let typed = '';
     const finish = (after: () => void) => {
@@ -41,7 +40,9 @@ function askHidden(question: string): Promise<string> {
         else typed += ch;
       }
     };
+    // no echo before the prompt shows: what is typed after it is never on the screen
     input.setRawMode(true);
+    process.stderr.write(question);
     input.resume();
     input.on('data', onData);
   });

@@ -65,7 +65,7 @@ function readable(frame: EnvelopeFrame): string {
   const bytes = Buffer.from(frame.payload, 'base64');
   const textual = /json|^text\//.test(frame.content_type);
   const text = bytes.toString('utf8');
-  if (textual && !text.includes('\uFFFD')) return text;
+  if (textual && !text.includes('\uFFFD')) return text.replace(/\r?\n$/, ''); // one line a message, even when it ends with its own newline
   return `(${bytes.length} bytes) ${frame.payload}`;
 }
 

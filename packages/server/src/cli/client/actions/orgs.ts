@@ -33,7 +33,10 @@ export async function showOrg(env: NodeJS.ProcessEnv, [org]: [string], options: 
 export async function renameOrg(env: NodeJS.ProcessEnv, [org, name]: [string, string], options: OutputOptions): Promise<void> {
   const s = await openSession(env);
   const { id } = await findOrg(s, org);
-  show(options, await ok(s.api.PATCH('/orgs/{org}', { params: { path: { org: id } }, body: { name } })));
+  const renamed = await ok(s.api.PATCH('/orgs/{org}', { params: { path: { org: id } }, body: { name } }));
+  // the chosen organization is remembered with its name, for whoami: keep it current
+  if (s.stored?.org?.id === id) writeCredentials(env, { ...s.stored, org: { id, name: renamed.name } });
+  show(options, renamed);
 }
 
 export async function deleteOrg(env: NodeJS.ProcessEnv, [org]: [string], options: OutputOptions): Promise<void> {
