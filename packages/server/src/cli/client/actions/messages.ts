@@ -30,24 +30,12 @@ function readPayload(payload: string | undefined, file: string | undefined): Buf
 export async function publish(env: NodeJS.ProcessEnv, [channel, payload]: [string, string | undefined], options: { subtopic?: string; file?: string; format: keyof typeof contentTypes }): Promise<void> {
   const body = readPayload(payload, options.file);
   const s = await openSession(env);
-  // the body goes as it is: the platform checks it against the content type (SenML rules, JSON)
-  const res = await fetch(`${s.url}/channels/${encodeURIComponent(channel)}/messages${subtopicPath(options.subtopic)}`, {
-    method: 'POST',
-    headers: { 'content-type': contentTypes[options.format], ...(s.token ? { authorization: `Bearer ${s.token}` } : {}) },
-    body,
-  }).catch((e: unknown) => {
-    throw new CliError(`cannot reach the platform at ${s.url}: ${(e as { cause?: { code?: string } }).cause?.code ?? (e as Error).message}`);
-  });
-  if (!res.ok) {
-    const text = await res.text();
-    let problem: unknown = text;
-    try {
-      problem = JSON.parse(text);
-    } catch {
-      // not a problem document: its text is the detail
-    }
-    throw new Refusal(problemOf(res, problem));
-  }
+  // the bytes go as they are, under their content type: the platform checks them (SenML rules, JSON)
+  const raw = { body: body as never, bodySerializer: () => body, headers: { 'content-type': contentTypes[options.format] } };
+  const { response: res, error } = options.subtopic
+    ? await s.api.POST('/channels/{id}/messages/{subtopic}', { params: { path: { id: channel, subtopic: options.subtopic } }, ...raw })
+    : await s.api.POST('/channels/{id}/messages', { params: { path: { id: channel } }, ...raw });
+  if (!res.ok) throw new Refusal(problemOf(res, error));
   process.stdout.write(`${res.headers.get('x-message-id') ?? 'published'}\n`);
 }
 
