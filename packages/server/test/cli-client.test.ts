@@ -8,7 +8,7 @@ import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
-import { call, cleanupCli, cliEnv, dataFolder, exitOf, login, root, runCli, spawnCli, startCli, type Server } from './helpers/cli.js';
+import { call, cleanupCli, cliEnv, dataFolder, exitOf, login, root, spawnCli, startCli, type Server } from './helpers/cli.js';
 import { eventually } from './helpers/eventually.js';
 
 const require = createRequire(import.meta.url);
@@ -17,6 +17,24 @@ const viewer = { email: 'viewer@example.com', password: 'a-viewer-password' };
 const unknownId = '00000000-0000-7000-8000-000000000000';
 
 type Result = { code: number | null; stdout: string; stderr: string };
+
+/**
+ * The commands run from the sources (tsx), or with FLEETWIRE_TEST_CLI_BUILT=1 from `dist/` as the
+ * installed package runs them (`npm run build` first). The platform itself always runs from the sources.
+ */
+const built = process.env.FLEETWIRE_TEST_CLI_BUILT === '1';
+
+/** `fleetwire <args>` to completion, as test/helpers/cli.ts runCli, from the sources or the build. */
+async function fleetwire(args: string[], env: NodeJS.ProcessEnv, stdin = ''): Promise<Result> {
+  const child = spawnCli(args, env, { built });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  child.stdin!.end(stdin);
+  const code = await new Promise<number | null>((resolve) => child.once('close', (c) => resolve(c)));
+  return { code, stdout, stderr };
+}
 
 let server: Server;
 /** The organization the admin made in `before`, with the viewer in it. */
@@ -31,10 +49,10 @@ function user(extra: Record<string, string> = {}) {
   return {
     home,
     credentials: join(home, 'config', 'fleetwire', 'credentials.json'),
-    run: (args: string[], stdin = '', more: Record<string, string> = {}) => runCli(args, { ...env, ...more }, stdin),
+    run: (args: string[], stdin = '', more: Record<string, string> = {}) => fleetwire(args, { ...env, ...more }, stdin),
     /** Runs the command and parses its --json output; fails the test on any exit code but 0. */
     json: async <T = Record<string, unknown>>(args: string[], stdin = ''): Promise<T> => {
-      const res = await runCli([...args, '--json'], env, stdin);
+      const res = await fleetwire([...args, '--json'], env, stdin);
       assert.equal(res.code, 0, `fleetwire ${args.join(' ')}: ${res.stderr}`);
       return JSON.parse(res.stdout) as T;
     },
@@ -106,7 +124,7 @@ describe('fleetwire client commands', { concurrency: 3 }, () => {
 
   test('on a terminal, login asks for the password without echoing it, and colours what it prints', { skip: spawnSync('script', ['--version']).status !== 0 && 'needs script(1), from util-linux, for a terminal' }, async () => {
     const u = user();
-    const command = [process.execPath, '--import', 'tsx', 'src/cli.ts', 'login', '--url', server.api, '--email', admin.email].map((w) => `'${w}'`).join(' ');
+    const command = [process.execPath, ...(built ? ['dist/cli.js'] : ['--import', 'tsx', 'src/cli.ts']), 'login', '--url', server.api, '--email', admin.email].map((w) => `'${w}'`).join(' ');
     // script(1) runs the command on a pseudo-terminal: its standard input is a terminal, as a person's is
     const terminal = spawn('script', ['-qec', command, '/dev/null'], { cwd: root, env: u.env, stdio: ['pipe', 'pipe', 'pipe'] });
     let seen = '';
@@ -235,7 +253,7 @@ describe('fleetwire client commands', { concurrency: 3 }, () => {
     const created = await u.json<{ id: string }>(['orgs', 'create', 'messaging']);
     const channel = (await u.json<{ id: string }>(['channels', 'create', 'lab', '--org', created.id])).id;
 
-    const tail = spawnCli(['subscribe', channel, '--json'], u.env);
+    const tail = spawnCli(['subscribe', channel, '--json'], u.env, { built });
     let tailed = '';
     let tailErr = '';
     tail.stdout!.on('data', (d: Buffer) => (tailed += d.toString()));
@@ -335,7 +353,7 @@ describe('fleetwire client commands', { concurrency: 3 }, () => {
     assert.equal(down.code, 1);
     assert.equal(down.stderr, `fleetwire: cannot reach the platform at ${other}: ECONNREFUSED\n`);
     // and `fleetwire start` in the same shell does not take them for unknown settings
-    const check = await runCli(['config', 'check'], { ...cliEnv(dataFolder()), FLEETWIRE_URL: server.api, FLEETWIRE_TOKEN: 'x' });
+    const check = await fleetwire(['config', 'check'], { ...cliEnv(dataFolder()), FLEETWIRE_URL: server.api, FLEETWIRE_TOKEN: 'x' });
     assert.equal(check.code, 0, check.stderr);
   });
 
