@@ -159,6 +159,22 @@ describe('fleetwire client commands', { concurrency: 3 }, () => {
     assert.equal(statSync(u.credentials).mode & 0o777, 0o600);
   });
 
+  test('commands started together after the access token expired refresh the session once, and it stays valid', async () => {
+    const u = await signedIn();
+    const expire = () => {
+      const stored = JSON.parse(readFileSync(u.credentials, 'utf8')) as { accessExpiresAt: number };
+      writeFileSync(u.credentials, JSON.stringify({ ...stored, accessExpiresAt: Date.now() - 1000 }));
+    };
+    expire();
+    // the platform ends a session whose refresh token is presented twice: each must see the others' refresh
+    const together = await Promise.all([1, 2, 3, 4].map(() => u.run(['whoami', '--json'])));
+    for (const res of together) assert.equal(res.code, 0, res.stderr);
+    expire();
+    const again = await u.run(['whoami', '--json']);
+    assert.equal(again.code, 0, `the session is still valid: ${again.stderr}`);
+    assert.throws(() => statSync(`${u.credentials}.lock`), /ENOENT/, 'the lock is let go');
+  });
+
   test('organizations, members, devices, channels, groups, connections and tokens are managed from the command line', async () => {
     const u = await signedIn();
     const created = await u.json<{ id: string; name: string; role: string }>(['orgs', 'create', 'Acme']);

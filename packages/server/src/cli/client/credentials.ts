@@ -1,8 +1,9 @@
 // Where `fleetwire login` keeps its tokens: one JSON file in the user's config folder, readable
 // only by the user (mode 0600, its folder 0700), replaced whole on every change.
-import { chmodSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, closeSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { CliError } from './errors.js';
 
 export interface Credentials {
   /** The platform's base URL the tokens belong to. */
@@ -55,4 +56,37 @@ export function writeCredentials(env: NodeJS.ProcessEnv, c: Credentials): void {
 
 export function removeCredentials(env: NodeJS.ProcessEnv): void {
   rmSync(credentialsFile(env), { force: true });
+}
+
+/** A lock older than this was left by a process that died while holding it. */
+const staleLockMs = 30_000;
+/** How long a command waits for another one's refresh before it gives up. */
+const lockWaitMs = 15_000;
+
+/**
+ * Runs `work` while holding the lock file beside the credentials, so that commands started
+ * together refresh the session once: the platform takes a refresh token presented twice for a
+ * stolen one and ends the whole session. The lock is a file created exclusively (O_EXCL).
+ */
+export async function withCredentialsLock<T>(env: NodeJS.ProcessEnv, work: () => Promise<T>): Promise<T> {
+  mkdirSync(configFolder(env), { recursive: true, mode: 0o700 });
+  const lock = `${credentialsFile(env)}.lock`;
+  const deadline = Date.now() + lockWaitMs;
+  for (;;) {
+    try {
+      closeSync(openSync(lock, 'wx', 0o600));
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      const age = Date.now() - (statSync(lock, { throwIfNoEntry: false })?.mtimeMs ?? Date.now());
+      if (age > staleLockMs) rmSync(lock, { force: true });
+      else if (Date.now() > deadline) throw new CliError(`${lock} is held by another fleetwire command; remove it if none is running`);
+      else await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  try {
+    return await work();
+  } finally {
+    rmSync(lock, { force: true });
+  }
 }

@@ -3,7 +3,7 @@
 // organization the command works in.
 import createClient, { type Client } from 'openapi-fetch';
 import type { paths } from '../api-types.js';
-import { readCredentials, writeCredentials, type Credentials } from './credentials.js';
+import { readCredentials, withCredentialsLock, writeCredentials, type Credentials } from './credentials.js';
 import { CliError, Refusal, UsageError, type Problem } from './errors.js';
 
 export type Api = Client<paths>;
@@ -84,14 +84,23 @@ export function storeTokens(env: NodeJS.ProcessEnv, url: string, pair: { access_
   return c;
 }
 
+function fresh(c: Credentials): boolean {
+  return c.accessExpiresAt - refreshMarginMs > Date.now();
+}
+
 /** The stored access token, refreshed first when it has expired (or is about to). */
 async function freshToken(env: NodeJS.ProcessEnv, c: Credentials): Promise<string> {
-  const now = Date.now();
-  if (c.accessExpiresAt - refreshMarginMs > now) return c.accessToken;
-  if (c.refreshExpiresAt <= now) throw new CliError(`the session at ${c.url} has expired: run fleetwire login`);
-  const { data, error, response } = await apiClient(c.url).POST('/auth/refresh', { body: { refresh_token: c.refreshToken } });
-  if (!response.ok || !data) throw new CliError(`the session at ${c.url} has ended (${problemOf(response, error).code ?? response.status}): run fleetwire login`);
-  return storeTokens(env, c.url, data, c.org).accessToken;
+  if (fresh(c)) return c.accessToken;
+  return withCredentialsLock(env, async () => {
+    // another command may have refreshed it while this one waited for the lock
+    const now = readCredentials(env);
+    if (now && now.url === c.url && fresh(now)) return now.accessToken;
+    const current = now && now.url === c.url ? now : c;
+    if (current.refreshExpiresAt <= Date.now()) throw new CliError(`the session at ${c.url} has expired: run fleetwire login`);
+    const { data, error, response } = await apiClient(c.url).POST('/auth/refresh', { body: { refresh_token: current.refreshToken } });
+    if (!response.ok || !data) throw new CliError(`the session at ${c.url} has ended (${problemOf(response, error).code ?? response.status}): run fleetwire login`);
+    return storeTokens(env, c.url, data, current.org).accessToken;
+  });
 }
 
 /** Opens the session a command runs in; `anonymous` for the commands that need no token (login). */
