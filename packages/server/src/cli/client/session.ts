@@ -93,9 +93,9 @@ async function freshToken(env: NodeJS.ProcessEnv, c: Credentials): Promise<strin
   if (fresh(c)) return c.accessToken;
   return withCredentialsLock(env, async () => {
     // another command may have refreshed it while this one waited for the lock
-    const now = readCredentials(env);
-    if (now && now.url === c.url && fresh(now)) return now.accessToken;
-    const current = now && now.url === c.url ? now : c;
+    const latest = readCredentials(env);
+    if (latest && latest.url === c.url && fresh(latest)) return latest.accessToken;
+    const current = latest && latest.url === c.url ? latest : c;
     if (current.refreshExpiresAt <= Date.now()) throw new CliError(`the session at ${c.url} has expired: run fleetwire login`);
     const { data, error, response } = await apiClient(c.url).POST('/auth/refresh', { body: { refresh_token: current.refreshToken } });
     if (!response.ok || !data) throw new CliError(`the session at ${c.url} has ended (${problemOf(response, error).code ?? response.status}): run fleetwire login`);
@@ -103,16 +103,16 @@ async function freshToken(env: NodeJS.ProcessEnv, c: Credentials): Promise<strin
   });
 }
 
-/** Opens the session a command runs in; `anonymous` for the commands that need no token (login). */
-export async function openSession(env: NodeJS.ProcessEnv, options: { anonymous?: boolean } = {}): Promise<Session> {
+/** Opens the session a command runs in: FLEETWIRE_URL and FLEETWIRE_TOKEN, else the stored login (refreshed when due). */
+export async function openSession(env: NodeJS.ProcessEnv): Promise<Session> {
   const creds = readCredentials(env);
   const fromEnv = env.FLEETWIRE_URL ? normaliseUrl(env.FLEETWIRE_URL) : undefined;
   const url = fromEnv ?? creds?.url;
   if (url === undefined) throw new CliError('not logged in: run fleetwire login --url <the platform\'s URL>, or set FLEETWIRE_URL and FLEETWIRE_TOKEN');
   // a login is never sent to another platform than the one it was made on
   const stored = creds && creds.url === url ? creds : undefined;
-  const token = env.FLEETWIRE_TOKEN || (stored && !options.anonymous ? await freshToken(env, stored) : undefined);
-  if (token === undefined && !options.anonymous) throw new CliError(`not logged in to ${url}: run fleetwire login`);
+  const token = env.FLEETWIRE_TOKEN || (stored ? await freshToken(env, stored) : undefined);
+  if (token === undefined) throw new CliError(`not logged in to ${url}: run fleetwire login`);
   return { api: apiClient(url, token), url, token, env, stored };
 }
 
