@@ -104,7 +104,7 @@ export async function openDatabase(config: Config, options: { poolSize?: number 
 
 async function connectNats(config: Config, durable: string[]): Promise<NatsBus> {
   try {
-    return await NatsBus.connect({ url: config.natsUrl, stream: config.natsStream, subjectPrefix: `${config.natsSubjectPrefix}.msg`, controlPrefix: `${config.natsSubjectPrefix}.ctl`, durable });
+    return await NatsBus.connect({ url: config.natsUrl, stream: config.natsStream, subjectPrefix: `${config.natsSubjectPrefix}.msg`, controlPrefix: `${config.natsSubjectPrefix}.ctl`, durable, ackWaitMs: config.natsAckWait });
   } catch (e) {
     throw new ConfigError('FLEETWIRE_NATS_URL', `cannot connect to NATS at ${maskUrl(config.natsUrl)}: ${causeText(e)}`);
   }
@@ -133,10 +133,10 @@ export async function createPlatform(config: Config, deps: PlatformDeps): Promis
     const invalidation = broadcastInvalidation(authorizer, bus);
     const tokenRepo = new TokenRepository(db);
     const userRepo = new UserRepository(db);
-    const limiter = new LoginLimiter({ maxPerAccount: config.loginMaxPerAccount, maxPerAddress: config.loginMaxPerAddress, windowMs: config.loginWindow }, clock);
+    const limiter = new LoginLimiter(db, { maxPerAccount: config.loginMaxPerAccount, maxPerAddress: config.loginMaxPerAddress, windowMs: config.loginWindow }, clock);
     const sessions = new SessionRegistry(db, bus, clock, config.sessionCheckCache);
-    const auth = new AuthService(userRepo, tokenRepo, sessions, keys, limiter, clock, { accessTokenTtlMs: config.accessTokenTtl, refreshTokenTtlMs: config.refreshTokenTtl });
-    const users = new UserService(userRepo, clock, { passwordMinLength: config.passwordMinLength, onPasswordChanged: (id) => auth.revokeSessions(id) });
+    const auth = new AuthService(userRepo, tokenRepo, sessions, keys, limiter, clock, { accessTokenTtlMs: config.accessTokenTtl, refreshTokenTtlMs: config.refreshTokenTtl, passwordCost: config.passwordHashCost });
+    const users = new UserService(userRepo, clock, { passwordMinLength: config.passwordMinLength, passwordCost: config.passwordHashCost, onPasswordChanged: (id) => auth.revokeSessions(id) });
     const orgs = new OrgService(new OrgRepository(db), users, clock, () => invalidation.invalidateAll());
     const devices = new DeviceService(new DeviceRepository(db), keys, clock, invalidation);
     const channels = new ChannelService(new ChannelRepository(db), clock, invalidation);

@@ -1,6 +1,6 @@
 // The CLI as an operator runs it: separate processes, environment variables, a data folder, signals.
-// These tests run on SQLite only (the data folder's fleetwire.db) in both passes of scripts/test.mjs;
-// the in-process suites cover PostgreSQL.
+// They run on the database of the pass: the data folder's fleetwire.db, or in the PostgreSQL pass a
+// fresh database per data folder (test/helpers/cli.ts).
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { copyFileSync, existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -9,6 +9,7 @@ import { connect as tlsConnect } from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
 import { announcedPort, call, cleanupCli, cliEnv, dataFolder, login, packageVersion, root, runCli, startCli, type LogLine, type Server } from './helpers/cli.js';
+import { testDatabaseKind } from './helpers/database.js';
 import { eventually } from './helpers/eventually.js';
 import { selfSignedCertificate } from './helpers/tls.js';
 const adminEmail = 'admin@example.com';
@@ -374,7 +375,7 @@ describe('fleetwire CLI', { concurrency: 3 }, () => {
     const dir = dataFolder();
     const res = await runCli(['migrate'], cliEnv(dir));
     assert.equal(res.code, 0, res.stderr);
-    assert.ok(existsSync(join(dir, 'fleetwire.db')));
+    assert.equal(existsSync(join(dir, 'fleetwire.db')), testDatabaseKind() === 'sqlite', 'the SQLite file is made only when there is no other database');
     const logs = res.stdout.trim().split('\n').map((l) => JSON.parse(l) as LogLine);
     assert.equal(logs[0]?.msg, 'applied migration');
     assert.equal(logs.at(-1)?.msg, 'database is up to date');

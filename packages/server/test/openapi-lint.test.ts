@@ -3,10 +3,11 @@
 // description or its security fails `npm test` too.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generatedDocument, lintDocument } from '../scripts/lint-openapi.js';
+import { repositoryRoot } from '../scripts/docs-content.js';
 
 test('the OpenAPI linter finds no error in /openapi.json', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'fleetwire-openapi-lint-'));
@@ -34,4 +35,8 @@ test('the linter does fail a document with an error', () => {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('docs/openapi.json is the document the platform serves (run `npm run docs`): the console and CLI clients are generated from it', async () => {
+  assert.equal(readFileSync(join(repositoryRoot, 'docs', 'openapi.json'), 'utf8'), await generatedDocument(), 'docs/openapi.json is out of date: run npm run docs');
 });

@@ -1,3 +1,4 @@
+// test-database: none
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -41,6 +42,8 @@ describe('loadConfig', () => {
     assert.equal(c.secretKey, '');
     assert.equal(c.signup, false);
     assert.equal(c.passwordMinLength, 10);
+    assert.equal(c.passwordHashCost, 15, 'scrypt N = 2^15, the OWASP minimum');
+    assert.equal(c.natsAckWait, 5000);
     assert.equal(c.accessTokenTtl, 15 * 60_000);
     assert.equal(c.refreshTokenTtl, 30 * 86_400_000);
     assert.equal(c.loginWindow, 15 * 60_000);
@@ -86,6 +89,11 @@ describe('loadConfig', () => {
     assert.equal(loadConfig({ FLEETWIRE_ACCESS_TOKEN_TTL: '15m' }).accessTokenTtl, 15 * 60_000);
     assert.equal(loadConfig({ FLEETWIRE_REFRESH_TOKEN_TTL: '30d' }).refreshTokenTtl, 30 * 86_400_000);
     assert.equal(loadConfig({ FLEETWIRE_LOGIN_WINDOW: '2h' }).loginWindow, 2 * 3_600_000);
+    assert.equal(loadConfig({ FLEETWIRE_NATS_ACK_WAIT: '1s' }).natsAckWait, 1000);
+    assertRejected({ FLEETWIRE_NATS_ACK_WAIT: '100ms' }, 'FLEETWIRE_NATS_ACK_WAIT');
+    assert.equal(loadConfig({ FLEETWIRE_PASSWORD_HASH_COST: '10' }).passwordHashCost, 10);
+    assertRejected({ FLEETWIRE_PASSWORD_HASH_COST: '9' }, 'FLEETWIRE_PASSWORD_HASH_COST');
+    assertRejected({ FLEETWIRE_PASSWORD_HASH_COST: '21' }, 'FLEETWIRE_PASSWORD_HASH_COST');
     assert.equal(loadConfig({ FLEETWIRE_SHUTDOWN_TIMEOUT: '500ms' }).shutdownTimeout, 500);
     assert.equal(loadConfig({ FLEETWIRE_SHUTDOWN_TIMEOUT: '1500' }).shutdownTimeout, 1500);
     assert.equal(parseDuration('1.5s'), 1500);

@@ -135,6 +135,14 @@ export interface DeadLettersTable {
   error: string;
 }
 
+/** A login rate-limit counter (auth/rate-limit.ts): `key` is a digest of what is counted (an account, a client address). */
+export interface LoginWindowsTable {
+  key: string;
+  /** Unix ms. */
+  window_start: number;
+  count: number;
+}
+
 export interface Tables {
   users: UsersTable;
   organizations: OrganizationsTable;
@@ -150,4 +158,5 @@ export interface Tables {
   org_invitations: OrgInvitationsTable;
   schema_migrations: SchemaMigrationsTable;
   dead_letters: DeadLettersTable;
+  login_windows: LoginWindowsTable;
 }

@@ -57,12 +57,13 @@ export function createMqtt(platform: Platform): { broker: Broker; openBroker: Br
     retained: new SqlRetainedStore(queries),
     sessions: new SqlSessionStore(queries),
     nodeId,
+    clock: platform.clock,
     ...(platform.bus.kind === 'nats' ? { cluster: busClusterLink(platform.bus, nodeId, brokerLog) } : {}),
   });
   let openBroker: Broker | undefined;
   if (config.mqttOpenPort >= 0) {
     const rules = config.mqttOpenAclFile ? parseAcl(readFileSync(config.mqttOpenAclFile, 'utf8')) : undefined;
-    openBroker = new Broker(openPolicy(rules), log.child({ component: 'mqtt-open' }), brokerOptionsFrom(config));
+    openBroker = new Broker(openPolicy(rules), log.child({ component: 'mqtt-open' }), brokerOptionsFrom(config), undefined, { clock: platform.clock });
   }
   return { broker, openBroker };
 }
