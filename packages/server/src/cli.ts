@@ -1,10 +1,11 @@
 #!/usr/bin/env node
-import { Command, CommanderError } from 'commander';
+import { Argument, Command, CommanderError } from 'commander';
+import { addClientCommands } from './cli/client/program.js';
 import { ConfigError, configReference } from './core/config.js';
 import { AppError } from './core/errors.js';
 import { version } from './core/version.js';
 
-// Exit codes: 0 done, 1 failed (a setting, start-up, a command's work), 2 the command line is wrong.
+// Exit codes: 0 done, 1 failed (a setting, start-up, a command's work, the platform refused), 2 the command line is wrong.
 const usageError = 2;
 
 /**
@@ -20,7 +21,7 @@ function program(): Command {
     .option('-c, --config <file>', 'JSON config file (instead of FLEETWIRE_CONFIG)')
     .showHelpAfterError('(add --help for usage)') // inherited, with exitOverride, by every command made below
     .exitOverride()
-    .addHelpText('after', '\nSettings come from FLEETWIRE_* variables and the config file: see docs/configuration.md.\nEvery command takes --help; docs/cli.md describes them.');
+    .addHelpText('after', '\nSettings come from FLEETWIRE_* variables and the config file: see docs/configuration.md.\nClient commands (login, orgs, devices, publish, …) talk to a running platform: FLEETWIRE_URL and\nFLEETWIRE_TOKEN override the stored login. Every command takes --help; docs/cli.md describes them.');
 
   /** The environment an action reads its settings from: --config names the config file. */
   const env = (): NodeJS.ProcessEnv => {
@@ -62,6 +63,17 @@ function program(): Command {
     .description('print the table of every setting (Markdown), as in docs/configuration.md')
     .action(() => void process.stdout.write(configReference() + '\n'));
 
+  addClientCommands(cli);
+
+  cli
+    .command('completion')
+    .description('print the shell completion script for bash or zsh, e.g. source <(fleetwire completion bash)')
+    .addArgument(new Argument('<shell>').choices(['bash', 'zsh']))
+    .action(async (shell: 'bash' | 'zsh') => {
+      const { bashCompletion, zshCompletion } = await import('./cli/completion.js');
+      process.stdout.write(shell === 'bash' ? bashCompletion(cli) : zshCompletion(cli));
+    });
+
   cli
     .command('version')
     .description('print the version')
@@ -76,6 +88,11 @@ function report(e: unknown): number {
     if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version') return 0;
     if (e.code === 'commander.help') return e.exitCode === 0 ? 0 : usageError;
     return usageError;
+  }
+  // a client command's failure (./cli/client/errors.ts) by name, as the database layer's below: one line, its own exit code
+  if (e instanceof Error && (e.name === 'CliError' || e.name === 'UsageError' || e.name === 'Refusal')) {
+    process.stderr.write(`fleetwire: ${e.message}\n`);
+    return (e as Error & { exitCode: number }).exitCode;
   }
   // MigrationError by name: importing the database layer here would load it for `--help` too
   const expected = e instanceof ConfigError || e instanceof AppError || (e instanceof Error && e.name === 'MigrationError');

@@ -257,8 +257,8 @@ const removedSettings: Partial<Record<string, string>> = {
 
 const toolPrefixes = ['FLEETWIRE_TEST_', 'FLEETWIRE_BENCH_', 'FLEETWIRE_FUZZ_'];
 
-/** Variables read by tools around the server (tests, CI), not by the server itself. */
-const extraEnvNames = ['FLEETWIRE_TEST_DATABASE', 'FLEETWIRE_TEST_POSTGRES_URL', 'FLEETWIRE_TEST_NATS_URL', 'FLEETWIRE_REQUIRE_SERVICES'];
+/** Variables read by tools around the server (tests, CI, the client commands of the CLI), not by the server itself. */
+const extraEnvNames = ['FLEETWIRE_URL', 'FLEETWIRE_TOKEN', 'FLEETWIRE_TEST_DATABASE', 'FLEETWIRE_TEST_POSTGRES_URL', 'FLEETWIRE_TEST_NATS_URL', 'FLEETWIRE_REQUIRE_SERVICES'];
 
 /** The largest unit that divides evenly: 900000 → `15m`. */
 export function formatDuration(ms: number): string {

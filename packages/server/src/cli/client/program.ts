@@ -1,0 +1,165 @@
+// The client commands of `fleetwire`: what each takes, for parsing and --help. Nothing here talks
+// to a platform or reads a file: each action loads its module when it runs (./actions/).
+import { Argument, InvalidArgumentError, Option, type Command } from 'commander';
+import { pagingOptions } from './paging.js';
+
+type Action = (env: NodeJS.ProcessEnv, args: unknown[], options: Record<string, unknown>) => Promise<void>;
+
+/** Runs `name` from an action module, with the parsed arguments and every option (the parents' too). */
+function act<M extends Record<string, unknown>>(load: () => Promise<M>, name: keyof M & string) {
+  return async (...received: unknown[]): Promise<void> => {
+    const command = received.at(-1) as Command;
+    const action = (await load())[name] as Action;
+    await action(process.env, command.processedArgs as unknown[], command.optsWithGlobals());
+  };
+}
+
+const auth = () => import('./actions/auth.js');
+const orgs = () => import('./actions/orgs.js');
+const fleet = () => import('./actions/fleet.js');
+const messages = () => import('./actions/messages.js');
+const tokens = () => import('./actions/tokens.js');
+
+const roles = ['owner', 'admin', 'operator', 'viewer'];
+
+function withOrg(c: Command): Command {
+  return c.option('--org <id|name>', 'the organization (default: the one chosen with fleetwire orgs use)');
+}
+
+function json(c: Command): Command {
+  return c.option('--json', 'print the JSON the platform answered');
+}
+
+function jsonObject(raw: string): Record<string, unknown> {
+  let v: unknown;
+  try {
+    v = JSON.parse(raw);
+  } catch {
+    throw new InvalidArgumentError('not JSON: e.g. \'{"floor":2}\'');
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new InvalidArgumentError('a JSON object, e.g. \'{"floor":2}\'');
+  return v as Record<string, unknown>;
+}
+
+const collect = (value: string, previous: string[] = []): string[] => [...previous, ...value.split(',').filter(Boolean)];
+
+/** `fleetwire orgs|members|devices|…`: list, create, show, change, delete, plus each resource's own verbs. */
+export function addClientCommands(cli: Command): void {
+  cli
+    .command('login')
+    .description('sign in to a running platform and store the tokens in the user\'s config folder (mode 0600)')
+    .option('--url <url>', 'the platform\'s URL (default: FLEETWIRE_URL, else the last login\'s)')
+    .option('--email <email>', 'the account\'s email (asked on a terminal when left out)')
+    .option('--password-stdin', 'read the password from standard input instead of asking for it')
+    .action(act(auth, 'login'));
+  cli.command('logout').description('end the stored session on the platform and forget its tokens').action(act(auth, 'logout'));
+  json(cli.command('whoami').description('show the signed-in user and the chosen organization')).action(act(auth, 'whoami'));
+
+  const o = cli.command('orgs').description('organizations: list, create, show, rename, delete, and choose the one to work in');
+  pagingOptions(o.command('list').description('the organizations you belong to').option('--name <part>', 'whose name contains this')).action(act(orgs, 'listOrgs'));
+  json(o.command('create').description('create an organization (you become its owner)').argument('<name>')).action(act(orgs, 'createOrg'));
+  json(o.command('show').description('show an organization').argument('<id|name>')).action(act(orgs, 'showOrg'));
+  json(o.command('rename').description('rename an organization').argument('<id|name>').argument('<new-name>')).action(act(orgs, 'renameOrg'));
+  json(o.command('delete').description('delete an organization and everything in it').argument('<id|name>')).action(act(orgs, 'deleteOrg'));
+  o.command('use').description('choose the organization later commands work in (remembered with the login)').argument('<id|name>').action(act(orgs, 'useOrg'));
+
+  const m = cli.command('members').description('the members of an organization and their roles');
+  pagingOptions(withOrg(m.command('list').description('list the members'))).action(act(orgs, 'listMembers'));
+  json(withOrg(m.command('add').description('add a user by email (an invitation when they have no account yet)').argument('<email>').addOption(new Option('--role <role>', 'their role').choices(roles).makeOptionMandatory()))).action(act(orgs, 'addMember'));
+  json(withOrg(m.command('set-role').description('change a member\'s role').argument('<user-id>').addArgument(new Argument('<role>').choices(roles)))).action(act(orgs, 'setMemberRole'));
+  json(withOrg(m.command('remove').description('remove a member').argument('<user-id>'))).action(act(orgs, 'removeMember'));
+
+  const d = cli.command('devices').description('devices: list, create, import CSV, enable, disable, rotate a secret, delete');
+  pagingOptions(withOrg(d.command('list').description('list devices')))
+    .option('--name <part>', 'whose name contains this')
+    .option('--tag <tag>', 'with this tag')
+    .option('--metadata <json>', 'whose metadata has these top-level values, e.g. \'{"floor":2}\'')
+    .addOption(new Option('--status <status>', 'enabled or disabled').choices(['enabled', 'disabled']))
+    .option('--group <id>', 'in this group')
+    .addOption(new Option('--sort <field>').choices(['name', 'created_at', 'updated_at']))
+    .addOption(new Option('--dir <dir>').choices(['asc', 'desc']))
+    .action(act(fleet, 'listDevices'));
+  json(withOrg(d.command('create').description('create a device and print its secret (shown only this once)').argument('<name>')))
+    .option('--tag <tags>', 'a tag (repeat, or separate with commas)', collect)
+    .option('--metadata <json>', 'a JSON object', jsonObject)
+    .option('--disabled', 'create it disabled')
+    .action(act(fleet, 'createDevice'));
+  json(withOrg(d.command('import').description('create the devices of a CSV file (columns: name, tags separated by ;, metadata as JSON, status), all or none; - reads standard input').argument('<file>'))).action(act(fleet, 'importDevices'));
+  json(withOrg(d.command('show').description('show a device').argument('<id>'))).action(act(fleet, 'showDevice'));
+  json(withOrg(d.command('enable').description('let a device connect and publish again').argument('<id>'))).action(act(fleet, 'enableDevice'));
+  json(withOrg(d.command('disable').description('cut a device off: its sessions end and its secret is refused').argument('<id>'))).action(act(fleet, 'disableDevice'));
+  json(withOrg(d.command('rotate-secret').description('give a device a new secret (printed once); the old one stops working').argument('<id>'))).action(act(fleet, 'rotateSecret'));
+  json(withOrg(d.command('delete').description('delete a device').argument('<id>'))).action(act(fleet, 'deleteDevice'));
+
+  const c = cli.command('channels').description('channels: list, create, show, delete');
+  pagingOptions(withOrg(c.command('list').description('list channels'))).option('--name <part>', 'whose name contains this').option('--tag <tag>', 'with this tag').action(act(fleet, 'listChannels'));
+  json(withOrg(c.command('create').description('create a channel').argument('<name>')))
+    .option('--tag <tags>', 'a tag (repeat, or separate with commas)', collect)
+    .option('--metadata <json>', 'a JSON object', jsonObject)
+    .addOption(new Option('--content-type <type>', 'how payloads without a content type are taken').choices(['application/senml+json', 'application/json', 'application/octet-stream']))
+    .action(act(fleet, 'createChannel'));
+  json(withOrg(c.command('show').description('show a channel').argument('<id>'))).action(act(fleet, 'showChannel'));
+  json(withOrg(c.command('delete').description('delete a channel').argument('<id>'))).action(act(fleet, 'deleteChannel'));
+
+  const g = cli.command('groups').description('groups of devices: list, create, show, delete, add and remove devices');
+  pagingOptions(withOrg(g.command('list').description('list groups'))).option('--name <part>', 'whose name contains this').action(act(fleet, 'listGroups'));
+  json(withOrg(g.command('create').description('create a group').argument('<name>'))).option('--tag <tags>', 'a tag (repeat, or separate with commas)', collect).action(act(fleet, 'createGroup'));
+  json(withOrg(g.command('show').description('show a group').argument('<id>'))).action(act(fleet, 'showGroup'));
+  json(withOrg(g.command('delete').description('delete a group (its devices stay)').argument('<id>'))).action(act(fleet, 'deleteGroup'));
+  pagingOptions(withOrg(g.command('devices').description('list the devices of a group').argument('<id>'))).action(act(fleet, 'listGroupDevices'));
+  json(withOrg(g.command('add').description('add devices to a group').argument('<group-id>').argument('<device-ids...>'))).action(act(fleet, 'addToGroup'));
+  json(withOrg(g.command('remove').description('take devices out of a group').argument('<group-id>').argument('<device-ids...>'))).action(act(fleet, 'removeFromGroup'));
+
+  for (const [name, what] of [['connect', 'let devices publish and/or subscribe on channels'], ['disconnect', 'take those rights away (their live sessions there end)']] as const) {
+    json(withOrg(cli.command(name).description(what)))
+      .requiredOption('--device <ids>', 'a device id (repeat, or separate with commas)', collect)
+      .requiredOption('--channel <ids>', 'a channel id (repeat, or separate with commas)', collect)
+      .option('--type <types>', 'publish, subscribe or both (default: both)', collect)
+      .action(act(fleet, name));
+  }
+
+  cli
+    .command('publish')
+    .description('publish a message on a channel with your token: from the argument, --file, or standard input')
+    .argument('<channel-id>')
+    .argument('[payload]', 'the message; leave out to read --file or standard input')
+    .option('--subtopic <subtopic>', 'e.g. lab/bench')
+    .option('--file <file>', 'read the message from this file')
+    .addOption(new Option('--format <format>', 'senml (SenML JSON), json, or bytes (sent as they are)').choices(['senml', 'json', 'bytes']).default('senml'))
+    .action(act(messages, 'publish'));
+  cli
+    .command('subscribe')
+    .description('print the channel\'s messages as they arrive, over WebSocket, until Ctrl-C')
+    .argument('<channel-id>')
+    .option('--subtopic <filter>', 'only these subtopics (+ and # wildcards allowed)')
+    .option('--json', 'one JSON envelope per line (id, publisher, subtopic, content type, time, base64 payload)')
+    .action(act(messages, 'subscribe'));
+
+  const msg = cli.command('messages').description('the stored messages of a channel: query, aggregate, export CSV');
+  const filters = (x: Command) =>
+    x
+      .argument('<channel-id>')
+      .addOption(new Option('--type <type>', 'which messages').choices(['senml', 'json', 'binary']))
+      .option('--subtopic <subtopic>')
+      .option('--publisher <id>')
+      .option('--name <name>', 'SenML record name')
+      .option('--from <time>', 'from this time (ISO 8601 or seconds)')
+      .option('--to <time>', 'until this time');
+  pagingOptions(filters(msg.command('query').description('list stored messages, newest first'))).addOption(new Option('--dir <dir>').choices(['asc', 'desc'])).action(act(messages, 'query'));
+  json(filters(msg.command('aggregate').description('aggregate SenML values per name and interval')))
+    .addOption(new Option('--aggregation <fn>').choices(['min', 'max', 'avg', 'sum', 'count']).makeOptionMandatory())
+    .requiredOption('--interval <interval>', 'e.g. 30s, 5m, 1h, 1d')
+    .action(act(messages, 'aggregate'));
+  filters(msg.command('export').description('write every matching SenML record as CSV')).option('-o, --output <file>', 'write to this file instead of standard output').action(act(messages, 'exportCsv'));
+
+  const t = cli.command('tokens').description('personal access tokens: limited to one organization and chosen actions');
+  pagingOptions(t.command('list').description('list your tokens')).action(act(tokens, 'listTokens'));
+  json(withOrg(t.command('create').description('create a token and print it (shown only this once)').argument('<name>')))
+    .requiredOption('--actions <actions>', 'what it may do, e.g. devices:read,messages:publish (docs/permissions.md)', collect)
+    .option('--expires-in <seconds>', 'its lifetime (default: 30 days)', (raw) => {
+      if (!/^\d+$/.test(raw)) throw new InvalidArgumentError('a number of seconds');
+      return Number(raw);
+    })
+    .action(act(tokens, 'createToken'));
+  json(t.command('revoke').description('revoke a token: it stops working at once').argument('<id>')).action(act(tokens, 'revokeToken'));
+}
