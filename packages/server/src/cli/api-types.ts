@@ -135,7 +135,7 @@ export interface paths {
         put?: never;
         /**
          * Log in with email and password
-         * @description Returns a short-lived access token and a refresh token. Failed attempts are rate limited per account and per client address (429 with Retry-After).
+         * @description Returns a short-lived access token and a refresh token. With `refresh_cookie: true` (a browser, e.g. the web console) the refresh token is set as the HttpOnly, SameSite=Strict cookie `fleetwire_refresh` (Path=/auth, Secure over TLS) instead of being in the body; POST /auth/refresh and /auth/logout then use the cookie. Failed attempts are rate limited per account and per client address (429 with Retry-After).
          */
         post: operations["logIn"];
         delete?: never;
@@ -155,7 +155,7 @@ export interface paths {
         put?: never;
         /**
          * Trade a refresh token for a new token pair
-         * @description The refresh token is replaced: the old one stops working. Presenting a replaced token again revokes the whole session.
+         * @description The refresh token is replaced: the old one stops working. Presenting a replaced token again revokes the whole session. Without `refresh_token` in the body the `fleetwire_refresh` cookie is used, and the new refresh token replaces it (not in the body).
          */
         post: operations["refreshToken"];
         delete?: never;
@@ -175,7 +175,7 @@ export interface paths {
         put?: never;
         /**
          * End the session of a refresh token
-         * @description Ends the session the refresh token belongs to: its refresh and access tokens stop working in every process. An unknown or already ended token answers 204 too.
+         * @description Ends the session the refresh token belongs to (from the body, else the `fleetwire_refresh` cookie): its refresh and access tokens stop working in every process, and the cookie is cleared. An unknown or already ended token answers 204 too.
          */
         post: operations["logOut"];
         delete?: never;
@@ -1299,6 +1299,8 @@ export interface operations {
                 "application/json": {
                     email: string;
                     password: string;
+                    /** @description Set the refresh token as the `fleetwire_refresh` cookie instead of returning it */
+                    refresh_cookie?: boolean;
                 };
             };
         };
@@ -1315,7 +1317,8 @@ export interface operations {
                         token_type: "Bearer";
                         /** @description Seconds until the access token expires */
                         expires_in: number;
-                        refresh_token: string;
+                        /** @description Absent when the refresh token was set as a cookie instead (`refresh_cookie`, or a refresh or logout that used the cookie) */
+                        refresh_token?: string;
                         /** @description Seconds until the refresh token expires */
                         refresh_expires_in: number;
                     };
@@ -1369,7 +1372,8 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": {
-                    refresh_token: string;
+                    /** @description Leave out to use the `fleetwire_refresh` cookie */
+                    refresh_token?: string;
                 };
             };
         };
@@ -1386,7 +1390,8 @@ export interface operations {
                         token_type: "Bearer";
                         /** @description Seconds until the access token expires */
                         expires_in: number;
-                        refresh_token: string;
+                        /** @description Absent when the refresh token was set as a cookie instead (`refresh_cookie`, or a refresh or logout that used the cookie) */
+                        refresh_token?: string;
                         /** @description Seconds until the refresh token expires */
                         refresh_expires_in: number;
                     };
@@ -1431,7 +1436,8 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": {
-                    refresh_token: string;
+                    /** @description Leave out to use the `fleetwire_refresh` cookie */
+                    refresh_token?: string;
                 };
             };
         };

@@ -69,8 +69,13 @@ export async function ok<T>(call: Promise<{ data?: T; error?: unknown; response:
   return data as T;
 }
 
-/** Stores the token pair of a login or a refresh. */
-export function storeTokens(env: NodeJS.ProcessEnv, url: string, pair: { access_token: string; expires_in: number; refresh_token: string; refresh_expires_in: number }, org?: Credentials['org']): Credentials {
+/**
+ * Stores the token pair of a login or a refresh. The CLI never asks for the refresh cookie (that is
+ * the console's), so the platform puts the refresh token in the body; its absence is a platform
+ * this CLI does not understand.
+ */
+export function storeTokens(env: NodeJS.ProcessEnv, url: string, pair: { access_token: string; expires_in: number; refresh_token?: string | undefined; refresh_expires_in: number }, org?: Credentials['org']): Credentials {
+  if (pair.refresh_token === undefined) throw new CliError(`${url} answered without a refresh token`);
   const now = Date.now();
   const c: Credentials = {
     url,
