@@ -129,6 +129,19 @@ test('wildcard filters are found, kept and forgotten by filter and session', () 
   assert.deepEqual(index.match('x', undefined, 1).map(describe), ['a q1 rap=false ids=7']); // `x/#` matches `x` [MQTT-4.7.1-2]
   index.remove(a, 'x/#');
   assert.deepEqual(index.match('x/y/z', undefined, 2), []);
+  index.add(b, 'x/+/', options());
+  assert.deepEqual(index.match('x/y/', undefined, 1).map(describe), ['b q1 rap=false ids='], 'an empty last level is a level like any other');
+  assert.deepEqual(index.match('x/y', undefined, 1), []);
+});
+
+test('topics that start with $ are not matched by filters that start with a wildcard [MQTT-4.7.2-1]', () => {
+  const index = new SubscriptionIndex();
+  index.add(session('all'), '#', options());
+  index.add(session('any'), '+/monitor/#', options());
+  index.add(session('sys'), '$SYS/#', options());
+  index.add(session('group'), '#', options(), 'g');
+  assert.deepEqual(index.match('$SYS/monitor/x', undefined, 1).map((d) => d.session.clientId), ['sys']);
+  assert.deepEqual(index.match('a/monitor/x', undefined, 1).map((d) => d.session.clientId).sort(), ['all', 'any', 'group']);
 });
 
 test('100,000 wildcard subscriptions over 10,000 channels: a topic meets the filters of its channel only', () => {
