@@ -16,7 +16,9 @@ export function generatedDocs(): Record<string, string> {
 Fleetwire reads every setting from a \`FLEETWIRE_*\` environment variable, or from a JSON config
 file named by \`FLEETWIRE_CONFIG\` (keys as in the second column). The environment wins over the
 file, the file over the default. Settings are checked at start: a bad value or an unknown
-\`FLEETWIRE_*\` variable stops the process with a message that names it.
+\`FLEETWIRE_*\` variable stops the process with a message that names it. \`fleetwire config\`
+prints the effective value of each (secrets masked) and \`fleetwire config check\` checks them
+without starting: see [the CLI](cli.md).
 
 Durations take \`ms\`, \`s\`, \`m\`, \`h\`, \`d\` (\`15m\`, \`30d\`; a bare number is milliseconds).
 Sizes take \`B\`, \`KiB\`, \`MiB\`, \`GiB\`, \`KB\`, \`MB\`, \`GB\`.

@@ -1,11 +1,17 @@
 #!/usr/bin/env node
-// Runs the whole test suite once per database: SQLite, then PostgreSQL.
+// Runs the test suite once per database: SQLite, then PostgreSQL.
 // PostgreSQL comes from FLEETWIRE_TEST_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/test).
 // With FLEETWIRE_REQUIRE_SERVICES=1 (CI) a missing PostgreSQL fails the run; otherwise that pass is
 // skipped with a message saying what to start.
+// A file whose first lines hold `// test-database: none` touches no database and runs in the first
+// pass only (test/helpers/database-guard.ts makes it fail if it opens one); `// test-database: own`
+// runs in the first pass only too, for files that open the databases they are about themselves
+// (the SQLite and PostgreSQL repository contracts, SQLite file modes).
+// Cross-process tests hand the pass's database to the processes they start (test/helpers/cli.ts).
+// Each pass ends with the seconds each file took, slowest first.
 // Arguments: test files or folders to run instead of all; `--db sqlite|postgres` for one pass only.
 import { spawnSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import net from 'node:net';
 
@@ -27,7 +33,12 @@ function collect(path, out) {
   return out;
 }
 
-const files = (args.length ? args : ['src', 'test']).flatMap((p) => collect(p, []));
+/** The same rule as test/helpers/database-guard.ts. */
+const marker = (file) => /^\/\/ test-database: (none|own)\b/m.exec(readFileSync(file, 'utf8').slice(0, 2000))?.[1];
+
+// the cross-process suites first: they are the longest, and a long file started last would leave one
+// core idle at the end of the pass
+const files = (args.length ? args : ['test', 'src']).flatMap((p) => collect(p, []));
 const pgUrl = process.env.FLEETWIRE_TEST_POSTGRES_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 const required = process.env.FLEETWIRE_REQUIRE_SERVICES === '1';
 
@@ -43,8 +54,13 @@ function reachable(url) {
 }
 
 let failed = false;
+let first = true;
 for (const db of ['sqlite', 'postgres']) {
   if (only && only !== db) continue;
+  // the first pass that runs takes every file; later ones only those that touch a database of theirs
+  const pass = first ? files : files.filter((f) => marker(f) === undefined);
+  first = false;
+  if (pass.length === 0) continue;
   if (db === 'postgres' && !(await reachable(pgUrl))) {
     const msg = `PostgreSQL is not reachable at ${pgUrl}`;
     if (required) {
@@ -55,8 +71,9 @@ for (const db of ['sqlite', 'postgres']) {
     console.warn(`SKIP the PostgreSQL pass: ${msg}. Start PostgreSQL (or set FLEETWIRE_TEST_POSTGRES_URL) to run it.`);
     continue;
   }
-  console.log(`\n=== test suite on ${db} (${files.length} files) ===`);
-  const res = spawnSync(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=120000', ...files], {
+  console.log(`\n=== test suite on ${db} (${pass.length} files) ===`);
+  const reporters = ['--test-reporter=spec', '--test-reporter-destination=stdout', '--test-reporter=./scripts/durations.mjs', '--test-reporter-destination=stdout'];
+  const res = spawnSync(process.execPath, ['--import', 'tsx', '--import', './test/helpers/database-guard.ts', '--test', '--test-concurrency=2', '--test-timeout=120000', ...reporters, ...pass], {
     stdio: 'inherit',
     env: { ...process.env, FLEETWIRE_TEST_DATABASE: db, FLEETWIRE_TEST_POSTGRES_URL: pgUrl },
   });

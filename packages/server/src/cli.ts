@@ -1,117 +1,94 @@
 #!/usr/bin/env node
-import { parseArgs } from 'node:util';
-import { ConfigError, configReference, loadConfig } from './core/config.js';
-import { systemClock } from './core/clock.js';
-import { createLogger } from './core/logger.js';
-import { version } from './core/version.js';
-import { Database, migrate, sqliteUrlFor, MigrationError } from './db/index.js';
-import { createPlatform } from './platform.js';
-import { startServer } from './server.js';
+import { Command, CommanderError } from 'commander';
+import { ConfigError, configReference } from './core/config.js';
 import { AppError } from './core/errors.js';
+import { version } from './core/version.js';
 
-const usage = `fleetwire ${version}
+// Exit codes: 0 done, 1 failed (a setting, start-up, a command's work), 2 the command line is wrong.
+const usageError = 2;
 
-Usage:
-  fleetwire start                 start the platform (HTTP API; settings from FLEETWIRE_* variables)
-  fleetwire migrate               apply pending database migrations and exit
-  fleetwire admin create --email <email> [--password <password>] [--name <name>]
-                                  create a platform admin (password read from FLEETWIRE_ADMIN_PASSWORD
-                                  or standard input when not given)
-  fleetwire config                print the configuration reference
-  fleetwire version               print the version
+/**
+ * The `fleetwire` command. Parsing comes first and does nothing else: `--help` on any command
+ * prints its usage and exits before any setting is read, folder created or server started. Each
+ * action loads what it needs only when it runs.
+ */
+function program(): Command {
+  const cli = new Command('fleetwire')
+    .description('Fleetwire IoT platform: messaging over MQTT, HTTP, WebSocket and CoAP, and fleet management.')
+    .version(version, '-v, --version', 'print the version')
+    .helpOption('-h, --help', 'print this usage')
+    .option('-c, --config <file>', 'JSON config file (instead of FLEETWIRE_CONFIG)')
+    .showHelpAfterError('(add --help for usage)') // inherited, with exitOverride, by every command made below
+    .exitOverride()
+    .addHelpText('after', '\nSettings come from FLEETWIRE_* variables and the config file: see docs/configuration.md.\nEvery command takes --help; docs/cli.md describes them.');
 
-Settings: docs/configuration.md`;
+  /** The environment an action reads its settings from: --config names the config file. */
+  const env = (): NodeJS.ProcessEnv => {
+    const file = cli.opts<{ config?: string }>().config;
+    return file === undefined ? process.env : { ...process.env, FLEETWIRE_CONFIG: file };
+  };
 
-async function readStdin(): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const c of process.stdin) chunks.push(c as Buffer);
-  return Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+  cli
+    .command('start')
+    .description('start the platform: HTTP API, MQTT, CoAP; SIGTERM/SIGINT stop it, SIGHUP reloads the log level and TLS certificates')
+    .action(async () => (await import('./cli/start.js')).start(env()));
+
+  cli
+    .command('migrate')
+    .description('apply pending database migrations and exit')
+    .action(async () => (await import('./cli/commands.js')).migrateCommand(env()));
+
+  const admin = cli.command('admin').description('manage platform admins');
+  admin
+    .command('create')
+    .description('create a platform admin and print it as JSON')
+    .requiredOption('--email <email>', 'the admin\'s email')
+    .option('--password <password>', 'the password (default: FLEETWIRE_ADMIN_PASSWORD, else read from standard input)')
+    .option('--name <name>', 'display name')
+    .action(async (options: { email: string; password?: string; name?: string }) => (await import('./cli/commands.js')).adminCreate(env(), options));
+
+  const config = cli.command('config').description('show or check the settings');
+  config
+    .command('show', { isDefault: true })
+    .description('print every setting\'s effective value and where it came from, secrets masked (the default)')
+    .option('--json', 'print a JSON object by config file key')
+    .action(async (options: { json?: boolean }) => (await import('./cli/commands.js')).configShow(env(), options));
+  config
+    .command('check')
+    .description('check the settings and the files they name, as start would, without starting; exit 1 naming the first bad one')
+    .action(async () => (await import('./cli/commands.js')).configCheck(env()));
+  config
+    .command('reference')
+    .description('print the table of every setting (Markdown), as in docs/configuration.md')
+    .action(() => void process.stdout.write(configReference() + '\n'));
+
+  cli
+    .command('version')
+    .description('print the version')
+    .action(() => void process.stdout.write(version + '\n'));
+  return cli;
 }
 
-async function main(argv: string[]): Promise<number> {
-  const [command, ...rest] = argv;
-  switch (command) {
-    case 'start': {
-      const server = await startServer(loadConfig());
-      const log = server.platform.log;
-      // A promise nobody handled is a bug in the path of one client or task (a refused frame, a
-      // failed subscription). Node's default would end the process, and every device's connection
-      // with it: it is logged with its stack instead, for someone to report.
-      process.on('unhandledRejection', (reason) => log.error({ err: reason }, 'unhandled rejection (a bug: please report it with this line)'));
-      // An exception nobody caught may have left any state half-changed: the process still ends
-      // (Node's default), after a log line that says why.
-      process.on('uncaughtExceptionMonitor', (err, origin) => log.fatal({ err, origin }, 'uncaught exception: the process ends'));
-      const stop = (signal: string) => {
-        log.info({ signal }, 'signal received');
-        server.close().then(() => process.exit(0), (e) => {
-          log.error({ err: e }, 'error while shutting down');
-          process.exit(1);
-        });
-      };
-      process.once('SIGTERM', () => stop('SIGTERM'));
-      process.once('SIGINT', () => stop('SIGINT'));
-      return -1; // keep running
-    }
-    case 'migrate': {
-      const config = loadConfig();
-      const log = createLogger(config.logLevel);
-      const db = await Database.open({ url: config.databaseUrl || sqliteUrlFor(config.dataDir), poolSize: 1 });
-      try {
-        const report = await migrate(db);
-        for (const m of report.applied) log.info({ version: m.version, name: m.name }, 'applied migration');
-        log.info({ version: report.current, applied: report.applied.length }, 'database is up to date');
-      } finally {
-        await db.close();
-      }
-      return 0;
-    }
-    case 'admin': {
-      if (rest[0] !== 'create') break;
-      const { values } = parseArgs({ args: rest.slice(1), options: { email: { type: 'string' }, password: { type: 'string' }, name: { type: 'string' } } });
-      if (!values.email) {
-        process.stderr.write('admin create needs --email\n');
-        return 2;
-      }
-      const env = { ...process.env };
-      const password = values.password ?? env.FLEETWIRE_ADMIN_PASSWORD ?? (await readStdin());
-      delete env.FLEETWIRE_ADMIN_EMAIL;
-      delete env.FLEETWIRE_ADMIN_PASSWORD;
-      const config = loadConfig(env);
-      // standard output carries the created user as JSON, for scripts; logs go to standard error
-      const log = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, process.stderr);
-      const platform = await createPlatform(config, { log, clock: systemClock, writer: false });
-      try {
-        const user = await platform.users.create({ email: values.email, password, role: 'admin', ...(values.name ? { name: values.name } : {}) });
-        process.stdout.write(JSON.stringify(user) + '\n');
-      } finally {
-        await platform.close();
-      }
-      return 0;
-    }
-    case 'config':
-      process.stdout.write(configReference() + '\n');
-      return 0;
-    case 'version':
-    case '--version':
-      process.stdout.write(version + '\n');
-      return 0;
-    case undefined:
-    case 'help':
-    case '--help':
-      process.stdout.write(usage + '\n');
-      return command === undefined ? 2 : 0;
+/** A failure an operator can act on is one line that names its cause; anything else is a bug, with its stack. */
+function report(e: unknown): number {
+  if (e instanceof CommanderError) {
+    // help and version are "errors" only to commander; its own message is already written
+    if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version') return 0;
+    if (e.code === 'commander.help') return e.exitCode === 0 ? 0 : usageError;
+    return usageError;
   }
-  process.stderr.write(`unknown command: ${argv.join(' ')}\n\n${usage}\n`);
-  return 2;
+  // MigrationError by name: importing the database layer here would load it for `--help` too
+  const expected = e instanceof ConfigError || e instanceof AppError || (e instanceof Error && e.name === 'MigrationError');
+  process.stderr.write(`fleetwire: ${expected ? (e as Error).message : ((e as Error).stack ?? String(e))}\n`);
+  return 1;
 }
 
-main(process.argv.slice(2)).then(
-  (code) => {
-    if (code >= 0) process.exitCode = code;
-  },
-  (e: unknown) => {
-    if (e instanceof ConfigError || e instanceof MigrationError || e instanceof AppError) process.stderr.write(`fleetwire: ${e.message}\n`);
-    else process.stderr.write(`fleetwire: ${(e as Error).stack ?? String(e)}\n`);
-    process.exitCode = 1;
-  },
-);
+program()
+  .parseAsync(process.argv.slice(2), { from: 'user' })
+  .then(
+    () => {},
+    (e: unknown) => {
+      // exit now: a failed start may leave a handle (a pool, a timer) that would keep the process up
+      process.exit(report(e));
+    },
+  );

@@ -1,4 +1,4 @@
-import type { Config } from './core/config.js';
+import { ConfigError, causeText, maskUrl, type Config } from './core/config.js';
 import type { Clock } from './core/clock.js';
 import type { Logger } from './core/logger.js';
 import { Database, migrate, sqliteUrlFor } from './db/index.js';
@@ -91,10 +91,29 @@ async function storeFor(config: Config, url: string, ownDatabase: boolean, db: D
   return localStore(createMessageSink(db), config.opaqueMaxStored);
 }
 
+/** The configured database; one that cannot be opened or reached fails start-up with a line naming the setting. */
+export async function openDatabase(config: Config, options: { poolSize?: number } = {}): Promise<Database> {
+  const url = config.databaseUrl || sqliteUrlFor(config.dataDir);
+  try {
+    return await Database.open({ url, poolSize: options.poolSize ?? config.databasePoolSize });
+  } catch (e) {
+    if (config.databaseUrl) throw new ConfigError('FLEETWIRE_DATABASE_URL', `cannot connect to the database at ${maskUrl(url)}: ${causeText(e)}`);
+    throw new ConfigError('FLEETWIRE_DATA_DIR', `cannot open the database ${url.slice('sqlite:'.length)}: ${causeText(e)}`);
+  }
+}
+
+async function connectNats(config: Config, durable: string[]): Promise<NatsBus> {
+  try {
+    return await NatsBus.connect({ url: config.natsUrl, stream: config.natsStream, subjectPrefix: `${config.natsSubjectPrefix}.msg`, controlPrefix: `${config.natsSubjectPrefix}.ctl`, durable, ackWaitMs: config.natsAckWait });
+  } catch (e) {
+    throw new ConfigError('FLEETWIRE_NATS_URL', `cannot connect to NATS at ${maskUrl(config.natsUrl)}: ${causeText(e)}`);
+  }
+}
+
 export async function createPlatform(config: Config, deps: PlatformDeps): Promise<Platform> {
   const { clock, log } = deps;
   const url = config.databaseUrl || sqliteUrlFor(config.dataDir);
-  const db = deps.db ?? (await Database.open({ url, poolSize: config.databasePoolSize }));
+  const db = deps.db ?? (await openDatabase(config));
   try {
     const report = await migrate(db);
     for (const m of report.applied) log.info({ version: m.version, name: m.name }, 'applied migration');
@@ -109,15 +128,15 @@ export async function createPlatform(config: Config, deps: PlatformDeps): Promis
     // every durable consumer is declared before the bus is made: the bus keeps messages for each
     const consumers = new Consumers().declare(writerConsumer);
     const durable = [...consumers.names];
-    const bus = deps.bus ?? (config.natsUrl ? await NatsBus.connect({ url: config.natsUrl, stream: config.natsStream, subjectPrefix: `${config.natsSubjectPrefix}.msg`, controlPrefix: `${config.natsSubjectPrefix}.ctl`, durable }) : new MemoryBus({ durable }));
+    const bus = deps.bus ?? (config.natsUrl ? await connectNats(config, durable) : new MemoryBus({ durable }));
     if (!deps.bus) log.info({ bus: bus.kind }, 'message bus ready');
     const invalidation = broadcastInvalidation(authorizer, bus);
     const tokenRepo = new TokenRepository(db);
     const userRepo = new UserRepository(db);
-    const limiter = new LoginLimiter({ maxPerAccount: config.loginMaxPerAccount, maxPerAddress: config.loginMaxPerAddress, windowMs: config.loginWindow }, clock);
+    const limiter = new LoginLimiter(db, { maxPerAccount: config.loginMaxPerAccount, maxPerAddress: config.loginMaxPerAddress, windowMs: config.loginWindow }, clock);
     const sessions = new SessionRegistry(db, bus, clock, config.sessionCheckCache);
-    const auth = new AuthService(userRepo, tokenRepo, sessions, keys, limiter, clock, { accessTokenTtlMs: config.accessTokenTtl, refreshTokenTtlMs: config.refreshTokenTtl });
-    const users = new UserService(userRepo, clock, { passwordMinLength: config.passwordMinLength, onPasswordChanged: (id) => auth.revokeSessions(id) });
+    const auth = new AuthService(userRepo, tokenRepo, sessions, keys, limiter, clock, { accessTokenTtlMs: config.accessTokenTtl, refreshTokenTtlMs: config.refreshTokenTtl, passwordCost: config.passwordHashCost });
+    const users = new UserService(userRepo, clock, { passwordMinLength: config.passwordMinLength, passwordCost: config.passwordHashCost, onPasswordChanged: (id) => auth.revokeSessions(id) });
     const orgs = new OrgService(new OrgRepository(db), users, clock, () => invalidation.invalidateAll());
     const devices = new DeviceService(new DeviceRepository(db), keys, clock, invalidation);
     const channels = new ChannelService(new ChannelRepository(db), clock, invalidation);

@@ -1,3 +1,4 @@
+// test-database: none
 // The layout docs/architecture.md promises, checked on the code's own imports: no two top-level
 // parts of the platform import each other, and the transport-free core imports no edge.
 import { test } from 'node:test';

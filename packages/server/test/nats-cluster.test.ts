@@ -36,6 +36,8 @@ describe('Fleetwire on NATS JetStream, several processes', { skip: available ===
       FLEETWIRE_NATS_URL: natsUrl,
       FLEETWIRE_NATS_STREAM: `FW_TEST_${tag}`,
       FLEETWIRE_NATS_SUBJECT_PREFIX: `fwtest${tag}`,
+      // what a killed writer held comes back after 1 s, not the default 5 s
+      FLEETWIRE_NATS_ACK_WAIT: '1s',
       FLEETWIRE_ADMIN_EMAIL: admin.email,
       FLEETWIRE_ADMIN_PASSWORD: admin.password,
     });

@@ -1,3 +1,4 @@
+// test-database: none
 // What a new user reads first and what each package promises: the licence, the declared
 // dependencies, and a README that speaks to the user's machine.
 import { test } from 'node:test';

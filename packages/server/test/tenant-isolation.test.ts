@@ -154,10 +154,12 @@ describe('tenant isolation', () => {
   test('the recorded routes are complete', () => {
     const all = routes.map((r) => `${r.method} ${r.url}`);
     // every documented operation was recorded: nothing was registered before the hook
+    // compared with every parameter unnamed: the document names a wildcard (`*`) as a parameter
+    const shape = (route: string) => route.replace(/\{\w+\}|:\w+|\*/g, '{}');
     const documented = Object.entries((t.app.swagger() as { paths: Record<string, Record<string, unknown>> }).paths).flatMap(([path, ops]) =>
-      Object.keys(ops).map((m) => `${m.toUpperCase()} ${path.replace(/\{\*\}/g, '*').replace(/\{(\w+)\}/g, ':$1')}`),
+      Object.keys(ops).map((m) => `${m.toUpperCase()} ${shape(path)}`),
     );
-    assert.deepEqual(documented.filter((r) => !all.includes(r)), []);
+    assert.deepEqual(documented.filter((r) => !all.map(shape).includes(r)), []);
     assert.ok(all.includes('GET /openapi.json'), 'hidden routes are recorded too');
     assert.deepEqual(Object.keys(plausibleBodies()).filter((r) => !all.includes(r)), [], 'every plausible body belongs to a route');
     assert.ok(orgRoutes.length > 25, `only ${orgRoutes.length} organization routes found`);

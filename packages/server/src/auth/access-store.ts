@@ -12,6 +12,8 @@ export interface ChannelAccess {
   readonly orgId: string | undefined;
   /** Bit set of connection types: publish = 1, subscribe = 2. */
   readonly mask: number;
+  /** The channel's content type for payloads that come without one; undefined when the channel does not exist. */
+  readonly contentType: string | undefined;
 }
 
 export const accessBits = { publish: 1, subscribe: 2 } as const;
@@ -29,7 +31,7 @@ export interface AccessStore {
 
 const sqlDeviceBySecret = 'SELECT id, org_id, status FROM devices WHERE secret_hash = ?';
 const sqlDeviceById = 'SELECT id, org_id, status FROM devices WHERE id = ?';
-const sqlChannelAccess = 'SELECT ch.org_id AS org_id, cn.type AS type FROM channels ch LEFT JOIN connections cn ON cn.channel_id = ch.id AND cn.device_id = ? WHERE ch.id = ?';
+const sqlChannelAccess = 'SELECT ch.org_id AS org_id, ch.content_type AS content_type, cn.type AS type FROM channels ch LEFT JOIN connections cn ON cn.channel_id = ch.id AND cn.device_id = ? WHERE ch.id = ?';
 
 interface DeviceRow {
   id: string;
@@ -38,6 +40,7 @@ interface DeviceRow {
 }
 interface AccessRow {
   org_id: string;
+  content_type: string;
   type: 'publish' | 'subscribe' | null;
 }
 
@@ -48,7 +51,7 @@ function toIdentity(row: DeviceRow | undefined): DeviceIdentity | undefined {
 function toAccess(rows: AccessRow[]): ChannelAccess {
   let mask = 0;
   for (const r of rows) if (r.type) mask |= accessBits[r.type];
-  return { orgId: rows[0]?.org_id, mask };
+  return { orgId: rows[0]?.org_id, mask, contentType: rows[0]?.content_type };
 }
 
 export function createAccessStore(db: Database): AccessStore {

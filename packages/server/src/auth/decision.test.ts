@@ -45,14 +45,14 @@ describe('device authorization decision', () => {
   test('a device connected for publishing may publish and nothing else', async () => {
     const { device, channel } = await setup(['publish']);
     const other = await t.platform.channels.create(orgId, { name: 'other' });
-    assert.deepEqual(await authz().authorize(secretOf(device), channel.id, 'publish'), { allow: true, deviceId: device.id, orgId });
+    assert.deepEqual(await authz().authorize(secretOf(device), channel.id, 'publish'), { allow: true, deviceId: device.id, orgId, contentType: 'application/senml+json' });
     assert.deepEqual(await authz().authorize(secretOf(device), channel.id, 'subscribe'), { allow: false, reason: 'not_connected' });
     assert.deepEqual(await authz().authorize(secretOf(device), other.id, 'publish'), { allow: false, reason: 'not_connected' });
   });
 
   test('a device connected for subscribing may subscribe and nothing else', async () => {
     const { device, channel } = await setup(['subscribe']);
-    assert.deepEqual(await authz().authorize(secretOf(device), channel.id, 'subscribe'), { allow: true, deviceId: device.id, orgId });
+    assert.deepEqual(await authz().authorize(secretOf(device), channel.id, 'subscribe'), { allow: true, deviceId: device.id, orgId, contentType: 'application/senml+json' });
     assert.deepEqual(await authz().authorize(secretOf(device), channel.id, 'publish'), { allow: false, reason: 'not_connected' });
   });
 
@@ -73,7 +73,7 @@ describe('device authorization decision', () => {
     const { device, channel } = await setup(['publish']);
     const { device: other } = await setup(['publish']);
     const claim = (deviceId: string): DeviceCredential => ({ kind: 'secret', secret: device.secret, deviceId });
-    assert.deepEqual(await authz().authorize(claim(device.id), channel.id, 'publish'), { allow: true, deviceId: device.id, orgId });
+    assert.deepEqual(await authz().authorize(claim(device.id), channel.id, 'publish'), { allow: true, deviceId: device.id, orgId, contentType: 'application/senml+json' });
     // again, now that the secret is cached
     for (const deviceId of [other.id, 'not-a-uuid', '']) {
       assert.deepEqual(await authz().authorize(claim(deviceId), channel.id, 'publish'), { allow: false, reason: 'invalid_credentials' });
@@ -83,7 +83,7 @@ describe('device authorization decision', () => {
 
   test('a certificate credential names the device by id', async () => {
     const { device, channel } = await setup(['publish']);
-    assert.deepEqual(await authz().authorize(certificateOf(device), channel.id, 'publish'), { allow: true, deviceId: device.id, orgId });
+    assert.deepEqual(await authz().authorize(certificateOf(device), channel.id, 'publish'), { allow: true, deviceId: device.id, orgId, contentType: 'application/senml+json' });
     assert.deepEqual(await authz().authorize(certificateOf(device), channel.id, 'subscribe'), { allow: false, reason: 'not_connected' });
     for (const deviceId of [uuidv7(), 'CN=sensor', '']) {
       assert.deepEqual(await authz().authorize({ kind: 'certificate', deviceId }, channel.id, 'publish'), { allow: false, reason: 'invalid_credentials' });
@@ -100,7 +100,7 @@ describe('device authorization decision', () => {
     }
     await t.platform.devices.setStatus(orgId, device.id, 'enabled');
     for (const cred of [secretOf(device), certificateOf(device)]) {
-      assert.deepEqual(await authz().authorize(cred, channel.id, 'publish'), { allow: true, deviceId: device.id, orgId });
+      assert.deepEqual(await authz().authorize(cred, channel.id, 'publish'), { allow: true, deviceId: device.id, orgId, contentType: 'application/senml+json' });
     }
   });
 
@@ -134,7 +134,7 @@ describe('device authorization decision', () => {
     const rotated = await t.platform.devices.rotateSecret(orgId, device.id);
     assert.notEqual(rotated.secret, device.secret);
     assert.deepEqual(await authz().authorize(secretOf(device), channel.id, 'publish'), { allow: false, reason: 'invalid_credentials' });
-    assert.deepEqual(await authz().authorize(secretOf(rotated), channel.id, 'publish'), { allow: true, deviceId: device.id, orgId });
+    assert.deepEqual(await authz().authorize(secretOf(rotated), channel.id, 'publish'), { allow: true, deviceId: device.id, orgId, contentType: 'application/senml+json' });
     // and the old secret stays dead once the new one is cached
     assert.deepEqual(await authz().authorize(secretOf(device), channel.id, 'publish'), { allow: false, reason: 'invalid_credentials' });
   });
@@ -202,7 +202,7 @@ describe('device authorization decision', () => {
     for (const cred of [secretOf(device), certificateOf(device)]) {
       assert.deepEqual(await authz().authorize(cred, channel.id, 'publish'), { allow: false, reason: 'invalid_credentials' });
     }
-    assert.deepEqual(await authz().authorize(secretOf(survivor), survivorChannel.id, 'publish'), { allow: true, deviceId: survivor.id, orgId });
+    assert.deepEqual(await authz().authorize(secretOf(survivor), survivorChannel.id, 'publish'), { allow: true, deviceId: survivor.id, orgId, contentType: 'application/senml+json' });
   });
 
   test('a malformed channel id is channel_not_found', async () => {
@@ -234,6 +234,26 @@ describe('device authorization decision', () => {
     assert.equal(queries(authz()), before);
   });
 
+  test("an allowed decision carries the channel's content type, and a change of it is seen at once without a query more", async () => {
+    const { device, channel } = await setup(['publish']);
+    const seen = async () => {
+      const d = await authz().authorize(secretOf(device), channel.id, 'publish');
+      assert.equal(d.allow, true);
+      return d.allow ? d.contentType : undefined;
+    };
+    assert.equal(await seen(), 'application/senml+json');
+    const before = queries(authz());
+    assert.equal(await seen(), 'application/senml+json');
+    assert.equal(queries(authz()), before, 'the cached answer carries it');
+    await t.platform.channels.update(orgId, channel.id, { content_type: 'application/octet-stream' });
+    assert.equal(await seen(), 'application/octet-stream');
+    assert.deepEqual(await authz().authorizeDevice({ id: device.id, orgId, enabled: true }, channel.id, 'publish'), { allow: true, deviceId: device.id, orgId, contentType: 'application/octet-stream' });
+    const afterChange = queries(authz());
+    await t.platform.channels.update(orgId, channel.id, { name: 'renamed' });
+    assert.equal(await seen(), 'application/octet-stream');
+    assert.equal(queries(authz()), afterChange, 'a change of anything else keeps the cached answers');
+  });
+
   test('a channel created after its id was asked about is found', async () => {
     // ids are server-made, so this cannot happen through the services; the cache must not rely on that
     const authorizer = new DeviceAuthorizer(createAccessStore(t.platform.db), t.platform.keys);
@@ -241,7 +261,7 @@ describe('device authorization decision', () => {
     const channelId = uuidv7();
     assert.deepEqual(await authorizer.authorize(secretOf(device), channelId, 'publish'), { allow: false, reason: 'channel_not_found' });
     const now = iso(Date.now());
-    await t.platform.db.kysely.insertInto('channels').values({ id: channelId, org_id: orgId, name: 'late', tags: '[]', metadata: '{}', created_at: now, updated_at: now }).execute();
+    await t.platform.db.kysely.insertInto('channels').values({ id: channelId, org_id: orgId, name: 'late', tags: '[]', metadata: '{}', content_type: 'application/json', created_at: now, updated_at: now }).execute();
     await t.platform.db.kysely.insertInto('connections').values({ org_id: orgId, channel_id: channelId, device_id: device.id, type: 'publish', created_at: now }).execute();
     authorizer.invalidateChannel(channelId);
     authorizer.invalidateConnections([device.id]);
@@ -280,7 +300,7 @@ describe('device authorization decision', () => {
     const authorizer = new DeviceAuthorizer(createAccessStore(t.platform.db), t.platform.keys, 0);
     const { device, channel } = await setup(['publish']);
     for (let i = 0; i < 3; i++) {
-      assert.deepEqual(await authorizer.authorize(secretOf(device), channel.id, 'publish'), { allow: true, deviceId: device.id, orgId });
+      assert.deepEqual(await authorizer.authorize(secretOf(device), channel.id, 'publish'), { allow: true, deviceId: device.id, orgId, contentType: 'application/senml+json' });
       assert.deepEqual(await authorizer.authorize(secretOf(device), channel.id, 'subscribe'), { allow: false, reason: 'not_connected' });
     }
     assert.deepEqual(authorizer.getStats(), { hits: 0, misses: 6, accessHits: 0, accessMisses: 6, credentialEntries: 0, accessEntries: 0 });
@@ -346,7 +366,8 @@ class HeldStore implements AccessStore {
   }
 
   channelAccess(deviceId: string, channelId: string): Promise<ChannelAccess> {
-    return this.answer({ orgId: this.channels.get(channelId), mask: this.connections.get(`${deviceId} ${channelId}`) ?? 0 });
+    const orgId = this.channels.get(channelId);
+    return this.answer({ orgId, mask: this.connections.get(`${deviceId} ${channelId}`) ?? 0, contentType: orgId && 'application/senml+json' });
   }
 }
 

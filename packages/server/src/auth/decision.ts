@@ -11,8 +11,11 @@ export type DeviceCredential =
 
 export type DenyReason = 'invalid_credentials' | 'device_disabled' | 'channel_not_found' | 'not_connected';
 
-/** Decisions may be shared between callers (the cached path allocates none): do not modify one. */
-export type Decision = Readonly<{ allow: true; deviceId: string; orgId: string }> | Readonly<{ allow: false; reason: DenyReason }>;
+/**
+ * Decisions may be shared between callers (the cached path allocates none): do not modify one. An
+ * allowed one carries the channel's content type, so that taking a message needs no other lookup.
+ */
+export type Decision = Readonly<{ allow: true; deviceId: string; orgId: string; contentType: string }> | Readonly<{ allow: false; reason: DenyReason }>;
 
 export type Identification = Readonly<{ ok: true; device: DeviceIdentity }> | Readonly<{ ok: false; reason: 'invalid_credentials' | 'device_disabled' }>;
 
@@ -37,28 +40,41 @@ const deniedInvalid: Decision = { allow: false, reason: 'invalid_credentials' };
 const deniedDisabled: Decision = { allow: false, reason: 'device_disabled' };
 const deniedNoChannel: Decision = { allow: false, reason: 'channel_not_found' };
 const deniedNotConnected: Decision = { allow: false, reason: 'not_connected' };
-const noChannel: ChannelAccess = { orgId: undefined, mask: 0 };
+
+/** A device's access to one channel, with the decision that allows it built once. */
+interface ChannelAnswer {
+  readonly access: ChannelAccess;
+  /** Given when the access allows the action; deniedNoChannel when there is no such channel. */
+  readonly allowed: Decision;
+}
+
+const noChannel: ChannelAnswer = { access: { orgId: undefined, mask: 0, contentType: undefined }, allowed: deniedNoChannel };
 
 /** What the cache knows about one device; the answers it gives are built once, here. */
 class DeviceEntry {
   readonly identified: Identification;
-  readonly allowed: Decision;
   /** The secret this entry is reachable by, once one was verified. */
   secret: string | undefined = undefined;
-  /** channel id → access; negative answers too. */
-  readonly channels = new Map<string, ChannelAccess>();
+  /** channel id → answer; negative ones too. */
+  readonly channels = new Map<string, ChannelAnswer>();
 
   constructor(readonly device: DeviceIdentity) {
     this.identified = device.enabled ? { ok: true, device } : disabled;
-    this.allowed = { allow: true, deviceId: device.id, orgId: device.orgId };
+  }
+
+  answer(access: ChannelAccess): ChannelAnswer {
+    const { orgId, contentType } = access;
+    const allowed: Decision = orgId === undefined || contentType === undefined ? deniedNoChannel : { allow: true, deviceId: this.device.id, orgId, contentType };
+    return { access, allowed };
   }
 }
 
-function decide(entry: DeviceEntry, access: ChannelAccess, action: AccessAction): Decision {
+function decide(entry: DeviceEntry, answer: ChannelAnswer, action: AccessAction): Decision {
+  const { access } = answer;
   if (!entry.device.enabled) return deniedDisabled;
   if (access.orgId === undefined || access.orgId !== entry.device.orgId) return deniedNoChannel;
   if ((access.mask & accessBits[action]) === 0) return deniedNotConnected;
-  return entry.allowed;
+  return answer.allowed;
 }
 
 /**
@@ -99,11 +115,11 @@ export class DeviceAuthorizer {
   authorize(cred: DeviceCredential, channelId: string, action: AccessAction): Promise<Decision> {
     // the hot path: both answers cached, nothing to await
     const entry = cred.kind === 'secret' ? this.bySecret.get(cred.secret) : this.devices.get(cred.deviceId);
-    const access = entry?.channels.get(channelId);
-    if (access !== undefined && claimHolds(cred, entry!)) {
+    const answer = entry?.channels.get(channelId);
+    if (answer !== undefined && claimHolds(cred, entry!)) {
       this.stats.hits++;
       this.stats.accessHits++;
-      return Promise.resolve(decide(entry!, access, action));
+      return Promise.resolve(decide(entry!, answer, action));
     }
     return this.authorizeCold(cred, channelId, action);
   }
@@ -115,11 +131,11 @@ export class DeviceAuthorizer {
    */
   authorizeDevice(device: DeviceIdentity, channelId: string, action: AccessAction): Promise<Decision> {
     const entry = this.devices.get(device.id);
-    const access = entry?.channels.get(channelId);
-    if (access !== undefined) {
+    const answer = entry?.channels.get(channelId);
+    if (answer !== undefined) {
       this.stats.hits++;
       this.stats.accessHits++;
-      return Promise.resolve(decide(entry!, access, action));
+      return Promise.resolve(decide(entry!, answer, action));
     }
     return this.authorizeCold({ kind: 'certificate', deviceId: device.id }, channelId, action);
   }
@@ -149,7 +165,7 @@ export class DeviceAuthorizer {
     return entry !== undefined && claimHolds(cred, entry) ? entry : undefined;
   }
 
-  private async accessFor(entry: DeviceEntry, channelId: string): Promise<ChannelAccess> {
+  private async accessFor(entry: DeviceEntry, channelId: string): Promise<ChannelAnswer> {
     const cached = entry.channels.get(channelId);
     if (cached !== undefined) {
       this.stats.accessHits++;
@@ -159,15 +175,15 @@ export class DeviceAuthorizer {
     if (!isUuid(channelId)) return noChannel;
     this.stats.accessMisses++;
     const generation = this.generation;
-    const access = await this.store.channelAccess(entry.device.id, channelId);
+    const answer = entry.answer(await this.store.channelAccess(entry.device.id, channelId));
     // an invalidation while the query ran may have made the answer stale: use it, don't keep it
     if (generation === this.generation && this.devices.get(entry.device.id) === entry && !entry.channels.has(channelId)) {
-      entry.channels.set(channelId, access);
+      entry.channels.set(channelId, answer);
       this.channelRefs.set(channelId, (this.channelRefs.get(channelId) ?? 0) + 1);
       this.accessCount++;
       while (this.accessCount > this.maxEntries) this.evict(this.devices.values().next().value!); // oldest device first
     }
-    return access;
+    return answer;
   }
 
   /** The entry for a device just read from the database, cached when no invalidation ran meanwhile. */
@@ -220,7 +236,7 @@ export class DeviceAuthorizer {
     }
   }
 
-  /** A channel was deleted or created (a cached "no such channel" must go). */
+  /** A channel was deleted or created (a cached "no such channel" must go), or its content type changed. */
   invalidateChannel(channelId: string): void {
     this.generation++;
     if (!this.channelRefs.delete(channelId)) return; // no entry holds it: the usual case for a new channel

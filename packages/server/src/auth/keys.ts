@@ -2,6 +2,9 @@ import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
+/** Shortest server key accepted, bytes: HMAC-SHA-256 keys of less than its output size are weaker. */
+export const minServerKeyBytes = 32;
+
 /**
  * The server key signs access tokens and keys the HMAC of device secrets. Derived sub-keys keep
  * the two uses apart.
@@ -11,7 +14,7 @@ export class ServerKeys {
   private readonly hmacKey: Buffer;
 
   constructor(master: Buffer) {
-    if (master.length < 32) throw new Error('the server key must be at least 32 bytes');
+    if (master.length < minServerKeyBytes) throw new Error(`the server key must be at least ${minServerKeyBytes} bytes`);
     this.jwt = new Uint8Array(createHmac('sha256', master).update('fleetwire/jwt').digest());
     this.hmacKey = createHmac('sha256', master).update('fleetwire/device-secret').digest();
   }

@@ -1,47 +1,7 @@
+import { createHash } from 'node:crypto';
+import { sql } from 'kysely';
 import type { Clock } from '../core/clock.js';
-
-/**
- * Fixed-window counters per key (an account, a client address), in memory and bounded: when
- * more than `maxKeys` keys are tracked the oldest windows are dropped first.
- */
-export class WindowCounter {
-  private readonly windows = new Map<string, { start: number; count: number }>();
-
-  constructor(
-    private readonly limit: number,
-    private readonly windowMs: number,
-    private readonly clock: Clock,
-    private readonly maxKeys = 100_000,
-  ) {}
-
-  /** Milliseconds until `key` may try again, or 0 when it is under the limit. */
-  retryAfter(key: string): number {
-    const w = this.windows.get(key);
-    if (!w) return 0;
-    const now = this.clock.now();
-    if (now - w.start >= this.windowMs) {
-      this.windows.delete(key);
-      return 0;
-    }
-    return w.count >= this.limit ? w.start + this.windowMs - now : 0;
-  }
-
-  hit(key: string): void {
-    const now = this.clock.now();
-    const w = this.windows.get(key);
-    if (!w || now - w.start >= this.windowMs) {
-      this.windows.delete(key);
-      this.windows.set(key, { start: now, count: 1 });
-      if (this.windows.size > this.maxKeys) this.windows.delete(this.windows.keys().next().value!);
-    } else {
-      w.count++;
-    }
-  }
-
-  reset(key: string): void {
-    this.windows.delete(key);
-  }
-}
+import type { Database } from '../db/index.js';
 
 export interface LoginLimits {
   maxPerAccount: number;
@@ -49,28 +9,70 @@ export interface LoginLimits {
   windowMs: number;
 }
 
-/** Login throttling: failed attempts per account, and all attempts per source address. */
+/** Expired windows are deleted after this many attempts counted by one process. */
+const purgeEvery = 1000;
+
+/**
+ * Login throttling: attempts per account that did not succeed, and all attempts per source
+ * address, in fixed windows. The counters live in the database (`login_windows`), so that every
+ * process sharing it enforces one limit: N processes behind a load balancer do not allow N times
+ * the attempts.
+ *
+ * An attempt is counted before its password is checked, with one atomic statement that also
+ * returns the new count: concurrent attempts, on one process or many, cannot all pass the check
+ * before any failure is recorded. A login that succeeds clears its account's window.
+ */
 export class LoginLimiter {
-  private readonly accounts: WindowCounter;
-  private readonly addresses: WindowCounter;
+  private counted = 0;
 
-  constructor(limits: LoginLimits, clock: Clock) {
-    this.accounts = new WindowCounter(limits.maxPerAccount, limits.windowMs, clock);
-    this.addresses = new WindowCounter(limits.maxPerAddress, limits.windowMs, clock);
+  constructor(
+    private readonly db: Database,
+    private readonly limits: LoginLimits,
+    private readonly clock: Clock,
+  ) {}
+
+  /**
+   * Counts this attempt against the address, then (when the address is under its limit) against
+   * the account. Resolves to the milliseconds to wait before trying again, 0 when it may go ahead.
+   */
+  async check(account: string, address: string): Promise<number> {
+    const now = this.clock.now();
+    const byAddress = await this.hit(windowKey('address', address), now);
+    if (byAddress.count > this.limits.maxPerAddress) return byAddress.start + this.limits.windowMs - now;
+    const byAccount = await this.hit(windowKey('account', account), now);
+    if (byAccount.count > this.limits.maxPerAccount) return byAccount.start + this.limits.windowMs - now;
+    return 0;
   }
 
-  /** Milliseconds to wait before this attempt may be made, 0 when it may go ahead. Counts the attempt against the address. */
-  check(account: string, address: string): number {
-    const wait = Math.max(this.accounts.retryAfter(account), this.addresses.retryAfter(address));
-    if (wait === 0) this.addresses.hit(address);
-    return wait;
+  /** The attempt succeeded: the account's failures are forgiven. */
+  async succeeded(account: string): Promise<void> {
+    await this.db.kysely.deleteFrom('login_windows').where('key', '=', windowKey('account', account)).execute();
   }
 
-  failed(account: string): void {
-    this.accounts.hit(account);
+  /** Adds one to the key's window, starting a new window when the last one has passed; returns the window. */
+  private async hit(key: string, now: number): Promise<{ start: number; count: number }> {
+    const expired = now - this.limits.windowMs;
+    const row = await this.db.kysely
+      .insertInto('login_windows')
+      .values({ key, window_start: now, count: 1 })
+      .onConflict((oc) =>
+        oc.column('key').doUpdateSet({
+          window_start: sql<number>`CASE WHEN login_windows.window_start <= ${expired} THEN ${now} ELSE login_windows.window_start END`,
+          count: sql<number>`CASE WHEN login_windows.window_start <= ${expired} THEN 1 ELSE login_windows.count + 1 END`,
+        }),
+      )
+      .returning(['window_start', 'count'])
+      .executeTakeFirstOrThrow();
+    if (++this.counted % purgeEvery === 0) await this.db.kysely.deleteFrom('login_windows').where('window_start', '<=', expired).execute();
+    // PostgreSQL's BIGINT arrives as a string
+    return { start: Number(row.window_start), count: Number(row.count) };
   }
+}
 
-  succeeded(account: string): void {
-    this.accounts.reset(account);
-  }
+/**
+ * The row key of a counter: a digest, so that the table holds neither the email addresses people
+ * tried nor their IP addresses, and every key has the same size.
+ */
+function windowKey(kind: 'account' | 'address', value: string): string {
+  return createHash('sha256').update(`${kind}\0${value}`).digest('base64url');
 }

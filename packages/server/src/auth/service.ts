@@ -33,6 +33,8 @@ export interface TokenPair {
 export interface AuthServiceOptions {
   accessTokenTtlMs: number;
   refreshTokenTtlMs: number;
+  /** scrypt cost (log2 N) of the stand-in hash checked when the account does not exist: the cost new hashes get. */
+  passwordCost?: number;
 }
 
 const issuer = 'fleetwire';
@@ -54,15 +56,13 @@ export class AuthService {
   /** Email + password login. `address` is the client address, for rate limiting. */
   async login(email: string, password: string, address: string): Promise<TokenPair> {
     const account = normaliseEmail(email);
-    const wait = this.limiter.check(account, address);
+    const wait = await this.limiter.check(account, address);
     if (wait > 0) throw new AppError('auth.rate_limited', `Too many login attempts; try again in ${Math.ceil(wait / 1000)} s`, { retry_after: Math.ceil(wait / 1000) });
     const user = await this.users.findByEmailWithHash(account);
-    const ok = await verifyPassword(password, user?.password_hash ?? (await dummyPasswordHash()));
-    if (!user || !ok) {
-      this.limiter.failed(account);
-      throw new AppError('auth.invalid_credentials', 'Wrong email or password');
-    }
-    this.limiter.succeeded(account);
+    const ok = await verifyPassword(password, user?.password_hash ?? (await dummyPasswordHash(this.options.passwordCost)));
+    // the attempt is already counted against the account (check); success forgives its failures
+    if (!user || !ok) throw new AppError('auth.invalid_credentials', 'Wrong email or password');
+    await this.limiter.succeeded(account);
     const sessionId = uuidv7(this.clock.now());
     await this.sessions.start(sessionId, user.id);
     return this.issuePair(user.id, sessionId);

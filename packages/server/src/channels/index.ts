@@ -1,2 +1,3 @@
-export { ChannelRepository, type Channel } from './repository.js';
+export { ChannelRepository, type Channel, type ChannelRouting } from './repository.js';
 export { ChannelService, maxBulkChannels, type NewChannel } from './service.js';
+export { channelContentTypes, defaultChannelContentType, isChannelContentType, type ChannelContentType } from './content-type.js';

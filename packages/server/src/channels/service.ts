@@ -3,12 +3,15 @@ import { iso, type Clock } from '../core/clock.js';
 import { isUuid, uuidv7 } from '../core/ids.js';
 import { noInvalidation, type AccessInvalidation } from '../auth/decision.js';
 import type { ListQuery } from '../db/list.js';
-import type { Channel, ChannelRepository } from './repository.js';
+import type { Channel, ChannelRepository, ChannelRouting } from './repository.js';
+import { defaultChannelContentType, type ChannelContentType } from './content-type.js';
 
 export interface NewChannel {
   name: string;
   tags?: string[];
   metadata?: Record<string, unknown>;
+  /** Default application/senml+json. */
+  content_type?: ChannelContentType;
 }
 
 export const maxBulkChannels = 1000;
@@ -34,6 +37,7 @@ export class ChannelService {
       name: c.name,
       tags: [...new Set(c.tags ?? [])],
       metadata: c.metadata ?? {},
+      content_type: c.content_type ?? defaultChannelContentType,
       created_at: iso(now),
       updated_at: iso(now),
     }));
@@ -48,11 +52,11 @@ export class ChannelService {
     return c;
   }
 
-  /** The organization a channel belongs to; channel.not_found when there is no such channel. */
-  async orgOf(id: string): Promise<string> {
-    const org = isUuid(id) ? await this.repo.orgOf(id) : undefined;
-    if (!org) throw new AppError('channel.not_found');
-    return org;
+  /** The organization a channel belongs to and its content type; channel.not_found when there is no such channel. */
+  async routing(id: string): Promise<ChannelRouting> {
+    const r = isUuid(id) ? await this.repo.routing(id) : undefined;
+    if (!r) throw new AppError('channel.not_found');
+    return r;
   }
 
   list(orgId: string, q: ListQuery): Promise<{ total: number; items: Channel[] }> {
@@ -60,9 +64,11 @@ export class ChannelService {
   }
 
   async update(orgId: string, id: string, patch: Partial<NewChannel>): Promise<Channel> {
-    await this.get(orgId, id);
+    const before = await this.get(orgId, id);
     const c = await this.repo.update(orgId, id, { ...patch, tags: patch.tags && [...new Set(patch.tags)] }, iso(this.clock.now()));
     if (!c) throw new AppError('channel.not_found');
+    // the content type travels with the cached access answers: every process drops them
+    if (c.content_type !== before.content_type) this.access.invalidateChannel(id);
     return c;
   }
 

@@ -108,7 +108,8 @@ describe('CoAP adapter', () => {
     token = owner.token;
     const org = (await t.request('POST', '/orgs', { token, body: { name: 'coap' } })).json().id;
     for (const name of ['both', 'pub', 'sub', 'none'] as const) dev[name] = (await t.request('POST', `/orgs/${org}/devices`, { token, body: { name } })).json();
-    channel = (await t.request('POST', `/orgs/${org}/channels`, { token, body: { name: 'c' } })).json().id;
+    // opaque by default: most requests here carry no Content-Format and are about CoAP, not payloads
+    channel = (await t.request('POST', `/orgs/${org}/channels`, { token, body: { name: 'c', content_type: 'application/octet-stream' } })).json().id;
     const connect = (d: { id: string }, types: string[]) => t.request('POST', `/orgs/${org}/connections`, { token, body: { device_ids: [d.id], channel_ids: [channel], types } });
     await connect(dev.both, ['publish', 'subscribe']);
     await connect(dev.pub, ['publish']);
@@ -136,7 +137,7 @@ describe('CoAP adapter', () => {
     });
   });
 
-  test('a non-confirmable POST gets a non-confirmable 2.04; JSON, CBOR, text and no Content-Format map to content types', async () => {
+  test("a non-confirmable POST gets a non-confirmable 2.04; JSON, CBOR, text map to content types, no Content-Format to the channel's", async () => {
     const c = await client();
     const cases: [number | undefined, string][] = [[50, 'application/json'], [60, 'application/cbor'], [0, 'text/plain; charset=utf-8'], [42, 'application/octet-stream'], [undefined, 'application/octet-stream']];
     for (const [format, type] of cases) {

@@ -1,3 +1,4 @@
+// test-database: none
 import { afterEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parse, type ParsedPacket } from 'coap-packet';

@@ -1,3 +1,4 @@
+// test-database: none
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { PerAddressCount } from './per-address.js';

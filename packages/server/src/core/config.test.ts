@@ -1,9 +1,10 @@
+// test-database: none
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError, loadConfig, parseBytes, parseDuration, settings } from './config.js';
+import { ConfigError, causeText, effectiveSettings, loadConfig, maskUrl, parseBytes, parseDuration, settings } from './config.js';
 
 /** Asserts that loading `env` fails with a ConfigError whose message names `setting`. */
 function assertRejected(env: NodeJS.ProcessEnv, setting: string, why?: RegExp): void {
@@ -41,6 +42,8 @@ describe('loadConfig', () => {
     assert.equal(c.secretKey, '');
     assert.equal(c.signup, false);
     assert.equal(c.passwordMinLength, 10);
+    assert.equal(c.passwordHashCost, 15, 'scrypt N = 2^15, the OWASP minimum');
+    assert.equal(c.natsAckWait, 5000);
     assert.equal(c.accessTokenTtl, 15 * 60_000);
     assert.equal(c.refreshTokenTtl, 30 * 86_400_000);
     assert.equal(c.loginWindow, 15 * 60_000);
@@ -86,6 +89,11 @@ describe('loadConfig', () => {
     assert.equal(loadConfig({ FLEETWIRE_ACCESS_TOKEN_TTL: '15m' }).accessTokenTtl, 15 * 60_000);
     assert.equal(loadConfig({ FLEETWIRE_REFRESH_TOKEN_TTL: '30d' }).refreshTokenTtl, 30 * 86_400_000);
     assert.equal(loadConfig({ FLEETWIRE_LOGIN_WINDOW: '2h' }).loginWindow, 2 * 3_600_000);
+    assert.equal(loadConfig({ FLEETWIRE_NATS_ACK_WAIT: '1s' }).natsAckWait, 1000);
+    assertRejected({ FLEETWIRE_NATS_ACK_WAIT: '100ms' }, 'FLEETWIRE_NATS_ACK_WAIT');
+    assert.equal(loadConfig({ FLEETWIRE_PASSWORD_HASH_COST: '10' }).passwordHashCost, 10);
+    assertRejected({ FLEETWIRE_PASSWORD_HASH_COST: '9' }, 'FLEETWIRE_PASSWORD_HASH_COST');
+    assertRejected({ FLEETWIRE_PASSWORD_HASH_COST: '21' }, 'FLEETWIRE_PASSWORD_HASH_COST');
     assert.equal(loadConfig({ FLEETWIRE_SHUTDOWN_TIMEOUT: '500ms' }).shutdownTimeout, 500);
     assert.equal(loadConfig({ FLEETWIRE_SHUTDOWN_TIMEOUT: '1500' }).shutdownTimeout, 1500);
     assert.equal(parseDuration('1.5s'), 1500);
@@ -119,6 +127,10 @@ describe('loadConfig', () => {
     assertRejected({ FLEETWIRE_HTTP_PROT: '9000' }, 'FLEETWIRE_HTTP_PROT', /unknown setting/);
     // variables of other programs are none of our business
     assert.equal(loadConfig({ HTTP_PORT: '1', PATH: '/usr/bin' }).httpPort, 8080);
+  });
+
+  test('a removed setting is rejected with what took its place', () => {
+    assertRejected({ FLEETWIRE_MQTT_CONTENT_TYPE: 'application/json' }, 'FLEETWIRE_MQTT_CONTENT_TYPE', /no longer a setting: each channel has its own content_type/);
   });
 
   test('the database URL must name a supported database', () => {
@@ -182,4 +194,52 @@ describe('loadConfig', () => {
     assert.equal(c.httpPort, 0);
     assert.equal(c.logLevel, 'silent');
   });
+});
+
+describe('maskUrl', () => {
+  test('hides the password of a URL and keeps the rest', () => {
+    assert.equal(maskUrl('postgres://fleetwire:s3cret@db:5432/fleet'), 'postgres://fleetwire:***@db:5432/fleet');
+    assert.equal(maskUrl('postgres://db/fleet?user=fw&password=s3cret&sslmode=require'), 'postgres://db/fleet?user=fw&password=***&sslmode=require');
+    assert.equal(maskUrl('nats://user:s3cret@nats:4222'), 'nats://user:***@nats:4222');
+  });
+
+  test('hides a NATS token given as the user name', () => {
+    assert.equal(maskUrl('nats://s3cret-token@nats:4222'), 'nats://***@nats:4222');
+  });
+
+  test('leaves a URL without credentials as written', () => {
+    for (const url of ['postgres://fleetwire@db:5432/fleet', 'sqlite:/var/lib/fleetwire/fleetwire.db', 'nats://nats:4222', '']) assert.equal(maskUrl(url), url);
+  });
+});
+
+describe('effectiveSettings', () => {
+  test('every setting once, secrets masked, with where its value came from', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fleetwire-config-'));
+    try {
+      const file = join(dir, 'fleetwire.json');
+      writeFileSync(file, JSON.stringify({ retention: '30d', admin_email: 'root@example.com', admin_password: 'file-password-1' }));
+      const rows = effectiveSettings({ FLEETWIRE_CONFIG: file, FLEETWIRE_SECRET_KEY: 'ab'.repeat(32), FLEETWIRE_DATABASE_URL: 'postgres://fw:db-password-2@db/fleet' });
+      assert.deepEqual(rows.map((r) => r.env), Object.values(settings).map((s) => s.env));
+      const row = (env: string) => rows.find((r) => r.env === env)!;
+      assert.deepEqual(row('FLEETWIRE_SECRET_KEY'), { env: 'FLEETWIRE_SECRET_KEY', fileKey: 'secret_key', value: '***', source: 'environment' });
+      assert.deepEqual(row('FLEETWIRE_ADMIN_PASSWORD'), { env: 'FLEETWIRE_ADMIN_PASSWORD', fileKey: 'admin_password', value: '***', source: 'file' });
+      assert.equal(row('FLEETWIRE_DATABASE_URL').value, 'postgres://fw:***@db/fleet');
+      assert.deepEqual([row('FLEETWIRE_RETENTION').value, row('FLEETWIRE_RETENTION').source], ['30d', 'file']);
+      assert.deepEqual([row('FLEETWIRE_MQTT_OPEN_PORT').value, row('FLEETWIRE_MQTT_OPEN_PORT').source], ['off', 'default']);
+      assert.equal(row('FLEETWIRE_NATS_URL').value, '', 'an empty secret or URL shows empty');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('a bad setting throws the ConfigError loadConfig throws', () => {
+    assert.throws(() => effectiveSettings({ FLEETWIRE_HTTP_PORT: 'abc' }), (e: unknown) => e instanceof ConfigError && e.setting === 'FLEETWIRE_HTTP_PORT');
+  });
+});
+
+test('causeText gives one line for an error, and for each error an AggregateError gathers', () => {
+  assert.equal(causeText(new Error('boom')), 'boom');
+  const both = new AggregateError([Object.assign(new Error('connect ECONNREFUSED ::1:5432'), { code: 'ECONNREFUSED' }), new Error('connect ECONNREFUSED 127.0.0.1:5432')], '');
+  assert.equal(causeText(both), 'connect ECONNREFUSED ::1:5432; connect ECONNREFUSED 127.0.0.1:5432');
+  assert.equal(causeText('text'), 'text');
 });

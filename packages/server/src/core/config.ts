@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 
 /**
  * Every setting Fleetwire reads. The table is the single source for validation, for the
- * generated reference in docs/configuration.md and for `fleetwire config`.
+ * generated reference in docs/configuration.md and for `fleetwire config` (and `config reference`).
  * Precedence: environment variable, then the config file (FLEETWIRE_CONFIG, JSON), then default.
  */
 
@@ -28,6 +28,7 @@ export const settings = {
   httpTlsCert: s({ env: 'FLEETWIRE_HTTP_TLS_CERT', type: 'string', default: '', description: 'PEM certificate file; with `FLEETWIRE_HTTP_TLS_KEY` the HTTP listener serves HTTPS.' }),
   httpTlsKey: s({ env: 'FLEETWIRE_HTTP_TLS_KEY', type: 'string', default: '', description: 'PEM private key file for the HTTP listener.' }),
   httpBodyLimit: s({ env: 'FLEETWIRE_HTTP_BODY_LIMIT', type: 'bytes', default: 1024 * 1024, min: 1024, description: 'Largest request body the management API accepts (e.g. `1MiB`); larger bodies get 413.' }),
+  publicUrl: s({ env: 'FLEETWIRE_PUBLIC_URL', type: 'string', default: '', description: 'Base URL clients reach the HTTP API at (e.g. `https://iot.example.org`), named as the server of the OpenAPI document at `/openapi.json`. Set it behind a reverse proxy or when listening on a wildcard address. Empty: the HTTP listener, `http(s)://<FLEETWIRE_HOST>:<port>` (`localhost` for `0.0.0.0` and `::`).' }),
   trustProxy: s({ env: 'FLEETWIRE_TRUST_PROXY', type: 'boolean', default: false, description: 'Trust `X-Forwarded-For` from a reverse proxy when deciding the client address (login rate limits, logs).' }),
   dataDir: s({ env: 'FLEETWIRE_DATA_DIR', type: 'string', default: './data', description: 'Folder for the embedded database and the generated server key.' }),
   databaseUrl: s({ env: 'FLEETWIRE_DATABASE_URL', type: 'string', default: '', description: 'Empty: SQLite file `fleetwire.db` in the data folder. `sqlite:<path>` for another file, `postgres://user@host:port/db` for PostgreSQL.' }),
@@ -37,6 +38,7 @@ export const settings = {
   adminPassword: s({ env: 'FLEETWIRE_ADMIN_PASSWORD', type: 'secret', default: '', description: 'Password of the first platform admin.' }),
   signup: s({ env: 'FLEETWIRE_SIGNUP', type: 'boolean', default: false, description: 'Allow anyone to create an account with `POST /auth/signup`.' }),
   passwordMinLength: s({ env: 'FLEETWIRE_PASSWORD_MIN_LENGTH', type: 'integer', default: 10, min: 8, max: 256, description: 'Shortest password accepted.' }),
+  passwordHashCost: s({ env: 'FLEETWIRE_PASSWORD_HASH_COST', type: 'integer', default: 15, min: 10, max: 20, description: 'scrypt cost of new password hashes, as log2 N (r 8, p 1): `15` is N = 32768, the OWASP minimum. Each step up doubles the time and memory a login takes. Hashes already stored keep the cost they were made with. Lower it only for tests.' }),
   accessTokenTtl: s({ env: 'FLEETWIRE_ACCESS_TOKEN_TTL', type: 'duration', default: 15 * 60_000, min: 1000, description: 'Lifetime of an access token (JWT), e.g. `15m`.' }),
   refreshTokenTtl: s({ env: 'FLEETWIRE_REFRESH_TOKEN_TTL', type: 'duration', default: 30 * 86_400_000, min: 1000, description: 'Lifetime of a refresh token, e.g. `30d`. Each use replaces it with a new one.' }),
   loginMaxPerAccount: s({ env: 'FLEETWIRE_LOGIN_MAX_PER_ACCOUNT', type: 'integer', default: 5, min: 1, description: 'Failed logins allowed per account within the login window before further attempts get 429.' }),
@@ -47,6 +49,7 @@ export const settings = {
   natsUrl: s({ env: 'FLEETWIRE_NATS_URL', type: 'string', default: '', description: 'Empty: the in-process message bus. `nats://host:4222`: NATS JetStream, so that several processes share messages and a restarted writer loses nothing.' }),
   natsStream: s({ env: 'FLEETWIRE_NATS_STREAM', type: 'string', default: 'FLEETWIRE_MESSAGES', description: 'JetStream stream holding messages (created if missing).' }),
   natsSubjectPrefix: s({ env: 'FLEETWIRE_NATS_SUBJECT_PREFIX', type: 'string', default: 'fw', description: 'First token of every NATS subject Fleetwire uses (`<prefix>.msg.…` for messages, `<prefix>.ctl.…` for control events), so that several installations can share a NATS server.' }),
+  natsAckWait: s({ env: 'FLEETWIRE_NATS_ACK_WAIT', type: 'duration', default: 5000, min: 500, max: 10 * 60_000, description: 'How long JetStream waits for a durable consumer (the message writer) to acknowledge a message before it hands it to another member, e.g. `5s`: what a killed process held is stored again about this long after its death. A live process keeps what it holds with progress acknowledgements at 1/2.5 of it, every 250 ms at most often.' }),
   messageMaxSize: s({ env: 'FLEETWIRE_MESSAGE_MAX_SIZE', type: 'bytes', default: 256 * 1024, min: 1, max: 64 * 1024 * 1024, description: 'Largest message payload accepted on any protocol; larger ones are refused (HTTP 413).' }),
   storeTimeout: s({ env: 'FLEETWIRE_STORE_TIMEOUT', type: 'duration', default: 10_000, min: 100, max: 2 ** 31 - 1, description: 'How long a publish waits for its message to be stored (committed to the database, or to JetStream with NATS) before the publisher is told to try again (HTTP 503, MQTT 5 0x97, CoAP 5.03). Acknowledgements (HTTP 202, PUBACK/PUBREC, CoAP 2.04) are sent only once the message is stored.' }),
   messageMaxDepth: s({ env: 'FLEETWIRE_MESSAGE_MAX_DEPTH', type: 'integer', default: 32, min: 1, max: 1000, description: 'Deepest nesting of arrays and objects (maps, CBOR tags) in JSON, SenML JSON and SenML CBOR payloads; deeper ones are refused (HTTP 400, MQTT 5 0x99, CoAP 4.00) before they are parsed. `{"a":1}` is 1 level, a SenML pack 2.' }),
@@ -72,7 +75,6 @@ export const settings = {
   mqttMaxUnauthenticated: s({ env: 'FLEETWIRE_MQTT_MAX_UNAUTHENTICATED', type: 'integer', default: 1000, min: 1, description: 'MQTT connections waiting for their CONNECT to be accepted at once: on the device listeners (TCP, TLS, WebSocket) together, and on the open listener apart. They do not count in `FLEETWIRE_MQTT_MAX_CONNECTIONS`; one more closes the oldest of them.' }),
   mqttMaxSubscriptions: s({ env: 'FLEETWIRE_MQTT_MAX_SUBSCRIPTIONS', type: 'integer', default: 100, min: 1, description: 'Distinct topic filters (shared subscriptions included) one MQTT session may hold; more are refused with SUBACK 0x97 (MQTT 3.1.1: 0x80).' }),
   nodeId: s({ env: 'FLEETWIRE_NODE_ID', type: 'string', default: '', description: "This process's name among several sharing one database and NATS (which holds which MQTT session). Empty: the host name. Give each process on one host its own." }),
-  mqttContentType: s({ env: 'FLEETWIRE_MQTT_CONTENT_TYPE', type: 'string', default: 'application/senml+json', description: 'Content type of MQTT messages that do not say (MQTT 3.1.1, or MQTT 5 without the Content Type property).' }),
   coapPort: s({ env: 'FLEETWIRE_COAP_PORT', type: 'listener', default: 5683, description: 'CoAP over UDP (device secret in `?auth=`; see docs/coap.md). `0` picks a free port; `off` disables it.' }),
   coapMaxObserversPerAddress: s({ env: 'FLEETWIRE_COAP_MAX_OBSERVERS_PER_ADDRESS', type: 'integer', default: 64, min: 1, max: 100_000, description: 'Observations (CoAP subscriptions) one source IP address may hold at once; more are refused with 5.03.' }),
   coapMaxTransfersPerAddress: s({ env: 'FLEETWIRE_COAP_MAX_TRANSFERS_PER_ADDRESS', type: 'integer', default: 8, min: 1, max: 10_000, description: 'Block-wise uploads (RFC 7959) one source IP address may have in progress at once; more are refused with 5.03.' }),
@@ -90,6 +92,16 @@ export class ConfigError extends Error {
     super(`invalid setting ${setting}: ${message}`);
     this.name = 'ConfigError';
   }
+}
+
+/**
+ * The text of an error for a one-line message: its message, or those of the errors it gathers (a
+ * connection to `localhost` tries IPv6 and IPv4 and may fail with an AggregateError of both).
+ */
+export function causeText(e: unknown): string {
+  if (e instanceof AggregateError && !e.message) return e.errors.map(causeText).join('; ');
+  if (e instanceof Error) return e.message || (e as NodeJS.ErrnoException).code || e.name;
+  return String(e);
 }
 
 const durationUnits: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
@@ -162,44 +174,62 @@ export function fileKey(spec: SettingSpec<unknown>): string {
   return spec.env.replace(/^FLEETWIRE_/, '').toLowerCase();
 }
 
+/** The JSON config file named by FLEETWIRE_CONFIG: an object of settings by file key. */
+function readConfigFile(path: string): Record<string, unknown> {
+  let file: unknown;
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new ConfigError('FLEETWIRE_CONFIG', `cannot read ${path}: ${(e as Error).message}`);
+  }
+  try {
+    file = JSON.parse(text);
+  } catch (e) {
+    throw new ConfigError('FLEETWIRE_CONFIG', `${path} is not valid JSON: ${(e as Error).message}`);
+  }
+  if (typeof file !== 'object' || file === null || Array.isArray(file)) throw new ConfigError('FLEETWIRE_CONFIG', `${path} must hold a JSON object`);
+  return file as Record<string, unknown>;
+}
+
 /**
  * Reads every setting from `env` (and the JSON file named by FLEETWIRE_CONFIG), validating each;
  * the first bad one throws a ConfigError that names it. Unknown FLEETWIRE_* variables are rejected
  * too, so that a typo does not silently fall back to a default.
  */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Partial<Config> = {}): Config {
-  let file: Record<string, unknown> = {};
+  return readSettings(env, overrides).config;
+}
+
+/** Where a setting's value came from (`override`: handed in by the caller, e.g. a test). */
+export type SettingSource = 'environment' | 'file' | 'default' | 'override';
+
+function readSettings(env: NodeJS.ProcessEnv, overrides: Partial<Config>): { config: Config; sources: Record<SettingKey, SettingSource> } {
   const path = env.FLEETWIRE_CONFIG;
-  if (path) {
-    let text: string;
-    try {
-      text = readFileSync(path, 'utf8');
-    } catch (e) {
-      throw new ConfigError('FLEETWIRE_CONFIG', `cannot read ${path}: ${(e as Error).message}`);
-    }
-    try {
-      file = JSON.parse(text) as Record<string, unknown>;
-    } catch (e) {
-      throw new ConfigError('FLEETWIRE_CONFIG', `${path} is not valid JSON: ${(e as Error).message}`);
-    }
-    if (typeof file !== 'object' || file === null || Array.isArray(file)) throw new ConfigError('FLEETWIRE_CONFIG', `${path} must hold a JSON object`);
-  }
+  const file = path ? readConfigFile(path) : {};
   const specs = Object.values(settings) as SettingSpec<unknown>[];
   const knownEnv = new Set(specs.map((x) => x.env).concat(['FLEETWIRE_CONFIG', ...extraEnvNames]));
   for (const name of Object.keys(env)) {
+    const removed = removedSettings[name];
+    if (removed !== undefined) throw new ConfigError(name, `no longer a setting: ${removed}`);
     if (name.startsWith('FLEETWIRE_') && !knownEnv.has(name) && !toolPrefixes.some((p) => name.startsWith(p))) throw new ConfigError(name, 'unknown setting (see docs/configuration.md)');
   }
   const knownFile = new Set(specs.map(fileKey));
   for (const key of Object.keys(file)) {
+    const removed = removedSettings[`FLEETWIRE_${key.toUpperCase()}`];
+    if (removed !== undefined) throw new ConfigError(`${key} (in ${path})`, `no longer a setting: ${removed}`);
     if (!knownFile.has(key)) throw new ConfigError(`${key} (in ${path})`, 'unknown setting (see docs/configuration.md)');
   }
   const out: Record<string, unknown> = {};
+  const sources = {} as Record<SettingKey, SettingSource>;
   for (const [key, spec] of Object.entries(settings) as [SettingKey, SettingSpec<unknown>][]) {
     if (key in overrides) {
       out[key] = overrides[key];
+      sources[key] = 'override';
       continue;
     }
     const raw = env[spec.env] ?? file[fileKey(spec)];
+    sources[key] = env[spec.env] !== undefined ? 'environment' : raw !== undefined ? 'file' : 'default';
     out[key] = raw === undefined ? spec.default : parseValue(spec, raw);
   }
   const cfg = out as Config;
@@ -207,11 +237,24 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env, overrides: Part
   if (cfg.mqttTlsCa && !cfg.mqttTlsCert) throw new ConfigError('FLEETWIRE_MQTT_TLS_CA', 'client certificates need the TLS listener: set FLEETWIRE_MQTT_TLS_CERT and FLEETWIRE_MQTT_TLS_KEY too');
   if (Boolean(cfg.httpTlsCert) !== Boolean(cfg.httpTlsKey)) throw new ConfigError('FLEETWIRE_HTTP_TLS_KEY', 'FLEETWIRE_HTTP_TLS_CERT and FLEETWIRE_HTTP_TLS_KEY go together');
   if (cfg.databaseUrl && !/^(sqlite:|postgres(ql)?:\/\/)/.test(cfg.databaseUrl)) throw new ConfigError('FLEETWIRE_DATABASE_URL', 'must start with sqlite: or postgres://');
+  if (cfg.publicUrl && !isBaseUrl(cfg.publicUrl)) throw new ConfigError('FLEETWIRE_PUBLIC_URL', `must be an http:// or https:// URL without query or fragment, got ${JSON.stringify(cfg.publicUrl)}`);
   if (Boolean(cfg.adminEmail) !== Boolean(cfg.adminPassword)) throw new ConfigError('FLEETWIRE_ADMIN_PASSWORD', 'FLEETWIRE_ADMIN_EMAIL and FLEETWIRE_ADMIN_PASSWORD go together');
-  return cfg;
+  return { config: cfg, sources };
+}
+
+/** An absolute http(s) URL that can prefix API paths: no query, no fragment, no credentials. */
+function isBaseUrl(text: string): boolean {
+  if (!URL.canParse(text)) return false;
+  const u = new URL(text);
+  return (u.protocol === 'http:' || u.protocol === 'https:') && u.search === '' && u.hash === '' && u.username === '' && u.password === '' && !text.includes('#') && !text.includes('?');
 }
 
 /** Prefixes of variables read by tools around the server (tests, benchmarks), never by the server. */
+/** Settings that were, and what took their place: named so that an upgrade says what to do instead. */
+const removedSettings: Partial<Record<string, string>> = {
+  FLEETWIRE_MQTT_CONTENT_TYPE: "each channel has its own content_type for payloads that come without one (docs/http.md, 'Channel content type')",
+};
+
 const toolPrefixes = ['FLEETWIRE_TEST_', 'FLEETWIRE_BENCH_', 'FLEETWIRE_FUZZ_'];
 
 /** Variables read by tools around the server (tests, CI), not by the server itself. */
@@ -228,10 +271,69 @@ export function formatBytes(n: number): string {
   return `${n}B`;
 }
 
+/** A value as an operator writes it: `15m`, `1MiB`, `off`. */
+function formatValue(spec: SettingSpec<unknown>, value: unknown): string {
+  if (spec.type === 'listener' && value === -1) return 'off';
+  if (spec.type === 'duration') return formatDuration(value as number);
+  if (spec.type === 'bytes') return formatBytes(value as number);
+  return String(value);
+}
+
+/** Settings whose value is a URL that may carry a password or token. */
+const urlSettings: ReadonlySet<string> = new Set<SettingKey>(['databaseUrl', 'natsUrl']);
+
+/**
+ * A URL with its credentials replaced by `***`: the password (`postgres://fw:***@db/fleetwire`),
+ * a `password` query parameter, or a NATS token given as the user name (`nats://***@nats:4222`).
+ */
+export function maskUrl(url: string): string {
+  let u: URL;
+  try {
+    u = new URL(url);
+  } catch {
+    return url.replace(/\/\/[^@/]*@/, '//***@'); // not a URL: hide anything that looks like user info
+  }
+  let masked = false;
+  if (u.password) {
+    u.password = '***';
+    masked = true;
+  } else if (u.username && u.protocol.startsWith('nats')) {
+    u.username = '***';
+    masked = true;
+  }
+  if (u.searchParams.has('password')) {
+    u.searchParams.set('password', '***');
+    masked = true;
+  }
+  return masked ? u.toString() : url;
+}
+
+/** One setting as `fleetwire config` shows it: secrets masked. */
+export interface EffectiveSetting {
+  env: string;
+  fileKey: string;
+  value: string;
+  source: SettingSource;
+}
+
+/**
+ * Every setting's effective value, read as `loadConfig` reads them (throwing the same ConfigError
+ * on a bad one), with where it came from. Secrets show as `***` when set, and URLs without their
+ * passwords: the output is safe to paste into a bug report.
+ */
+export function effectiveSettings(env: NodeJS.ProcessEnv = process.env): EffectiveSetting[] {
+  const { config, sources } = readSettings(env, {});
+  return (Object.entries(settings) as [SettingKey, SettingSpec<unknown>][]).map(([key, spec]) => {
+    const value = config[key];
+    const shown = spec.type === 'secret' ? (value === '' ? '' : '***') : urlSettings.has(key) ? maskUrl(value as string) : formatValue(spec, value);
+    return { env: spec.env, fileKey: fileKey(spec), value: shown, source: sources[key] };
+  });
+}
+
 /** Markdown table of every setting, for docs/configuration.md. */
 export function configReference(): string {
   const rows = (Object.values(settings) as SettingSpec<unknown>[]).map((spec) => {
-    const def = spec.default === '' ? '(empty)' : spec.type === 'listener' && spec.default === -1 ? 'off' : spec.type === 'duration' ? formatDuration(spec.default as number) : spec.type === 'bytes' ? formatBytes(spec.default as number) : String(spec.default);
+    const def = spec.default === '' ? '(empty)' : formatValue(spec, spec.default);
     const type = spec.type === 'enum' ? spec.values!.join(' \\| ') : spec.type;
     return `| \`${spec.env}\` | \`${fileKey(spec)}\` | ${type} | \`${def}\` | ${spec.description} |`;
   });

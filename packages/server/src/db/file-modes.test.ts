@@ -1,3 +1,4 @@
+// test-database: own
 // The SQLite files and the data folder, whatever database the run targets: PostgreSQL keeps its own files.
 import { after, test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -187,4 +187,22 @@ describe(`migrations on ${kind}`, () => {
     assert.deepEqual((await readers.records({ channel: 'ch' }, { offset: 0, limit: 10, dir: 'asc' })).items.map((r) => [r.name, r.value]), [['temp', 30]]);
     assert.ok(pruned >= 4);
   });
+
+  test('channels made before channel content types (migration 7) take SenML JSON, as the platform did; new ones take what they are given', async () => {
+    const db = await fresh();
+    await migrate(db, migrations.filter((m) => m.version < 7));
+    const q = new RawQueries(db);
+    const now = new Date().toISOString();
+    await q.run('INSERT INTO organizations (id, name, created_at, updated_at) VALUES (?, ?, ?, ?)', ['org', 'Org', now, now]);
+    await q.run('INSERT INTO channels (id, org_id, name, created_at, updated_at) VALUES (?, ?, ?, ?, ?)', ['old', 'org', 'old', now, now]);
+    assert.deepEqual((await migrate(db)).applied.map((m) => m.version), allVersions.filter((v) => v >= 7));
+    await q.run('INSERT INTO channels (id, org_id, name, content_type, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)', ['new', 'org', 'new', 'application/octet-stream', now, now]);
+    await q.run('INSERT INTO channels (id, org_id, name, created_at, updated_at) VALUES (?, ?, ?, ?, ?)', ['plain', 'org', 'plain', now, now]);
+    const rows = await q.all<{ id: string; content_type: string }>('SELECT id, content_type FROM channels ORDER BY id', []);
+    assert.deepEqual(rows, [
+      { id: 'new', content_type: 'application/octet-stream' },
+      { id: 'old', content_type: 'application/senml+json' },
+      { id: 'plain', content_type: 'application/senml+json' },
+    ]);
+  });
 });

@@ -328,6 +328,29 @@ CREATE INDEX org_invitations_email ON org_invitations (email);
 `,
     ),
   },
+  {
+    version: 7,
+    name: 'channel content type',
+    // every channel that exists keeps what the platform assumed of payloads without a type: SenML JSON
+    ...both(() => `
+ALTER TABLE channels ADD COLUMN content_type TEXT NOT NULL DEFAULT 'application/senml+json';
+`),
+  },
+  {
+    // login rate limits shared by every process on the database (auth/rate-limit.ts)
+    version: 8,
+    name: 'login windows',
+    ...both(
+      () => `
+CREATE TABLE login_windows (
+  key TEXT PRIMARY KEY,
+  window_start BIGINT NOT NULL,
+  count INTEGER NOT NULL
+);
+CREATE INDEX login_windows_start ON login_windows (window_start);
+`,
+    ),
+  },
 ];
 
 /**

@@ -1,3 +1,4 @@
+// test-database: own
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import pg from 'pg';

@@ -89,7 +89,7 @@ export function runRepositoryContract(kind: TestDatabaseKind, options: ContractO
 
     async function newChannel(orgId: string, fields: Partial<Channel> = {}): Promise<Channel> {
       const now = nextTime();
-      const row: Channel = { id: uuidv7(epoch + seconds * 1000), org_id: orgId, name: 'channel', tags: [], metadata: {}, created_at: now, updated_at: now, ...fields };
+      const row: Channel = { id: uuidv7(epoch + seconds * 1000), org_id: orgId, name: 'channel', tags: [], metadata: {}, content_type: 'application/senml+json', created_at: now, updated_at: now, ...fields };
       await channels.insertMany([row]);
       return row;
     }
@@ -609,20 +609,20 @@ export function runRepositoryContract(kind: TestDatabaseKind, options: ContractO
         assert.equal(await access.deviceById(uuidv7()), undefined);
       });
 
-      test('channel access is a bit set of the connection types', async () => {
+      test("channel access is a bit set of the connection types, with the channel's content type", async () => {
         const org = await newOrg();
         const d = await newDevice(org.id);
         const stranger = await newDevice(org.id);
         const pub = await newChannel(org.id);
-        const both = await newChannel(org.id);
-        const none = await newChannel(org.id);
+        const both = await newChannel(org.id, { content_type: 'application/octet-stream' });
+        const none = await newChannel(org.id, { content_type: 'application/json' });
         await connections.connect(org.id, [d.id], [pub.id], ['publish'], nextTime());
         await connections.connect(org.id, [d.id], [both.id], ['publish', 'subscribe'], nextTime());
-        assert.deepEqual(await access.channelAccess(d.id, pub.id), { orgId: org.id, mask: 1 });
-        assert.deepEqual(await access.channelAccess(d.id, both.id), { orgId: org.id, mask: 3 });
-        assert.deepEqual(await access.channelAccess(d.id, none.id), { orgId: org.id, mask: 0 });
-        assert.deepEqual(await access.channelAccess(stranger.id, both.id), { orgId: org.id, mask: 0 });
-        assert.deepEqual(await access.channelAccess(d.id, uuidv7()), { orgId: undefined, mask: 0 });
+        assert.deepEqual(await access.channelAccess(d.id, pub.id), { orgId: org.id, mask: 1, contentType: 'application/senml+json' });
+        assert.deepEqual(await access.channelAccess(d.id, both.id), { orgId: org.id, mask: 3, contentType: 'application/octet-stream' });
+        assert.deepEqual(await access.channelAccess(d.id, none.id), { orgId: org.id, mask: 0, contentType: 'application/json' });
+        assert.deepEqual(await access.channelAccess(stranger.id, both.id), { orgId: org.id, mask: 0, contentType: 'application/octet-stream' });
+        assert.deepEqual(await access.channelAccess(d.id, uuidv7()), { orgId: undefined, mask: 0, contentType: undefined });
       });
     });
   });

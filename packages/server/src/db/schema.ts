@@ -64,6 +64,8 @@ export interface ChannelsTable {
   name: string;
   tags: unknown;
   metadata: unknown;
+  /** What payloads that come without a content type are taken as (channels/content-type.ts). */
+  content_type: string;
   created_at: string;
   updated_at: string;
 }
@@ -133,6 +135,14 @@ export interface DeadLettersTable {
   error: string;
 }
 
+/** A login rate-limit counter (auth/rate-limit.ts): `key` is a digest of what is counted (an account, a client address). */
+export interface LoginWindowsTable {
+  key: string;
+  /** Unix ms. */
+  window_start: number;
+  count: number;
+}
+
 export interface Tables {
   users: UsersTable;
   organizations: OrganizationsTable;
@@ -148,4 +158,5 @@ export interface Tables {
   org_invitations: OrgInvitationsTable;
   schema_migrations: SchemaMigrationsTable;
   dead_letters: DeadLettersTable;
+  login_windows: LoginWindowsTable;
 }

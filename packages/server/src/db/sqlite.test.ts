@@ -1,3 +1,4 @@
+// test-database: own
 import { runRepositoryContract } from './repositories.contract.js';
 
 runRepositoryContract('sqlite');

@@ -1,10 +1,7 @@
 import { readFileSync } from 'node:fs';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import swagger from '@fastify/swagger';
-import swaggerUi from '@fastify/swagger-ui';
 import { randomUUID } from 'node:crypto';
 import type { Platform } from '../platform.js';
-import { version } from '../core/version.js';
 import { requestChildLogger, type Logger } from '../core/logger.js';
 import type { ChildLoggerOptions } from 'pino';
 import { clientError, frameworkError, installProblemHandlers } from './problem.js';
@@ -12,6 +9,7 @@ import { installAuth } from './auth.js';
 import { installTextChecks } from './text.js';
 import { createMetrics, installHttpMetrics } from './metrics.js';
 import { opsRoutes } from './ops.js';
+import { installOpenApi } from './openapi.js';
 import { Problem } from './schemas.js';
 import { authRoutes } from './routes/auth.js';
 import { userRoutes } from './routes/users.js';
@@ -70,24 +68,7 @@ export async function buildApp(platform: Platform, options: AppOptions = {}): Pr
   const registry = createMetrics(platform);
   installHttpMetrics(app, registry);
 
-  await app.register(swagger, {
-    openapi: {
-      openapi: '3.1.0',
-      info: { title: 'Fleetwire API', version, description: 'Management API of the Fleetwire IoT platform. Errors are RFC 9457 problem+json with a stable `code`.' },
-      components: {
-        securitySchemes: {
-          bearer: { type: 'http', scheme: 'bearer', description: 'An access token from POST /auth/token, or a personal access token (fwp_…)' },
-          device: { type: 'apiKey', in: 'header', name: 'Authorization', description: 'Device credentials: `Device <secret>`, `Thing <secret>` or `Basic base64(<device id>:<secret>)`' },
-        },
-      },
-    },
-  });
-  // the docs page and its assets are public
-  app.addHook('onRoute', (route) => {
-    if (route.url.startsWith('/docs')) route.config = { ...route.config, auth: 'none' };
-  });
-  await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { docExpansion: 'list' } });
-  app.get('/openapi.json', { config: { auth: 'none' }, schema: { hide: true } }, async () => app.swagger());
+  await installOpenApi(app, config);
 
   opsRoutes(app, platform, registry);
   authRoutes(app, platform);

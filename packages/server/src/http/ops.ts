@@ -14,7 +14,13 @@ export function opsRoutes(app: FastifyInstance, platform: Platform, registry: Re
     app.get(url, {
       logLevel: 'warn',
       config: probe,
-      schema: { tags: ['operations'], summary: 'Liveness: the process is up', response: { 200: Type.Object({ status: Type.Literal('ok'), version: Type.String() }) } },
+      schema: {
+        operationId: url === '/health' ? 'getHealth' : 'getLiveness',
+        tags: ['operations'],
+        summary: 'Liveness: the process is up',
+        description: 'Answers 200 while the process runs, whatever its dependencies: for a liveness probe (`/livez` is the name Kubernetes uses). Public, logged only from warn up.',
+        response: { 200: Type.Object({ status: Type.Literal('ok'), version: Type.String() }, { description: 'The process is up' }) },
+      },
     }, async () => ({ status: 'ok' as const, version }));
   }
 
@@ -31,14 +37,26 @@ export function opsRoutes(app: FastifyInstance, platform: Platform, registry: Re
     app.get(url, {
       logLevel: 'warn',
       config: probe,
-      schema: { tags: ['operations'], summary: 'Readiness: the database answers, the message bus is connected (NATS, when configured) and the message writer is storing', response: { 200: Type.Object({ status: Type.Literal('ready'), database: Type.String() }), ...problems(503) } },
+      schema: {
+        operationId: url === '/ready' ? 'getReadiness' : 'getReadyz',
+        tags: ['operations'],
+        summary: 'Readiness: the database answers, the message bus is connected (NATS, when configured) and the message writer is storing',
+        description: 'For a readiness probe or a load balancer (`/readyz` is the name Kubernetes uses): 503 with the reason while the process should not get traffic. Public, logged only from warn up.',
+        response: { 200: Type.Object({ status: Type.Literal('ready'), database: Type.String() }, { description: 'Ready for traffic' }), ...problems(503) },
+      },
     }, ready);
   }
 
   app.get('/metrics', {
     logLevel: 'warn',
     config: probe,
-    schema: { tags: ['operations'], summary: 'Prometheus metrics', produces: ['text/plain'] },
+    schema: {
+      operationId: 'getMetrics',
+      tags: ['operations'],
+      summary: 'Prometheus metrics',
+      description: 'Every metric of this process in the Prometheus text format (docs/operations.md lists them). Public, logged only from warn up.',
+      response: { 200: { description: 'The metrics', content: { 'text/plain': { schema: Type.String() } } } },
+    },
   }, async (_req, reply) => {
     reply.type(registry.contentType);
     return registry.metrics();

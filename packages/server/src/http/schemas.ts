@@ -1,3 +1,4 @@
+import { STATUS_CODES } from 'node:http';
 import { Type, type Static, type TSchema } from 'typebox';
 import { AppError } from '../core/errors.js';
 import { isMetadataKey, type ListQuery } from '../db/list.js';
@@ -19,10 +20,18 @@ export const Problem = Type.Object(
 
 export const problemRef = Type.Ref('Problem');
 
+/**
+ * One error response: a Problem as `application/problem+json`, the media type every refusal is
+ * sent with (so Fastify serializes it with this schema and the document names the right type).
+ */
+export function problemResponse(status: number) {
+  return { description: `${STATUS_CODES[status] ?? 'Error'}: problem details with a stable \`code\``, content: { 'application/problem+json': { schema: problemRef } } };
+}
+
 /** Error responses a route may give, by status, as problem+json. */
-export function problems(...statuses: number[]): Record<number, TSchema> {
-  const out: Record<number, TSchema> = {};
-  for (const s of statuses) out[s] = problemRef;
+export function problems(...statuses: number[]): Record<number, ReturnType<typeof problemResponse>> {
+  const out: Record<number, ReturnType<typeof problemResponse>> = {};
+  for (const s of statuses) out[s] = problemResponse(s);
   return out;
 }
 

@@ -24,16 +24,19 @@ export interface PublishInput {
   channel: string;
   /** As received (e.g. the rest of the path or topic); normalised here. */
   subtopic: string;
+  /** As the protocol carried it; undefined (or blank) when it carried none: the channel's is taken. */
   contentType: string | undefined;
   payload: Buffer;
   protocol: Protocol;
   mqtt?: Envelope['mqtt'];
 }
 
-/** Who was allowed, once authorised: the channel's organization and the publisher id stamped on envelopes. */
+/** Who was allowed, once authorised: the channel's organization, the publisher id stamped on envelopes, and the channel's content type. */
 export interface Granted {
   org: string;
   publisher: string;
+  /** What the channel takes payloads that come without a content type as. */
+  contentType: string;
 }
 
 export interface MessagingOptions {
@@ -102,31 +105,43 @@ export class MessagingService {
     if (client.kind === 'device' || client.kind === 'identified') {
       const d = client.kind === 'device' ? await this.authorizer.authorize(client.credential, channel, action) : await this.authorizer.authorizeDevice(client.device, channel, action);
       if (!d.allow) throw denyError(d.reason);
-      return { org: d.orgId, publisher: d.deviceId };
+      return { org: d.orgId, publisher: d.deviceId, contentType: d.contentType };
     }
-    const org = await this.channels.orgOf(channel).catch(() => undefined);
-    if (!org) throw new AppError('channel.not_found');
+    const routing = await this.channels.routing(channel).catch(() => undefined);
+    if (!routing) throw new AppError('channel.not_found');
+    const org = routing.orgId;
     await this.orgs.authorize(client.principal, org, action === 'publish' ? 'messages:publish' : 'messages:read').catch((e: unknown) => {
       // a channel of an organization the user is not in does not exist for them
       throw e instanceof AppError && e.code === 'org.not_found' ? new AppError('channel.not_found') : e;
     });
-    return { org, publisher: `user:${client.principal.userId}` };
+    return { org, publisher: `user:${client.principal.userId}`, contentType: routing.contentType };
   }
 
-  /** Checks the parts that need no database: size, subtopic, content type and payload. */
-  validate(input: Pick<PublishInput, 'subtopic' | 'contentType' | 'payload'>, receivedAt: number): { subtopic: string; contentType: string; parsed: NormalisedPayload } {
+  /** Checks what needs neither the database nor a parse: overload, size, subtopic, a content type that is refused whatever the channel. */
+  private precheck(input: Pick<PublishInput, 'subtopic' | 'contentType' | 'payload'>): { subtopic: string; contentType: string | undefined } {
     const refused = this.options.refuse?.();
     if (refused !== undefined) throw new AppError('message.overloaded', refused);
     if (input.payload.length > this.options.maxPayloadBytes) throw new AppError('message.too_large', `The payload is ${input.payload.length} bytes; at most ${this.options.maxPayloadBytes} are accepted`);
     const sub = normaliseSubtopic(input.subtopic);
     if (!sub.ok) throw new AppError('message.invalid_subtopic', sub.error);
-    const contentType = (input.contentType ?? '').trim() || 'application/octet-stream';
-    const media = mediaTypeOf(contentType);
-    if (unsupportedSenml.has(media)) throw new AppError('message.unsupported_content_type', `${media} is not supported; use application/senml+json or application/senml+cbor`);
-    const parsed = normalisePayload(contentType, input.payload, receivedAt / 1000, this.options.maxPayloadDepth);
-    if (parsed.kind === 'invalid') throw new AppError('message.invalid_payload', parsed.error);
+    const contentType = input.contentType?.trim() || undefined;
+    if (contentType !== undefined) {
+      const media = mediaTypeOf(contentType);
+      if (unsupportedSenml.has(media)) throw new AppError('message.unsupported_content_type', `${media} is not supported; use application/senml+json or application/senml+cbor`);
+    }
+    return { subtopic: sub.subtopic, contentType };
+  }
+
+  /**
+   * Parses a payload by the content type it came with or, when the protocol carried none, by the
+   * channel's. Only for an authorised publisher: nobody else makes the platform parse anything.
+   */
+  private parse(given: string | undefined, channelType: string, payload: Buffer, receivedAt: number): { contentType: string; parsed: NormalisedPayload } {
+    const contentType = given ?? channelType;
+    const parsed = normalisePayload(contentType, payload, receivedAt / 1000, this.options.maxPayloadDepth);
+    if (parsed.kind === 'invalid') throw new AppError('message.invalid_payload', given === undefined ? `${parsed.error} (the channel takes payloads without a content type as ${channelType})` : parsed.error);
     // the type travels with the message as given, but SenML/JSON types in canonical form
-    return { subtopic: sub.subtopic, contentType: parsed.kind === 'opaque' ? contentType : media, parsed };
+    return { contentType: parsed.kind === 'opaque' ? contentType : mediaTypeOf(contentType), parsed };
   }
 
   /**
@@ -146,13 +161,14 @@ export class MessagingService {
    */
   async submit(input: PublishInput): Promise<Submitted> {
     const receivedAt = this.clock.now();
-    const { subtopic, contentType, parsed } = this.validate(input, receivedAt);
+    const checked = this.precheck(input);
     const granted = await this.authorize(input.client, input.channel, 'publish');
+    const { contentType, parsed } = this.parse(checked.contentType, granted.contentType, input.payload, receivedAt);
     const env: Envelope = {
       id: uuidv7(receivedAt),
       org: granted.org,
       channel: input.channel,
-      subtopic,
+      subtopic: checked.subtopic,
       publisher: granted.publisher,
       protocol: input.protocol,
       contentType,

@@ -1,4 +1,5 @@
 import type { Duplex } from 'node:stream';
+import { systemClock, type Clock } from '../core/clock.js';
 import type { Logger } from '../core/logger.js';
 import { Connection } from './connection.js';
 import { noMetrics, type BrokerMetrics } from './metrics.js';
@@ -69,6 +70,8 @@ export interface BrokerState {
   nodeId?: string;
   /** Other broker processes serving the same clients (NATS). */
   cluster?: ClusterLink;
+  /** The time source of expiry (sessions, messages), keep-alive and rate limits: the platform's clock; the system clock by default. */
+  clock?: Clock;
 }
 
 const neverExpires = 0xffffffff;
@@ -109,6 +112,7 @@ export class Broker {
   private readonly journal: SessionJournal | undefined;
   private readonly cluster: ClusterLink | undefined;
   private purgeTimer: NodeJS.Timeout | undefined;
+  readonly clock: Clock;
 
   constructor(
     readonly policy: BrokerPolicy,
@@ -118,6 +122,7 @@ export class Broker {
     state: BrokerState = {},
   ) {
     this.options = { ...defaultBrokerOptions, ...options };
+    this.clock = state.clock ?? systemClock;
     this.publishRate = new TokenBuckets(this.options.maxPublishRate, this.options.maxPublishRate * 2);
     this.connectRate = new TokenBuckets(this.options.maxConnectRate, this.options.maxConnectRate * 2);
     this.retained = state.retained ?? new MemoryRetainedStore();
@@ -135,13 +140,13 @@ export class Broker {
    */
   async start(): Promise<void> {
     if (!this.store) return;
-    const now = Date.now();
+    const now = this.clock.now();
     const purged = await this.store.purgeExpired(now);
     const stored = await this.store.loadNode(this.nodeId);
     for (const s of stored) this.adopt(s, now);
     if (stored.length > 0 || purged > 0) this.log.info({ restored: stored.length, expired: purged, node: this.nodeId }, 'MQTT persistent sessions restored');
     this.purgeTimer = setInterval(() => {
-      this.store!.purgeExpired(Date.now()).catch((e: unknown) => this.log.warn({ err: e }, 'deleting expired MQTT sessions failed'));
+      this.store!.purgeExpired(this.clock.now()).catch((e: unknown) => this.log.warn({ err: e }, 'deleting expired MQTT sessions failed'));
     }, 60_000);
     this.purgeTimer.unref();
   }
@@ -173,12 +178,12 @@ export class Broker {
 
   /** Serves one client over a stream. */
   handle(stream: Duplex, meta: ConnectionMeta): Connection | undefined {
-    if (meta.remoteAddress !== undefined && !this.connectRate.take(meta.remoteAddress)) {
+    if (meta.remoteAddress !== undefined && !this.connectRate.take(meta.remoteAddress, this.clock.now())) {
       // connect-flood protection: refused before anything is parsed or authenticated
       stream.destroy();
       this.metrics.connectRefused(rc.connectionRateExceeded);
       this.floodRefused++;
-      const now = Date.now();
+      const now = this.clock.now();
       if (now - this.floodLoggedAt >= 10_000) {
         this.log.warn({ remote: meta.remoteAddress, refused: this.floodRefused, perSecond: this.options.maxConnectRate }, 'MQTT connections refused: too many from one address');
         this.floodLoggedAt = now;
@@ -205,7 +210,7 @@ export class Broker {
     this.metrics.unauthenticatedClosed('too_many_unauthenticated');
     oldest.abort();
     this.evicted++;
-    const now = Date.now();
+    const now = this.clock.now();
     if (now - this.evictedLoggedAt >= 10_000) {
       this.log.info({ closed: this.evicted, limit: this.options.maxUnauthenticated }, 'MQTT connections without CONNECT closed: too many waiting');
       this.evictedLoggedAt = now;
@@ -225,7 +230,7 @@ export class Broker {
 
   /** Token bucket per connection: `maxPublishRate` per second, bursts of twice that. */
   rateAllows(conn: Connection): boolean {
-    return this.publishRate.take(conn);
+    return this.publishRate.take(conn, this.clock.now());
   }
 
   /**
@@ -277,7 +282,7 @@ export class Broker {
       this.dropFromIndex(arriving);
       arriving = undefined;
     }
-    const now = Date.now();
+    const now = this.clock.now();
     if (cleanStart ? holder !== undefined : stored && this.expired(stored, now)) {
       this.journal!.record({ op: 'end', clientId: id }); // [MQTT-3.1.2-4]
       stored = undefined;
@@ -386,7 +391,7 @@ export class Broker {
    * Share groups get it here too, unless the policy feeds them on their own (across nodes).
    */
   route(message: BrokerMessage): number {
-    if (message.expiresAt !== undefined && message.expiresAt <= Date.now()) return 0;
+    if (message.expiresAt !== undefined && message.expiresAt <= this.clock.now()) return 0;
     const deliveries = this.index.match(message.topic, message.origin, message.qos, !this.policy.feedsShareGroups);
     this.congested = undefined;
     for (const d of deliveries) {
@@ -412,7 +417,7 @@ export class Broker {
 
   /** A message for one share group (the policy picked this node for it): one local member gets it (§4.8.2). */
   routeShared(filter: string, group: string, message: BrokerMessage): boolean {
-    if (message.expiresAt !== undefined && message.expiresAt <= Date.now()) return false;
+    if (message.expiresAt !== undefined && message.expiresAt <= this.clock.now()) return false;
     const d = this.index.matchGroup(filter, group, message.qos);
     if (!d) return false;
     d.session.deliver(message, d.qos, d.retainAsPublished && message.retain, d.subscriptionIds);
@@ -474,7 +479,7 @@ export class Broker {
 
   /** Retained messages matching a new subscription, sent with RETAIN set [MQTT-3.3.1-8]. */
   async sendRetained(conn: Connection, filter: string, opts: SubscriptionOptions): Promise<void> {
-    const now = Date.now();
+    const now = this.clock.now();
     for (const m of await this.retained.match(filter)) {
       if (m.expiresAt !== undefined && m.expiresAt <= now) continue;
       if (m.topic.startsWith('$') && (filter.startsWith('+') || filter.startsWith('#'))) continue; // [MQTT-4.7.2-1]
@@ -495,7 +500,7 @@ export class Broker {
   private armExpiry(session: Session): void {
     const end = sessionEnd(session); // both callers set disconnectedAt first
     if (end === undefined) return;
-    session.expiryTimer = setTimeout(() => this.endSession(session), Math.max(0, end - Date.now()));
+    session.expiryTimer = setTimeout(() => this.endSession(session), Math.max(0, end - this.clock.now()));
     session.expiryTimer.unref();
   }
 
@@ -507,7 +512,7 @@ export class Broker {
     const session = conn.session;
     if (!session || session.connection !== conn) return;
     session.connection = undefined;
-    session.disconnectedAt = Date.now();
+    session.disconnectedAt = this.clock.now();
     if (conn.will && !conn.normalDisconnect) this.scheduleWill(conn, session.expirySeconds);
     if (session.expirySeconds === 0) return this.endSession(session);
     session.saveRecord();
@@ -533,7 +538,7 @@ export class Broker {
       if (p.correlationData !== undefined) props.correlationData = p.correlationData;
       if (p.userProperties !== undefined) props.userProperties = p.userProperties;
       if (Object.keys(props).length > 0) message.properties = props;
-      if (p.messageExpiryInterval !== undefined) message.expiresAt = Date.now() + p.messageExpiryInterval * 1000;
+      if (p.messageExpiryInterval !== undefined) message.expiresAt = this.clock.now() + p.messageExpiryInterval * 1000;
     }
     const who = { clientId: conn.clientId, identity: conn.identity };
     const send = () => {

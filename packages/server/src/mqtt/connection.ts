@@ -80,7 +80,7 @@ export class Connection {
   private connectTimer: NodeJS.Timeout | undefined;
   /** The first packet, CONNECT, has arrived: packets may be as large as `maxPacketSize` from now on. */
   private connectReceived = false;
-  private lastPacketAt = Date.now();
+  private lastPacketAt: number;
   /** Packets whose handling waits (e.g. for the database); the next ones queue behind them. */
   private chain: Promise<void> = Promise.resolve();
   private waiting = 0;
@@ -94,6 +94,7 @@ export class Connection {
     readonly stream: Duplex,
     readonly meta: ConnectionMeta,
   ) {
+    this.lastPacketAt = broker.clock.now();
     this.parser = mqtt.parser();
     this.parser.on('packet', (p: Packet) => this.onPacket(p));
     this.parser.on('error', (e: Error) => this.onMalformed(e));
@@ -114,7 +115,7 @@ export class Connection {
 
   private onData(chunk: Buffer): void {
     if (this.closed) return;
-    this.lastPacketAt = Date.now();
+    this.lastPacketAt = this.broker.clock.now();
     this.broker.metrics.bytesIn(chunk.length);
     this.parser.parse(chunk);
     // A packet larger than we accept is refused once its fixed header says so, before its bytes are buffered (§3.1.2.11.4)
@@ -214,7 +215,7 @@ export class Connection {
     const grace = seconds * 1000 * 1.5;
     const check = () => {
       if (this.closed) return;
-      const idle = Date.now() - this.lastPacketAt;
+      const idle = this.broker.clock.now() - this.lastPacketAt;
       if (idle >= grace) {
         this.broker.log.info({ clientId: this.clientId, keepAlive: seconds }, 'keep-alive timeout');
         this.disconnect(rc.keepAliveTimeout, 'keep alive timeout');
@@ -336,7 +337,7 @@ export class Connection {
     let newAlias: number | undefined;
     if (v5) {
       props = m.properties ? { ...m.properties } : {};
-      if (m.expiresAt !== undefined) props.messageExpiryInterval = Math.max(0, Math.ceil((m.expiresAt - Date.now()) / 1000)); // [MQTT-3.3.2-6]
+      if (m.expiresAt !== undefined) props.messageExpiryInterval = Math.max(0, Math.ceil((m.expiresAt - this.broker.clock.now()) / 1000)); // [MQTT-3.3.2-6]
       if (subscriptionIds && subscriptionIds.length > 0) props.subscriptionIdentifier = subscriptionIds.length === 1 ? subscriptionIds[0]! : subscriptionIds;
       if (this.clientTopicAliasMaximum > 0) {
         const alias = this.outboundAliases.get(m.topic);
@@ -356,7 +357,7 @@ export class Connection {
     if (buf.length > this.clientMaximumPacketSize) {
       // [MQTT-3.1.2-25]: discard a packet larger than the client accepts, as if sent
       this.broker.metrics.dropped('client_max_packet_size');
-      if (messageId !== undefined) this.session?.acknowledge(messageId, Date.now());
+      if (messageId !== undefined) this.session?.acknowledge(messageId, this.broker.clock.now());
       return;
     }
     if (newAlias !== undefined) this.outboundAliases.set(m.topic, newAlias);

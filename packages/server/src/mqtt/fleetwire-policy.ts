@@ -13,11 +13,6 @@ import type { Session } from './session.js';
 import type { BrokerPolicy } from './policy.js';
 import { rc, type BrokerMessage, type ClientIdentity } from './types.js';
 
-export interface FleetwirePolicyOptions {
-  /** Content type of MQTT messages that do not carry one (MQTT 3.1.1, or MQTT 5 without the property). */
-  defaultContentType: string;
-}
-
 /** Plain subscriptions share one feed per channel; each share group has its own. */
 function feedKey(channel: string, filter: string, group: string | undefined): string {
   return group === undefined ? channel : `${channel}\u0000${group}\u0000${filter}`;
@@ -83,7 +78,7 @@ const cutReason = {
  * bus; the bus feeds every node's broker the channels its clients subscribe to, so a message
  * reaches each subscriber once, whichever protocol or node it came from.
  */
-export function fleetwirePolicy(deps: { authorizer: DeviceAuthorizer; messaging: MessagingService; bus: Bus; log: Logger; broker: () => Broker; accessChanges?: AccessChanges }, options: FleetwirePolicyOptions): BrokerPolicy {
+export function fleetwirePolicy(deps: { authorizer: DeviceAuthorizer; messaging: MessagingService; bus: Bus; log: Logger; broker: () => Broker; accessChanges?: AccessChanges }): BrokerPolicy {
   const { authorizer, messaging, bus, log } = deps;
   /** channel → its bus subscription and how many filters use it. */
   const feeds = new Map<string, { refs: number; sub: Promise<LiveSubscription> }>();
@@ -171,7 +166,8 @@ export function fleetwirePolicy(deps: { authorizer: DeviceAuthorizer; messaging:
           client: identified(client.identity),
           channel: parsed.channel,
           subtopic: parsed.subtopic,
-          contentType: contentType ?? options.defaultContentType,
+          // MQTT 3.1.1 has no content type, MQTT 5 only the optional property (MQTT 5 §3.3.2.3.9): without it the channel's applies
+          contentType,
           payload: message.payload,
           protocol: 'mqtt',
           mqtt: {

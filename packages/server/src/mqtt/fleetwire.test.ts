@@ -20,6 +20,7 @@ const run = promisify(execFile);
 describe('MQTT with Fleetwire devices and channels', () => {
   let t: TestPlatform;
   let mqttServers: MqttServers;
+  let brokers: ReturnType<typeof createMqtt>;
   let url: string;
   let org: string;
   let channel: string;
@@ -32,7 +33,7 @@ describe('MQTT with Fleetwire devices and channels', () => {
 
   before(async () => {
     t = await startTestPlatform({ mqttPort: 0 });
-    const brokers = createMqtt(t.platform);
+    brokers = createMqtt(t.platform);
     mqttServers = await listenMqtt(t.platform, brokers);
     url = `mqtt://127.0.0.1:${mqttServers.addresses.mqtt}`;
     const owner = await t.user('mqtt-owner@example.com');
@@ -172,11 +173,11 @@ describe('MQTT with Fleetwire devices and channels', () => {
 
   test('mosquitto_pub and mosquitto_sub work with device credentials', async () => {
     const port = String(mqttServers.addresses.mqtt);
-    const sub = execFile('mosquitto_sub', ['-h', '127.0.0.1', '-p', port, '-u', dev.sub.id, '-P', dev.sub.secret, '-t', topic('cli/#'), '-C', '1', '-W', '10', '-v']);
+    const sub = execFile('mosquitto_sub', ['-h', '127.0.0.1', '-p', port, '-u', dev.sub.id, '-P', dev.sub.secret, '-t', topic('cli/#'), '-C', '1', '-W', '10', '-v', '-i', 'cli-sub']);
     let out = '';
     sub.stdout!.on('data', (d) => (out += d));
     const exited = new Promise<number | null>((r) => sub.once('close', (code) => r(code)));
-    await new Promise((r) => setTimeout(r, 500));
+    await eventually(() => assert.equal(brokers.broker.sessions.get('cli-sub')?.subscriptions.size, 1, 'mosquitto_sub has subscribed'), 10_000);
     await run('mosquitto_pub', ['-h', '127.0.0.1', '-p', port, '-u', dev.pub.id, '-P', dev.pub.secret, '-t', topic('cli/x'), '-q', '1', '-m', '[{"n":"cli","v":5}]']);
     assert.equal(await exited, 0);
     assert.equal(out.trim(), `${topic('cli/x')} [{"n":"cli","v":5}]`);

@@ -4,6 +4,7 @@ import { RawQueries } from '../db/raw.js';
 import { busClusterLink } from './cluster.js';
 import { SqlRetainedStore, SqlSessionStore } from './sql-store.js';
 import type { AddressInfo, Server } from 'node:net';
+import type { Server as TlsServer } from 'node:tls';
 import { ConfigError, type Config } from '../core/config.js';
 import type { Platform } from '../platform.js';
 import { Broker, type BrokerOptions } from './broker.js';
@@ -16,6 +17,7 @@ import { listenTls } from './transports/tls.js';
 
 export { Broker, defaultBrokerOptions, type BrokerOptions } from './broker.js';
 export { mqttOverWebSocket, chooseMqttSubprotocol } from './transports/ws.js';
+export { secureContextOptions } from './transports/tls.js';
 
 export interface MqttServers {
   /** The broker for device traffic (TCP, TLS, WebSocket). */
@@ -23,6 +25,8 @@ export interface MqttServers {
   /** The open listener's broker, when enabled. */
   openBroker: Broker | undefined;
   addresses: { mqtt?: number; mqtts?: number; open?: number };
+  /** The MQTT over TLS listener, when started: SIGHUP swaps its certificate (`setSecureContext`). */
+  tls: TlsServer | undefined;
   close(): Promise<void>;
 }
 
@@ -45,7 +49,7 @@ export function brokerOptionsFrom(config: Config): Partial<BrokerOptions> {
 export function createMqtt(platform: Platform): { broker: Broker; openBroker: Broker | undefined } {
   const { config, log } = platform;
   // the policy and the metrics reach the broker lazily: it is built from them
-  const policy = fleetwirePolicy({ authorizer: platform.authorizer, messaging: platform.messaging, bus: platform.bus, log, broker: () => broker, accessChanges: platform.accessChanges }, { defaultContentType: config.mqttContentType });
+  const policy = fleetwirePolicy({ authorizer: platform.authorizer, messaging: platform.messaging, bus: platform.bus, log, broker: () => broker, accessChanges: platform.accessChanges });
   const queries = new RawQueries(platform.db);
   const nodeId = config.nodeId || hostname();
   const brokerLog = log.child({ component: 'mqtt' });
@@ -53,12 +57,13 @@ export function createMqtt(platform: Platform): { broker: Broker; openBroker: Br
     retained: new SqlRetainedStore(queries),
     sessions: new SqlSessionStore(queries),
     nodeId,
+    clock: platform.clock,
     ...(platform.bus.kind === 'nats' ? { cluster: busClusterLink(platform.bus, nodeId, brokerLog) } : {}),
   });
   let openBroker: Broker | undefined;
   if (config.mqttOpenPort >= 0) {
     const rules = config.mqttOpenAclFile ? parseAcl(readFileSync(config.mqttOpenAclFile, 'utf8')) : undefined;
-    openBroker = new Broker(openPolicy(rules), log.child({ component: 'mqtt-open' }), brokerOptionsFrom(config));
+    openBroker = new Broker(openPolicy(rules), log.child({ component: 'mqtt-open' }), brokerOptionsFrom(config), undefined, { clock: platform.clock });
   }
   return { broker, openBroker };
 }
@@ -69,6 +74,8 @@ export async function listenMqtt(platform: Platform, brokers: { broker: Broker; 
   const servers: Server[] = [];
   const addresses: MqttServers['addresses'] = {};
   const port = (s: Server) => (s.address() as AddressInfo).port;
+  let tlsServer: TlsServer | undefined;
+  let starting = 'FLEETWIRE_MQTT_PORT'; // the setting of the listener being started, for the error
   await brokers.broker.start(); // persistent sessions resume feeding before clients come
   try {
     if (config.mqttPort >= 0) {
@@ -78,12 +85,15 @@ export async function listenMqtt(platform: Platform, brokers: { broker: Broker; 
       log.info({ host: config.host, port: addresses.mqtt }, 'MQTT listening');
     }
     if (config.mqttTlsCert && config.mqttsPort >= 0) {
+      starting = 'FLEETWIRE_MQTTS_PORT';
       const s = await listenTls(brokers.broker, config.host, config.mqttsPort, { cert: config.mqttTlsCert, key: config.mqttTlsKey, ...(config.mqttTlsCa ? { ca: config.mqttTlsCa } : {}) });
       servers.push(s);
+      tlsServer = s;
       addresses.mqtts = port(s);
       log.info({ host: config.host, port: addresses.mqtts, clientCertificates: Boolean(config.mqttTlsCa) }, 'MQTT over TLS listening');
     }
     if (brokers.openBroker) {
+      starting = 'FLEETWIRE_MQTT_OPEN_PORT';
       const s = await listenTcp(brokers.openBroker, config.host, config.mqttOpenPort);
       servers.push(s);
       addresses.open = port(s);
@@ -92,12 +102,13 @@ export async function listenMqtt(platform: Platform, brokers: { broker: Broker; 
   } catch (e) {
     for (const s of servers) s.close();
     const err = e as NodeJS.ErrnoException;
-    if (err.code === 'EADDRINUSE') throw new ConfigError('FLEETWIRE_MQTT_PORT', `an MQTT port is already in use (${err.message}); set FLEETWIRE_MQTT_PORT / FLEETWIRE_MQTTS_PORT / FLEETWIRE_MQTT_OPEN_PORT to a free port, 0, or off`);
+    if (err.code === 'EADDRINUSE') throw new ConfigError(starting, `the port is already in use (${err.message}); set ${starting} to a free port, 0, or off`);
     throw e;
   }
   return {
     ...brokers,
     addresses,
+    tls: tlsServer,
     async close() {
       await brokers.broker.close();
       await brokers.openBroker?.close();

@@ -1,3 +1,4 @@
+// test-database: none
 // What a client may hold of the broker before and after its CONNECT: real sockets for what arrives
 // unfinished (partial packets, idle sockets), raw packets in memory for exact SUBACK codes.
 import { describe, test } from 'node:test';

@@ -11,6 +11,7 @@ import type { SessionChange, SessionStore, StoredSession } from './store.js';
 import { topicMatches } from './topics.js';
 import type { BrokerMessage } from './types.js';
 import { createLogger } from '../core/logger.js';
+import { ManualClock, type Clock } from '../core/clock.js';
 import { RawQueries } from '../db/raw.js';
 import { openTestDatabase, type TestDatabase } from '../../test/helpers/database.js';
 import { rawClient, type RawClient } from '../../test/helpers/mqtt-raw.js';
@@ -93,9 +94,9 @@ describe('MQTT state in the database survives a broker restart', () => {
     await t.cleanup();
   });
 
-  async function startBroker(nodeId = 'node-a', state: { sessions?: SessionStore; cluster?: ClusterLink; options?: Partial<BrokerOptions> } = {}): Promise<Broker> {
+  async function startBroker(nodeId = 'node-a', state: { sessions?: SessionStore; cluster?: ClusterLink; options?: Partial<BrokerOptions>; clock?: Clock } = {}): Promise<Broker> {
     const q = new RawQueries(t.db);
-    const b = new Broker(openPolicy(undefined), createLogger('silent'), state.options ?? {}, undefined, { retained: new SqlRetainedStore(q), sessions: state.sessions ?? new SqlSessionStore(q), nodeId, ...(state.cluster ? { cluster: state.cluster } : {}) });
+    const b = new Broker(openPolicy(undefined), createLogger('silent'), state.options ?? {}, undefined, { retained: new SqlRetainedStore(q), sessions: state.sessions ?? new SqlSessionStore(q), nodeId, ...(state.cluster ? { cluster: state.cluster } : {}), ...(state.clock ? { clock: state.clock } : {}) });
     await b.start();
     return b;
   }
@@ -250,16 +251,18 @@ describe('MQTT state in the database survives a broker restart', () => {
   });
 
   test('clean start discards the stored session; an expired session is not restored', async () => {
-    broker = await startBroker();
+    const clock = new ManualClock(Date.now());
+    broker = await startBroker('node-a', { clock });
     const a = await connect(broker, 'to-clean');
     await a.c.subscribe('cl/#', 1);
     a.c.send({ cmd: 'disconnect' });
     const b = await connect(broker, 'short', { expiry: 1 });
     b.c.send({ cmd: 'disconnect' });
+    await eventually(() => assert.equal(broker.sessions.get('short')?.connection, undefined, 'the broker saw the disconnect'));
     await broker.close();
 
-    await new Promise((r) => setTimeout(r, 1100));
-    broker = await startBroker();
+    clock.advance(1100);
+    broker = await startBroker('node-a', { clock });
     assert.equal(broker.sessions.has('short'), false, 'the expired session was purged at start');
     const fresh = await connect(broker, 'to-clean', { clean: true });
     assert.equal(fresh.connack.sessionPresent, false);

@@ -1,3 +1,4 @@
+// test-database: none
 // Protocol details driven over an in-memory duplex pair with mqtt-packet: no sockets, exact packets.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -7,6 +8,7 @@ import { Broker, type BrokerOptions } from './broker.js';
 import { openPolicy } from './open-policy.js';
 import { createLogger } from '../core/logger.js';
 import { rawClient } from '../../test/helpers/mqtt-raw.js';
+import { eventually } from '../../test/helpers/eventually.js';
 
 function newBroker(options: Partial<BrokerOptions> = {}) {
   return new Broker(openPolicy(undefined), createLogger('silent'), options);
@@ -25,13 +27,29 @@ describe('MQTT 5 protocol details over an in-memory stream', () => {
     pub.send(connect('pub'));
     await pub.next('connack');
     for (let i = 1; i <= 5; i++) pub.send({ cmd: 'publish', topic: 'rm/x', payload: Buffer.from(String(i)), qos: 1, messageId: i, retain: false, dup: false } as Packet);
-    await new Promise((r) => setTimeout(r, 100));
+    await pub.ping(); // the broker has routed all five
+    await sub.ping(); // and the subscriber has read what it was sent
     const first = sub.packets.filter((p) => p.cmd === 'publish') as mqttPacket.IPublishPacket[];
     assert.equal(first.length, 2, 'only receive-maximum messages in flight');
     sub.packets.length = 0;
     sub.send({ cmd: 'puback', messageId: first[0]!.messageId! } as Packet);
     const third = (await sub.next('publish')) as mqttPacket.IPublishPacket;
     assert.equal(third.payload.toString(), '3');
+  });
+
+  test('U+0000 in the client id or the user name is refused (0x85, 0x86) before anything is looked up [MQTT-1.5.4-2]', async () => {
+    const broker = newBroker();
+    const byId = rawClient(broker, 5);
+    byId.send(connect('nul\u0000id'));
+    assert.equal(((await byId.next('connack')) as mqttPacket.IConnackPacket).reasonCode, 0x85);
+    await eventually(() => assert.equal(byId.closed, true));
+    const byName = rawClient(broker, 5);
+    byName.send(connect('nul-user', {}, { username: 'dev\u0000ice' }));
+    assert.equal(((await byName.next('connack')) as mqttPacket.IConnackPacket).reasonCode, 0x86);
+    const v3 = rawClient(broker, 4);
+    v3.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clientId: 'old\u0000client', clean: true, keepalive: 0 } as Packet);
+    assert.equal(((await v3.next('connack')) as mqttPacket.IConnackPacket).returnCode, 2, '3.1.1: identifier rejected');
+    broker.close();
   });
 
   test('a client that exceeds our receive maximum (QoS 2 ids not yet released count) is disconnected with 0x93', async () => {
@@ -203,12 +221,10 @@ describe('slow subscribers', () => {
     const { client: pub, conn: pubConn } = await connected(broker, 'bursty');
     // 100 KB: past the subscriber stream's high-water mark (64 KiB), below where QoS 0 is dropped (128 KiB)
     for (let i = 0; i < 100; i++) pub.send({ cmd: 'publish', topic: 'burst', payload: Buffer.alloc(1000, i), qos: 0, retain: false, dup: false });
-    await new Promise((r) => setTimeout(r, 20));
-    assert.equal(pubConn.stream.isPaused(), true, 'the publisher waits');
+    await eventually(() => assert.equal(pubConn.stream.isPaused(), true, 'the publisher waits'));
     subConn.stream.uncork();
-    await new Promise((r) => setTimeout(r, 100));
-    assert.equal(pubConn.stream.isPaused(), false, 'reading again once the subscriber drained');
-    assert.equal(sub.packets.filter((p) => p.cmd === 'publish').length, 100, 'every message delivered');
+    await eventually(() => assert.equal(sub.packets.filter((p) => p.cmd === 'publish').length, 100, 'every message delivered'));
+    await eventually(() => assert.equal(pubConn.stream.isPaused(), false, 'reading again once the subscriber drained'));
     broker.close();
   });
 

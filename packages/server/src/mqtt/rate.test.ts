@@ -1,3 +1,4 @@
+// test-database: none
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net, { type AddressInfo } from 'node:net';
@@ -20,7 +21,7 @@ test('a token bucket allows its burst, then its rate, per key', () => {
 });
 
 test('rate 0 means unlimited; the key count stays bounded', () => {
-  assert.equal(new TokenBuckets<string>(0, 0).take('x'), true);
+  assert.equal(new TokenBuckets<string>(0, 0).take('x', 0), true);
   const b = new TokenBuckets<number>(1, 1, 100);
   for (let i = 0; i < 1000; i++) b.take(i, 5000);
   assert.ok(b.size <= 100, `${b.size} keys`);

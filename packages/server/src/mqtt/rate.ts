@@ -12,8 +12,8 @@ export class TokenBuckets<K> {
     private readonly maxKeys = 100_000,
   ) {}
 
-  /** Takes one token; false when the key has none left. A rate of 0 always allows. */
-  take(key: K, now = Date.now()): boolean {
+  /** Takes one token at `now` (Unix ms, from the broker's clock); false when the key has none left. A rate of 0 always allows. */
+  take(key: K, now: number): boolean {
     if (this.perSecond <= 0) return true;
     let b = this.buckets.get(key);
     if (!b) {
@@ -33,7 +33,7 @@ export class TokenBuckets<K> {
   }
 
   /** Forgets buckets that have filled up again (they behave as new ones). */
-  prune(now = Date.now()): void {
+  prune(now: number): void {
     for (const [k, b] of this.buckets) if (b.tokens + ((now - b.at) / 1000) * this.perSecond >= this.burst) this.buckets.delete(k);
     if (this.buckets.size >= this.maxKeys) this.buckets.clear();
   }

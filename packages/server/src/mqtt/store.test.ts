@@ -1,3 +1,4 @@
+// test-database: none
 // The session journal: what reaches the store, and in what order, for changes recorded within one batch.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -20,16 +20,17 @@ test('over TLS a device authenticates with a client certificate (CN = device id)
   const pki = certificateAuthority([device.id, '0195f0c8-0000-7000-8000-00000000dead']);
   // a platform of its own whose config has the TLS files
   const tlsPlatform = { ...t.platform, config: { ...t.platform.config, mqttPort: -1, mqttsPort: 0, mqttTlsCert: pki.serverCert, mqttTlsKey: pki.serverKey, mqttTlsCa: pki.ca } };
-  const servers = await listenMqtt(tlsPlatform, createMqtt(tlsPlatform));
+  const brokers = createMqtt(tlsPlatform);
+  const servers = await listenMqtt(tlsPlatform, brokers);
   try {
     const port = String(servers.addresses.mqtts);
     const topic = `channels/${channel}/messages/tls`;
     const common = ['-h', '127.0.0.1', '-p', port, '--cafile', pki.ca];
-    const sub = execFile('mosquitto_sub', [...common, '--cert', pki.clients[device.id]!.cert, '--key', pki.clients[device.id]!.key, '-t', topic, '-C', '2', '-W', '15']);
+    const sub = execFile('mosquitto_sub', [...common, '--cert', pki.clients[device.id]!.cert, '--key', pki.clients[device.id]!.key, '-t', topic, '-C', '2', '-W', '15', '-i', 'tls-sub']);
     let out = '';
     sub.stdout!.on('data', (d) => (out += d));
     const exited = new Promise<number | null>((r) => sub.once('close', (code) => r(code)));
-    await new Promise((r) => setTimeout(r, 700));
+    await eventually(() => assert.equal(brokers.broker.sessions.get('tls-sub')?.subscriptions.size, 1, 'mosquitto_sub has subscribed'), 10_000);
     // by certificate
     await run('mosquitto_pub', [...common, '--cert', pki.clients[device.id]!.cert, '--key', pki.clients[device.id]!.key, '-t', topic, '-q', '1', '-m', '[{"n":"by-cert","v":1}]']);
     // by secret, no certificate

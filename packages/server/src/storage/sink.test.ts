@@ -68,7 +68,9 @@ describe('message sink', () => {
   test('CSV export pages through records of one time without losing or repeating any, in both directions', async () => {
     // 1,201 packs of 10 records that share one time: every page boundary (5,000 rows) falls among equal times
     const at = t0 / 1000;
-    const packs = Array.from({ length: 1201 }, (_, m) => senml(t0 + m, Array.from({ length: 10 }, (_, i) => ({ n: `n${i}`, t: at, v: m * 10 + i })), 'csv-pages'));
+    // received an hour after t0: past the boundary of the retention test below, which would otherwise prune these 12,010 rows two at a time
+    const receivedFrom = t0 + 3_600_000;
+    const packs = Array.from({ length: 1201 }, (_, m) => senml(receivedFrom + m, Array.from({ length: 10 }, (_, i) => ({ n: `n${i}`, t: at, v: m * 10 + i })), 'csv-pages'));
     for (let i = 0; i < packs.length; i += 400) await write(packs.slice(i, i + 400));
     const values = async (dir: 'asc' | 'desc') => {
       const out: number[] = [];

@@ -13,6 +13,8 @@ export interface NewUser {
 
 export interface UserServiceOptions {
   passwordMinLength: number;
+  /** scrypt cost (log2 N) of new password hashes (FLEETWIRE_PASSWORD_HASH_COST); existing hashes keep theirs. */
+  passwordCost?: number;
   /** Called after a password change so that sessions can be ended. */
   onPasswordChanged?: (userId: string) => Promise<void>;
 }
@@ -40,7 +42,7 @@ export class UserService {
       id: uuidv7(this.clock.now()),
       email: normaliseEmail(input.email),
       name: input.name ?? '',
-      password_hash: await hashPassword(input.password),
+      password_hash: await hashPassword(input.password, this.options.passwordCost),
       role: input.role ?? 'user',
       created_at: now,
       updated_at: now,
@@ -83,7 +85,7 @@ export class UserService {
   /** Sets a password without knowing the old one (platform admin, CLI). */
   async setPassword(id: string, password: string): Promise<void> {
     this.checkPassword(password);
-    const user = await this.repo.update(id, { password_hash: await hashPassword(password) }, iso(this.clock.now()));
+    const user = await this.repo.update(id, { password_hash: await hashPassword(password, this.options.passwordCost) }, iso(this.clock.now()));
     if (!user) throw new AppError('user.not_found');
     await this.options.onPasswordChanged?.(id);
   }

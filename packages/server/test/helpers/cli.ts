@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { createPostgresDatabase, testDatabaseKind } from './database.js';
 
 export const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const packageVersion = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string }).version;
@@ -13,12 +14,31 @@ export type LogLine = { msg: string; [key: string]: unknown };
 
 export const running = new Set<ChildProcess>();
 const folders: string[] = [];
+/** The PostgreSQL pass's database of each data folder (see `withPassDatabase`). */
+const databases = new Map<string, ReturnType<typeof createPostgresDatabase>>();
 
-/** Kills every process these helpers started and removes their data folders. */
+/** Kills every process these helpers started and removes their data folders and databases. */
 export async function cleanupCli(): Promise<void> {
   for (const child of running) child.kill('SIGKILL');
   await Promise.all([...running].map(exitOf));
   for (const dir of folders.splice(0)) rmSync(dir, { recursive: true, force: true });
+  const made = [...databases.values()];
+  databases.clear();
+  await Promise.all(made.map(async (db) => (await db).drop()));
+}
+
+/**
+ * The environment with the database of the test pass: in the PostgreSQL pass, a process started on
+ * a data folder gets a fresh PostgreSQL database of that folder's own (processes started on one
+ * folder share it, as they share its SQLite file in the SQLite pass), so that runs never collide.
+ * An environment that names its database keeps it.
+ */
+export async function withPassDatabase(env: NodeJS.ProcessEnv): Promise<NodeJS.ProcessEnv> {
+  if (testDatabaseKind() !== 'postgres' || env.FLEETWIRE_DATABASE_URL) return env;
+  const dir = env.FLEETWIRE_DATA_DIR ?? '';
+  let db = databases.get(dir);
+  if (!db) databases.set(dir, (db = createPostgresDatabase()));
+  return { ...env, FLEETWIRE_DATABASE_URL: (await db).url };
 }
 
 export function dataFolder(): string {
@@ -27,11 +47,14 @@ export function dataFolder(): string {
   return dir;
 }
 
-/** The parent's environment without any FLEETWIRE_ variable, plus the given settings. */
+/**
+ * The parent's environment without any FLEETWIRE_ variable, plus the given settings. Passwords are
+ * hashed at a low scrypt cost unless the settings say otherwise (a login is no benchmark's subject).
+ */
 export function cliEnv(dataDir: string, settings: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('FLEETWIRE_')) env[k] = v;
-  return { ...env, FLEETWIRE_DATA_DIR: dataDir, FLEETWIRE_HOST: '127.0.0.1', FLEETWIRE_HTTP_PORT: '0', FLEETWIRE_MQTT_PORT: '0', FLEETWIRE_COAP_PORT: '0', FLEETWIRE_LOG_LEVEL: 'info', ...settings };
+  return { ...env, FLEETWIRE_DATA_DIR: dataDir, FLEETWIRE_HOST: '127.0.0.1', FLEETWIRE_HTTP_PORT: '0', FLEETWIRE_MQTT_PORT: '0', FLEETWIRE_COAP_PORT: '0', FLEETWIRE_LOG_LEVEL: 'info', FLEETWIRE_PASSWORD_HASH_COST: '10', ...settings };
 }
 
 /** Runs the CLI from the sources (tsx), or with `built` from `dist/` as `npm start` does (benchmarks; run `npm run build` first). */
@@ -63,7 +86,7 @@ export async function stopChild(child: ChildProcess, graceMs: number): Promise<n
 
 /** Runs a command to completion. */
 export async function runCli(args: string[], env: NodeJS.ProcessEnv, stdin = ''): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawnCli(args, env);
+  const child = spawnCli(args, await withPassDatabase(env));
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -85,7 +108,7 @@ export interface Server {
 
 /** `fleetwire start`, resolved once the JSON log says where the HTTP API listens. */
 export async function startCli(env: NodeJS.ProcessEnv, options: { built?: boolean; nodeArgs?: string[] } = {}): Promise<Server> {
-  const child = spawnCli(['start'], env, options);
+  const child = spawnCli(['start'], await withPassDatabase(env), options);
   const logs: LogLine[] = [];
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));

@@ -73,8 +73,8 @@ export const poisonPayload = '{"a":'.repeat(40_000) + '1' + '}'.repeat(40_000);
 const poisonProbe = { fromMs: 500, toMs: 2500 };
 /** …must be stored by this long after it. */
 const poisonDeadlineMs = 6000;
-/** The NATS consumer's ack wait: messages a killed writer held come back after it (src/messaging/nats-bus.ts). */
-const natsAckWaitMs = 5_000;
+/** The NATS consumer's ack wait (FLEETWIRE_NATS_ACK_WAIT): messages a killed writer held come back after it. */
+const natsAckWaitMs = 1000;
 
 export async function runScenario(o: ScenarioOptions): Promise<ScenarioReport> {
   const random = seededRandom(o.seed);
@@ -103,7 +103,7 @@ export async function runScenario(o: ScenarioOptions): Promise<ScenarioReport> {
       FLEETWIRE_ADMIN_EMAIL: admin.email,
       FLEETWIRE_ADMIN_PASSWORD: admin.password,
       ...(postgres ? { FLEETWIRE_DATABASE_URL: postgres.url } : {}),
-      ...(nats ? { FLEETWIRE_NATS_URL: nats.url } : {}),
+      ...(nats ? { FLEETWIRE_NATS_URL: nats.url, FLEETWIRE_NATS_ACK_WAIT: `${natsAckWaitMs}ms` } : {}),
     });
     server = await startCli(env);
     note(`platform started (seed ${o.seed})`);

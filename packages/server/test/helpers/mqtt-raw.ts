@@ -54,6 +54,14 @@ export function rawClient(broker: Broker, protocolVersion: 4 | 5) {
       this.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic, qos }] });
       return ((await this.next('suback')) as ISubackPacket).granted as number[];
     },
+    /**
+     * PINGREQ, then waits for its PINGRESP: a connection's packets are handled in order, so the broker
+     * has handled everything sent before, and what it sent before the PINGRESP has been received.
+     */
+    async ping(): Promise<void> {
+      this.send({ cmd: 'pingreq' });
+      await this.next('pingresp');
+    },
     async next(cmd: string, ms = 2000): Promise<Packet> {
       const deadline = Date.now() + ms;
       for (;;) {

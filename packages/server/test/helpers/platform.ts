@@ -8,7 +8,7 @@ import { ManualClock } from '../../src/core/clock.js';
 import { createLogger } from '../../src/core/logger.js';
 import { createPlatform, type Platform, type PlatformDeps } from '../../src/platform.js';
 import { buildApp, type App } from '../../src/http/app.js';
-import { openTestDatabase } from './database.js';
+import { anotherHandle, openTestDatabase } from './database.js';
 
 export interface TestPlatform {
   platform: Platform;
@@ -23,11 +23,16 @@ export interface TestPlatform {
 
 export const testPassword = 'correct-horse-battery-staple';
 
-/** A platform on a fresh test database, with a manual clock and a silent logger. */
-export async function startTestPlatform(overrides: Partial<Config> = {}, deps: Pick<PlatformDeps, 'bus' | 'writer'> = {}): Promise<TestPlatform> {
-  const { db, cleanup } = await openTestDatabase();
+/**
+ * A platform on a fresh test database, with a manual clock, a silent logger and cheap password
+ * hashes. The clock is the platform's: its services and the MQTT broker built on it (createMqtt)
+ * keep time by it, so a test advances it for expiry, keep-alive and rate-limit refills. With `sharing`, on that platform's database instead (a handle of its own, as a second
+ * process has); closing it then leaves the database to its owner.
+ */
+export async function startTestPlatform(overrides: Partial<Config> = {}, deps: Pick<PlatformDeps, 'bus' | 'writer'> = {}, options: { sharing?: TestPlatform } = {}): Promise<TestPlatform> {
+  const { db, cleanup } = options.sharing ? await sharedDatabase(options.sharing) : await openTestDatabase();
   const dataDir = mkdtempSync(join(tmpdir(), 'fleetwire-data-'));
-  const config = loadConfig({}, { dataDir, logLevel: 'silent', ...overrides });
+  const config = loadConfig({}, { dataDir, logLevel: 'silent', passwordHashCost: 10, ...overrides });
   const clock = new ManualClock(Date.now());
   const platform = await createPlatform(config, { db, clock, log: createLogger(config.logLevel), key: randomBytes(32), ...deps });
   const app = await buildApp(platform);
@@ -57,4 +62,9 @@ export async function startTestPlatform(overrides: Partial<Config> = {}, deps: P
       rmSync(dataDir, { recursive: true, force: true });
     },
   };
+}
+
+async function sharedDatabase(owner: TestPlatform) {
+  const db = await anotherHandle(owner.platform.db, 4);
+  return { db, cleanup: () => db.close() };
 }

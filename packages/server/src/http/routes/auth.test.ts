@@ -124,6 +124,56 @@ describe('auth over HTTP', () => {
     }
   });
 
+  test('login limits hold across platforms that share the database: failures on either count for both', async () => {
+    const a = await startTestPlatform({ loginMaxPerAccount: 3, loginMaxPerAddress: 1000 });
+    const b = await startTestPlatform({ loginMaxPerAccount: 3, loginMaxPerAddress: 1000 }, {}, { sharing: a });
+    try {
+      await a.platform.users.create({ email: 'shared@example.com', password: testPassword });
+      const attempt = (p: TestPlatform, password: string) => p.request('POST', '/auth/token', { body: { email: 'shared@example.com', password } });
+      const codes = [];
+      for (const p of [a, b, a]) codes.push((await attempt(p, 'wrong-password')).statusCode);
+      assert.deepEqual(codes, [401, 401, 401]);
+      const blocked = await attempt(b, testPassword);
+      assert.equal(blocked.statusCode, 429, 'the failures made on the other platform count');
+      assert.ok(Number(blocked.headers['retry-after']) > 0);
+      assert.equal((await attempt(a, testPassword)).statusCode, 429);
+      // the window is in the database: when it has passed (on either clock), a login succeeds and clears it
+      b.clock.advance(15 * 60_000);
+      assert.equal((await attempt(b, testPassword)).statusCode, 200);
+      assert.equal((await attempt(a, 'wrong-password')).statusCode, 401, 'a new window after the success');
+    } finally {
+      await b.close();
+      await a.close();
+    }
+  });
+
+  test('concurrent wrong passwords on two platforms get exactly the allowed number of tries', async () => {
+    const a = await startTestPlatform({ loginMaxPerAccount: 3, loginMaxPerAddress: 1000 });
+    const b = await startTestPlatform({ loginMaxPerAccount: 3, loginMaxPerAddress: 1000 }, {}, { sharing: a });
+    try {
+      await a.platform.users.create({ email: 'raced@example.com', password: testPassword });
+      const tries = [a, b, a, b, a, b, a, b].map((p) => p.request('POST', '/auth/token', { body: { email: 'raced@example.com', password: 'wrong-password' } }));
+      const codes = (await Promise.all(tries)).map((r) => r.statusCode).sort();
+      assert.deepEqual(codes, [401, 401, 401, 429, 429, 429, 429, 429], 'each attempt is counted before its password is checked');
+    } finally {
+      await b.close();
+      await a.close();
+    }
+  });
+
+  test('the address limit holds across platforms that share the database', async () => {
+    const a = await startTestPlatform({ loginMaxPerAddress: 2 });
+    const b = await startTestPlatform({ loginMaxPerAddress: 2 }, {}, { sharing: a });
+    try {
+      const codes = [];
+      for (const [k, p] of [a, b, a].entries()) codes.push((await p.request('POST', '/auth/token', { body: { email: `far${k}@example.com`, password: 'whatever-it-is' } })).statusCode);
+      assert.deepEqual(codes, [401, 401, 429]);
+    } finally {
+      await b.close();
+      await a.close();
+    }
+  });
+
   test('password change needs the current password and ends sessions', async () => {
     await t.platform.users.create({ email: 'changer@example.com', password: testPassword });
     const login = (await t.request('POST', '/auth/token', { body: { email: 'changer@example.com', password: testPassword } })).json();

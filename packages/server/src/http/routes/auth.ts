@@ -42,6 +42,7 @@ export function authRoutes(fastify: FastifyInstance, platform: Platform): void {
   app.post('/auth/token', {
     config: { auth: 'none' },
     schema: {
+      operationId: 'logIn',
       tags: ['auth'],
       summary: 'Log in with email and password',
       description: 'Returns a short-lived access token and a refresh token. Failed attempts are rate limited per account and per client address (429 with Retry-After).',
@@ -53,6 +54,7 @@ export function authRoutes(fastify: FastifyInstance, platform: Platform): void {
   app.post('/auth/refresh', {
     config: { auth: 'none' },
     schema: {
+      operationId: 'refreshToken',
       tags: ['auth'],
       summary: 'Trade a refresh token for a new token pair',
       description: 'The refresh token is replaced: the old one stops working. Presenting a replaced token again revokes the whole session.',
@@ -64,8 +66,10 @@ export function authRoutes(fastify: FastifyInstance, platform: Platform): void {
   app.post('/auth/logout', {
     config: { auth: 'none' },
     schema: {
+      operationId: 'logOut',
       tags: ['auth'],
       summary: 'End the session of a refresh token',
+      description: 'Ends the session the refresh token belongs to: its refresh and access tokens stop working in every process. An unknown or already ended token answers 204 too.',
       body: Type.Object({ refresh_token: Type.String({ minLength: 1, maxLength: 512 }) }, { additionalProperties: false }),
       response: { 204: Type.Null(), ...problems(400) },
     },
@@ -76,6 +80,7 @@ export function authRoutes(fastify: FastifyInstance, platform: Platform): void {
 
   app.post('/users/me/tokens', {
     schema: {
+      operationId: 'createPersonalAccessToken',
       tags: ['auth'],
       summary: 'Create a personal access token',
       description: 'The token is limited to one organization and the listed actions, which your role there must allow (403 auth.forbidden names those it does not). It can call only the routes of its actions (and GET /users/me, GET /orgs): never your account, tokens, password or sessions. Its text is shown only in this response.',
@@ -100,6 +105,7 @@ export function authRoutes(fastify: FastifyInstance, platform: Platform): void {
 
   app.delete('/users/me/sessions', {
     schema: {
+      operationId: 'signOutEverywhere',
       tags: ['auth'],
       summary: 'Sign out everywhere',
       description: 'Ends every session of your account, this one included: their refresh tokens and access tokens stop working at once, in every process. Personal access tokens are not sessions: revoke them with DELETE /users/me/tokens/{id}.',
@@ -113,6 +119,7 @@ export function authRoutes(fastify: FastifyInstance, platform: Platform): void {
 
   app.delete('/users/:id/sessions', {
     schema: {
+      operationId: 'endUserSessions',
       tags: ['auth'],
       summary: "End every session of a user (platform admins)",
       description: "As DELETE /users/me/sessions, for another user: e.g. when their account may be compromised.",
@@ -128,14 +135,14 @@ export function authRoutes(fastify: FastifyInstance, platform: Platform): void {
   });
 
   app.get('/users/me/tokens', {
-    schema: { tags: ['auth'], summary: 'List your personal access tokens', querystring: PageQuery, response: { 200: pageOf('tokens', Pat), ...problems(400, 401) } },
+    schema: { operationId: 'listPersonalAccessTokens', tags: ['auth'], summary: 'List your personal access tokens', description: 'Your personal access tokens, without their secrets (shown only when created), a page at a time.', querystring: PageQuery, response: { 200: pageOf('tokens', Pat), ...problems(400, 401) } },
   }, async (req) => {
     const { total, items } = await auth.listPats(principalOf(req).userId, req.query.offset, req.query.limit);
     return { total, offset: req.query.offset, limit: req.query.limit, tokens: items.map(showPat) };
   });
 
   app.delete('/users/me/tokens/:id', {
-    schema: { tags: ['auth'], summary: 'Revoke a personal access token', params: Type.Object({ id: Type.String() }), response: { 204: Type.Null(), ...problems(401, 404) } },
+    schema: { operationId: 'revokePersonalAccessToken', tags: ['auth'], summary: 'Revoke a personal access token', description: 'The token stops working at once, on every route and protocol.', params: Type.Object({ id: Type.String() }), response: { 204: Type.Null(), ...problems(401, 404) } },
   }, async (req, reply) => {
     await auth.revokePat(principalOf(req).userId, req.params.id);
     return reply.code(204).send(null);

@@ -56,6 +56,31 @@ describe('channels over HTTP', () => {
     }
   });
 
+  test('a channel has a content type: SenML JSON unless given on create, changed on update, one of three', async () => {
+    const org = await newOrg();
+    const senml = await create(org, { name: 'senml' });
+    assert.equal(senml.content_type, 'application/senml+json');
+    const opaque = await create(org, { name: 'opaque', content_type: 'application/octet-stream' });
+    assert.equal(opaque.content_type, 'application/octet-stream');
+    assert.equal((await get(org, `/${opaque.id}`)).json().content_type, 'application/octet-stream');
+    const bulk = await t.request('POST', `/orgs/${org}/channels/bulk`, { token: alice.token, body: { channels: [{ name: 'j', content_type: 'application/json' }, { name: 'd' }] } });
+    assert.deepEqual(bulk.json().channels.map((c: { content_type: string }) => c.content_type), ['application/json', 'application/senml+json']);
+
+    const patched = await t.request('PATCH', `/orgs/${org}/channels/${senml.id}`, { token: alice.token, body: { content_type: 'application/json' } });
+    assert.equal(patched.statusCode, 200, patched.body);
+    assert.equal(patched.json().content_type, 'application/json');
+    assert.equal(patched.json().name, 'senml');
+    const renamed = await t.request('PATCH', `/orgs/${org}/channels/${senml.id}`, { token: alice.token, body: { name: 'renamed' } });
+    assert.equal(renamed.json().content_type, 'application/json', 'a patch without it keeps it');
+    assert.ok(order(await get(org)).includes('renamed'));
+
+    for (const content_type of ['text/plain', 'application/senml+cbor', 'APPLICATION/JSON', '', 42]) {
+      assertProblem(await t.request('POST', `/orgs/${org}/channels`, { token: alice.token, body: { name: 'x', content_type } }), 400, 'request.invalid');
+      assertProblem(await t.request('PATCH', `/orgs/${org}/channels/${senml.id}`, { token: alice.token, body: { content_type } }), 400, 'request.invalid');
+    }
+    assert.equal((await get(org, `/${senml.id}`)).json().content_type, 'application/json');
+  });
+
   test('bulk creation makes up to 1000 channels at once, all or nothing', async () => {
     const org = await newOrg();
     const channels = Array.from({ length: 1000 }, (_, i) => ({ name: `ch-${i}` }));

@@ -23,6 +23,7 @@ export function connectionRoutes(fastify: FastifyInstance, platform: Platform): 
   app.post('/orgs/:org/connections', {
     config: { action: 'connections:write' },
     schema: {
+      operationId: 'connectDevices',
       tags: ['connections'],
       summary: 'Connect devices to channels',
       description: 'Every listed device is allowed the listed types (publish, subscribe) on every listed channel. Existing connections are kept. All ids must belong to the organization.',
@@ -39,6 +40,7 @@ export function connectionRoutes(fastify: FastifyInstance, platform: Platform): 
   app.delete('/orgs/:org/connections', {
     config: { action: 'connections:write' },
     schema: {
+      operationId: 'disconnectDevices',
       tags: ['connections'],
       summary: 'Disconnect devices from channels',
       description: 'Removes the listed types; the devices lose that access at once on every protocol.',
@@ -54,7 +56,7 @@ export function connectionRoutes(fastify: FastifyInstance, platform: Platform): 
 
   app.get('/orgs/:org/channels/:id/devices', {
     config: { action: 'connections:read' },
-    schema: { tags: ['connections'], summary: 'Devices connected to a channel', params: OrgIdParams, querystring: PageQuery, response: { 200: pageOf('devices', ConnectedDevice), ...problems(400, 401, 404) } },
+    schema: { operationId: 'listChannelDevices', tags: ['connections'], summary: 'Devices connected to a channel', description: 'The devices connected to the channel, a page at a time. Needs `connections:read` in the organization (docs/permissions.md).', params: OrgIdParams, querystring: PageQuery, response: { 200: pageOf('devices', ConnectedDevice), ...problems(400, 401, 404) } },
   }, async (req) => {
     const { total, items } = await connections.channelDevices(orgOf(req).orgId, req.params.id, req.query.offset, req.query.limit);
     return { total, offset: req.query.offset, limit: req.query.limit, devices: items };
@@ -62,7 +64,7 @@ export function connectionRoutes(fastify: FastifyInstance, platform: Platform): 
 
   app.get('/orgs/:org/devices/:id/channels', {
     config: { action: 'connections:read' },
-    schema: { tags: ['connections'], summary: 'Channels a device is connected to', params: OrgIdParams, querystring: PageQuery, response: { 200: pageOf('channels', ConnectedChannel), ...problems(400, 401, 404) } },
+    schema: { operationId: 'listDeviceChannels', tags: ['connections'], summary: 'Channels a device is connected to', description: 'The channels the device is connected to, a page at a time. Needs `connections:read` in the organization (docs/permissions.md).', params: OrgIdParams, querystring: PageQuery, response: { 200: pageOf('channels', ConnectedChannel), ...problems(400, 401, 404) } },
   }, async (req) => {
     const { total, items } = await connections.deviceChannels(orgOf(req).orgId, req.params.id, req.query.offset, req.query.limit);
     return { total, offset: req.query.offset, limit: req.query.limit, channels: items };

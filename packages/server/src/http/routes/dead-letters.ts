@@ -33,7 +33,7 @@ export function deadLetterRoutes(fastify: FastifyInstance, platform: Platform): 
 
   app.get('/orgs/:org/dead-letters', {
     config: { action: 'dead-letters:read' },
-    schema: { tags: ['messages'], summary: 'List messages that could not be stored, oldest first (without payloads)', params: OrgParams, querystring: PageQuery, response: { 200: pageOf('dead_letters', DeadLetterSummary), ...problems(400, 401, 403, 404) } },
+    schema: { operationId: 'listDeadLetters', tags: ['messages'], summary: 'List messages that could not be stored, oldest first (without payloads)', description: 'Messages the writer could not store, with the reason, oldest first; payloads are left out (GET one to see it). Needs `dead-letters:read` in the organization (docs/permissions.md).', params: OrgParams, querystring: PageQuery, response: { 200: pageOf('dead_letters', DeadLetterSummary), ...problems(400, 401, 403, 404) } },
   }, async (req) => {
     const { offset, limit } = req.query;
     const { total, items } = await deadLetters.list(orgOf(req).orgId, offset, limit);
@@ -42,7 +42,7 @@ export function deadLetterRoutes(fastify: FastifyInstance, platform: Platform): 
 
   app.get('/orgs/:org/dead-letters/:id', {
     config: { action: 'dead-letters:read' },
-    schema: { tags: ['messages'], summary: 'Get a message that could not be stored, with its payload', params: OrgIdParams, response: { 200: DeadLetterSchema, ...problems(401, 403, 404) } },
+    schema: { operationId: 'getDeadLetter', tags: ['messages'], summary: 'Get a message that could not be stored, with its payload', description: 'The message as it was received, its payload in base64, and why it could not be stored. Needs `dead-letters:read` in the organization (docs/permissions.md).', params: OrgIdParams, response: { 200: DeadLetterSchema, ...problems(401, 403, 404) } },
   }, async (req) => {
     const d = await deadLetters.get(orgOf(req).orgId, req.params.id);
     return { ...summary(d), payload: d.payload.toString('base64') };
@@ -50,7 +50,7 @@ export function deadLetterRoutes(fastify: FastifyInstance, platform: Platform): 
 
   app.delete('/orgs/:org/dead-letters/:id', {
     config: { action: 'dead-letters:write' },
-    schema: { tags: ['messages'], summary: 'Delete a dead letter', params: OrgIdParams, response: { 204: Type.Null(), ...problems(401, 403, 404) } },
+    schema: { operationId: 'deleteDeadLetter', tags: ['messages'], summary: 'Delete a dead letter', description: 'Once handled (for example published again after a fix). Needs `dead-letters:write` in the organization (docs/permissions.md).', params: OrgIdParams, response: { 204: Type.Null(), ...problems(401, 403, 404) } },
   }, async (req, reply) => {
     await deadLetters.delete(orgOf(req).orgId, req.params.id);
     return reply.code(204).send(null);
@@ -58,6 +58,6 @@ export function deadLetterRoutes(fastify: FastifyInstance, platform: Platform): 
 
   app.delete('/orgs/:org/dead-letters', {
     config: { action: 'dead-letters:write' },
-    schema: { tags: ['messages'], summary: "Delete all of an organization's dead letters", params: OrgParams, response: { 200: Type.Object({ deleted: Type.Integer() }), ...problems(401, 403, 404) } },
+    schema: { operationId: 'deleteDeadLetters', tags: ['messages'], summary: "Delete all of an organization's dead letters", description: 'Answers how many were deleted. Needs `dead-letters:write` in the organization (docs/permissions.md).', params: OrgParams, response: { 200: Type.Object({ deleted: Type.Integer() }), ...problems(401, 403, 404) } },
   }, async (req) => ({ deleted: await deadLetters.deleteAll(orgOf(req).orgId) }));
 }

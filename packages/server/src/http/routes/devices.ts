@@ -30,6 +30,7 @@ export function deviceRoutes(fastify: FastifyInstance, platform: Platform): void
   app.post('/orgs/:org/devices', {
     config: { action: 'devices:write' },
     schema: {
+      operationId: 'createDevice',
       tags: ['devices'],
       summary: 'Create a device',
       description: 'The response carries the device secret, which is never shown again (rotate it with POST …/secret).',
@@ -48,8 +49,10 @@ export function deviceRoutes(fastify: FastifyInstance, platform: Platform): void
   app.post('/orgs/:org/devices/bulk', {
     config: { action: 'devices:write' },
     schema: {
+      operationId: 'createDevices',
       tags: ['devices'],
       summary: `Create up to ${maxBulkDevices} devices at once (all or nothing)`,
+      description: 'Every device is created, with its secret in the response, or none is (the first invalid one is named). Needs `devices:write` in the organization (docs/permissions.md).',
       params: OrgParams,
       body: Type.Object({ devices: Type.Array(NewDevice, { minItems: 1, maxItems: maxBulkDevices }) }, { additionalProperties: false }),
       response: { 201: Type.Object({ devices: Type.Array(DeviceWithSecret) }), ...problems(400, 401, 403, 404, 413) },
@@ -65,8 +68,10 @@ export function deviceRoutes(fastify: FastifyInstance, platform: Platform): void
   app.get('/orgs/:org/devices', {
     config: { action: 'devices:read' },
     schema: {
+      operationId: 'listDevices',
       tags: ['devices'],
       summary: 'List devices',
+      description: 'Filter by name, tag, metadata, status or group; sorted and paged. Needs `devices:read` in the organization (docs/permissions.md).',
       params: OrgParams,
       querystring: Type.Intersect([ListQuerySchema, Type.Object({ status: Type.Optional(Status), group_id: Type.Optional(Uuid) })]),
       response: { 200: pageOf('devices', DeviceSchema), ...problems(400, 401, 404) },
@@ -79,12 +84,13 @@ export function deviceRoutes(fastify: FastifyInstance, platform: Platform): void
 
   app.get('/orgs/:org/devices/:id', {
     config: { action: 'devices:read' },
-    schema: { tags: ['devices'], summary: 'Get a device', params: OrgIdParams, response: { 200: DeviceSchema, ...problems(401, 404) } },
+    schema: { operationId: 'getDevice', tags: ['devices'], summary: 'Get a device', description: 'The device without its secret. Needs `devices:read` in the organization (docs/permissions.md).', params: OrgIdParams, response: { 200: DeviceSchema, ...problems(401, 404) } },
   }, async (req) => devices.get(orgOf(req).orgId, req.params.id));
 
   app.patch('/orgs/:org/devices/:id', {
     config: { action: 'devices:write' },
     schema: {
+      operationId: 'updateDevice',
       tags: ['devices'],
       summary: 'Change name, tags, metadata or status',
       description: 'Fields left out are kept. Setting status to disabled refuses the device on every protocol at once.',
@@ -100,13 +106,21 @@ export function deviceRoutes(fastify: FastifyInstance, platform: Platform): void
   for (const [verb, status] of [['enable', 'enabled'], ['disable', 'disabled']] as const) {
     app.post(`/orgs/:org/devices/:id/${verb}`, {
       config: { action: 'devices:write' },
-      schema: { tags: ['devices'], summary: `${verb === 'enable' ? 'Enable' : 'Disable'} a device`, params: OrgIdParams, response: { 200: DeviceSchema, ...problems(401, 403, 404) } },
+      schema: {
+        operationId: `${verb}Device`,
+        tags: ['devices'],
+        summary: `${verb === 'enable' ? 'Enable' : 'Disable'} a device`,
+        description: `${verb === 'enable' ? 'The device may connect, publish and subscribe again on every protocol.' : 'The device is refused on every protocol at once and its live sessions are ended; its secret and connections are kept.'} Needs \`devices:write\` in the organization (docs/permissions.md).`,
+        params: OrgIdParams,
+        response: { 200: DeviceSchema, ...problems(401, 403, 404) },
+      },
     }, async (req) => devices.setStatus(orgOf(req).orgId, req.params.id, status));
   }
 
   app.post('/orgs/:org/devices/:id/secret', {
     config: { action: 'devices:write' },
     schema: {
+      operationId: 'rotateDeviceSecret',
       tags: ['devices'],
       summary: 'Rotate the device secret',
       description: 'Returns the new secret once; the old one stops working immediately on every protocol.',
@@ -121,7 +135,7 @@ export function deviceRoutes(fastify: FastifyInstance, platform: Platform): void
 
   app.delete('/orgs/:org/devices/:id', {
     config: { action: 'devices:write' },
-    schema: { tags: ['devices'], summary: 'Delete a device', params: OrgIdParams, response: { 204: Type.Null(), ...problems(401, 403, 404) } },
+    schema: { operationId: 'deleteDevice', tags: ['devices'], summary: 'Delete a device', description: 'Its connections go too, and its live sessions on every protocol are ended. Needs `devices:write` in the organization (docs/permissions.md).', params: OrgIdParams, response: { 204: Type.Null(), ...problems(401, 403, 404) } },
   }, async (req, reply) => {
     await devices.delete(orgOf(req).orgId, req.params.id);
     req.log.info({ orgId: req.params.org, deviceId: req.params.id }, 'device deleted');

@@ -28,8 +28,10 @@ export function groupRoutes(fastify: FastifyInstance, platform: Platform): void 
   app.post('/orgs/:org/groups', {
     config: { action: 'groups:write' },
     schema: {
+      operationId: 'createGroup',
       tags: ['groups'],
       summary: 'Create a group of devices',
+      description: 'A named set of devices of the organization. Needs `groups:write` in the organization (docs/permissions.md).',
       params: OrgParams,
       body: Type.Object({ name: Name, description: Type.Optional(Description), tags: Type.Optional(Tags), metadata: Type.Optional(Metadata) }, { additionalProperties: false }),
       response: { 201: GroupSchema, ...problems(400, 401, 403, 404) },
@@ -43,7 +45,7 @@ export function groupRoutes(fastify: FastifyInstance, platform: Platform): void 
 
   app.get('/orgs/:org/groups', {
     config: { action: 'groups:read' },
-    schema: { tags: ['groups'], summary: 'List groups', params: OrgParams, querystring: ListQuerySchema, response: { 200: pageOf('groups', GroupSchema), ...problems(400, 401, 404) } },
+    schema: { operationId: 'listGroups', tags: ['groups'], summary: 'List groups', description: 'Filter by name, tag or metadata; sorted and paged. Needs `groups:read` in the organization (docs/permissions.md).', params: OrgParams, querystring: ListQuerySchema, response: { 200: pageOf('groups', GroupSchema), ...problems(400, 401, 404) } },
   }, async (req) => {
     const q = toListQuery(req.query);
     const { total, items } = await groups.list(orgOf(req).orgId, q);
@@ -52,14 +54,16 @@ export function groupRoutes(fastify: FastifyInstance, platform: Platform): void 
 
   app.get('/orgs/:org/groups/:id', {
     config: { action: 'groups:read' },
-    schema: { tags: ['groups'], summary: 'Get a group', params: OrgIdParams, response: { 200: GroupSchema, ...problems(401, 404) } },
+    schema: { operationId: 'getGroup', tags: ['groups'], summary: 'Get a group', description: 'Needs `groups:read` in the organization (docs/permissions.md).', params: OrgIdParams, response: { 200: GroupSchema, ...problems(401, 404) } },
   }, async (req) => groups.get(orgOf(req).orgId, req.params.id));
 
   app.patch('/orgs/:org/groups/:id', {
     config: { action: 'groups:write' },
     schema: {
+      operationId: 'updateGroup',
       tags: ['groups'],
       summary: 'Change a group',
+      description: 'Fields left out are kept. Needs `groups:write` in the organization (docs/permissions.md).',
       params: OrgIdParams,
       body: Type.Object({ name: Type.Optional(Name), description: Type.Optional(Description), tags: Type.Optional(Tags), metadata: Type.Optional(Metadata) }, { additionalProperties: false }),
       response: { 200: GroupSchema, ...problems(400, 401, 403, 404) },
@@ -71,7 +75,7 @@ export function groupRoutes(fastify: FastifyInstance, platform: Platform): void 
 
   app.delete('/orgs/:org/groups/:id', {
     config: { action: 'groups:write' },
-    schema: { tags: ['groups'], summary: 'Delete a group (its devices stay)', params: OrgIdParams, response: { 204: Type.Null(), ...problems(401, 403, 404) } },
+    schema: { operationId: 'deleteGroup', tags: ['groups'], summary: 'Delete a group (its devices stay)', description: 'The devices in it are not deleted. Needs `groups:write` in the organization (docs/permissions.md).', params: OrgIdParams, response: { 204: Type.Null(), ...problems(401, 403, 404) } },
   }, async (req, reply) => {
     await groups.delete(orgOf(req).orgId, req.params.id);
     return reply.code(204).send(null);
@@ -79,7 +83,7 @@ export function groupRoutes(fastify: FastifyInstance, platform: Platform): void 
 
   app.get('/orgs/:org/groups/:id/devices', {
     config: { action: 'groups:read' },
-    schema: { tags: ['groups'], summary: "List a group's devices", params: OrgIdParams, querystring: ListQuerySchema, response: { 200: pageOf('devices', DeviceSchema), ...problems(400, 401, 404) } },
+    schema: { operationId: 'listGroupDevices', tags: ['groups'], summary: "List a group's devices", description: 'The devices in the group, a page at a time. Needs `groups:read` in the organization (docs/permissions.md).', params: OrgIdParams, querystring: ListQuerySchema, response: { 200: pageOf('devices', DeviceSchema), ...problems(400, 401, 404) } },
   }, async (req) => {
     const orgId = orgOf(req).orgId;
     await groups.get(orgId, req.params.id);
@@ -90,7 +94,7 @@ export function groupRoutes(fastify: FastifyInstance, platform: Platform): void 
 
   app.post('/orgs/:org/groups/:id/devices', {
     config: { action: 'groups:write' },
-    schema: { tags: ['groups'], summary: 'Add devices to a group', params: OrgIdParams, body: DeviceIds, response: { 204: Type.Null(), ...problems(400, 401, 403, 404) } },
+    schema: { operationId: 'addGroupDevices', tags: ['groups'], summary: 'Add devices to a group', description: 'Devices already in the group stay; every device must belong to the organization. Needs `groups:write` in the organization (docs/permissions.md).', params: OrgIdParams, body: DeviceIds, response: { 204: Type.Null(), ...problems(400, 401, 403, 404) } },
   }, async (req, reply) => {
     await groups.addDevices(orgOf(req).orgId, req.params.id, req.body.device_ids);
     return reply.code(204).send(null);
@@ -98,7 +102,7 @@ export function groupRoutes(fastify: FastifyInstance, platform: Platform): void 
 
   app.delete('/orgs/:org/groups/:id/devices', {
     config: { action: 'groups:write' },
-    schema: { tags: ['groups'], summary: 'Remove devices from a group', params: OrgIdParams, body: DeviceIds, response: { 204: Type.Null(), ...problems(400, 401, 403, 404) } },
+    schema: { operationId: 'removeGroupDevices', tags: ['groups'], summary: 'Remove devices from a group', description: 'The devices themselves are kept. Needs `groups:write` in the organization (docs/permissions.md).', params: OrgIdParams, body: DeviceIds, response: { 204: Type.Null(), ...problems(400, 401, 403, 404) } },
   }, async (req, reply) => {
     await groups.removeDevices(orgOf(req).orgId, req.params.id, req.body.device_ids);
     return reply.code(204).send(null);

@@ -29,7 +29,8 @@ interface WsSession {
   /** The device the client proved to be (undefined for a user): the sessions an access change concerns. */
   deviceId: string | undefined;
   envelope: boolean;
-  contentType: string;
+  /** From `?content_type=`; undefined: each frame is taken as the channel's content type. */
+  contentType: string | undefined;
 }
 
 declare module 'fastify' {
@@ -41,7 +42,7 @@ declare module 'fastify' {
 const WsQuery = Type.Object({
   authorization: Type.Optional(Type.String({ description: 'Device secret, when the client cannot set the Authorization header' })),
   envelope: Type.Optional(Type.Boolean({ description: 'Send each message as a JSON envelope (id, publisher, subtopic, content type, time, base64 payload) instead of the raw payload' })),
-  content_type: Type.Optional(Type.String({ description: 'Content type of the frames this client publishes (default application/octet-stream)' })),
+  content_type: Type.Optional(Type.String({ description: "Content type of the frames this client publishes (default: the channel's content_type)" })),
 });
 
 /** Types the messaging service parsed as JSON before accepting them: UTF-8 already (RFC 8259 §8.1). */
@@ -155,7 +156,7 @@ export function wsRoutes(app: FastifyInstance, platform: Platform): void {
     }
     if (!canSubscribe && !canPublish) throw refusal;
     const deviceId = client.kind === 'user' ? undefined : (canSubscribe ?? granted)!.publisher;
-    req.wsSession = { client, channel: address.channel, filter: sub.subtopic === '' ? '#' : sub.subtopic, subtopic: sub.subtopic, canSubscribe, canPublish, deviceId, envelope: query.envelope === true, contentType: query.content_type || 'application/octet-stream' };
+    req.wsSession = { client, channel: address.channel, filter: sub.subtopic === '' ? '#' : sub.subtopic, subtopic: sub.subtopic, canSubscribe, canPublish, deviceId, envelope: query.envelope === true, contentType: query.content_type || undefined };
   };
 
   const handler = (socket: WebSocket, req: FastifyRequest) => {

@@ -36,6 +36,11 @@ async function fixture(t: TestPlatform): Promise<Fixture> {
   return { org, channel, other, device, reader, stranger, ownerToken: owner.token, viewerToken: viewer.token, outsiderToken: outsider.token };
 }
 
+function assertFormatRawNeedsBinary(res: { statusCode: number; json(): { code: string } }): void {
+  assert.equal(res.statusCode, 400);
+  assert.equal(res.json().code, 'message.invalid_query');
+}
+
 describe('HTTP publish and the readers API', () => {
   let t: TestPlatform;
   let f: Fixture;
@@ -101,6 +106,56 @@ describe('HTTP publish and the readers API', () => {
       assert.deepEqual(Buffer.from(r.messages[0].payload, 'base64'), bytes);
       assert.equal(r.messages[0].truncated, false);
     });
+  });
+
+  test("a payload without Content-Type is taken as the channel's content type; format=raw gives an opaque one back as it came", async () => {
+    const owner = { token: f.ownerToken };
+    const opaque = (await t.request('POST', `/orgs/${f.org}/channels`, { ...owner, body: { name: 'opaque', content_type: 'application/octet-stream' } })).json().id as string;
+    await t.request('POST', `/orgs/${f.org}/connections`, { ...owner, body: { device_ids: [f.device.id, f.reader.id], channel_ids: [opaque], types: ['publish', 'subscribe'] } });
+    const bare = (channel: string, body: string | Buffer) => t.app.inject({ method: 'POST', url: `/channels/${channel}/messages/bare`, payload: body, headers: { authorization: `Device ${f.device.secret}` } });
+    const readRaw = (channel: string, query = '') => t.app.inject({ method: 'GET', url: `/channels/${channel}/messages?type=binary&format=raw${query}`, headers: { authorization: `Device ${f.reader.secret}` } });
+
+    // the fixture's channel is SenML JSON, as every channel is unless told otherwise
+    const refused = await bare(f.channel, 'hello');
+    assert.equal(refused.statusCode, 400, refused.body);
+    assert.equal(refused.json().code, 'message.invalid_payload');
+    assert.match(refused.json().detail, /takes payloads without a content type as application\/senml\+json/);
+    assert.equal((await bare(f.channel, '[{"n":"bare","v":1}]')).statusCode, 202);
+
+    assert.equal((await readRaw(opaque)).statusCode, 204, 'nothing stored yet');
+    const bytes = Buffer.from([104, 105, 0, 255]);
+    const accepted = await bare(opaque, bytes);
+    assert.equal(accepted.statusCode, 202, accepted.body);
+    const raw = await eventually(async () => {
+      const r = await readRaw(opaque);
+      assert.equal(r.statusCode, 200);
+      return r;
+    });
+    assert.deepEqual(raw.rawPayload, bytes);
+    assert.equal(raw.headers['content-type'], 'application/octet-stream');
+    assert.equal(raw.headers['x-message-id'], accepted.headers['x-message-id']);
+    assert.equal(raw.headers['x-payload-truncated'], 'false');
+    assert.equal(raw.headers['x-content-type-options'], 'nosniff');
+    const listed = (await t.app.inject({ method: 'GET', url: `/channels/${opaque}/messages?type=binary`, headers: { authorization: `Device ${f.reader.secret}` } })).json();
+    assert.equal(listed.messages[0].payload, bytes.toString('base64'));
+    assert.equal(listed.messages[0].content_type, 'application/octet-stream');
+
+    // an explicit type wins over the channel's, and keeps its own name
+    assert.equal((await publish(`/channels/${opaque}/messages/typed`, 'plain words', 'text/plain; charset=utf-8', `Device ${f.device.secret}`)).statusCode, 202);
+    const typed = await eventually(async () => {
+      const r = await readRaw(opaque, '&subtopic=typed');
+      assert.equal(r.statusCode, 200);
+      return r;
+    });
+    assert.equal(typed.payload, 'plain words');
+    assert.equal(typed.headers['content-type'], 'text/plain; charset=utf-8');
+    const json = await publish(`/channels/${opaque}/messages/typed`, '{"temp":3}', 'application/json', `Device ${f.device.secret}`);
+    assert.equal(json.statusCode, 202);
+    await eventually(async () => {
+      const docs = (await t.app.inject({ method: 'GET', url: `/channels/${opaque}/messages?type=json&subtopic=typed`, headers: { authorization: `Device ${f.reader.secret}` } })).json();
+      assert.deepEqual(docs.messages.map((d: { document: unknown }) => d.document), [{ temp: 3 }]);
+    });
+    assertFormatRawNeedsBinary(await t.app.inject({ method: 'GET', url: `/channels/${opaque}/messages?format=raw`, headers: { authorization: `Device ${f.reader.secret}` } }));
   });
 
   test('publish errors: 400 invalid SenML with the reason, 401, 403, 404, 413, 415', async () => {

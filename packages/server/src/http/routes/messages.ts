@@ -14,10 +14,10 @@ import { normaliseSubtopic, type ChannelMessages } from '../../core/address.js';
 import { channelAddressOf } from '../address.js';
 
 const ChannelParams = Type.Object({ id: Type.String({ description: 'Channel id' }) });
-const ChannelSubtopicParams = Type.Object({ id: Type.String(), '*': Type.String({ description: 'Subtopic: one or more path segments' }) });
+const ChannelSubtopicParams = Type.Object({ id: Type.String({ description: 'Channel id' }), '*': Type.String({ title: 'subtopic', description: 'Subtopic: one or more path segments, `lab` or `lab/bench-2` (a slash sent encoded, `lab%2Fbench-2`, as client generators send it, is the same subtopic)' }) });
 
 const ReadQuery = Type.Object({
-  type: StringEnum(['senml', 'json', 'binary'], { default: 'senml', description: 'senml: one row per SenML record and per numeric field of JSON messages; json: JSON documents; binary: opaque payloads (base64)' }),
+  type: StringEnum(['senml', 'json', 'binary'], { default: 'senml', description: 'senml: one row per SenML record and per numeric field of JSON messages; json: JSON documents; binary: opaque payloads (base64 in `format=json`, the bytes themselves in `format=raw`)' }),
   subtopic: Type.Optional(Type.String({ maxLength: 1024 })),
   publisher: Type.Optional(Type.String({ maxLength: 256 })),
   name: Type.Optional(Type.String({ maxLength: 1024 })),
@@ -34,7 +34,7 @@ const ReadQuery = Type.Object({
   dir: StringEnum(['asc', 'desc'], { default: 'desc', description: 'Newest first by default' }),
   aggregation: Type.Optional(StringEnum(['min', 'max', 'avg', 'sum', 'count'])),
   interval: Type.Optional(Type.String({ description: 'Aggregation interval: 30s, 1m, 1h, 1d …', pattern: '^[0-9]+(s|m|h|d)$' })),
-  format: StringEnum(['json', 'csv'], { default: 'json' }),
+  format: StringEnum(['json', 'csv', 'raw'], { default: 'json', description: 'json: a page of messages; csv: every SenML record; raw (type=binary only): the bytes of the first opaque payload of the page, as they were published' }),
 });
 type ReadQuery = Static<typeof ReadQuery>;
 
@@ -85,6 +85,11 @@ async function* csvLines(records: AsyncIterable<MessageRecord>): AsyncGenerator<
     }
   }
   if (chunk) yield chunk;
+}
+
+/** A stored content type as a response header: one a publisher sent that is no valid header value is not repeated. */
+function headerContentType(contentType: string): string {
+  return /^[\x21-\x7e][\x20-\x7e]*$/.test(contentType) ? contentType : 'application/octet-stream';
 }
 
 /** Largest CSV export, in rows. */
@@ -143,11 +148,14 @@ export function messageRoutes(fastify: FastifyInstance, platform: Platform): voi
       }
     };
     const schema = (params: typeof ChannelParams | typeof ChannelSubtopicParams) => ({
+      operationId: params === ChannelParams ? 'publishMessage' : 'publishMessageOnSubtopic',
       tags: ['messages'],
       summary: 'Publish a message',
       description:
-        'Credentials: `Authorization: Device <secret>` (or `Thing <secret>`, or Basic `<device id>:<secret>`) of a device connected to the channel for publish, or `Bearer <token>` of a user who may publish (operator or higher). Content types: application/senml+json, application/senml+cbor, application/json; anything else is stored as opaque bytes.',
+        'Credentials: `Authorization: Device <secret>` (or `Thing <secret>`, or Basic `<device id>:<secret>`) of a device connected to the channel for publish, or `Bearer <token>` of a user who may publish (operator or higher). Content types: application/senml+json, application/senml+cbor, application/json; anything else is stored as opaque bytes. Without a Content-Type header the payload is taken as the channel\'s `content_type`.',
       params,
+      // documented only (src/http/openapi.ts): the body is read as bytes, whatever its type
+      consumes: ['application/senml+json', 'application/senml+cbor', 'application/json', 'application/octet-stream'],
       response: { 202: Type.Null({ description: 'Accepted; the message id is in X-Message-Id' }), ...problems(400, 401, 403, 404, 413, 415, 503) },
     });
     // Telemetry is not access-logged at info level: two lines per message would swamp the log and
@@ -163,13 +171,15 @@ export function messageRoutes(fastify: FastifyInstance, platform: Platform): voi
   app.get('/channels/:id/messages', {
     config: { auth: 'device' },
     schema: {
+      operationId: 'readMessages',
       tags: ['messages'],
       summary: "Read a channel's stored messages",
-      description: 'Users with a viewer role or higher in the channel\'s organization, or devices connected to the channel for subscribe. Newest first. With `aggregation` and `interval`, values are aggregated per name and interval. `format=csv` streams every matching record (offset/limit ignored).',
+      description: 'Users with a viewer role or higher in the channel\'s organization, or devices connected to the channel for subscribe. Newest first. With `aggregation` and `interval`, values are aggregated per name and interval. `format=csv` streams every matching record (offset/limit ignored). `type=binary&format=raw` answers with the bytes of the first opaque payload of the page (`offset`, `dir` and the filters apply; `limit` is ignored) and its content type, the message id in X-Message-Id and whether it was cut in X-Payload-Truncated; 204 when none matches.',
       params: ChannelParams,
       querystring: ReadQuery,
       response: {
         200: Type.Object({ total: Type.Integer(), offset: Type.Integer(), limit: Type.Integer(), messages: Type.Array(Type.Unknown()) }),
+        204: Type.Null({ description: 'format=raw: no opaque payload matches' }),
         ...problems(400, 401, 403, 404),
       },
     },
@@ -178,6 +188,21 @@ export function messageRoutes(fastify: FastifyInstance, platform: Platform): voi
     const q = req.query;
     const f = filterOf(req.params.id, q);
     const page = { offset: q.offset, limit: q.limit, dir: q.dir };
+    if (q.format === 'raw') {
+      if (q.type !== 'binary') throw new AppError('message.invalid_query', 'format=raw is for opaque payloads (type=binary)');
+      const { items } = await readers.payloads(f, { offset: q.offset, limit: 1, dir: q.dir });
+      const p = items[0];
+      if (p === undefined) return reply.code(204).send(null);
+      // the bytes are the publisher's: never run by a browser that opens them (no sniffing, a sandbox, a download)
+      reply
+        .type(headerContentType(p.content_type))
+        .header('x-message-id', p.id)
+        .header('x-payload-truncated', String(p.truncated))
+        .header('x-content-type-options', 'nosniff')
+        .header('content-security-policy', "default-src 'none'; sandbox")
+        .header('content-disposition', `attachment; filename="message-${p.id}"`);
+      return reply.send(p.payload as never);
+    }
     if (q.format === 'csv') {
       if (q.type !== 'senml' || q.aggregation) throw new AppError('message.invalid_query', 'CSV export is for SenML records without aggregation');
       reply.type('text/csv; charset=utf-8').header('content-disposition', `attachment; filename="channel-${req.params.id}.csv"`);
@@ -205,8 +230,10 @@ export function messageRoutes(fastify: FastifyInstance, platform: Platform): voi
   app.get('/channels/:id/messages/latest', {
     config: { auth: 'device' },
     schema: {
+      operationId: 'readLatestMessages',
       tags: ['messages'],
       summary: 'The newest record of each name on a channel',
+      description: 'Users with a viewer role or higher in the channel\'s organization, or devices connected to the channel for subscribe. One record per SenML name (and per numeric field of JSON messages), the newest.',
       params: ChannelParams,
       querystring: Type.Object({ subtopic: Type.Optional(Type.String({ maxLength: 1024 })), publisher: Type.Optional(Type.String({ maxLength: 256 })) }),
       response: { 200: Type.Object({ messages: Type.Array(Record_) }), ...problems(401, 403, 404) },

@@ -25,8 +25,10 @@ export function userRoutes(fastify: FastifyInstance, platform: Platform): void {
 
   app.post('/users', {
     schema: {
+      operationId: 'createUser',
       tags: ['users'],
       summary: 'Create a user (platform admins)',
+      description: 'A platform admin creates an account with a password, as a platform admin or a user.',
       body: Type.Object({ email: Email, password: Password, name: Type.Optional(Type.String({ maxLength: 256 })), role: Type.Optional(PlatformRole) }, { additionalProperties: false }),
       response: { 201: UserSchema, ...problems(400, 401, 403, 409) },
     },
@@ -41,8 +43,10 @@ export function userRoutes(fastify: FastifyInstance, platform: Platform): void {
   app.post('/auth/signup', {
     config: { auth: 'none' },
     schema: {
+      operationId: 'signUp',
       tags: ['users'],
       summary: 'Create your own account (only when FLEETWIRE_SIGNUP=true)',
+      description: 'Creates an account for the caller when the platform allows sign-up (FLEETWIRE_SIGNUP); otherwise 403.',
       body: Type.Object({ email: Email, password: Password, name: Type.Optional(Type.String({ maxLength: 256 })) }, { additionalProperties: false }),
       response: { 201: UserSchema, ...problems(400, 403, 409) },
     },
@@ -55,8 +59,10 @@ export function userRoutes(fastify: FastifyInstance, platform: Platform): void {
 
   app.get('/users', {
     schema: {
+      operationId: 'listUsers',
       tags: ['users'],
       summary: 'List users (platform admins)',
+      description: 'Every account on the platform, a page at a time.',
       querystring: Type.Intersect([PageQuery, Type.Object({ email: Type.Optional(Type.String({ maxLength: 320 })) })]),
       response: { 200: pageOf('users', UserSchema), ...problems(400, 401, 403) },
     },
@@ -68,13 +74,15 @@ export function userRoutes(fastify: FastifyInstance, platform: Platform): void {
 
   app.get('/users/me', {
     config: { personalTokens: true },
-    schema: { tags: ['users'], summary: 'Who am I', response: { 200: UserSchema, ...problems(401) } },
+    schema: { operationId: 'getCurrentUser', tags: ['users'], summary: 'Who am I', description: 'The account of the token: with a personal access token too.', response: { 200: UserSchema, ...problems(401) } },
   }, async (req) => users.get(principalOf(req).userId));
 
   app.patch('/users/me', {
     schema: {
+      operationId: 'updateCurrentUser',
       tags: ['users'],
       summary: 'Change your name',
+      description: 'Fields left out are kept.',
       body: Type.Object({ name: Type.String({ maxLength: 256 }) }, { additionalProperties: false }),
       response: { 200: UserSchema, ...problems(400, 401) },
     },
@@ -82,6 +90,7 @@ export function userRoutes(fastify: FastifyInstance, platform: Platform): void {
 
   app.post('/users/me/password', {
     schema: {
+      operationId: 'changePassword',
       tags: ['users'],
       summary: 'Change your password',
       description: 'Ends every session (refresh token) of the account.',
@@ -96,7 +105,7 @@ export function userRoutes(fastify: FastifyInstance, platform: Platform): void {
   });
 
   app.get('/users/:id', {
-    schema: { tags: ['users'], summary: 'Get a user (platform admins, or yourself)', params: Type.Object({ id: Type.String() }), response: { 200: UserSchema, ...problems(401, 404) } },
+    schema: { operationId: 'getUser', tags: ['users'], summary: 'Get a user (platform admins, or yourself)', description: 'A platform admin sees any account; anyone else only their own (404 for others).', params: Type.Object({ id: Type.String() }), response: { 200: UserSchema, ...problems(401, 404) } },
   }, async (req) => {
     const p = principalOf(req);
     if (p.platformRole !== 'admin' && p.userId !== req.params.id) throw new AppError('user.not_found');
@@ -105,8 +114,10 @@ export function userRoutes(fastify: FastifyInstance, platform: Platform): void {
 
   app.patch('/users/:id', {
     schema: {
+      operationId: 'updateUser',
       tags: ['users'],
       summary: 'Change a user (platform admins)',
+      description: 'Fields left out are kept. Setting a password ends every session of the account.',
       params: Type.Object({ id: Type.String() }),
       body: Type.Object({ name: Type.Optional(Type.String({ maxLength: 256 })), role: Type.Optional(PlatformRole), password: Type.Optional(Password) }, { additionalProperties: false }),
       response: { 200: UserSchema, ...problems(400, 401, 403, 404) },
@@ -119,7 +130,7 @@ export function userRoutes(fastify: FastifyInstance, platform: Platform): void {
   });
 
   app.delete('/users/:id', {
-    schema: { tags: ['users'], summary: 'Delete a user (platform admins)', description: 'Refused (409 org.last_owner) while the user is the only owner of an organization.', params: Type.Object({ id: Type.String() }), response: { 204: Type.Null(), ...problems(401, 403, 404, 409) } },
+    schema: { operationId: 'deleteUser', tags: ['users'], summary: 'Delete a user (platform admins)', description: 'Refused (409 org.last_owner) while the user is the only owner of an organization.', params: Type.Object({ id: Type.String() }), response: { 204: Type.Null(), ...problems(401, 403, 404, 409) } },
   }, async (req, reply) => {
     const p = requirePlatformAdmin(req);
     if (p.userId === req.params.id) throw new AppError('request.invalid', 'You cannot delete your own account');

@@ -1,3 +1,4 @@
+// test-database: none
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { maxJsonDocuments, parseJsonMessage, type JsonMessageResult } from './json.js';

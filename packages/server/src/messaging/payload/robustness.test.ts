@@ -1,3 +1,4 @@
+// test-database: none
 /**
  * Randomised robustness: thousands of random, truncated, mutated and hostile payloads. The parsers
  * must never throw and must always answer ok (with well-formed records) or an error text; JSON and

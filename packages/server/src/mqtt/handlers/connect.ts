@@ -45,6 +45,9 @@ export async function handleConnect(conn: Connection, packet: IConnectPacket): P
     assigned = true;
   }
   if (Buffer.byteLength(clientId) > 256) return refuse(conn, rc.clientIdNotValid, 'client id longer than 256 bytes');
+  // [MQTT-1.5.4-2] (3.1.1: [MQTT-1.5.3-2]): no U+0000 in a UTF-8 string; PostgreSQL could not store or look it up either
+  if (clientId.includes('\u0000')) return refuse(conn, rc.clientIdNotValid, 'U+0000 is not allowed in a client id');
+  if (packet.username?.includes('\u0000')) return refuse(conn, rc.badUsernameOrPassword, 'U+0000 is not allowed in a user name');
   conn.clientId = clientId;
 
   const auth = await broker.policy.authenticate({ clientId, ...(packet.username !== undefined ? { username: packet.username } : {}), ...(packet.password !== undefined ? { password: packet.password } : {}), meta: conn.meta });
@@ -108,5 +111,5 @@ export async function handleConnect(conn: Connection, packet: IConnectPacket): P
   broker.log.debug({ clientId, protocolVersion: conn.protocolVersion, sessionPresent: present, identity: auth.identity.kind }, 'MQTT client connected');
   // [MQTT-4.4.0-1]: resend unacknowledged messages, then what was queued
   session.resend();
-  session.drain(Date.now());
+  session.drain(conn.broker.clock.now());
 }

@@ -77,7 +77,7 @@ export function handlePublish(conn: Connection, packet: IPublishPacket): void | 
   };
   const props = messageProperties(packet.properties);
   if (props) message.properties = props;
-  if (expiry !== undefined) message.expiresAt = Date.now() + expiry * 1000;
+  if (expiry !== undefined) message.expiresAt = broker.clock.now() + expiry * 1000;
   if (props?.payloadFormatIndicator && !isUtf8(message.payload)) {
     // [MQTT-3.3.2-4]: a payload declared UTF-8 that is not
     if (packet.qos > 0) {

@@ -9,6 +9,11 @@ export interface TlsFiles {
   ca?: string;
 }
 
+/** The listener's certificate, key and CA read from their files: at start, and again on SIGHUP (`setSecureContext`). */
+export function secureContextOptions(files: TlsFiles): tls.SecureContextOptions {
+  return { cert: readFileSync(files.cert), key: readFileSync(files.key), ...(files.ca ? { ca: readFileSync(files.ca) } : {}), minVersion: 'TLSv1.2' };
+}
+
 /**
  * MQTT over TLS. With a CA, clients may present a certificate; one the CA verifies identifies the
  * device by its CN. A client without one (or with one the CA does not sign) may still log in with
@@ -17,10 +22,8 @@ export interface TlsFiles {
 export function listenTls(broker: Broker, host: string, port: number, files: TlsFiles): Promise<tls.Server> {
   const server = tls.createServer(
     {
-      cert: readFileSync(files.cert),
-      key: readFileSync(files.key),
-      ...(files.ca ? { ca: readFileSync(files.ca), requestCert: true, rejectUnauthorized: false } : {}),
-      minVersion: 'TLSv1.2',
+      ...secureContextOptions(files),
+      ...(files.ca ? { requestCert: true, rejectUnauthorized: false } : {}),
     },
     (socket) => {
       socket.setNoDelay(true);
