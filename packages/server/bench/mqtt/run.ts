@@ -6,68 +6,20 @@
 // Throughput cases use Fleetwire's open listener (anonymous, routed in the broker), as Mosquitto
 // and aedes are used. The idle-connection case uses the device listener: every connection is
 // authenticated with a device id and secret.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import net, { type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { call, cleanupCli, cliEnv, dataFolder, login, spawnCli, startCli, stopChild } from '../../test/helpers/cli.js';
 import { machine, numberOption, table, runBench } from '../harness.js';
+import { children, freePort, root, runLoad, startMosquitto, track, waitForPort, type Broker } from './brokers.js';
 import type { LoadResult, LoadSpec } from './load.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const root = join(here, '..', '..');
 const seconds = numberOption('seconds', 'FLEETWIRE_BENCH_SECONDS', 2);
 const idleConnections = numberOption('connections', 'FLEETWIRE_BENCH_CONNECTIONS', 10_000);
-const children = new Set<ChildProcess>();
-
-function track(c: ChildProcess): ChildProcess {
-  children.add(c);
-  c.once('exit', () => children.delete(c));
-  return c;
-}
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
-async function waitForPort(port: number, child: ChildProcess): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    if (child.exitCode !== null) throw new Error(`broker exited with ${child.exitCode}`);
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = net.connect(port, '127.0.0.1');
-      s.once('connect', () => (s.destroy(), resolve(true)));
-      s.once('error', () => resolve(false));
-    });
-    if (ok) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`nothing listens on ${port}`);
-}
-
-interface Broker {
-  name: string;
-  port: number;
-  pid: number | undefined;
-  stop(): Promise<void>;
-  /** Whether the process still runs (aedes has been seen to die under fan-in load). */
-  alive?: () => boolean;
-}
-
-async function startMosquitto(): Promise<Broker> {
-  const port = await freePort();
-  const dir = mkdtempSync(join(tmpdir(), 'fw-bench-mosquitto-'));
-  writeFileSync(join(dir, 'm.conf'), `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\nlog_type error\n`);
-  const c = track(spawn('mosquitto', ['-c', join(dir, 'm.conf')], { stdio: 'ignore' }));
-  await waitForPort(port, c);
-  return { name: 'Mosquitto', port, pid: c.pid, stop: async () => (await stopChild(c, 10_000), rmSync(dir, { recursive: true, force: true })) };
-}
 
 async function startAedes(): Promise<Broker> {
   const port = await freePort();
@@ -110,14 +62,6 @@ async function startFleetwireDevices(devices: number): Promise<DeviceSetup> {
     for (const d of made.body.devices) credentials.push({ username: d.id, password: d.secret });
   }
   return { broker: { name: 'Fleetwire (devices, stored)', port: mqttPort, pid: server.child.pid, stop: async () => void (await server.stop()) }, topic: `channels/${channel}/messages`, credentials };
-}
-
-function runLoad(spec: LoadSpec): Promise<LoadResult> {
-  return new Promise((resolve, reject) => {
-    const c = track(spawn(process.execPath, ['--import', 'tsx', join(here, 'load.ts'), JSON.stringify(spec)], { cwd: root, stdio: ['pipe', 'pipe', 'inherit'] }));
-    createInterface({ input: c.stdout! }).once('line', (line) => resolve(JSON.parse(line) as LoadResult));
-    c.once('exit', (code) => code !== 0 && reject(new Error(`load generator exited with ${code}`)));
-  });
 }
 
 /** Resident memory of a process, MB (Linux /proc). */

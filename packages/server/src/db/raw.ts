@@ -12,6 +12,10 @@ export class RawQueries {
 
   constructor(private readonly db: Database) {}
 
+  get kind(): Database['kind'] {
+    return this.db.kind;
+  }
+
   async all<T>(text: string, params: unknown[]): Promise<T[]> {
     if (this.db.sqlite) return this.prepare(text).all(...params.map(sqliteValue)) as T[];
     return (await this.db.pool!.query(this.pgText(text), params)).rows as T[];

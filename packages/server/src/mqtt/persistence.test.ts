@@ -8,6 +8,7 @@ import type { ClusterLink } from './cluster.js';
 import { openPolicy } from './open-policy.js';
 import { SqlRetainedStore, SqlSessionStore } from './sql-store.js';
 import type { SessionChange, SessionStore, StoredSession } from './store.js';
+import { topicMatches } from './topics.js';
 import type { BrokerMessage } from './types.js';
 import { createLogger } from '../core/logger.js';
 import { ManualClock, type Clock } from '../core/clock.js';
@@ -15,6 +16,7 @@ import { RawQueries } from '../db/raw.js';
 import { openTestDatabase, type TestDatabase } from '../../test/helpers/database.js';
 import { rawClient, type RawClient } from '../../test/helpers/mqtt-raw.js';
 import { eventually } from '../../test/helpers/eventually.js';
+import { random } from '../../test/helpers/topics.js';
 
 /** A session store that logs what the broker asks of it. */
 class RecordingStore implements SessionStore {
@@ -337,6 +339,25 @@ describe('MQTT state in the database survives a broker restart', () => {
     assert.equal(q.writes, 1);
     const left = await q.all<{ topic: string }>("SELECT topic FROM mqtt_retained WHERE topic LIKE 'ttl%' ORDER BY topic", []);
     assert.deepEqual(left.map((r) => r.topic), ['ttl/kept', 'ttlx/other'], 'only what the lookup met');
+  });
+
+  test('wildcard lookups of retained messages in the database find exactly the topics topicMatches accepts', async () => {
+    const retained = new SqlRetainedStore(new RawQueries(t.db));
+    const r = random(77);
+    // levels around the narrowing's edges: '.' < '/' < '0' byte-wise, case, non-ASCII, empty, `$`
+    const words = ['a', 'A', 'a.', 'a0', 'b', 'é', '😀', '', '$SYS'];
+    const pick = () => words[Math.floor(r() * words.length)]!;
+    const topic = () => Array.from({ length: 1 + Math.floor(r() * 3) }, pick).join('/');
+    for (let i = 0; i < 120; i++) await retained.set({ topic: topic(), payload: Buffer.from('v'), qos: 0, retain: true });
+    // expired messages are never found
+    const held = (await new RawQueries(t.db).all<{ topic: string }>('SELECT topic FROM mqtt_retained WHERE expires_at IS NULL', [])).map((row) => row.topic);
+    for (let i = 0; i < 150; i++) {
+      const levels = Array.from({ length: 1 + Math.floor(r() * 3) }, () => (r() < 0.35 ? '+' : pick()));
+      if (r() < 0.25) levels.push('#');
+      const filter = levels.join('/');
+      const got = (await retained.match(filter)).map((m) => m.topic).sort();
+      assert.deepEqual(got, held.filter((x) => topicMatches(filter, x)).sort(), `filter ${JSON.stringify(filter)}`);
+    }
   });
 
   test('a session taken over from another node is written back only where it changed', async () => {

@@ -1,4 +1,5 @@
-import { hasWildcard, topicMatches } from './topics.js';
+import { TopicTrie } from './topic-trie.js';
+import { hasWildcard } from './topics.js';
 import type { BrokerMessage } from './types.js';
 
 /** Retained messages, one per topic (§3.3.1.3). */
@@ -9,25 +10,26 @@ export interface RetainedStore {
   match(filter: string): Promise<BrokerMessage[]>;
 }
 
+/** Retained messages in memory, in a topic tree: a wildcard lookup walks the branches its filter can match, not every topic. */
 export class MemoryRetainedStore implements RetainedStore {
-  private readonly byTopic = new Map<string, BrokerMessage>();
+  private readonly tree = new TopicTrie<BrokerMessage>();
 
   async set(message: BrokerMessage): Promise<void> {
-    if (message.payload.length === 0) this.byTopic.delete(message.topic);
-    else this.byTopic.set(message.topic, message);
+    if (message.payload.length === 0) this.tree.delete(message.topic);
+    else this.tree.set(message.topic, message);
   }
 
   async match(filter: string): Promise<BrokerMessage[]> {
     if (!hasWildcard(filter)) {
-      const m = this.byTopic.get(filter);
+      const m = this.tree.get(filter);
       return m ? [m] : [];
     }
     const out: BrokerMessage[] = [];
-    for (const [topic, m] of this.byTopic) if (topicMatches(filter, topic)) out.push(m);
+    this.tree.matchFilter(filter, (m) => out.push(m));
     return out;
   }
 
   get size(): number {
-    return this.byTopic.size;
+    return this.tree.size;
   }
 }

@@ -13,17 +13,18 @@ interface RetainedRow {
   expires_at: number | null;
 }
 
-/** The literal topic levels before a filter's first wildcard, as a LIKE pattern that narrows the scan. */
-function likePrefix(filter: string): string {
+/** The literal topic levels before a filter's first wildcard (`a/b` of `a/b/+/c`): every matching topic is that, or starts with it and `/`. */
+function literalPrefix(filter: string): string {
   const levels = filter.split('/');
   const literal: string[] = [];
   for (const l of levels) {
     if (l === '+' || l === '#') break;
     literal.push(l);
   }
-  const prefix = literal.join('/');
-  return `${escapeLike(prefix)}%`;
+  return literal.join('/');
 }
+
+const retainedColumns = 'topic, payload, qos, properties, expires_at';
 
 /** Expired topics deleted per statement: far below the bound parameters either database takes (SQLite 32766, PostgreSQL 65535). */
 const expiredPerDelete = 1000;
@@ -52,14 +53,12 @@ export class SqlRetainedStore implements RetainedStore {
 
   async match(filter: string): Promise<BrokerMessage[]> {
     const wildcard = hasWildcard(filter);
-    const rows = wildcard
-      ? await this.q.all<RetainedRow>("SELECT topic, payload, qos, properties, expires_at FROM mqtt_retained WHERE topic LIKE ? ESCAPE '\\'", [likePrefix(filter)])
-      : await this.q.all<RetainedRow>('SELECT topic, payload, qos, properties, expires_at FROM mqtt_retained WHERE topic = ?', [filter]);
+    const rows = wildcard ? await this.candidates(filter) : await this.q.all<RetainedRow>(`SELECT ${retainedColumns} FROM mqtt_retained WHERE topic = ?`, [filter]);
     const now = this.now();
     const out: BrokerMessage[] = [];
     const expired: string[] = [];
     for (const r of rows) {
-      // LIKE is only a first cut (and case-blind on SQLite): MQTT matching decides
+      // the narrowing is only a first cut: MQTT matching decides
       if (wildcard && !topicMatches(filter, r.topic)) continue;
       if (r.expires_at !== null && r.expires_at <= now) {
         expired.push(r.topic);
@@ -77,6 +76,21 @@ export class SqlRetainedStore implements RetainedStore {
       await this.q.run(`DELETE FROM mqtt_retained WHERE expires_at <= ? AND topic IN (${topics.map(() => '?').join(', ')})`, [now, ...topics]);
     }
     return out;
+  }
+
+  /**
+   * The rows a wildcard filter may match, narrowed by its literal levels: on SQLite a range of the
+   * primary key (text compares byte by byte there, so `a/b/` up to `a/b0` holds exactly the topics
+   * under `a/b`) and the topic `a/b` itself (`a/b/#` matches it, [MQTT-4.7.1-2]); on PostgreSQL,
+   * whose collation need not order by code point, LIKE. A filter that starts with a wildcard reads
+   * every row.
+   */
+  private candidates(filter: string): Promise<RetainedRow[]> {
+    const prefix = literalPrefix(filter);
+    const all = `SELECT ${retainedColumns} FROM mqtt_retained`;
+    if (prefix === '' && !filter.startsWith('/')) return this.q.all<RetainedRow>(all, []);
+    if (this.q.kind === 'sqlite') return this.q.all<RetainedRow>(`${all} WHERE (topic >= ? AND topic < ?) OR topic = ?`, [`${prefix}/`, `${prefix}0`, prefix]); // '0' follows '/'
+    return this.q.all<RetainedRow>(`${all} WHERE topic LIKE ? ESCAPE '\\'`, [`${escapeLike(prefix)}%`]);
   }
 }
 

@@ -26,6 +26,12 @@ test('topic filter matching follows MQTT §4.7', () => {
     ['a/+/c', 'a//c', true],
     ['a/#', 'a', true],
     ['a/b/#', 'a', false],
+    // an empty last level is a level like any other
+    ['+/', 'a/', true],
+    ['b/+/', 'b//', true],
+    ['a/', 'a', false],
+    ['a/+', 'a', false],
+    ['a/#', 'a/', true],
   ];
   for (const [filter, topic, expected] of cases) assert.equal(topicMatches(filter, topic), expected, `${filter} ~ ${topic}`);
 });

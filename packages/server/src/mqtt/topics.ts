@@ -49,24 +49,24 @@ export function topicMatches(filter: string, topic: string): boolean {
   if (topic.startsWith('$') && (filter.startsWith('+') || filter.startsWith('#'))) return false;
   let fi = 0;
   let ti = 0;
-  const fl = filter.length;
-  const tl = topic.length;
-  while (fi < fl) {
-    const fEnd = filter.indexOf('/', fi) < 0 ? fl : filter.indexOf('/', fi);
-    const level = filter.slice(fi, fEnd);
-    if (level === '#') return true; // matches the parent level too [MQTT-4.7.1-2]
-    if (ti > tl) return false;
-    const tEnd = topic.indexOf('/', ti) < 0 ? tl : topic.indexOf('/', ti);
-    if (level !== '+' && level !== topic.slice(ti, tEnd)) return false;
+  for (;;) {
+    const fEnd = levelEnd(filter, fi);
+    const fLength = fEnd - fi;
+    if (fLength === 1 && filter.charCodeAt(fi) === 35) return true; // `#`: the rest, and the parent level too [MQTT-4.7.1-2]
+    if (ti > topic.length) return false; // the topic has no level left for this one
+    const tEnd = levelEnd(topic, ti);
+    const plus = fLength === 1 && filter.charCodeAt(fi) === 43;
+    if (!plus && (fLength !== tEnd - ti || !topic.startsWith(filter.slice(fi, fEnd), ti))) return false;
+    if (fEnd === filter.length) return tEnd === topic.length;
     fi = fEnd + 1;
     ti = tEnd + 1;
-    if (fEnd === fl) return tEnd === tl;
-    if (tEnd === tl) {
-      // topic exhausted: only a trailing `/#` may still match
-      return filter.slice(fi) === '#';
-    }
   }
-  return false;
+}
+
+/** Where the level starting at `from` ends: the next `/`, or the end of the string. */
+function levelEnd(s: string, from: number): number {
+  const i = s.indexOf('/', from);
+  return i < 0 ? s.length : i;
 }
 
 /**
