@@ -11,6 +11,7 @@
 // Each pass ends with the seconds each file took, slowest first.
 // Arguments: test files or folders to run instead of all; `--db sqlite|postgres` for one pass only.
 import { spawnSync } from 'node:child_process';
+import { createRequire } from 'node:module';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import net from 'node:net';
@@ -53,6 +54,22 @@ function reachable(url) {
   });
 }
 
+// The cross-process tests run the CLI as users run it, from the build: compiled once here (a few
+// seconds) instead of by tsx in every process they start. FLEETWIRE_TEST_CLI_BUILT=0 runs them
+// from the sources instead.
+const cliEnv = {};
+if (process.env.FLEETWIRE_TEST_CLI_BUILT !== '0') {
+  const started = Date.now();
+  const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
+  const build = spawnSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], { stdio: 'inherit' });
+  if (build.status !== 0) {
+    console.error('FAIL: npm run build failed; the CLI tests run the build');
+    process.exit(1);
+  }
+  console.log(`built dist/ for the CLI tests in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  cliEnv.FLEETWIRE_TEST_CLI_BUILT = '1';
+}
+
 let failed = false;
 let first = true;
 for (const db of ['sqlite', 'postgres']) {
@@ -75,7 +92,7 @@ for (const db of ['sqlite', 'postgres']) {
   const reporters = ['--test-reporter=spec', '--test-reporter-destination=stdout', '--test-reporter=./scripts/durations.mjs', '--test-reporter-destination=stdout'];
   const res = spawnSync(process.execPath, ['--import', 'tsx', '--import', './test/helpers/database-guard.ts', '--test', '--test-concurrency=2', '--test-timeout=120000', ...reporters, ...pass], {
     stdio: 'inherit',
-    env: { ...process.env, FLEETWIRE_TEST_DATABASE: db, FLEETWIRE_TEST_POSTGRES_URL: pgUrl },
+    env: { ...process.env, ...cliEnv, FLEETWIRE_TEST_DATABASE: db, FLEETWIRE_TEST_POSTGRES_URL: pgUrl },
   });
   if (res.status !== 0) failed = true;
 }
