@@ -8,7 +8,7 @@ import { readFileSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
-import { call, cleanupCli, cliEnv, dataFolder, exitOf, login, root, spawnCli, startCli, type Server } from './helpers/cli.js';
+import { call, cleanupCli, cliEnv, dataFolder, exitOf, login, outcomeOf, root, spawnCli, startCli, type Server } from './helpers/cli.js';
 import { eventually } from './helpers/eventually.js';
 
 const require = createRequire(import.meta.url);
@@ -26,14 +26,8 @@ const built = process.env.FLEETWIRE_TEST_CLI_BUILT === '1';
 
 /** `fleetwire <args>` to completion, as test/helpers/cli.ts runCli, from the sources or the build. */
 async function fleetwire(args: string[], env: NodeJS.ProcessEnv, stdin = ''): Promise<Result> {
-  const child = spawnCli(args, env, { built });
-  let stdout = '';
-  let stderr = '';
-  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-  child.stdin!.end(stdin);
-  const code = await new Promise<number | null>((resolve) => child.once('close', (c) => resolve(c)));
-  return { code, stdout, stderr };
+  // no database of the pass: the client commands open none
+  return outcomeOf(spawnCli(args, env, { built }), stdin);
 }
 
 let server: Server;

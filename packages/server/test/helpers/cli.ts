@@ -89,7 +89,11 @@ export async function stopChild(child: ChildProcess, graceMs: number): Promise<n
 
 /** Runs a command to completion. */
 export async function runCli(args: string[], env: NodeJS.ProcessEnv, stdin = ''): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const child = spawnCli(args, await withPassDatabase(env));
+  return outcomeOf(spawnCli(args, await withPassDatabase(env)), stdin);
+}
+
+/** Writes `stdin` to a started CLI process and collects its output and exit code. */
+export async function outcomeOf(child: ChildProcess, stdin = ''): Promise<{ code: number | null; stdout: string; stderr: string }> {
   let stdout = '';
   let stderr = '';
   child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
