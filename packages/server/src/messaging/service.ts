@@ -29,6 +29,11 @@ export interface PublishInput {
   payload: Buffer;
   protocol: Protocol;
   mqtt?: Envelope['mqtt'];
+  /**
+   * What `authorize(client, channel, 'publish')` answered for this very request, when the edge asked
+   * before it read the payload (HTTP publish): the message is not authorised a second time.
+   */
+  granted?: Granted;
 }
 
 /** Who was allowed, once authorised: the channel's organization, the publisher id stamped on envelopes, and the channel's content type. */
@@ -162,7 +167,7 @@ export class MessagingService {
   async submit(input: PublishInput): Promise<Submitted> {
     const receivedAt = this.clock.now();
     const checked = this.precheck(input);
-    const granted = await this.authorize(input.client, input.channel, 'publish');
+    const granted = input.granted ?? (await this.authorize(input.client, input.channel, 'publish'));
     const { contentType, parsed } = this.parse(checked.contentType, granted.contentType, input.payload, receivedAt);
     const env: Envelope = {
       id: uuidv7(receivedAt),

@@ -9,7 +9,7 @@ import type { Platform } from '../../platform.js';
 import { Offset, StringEnum, problems } from '../schemas.js';
 import type { Aggregation, MessageFilter, MessageRecord } from '../../storage/readers.js';
 import { clientFromAuthorization } from '../credentials.js';
-import type { Client } from '../../messaging/service.js';
+import type { Client, Granted } from '../../messaging/service.js';
 import { normaliseSubtopic, type ChannelMessages } from '../../core/address.js';
 import { channelAddressOf } from '../address.js';
 
@@ -114,15 +114,13 @@ export function messageRoutes(fastify: FastifyInstance, platform: Platform): voi
     // Authentication and authorization come first, before the body is read (onRequest runs ahead
     // of the body parser): a caller with a wrong secret gets 401, never 400 or 413, and an
     // unauthenticated caller cannot make the server read or parse its payload.
-    const granted = new WeakMap<FastifyRequest, { client: Client; address: ChannelMessages }>();
+    const authorized = new WeakMap<FastifyRequest, { client: Client; address: ChannelMessages; granted: Granted }>();
     const authorizePublish = async (req: FastifyRequest) => {
       try {
         const address = channelAddressOf(req);
         const client = await clientOf(req);
-        const grant = await messaging.authorize(client, address.channel, 'publish');
-        // the service checks again (cheaply, from the decision cache), now by the device it found
-        const checked: Client = client.kind === 'user' ? client : { kind: 'identified', device: { id: grant.publisher, orgId: grant.org, enabled: true } };
-        granted.set(req, { client: checked, address });
+        // the answer goes with the request to the handler: the service does not authorise it again
+        authorized.set(req, { client, address, granted: await messaging.authorize(client, address.channel, 'publish') });
       } catch (e) {
         metrics.rejected.inc({ protocol: 'http', code: isAppError(e) ? e.code : 'internal' });
         throw e;
@@ -130,7 +128,7 @@ export function messageRoutes(fastify: FastifyInstance, platform: Platform): voi
     };
     const publish = async (req: FastifyRequest, reply: FastifyReply) => {
       try {
-        const { client, address } = granted.get(req)!;
+        const { client, address, granted } = authorized.get(req)!;
         const body = (req.body as Buffer | undefined) ?? Buffer.alloc(0);
         const env = await messaging.publish({
           client,
@@ -139,6 +137,7 @@ export function messageRoutes(fastify: FastifyInstance, platform: Platform): voi
           contentType: req.headers['content-type'],
           payload: body,
           protocol: 'http',
+          granted,
         });
         metrics.received.inc({ protocol: 'http' });
         return reply.code(202).header('x-message-id', env.id).send();
