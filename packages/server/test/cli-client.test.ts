@@ -120,7 +120,11 @@ describe('fleetwire client commands', { concurrency: 3 }, () => {
     const u = user();
     const command = [process.execPath, ...(built ? ['dist/cli.js'] : ['--import', 'tsx', 'src/cli.ts']), 'login', '--url', server.api, '--email', admin.email].map((w) => `'${w}'`).join(' ');
     // script(1) runs the command on a pseudo-terminal: its standard input is a terminal, as a person's is
-    const terminal = spawn('script', ['-qec', command, '/dev/null'], { cwd: root, env: u.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    // a person's terminal says what it is (TERM) and sets none of the variables that turn colour off;
+    // CI runs with none of that, so the test sets it rather than inherit it
+    const env: NodeJS.ProcessEnv = { ...u.env, TERM: 'xterm-256color' };
+    for (const k of ['CI', 'NO_COLOR', 'FORCE_COLOR', 'NODE_DISABLE_COLORS']) delete env[k];
+    const terminal = spawn('script', ['-qec', command, '/dev/null'], { cwd: root, env, stdio: ['pipe', 'pipe', 'pipe'] });
     let seen = '';
     terminal.stdout!.on('data', (d: Buffer) => (seen += d.toString()));
     try {
