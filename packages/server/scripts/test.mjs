@@ -6,7 +6,9 @@
 // A file whose first lines hold `// test-database: none` touches no database and runs in the first
 // pass only (test/helpers/database-guard.ts makes it fail if it opens one); `// test-database: own`
 // runs in the first pass only too, for files that open the databases they are about themselves
-// (the SQLite and PostgreSQL repository contracts, SQLite file modes).
+// (the SQLite and PostgreSQL repository contracts, SQLite file modes); `// test-database: once` runs
+// in the first pass only too, for files whose subject is not the database although the platform
+// processes they start have one (the web console, the CLI client commands, the API document).
 // Cross-process tests hand the pass's database to the processes they start (test/helpers/cli.ts).
 // Each pass ends with the seconds each file took, slowest first.
 // Arguments: test files or folders to run instead of all; `--db sqlite|postgres` for one pass only.
@@ -35,7 +37,7 @@ function collect(path, out) {
 }
 
 /** The same rule as test/helpers/database-guard.ts. */
-const marker = (file) => /^\/\/ test-database: (none|own)\b/m.exec(readFileSync(file, 'utf8').slice(0, 2000))?.[1];
+const marker = (file) => /^\/\/ test-database: (none|own|once)\b/m.exec(readFileSync(file, 'utf8').slice(0, 2000))?.[1];
 
 // the cross-process suites first: they are the longest, and a long file started last would leave one
 // core idle at the end of the pass
@@ -57,7 +59,7 @@ function reachable(url) {
 // The cross-process tests run the CLI as users run it, from the build: compiled once here (a few
 // seconds) instead of by tsx in every process they start. FLEETWIRE_TEST_CLI_BUILT=0 runs them
 // from the sources instead.
-const cliEnv = {};
+const testEnv = {};
 if (process.env.FLEETWIRE_TEST_CLI_BUILT !== '0') {
   const started = Date.now();
   const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
@@ -67,7 +69,20 @@ if (process.env.FLEETWIRE_TEST_CLI_BUILT !== '0') {
     process.exit(1);
   }
   console.log(`built dist/ for the CLI tests in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-  cliEnv.FLEETWIRE_TEST_CLI_BUILT = '1';
+  testEnv.FLEETWIRE_TEST_CLI_BUILT = '1';
+}
+
+// The web console's end-to-end tests (those that import test/helpers/console.ts) serve the built
+// console: built once here, not by each of those files at the same time.
+if (files.some((f) => readFileSync(f, 'utf8').includes('./helpers/console.js'))) {
+  const started = Date.now();
+  const build = spawnSync('npm', ['run', 'build', '-w', '@fleetwire/console'], { cwd: join(import.meta.dirname, '..', '..', '..'), stdio: ['ignore', 'ignore', 'inherit'] });
+  if (build.status !== 0) {
+    console.error('FAIL: the console did not build (npm run build -w @fleetwire/console); the console tests serve the build');
+    process.exit(1);
+  }
+  console.log(`built the console for its tests in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  testEnv.FLEETWIRE_TEST_CONSOLE_BUILT = '1';
 }
 
 let failed = false;
@@ -92,7 +107,7 @@ for (const db of ['sqlite', 'postgres']) {
   const reporters = ['--test-reporter=spec', '--test-reporter-destination=stdout', '--test-reporter=./scripts/durations.mjs', '--test-reporter-destination=stdout'];
   const res = spawnSync(process.execPath, ['--import', 'tsx', '--import', './test/helpers/database-guard.ts', '--test', '--test-concurrency=2', '--test-timeout=120000', ...reporters, ...pass], {
     stdio: 'inherit',
-    env: { ...process.env, ...cliEnv, FLEETWIRE_TEST_DATABASE: db, FLEETWIRE_TEST_POSTGRES_URL: pgUrl },
+    env: { ...process.env, ...testEnv, FLEETWIRE_TEST_DATABASE: db, FLEETWIRE_TEST_POSTGRES_URL: pgUrl },
   });
   if (res.status !== 0) failed = true;
 }

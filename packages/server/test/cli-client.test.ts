@@ -1,6 +1,7 @@
+// test-database: once (the subject is not the database: it runs in the SQLite pass only)
 // The client commands as a user runs them: `fleetwire login`, `devices`, `publish`, … in their own
 // processes, against a real `fleetwire start`, each user with their own config folder. SQLite only,
-// as test/cli.test.ts: what is tested here is the command line, not the database.
+// as the marker says: what is tested here is the command line, not the database.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';

@@ -1,23 +1,17 @@
+// test-database: once (the subject is not the database: it runs in the SQLite pass only)
 // The web console end to end, as an operator uses it: the console is built, a real `fleetwire
 // start` process serves it, and Debian's Chromium (headless, through playwright-core) drives it.
 // The admin the platform created signs in, creates an organization, a channel and a device (its
 // secret shown once), watches a message published with the real mosquitto_pub arrive live and
 // rotates the secret (the old one refused); its session ended elsewhere sends it to sign-in and
-// back; then it signs out, and a viewer signs in and finds no edit controls. Each page's screenshot is written to docs/images/ (shown in docs/console.md).
+// back; then it signs out, and a viewer signs in and finds no edit controls. Each page is checked
+// with axe-core and its screenshot written to docs/images/ (shown in docs/console.md).
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, statSync } from 'node:fs';
-import { join } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
-import { announcedPort, call, cleanupCli, cliEnv, dataFolder, login, root, startCli, type Server } from './helpers/cli.js';
-import { programsAvailable } from './helpers/services.js';
-
-const chromiumPath = process.env.FLEETWIRE_TEST_CHROMIUM ?? '/usr/bin/chromium';
-const mosquittoPub = ['/usr/bin/mosquitto_pub', '/usr/local/bin/mosquitto_pub'].find((p) => existsSync(p));
-const available = programsAvailable({ chromium: existsSync(chromiumPath) ? chromiumPath : undefined, mosquitto_pub: mosquittoPub }, 'chromium mosquitto-clients');
-const repository = join(root, '..', '..');
-const images = join(repository, 'docs', 'images');
+import type { Browser } from 'playwright-core';
+import { announcedPort, call, cleanupCli, cliEnv, dataFolder, login, startCli, type Server } from './helpers/cli.js';
+import { buildConsole, checkPage, consoleTestsAvailable as available, launchChromium, mosquittoPub, openPage, signIn } from './helpers/console.js';
 
 const admin = { email: 'admin@example.org', password: 'console-admin-password' };
 const viewer = { email: 'viewer@example.org', password: 'console-viewer-password' };
@@ -30,46 +24,19 @@ after(async () => {
   await cleanupCli();
 });
 
-async function shot(page: Page, name: string): Promise<void> {
-  const file = join(images, `console-${name}.png`);
-  await page.screenshot({ path: file, fullPage: true });
-  assert.ok(statSync(file).size > 10_000, `${name}: the screenshot is ${statSync(file).size} bytes, a blank page would be smaller`);
-}
-
-async function signIn(page: Page, who: { email: string; password: string }): Promise<void> {
-  await page.getByLabel('Email').fill(who.email);
-  await page.getByLabel('Password').fill(who.password);
-  await page.getByRole('button', { name: 'Sign in' }).click();
-}
-
 test('an admin runs a fleet from the console and sees a message arrive live; a viewer sees no edit controls', { skip: available === true ? false : available, timeout: 180_000 }, async () => {
-  // the console as `npm start` builds it (types checked against docs/openapi.json first)
-  const build = spawnSync('npm', ['run', 'build', '-w', '@fleetwire/console'], { cwd: repository, encoding: 'utf8' });
-  assert.equal(build.status, 0, `${build.stdout}${build.stderr}`);
-  mkdirSync(images, { recursive: true });
-
+  buildConsole();
   server = await startCli(cliEnv(dataFolder(), { FLEETWIRE_ADMIN_EMAIL: admin.email, FLEETWIRE_ADMIN_PASSWORD: admin.password, FLEETWIRE_SIGNUP: 'true', FLEETWIRE_SESSION_CHECK_CACHE: '0' }));
   const mqttPort = await announcedPort(server, 'MQTT listening');
   const origin = server.api;
 
-  browser = await chromium.launch({ executablePath: chromiumPath, headless: true, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-  await context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin });
-  const page = await context.newPage();
-  const elsewhere: string[] = [];
+  browser = await launchChromium();
+  const { context, page, elsewhere, errors } = await openPage(browser, origin);
   const cookieSentTo = new Set<string>();
-  const errors: string[] = [];
-  page.on('request', (req) => {
-    if (!req.url().startsWith(`${origin}/`)) elsewhere.push(req.url());
-  });
   page.on('requestfinished', (req) => {
     void req.allHeaders().then((h) => {
       if (h.cookie?.includes('fleetwire_refresh')) cookieSentTo.add(new URL(req.url()).pathname);
     });
-  });
-  page.on('pageerror', (e) => errors.push(e.message));
-  page.on('console', (m) => {
-    if (m.type() === 'error' && !/status of 401/.test(m.text())) errors.push(`${m.text()} (${m.location().url})`);
   });
 
   // a page that needs a session goes to sign-in, and back after it
@@ -77,7 +44,7 @@ test('an admin runs a fleet from the console and sees a message arrive live; a v
   assert.equal(res?.status(), 200);
   assert.match(String(res?.headers()['content-security-policy']), /script-src 'self'/);
   await page.waitForURL(/\/sign-in\?next=%2Forganizations$/);
-  await shot(page, 'sign-in');
+  await checkPage(page, 'sign-in');
   await page.getByLabel('Password').fill('wrong-password');
   await page.getByLabel('Email').fill(admin.email);
   await page.getByRole('button', { name: 'Sign in' }).click();
@@ -103,7 +70,7 @@ test('an admin runs a fleet from the console and sees a message arrive live; a v
   await page.getByLabel('Content type').selectOption('application/senml+json');
   await page.getByRole('button', { name: 'Create channel' }).click();
   await page.getByRole('link', { name: 'telemetry' }).waitFor();
-  await shot(page, 'channels');
+  await checkPage(page, 'channels');
 
   // a device: its secret shown once, with a copy button
   await page.getByRole('link', { name: 'Devices' }).click();
@@ -115,7 +82,7 @@ test('an admin runs a fleet from the console and sees a message arrive live; a v
   await page.getByRole('button', { name: 'Copied' }).waitFor();
   assert.equal(await page.evaluate('navigator.clipboard.readText()'), secret);
   await page.getByRole('link', { name: 'sensor-1' }).waitFor();
-  await shot(page, 'devices');
+  await checkPage(page, 'devices');
   await page.getByRole('button', { name: 'Done' }).click();
   assert.equal(await page.getByTestId('secret').count(), 0);
   assert.ok(!(await page.content()).includes(secret), 'the secret is gone from the page');
@@ -153,7 +120,7 @@ test('an admin runs a fleet from the console and sees a message arrive live; a v
   await page.getByRole('button', { name: 'Enable' }).click();
   await page.getByTestId('device-status').filter({ hasText: 'enabled' }).waitFor();
   const device = /\/devices\/([^/?]+)/.exec(page.url())![1]!;
-  await shot(page, 'device');
+  await checkPage(page, 'device');
 
   // connected over the API (the console's connections page comes later)
   const channels = await call<{ channels: { id: string }[] }>(origin, 'GET', `/orgs/${org}/channels`, { token });
@@ -173,7 +140,7 @@ test('an admin runs a fleet from the console and sees a message arrive live; a v
   assert.match(await row.innerText(), /greenhouse\/bench/);
   assert.match(await row.innerText(), /mqtt/);
   assert.equal(await page.title(), 'telemetry · Greenhouse · Fleetwire');
-  await shot(page, 'channel-live');
+  await checkPage(page, 'channel-live');
 
   // rotating the secret: the new one shown once, the old one refused from then on
   await page.goto(`${origin}/organizations/${org}/devices/${device}`);
@@ -190,7 +157,7 @@ test('an admin runs a fleet from the console and sees a message arrive live; a v
   await page.goto(`${origin}/organizations/${org}/devices`);
   await page.getByRole('link', { name: 'sensor-1' }).waitFor();
   assert.ok((await page.evaluate('document.documentElement.scrollWidth')) as number <= 390, 'no sideways scrolling');
-  await shot(page, 'phone-devices');
+  await checkPage(page, 'phone-devices');
   await page.setViewportSize({ width: 1280, height: 800 });
 
   // the session ends elsewhere (sign out everywhere): the next page the console loads goes to
@@ -226,7 +193,7 @@ test('an admin runs a fleet from the console and sees a message arrive live; a v
   assert.equal(new URL(page.url()).pathname, `/organizations/${org}/devices`);
   await page.getByText('your role: viewer').waitFor();
   assert.equal(await page.getByRole('button', { name: 'Create device' }).count(), 0);
-  await shot(page, 'viewer-devices');
+  await checkPage(page, 'viewer-devices');
   await page.getByRole('link', { name: 'sensor-1' }).click();
   await page.getByTestId('device-status').waitFor();
   for (const name of ['Disable', 'Enable', 'Rotate secret']) assert.equal(await page.getByRole('button', { name }).count(), 0, name);

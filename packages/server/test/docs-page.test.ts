@@ -1,3 +1,4 @@
+// test-database: once (the subject is not the database: it runs in the SQLite pass only)
 // The API reference page at /docs, as a reader sees it: a real `fleetwire start` process, opened in
 // Debian's Chromium (headless) through playwright-core. The page must load /openapi.json, render its
 // operations and load nothing from anywhere but the platform (no CDN).

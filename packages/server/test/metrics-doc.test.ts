@@ -1,3 +1,4 @@
+// test-database: once (the subject is not the database: it runs in the SQLite pass only)
 // Every metric a running platform exposes is listed in docs/operations.md, and every metric listed
 // there exists: the operator's page cannot drift from the scrape.
 import { after, test } from 'node:test';

@@ -1,3 +1,4 @@
+// test-database: once (the subject is not the database: it runs in the SQLite pass only)
 // A client generator accepts /openapi.json: Redocly's TypeScript client generator makes a client of
 // it, the client compiles under strict TypeScript, and its calls (named by operationId) work
 // against a listening platform: defaults left out, a subtopic with a slash, problems as errors.

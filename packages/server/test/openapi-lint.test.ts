@@ -1,3 +1,4 @@
+// test-database: once (the subject is not the database: it runs in the SQLite pass only)
 // The OpenAPI linter (Redocly, packages/server/redocly.yaml) accepts the served document with zero
 // errors, as `npm run lint:openapi` checks in CI: a route added without an operationId, a
 // description or its security fails `npm test` too.

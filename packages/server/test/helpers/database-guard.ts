@@ -4,10 +4,14 @@
 // without a marker that opens no database in the PostgreSQL pass gets a note that it could have one.
 import { readFileSync } from 'node:fs';
 
-/** `none` (no database), `own` (opens the databases it is about itself), or undefined (the pass's database); the first two run once. */
-export function testDatabaseMarker(file: string): 'none' | 'own' | undefined {
+/**
+ * `none` (no database), `own` (opens the databases it is about itself), `once` (its subject is not the
+ * database, though the processes it starts have the pass's), or undefined (the pass's database); the
+ * first three run in the first pass only.
+ */
+export function testDatabaseMarker(file: string): 'none' | 'own' | 'once' | undefined {
   const head = readFileSync(file, 'utf8').slice(0, 2000);
-  return /^\/\/ test-database: (none|own)\b/m.exec(head)?.[1] as 'none' | 'own' | undefined;
+  return /^\/\/ test-database: (none|own|once)\b/m.exec(head)?.[1] as 'none' | 'own' | 'once' | undefined;
 }
 
 const file = process.argv[1];
