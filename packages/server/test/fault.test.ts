@@ -23,7 +23,9 @@ const scenario: Record<Setup, string> = {
   'postgres+nats': 'PostgreSQL and NATS: kill -9 and restart, a poison message, NATS killed and restarted',
 };
 
-describe(`faults under load (FLEETWIRE_FAULT_SEED=${seed})`, { skip: available === true ? false : available, concurrency: false }, () => {
+// the PostgreSQL pass's two setups run side by side: each has its own PostgreSQL, NATS, data folder
+// and platform process, and most of a scenario is waiting for restarts
+describe(`faults under load (FLEETWIRE_FAULT_SEED=${seed})`, { skip: available === true ? false : available, concurrency: true }, () => {
   after(cleanupCli);
 
   for (const [k, setup] of setups.entries()) {
