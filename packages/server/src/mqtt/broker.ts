@@ -41,6 +41,12 @@ export interface BrokerOptions {
   maxUnauthenticated: number;
   /** Distinct topic filters (shared ones included) one session may hold; more get SUBACK 0x97 (3.1.1: 0x80). */
   maxSubscriptions: number;
+  /**
+   * Packets of one connection that may wait behind one whose handling waits (a PUBLISH waiting for
+   * room on the bus, an authorization waiting for the database); at this many the connection stops
+   * reading its socket, so TCP slows the client down instead of our memory holding its packets.
+   */
+  maxWaitingPackets: number;
 }
 
 export const defaultBrokerOptions: BrokerOptions = {
@@ -59,6 +65,7 @@ export const defaultBrokerOptions: BrokerOptions = {
   maxPreAuthPacketSize: 64 * 1024,
   maxUnauthenticated: 1000,
   maxSubscriptions: 100,
+  maxWaitingPackets: 64,
 };
 
 /** Where the broker keeps state beyond its memory, and how it meets other nodes. All optional: an in-memory broker has none. */

@@ -88,6 +88,8 @@ export class Connection {
   private corked = false;
   /** Not reading while slow subscribers catch up (waitFor). */
   private readingPaused = false;
+  /** Not reading while `maxWaitingPackets` packets wait their turn (queue). */
+  private queuePaused = false;
 
   constructor(
     readonly broker: Broker,
@@ -152,11 +154,27 @@ export class Connection {
 
   private queue(work: Promise<void>, packet: Packet): void {
     this.waiting++;
+    if (this.waiting >= this.broker.options.maxWaitingPackets && !this.queuePaused) {
+      // what the parser already has in hand still comes (at most one socket chunk); nothing more is read
+      this.queuePaused = true;
+      this.stream.pause();
+    }
     this.chain = work
       .catch((e: unknown) => this.handlerFailed(e, packet))
       .then(() => {
         this.waiting--;
+        // reading goes on once half the queue is handled, not at every packet around the limit
+        if (this.queuePaused && this.waiting <= this.broker.options.maxWaitingPackets / 2) {
+          this.queuePaused = false;
+          this.resumeReading();
+        }
       });
+  }
+
+  /** Reads the socket again unless another reason to stop still holds (or the CONNECT is not accepted yet). */
+  private resumeReading(): void {
+    if (this.closed || !this.connected || this.readingPaused || this.ackPaused || this.queuePaused) return;
+    this.stream.resume();
   }
 
   /** A packet over the size limit: MQTT 5 clients get the reason (a CONNACK before CONNECT is accepted, §3.2.2.2). */
@@ -188,7 +206,7 @@ export class Connection {
   accepted(): void {
     clearTimeout(this.connectTimer);
     this.broker.authenticated(this);
-    if (!this.readingPaused) this.stream.resume();
+    this.resumeReading();
   }
 
   private handlerFailed(e: unknown, packet: Packet): void {
@@ -265,7 +283,7 @@ export class Connection {
     this.inboundInFlight--;
     if (!this.ackPaused || this.inboundInFlight + (this.session?.incomingQos2.size ?? 0) >= this.broker.options.receiveMaximum) return;
     this.ackPaused = false;
-    if (!this.readingPaused && !this.closed) this.stream.resume();
+    this.resumeReading();
   }
 
   /** Writes a packet; a client that does not read its socket is dropped instead of growing our memory. */
@@ -381,7 +399,7 @@ export class Connection {
       this.readingPaused = false;
       clearTimeout(timer);
       for (const s of waitingOn) s.drainWaiters.delete(drained);
-      if (!this.closed && !this.ackPaused) this.stream.resume();
+      this.resumeReading();
     };
     const drained = (s: Connection) => {
       waitingOn.delete(s);

@@ -8,6 +8,8 @@ import mqtt from 'mqtt';
 import mqttPacket, { type IConnackPacket, type ISubackPacket, type Packet } from 'mqtt-packet';
 import { Broker, type BrokerOptions } from './broker.js';
 import { openPolicy } from './open-policy.js';
+import { noMetrics } from './metrics.js';
+import type { BrokerPolicy } from './policy.js';
 import { parseAcl } from './acl.js';
 import { listenTcp } from './transports/tcp.js';
 import { createLogger } from '../core/logger.js';
@@ -204,4 +206,49 @@ describe('MQTT will at CONNECT', () => {
       await broker.close();
     });
   }
+});
+
+describe('MQTT publisher faster than the platform takes its messages', () => {
+  test('a connection whose PUBLISH waits stops reading its socket: TCP holds the flood, not our memory; nothing is lost', async () => {
+    // the platform's side of a PUBLISH waits (as for room on a full bus) until `open` is called
+    let open!: () => void;
+    const gate = new Promise<void>((r) => (open = r));
+    let published = 0;
+    let read = 0;
+    const policy = openPolicy(undefined);
+    const slow: BrokerPolicy = {
+      ...policy,
+      async publish(client, message) {
+        await gate;
+        published++;
+        return policy.publish(client, message);
+      },
+    };
+    const metrics = { ...noMetrics, bytesIn: (n: number) => void (read += n) };
+    const broker = new Broker(slow, createLogger('silent'), { maxWaitingPackets: 16 }, metrics);
+    const server = await listenTcp(broker, '127.0.0.1', 0);
+    const port = (server.address() as AddressInfo).port;
+    const socket = net.connect(port, '127.0.0.1');
+    try {
+      await new Promise((r) => socket.once('connect', r));
+      socket.write(connectBytes(4, { clientId: 'flood' }));
+      await new Promise((r) => socket.once('data', r)); // CONNACK
+      const payload = Buffer.alloc(100, 1);
+      const one = mqttPacket.generate({ cmd: 'publish', topic: 'flood/a', payload, qos: 0, retain: false, dup: false } as Packet);
+      const sent = 100_000; // 12 MB: more than the kernel's socket buffers on both ends hold
+      socket.write(Buffer.concat(Array.from({ length: sent }, () => one)));
+      await new Promise((r) => setTimeout(r, 500));
+      // read: the CONNECT, the packets up to the limit and what the parser had of the chunk in hand
+      assert.ok(read < 300 * 1024, `the broker read ${read} bytes of ${sent * one.length} while its first PUBLISH waited`);
+      assert.ok(socket.writableLength > 1024 * 1024, `the rest waits in the client's socket (${socket.writableLength} bytes buffered)`);
+      open();
+      const deadline = Date.now() + 10_000;
+      while (published < sent && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(published, sent, 'every PUBLISH is taken once the platform has room');
+    } finally {
+      socket.destroy();
+      await broker.close();
+      await new Promise((r) => server.close(r));
+    }
+  });
 });
