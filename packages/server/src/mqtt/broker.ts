@@ -235,6 +235,23 @@ export class Broker {
     return !this.closing && this.connections.size - this.unauthenticated.size < this.options.maxConnections;
   }
 
+  /** Refusals at the connection limit since the last log line, and when that was. */
+  private refusedAtLimit = { count: 0, loggedAt: -Infinity };
+
+  /**
+   * A CONNECT refused because the limit is reached: counted, and logged at most every 10 s (a
+   * reconnecting fleet at the limit would otherwise write a line per attempt).
+   */
+  refusedAtConnectionLimit(): void {
+    const r = this.refusedAtLimit;
+    r.count++;
+    const now = this.clock.now();
+    if (now - r.loggedAt < 10_000) return;
+    this.log.warn({ refused: r.count, maxConnections: this.options.maxConnections, sinceMs: Number.isFinite(r.loggedAt) ? now - r.loggedAt : undefined }, `MQTT connections refused at the connection limit (${this.options.maxConnections}, FLEETWIRE_MQTT_MAX_CONNECTIONS)`);
+    r.count = 0;
+    r.loggedAt = now;
+  }
+
   /** Token bucket per connection: `maxPublishRate` per second, bursts of twice that. */
   rateAllows(conn: Connection): boolean {
     return this.publishRate.take(conn, this.clock.now());

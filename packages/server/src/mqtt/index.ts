@@ -6,6 +6,7 @@ import { SqlRetainedStore, SqlSessionStore } from './sql-store.js';
 import type { AddressInfo, Server } from 'node:net';
 import type { Server as TlsServer } from 'node:tls';
 import { ConfigError, type Config } from '../core/config.js';
+import { connectionBudget, openFileLimit } from '../core/descriptors.js';
 import type { Platform } from '../platform.js';
 import { Broker, type BrokerOptions } from './broker.js';
 import { fleetwirePolicy } from './fleetwire-policy.js';
@@ -30,10 +31,10 @@ export interface MqttServers {
   close(): Promise<void>;
 }
 
-export function brokerOptionsFrom(config: Config): Partial<BrokerOptions> {
+export function brokerOptionsFrom(config: Config, maxConnections = config.mqttMaxConnections): Partial<BrokerOptions> {
   return {
     maxKeepAliveSeconds: config.mqttMaxKeepalive,
-    maxConnections: config.mqttMaxConnections,
+    maxConnections,
     maxPublishRate: config.mqttMaxPublishRate,
     maxConnectRate: config.mqttMaxConnectRate,
     maxQueuedPerSession: config.mqttMaxQueued,
@@ -53,7 +54,13 @@ export function createMqtt(platform: Platform): { broker: Broker; openBroker: Br
   const queries = new RawQueries(platform.db);
   const nodeId = config.nodeId || hostname();
   const brokerLog = log.child({ component: 'mqtt' });
-  const broker: Broker = new Broker(policy, brokerLog, brokerOptionsFrom(config), promBrokerMetrics(platform.metrics, () => broker.connections.size, () => broker.sessions.size, () => broker.unauthenticated.size), {
+  // every connection holds a descriptor: the limit leaves HTTP, the database and NATS theirs
+  const fdLimit = openFileLimit();
+  const budget = connectionBudget(config.mqttMaxConnections, config.mqttMaxUnauthenticated, fdLimit);
+  const limits = { maxConnections: budget.maxConnections, openFileLimit: fdLimit ?? 'unknown', reservedDescriptors: budget.reserved, maxUnauthenticated: config.mqttMaxUnauthenticated };
+  if (budget.lowered) brokerLog.warn({ ...limits, configured: config.mqttMaxConnections }, `FLEETWIRE_MQTT_MAX_CONNECTIONS lowered to ${budget.maxConnections}: the process may open ${fdLimit} files (ulimit -n), and ${budget.reserved} stay for HTTP, the database and NATS`);
+  else brokerLog.info(limits, 'MQTT connection limit');
+  const broker: Broker = new Broker(policy, brokerLog, brokerOptionsFrom(config, budget.maxConnections), promBrokerMetrics(platform.metrics, () => broker.connections.size, () => broker.sessions.size, () => broker.unauthenticated.size), {
     retained: new SqlRetainedStore(queries),
     sessions: new SqlSessionStore(queries),
     nodeId,
@@ -63,7 +70,7 @@ export function createMqtt(platform: Platform): { broker: Broker; openBroker: Br
   let openBroker: Broker | undefined;
   if (config.mqttOpenPort >= 0) {
     const rules = config.mqttOpenAclFile ? parseAcl(readFileSync(config.mqttOpenAclFile, 'utf8')) : undefined;
-    openBroker = new Broker(openPolicy(rules), log.child({ component: 'mqtt-open' }), brokerOptionsFrom(config), undefined, { clock: platform.clock });
+    openBroker = new Broker(openPolicy(rules), log.child({ component: 'mqtt-open' }), brokerOptionsFrom(config, budget.maxConnections), undefined, { clock: platform.clock });
   }
   return { broker, openBroker };
 }

@@ -70,6 +70,32 @@ describe('MQTT before CONNECT', () => {
     }
   });
 
+  test('connections refused at the limit are counted and logged at most every 10 s, not once each', async () => {
+    const lines: { msg: string; refused?: number }[] = [];
+    const log = createLogger('info', { write: (line: string) => void lines.push(JSON.parse(line) as { msg: string; refused?: number }) });
+    let now = 1_000_000;
+    const broker = new Broker(openPolicy(undefined), log, { maxConnections: 1 }, noMetrics, { clock: { now: () => now } });
+    const refusedLines = () => lines.filter((l) => /refused at the connection limit/.test(l.msg));
+    try {
+      const held = rawClient(broker, 5);
+      held.send({ cmd: 'connect', protocolVersion: 5, clientId: 'held', clean: true, keepalive: 0 } as Packet);
+      await held.next('connack');
+      const attempt = async () => {
+        const c = rawClient(broker, 5);
+        c.send({ cmd: 'connect', protocolVersion: 5, clientId: `c${Math.random()}`, clean: true, keepalive: 0 } as Packet);
+        assert.equal(((await c.next('connack')) as IConnackPacket).reasonCode, 0x89);
+      };
+      for (let i = 0; i < 5; i++) await attempt();
+      assert.equal(refusedLines().length, 1, 'one line for the first refusal of a burst');
+      now += 10_001;
+      for (let i = 0; i < 3; i++) await attempt();
+      assert.deepEqual(refusedLines().map((l) => l.refused), [1, 5], 'the next line counts the refusals since the last one');
+      assert.equal(lines.filter((l) => l.msg === 'MQTT connection refused').length, 0, 'no line per refused connection');
+    } finally {
+      await broker.close();
+    }
+  });
+
   test('a socket that sends half a CONNECT, or nothing, is closed at the CONNECT deadline; a connected client is not', async () => {
     const b = await tcpBroker({ connectTimeoutMs: 300 });
     try {

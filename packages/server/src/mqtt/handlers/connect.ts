@@ -5,13 +5,13 @@ import type { PolicyClient, Verdict } from '../policy.js';
 import { checkTopicName } from '../topics.js';
 import { rc, v3CodeOf, type ProtocolVersion } from '../types.js';
 
-function refuse(conn: Connection, reasonCode: number, reason?: string): void {
+function refuse(conn: Connection, reasonCode: number, reason?: string, options: { logged?: boolean } = {}): void {
   const packet: IConnackPacket = conn.protocolVersion === 5
     ? { cmd: 'connack', sessionPresent: false, reasonCode, ...(reason ? { properties: { reasonString: reason } } : {}) }
     : { cmd: 'connack', sessionPresent: false, returnCode: v3CodeOf(reasonCode) };
   conn.send(packet);
   conn.broker.metrics.connectRefused(reasonCode);
-  conn.broker.log.info({ clientId: conn.clientId, remote: conn.meta.remoteAddress, reasonCode, reason }, 'MQTT connection refused');
+  if (options.logged !== false) conn.broker.log.info({ clientId: conn.clientId, remote: conn.meta.remoteAddress, reasonCode, reason }, 'MQTT connection refused');
   conn.close(); // [MQTT-3.2.2-5]
 }
 
@@ -32,7 +32,11 @@ export async function handleConnect(conn: Connection, packet: IConnectPacket): P
   const v5 = conn.protocolVersion === 5;
   const props = packet.properties ?? {};
 
-  if (!broker.acceptingConnections()) return refuse(conn, rc.serverBusy, 'too many connections');
+  if (!broker.acceptingConnections()) {
+    // counted by reason code like every refusal; logged by the broker at most every 10 s
+    broker.refusedAtConnectionLimit();
+    return refuse(conn, rc.serverBusy, 'too many connections', { logged: false });
+  }
   if (props.authenticationMethod) return refuse(conn, 0x8c, 'enhanced authentication is not supported');
   if (v5 && (props.receiveMaximum === 0 || props.maximumPacketSize === 0)) return conn.disconnect(rc.protocolError); // [MQTT-3.1.2-?]: 0 is a protocol error
 
