@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Runs the test suite once per database: SQLite, then PostgreSQL.
+// Runs the test suite once per database: SQLite and PostgreSQL, side by side.
 // PostgreSQL comes from FLEETWIRE_TEST_POSTGRES_URL (default postgres://postgres@127.0.0.1:5432/test).
 // With FLEETWIRE_REQUIRE_SERVICES=1 (CI) a missing PostgreSQL fails the run; otherwise that pass is
 // skipped with a message saying what to start.
@@ -11,14 +11,17 @@
 // processes they start have one (the web console, the CLI client commands, the API document).
 // Cross-process tests hand the pass's database to the processes they start (test/helpers/cli.ts).
 // Each pass ends with the seconds each file took, slowest first.
-// Arguments: test files or folders to run instead of all; `--db sqlite|postgres` for one pass only.
-import { spawnSync } from 'node:child_process';
+// Arguments: test files or folders to run instead of all; `--db sqlite|postgres` for one pass only;
+// `--serial` to run the passes one after another instead of side by side.
+import { spawn, spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import net from 'node:net';
 
 const args = process.argv.slice(2);
+const serial = args.includes('--serial');
+if (serial) args.splice(args.indexOf('--serial'), 1);
 let only;
 const dbArg = args.indexOf('--db');
 if (dbArg >= 0) {
@@ -85,8 +88,27 @@ if (files.some((f) => readFileSync(f, 'utf8').includes('./helpers/console.js')))
   testEnv.FLEETWIRE_TEST_CONSOLE_BUILT = '1';
 }
 
+// The passes run side by side (each with two files at a time): most of a cross-process test is
+// waiting for processes, so four files in flight keep the two cores busier than two did. The first
+// pass prints as it goes; a later one's output is held and printed once it and the ones before it
+// are done, so each pass reads in one piece. `--serial` runs them one after another.
+/** Runs one pass; resolves with its exit code, its output held (unless `live`). */
+function runPass(db, pass, live) {
+  const reporters = ['--test-reporter=spec', '--test-reporter-destination=stdout', '--test-reporter=./scripts/durations.mjs', '--test-reporter-destination=stdout'];
+  const child = spawn(process.execPath, ['--import', 'tsx', '--import', './test/helpers/database-guard.ts', '--test', '--test-concurrency=2', '--test-timeout=120000', ...reporters, ...pass], {
+    stdio: ['ignore', live ? 'inherit' : 'pipe', live ? 'inherit' : 'pipe'],
+    env: { ...process.env, ...testEnv, FLEETWIRE_TEST_DATABASE: db, FLEETWIRE_TEST_POSTGRES_URL: pgUrl },
+  });
+  const held = [];
+  child.stdout?.on('data', (d) => held.push(d));
+  child.stderr?.on('data', (d) => held.push(d));
+  const started = Date.now();
+  return new Promise((resolve) => child.once('close', (code) => resolve({ code, held, seconds: (Date.now() - started) / 1000 })));
+}
+
 let failed = false;
 let first = true;
+const passes = [];
 for (const db of ['sqlite', 'postgres']) {
   if (only && only !== db) continue;
   // the first pass that runs takes every file; later ones only those that touch a database of theirs
@@ -103,12 +125,27 @@ for (const db of ['sqlite', 'postgres']) {
     console.warn(`SKIP the PostgreSQL pass: ${msg}. Start PostgreSQL (or set FLEETWIRE_TEST_POSTGRES_URL) to run it.`);
     continue;
   }
-  console.log(`\n=== test suite on ${db} (${pass.length} files) ===`);
-  const reporters = ['--test-reporter=spec', '--test-reporter-destination=stdout', '--test-reporter=./scripts/durations.mjs', '--test-reporter-destination=stdout'];
-  const res = spawnSync(process.execPath, ['--import', 'tsx', '--import', './test/helpers/database-guard.ts', '--test', '--test-concurrency=2', '--test-timeout=120000', ...reporters, ...pass], {
-    stdio: 'inherit',
-    env: { ...process.env, ...testEnv, FLEETWIRE_TEST_DATABASE: db, FLEETWIRE_TEST_POSTGRES_URL: pgUrl },
-  });
-  if (res.status !== 0) failed = true;
+  passes.push({ db, pass });
+}
+const announce = ({ db, pass }) => console.log(`\n=== test suite on ${db} (${pass.length} files) ===`);
+if (serial) {
+  for (const p of passes) {
+    announce(p);
+    const res = await runPass(p.db, p.pass, true);
+    if (res.code !== 0) failed = true;
+  }
+} else {
+  if (passes.length > 1) console.log(`\n${passes.length} passes side by side (${passes.map((p) => p.db).join(', ')}); the later ones print when they are done`);
+  const running = passes.map((p, i) => runPass(p.db, p.pass, i === 0));
+  for (const [i, p] of passes.entries()) {
+    if (i === 0) announce(p);
+    const res = await running[i];
+    if (i > 0) {
+      announce(p);
+      for (const chunk of res.held) process.stdout.write(chunk);
+    }
+    console.log(`(${p.db} pass: ${res.seconds.toFixed(0)} s)`);
+    if (res.code !== 0) failed = true;
+  }
 }
 process.exit(failed ? 1 : 0);
