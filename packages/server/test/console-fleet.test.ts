@@ -69,7 +69,7 @@ test('an operator filters, acts in bulk, imports a CSV file, groups and connects
   await page.getByRole('button', { name: 'Disable', exact: true }).click();
   await page.getByTestId('outcome').filter({ hasText: 'Disable: 3 done.' }).waitFor();
   assert.deepEqual((await devices('status=disabled&sort=name')).devices.map((d) => d.name), ['pump-4', 'pump-5', 'pump-6', 'valve-2']);
-  await page.getByRole('button', { name: 'Clear filters' }).click();
+  await page.getByRole('button', { name: 'Show all devices' }).click();
   await page.getByLabel('Status').selectOption('disabled');
   await page.getByRole('button', { name: 'Filter' }).click();
   await page.getByTestId('page-info').filter({ hasText: '1–4 of 4' }).waitFor();

@@ -255,8 +255,8 @@ export function Devices() {
           {view.dir === 'asc' ? '↑ ascending' : '↓ descending'}
         </button>
         {filtered && (
-          <button type="button" className="secondary" onClick={() => navigate('/devices')}>
-            Clear filters
+          <button type="button" className="secondary" onClick={() => show({ name: '', tag: '', metadata: '', status: '', group: '' })}>
+            Show all devices
           </button>
         )}
       </div>
