@@ -1,9 +1,9 @@
 // test-database: once (the subject is not the database: it runs in the SQLite pass only)
 // The console's fleet pages end to end, as an operator uses them, against a real `fleetwire start`
 // and Debian's Chromium: the devices list filtered by tag, metadata and status (the view in the
-// address), a bulk disable of selected rows checked over the API, a CSV import whose bad row is
-// shown before anything is sent, then the secrets downloaded as CSV, a group made and filled from
-// the list, a device connected to a channel from its page and proved with the real mosquitto_pub;
+// address), a bulk disable and a bulk delete of selected rows checked over the API, a CSV import
+// whose bad row is shown before anything is sent, then the secrets downloaded as CSV, devices
+// named with a prefix, a group made and filled from the list, a device connected to a channel from its page and proved with the real mosquitto_pub;
 // a viewer sees no checkboxes or actions, and a phone-sized screen does not scroll sideways.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -129,8 +129,26 @@ test('an operator filters, acts in bulk, imports a CSV file, groups and connects
   const tank1 = secrets.map((line) => line.split(',')).find((f) => f[1] === 'tank-1')!;
   assert.equal(tank1[0], tanks.devices[0]!.id);
 
+  // N devices named with a prefix, then deleted together from the list (after a confirmation)
+  await page.getByRole('button', { name: 'Done' }).click();
+  await page.getByLabel('A name prefix and a count').check();
+  await page.getByRole('textbox', { name: 'Name prefix' }).fill('tap-');
+  await page.getByLabel('How many').fill('3');
+  await page.getByRole('button', { name: 'Preview' }).click();
+  await preview.getByRole('row').filter({ hasText: 'tap-3' }).waitFor();
+  await page.getByRole('button', { name: 'Create 3 devices' }).click();
+  await page.getByTestId('secrets').waitFor();
+  assert.deepEqual((await devices('name=tap-&sort=name')).devices.map((d) => d.name), ['tap-1', 'tap-2', 'tap-3']);
+  await page.goto(`${origin}/organizations/${org}/devices?name=tap-`);
+  await page.getByTestId('page-info').filter({ hasText: '1–3 of 3' }).waitFor();
+  await page.getByRole('checkbox', { name: 'Select all on this page' }).check();
+  page.once('dialog', (dialog) => void dialog.accept());
+  await page.getByRole('button', { name: 'Delete', exact: true }).click();
+  await page.getByTestId('outcome').filter({ hasText: 'Delete: 3 done.' }).waitFor();
+  assert.equal((await devices('name=tap-')).total, 0);
+
   // tank-1 connected to the channel from its page, then its secret from the CSV file publishes
-  await page.getByRole('link', { name: 'tank-1' }).click();
+  await page.goto(`${origin}/organizations/${org}/devices/${tank1[0]}`);
   await page.getByRole('heading', { name: 'tank-1' }).waitFor();
   const connect = page.getByRole('form', { name: 'Connect to a channel' });
   await connect.getByLabel('Channel').selectOption({ label: 'levels' });
