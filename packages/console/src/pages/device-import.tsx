@@ -137,7 +137,7 @@ export function DeviceImport() {
       <h2>Create devices</h2>
       {!canEdit && <p className="muted">Your role in the organization does not create devices.</p>}
       {canEdit && !created && (
-        <form className="card" onSubmit={(e) => void preview(e)} aria-label="Devices to create">
+        <form className="card stack" onSubmit={(e) => void preview(e)} aria-label="Devices to create">
           <fieldset className="row">
             <legend>From</legend>
             {(

@@ -114,7 +114,7 @@ function EditLabels({ device, onSaved }: { device: Device; onSaved(): void }) {
   }
 
   return (
-    <form className="card" aria-label="Tags and metadata" onSubmit={(e) => void save(e)} key={device.updated_at}>
+    <form className="card stack" aria-label="Tags and metadata" onSubmit={(e) => void save(e)} key={device.updated_at}>
       <h3>Tags and metadata</h3>
       <label>
         Tags (separated by commas)
