@@ -13,6 +13,9 @@ import { Devices } from './pages/devices';
 import { DevicePage } from './pages/device';
 import { Channels } from './pages/channels';
 import { ChannelPage } from './pages/channel';
+import { DeviceImport } from './pages/device-import';
+import { Groups } from './pages/groups';
+import { GroupPage } from './pages/group';
 
 /** The organization the pages under /organizations/:org work in, and what the user may do there. */
 interface OrgScope {
@@ -93,6 +96,7 @@ function InOrg({ children }: { children: ReactNode }) {
         <span className="muted">{role ? `your role: ${role}` : 'platform admin'}</span>
         <Tab href="/devices">Devices</Tab>
         <Tab href="/channels">Channels</Tab>
+        <Tab href="/groups">Groups</Tab>
       </nav>
       {children}
     </OrgContext.Provider>
@@ -119,9 +123,12 @@ export function App() {
               <InOrg>
                 <Switch>
                   <Route path="/devices" component={Devices} />
+                  <Route path="/devices/import" component={DeviceImport} />
                   <Route path="/devices/:id" component={DevicePage} />
                   <Route path="/channels" component={Channels} />
                   <Route path="/channels/:id" component={ChannelPage} />
+                  <Route path="/groups" component={Groups} />
+                  <Route path="/groups/:id" component={GroupPage} />
                   <Route>
                     <Redirect to="/devices" replace />
                   </Route>
