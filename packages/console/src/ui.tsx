@@ -73,3 +73,17 @@ export function useTitle(title: string | undefined): void {
     document.title = title ? `${title} · Fleetwire` : 'Fleetwire';
   }, [title]);
 }
+
+/** The connection types a form asks for, both checked at first: its `type` fields (FormData.getAll('type')). */
+export function ConnectionTypeChoices() {
+  return (
+    <>
+      <label className="check">
+        <input type="checkbox" name="type" value="publish" defaultChecked /> publish
+      </label>
+      <label className="check">
+        <input type="checkbox" name="type" value="subscribe" defaultChecked /> subscribe
+      </label>
+    </>
+  );
+}

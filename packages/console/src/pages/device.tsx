@@ -5,7 +5,7 @@ import { Link, useParams } from 'wouter';
 import { api, problemText } from '../api/client';
 import type { Device } from '../api/types';
 import { useOrg } from '../app';
-import { ErrorNote, SecretOnce, formatTime, useLoad, useTitle } from '../ui';
+import { ConnectionTypeChoices, ErrorNote, SecretOnce, formatTime, useLoad, useTitle } from '../ui';
 
 export function DevicePage() {
   const { org, canEdit } = useOrg();
@@ -212,12 +212,7 @@ function Connections({ deviceId }: { deviceId: string }) {
               ))}
             </select>
           </label>
-          <label className="check">
-            <input type="checkbox" name="type" value="publish" defaultChecked /> publish
-          </label>
-          <label className="check">
-            <input type="checkbox" name="type" value="subscribe" defaultChecked /> subscribe
-          </label>
+          <ConnectionTypeChoices />
           <button type="submit">Connect</button>
         </form>
       )}

@@ -7,7 +7,7 @@ import { Link, useLocation, useSearch } from 'wouter';
 import { api, problemText } from '../api/client';
 import type { Device, DeviceSort } from '../api/types';
 import { useOrg } from '../app';
-import { ErrorNote, SecretOnce, formatTime, useLoad, useTitle } from '../ui';
+import { ConnectionTypeChoices, ErrorNote, SecretOnce, formatTime, useLoad, useTitle } from '../ui';
 
 const pageSize = 20;
 const sorts: Record<DeviceSort, string> = { name: 'Name', created_at: 'Created', updated_at: 'Updated' };
@@ -440,12 +440,7 @@ function BulkActions(props: {
           </fieldset>
           <fieldset>
             <legend>The devices may</legend>
-            <label className="check">
-              <input type="checkbox" name="type" value="publish" defaultChecked /> publish
-            </label>
-            <label className="check">
-              <input type="checkbox" name="type" value="subscribe" defaultChecked /> subscribe
-            </label>
+            <ConnectionTypeChoices />
           </fieldset>
           <button type="submit">Connect</button>
         </form>
