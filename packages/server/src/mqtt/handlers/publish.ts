@@ -35,11 +35,11 @@ export function handlePublish(conn: Connection, packet: IPublishPacket): void | 
   if (alias !== undefined) {
     if (!v5 || alias === 0 || alias > broker.options.topicAliasMaximum) return conn.disconnect(rc.topicAliasInvalid, 'topic alias out of range'); // [MQTT-3.3.2-8]
     if (topic === '') {
-      const known = conn.inboundAliases.get(alias);
+      const known = conn.inboundAliases?.get(alias);
       if (known === undefined) return conn.disconnect(rc.protocolError, 'unknown topic alias'); // [MQTT-3.3.4-?]
       topic = known;
     } else {
-      conn.inboundAliases.set(alias, topic);
+      (conn.inboundAliases ??= new Map()).set(alias, topic);
     }
   }
   const check = checkTopicName(topic);
@@ -49,7 +49,7 @@ export function handlePublish(conn: Connection, packet: IPublishPacket): void | 
   // QoS 2 duplicate (§4.3.3): the message was taken already; only PUBREC is repeated [MQTT-4.3.3-9],
   // after the first one when that still waits for storage (and with its outcome)
   if (packet.qos === 2 && conn.session!.incomingQos2.has(packet.messageId!)) return conn.inOrder(() => ack(conn, packet, rc.success));
-  if (packet.qos === 2 && conn.pendingQos2.has(packet.messageId!)) {
+  if (packet.qos === 2 && conn.pendingQos2?.has(packet.messageId!)) {
     return conn.inOrder(() => (conn.session!.incomingQos2.has(packet.messageId!) ? ack(conn, packet, rc.success) : ack(conn, packet, rc.serverBusy, 'the message could not be stored')));
   }
 
@@ -116,10 +116,10 @@ function published(conn: Connection, packet: IPublishPacket, topic: string, outc
   // The acknowledgement is a promise that the message survives a crash: it waits for storage, while
   // the next packets are handled; acknowledgements still go out in the order of their PUBLISH
   // packets [MQTT-4.6.0-2]
-  if (packet.qos === 2) conn.pendingQos2.add(packet.messageId!);
+  if (packet.qos === 2) (conn.pendingQos2 ??= new Set()).add(packet.messageId!);
   conn.afterStored(outcome.stored(), (refusal) => {
     conn.inboundDone();
-    if (packet.qos === 2) conn.pendingQos2.delete(packet.messageId!);
+    if (packet.qos === 2) conn.pendingQos2!.delete(packet.messageId!);
     if (!refusal) return acknowledge(conn, packet, code);
     broker.log.warn({ clientId: conn.clientId, topic, reasonCode: refusal.reasonCode, reason: refusal.reason }, 'MQTT publish not acknowledged: the message was not stored');
     if (!v5) return conn.close(); // MQTT 3.1.1 cannot say no: the client publishes again after it reconnects
