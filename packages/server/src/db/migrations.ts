@@ -351,6 +351,21 @@ CREATE INDEX login_windows_start ON login_windows (window_start);
 `,
     ),
   },
+  {
+    // A wildcard SUBSCRIBE reads the retained topics under its filter's literal levels as a range of
+    // topics in code point order (src/mqtt/sql-store.ts). SQLite's primary key index already orders
+    // text byte by byte, which for UTF-8 is code point order. PostgreSQL's orders by the database's
+    // collation, which need not be code point order and which LIKE cannot use for a prefix either,
+    // so it read every retained topic: this index orders them as the C collation does.
+    version: 9,
+    name: 'retained topic order',
+    sqlite: `
+-- nothing to do: the primary key index on mqtt_retained (topic) serves the range
+`,
+    postgres: `
+CREATE INDEX mqtt_retained_topic_c ON mqtt_retained (topic COLLATE "C");
+`,
+  },
 ];
 
 /**

@@ -6,7 +6,7 @@ import type { IPublishPacket, IConnackPacket } from 'mqtt-packet';
 import { Broker, type BrokerOptions } from './broker.js';
 import type { ClusterLink } from './cluster.js';
 import { openPolicy } from './open-policy.js';
-import { SqlRetainedStore, SqlSessionStore } from './sql-store.js';
+import { retainedCandidates, SqlRetainedStore, SqlSessionStore } from './sql-store.js';
 import type { SessionChange, SessionStore, StoredSession } from './store.js';
 import { topicMatches } from './topics.js';
 import type { BrokerMessage } from './types.js';
@@ -357,6 +357,35 @@ describe('MQTT state in the database survives a broker restart', () => {
       const filter = levels.join('/');
       const got = (await retained.match(filter)).map((m) => m.topic).sort();
       assert.deepEqual(got, held.filter((x) => topicMatches(filter, x)).sort(), `filter ${JSON.stringify(filter)}`);
+    }
+  });
+
+  test('a wildcard lookup of retained messages reads its literal prefix with an index range scan, never every row', async () => {
+    const q = new RawQueries(t.db);
+    const filters = ['channels/0b7c/messages/#', 'channels/0b7c/messages/+/temp', 'channels/+/messages', '/+'];
+    const plans: string[] = [];
+    for (const filter of filters) {
+      const [text, params] = retainedCandidates(q.kind, filter);
+      if (t.db.sqlite) {
+        const steps = t.db.sqlite.prepare(`EXPLAIN QUERY PLAN ${text}`).all(...params) as { detail: string }[];
+        plans.push(steps.map((s) => s.detail).join('; '));
+      } else {
+        // with sequential scans priced out the planner takes an index wherever one serves the condition
+        plans.push(
+          await t.db.pgTransaction(async (client) => {
+            await client.query('SET LOCAL enable_seqscan = off');
+            let i = 0;
+            const { rows } = await client.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${text.replace(/\?/g, () => `$${++i}`)}`, params);
+            return rows.map((r) => r['QUERY PLAN']).join('; ');
+          }),
+        );
+      }
+    }
+    const fullScan = t.db.sqlite ? /\bSCAN mqtt_retained\b/ : /Seq Scan/;
+    const rangeScan = t.db.sqlite ? /SEARCH mqtt_retained USING INDEX \S+ \(topic>\? AND topic<\?\)/ : /Index Cond: \(\(\(topic\)::text >= /;
+    for (const [i, filter] of filters.entries()) {
+      assert.doesNotMatch(plans[i]!, fullScan, `${filter}: ${plans[i]}`);
+      assert.match(plans[i]!, rangeScan, `${filter}: ${plans[i]}`);
     }
   });
 

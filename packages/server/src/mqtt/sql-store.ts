@@ -1,4 +1,3 @@
-import { escapeLike } from '../db/list.js';
 import type { RawQueries } from '../db/raw.js';
 import type { RetainedStore } from './retained.js';
 import { decodeProperties, encodeProperties, type SessionChange, type SessionStore, type StoredMessage, type StoredSession } from './store.js';
@@ -78,20 +77,25 @@ export class SqlRetainedStore implements RetainedStore {
     return out;
   }
 
-  /**
-   * The rows a wildcard filter may match, narrowed by its literal levels: on SQLite a range of the
-   * primary key (text compares byte by byte there, so `a/b/` up to `a/b0` holds exactly the topics
-   * under `a/b`) and the topic `a/b` itself (`a/b/#` matches it, [MQTT-4.7.1-2]); on PostgreSQL,
-   * whose collation need not order by code point, LIKE. A filter that starts with a wildcard reads
-   * every row.
-   */
   private candidates(filter: string): Promise<RetainedRow[]> {
-    const prefix = literalPrefix(filter);
-    const all = `SELECT ${retainedColumns} FROM mqtt_retained`;
-    if (prefix === '' && !filter.startsWith('/')) return this.q.all<RetainedRow>(all, []);
-    if (this.q.kind === 'sqlite') return this.q.all<RetainedRow>(`${all} WHERE (topic >= ? AND topic < ?) OR topic = ?`, [`${prefix}/`, `${prefix}0`, prefix]); // '0' follows '/'
-    return this.q.all<RetainedRow>(`${all} WHERE topic LIKE ? ESCAPE '\\'`, [`${escapeLike(prefix)}%`]);
+    return this.q.all<RetainedRow>(...retainedCandidates(this.q.kind, filter));
   }
+}
+
+/**
+ * The query for the retained rows a wildcard filter may match, narrowed by its literal levels with
+ * an index range scan: in code point order, `a/b/` up to `a/b0` holds exactly the topics under
+ * `a/b` ('0' follows '/'), and the topic `a/b` itself is looked up beside them (`a/b/#` matches it,
+ * [MQTT-4.7.1-2]). SQLite compares text byte by byte, which is code point order for UTF-8;
+ * PostgreSQL compares under the C collation, the order of its index `mqtt_retained_topic_c`
+ * (migration 9). A filter that starts with a wildcard reads every row.
+ */
+export function retainedCandidates(kind: RawQueries['kind'], filter: string): [text: string, params: unknown[]] {
+  const prefix = literalPrefix(filter);
+  const all = `SELECT ${retainedColumns} FROM mqtt_retained`;
+  if (prefix === '' && !filter.startsWith('/')) return [all, []];
+  const ordered = kind === 'sqlite' ? 'topic' : 'topic COLLATE "C"';
+  return [`${all} WHERE (${ordered} >= ? AND ${ordered} < ?) OR ${ordered} = ?`, [`${prefix}/`, `${prefix}0`, prefix]];
 }
 
 interface SessionRow {
