@@ -13,6 +13,7 @@ import { Devices } from './pages/devices';
 import { DevicePage } from './pages/device';
 import { Channels } from './pages/channels';
 import { ChannelPage } from './pages/channel';
+import { Account } from './pages/account';
 
 /** The organization the pages under /organizations/:org work in, and what the user may do there. */
 interface OrgScope {
@@ -55,9 +56,9 @@ function TopBar() {
             </select>
           </label>
           <span className="grow" />
-          <span className="muted" data-testid="user">
+          <Link href="/account" className="muted" data-testid="user" title="Your account">
             {user.email}
-          </span>
+          </Link>
           <button type="button" className="secondary" onClick={() => void signOut()}>
             Sign out
           </button>
@@ -112,6 +113,11 @@ export function App() {
           <Route path="/organizations">
             <RequireSession>
               <Organizations />
+            </RequireSession>
+          </Route>
+          <Route path="/account">
+            <RequireSession>
+              <Account />
             </RequireSession>
           </Route>
           <Route path="/organizations/:org" nest>
