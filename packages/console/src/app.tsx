@@ -16,6 +16,7 @@ import { ChannelPage } from './pages/channel';
 import { DeviceImport } from './pages/device-import';
 import { Groups } from './pages/groups';
 import { GroupPage } from './pages/group';
+import { Account } from './pages/account';
 
 /** The organization the pages under /organizations/:org work in, and what the user may do there. */
 interface OrgScope {
@@ -58,9 +59,9 @@ function TopBar() {
             </select>
           </label>
           <span className="grow" />
-          <span className="muted" data-testid="user">
+          <Link href="/account" className="muted" data-testid="user" title="Your account">
             {user.email}
-          </span>
+          </Link>
           <button type="button" className="secondary" onClick={() => void signOut()}>
             Sign out
           </button>
@@ -116,6 +117,11 @@ export function App() {
           <Route path="/organizations">
             <RequireSession>
               <Organizations />
+            </RequireSession>
+          </Route>
+          <Route path="/account">
+            <RequireSession>
+              <Account />
             </RequireSession>
           </Route>
           <Route path="/organizations/:org" nest>

@@ -1,0 +1,227 @@
+// The signed-in user's own page: their profile, a new password, signing out everywhere, and their
+// personal access tokens (for scripts and the CLI: a token acts for this user in one organization,
+// with only the actions chosen here; it is shown once, when made, and can be revoked at any time).
+import { useState, type FormEvent } from 'react';
+import { api, problemText } from '../api/client';
+import type { paths } from '../api/schema';
+import { useSession } from '../session';
+import { ErrorNote, formatTime, useLoad, useTitle } from '../ui';
+
+type TokenAction = paths['/users/me/tokens']['post']['requestBody']['content']['application/json']['actions'][number];
+
+/** Every action a token may be given, in the order docs/permissions.md lists them. */
+const tokenActions: TokenAction[] = [
+  'org:read',
+  'org:update',
+  'org:delete',
+  'members:read',
+  'members:write',
+  'devices:read',
+  'devices:write',
+  'channels:read',
+  'channels:write',
+  'groups:read',
+  'groups:write',
+  'connections:read',
+  'connections:write',
+  'messages:read',
+  'messages:publish',
+  'dead-letters:read',
+  'dead-letters:write',
+];
+
+const day = 86_400;
+const lifetimes = [
+  { label: '7 days', seconds: 7 * day },
+  { label: '30 days', seconds: 30 * day },
+  { label: '90 days', seconds: 90 * day },
+  { label: '366 days', seconds: 366 * day },
+];
+
+export function Account() {
+  const { user, signOut } = useSession();
+  useTitle('Your account');
+  const [note, setNote] = useState<string>();
+  const [error, setError] = useState<string>();
+
+  async function changePassword(e: FormEvent<HTMLFormElement>) {
+    e.preventDefault();
+    const form = new FormData(e.currentTarget);
+    const target = e.currentTarget;
+    const { error: problem } = await api.POST('/users/me/password', {
+      body: { current_password: String(form.get('current')), new_password: String(form.get('new')) },
+    });
+    if (problem) return setError(problemText(problem));
+    target.reset();
+    setError(undefined);
+    setNote('Your password is changed: your other sessions are ended.');
+  }
+
+  async function signOutEverywhere() {
+    const { error: problem } = await api.DELETE('/users/me/sessions');
+    if (problem) return setError(problemText(problem));
+    // this session is among those ended
+    await signOut();
+  }
+
+  return (
+    <>
+      <h1>Your account</h1>
+      <section className="card" aria-labelledby="profile">
+        <h2 id="profile">Profile</h2>
+        <p>
+          {user?.email}
+          {user?.role === 'admin' && <span className="muted"> · platform admin</span>}
+        </p>
+      </section>
+      <form className="card" onSubmit={(e) => void changePassword(e)} aria-labelledby="password">
+        <h2 id="password">Password</h2>
+        <label>
+          Current password
+          <input name="current" type="password" autoComplete="current-password" required />
+        </label>
+        <label>
+          New password
+          <input name="new" type="password" autoComplete="new-password" required />
+        </label>
+        <button type="submit">Change password</button>
+        {note && <p role="status">{note}</p>}
+      </form>
+      <section className="card" aria-labelledby="sessions">
+        <h2 id="sessions">Sessions</h2>
+        <p className="muted">Ends every session of yours, in every browser and the CLI, this one included.</p>
+        <button type="button" className="secondary" onClick={() => void signOutEverywhere()}>
+          Sign out everywhere
+        </button>
+      </section>
+      <ErrorNote error={error} />
+      <Tokens />
+    </>
+  );
+}
+
+function Tokens() {
+  const tokens = useLoad(() => api.GET('/users/me/tokens', { params: { query: { limit: 100 } } }), []);
+  const orgs = useLoad(() => api.GET('/orgs', { params: { query: { limit: 100 } } }), []);
+  const [shown, setShown] = useState<string>();
+  const [copied, setCopied] = useState(false);
+  const [error, setError] = useState<string>();
+
+  async function create(e: FormEvent<HTMLFormElement>) {
+    e.preventDefault();
+    const form = new FormData(e.currentTarget);
+    const actions = form.getAll('action').map(String) as TokenAction[];
+    if (actions.length === 0) return setError('Choose at least one action for the token');
+    const { data, error: problem } = await api.POST('/users/me/tokens', {
+      body: { name: String(form.get('name')).trim(), org_id: String(form.get('org')), actions, expires_in: Number(form.get('expires')) },
+    });
+    if (problem) return setError(problemText(problem));
+    setError(undefined);
+    setCopied(false);
+    setShown(data.token);
+    tokens.reload();
+  }
+
+  async function revoke(id: string) {
+    const { error: problem } = await api.DELETE('/users/me/tokens/{id}', { params: { path: { id } } });
+    if (problem) return setError(problemText(problem));
+    tokens.reload();
+  }
+
+  const orgName = (id: string) => orgs.data?.orgs.find((o) => o.id === id)?.name ?? id;
+  return (
+    <section aria-labelledby="tokens">
+      <h2 id="tokens">Personal access tokens</h2>
+      <ErrorNote error={tokens.error} />
+      {shown && (
+        <section className="secret" aria-label="New token" data-testid="token">
+          <p>
+            <strong>The token, shown only now.</strong> Store it where your script reads it: it cannot be read again.
+          </p>
+          <div className="row">
+            <code data-testid="token-value">{shown}</code>
+            <button type="button" onClick={() => void navigator.clipboard.writeText(shown).then(() => setCopied(true))}>
+              {copied ? 'Copied' : 'Copy'}
+            </button>
+            <button type="button" className="secondary" onClick={() => setShown(undefined)}>
+              Done
+            </button>
+          </div>
+        </section>
+      )}
+      {tokens.data && tokens.data.tokens.length === 0 && <p className="muted">You have no token yet.</p>}
+      {tokens.data && tokens.data.tokens.length > 0 && (
+        <table>
+          <thead>
+            <tr>
+              <th>Name</th>
+              <th>Organization</th>
+              <th>Actions</th>
+              <th>Expires</th>
+              <th>Last used</th>
+              <th>
+                <span className="visually-hidden">Revoke</span>
+              </th>
+            </tr>
+          </thead>
+          <tbody>
+            {tokens.data.tokens.map((t) => (
+              <tr key={t.id}>
+                <td>{t.name}</td>
+                <td>{orgName(t.org_id)}</td>
+                <td>{t.actions.join(', ')}</td>
+                <td>{formatTime(t.expires_at)}</td>
+                <td>{t.last_used_at ? formatTime(t.last_used_at) : 'never'}</td>
+                <td>
+                  {t.revoked_at ? (
+                    <span className="muted">revoked</span>
+                  ) : (
+                    <button type="button" className="secondary" aria-label={`Revoke ${t.name}`} onClick={() => void revoke(t.id)}>
+                      Revoke
+                    </button>
+                  )}
+                </td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      <form className="card" onSubmit={(e) => void create(e)} aria-label="New token">
+        <label>
+          Token name
+          <input name="name" required maxLength={128} />
+        </label>
+        <label>
+          Token organization
+          <select name="org" required>
+            {orgs.data?.orgs.map((o) => (
+              <option key={o.id} value={o.id}>
+                {o.name}
+              </option>
+            ))}
+          </select>
+        </label>
+        <fieldset>
+          <legend>Actions</legend>
+          {tokenActions.map((a) => (
+            <label key={a} className="check">
+              <input type="checkbox" name="action" value={a} /> {a}
+            </label>
+          ))}
+        </fieldset>
+        <label>
+          Expires after
+          <select name="expires" defaultValue={String(30 * day)}>
+            {lifetimes.map((l) => (
+              <option key={l.seconds} value={l.seconds}>
+                {l.label}
+              </option>
+            ))}
+          </select>
+        </label>
+        <button type="submit">Create token</button>
+        <ErrorNote error={error} />
+      </form>
+    </section>
+  );
+}
