@@ -9,26 +9,17 @@ import { ErrorNote, formatTime, useLoad, useTitle } from '../ui';
 
 type TokenAction = paths['/users/me/tokens']['post']['requestBody']['content']['application/json']['actions'][number];
 
-/** Every action a token may be given, in the order docs/permissions.md lists them. */
-const tokenActions: TokenAction[] = [
-  'org:read',
-  'org:update',
-  'org:delete',
-  'members:read',
-  'members:write',
-  'devices:read',
-  'devices:write',
-  'channels:read',
-  'channels:write',
-  'groups:read',
-  'groups:write',
-  'connections:read',
-  'connections:write',
-  'messages:read',
-  'messages:publish',
-  'dead-letters:read',
-  'dead-letters:write',
-];
+/**
+ * Every action a token may be given: a record keyed by the API's own list, so that the typecheck
+ * fails when the platform adds or drops one (the order is the one docs/permissions.md shows).
+ */
+const actionsInOrder: Record<TokenAction, number> = {
+  'org:read': 0, 'org:update': 1, 'org:delete': 2, 'members:read': 3, 'members:write': 4,
+  'devices:read': 5, 'devices:write': 6, 'channels:read': 7, 'channels:write': 8, 'groups:read': 9,
+  'groups:write': 10, 'connections:read': 11, 'connections:write': 12, 'messages:read': 13,
+  'messages:publish': 14, 'dead-letters:read': 15, 'dead-letters:write': 16,
+};
+const tokenActions = (Object.keys(actionsInOrder) as TokenAction[]).sort((a, b) => actionsInOrder[a] - actionsInOrder[b]);
 
 const day = 86_400;
 const lifetimes = [
