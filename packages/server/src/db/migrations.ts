@@ -366,6 +366,26 @@ CREATE INDEX login_windows_start ON login_windows (window_start);
 CREATE INDEX mqtt_retained_topic_c ON mqtt_retained (topic COLLATE "C");
 `,
   },
+  {
+    // SQLite's writer (the only one: one process owns the file) holds the newest values of its
+    // batches for a moment and writes them to latest_values together (src/storage/sink.ts): a source
+    // sending many messages a second costs one upsert per name and moment, not one per record.
+    // `latest_watermark.row` is the last record (rowid of messages) latest_values reflects; the
+    // records after it are merged in by the readers and, after a crash, by the next writer.
+    // PostgreSQL's writers, several at once across nodes, upsert with every batch.
+    version: 10,
+    name: 'latest values watermark',
+    sqlite: `
+CREATE TABLE latest_watermark (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  row INTEGER NOT NULL
+);
+INSERT INTO latest_watermark (id, row) SELECT 1, COALESCE(MAX(rowid), 0) FROM messages;
+`,
+    postgres: `
+-- nothing to do: every batch upserts its latest values
+`,
+  },
 ];
 
 /**

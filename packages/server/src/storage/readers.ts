@@ -133,6 +133,10 @@ function where(f: MessageFilter, table: 'message_records' | 'latest_records' | '
   return { sql: parts.join(' AND '), params };
 }
 
+/** SQLite's records after the latest values' watermark (migration 10), with the columns of `latest_records`; a range of rowids. */
+const sqliteLatestTail = `SELECT m.source, m.msg, m.seq, s.channel, s.subtopic, s.publisher, s.protocol, m.name, m.unit, m.time, m.update_time, m.value, m.string_value, m.bool_value, m.data_value, m.sum
+  FROM messages m JOIN message_sources s ON s.key = m.source WHERE m.rowid > (SELECT row FROM latest_watermark)`;
+
 /** Queries over stored messages, identical on SQLite and PostgreSQL. */
 export class MessageReaders {
   private readonly q: RawQueries;
@@ -203,9 +207,17 @@ export class MessageReaders {
     const onlyKeys = Object.entries(f).every(([k, v]) => v === undefined || k === 'channel' || k === 'subtopic' || k === 'publisher');
     const table = onlyKeys ? 'latest_records' : 'message_records';
     const w = where(f, table);
+    let from = `SELECT ${recordSelect} FROM ${table} WHERE ${w.sql}`;
+    let params = w.params;
+    if (onlyKeys && this.db.kind === 'sqlite') {
+      // SQLite's writer holds the newest values of the last moment before it writes them (sink.ts):
+      // the records after the watermark join in
+      from += ` UNION ALL SELECT ${recordSelect} FROM (${sqliteLatestTail}) t WHERE ${w.sql}`;
+      params = [...w.params, ...w.params];
+    }
     const rows = await this.q.all<RecordRowOut>(
-      `SELECT ${valueSelect} FROM (SELECT ${valueSelect}, ROW_NUMBER() OVER (PARTITION BY name ORDER BY ${orderBy('DESC')}) AS rn FROM ${table} WHERE ${w.sql}) r WHERE rn = 1 ORDER BY name`,
-      w.params,
+      `SELECT ${valueSelect} FROM (SELECT ${valueSelect}, ROW_NUMBER() OVER (PARTITION BY name ORDER BY ${orderBy('DESC')}) AS rn FROM (${from}) u) r WHERE rn = 1 ORDER BY name`,
+      params,
     );
     return rows.map(toRecord);
   }

@@ -100,6 +100,64 @@ describe('message sink', () => {
     }
   });
 
+  test('latest values are exact at once, and a sink that crashed holding them leaves them to the next', async () => {
+    const at = t0 / 1000;
+    const stored = async (channel: string) => Number((await q.all<{ n: number }>('SELECT COUNT(*) AS n FROM latest_records WHERE channel = ?', [channel]))[0]!.n);
+    // one sink stores two batches and "crashes": it is dropped without close()
+    const crashed = createMessageSink(t.db);
+    await crashed.write(toRows([senml(t0, [{ n: 'a', t: at, v: 1 }, { n: 'b', t: at, v: 1 }], 'held')], 1024));
+    await crashed.write(toRows([senml(t0 + 1, [{ n: 'a', t: at + 1, v: 2 }], 'held')], 1024));
+    assert.deepEqual((await readers.latest({ channel: 'held' })).map((r) => [r.name, r.value]), [['a', 2], ['b', 1]]);
+    assert.deepEqual((await readers.latest({ channel: 'held', publisher: 'dev' })).map((r) => [r.name, r.value]), [['a', 2], ['b', 1]]);
+    // on SQLite the values wait in the sink (the readers merged them in from the records); PostgreSQL upserts with each batch
+    if (testDatabaseKind() === 'sqlite') assert.equal(await stored('held'), 0);
+    else assert.equal(await stored('held'), 2);
+    // the next sink on the database writes what the crashed one held before its first batch
+    const next = createMessageSink(t.db);
+    await next.write(toRows([senml(t0 + 2, [{ n: 'c', t: at, v: 3 }], 'held-next')], 1024));
+    assert.equal(await stored('held'), 2);
+    assert.deepEqual((await readers.latest({ channel: 'held' })).map((r) => [r.name, r.value]), [['a', 2], ['b', 1]]);
+    // and what it holds itself goes out on close
+    await next.close();
+    assert.equal(await stored('held-next'), 1);
+    assert.deepEqual((await readers.latest({ channel: 'held-next' })).map((r) => [r.name, r.value]), [['c', 3]]);
+  });
+
+  test('held latest values go out with a later batch once due, or on their own when none comes', async () => {
+    const at = t0 / 1000;
+    const stored = async (channel: string) => (await q.all<{ name: string; value: number }>('SELECT name, value FROM latest_records WHERE channel = ? ORDER BY name', [channel])).map((r) => [r.name, r.value]);
+    const own = createMessageSink(t.db);
+    await own.write(toRows([senml(t0, [{ n: 'x', t: at, v: 1 }], 'due')], 1024));
+    await new Promise((r) => setTimeout(r, 600)); // past the hold (200 ms): the sink's timer wrote them
+    assert.deepEqual(await stored('due'), [['x', 1]]);
+    await own.write(toRows([senml(t0 + 1, [{ n: 'x', t: at + 1, v: 2 }], 'due')], 1024));
+    await new Promise((r) => setTimeout(r, 250));
+    await own.write(toRows([senml(t0 + 2, [{ n: 'y', t: at, v: 3 }], 'due')], 1024)); // takes x = 2 along, holds y
+    assert.equal((await stored('due')).find(([n]) => n === 'x')![1], 2);
+    assert.deepEqual((await readers.latest({ channel: 'due' })).map((r) => [r.name, r.value]), [['x', 2], ['y', 3]]);
+    await own.close();
+    assert.deepEqual(await stored('due'), [['x', 2], ['y', 3]]);
+  });
+
+  test('after retention removed every record, new records still reach the latest values', { skip: testDatabaseKind() !== 'sqlite' && 'about SQLite rowids, which start again from 1 in an empty table' }, async () => {
+    const db = await openTestDatabase();
+    try {
+      const own = createMessageSink(db.db);
+      const ownReaders = new MessageReaders(db.db);
+      const many = Array.from({ length: 50 }, (_, i) => senml(t0 + i, [{ n: 'v', v: i }], 'empty'));
+      await own.write(toRows(many, 1024));
+      for (let n = -1; n !== 0; ) n = await own.pruneBefore(idBoundary(t0 + 3_600_000), 1000);
+      assert.deepEqual(await ownReaders.latest({ channel: 'empty' }), []);
+      await own.write(toRows([senml(t0 + 3_600_001, [{ n: 'v', v: 100 }], 'empty')], 1024));
+      assert.deepEqual((await ownReaders.latest({ channel: 'empty', publisher: 'dev' })).map((r) => r.value), [100]);
+      await own.close();
+      const raw = await new RawQueries(db.db).all<{ value: number }>('SELECT value FROM latest_values', []);
+      assert.deepEqual(raw.map((r) => r.value), [100]);
+    } finally {
+      await db.cleanup();
+    }
+  });
+
   test('retention prunes records, documents, payloads, message ids and latest values of pruned records', async () => {
     const old = [senml(t0, [{ n: 'kept', v: 1 }, { n: 'gone', v: 1 }], 'ret'), envelope(t0 + 1, 'application/json', { j: 1 }, 'ret'), envelope(t0 + 2, 'text/plain', 'old', 'ret')];
     const young = [senml(t0 + 60_000, [{ n: 'kept', t: t0 / 1000 - 100, v: 2 }], 'ret'), envelope(t0 + 60_001, 'text/plain', 'new', 'ret')];

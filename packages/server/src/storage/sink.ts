@@ -16,6 +16,8 @@ export interface MessageSink {
   probe(): Promise<void>;
   /** Deletes messages received before `boundaryId` (ids are UUID v7, so they sort by receive time), at most `limit` rows per table; returns rows deleted. */
   pruneBefore(boundaryId: string, limit: number): Promise<number>;
+  /** Writes what the sink still holds (SQLite's latest values); the sink takes no more writes after it. */
+  close(): Promise<void>;
 }
 
 /** The smallest UUID v7 of a millisecond: every message received before it has a smaller id. */
@@ -156,17 +158,46 @@ class NewestPerName {
     if (seen === undefined || r.time > seen.r.time || (r.time === seen.r.time && (msg > seen.msg || (msg === seen.msg && r.seq > seen.r.seq)))) byName.set(r.name, { r, source, msg });
   }
 
+  /** Takes the newer of each (source, name) of `other`. */
+  merge(other: NewestPerName): void {
+    for (const c of other.all()) this.offer(c.r, c.source, c.msg);
+  }
+
   *all(): Iterable<Candidate> {
     for (const byName of this.bySource.values()) yield* byName.values();
   }
+
+  get size(): number {
+    let n = 0;
+    for (const byName of this.bySource.values()) n += byName.size;
+    return n;
+  }
 }
+
+/**
+ * How long SQLite's sink holds the newest values of its batches before they go to `latest_values`
+ * (ms), and how many (source, name) it holds at most. A source that sends many messages a second
+ * costs one upsert per name and period rather than one per record: half of a SenML batch's commit
+ * time went to those upserts (bench/writer, bench/http-publish). Readers merge in the records after
+ * the watermark, so GET …/latest is exact all the same; after a crash the next sink does.
+ */
+const latestHoldMs = 200;
+const latestMaxHeld = 10_000;
 
 /** On SQLite: records keyed as above, their message keys given out by the sink (batches begin immediate: it is the only writer). */
 class SqliteSink implements MessageSink {
   private readonly writeAll: (batch: RowBatch) => void;
   private readonly probeAll: () => void;
   private readonly pruneAll: (boundaryId: string, limit: number) => number;
+  private readonly flushAll: () => void;
+  private readonly recoverAll: () => void;
   private readonly keys = new DictionaryKeys();
+  /** Newest values of committed batches not yet in latest_values, since `heldSince`; `heldRow`: the last record they cover. */
+  private held = new NewestPerName();
+  private heldSince = 0;
+  private heldRow: number | bigint = 0;
+  private flushTimer: NodeJS.Timeout | undefined;
+  private recovered = false;
 
   constructor(db: NonNullable<Database['sqlite']>) {
     const insert = (table: string, cols: readonly string[], tail = '') => db.prepare(`INSERT ${tail ? '' : 'OR IGNORE '}INTO ${table} (${cols.join(', ')}) VALUES (${cols.map(() => '?').join(', ')})${tail}`);
@@ -204,7 +235,28 @@ class SqliteSink implements MessageSink {
     // Both transactions read before they write. Begun deferred, they would fail with
     // SQLITE_BUSY_SNAPSHOT when another connection (the main thread, next to the writer thread)
     // committed in between; begun immediate, they wait for the lock instead (busy_timeout).
-    const writeRows = (all: RowBatch) => {
+    const watermark = db.prepare('SELECT row FROM latest_watermark').pluck();
+    // never back: a recovery by another sink on the file may have moved it past this one's rows
+    const setWatermark = db.prepare('UPDATE latest_watermark SET row = MAX(row, ?)');
+    const upsertLatest = (newest: NewestPerName) => {
+      for (const { r, source, msg } of newest.all()) {
+        latest.run(source, r.name, msg, r.seq, r.unit, r.time, r.update_time, r.value, r.string_value, bool(r.bool_value), r.data_value, r.sum);
+      }
+    };
+    /** The held values into latest_values, and the watermark after the records they cover (inside a transaction). */
+    const flushHeld = () => {
+      upsertLatest(this.held);
+      setWatermark.run(this.heldRow);
+    };
+    // the newest of each (source, name) among the records after the watermark, which a sink that
+    // crashed held (WHERE true: an upsert's SELECT needs one, or its ON reads as a join's)
+    const recoverTail = db.prepare(`INSERT INTO latest_values (${latestColumns.join(', ')})
+      SELECT ${latestColumns.join(', ')} FROM (
+        SELECT ${latestColumns.join(', ')}, ROW_NUMBER() OVER (PARTITION BY source, name ORDER BY time DESC, msg DESC, seq DESC) AS rn
+        FROM messages WHERE rowid > ?) WHERE rn = 1 AND true ${latestConflict}`);
+    const lastRecord = db.prepare('SELECT MAX(rowid) FROM messages').pluck();
+
+    const writeRows = (all: RowBatch, newest: NewestPerName): number | bigint => {
       // ids first: a message recorded before (a redelivered batch) is not stored again
       const fresh = new Set<string>();
       for (const id of all.ids) if (!fresh.has(id) && known.get(id) === undefined) fresh.add(id);
@@ -217,7 +269,6 @@ class SqliteSink implements MessageSink {
       const lastRow = new Map<string, number | bigint>();
       // a message's records are consecutive (rows.ts): its keys are looked up, and its last rowid
       // noted, once per message
-      const newest = new NewestPerName();
       let id = '';
       let channel = 0;
       let source = 0;
@@ -238,16 +289,22 @@ class SqliteSink implements MessageSink {
       for (const [id, key] of keys) recordId.run(key, id, lastRow.get(id) ?? null);
       for (const d of batch.documents) doc.run(d.id, d.seq, d.org_id, d.channel, d.subtopic, d.publisher, d.protocol, d.time, d.document);
       for (const p of batch.payloads) pay.run(p.id, p.org_id, p.channel, p.subtopic, p.publisher, p.protocol, p.content_type, p.time, p.size, p.truncated ? 1 : 0, p.payload);
-      for (const { r, source, msg } of newest.all()) {
-        latest.run(source, r.name, msg, r.seq, r.unit, r.time, r.update_time, r.value, r.string_value, bool(r.bool_value), r.data_value, r.sum);
-      }
+      return row;
     };
-    const writeAll = db.transaction(writeRows);
+    const writeAll = db.transaction((batch: RowBatch, newest: NewestPerName, flush: boolean) => {
+      const row = writeRows(batch, newest);
+      if (flush) flushHeld();
+      return row;
+    });
     const probeAll = db.transaction((batch: RowBatch) => {
-      writeRows(batch);
+      // every statement a write uses, the latest values' upsert too
+      const newest = new NewestPerName();
+      writeRows(batch, newest);
+      upsertLatest(newest);
       throw rolledBack;
     });
     this.probeAll = () => {
+      this.recover();
       try {
         probeAll.immediate(probeRows());
       } catch (e) {
@@ -258,14 +315,34 @@ class SqliteSink implements MessageSink {
       }
     };
     this.writeAll = (batch) => {
+      this.recover();
       this.keys.trim();
+      const newest = new NewestPerName();
+      const flush = this.held.size > 0 && (Date.now() - this.heldSince >= latestHoldMs || this.held.size >= latestMaxHeld);
+      let row: number | bigint;
       try {
-        writeAll.immediate(batch);
+        row = writeAll.immediate(batch, newest, flush);
       } catch (e) {
         this.keys.forget();
         throw e;
       }
+      if (flush) this.held = new NewestPerName();
+      this.hold(newest, row);
     };
+    const flushOnly = db.transaction(flushHeld);
+    this.flushAll = () => {
+      if (this.held.size === 0) return;
+      flushOnly.immediate();
+      this.held = new NewestPerName();
+    };
+    const recoverOnly = db.transaction(() => {
+      const from = watermark.get() as number | bigint;
+      const last = (lastRecord.get() as number | bigint | null) ?? 0;
+      if (last > from) recoverTail.run(from);
+      // after retention emptied the table, rowids start again from 1: the watermark follows them down
+      db.prepare('UPDATE latest_watermark SET row = ?').run(last);
+    });
+    this.recoverAll = () => recoverOnly.immediate();
 
     // Records have no index on their message: the old ones are the rowids up to the last row of the
     // newest message before the boundary (rowids grow as messages are stored), checked one by one.
@@ -278,6 +355,8 @@ class SqliteSink implements MessageSink {
     const refillLatest = db.prepare(latestRefill(() => '?'));
     const pruneIds = db.prepare('DELETE FROM message_ids WHERE key IN (SELECT key FROM message_ids WHERE id < ? LIMIT ?)');
     const pruneAll = db.transaction((boundaryId: string, limit: number) => {
+      // what retention replaces must be in latest_values first
+      flushHeld();
       const bound = lastOldRow.get(boundaryId) as number | bigint | null;
       const records = bound === null ? 0 : pruneRecords.run(bound, boundaryId, limit).changes;
       const documents = pruneDocuments.run(boundaryId, limit).changes;
@@ -290,9 +369,51 @@ class SqliteSink implements MessageSink {
         n += dropLatest.run(k.source, k.name, k.msg).changes;
         refillLatest.run(k.source, k.source, k.name, boundaryId);
       }
-      return n + pruneIds.run(boundaryId, limit).changes;
+      n += pruneIds.run(boundaryId, limit).changes;
+      // with every record gone, new ones are numbered from 1 again
+      followRowids.run();
+      return n;
     });
-    this.pruneAll = (boundaryId, limit) => pruneAll.immediate(boundaryId, limit);
+    const followRowids = db.prepare('UPDATE latest_watermark SET row = MIN(row, COALESCE((SELECT MAX(rowid) FROM messages), 0))');
+    this.pruneAll = (boundaryId, limit) => {
+      this.recover();
+      const n = pruneAll.immediate(boundaryId, limit);
+      this.held = new NewestPerName();
+      return n;
+    };
+  }
+
+  /** Once per sink, before its first write: the latest values a crashed sink held, from the records after the watermark. */
+  private recover(): void {
+    if (this.recovered) return;
+    this.recoverAll();
+    this.recovered = true;
+  }
+
+  /** Holds a committed batch's newest values; they go out with a batch once held `latestHoldMs`, or on their own when no batch comes. */
+  private hold(newest: NewestPerName, row: number | bigint): void {
+    if (newest.size === 0) return;
+    if (this.held.size === 0) this.heldSince = Date.now();
+    this.held.merge(newest);
+    if (row > this.heldRow) this.heldRow = row;
+    this.flushLater(latestHoldMs);
+  }
+
+  private flushLater(ms: number): void {
+    if (this.flushTimer) return;
+    this.flushTimer = setTimeout(() => {
+      this.flushTimer = undefined;
+      if (this.held.size === 0) return;
+      // a batch flushed them since, and holds newer ones: their turn comes when they are due
+      const wait = this.heldSince + latestHoldMs - Date.now();
+      if (wait > 0) return this.flushLater(wait);
+      try {
+        this.flushAll();
+      } catch {
+        // held for the next batch, which writes them in its transaction (and fails loudly if it cannot)
+      }
+    }, ms);
+    this.flushTimer.unref();
   }
 
   async write(batch: RowBatch): Promise<void> {
@@ -305,6 +426,12 @@ class SqliteSink implements MessageSink {
 
   async pruneBefore(boundaryId: string, limit: number): Promise<number> {
     return this.pruneAll(boundaryId, limit);
+  }
+
+  async close(): Promise<void> {
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    this.flushAll();
   }
 }
 
@@ -479,6 +606,9 @@ class PostgresSink implements MessageSink {
     }
     return [arrayLiteral(channel, true), arrayLiteral(source, true), arrayLiteral(msg, true), ...columnsOf<RecordRow>(records, recordValueColumns, recordTypes.slice(3))];
   }
+
+  /** Holds nothing between batches. */
+  async close(): Promise<void> {}
 
   async pruneBefore(boundaryId: string, limit: number): Promise<number> {
     const pool = this.db.pool!;

@@ -45,6 +45,7 @@ if (opened) {
   port.on('message', (m: WorkerRequest) => {
     queue = queue.then(async () => {
       if (m.op !== 'close') return reply(await handle(sink, m));
+      await sink.close().catch(() => {}); // what it still held, the next writer recovers from the records
       await db.close();
       port.close();
     });

@@ -42,7 +42,7 @@ export function localStore(sink: MessageSink, opaqueMaxBytes: number): BatchStor
     store: (batch) => storeBatch(sink, batch, opaqueMaxBytes),
     probe: () => sink.probe(),
     pruneBefore: (boundaryId, limit) => sink.pruneBefore(boundaryId, limit),
-    close: async () => {},
+    close: () => sink.close(),
   };
 }
 
