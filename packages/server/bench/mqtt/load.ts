@@ -13,7 +13,8 @@ export interface LoadSpec {
   port: number;
   scenario: 'p2p' | 'fan-in' | 'fan-out' | 'connect';
   qos: 0 | 1;
-  payload: number;
+  /** Payload bytes (at least 8: the send time), or 'senml': a one-record SenML JSON pack carrying the send time. */
+  payload: number | 'senml';
   seconds: number;
   /** Messages per second across all publishers; 0: as fast as the broker takes them. */
   rate: number;
@@ -174,11 +175,27 @@ class Client {
   }
 }
 
-/** A PUBLISH whose payload starts with the send time (ns, process clock). */
-function publishPacket(topic: string, qos: 0 | 1, size: number, messageId: number): Buffer {
-  const payload = Buffer.alloc(Math.max(8, size));
-  payload.writeBigUInt64BE(process.hrtime.bigint(), 0);
+/** The SenML pack's text before and after the send time (20 decimal digits of ns): `[{"n":"t","vs":"…"}]`, 37 bytes. */
+const senmlHead = '[{"n":"t","vs":"';
+const senmlTail = '"}]';
+
+/** A PUBLISH whose payload carries the send time (ns, process clock): its first 8 bytes, or the SenML record's string value. */
+function publishPacket(topic: string, qos: 0 | 1, size: number | 'senml', messageId: number): Buffer {
+  let payload: Buffer;
+  if (size === 'senml') {
+    payload = Buffer.from(`${senmlHead}${process.hrtime.bigint().toString().padStart(20, '0')}${senmlTail}`, 'latin1');
+  } else {
+    payload = Buffer.alloc(Math.max(8, size));
+    payload.writeBigUInt64BE(process.hrtime.bigint(), 0);
+  }
   return encodePublish(topic, payload, qos, false, false, qos ? messageId : undefined, false);
+}
+
+/** The send time a received payload carries (ns), or undefined when it carries none. */
+function sentAt(payload: Buffer, kind: number | 'senml'): bigint | undefined {
+  if (kind !== 'senml') return payload.length >= 8 ? payload.readBigUInt64BE(0) : undefined;
+  if (payload.length < senmlHead.length + 20) return undefined;
+  return BigInt(payload.toString('latin1', senmlHead.length, senmlHead.length + 20));
 }
 
 async function connectScenario(spec: LoadSpec): Promise<LoadResult> {
@@ -232,8 +249,8 @@ async function run(spec: LoadSpec): Promise<LoadResult | undefined> {
     c.onPublish = (p) => {
       if (!measuring) return;
       received++;
-      const payload = p.payload;
-      if (payload.length >= 8 && samples < latencies.length) latencies[samples++] = Number(process.hrtime.bigint() - payload.readBigUInt64BE(0)) / 1e6;
+      const at = sentAt(p.payload, spec.payload);
+      if (at !== undefined && samples < latencies.length) latencies[samples++] = Number(process.hrtime.bigint() - at) / 1e6;
     };
     subscribers.push(c);
   }
