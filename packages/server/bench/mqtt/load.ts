@@ -1,13 +1,10 @@
 // MQTT load generator, run in a process of its own by bench/mqtt/run.ts: raw MQTT 3.1.1 clients
-// (mqtt-packet makes the rare packets; PUBLISH/PUBACK are made and read here directly, so that the
-// generator costs little and the broker, not the generator, is what is measured), one JSON
-// result line on stdout.
+// (client.ts), one JSON result line on stdout. bench/README.md says how it counts.
 //
 //   tsx bench/mqtt/load.ts '<LoadSpec as JSON>'
 import { readFileSync } from 'node:fs';
-import net from 'node:net';
-import mqttPacket from 'mqtt-packet';
-import { encodeAck, encodePublish } from '../../src/mqtt/wire.js';
+import { encodePublish } from '../../src/mqtt/wire.js';
+import { Client } from './client.js';
 
 export interface LoadSpec {
   port: number;
@@ -40,140 +37,7 @@ export interface LoadResult {
 }
 
 const errors: string[] = [];
-
-/** What the generator needs of a packet from the broker. */
-interface Incoming {
-  cmd: 'publish' | 'puback' | 'connack' | 'suback' | 'other';
-  qos: number;
-  messageId: number;
-  payload: Buffer;
-  returnCode: number;
-  granted: number[];
-}
-
-/**
- * Splits the broker's byte stream into MQTT 3.1.1 packets and reads the few fields the generator
- * uses (§2.2 fixed header; §3.2, §3.3, §3.4, §3.9).
- */
-class PacketReader {
-  private buf: Buffer = Buffer.alloc(0);
-
-  constructor(private readonly onPacket: (p: Incoming) => void) {}
-
-  push(chunk: Buffer): void {
-    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
-    let at = 0;
-    for (;;) {
-      if (this.buf.length - at < 2) break;
-      let length = 0;
-      let multiplier = 1;
-      let i = at + 1;
-      let complete = false;
-      for (let n = 0; n < 4 && i < this.buf.length; n++) {
-        const byte = this.buf[i++]!;
-        length += (byte & 0x7f) * multiplier;
-        multiplier *= 128;
-        if ((byte & 0x80) === 0) {
-          complete = true;
-          break;
-        }
-      }
-      if (!complete || this.buf.length - i < length) break;
-      this.dispatch(this.buf[at]!, this.buf.subarray(i, i + length));
-      at = i + length;
-    }
-    this.buf = at === this.buf.length ? Buffer.alloc(0) : this.buf.subarray(at);
-  }
-
-  private dispatch(header: number, body: Buffer): void {
-    const type = header >> 4;
-    const p: Incoming = { cmd: 'other', qos: 0, messageId: 0, payload: body, returnCode: 0, granted: [] };
-    if (type === 3) {
-      p.cmd = 'publish';
-      p.qos = (header >> 1) & 3;
-      let at = 2 + body.readUInt16BE(0);
-      if (p.qos > 0) {
-        p.messageId = body.readUInt16BE(at);
-        at += 2;
-      }
-      p.payload = body.subarray(at);
-    } else if (type === 4) {
-      p.cmd = 'puback';
-      p.messageId = body.readUInt16BE(0);
-    } else if (type === 2) {
-      p.cmd = 'connack';
-      p.returnCode = body[1]!;
-    } else if (type === 9) {
-      p.cmd = 'suback';
-      p.granted = [...body.subarray(2)];
-    }
-    this.onPacket(p);
-  }
-}
-
-class Client {
-  readonly sock: net.Socket;
-  private readonly reader = new PacketReader((p) => this.onPacket(p));
-  onPublish: ((p: Incoming) => void) | undefined;
-  onPuback: (() => void) | undefined;
-  private waiting = new Map<string, (p: Incoming) => void>();
-  private corked = false;
-
-  constructor(port: number) {
-    this.sock = net.connect(port, '127.0.0.1');
-    this.sock.setNoDelay(true);
-    this.sock.on('data', (d: Buffer) => this.reader.push(d));
-    this.sock.on('error', (e) => errors.length < 5 && errors.push(e.message));
-  }
-
-  private onPacket(p: Incoming): void {
-    if (p.cmd === 'publish') {
-      this.onPublish?.(p);
-      if (p.qos === 1) this.send(encodeAck('puback', p.messageId));
-      return;
-    }
-    if (p.cmd === 'puback') return this.onPuback?.();
-    const w = this.waiting.get(p.cmd);
-    if (w) {
-      this.waiting.delete(p.cmd);
-      w(p);
-    }
-  }
-
-  /** Writes, corked until the packets made together are written: the generator's own system calls stay few, whichever broker it drives. */
-  send(buf: Buffer): boolean {
-    if (!this.corked) {
-      this.corked = true;
-      this.sock.cork();
-      process.nextTick(() => {
-        this.corked = false;
-        this.sock.uncork();
-      });
-    }
-    return this.sock.write(buf);
-  }
-
-  private expect(cmd: Incoming['cmd']): Promise<Incoming> {
-    return new Promise((resolve, reject) => {
-      this.waiting.set(cmd, resolve);
-      this.sock.once('close', () => reject(new Error(`closed while waiting for ${cmd}`)));
-    });
-  }
-
-  async connect(clientId: string, cred?: { username: string; password: string }): Promise<void> {
-    const ack = this.expect('connack');
-    this.sock.write(mqttPacket.generate({ cmd: 'connect', protocolVersion: 4, clientId, clean: true, keepalive: 0, ...(cred ? { username: cred.username, password: Buffer.from(cred.password) } : {}) }));
-    const p = await ack;
-    if (p.returnCode !== 0) throw new Error(`CONNACK ${p.returnCode}`);
-  }
-
-  async subscribe(filter: string, qos: 0 | 1): Promise<void> {
-    const ack = this.expect('suback');
-    this.sock.write(mqttPacket.generate({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: filter, qos }] }));
-    const p = await ack;
-    if ((p.granted[0] ?? 0x80) >= 0x80) throw new Error(`SUBACK refused ${filter}`);
-  }
-}
+const noteError = (message: string) => void (errors.length < 5 && errors.push(message));
 
 /** The SenML pack's text before and after the send time (20 decimal digits of ns): `[{"n":"t","vs":"…"}]`, 37 bytes. */
 const senmlHead = '[{"n":"t","vs":"';
@@ -208,7 +72,7 @@ async function connectScenario(spec: LoadSpec): Promise<LoadResult> {
   const worker = async () => {
     while (next < n) {
       const i = next++;
-      const c = new Client(spec.port);
+      const c = new Client(spec.port, noteError);
       clients.push(c);
       try {
         await c.connect(`idle-${i}`, creds.length ? creds[i % creds.length] : undefined);
@@ -243,7 +107,7 @@ async function run(spec: LoadSpec): Promise<LoadResult | undefined> {
   let measuring = false;
   const subscribers: Client[] = [];
   for (let i = 0; i < subs; i++) {
-    const c = new Client(spec.port);
+    const c = new Client(spec.port, noteError);
     await c.connect(`sub-${i}-${process.pid}`, cred());
     await c.subscribe(`${spec.topic}/#`, spec.qos);
     c.onPublish = (p) => {
@@ -256,7 +120,7 @@ async function run(spec: LoadSpec): Promise<LoadResult | undefined> {
   }
   const publishers: Client[] = [];
   for (let i = 0; i < pubs; i++) {
-    const c = new Client(spec.port);
+    const c = new Client(spec.port, noteError);
     await c.connect(`pub-${i}-${process.pid}`, cred());
     publishers.push(c);
   }
@@ -304,7 +168,7 @@ async function run(spec: LoadSpec): Promise<LoadResult | undefined> {
   measuring = false;
   const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
   stop = true;
-  for (const p of publishers) p.onPuback?.();
+  for (const p of publishers) p.onPuback?.(0);
   await Promise.race([Promise.all(loops), new Promise((r) => setTimeout(r, 2000))]);
   for (const c of [...publishers, ...subscribers]) c.sock.destroy();
   const sorted = latencies.slice(0, samples).sort();
