@@ -17,6 +17,8 @@ import { DeviceImport } from './pages/device-import';
 import { Groups } from './pages/groups';
 import { GroupPage } from './pages/group';
 import { Account } from './pages/account';
+import { Members } from './pages/members';
+import { Users } from './pages/users';
 
 /** The organization the pages under /organizations/:org work in, and what the user may do there. */
 interface OrgScope {
@@ -59,6 +61,11 @@ function TopBar() {
             </select>
           </label>
           <span className="grow" />
+          {user.role === 'admin' && (
+            <Link href="/admin/users" className="muted">
+              Users
+            </Link>
+          )}
           <Link href="/account" className="muted" data-testid="user" title="Your account">
             {user.email}
           </Link>
@@ -98,6 +105,7 @@ function InOrg({ children }: { children: ReactNode }) {
         <Tab href="/devices">Devices</Tab>
         <Tab href="/channels">Channels</Tab>
         <Tab href="/groups">Groups</Tab>
+        <Tab href="/members">Members</Tab>
       </nav>
       {children}
     </OrgContext.Provider>
@@ -124,6 +132,11 @@ export function App() {
               <Account />
             </RequireSession>
           </Route>
+          <Route path="/admin/users">
+            <RequireSession>
+              <Users />
+            </RequireSession>
+          </Route>
           <Route path="/organizations/:org" nest>
             <RequireSession>
               <InOrg>
@@ -135,6 +148,7 @@ export function App() {
                   <Route path="/channels/:id" component={ChannelPage} />
                   <Route path="/groups" component={Groups} />
                   <Route path="/groups/:id" component={GroupPage} />
+                  <Route path="/members" component={Members} />
                   <Route>
                     <Redirect to="/devices" replace />
                   </Route>
