@@ -1,13 +1,14 @@
 // test-database: once (the subject is not the database: it runs in the SQLite pass only)
 // The console's people pages end to end, against a real `fleetwire start` and Debian's Chromium: an
 // owner invites a second user (made over the API by the platform admin) from the members page, by
-// keyboard; the platform's refusal to remove the last owner is shown; that user signs in, sees the
-// invitation above their organizations and accepts it (the organization joins their list); the
-// owner makes them a viewer, and on the members page they see the list without a single control
-// that would change it. The platform admin finds, creates and deletes users on the users page; a
-// plain user has no link to it and is told they may not see it. Each page is checked with axe-core
-// and its screenshot written to docs/images/console-{members,invitations,users}.png; a phone-sized
-// screen does not scroll the members page sideways.
+// keyboard; the platform's refusal to remove the last owner is shown; that user signs in, sees two
+// invitations above their organizations, declines one and accepts the other (the organization
+// joins their list); the owner makes them a viewer, and on the members page they see the list
+// without a single control that would change it. A longer list of members is paged. The platform
+// admin finds, creates and deletes users on the users page; a plain user has no link to it and is
+// told they may not see it. Each page is checked with axe-core and its screenshot written to
+// docs/images/console-{members,invitations,users}.png; a phone-sized screen does not scroll the
+// members page sideways.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Browser, Page } from 'playwright-core';
@@ -77,7 +78,11 @@ test('an owner invites a user who accepts, then makes them a viewer who sees no 
   await page.getByRole('alert').filter({ hasText: 'An organization must keep at least one owner' }).waitFor();
   assert.deepEqual(await members(), [`${owner.email} owner`]);
 
-  // the invited user signs in and finds the invitation above their (empty) list of organizations
+  // a second invitation, made over the API, for the invited user to decline
+  const vineyard = (await call<{ id: string }>(origin, 'POST', '/orgs', { token: ownerToken, body: { name: 'Vineyard' } })).body.id;
+  assert.equal((await call(origin, 'POST', `/orgs/${vineyard}/members`, { token: ownerToken, body: { email: invitee.email, role: 'admin' } })).status, 202);
+
+  // the invited user signs in and finds the invitations above their (empty) list of organizations
   const invitees = await openPage(browser, origin);
   const other = invitees.page;
   await other.goto(`${origin}/organizations`);
@@ -85,7 +90,12 @@ test('an owner invites a user who accepts, then makes them a viewer who sees no 
   const received = other.getByRole('table', { name: 'Your invitations' });
   await received.getByRole('cell', { name: 'Orchard', exact: true }).waitFor();
   await other.getByText('You are in no organization yet').waitFor();
+  await received.getByRole('cell', { name: 'Vineyard', exact: true }).waitFor();
   await checkPage(other, 'invitations');
+  await other.getByRole('button', { name: 'Decline the invitation into Vineyard' }).click();
+  await other.getByRole('status').filter({ hasText: 'You declined the invitation into Vineyard.' }).waitFor();
+  await received.getByRole('cell', { name: 'Vineyard', exact: true }).waitFor({ state: 'detached' });
+  assert.equal((await call<{ total: number }>(origin, 'GET', `/orgs/${vineyard}/invitations`, { token: ownerToken })).body.total, 0);
   await other.getByRole('button', { name: 'Accept the invitation into Orchard' }).click();
   await other.getByRole('status').filter({ hasText: 'You are now a member of Orchard.' }).waitFor();
   await other.getByRole('link', { name: 'Orchard' }).waitFor();
@@ -149,7 +159,21 @@ test('an owner invites a user who accepts, then makes them a viewer who sees no 
   await adminPage.getByText('No user has the email carol@example.org.').waitFor();
   assert.equal((await login(origin, 'carol@example.org', 'carol-password')).status, 401);
 
-  // a phone-sized screen: the members page does not scroll sideways
+  // twenty more members (a platform admin adds existing users at once): the list is paged
+  for (let k = 1; k <= 20; k++) {
+    const email = `member-${String(k).padStart(2, '0')}@example.org`;
+    assert.equal((await call(origin, 'POST', '/users', { token: adminToken, body: { email, password: 'member-password' } })).status, 201);
+    assert.equal((await call(origin, 'POST', `/orgs/${org}/members`, { token: adminToken, body: { email, role: 'operator' } })).status, 201);
+  }
+  await page.reload();
+  await page.getByTestId('page-info').filter({ hasText: '1–20 of 22' }).waitFor();
+  assert.equal(await table.getByRole('row').count(), 21, 'a heading and twenty members');
+  await page.getByRole('button', { name: 'Next' }).click();
+  await page.getByTestId('page-info').filter({ hasText: '21–22 of 22' }).waitFor();
+  await table.getByRole('row').nth(3).waitFor({ state: 'detached' });
+  assert.equal(await table.getByRole('row').count(), 3, 'a heading and the last two members');
+
+  // a phone-sized screen: the members page (its pager too) does not scroll sideways
   const phone = await openPage(browser, origin, { width: 390, height: 844 });
   await phone.page.goto(`${origin}/organizations/${org}/members`);
   await signIn(phone.page, owner);
