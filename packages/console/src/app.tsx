@@ -1,7 +1,7 @@
 // The console's pages and the frame around them. Paths are the console's own (`/organizations/…`),
 // apart from the API's (`/orgs/…`), so a reload of any page reaches index.html and not the API.
 // Under /organizations/:org the routes are nested: their links and paths are relative to it.
-import { createContext, useContext, type ReactNode } from 'react';
+import { createContext, useContext, useEffect, type ReactNode } from 'react';
 import { Link, Redirect, Route, Switch, useLocation, useParams } from 'wouter';
 import { api } from './api/client';
 import type { Org, Role } from './api/types';
@@ -19,6 +19,7 @@ import { GroupPage } from './pages/group';
 import { Account } from './pages/account';
 import { Members } from './pages/members';
 import { Users } from './pages/users';
+import { orgsChangedEvent } from './pages/invitations';
 
 /** The organization the pages under /organizations/:org work in, and what the user may do there. */
 interface OrgScope {
@@ -42,6 +43,11 @@ function TopBar() {
   const current = /^\/organizations\/([^/]+)/.exec(location)?.[1];
   // loaded again on a switch, so an organization created since is in the menu
   const orgs = useLoad(() => (user ? api.GET('/orgs', { params: { query: { limit: 100 } } }) : Promise.resolve({ data: undefined })), [user?.id, current]);
+  const { reload } = orgs;
+  useEffect(() => {
+    window.addEventListener(orgsChangedEvent, reload);
+    return () => window.removeEventListener(orgsChangedEvent, reload);
+  }, [reload]);
   return (
     <header className="top">
       <Link href="/organizations" className="brand">

@@ -99,6 +99,7 @@ test('an owner invites a user who accepts, then makes them a viewer who sees no 
   await other.getByRole('button', { name: 'Accept the invitation into Orchard' }).click();
   await other.getByRole('status').filter({ hasText: 'You are now a member of Orchard.' }).waitFor();
   await other.getByRole('link', { name: 'Orchard' }).waitFor();
+  await other.getByRole('banner').getByRole('option', { name: 'Orchard' }).waitFor({ state: 'attached' });
   assert.equal(await received.count(), 0, 'the answered invitation is gone');
   assert.deepEqual(await members(), [`${invitee.email} operator`, `${owner.email} owner`]);
 

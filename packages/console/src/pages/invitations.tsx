@@ -4,6 +4,9 @@ import { useState } from 'react';
 import { api, problemText } from '../api/client';
 import { ErrorNote, formatTime, useLoad } from '../ui';
 
+/** Told when the user's organizations change here (an invitation accepted): the top bar's menu reloads. */
+export const orgsChangedEvent = 'fleetwire:orgs-changed';
+
 export function ReceivedInvitations({ onAccepted }: { onAccepted(): void }) {
   const invitations = useLoad(() => api.GET('/users/me/invitations', { params: { query: { limit: 100 } } }), []);
   const [note, setNote] = useState<string>();
@@ -17,7 +20,10 @@ export function ReceivedInvitations({ onAccepted }: { onAccepted(): void }) {
     } else {
       setError(undefined);
       setNote(accept ? `You are now a member of ${orgName}.` : `You declined the invitation into ${orgName}.`);
-      if (accept) onAccepted();
+      if (accept) {
+        onAccepted();
+        window.dispatchEvent(new Event(orgsChangedEvent));
+      }
     }
     invitations.reload();
   }
