@@ -1,7 +1,7 @@
 // The console's pages and the frame around them. Paths are the console's own (`/organizations/…`),
 // apart from the API's (`/orgs/…`), so a reload of any page reaches index.html and not the API.
 // Under /organizations/:org the routes are nested: their links and paths are relative to it.
-import { createContext, useContext, type ReactNode } from 'react';
+import { createContext, useContext, useEffect, type ReactNode } from 'react';
 import { Link, Redirect, Route, Switch, useLocation, useParams } from 'wouter';
 import { api } from './api/client';
 import type { Org, Role } from './api/types';
@@ -17,6 +17,9 @@ import { DeviceImport } from './pages/device-import';
 import { Groups } from './pages/groups';
 import { GroupPage } from './pages/group';
 import { Account } from './pages/account';
+import { Members } from './pages/members';
+import { Users } from './pages/users';
+import { orgsChangedEvent } from './pages/invitations';
 
 /** The organization the pages under /organizations/:org work in, and what the user may do there. */
 interface OrgScope {
@@ -40,6 +43,11 @@ function TopBar() {
   const current = /^\/organizations\/([^/]+)/.exec(location)?.[1];
   // loaded again on a switch, so an organization created since is in the menu
   const orgs = useLoad(() => (user ? api.GET('/orgs', { params: { query: { limit: 100 } } }) : Promise.resolve({ data: undefined })), [user?.id, current]);
+  const { reload } = orgs;
+  useEffect(() => {
+    window.addEventListener(orgsChangedEvent, reload);
+    return () => window.removeEventListener(orgsChangedEvent, reload);
+  }, [reload]);
   return (
     <header className="top">
       <Link href="/organizations" className="brand">
@@ -59,6 +67,11 @@ function TopBar() {
             </select>
           </label>
           <span className="grow" />
+          {user.role === 'admin' && (
+            <Link href="/admin/users" className="muted">
+              Users
+            </Link>
+          )}
           <Link href="/account" className="muted" data-testid="user" title="Your account">
             {user.email}
           </Link>
@@ -98,6 +111,7 @@ function InOrg({ children }: { children: ReactNode }) {
         <Tab href="/devices">Devices</Tab>
         <Tab href="/channels">Channels</Tab>
         <Tab href="/groups">Groups</Tab>
+        <Tab href="/members">Members</Tab>
       </nav>
       {children}
     </OrgContext.Provider>
@@ -124,6 +138,11 @@ export function App() {
               <Account />
             </RequireSession>
           </Route>
+          <Route path="/admin/users">
+            <RequireSession>
+              <Users />
+            </RequireSession>
+          </Route>
           <Route path="/organizations/:org" nest>
             <RequireSession>
               <InOrg>
@@ -135,6 +154,7 @@ export function App() {
                   <Route path="/channels/:id" component={ChannelPage} />
                   <Route path="/groups" component={Groups} />
                   <Route path="/groups/:id" component={GroupPage} />
+                  <Route path="/members" component={Members} />
                   <Route>
                     <Redirect to="/devices" replace />
                   </Route>

@@ -2,6 +2,7 @@ import { useState, type FormEvent } from 'react';
 import { Link, useLocation } from 'wouter';
 import { api, problemText } from '../api/client';
 import { ErrorNote, useLoad, useTitle } from '../ui';
+import { ReceivedInvitations } from './invitations';
 
 export function Organizations() {
   const orgs = useLoad(() => api.GET('/orgs', { params: { query: { limit: 100 } } }), []);
@@ -21,6 +22,7 @@ export function Organizations() {
   return (
     <>
       <h1>Organizations</h1>
+      <ReceivedInvitations onAccepted={orgs.reload} />
       <ErrorNote error={orgs.error} />
       {orgs.data && orgs.data.orgs.length === 0 && <p className="muted">You are in no organization yet: create one.</p>}
       {orgs.data && orgs.data.orgs.length > 0 && (

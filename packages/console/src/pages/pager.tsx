@@ -1,0 +1,20 @@
+// Previous and next over a list the platform pages (offset and limit), with where the page is.
+
+export const pageSize = 20;
+
+export function Pager({ offset, total, onChange, label }: { offset: number; total: number; onChange(offset: number): void; label: string }) {
+  if (total <= pageSize && offset === 0) return null;
+  return (
+    <div className="pager" role="group" aria-label={`Pages of ${label}`}>
+      <button type="button" className="secondary" disabled={offset === 0} onClick={() => onChange(Math.max(0, offset - pageSize))}>
+        Previous
+      </button>
+      <span data-testid="page-info">
+        {total === 0 ? '0' : `${offset + 1}–${Math.min(offset + pageSize, total)}`} of {total}
+      </span>
+      <button type="button" className="secondary" disabled={offset + pageSize >= total} onClick={() => onChange(offset + pageSize)}>
+        Next
+      </button>
+    </div>
+  );
+}
