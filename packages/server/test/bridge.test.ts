@@ -171,7 +171,7 @@ describe('protocol bridge', { skip: available === true ? false : available }, ()
   /** The readers API has the message once, with its subtopic, value and protocol. */
   async function readBack(from: Protocol): Promise<void> {
     await eventually(async () => {
-      const res = await fetch(`${server.api}/channels/${channel}/messages?name=${encodeURIComponent(`bridge:${from}`)}`, { headers: { authorization: `Device ${device.secret}` }, signal: AbortSignal.timeout(2000) });
+      const res = await fetch(`${server.api}/channels/${channel}/messages?total=true&name=${encodeURIComponent(`bridge:${from}`)}`, { headers: { authorization: `Device ${device.secret}` }, signal: AbortSignal.timeout(2000) });
       const body = (await res.json()) as { total: number; messages: { subtopic: string; value: number; protocol: string }[] };
       assert.equal(body.total, 1);
       assert.deepEqual([body.messages[0]!.subtopic, body.messages[0]!.value, body.messages[0]!.protocol], [subtopicOf(from), protocols.indexOf(from) + 20.5, stored[from]]);
@@ -183,7 +183,7 @@ describe('protocol bridge', { skip: available === true ? false : available }, ()
     if (to === 'http') {
       // HTTP has no live delivery: receiving on HTTP is reading the stored message over the API
       await eventually(async () => {
-        const { stdout } = await run(binaries.curl!, ['-sS', '-H', `Authorization: Device ${device.secret}`, `${server.api}/channels/${channel}/messages?subtopic=${want.subtopic}&name=bridge:${from}`]);
+        const { stdout } = await run(binaries.curl!, ['-sS', '-H', `Authorization: Device ${device.secret}`, `${server.api}/channels/${channel}/messages?total=true&subtopic=${want.subtopic}&name=bridge:${from}`]);
         const body = JSON.parse(stdout) as { total: number; messages: { subtopic: string; name: string; unit: string; value: number; protocol: string }[] };
         assert.equal(body.total, 1);
         assert.deepEqual(body.messages.map((m) => [m.subtopic, m.name, m.unit, m.value, m.protocol]), [[want.subtopic, `bridge:${from}`, 'Cel', protocols.indexOf(from) + 20.5, stored[from]]]);
@@ -206,7 +206,7 @@ describe('protocol bridge', { skip: available === true ? false : available }, ()
     const { stderr } = await run(binaries.coapClient!, ['-m', 'post', '-t', '42', '-b', '512', '-f', join(dir, 'blob.bin'), coapUrl('bridge/blobs')]);
     assert.equal(stderr.trim(), '');
     const body = await eventually(async () => {
-      const res = await fetch(`${server.api}/channels/${channel}/messages?type=binary&subtopic=bridge/blobs`, { headers: { authorization: `Device ${device.secret}` }, signal: AbortSignal.timeout(2000) });
+      const res = await fetch(`${server.api}/channels/${channel}/messages?total=true&type=binary&subtopic=bridge/blobs`, { headers: { authorization: `Device ${device.secret}` }, signal: AbortSignal.timeout(2000) });
       const b = (await res.json()) as { total: number; messages: { payload: string; size: number; protocol: string }[] };
       assert.equal(b.total, 1);
       return b;

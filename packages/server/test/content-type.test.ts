@@ -106,7 +106,7 @@ describe('a channel content type for payloads that come without one', { skip: av
   }
 
   async function read<T>(channel: string, query: string): Promise<T> {
-    const res = await fetch(`${server.api}/channels/${channel}/messages?${query}`, { headers: { authorization: `Device ${device.secret}` }, signal: AbortSignal.timeout(5000) });
+    const res = await fetch(`${server.api}/channels/${channel}/messages?total=true&${query}`, { headers: { authorization: `Device ${device.secret}` }, signal: AbortSignal.timeout(5000) });
     assert.equal(res.status, 200, await res.clone().text());
     return (await res.json()) as T;
   }

@@ -953,7 +953,7 @@ describe(`every listener under seeded random and mutated input (${replay})`, () 
 
   /** The readers API, as the organization's admin; the records named `name`. */
   async function records(name: string): Promise<{ total: number; messages: { subtopic: string; name: string; value: number; protocol: string }[] }> {
-    const res = await fetch(`${server.api}/channels/${fleet.channel}/messages?name=${encodeURIComponent(name)}`, { headers: { authorization: `Bearer ${fleet.token}` }, signal: AbortSignal.timeout(answerWithinMs) });
+    const res = await fetch(`${server.api}/channels/${fleet.channel}/messages?total=true&name=${encodeURIComponent(name)}`, { headers: { authorization: `Bearer ${fleet.token}` }, signal: AbortSignal.timeout(answerWithinMs) });
     assert.equal(res.status, 200);
     return (await res.json()) as { total: number; messages: { subtopic: string; name: string; value: number; protocol: string }[] };
   }
@@ -1052,7 +1052,7 @@ describe(`every listener under seeded random and mutated input (${replay})`, () 
     const before = await records('fuzz-before');
     assert.deepEqual(before.messages.map((m) => [m.subtopic, m.name, m.value, m.protocol]), [['fuzz-before', 'fuzz-before', 21.25, 'http']]);
     for (const query of ['type=senml&limit=1000', 'type=json&limit=1000', 'type=binary&limit=1000', 'format=csv', 'aggregation=count&interval=1d']) {
-      const res = await fetch(`${server.api}/channels/${fleet.channel}/messages?${query}`, { headers: { authorization: `Bearer ${fleet.token}` }, signal: AbortSignal.timeout(answerWithinMs) });
+      const res = await fetch(`${server.api}/channels/${fleet.channel}/messages?total=true&${query}`, { headers: { authorization: `Bearer ${fleet.token}` }, signal: AbortSignal.timeout(answerWithinMs) });
       const text = await res.text();
       assert.equal(res.status, 200, `GET ?${query}: ${res.status} ${text.slice(0, 500)}`);
     }

@@ -72,7 +72,7 @@ describe('Fleetwire on NATS JetStream, several processes', { skip: available ===
     // one login: polling with a login each time would run into the login rate limit
     const { token } = await login(second.api, admin.email, admin.password);
     const stored = await eventually(async () => {
-      const r = await call<{ total: number }>(second.api, 'GET', `/channels/${s.channel}/messages?name=seq&limit=1`, { token });
+      const r = await call<{ total: number }>(second.api, 'GET', `/channels/${s.channel}/messages?total=true&name=seq&limit=1`, { token });
       assert.equal(r.status, 200, JSON.stringify(r.body));
       assert.ok(r.body.total >= accepted.size, `stored ${r.body.total} of ${accepted.size} accepted`);
       return r.body.total;

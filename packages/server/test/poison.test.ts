@@ -47,8 +47,8 @@ const publish = (t: TestPlatform, x: Tenant, payload: string | Buffer, contentTy
 
 /** Messages stored on a tenant's channel: SenML records (one per message here) and JSON documents. */
 async function storedCount(t: TestPlatform, x: Tenant): Promise<number> {
-  const senml = (await t.request('GET', `/channels/${x.channel}/messages?limit=1`, { token: x.token })).json();
-  const json = (await t.request('GET', `/channels/${x.channel}/messages?type=json&limit=1`, { token: x.token })).json();
+  const senml = (await t.request('GET', `/channels/${x.channel}/messages?total=true&limit=1`, { token: x.token })).json();
+  const json = (await t.request('GET', `/channels/${x.channel}/messages?total=true&type=json&limit=1`, { token: x.token })).json();
   return senml.total + json.total;
 }
 

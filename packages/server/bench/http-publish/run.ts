@@ -249,7 +249,7 @@ async function fleetwireCase(name: string, logLevel: 'info' | 'warn', databaseUr
     });
     const { first, last, lags, seconds: timed } = await watch.result();
     const drainSeconds = await drained(server.url);
-    const page = await call<{ total: number }>(server.url, 'GET', `/channels/${channel}/messages?limit=1`, { token });
+    const page = await call<{ total: number }>(server.url, 'GET', `/channels/${channel}/messages?total=true&limit=1`, { token });
     if (page.status !== 200) throw new Error(`readers API: HTTP ${page.status} ${JSON.stringify(page.body)}`);
     const batches = last.batches - first.batches;
     const writer = {

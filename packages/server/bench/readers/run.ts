@@ -37,7 +37,10 @@ const queried = nameOf(0);
 
 interface Query {
   name: string;
-  url: (channel: string) => string;
+  /** `cursor`: what `prepare` found (the cursor of a deep page). */
+  url: (channel: string, cursor: string) => string;
+  /** Runs once before the case, with a GET of the app: its result goes to `url`. */
+  prepare?: (get: (url: string) => Promise<Page>, channel: string) => Promise<string>;
   /** Throws unless the answer is what the seeded data must give. */
   check: (body: unknown) => void;
 }
@@ -47,7 +50,9 @@ function expect(cond: boolean, what: string): void {
 }
 
 const enc = encodeURIComponent;
-type Page = { total: number; messages: { time: number; name: string; value?: number; count?: number }[] };
+type Page = { total?: number; more: boolean; next?: string; messages: { time: number; name: string; value?: number; count?: number }[] };
+/** Rows a deep page is past: walked to with cursors, once, before its case. */
+const depth = 50_000;
 const queries: Query[] = [
   {
     name: `avg per 1 min over the day, one name (1440 buckets, limit 1000)`,
@@ -63,6 +68,14 @@ const queries: Query[] = [
     url: (c) => `/channels/${c}/messages?limit=100`,
     check: (b) => {
       const p = b as Page;
+      expect(p.total === undefined && p.more && p.next !== undefined && p.messages.length === 100 && p.messages[0]!.time === dayStart + day - 1, `more ${p.more}, newest ${p.messages[0]?.time}`);
+    },
+  },
+  {
+    name: 'page of 100, newest first, with total=true',
+    url: (c) => `/channels/${c}/messages?limit=100&total=true`,
+    check: (b) => {
+      const p = b as Page;
       expect(p.total === day * names && p.messages.length === 100 && p.messages[0]!.time === dayStart + day - 1, `total ${p.total}, newest ${p.messages[0]?.time}`);
     },
   },
@@ -71,7 +84,36 @@ const queries: Query[] = [
     url: (c) => `/channels/${c}/messages?name=${enc(queried)}&limit=100`,
     check: (b) => {
       const p = b as Page;
+      expect(p.more && p.messages.length === 100 && p.messages[0]!.name === queried, `${p.messages.length} rows`);
+    },
+  },
+  {
+    name: 'page of 100, one name, with total=true',
+    url: (c) => `/channels/${c}/messages?name=${enc(queried)}&limit=100&total=true`,
+    check: (b) => {
+      const p = b as Page;
       expect(p.total === day && p.messages.length === 100 && p.messages[0]!.name === queried, `total ${p.total}`);
+    },
+  },
+  {
+    name: `page of 100, ${depth.toLocaleString('en-US')} rows deep, by offset`,
+    url: (c) => `/channels/${c}/messages?limit=100&offset=${depth}`,
+    check: (b) => {
+      const p = b as Page;
+      expect(p.messages.length === 100 && p.messages[0]!.time === dayStart + day - 1 - Math.floor(depth / names), `newest ${p.messages[0]?.time}`);
+    },
+  },
+  {
+    name: `page of 100, ${depth.toLocaleString('en-US')} rows deep, by cursor`,
+    prepare: async (get, c) => {
+      let cursor = '';
+      for (let n = 0; n < depth; n += 1000) cursor = (await get(`/channels/${c}/messages?limit=1000${cursor ? `&cursor=${cursor}` : ''}`)).next!;
+      return cursor;
+    },
+    url: (c, cursor) => `/channels/${c}/messages?limit=100&cursor=${cursor}`,
+    check: (b) => {
+      const p = b as Page;
+      expect(p.messages.length === 100 && p.messages[0]!.time === dayStart + day - 1 - Math.floor(depth / names), `newest ${p.messages[0]?.time}`);
     },
   },
   {
@@ -133,13 +175,14 @@ async function casesOn(kind: BenchDatabaseKind): Promise<Measurement[]> {
       console.log(`  seeded ${formatRate(day * names)} records (${names} name${names > 1 ? 's' : ''} × 86,400 s) in ${(ms / 1000).toFixed(1)} s${db.pool ? '; VACUUM ANALYZE' : ''}`);
 
       const results: Measurement[] = [];
+      const getUrl = async (url: string) => {
+        const res = await app.inject({ method: 'GET', url, headers: { authorization: `Bearer ${token}` } });
+        if (res.statusCode !== 200) throw new Error(`GET ${url}: ${res.statusCode} ${res.body}`);
+        return res;
+      };
       for (const q of queries) {
-        const url = q.url(channel.id);
-        const get = async () => {
-          const res = await app.inject({ method: 'GET', url, headers: { authorization: `Bearer ${token}` } });
-          if (res.statusCode !== 200) throw new Error(`GET ${url}: ${res.statusCode} ${res.body}`);
-          return res;
-        };
+        const url = q.url(channel.id, q.prepare ? await q.prepare(async (u) => (await getUrl(u)).json() as Page, channel.id) : '');
+        const get = () => getUrl(url);
         q.check((await get()).json());
         results.push(await measure(`${kind === 'sqlite' ? 'SQLite' : 'PostgreSQL'}: ${q.name}`, get, options));
       }

@@ -5734,6 +5734,10 @@ export interface operations {
                 to?: string;
                 offset?: number;
                 limit?: number;
+                /** @description The `next` of the previous page: the page after it, however deep (instead of `offset`, which skips rows one by one) */
+                cursor?: string;
+                /** @description Also count every matching row (`total`): a second query whose cost grows with the history; aggregations always have it */
+                total?: boolean;
                 order?: "time" | "name" | "value" | "publisher" | "subtopic";
                 /** @description Newest first by default */
                 dir?: "asc" | "desc";
@@ -5759,9 +5763,14 @@ export interface operations {
                 };
                 content: {
                     "application/json": {
-                        total: number;
                         offset: number;
                         limit: number;
+                        /** @description Whether rows follow this page */
+                        more: boolean;
+                        /** @description Cursor of the next page (pass it as `cursor`), when rows follow and the page is in time order */
+                        next?: string;
+                        /** @description Every matching row: with `total=true`, and for aggregations */
+                        total?: number;
                         messages: unknown[];
                     };
                 };

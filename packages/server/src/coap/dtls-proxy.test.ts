@@ -62,7 +62,7 @@ describe('CoAP behind a DTLS-terminating proxy (socat)', { skip: available === t
     const { stderr } = await run('coap-client-openssl', ['-m', 'post', '-t', '110', '-e', '[{"n":"dtls","v":7}]', '-R', proxy.certFile, url('secure')]);
     assert.equal(stderr.trim(), '');
     await eventually(async () => {
-      const r = (await t.request('GET', `/channels/${fleet.channel}/messages?name=dtls`, { token: fleet.ownerToken })).json();
+      const r = (await t.request('GET', `/channels/${fleet.channel}/messages?total=true&name=dtls`, { token: fleet.ownerToken })).json();
       assert.equal(r.total, 1);
       assert.deepEqual([r.messages[0].subtopic, r.messages[0].value, r.messages[0].protocol], ['secure', 7, 'coap']);
     });

@@ -130,7 +130,7 @@ describe('CoAP adapter', () => {
     const env = await eventually(() => seen.find((e) => e.payload.toString() === senml('coap-temp', 21.5))!);
     assert.deepEqual([env.protocol, env.contentType, env.subtopic, env.publisher], ['coap', 'application/senml+json', 'rooms/1', dev.pub.id]);
     await eventually(async () => {
-      const r = (await t.request('GET', `/channels/${channel}/messages?name=coap-temp`, { token })).json();
+      const r = (await t.request('GET', `/channels/${channel}/messages?total=true&name=coap-temp`, { token })).json();
       assert.equal(r.total, 1);
       assert.equal(r.messages[0].value, 21.5);
       assert.equal(r.messages[0].protocol, 'coap');

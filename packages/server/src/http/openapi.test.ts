@@ -91,7 +91,7 @@ describe('the OpenAPI document at /openapi.json', () => {
     const published = await t.request('POST', `/channels/${channel}/messages/${encodeURIComponent('lab/bench')}`, { token: admin.token, body: '{"a":1}', headers: { 'content-type': 'application/json' } });
     assert.equal(published.statusCode, 202, published.body);
     // the 202 comes once the message is stored
-    const read = (await t.request('GET', `/channels/${channel}/messages?type=json&subtopic=lab/bench`, { token: admin.token })).json();
+    const read = (await t.request('GET', `/channels/${channel}/messages?total=true&type=json&subtopic=lab/bench`, { token: admin.token })).json();
     assert.deepEqual(read.messages.map((m: { subtopic: string }) => m.subtopic), ['lab/bench']);
   });
 

@@ -77,7 +77,7 @@ describe('MQTT with Fleetwire devices and channels', () => {
     assert.equal(sub.received[0]!.packet.qos, 1);
     assert.equal(sub.received[0]!.packet.properties?.contentType, 'application/senml+json');
     await eventually(async () => {
-      const r = (await t.request('GET', `/channels/${channel}/messages?subtopic=room/1`, { token })).json();
+      const r = (await t.request('GET', `/channels/${channel}/messages?total=true&subtopic=room/1`, { token })).json();
       assert.equal(r.total, 1);
       assert.equal(r.messages[0].protocol, 'mqtt');
       assert.equal(r.messages[0].publisher, dev.pub.id);
@@ -127,7 +127,7 @@ describe('MQTT with Fleetwire devices and channels', () => {
   test('a PUBACK or PUBREC comes only once the message is stored, and acknowledgements keep the order of their PUBLISH packets', async () => {
     for (const protocolVersion of [4, 5] as const) {
       const c = await as(dev.both, protocolVersion);
-      const stored = async (name: string) => (await t.request('GET', `/channels/${channel}/messages?name=${name}`, { token })).json().total as number;
+      const stored = async (name: string) => (await t.request('GET', `/channels/${channel}/messages?total=true&name=${name}`, { token })).json().total as number;
       for (const qos of [1, 2] as const) {
         const name = `acked-${protocolVersion}-${qos}`;
         await c.publishAsync(topic('acked'), `[{"n":"${name}","v":1}]`, { qos });

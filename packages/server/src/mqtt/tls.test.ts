@@ -42,7 +42,7 @@ test('over TLS a device authenticates with a client certificate (CN = device id)
     const refused = await run('mosquitto_pub', [...common, '--cert', unknown.cert, '--key', unknown.key, '-t', topic, '-m', 'x']).then(() => 0, (e: { code: number }) => e.code);
     assert.notEqual(refused, 0);
     await eventually(async () => {
-      const r = (await t.request('GET', `/channels/${channel}/messages?subtopic=tls`, { token: owner.token })).json();
+      const r = (await t.request('GET', `/channels/${channel}/messages?total=true&subtopic=tls`, { token: owner.token })).json();
       assert.equal(r.total, 2);
     });
   } finally {

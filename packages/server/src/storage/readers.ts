@@ -27,6 +27,59 @@ export interface Paging {
   offset: number;
   limit: number;
   dir: 'asc' | 'desc';
+  /** Count every matching row as well (a second query over all of them: the cost grows with the history). */
+  total?: boolean;
+  /** Continue after the page that gave this cursor (`next`), instead of skipping `offset` rows. */
+  after?: string;
+}
+
+/** A page: its rows, whether more follow and, in time order, the cursor of the next page; `total` when asked for. */
+export interface Page<T> {
+  items: T[];
+  more: boolean;
+  next?: string;
+  total?: number;
+}
+
+/** A cursor that is not one the readers gave for this kind of page and order. */
+export class InvalidCursorError extends Error {
+  override name = 'InvalidCursorError';
+}
+
+type CursorKind = 'records' | 'documents' | 'payloads';
+type KeyValue = number | string;
+
+/** The keys of a page's last row, with the kind and direction of the page, as an opaque token. */
+function encodeCursor(kind: CursorKind, dir: 'asc' | 'desc', keys: KeyValue[]): string {
+  return Buffer.from(JSON.stringify({ k: kind, d: dir, v: keys })).toString('base64url');
+}
+
+function decodeCursor(token: string, kind: CursorKind, dir: 'asc' | 'desc', shape: ('number' | 'string')[]): KeyValue[] {
+  let c: { k?: unknown; d?: unknown; v?: unknown };
+  try {
+    c = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as typeof c;
+  } catch {
+    throw new InvalidCursorError('cursor is not one this API gave');
+  }
+  if (c.k !== kind || !Array.isArray(c.v) || c.v.length !== shape.length || !shape.every((t, i) => typeof (c.v as unknown[])[i] === t)) throw new InvalidCursorError('cursor is not one this API gave for this type');
+  if (c.d !== dir) throw new InvalidCursorError(`cursor is for dir=${String(c.d)}`);
+  return c.v as KeyValue[];
+}
+
+/**
+ * After `keys` in the order of `columns` (all in one direction): `(a, b, c) < (?, ?, ?)` spelt out,
+ * led by `a <= ?`, a bound both databases take as the start of a range on the index of the ORDER BY
+ * (the ORs alone made them walk the index from its end).
+ */
+function keyset(columns: string[], dir: 'asc' | 'desc', keys: KeyValue[]): { sql: string; params: KeyValue[] } {
+  const cmp = dir === 'asc' ? '>' : '<';
+  const build = (i: number): { sql: string; params: KeyValue[] } => {
+    if (i === columns.length - 1) return { sql: `${columns[i]} ${cmp} ?`, params: [keys[i]!] };
+    const rest = build(i + 1);
+    return { sql: `(${columns[i]} ${cmp} ? OR (${columns[i]} = ? AND ${rest.sql}))`, params: [keys[i]!, keys[i]!, ...rest.params] };
+  };
+  const after = build(0);
+  return { sql: `${columns[0]} ${cmp}= ? AND ${after.sql}`, params: [keys[0]!, ...after.params] };
 }
 
 /** A stored SenML record as the readers API shows it: only the value field it has. */
@@ -137,6 +190,11 @@ function where(f: MessageFilter, table: 'message_records' | 'latest_records' | '
 const sqliteLatestTail = `SELECT m.source, m.msg, m.seq, s.channel, s.subtopic, s.publisher, s.protocol, m.name, m.unit, m.time, m.update_time, m.value, m.string_value, m.bool_value, m.data_value, m.sum
   FROM messages m JOIN message_sources s ON s.key = m.source WHERE m.rowid > (SELECT row FROM latest_watermark)`;
 
+/** A page of `items` with what `page()` found besides the rows; `next` only when it is a cursor. */
+function pageOf<T>(r: { next?: string; total?: number }, items: T[]): Page<T> {
+  return { items, more: r.next !== undefined, ...(r.next ? { next: r.next } : {}), ...(r.total !== undefined ? { total: r.total } : {}) };
+}
+
 /** Queries over stored messages, identical on SQLite and PostgreSQL. */
 export class MessageReaders {
   private readonly q: RawQueries;
@@ -145,27 +203,62 @@ export class MessageReaders {
     this.q = new RawQueries(db);
   }
 
-  async records(f: MessageFilter, page: Paging, order: RecordOrder = 'time'): Promise<{ total: number; items: MessageRecord[] }> {
-    const w = where(f, 'message_records');
-    const [{ n }] = (await this.q.all<{ n: number }>(`SELECT COUNT(*) AS n FROM message_records WHERE ${w.sql}`, w.params)) as [{ n: number }];
+  /** How many rows match, when the page asks (Paging.total). */
+  private async count(table: string, w: { sql: string; params: unknown[] }, page: Paging): Promise<number | undefined> {
+    if (!page.total) return undefined;
+    const [{ n }] = (await this.q.all<{ n: number }>(`SELECT COUNT(*) AS n FROM ${table} WHERE ${w.sql}`, w.params)) as [{ n: number }];
+    return Number(n);
+  }
+
+  /**
+   * One page of `table` in the order of `columns` (their values make the cursor): after the cursor
+   * or past `offset` rows, one row more than the page to tell whether another follows.
+   */
+  private async page<R extends Record<string, unknown>>(kind: CursorKind, table: string, select: string, w: { sql: string; params: unknown[] }, page: Paging, columns: string[], shape: ('number' | 'string')[], first: string[] = []): Promise<{ rows: R[]; next?: string; total?: number }> {
     const dir = page.dir === 'asc' ? 'ASC' : 'DESC';
-    const sort = order === 'time' ? orderBy(dir) : orderBy(dir, order);
-    const rows = await this.q.all<RecordRowOut>(`SELECT ${recordSelect} FROM message_records WHERE ${w.sql} ORDER BY ${sort} LIMIT ? OFFSET ?`, [...w.params, page.limit, page.offset]);
-    return { total: Number(n), items: rows.map(toRecord) };
+    let sql = w.sql;
+    let params = w.params;
+    // a cursor orders by the keys alone: with a leading sort column (order=name…) pages use offsets
+    const keyed = first.length === 0;
+    if (page.after !== undefined) {
+      if (!keyed) throw new InvalidCursorError('a cursor pages in time order only');
+      const k = keyset(columns, page.dir, decodeCursor(page.after, kind, page.dir, shape));
+      sql = `${sql} AND ${k.sql}`;
+      params = [...params, ...k.params];
+    }
+    const sort = [...first, ...columns].map((c) => `${c} ${dir}`).join(', ');
+    const total = await this.count(table, w, page);
+    const rows = await this.q.all<R>(`SELECT ${select} FROM ${table} WHERE ${sql} ORDER BY ${sort} LIMIT ? OFFSET ?`, [...params, page.limit + 1, page.after !== undefined ? 0 : page.offset]);
+    let next: string | undefined;
+    if (rows.length > page.limit) {
+      rows.length = page.limit;
+      const last = rows[page.limit - 1]!;
+      // PostgreSQL gives a BIGINT key as text: the cursor keeps what the database gave
+      if (keyed) next = encodeCursor(kind, page.dir, columns.map((c, i) => (shape[i] === 'number' ? Number(last[c]) : String(last[c]))));
+      else next = '';
+    }
+    return { rows, ...(next !== undefined ? { next } : {}), ...(total !== undefined ? { total } : {}) };
+  }
+
+  async records(f: MessageFilter, page: Paging, order: RecordOrder = 'time'): Promise<Page<MessageRecord>> {
+    const w = where(f, 'message_records');
+    // message keys are BIGINT: on PostgreSQL they come as text, compared as numbers by the database
+    const shape: ('number' | 'string')[] = ['number', this.db.kind === 'postgres' ? 'string' : 'number', 'number'];
+    const r = await this.page<RecordRowOut & Record<string, unknown>>('records', 'message_records', recordSelect, w, page, ['time', ...tieColumns], shape, order === 'time' ? [] : [order]);
+    return pageOf(r, r.rows.map(toRecord));
   }
 
   /** Records in time order (asc or desc), all of them, a page at a time (keyset paging): for CSV export. */
   async *allRecords(f: MessageFilter, dir: 'asc' | 'desc', max: number): AsyncGenerator<MessageRecord> {
     const w = where(f, 'message_records');
     const d = dir === 'asc' ? 'ASC' : 'DESC';
-    const cmp = dir === 'asc' ? '>' : '<';
     let after: (RecordRowOut & { msg: number | string; seq: number }) | undefined;
     let sent = 0;
     while (sent < max) {
       // after the last row sent, in (time, msg, seq) order
-      const keyset = after ? ` AND (time ${cmp} ? OR (time = ? AND (msg ${cmp} ? OR (msg = ? AND seq ${cmp} ?))))` : '';
-      const params = after ? [...w.params, after.time, after.time, after.msg, after.msg, after.seq] : w.params;
-      const rows = await this.q.all<RecordRowOut & { msg: number | string; seq: number }>(`SELECT ${recordSelect} FROM message_records WHERE ${w.sql}${keyset} ORDER BY ${orderBy(d)} LIMIT ?`, [...params, Math.min(5000, max - sent)]);
+      const k = after ? keyset(['time', ...tieColumns], dir, [after.time, after.msg, after.seq]) : undefined;
+      const params = k ? [...w.params, ...k.params] : w.params;
+      const rows = await this.q.all<RecordRowOut & { msg: number | string; seq: number }>(`SELECT ${recordSelect} FROM message_records WHERE ${w.sql}${k ? ` AND ${k.sql}` : ''} ORDER BY ${orderBy(d)} LIMIT ?`, [...params, Math.min(5000, max - sent)]);
       for (const r of rows) yield toRecord(r);
       sent += rows.length;
       if (rows.length < 5000) return;
@@ -222,25 +315,15 @@ export class MessageReaders {
     return rows.map(toRecord);
   }
 
-  async documents(f: MessageFilter, page: Paging): Promise<{ total: number; items: StoredDocument[] }> {
+  async documents(f: MessageFilter, page: Paging): Promise<Page<StoredDocument>> {
     const w = where(f, 'message_documents');
-    const [{ n }] = (await this.q.all<{ n: number }>(`SELECT COUNT(*) AS n FROM message_documents WHERE ${w.sql}`, w.params)) as [{ n: number }];
-    const dir = page.dir === 'asc' ? 'ASC' : 'DESC';
-    const rows = await this.q.all<Omit<StoredDocument, 'document'> & { document: unknown }>(
-      `SELECT id, channel, subtopic, publisher, protocol, time, document FROM message_documents WHERE ${w.sql} ORDER BY time ${dir}, id ${dir}, seq ${dir} LIMIT ? OFFSET ?`,
-      [...w.params, page.limit, page.offset],
-    );
-    return { total: Number(n), items: rows.map((r) => ({ ...r, document: (typeof r.document === 'string' ? JSON.parse(r.document) : r.document) as Record<string, unknown> })) };
+    const r = await this.page<Omit<StoredDocument, 'document'> & { document: unknown; seq: number }>('documents', 'message_documents', 'id, seq, channel, subtopic, publisher, protocol, time, document', w, page, ['time', 'id', 'seq'], ['number', 'string', 'number']);
+    return pageOf(r, r.rows.map(({ seq: _seq, ...d }) => ({ ...d, document: (typeof d.document === 'string' ? JSON.parse(d.document) : d.document) as Record<string, unknown> })));
   }
 
-  async payloads(f: MessageFilter, page: Paging): Promise<{ total: number; items: StoredPayload[] }> {
+  async payloads(f: MessageFilter, page: Paging): Promise<Page<StoredPayload>> {
     const w = where(f, 'message_payloads');
-    const [{ n }] = (await this.q.all<{ n: number }>(`SELECT COUNT(*) AS n FROM message_payloads WHERE ${w.sql}`, w.params)) as [{ n: number }];
-    const dir = page.dir === 'asc' ? 'ASC' : 'DESC';
-    const rows = await this.q.all<Omit<StoredPayload, 'truncated'> & { truncated: number | boolean }>(
-      `SELECT id, channel, subtopic, publisher, protocol, content_type, time, size, truncated, payload FROM message_payloads WHERE ${w.sql} ORDER BY time ${dir}, id ${dir} LIMIT ? OFFSET ?`,
-      [...w.params, page.limit, page.offset],
-    );
-    return { total: Number(n), items: rows.map((r) => ({ ...r, truncated: r.truncated === true || r.truncated === 1 })) };
+    const r = await this.page<Omit<StoredPayload, 'truncated'> & { truncated: number | boolean }>('payloads', 'message_payloads', 'id, channel, subtopic, publisher, protocol, content_type, time, size, truncated, payload', w, page, ['time', 'id'], ['number', 'string']);
+    return pageOf(r, r.rows.map((p) => ({ ...p, truncated: p.truncated === true || p.truncated === 1 })));
   }
 }

@@ -93,7 +93,7 @@ describe('WebSocket adapter', () => {
     await eventually(() => assert.equal(listener.messages.length, 1));
     assert.equal(listener.messages[0]!.data.toString(), '[{"n":"from-ws","v":42}]');
     await eventually(async () => {
-      const r = (await t.request('GET', `/channels/${channel}/messages?name=from-ws`, { token: ownerToken })).json();
+      const r = (await t.request('GET', `/channels/${channel}/messages?total=true&name=from-ws`, { token: ownerToken })).json();
       assert.equal(r.total, 1);
       assert.equal(r.messages[0].protocol, 'ws');
       assert.equal(r.messages[0].subtopic, 'ws/in');

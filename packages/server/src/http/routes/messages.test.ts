@@ -52,7 +52,7 @@ describe('HTTP publish and the readers API', () => {
 
   const publish = (path: string, body: string | Buffer, contentType: string, auth: string) =>
     t.app.inject({ method: 'POST', url: path, payload: body, headers: { 'content-type': contentType, authorization: auth } });
-  const read = (query: string, auth = `Device ${f.reader.secret}`) => t.app.inject({ method: 'GET', url: `/channels/${f.channel}/messages?${query}`, headers: { authorization: auth } });
+  const read = (query: string, auth = `Device ${f.reader.secret}`) => t.app.inject({ method: 'GET', url: `/channels/${f.channel}/messages?total=true&${query}`, headers: { authorization: auth } });
 
   test('SenML JSON published over HTTP is stored one row per record and read back', async () => {
     const pack = [{ bn: 'room1:', bt: 1700000000, bu: 'Cel', n: 'temp', v: 21.5 }, { n: 'temp', t: 10, v: 22 }, { n: 'door', vb: true }, { n: 'label', vs: 'hello, "world"' }];
@@ -136,7 +136,7 @@ describe('HTTP publish and the readers API', () => {
     assert.equal(raw.headers['x-message-id'], accepted.headers['x-message-id']);
     assert.equal(raw.headers['x-payload-truncated'], 'false');
     assert.equal(raw.headers['x-content-type-options'], 'nosniff');
-    const listed = (await t.app.inject({ method: 'GET', url: `/channels/${opaque}/messages?type=binary`, headers: { authorization: `Device ${f.reader.secret}` } })).json();
+    const listed = (await t.app.inject({ method: 'GET', url: `/channels/${opaque}/messages?type=binary&total=true`, headers: { authorization: `Device ${f.reader.secret}` } })).json();
     assert.equal(listed.messages[0].payload, bytes.toString('base64'));
     assert.equal(listed.messages[0].content_type, 'application/octet-stream');
 
@@ -152,7 +152,7 @@ describe('HTTP publish and the readers API', () => {
     const json = await publish(`/channels/${opaque}/messages/typed`, '{"temp":3}', 'application/json', `Device ${f.device.secret}`);
     assert.equal(json.statusCode, 202);
     await eventually(async () => {
-      const docs = (await t.app.inject({ method: 'GET', url: `/channels/${opaque}/messages?type=json&subtopic=typed`, headers: { authorization: `Device ${f.reader.secret}` } })).json();
+      const docs = (await t.app.inject({ method: 'GET', url: `/channels/${opaque}/messages?total=true&type=json&subtopic=typed`, headers: { authorization: `Device ${f.reader.secret}` } })).json();
       assert.deepEqual(docs.messages.map((d: { document: unknown }) => d.document), [{ temp: 3 }]);
     });
     assertFormatRawNeedsBinary(await t.app.inject({ method: 'GET', url: `/channels/${opaque}/messages?format=raw`, headers: { authorization: `Device ${f.reader.secret}` } }));
@@ -261,7 +261,7 @@ test('a 202 comes only once the message is stored: the reader finds it at once',
     for (let i = 0; i < 20; i++) {
       const r = await t.app.inject({ method: 'POST', url: `/channels/${f.channel}/messages`, payload: `[{"n":"stored-${i}","v":${i}}]`, headers: { 'content-type': 'application/senml+json', authorization: `Device ${f.device.secret}` } });
       assert.equal(r.statusCode, 202);
-      const read = await t.app.inject({ method: 'GET', url: `/channels/${f.channel}/messages?name=stored-${i}`, headers: { authorization: `Bearer ${f.viewerToken}` } });
+      const read = await t.app.inject({ method: 'GET', url: `/channels/${f.channel}/messages?total=true&name=stored-${i}`, headers: { authorization: `Bearer ${f.viewerToken}` } });
       assert.equal(read.json().total, 1, `message ${i} is readable as soon as it was acknowledged`);
     }
   } finally {

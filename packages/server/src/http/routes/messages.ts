@@ -7,7 +7,7 @@ import { AppError, isAppError } from '../../core/errors.js';
 import { parseDuration } from '../../core/config.js';
 import type { Platform } from '../../platform.js';
 import { Offset, StringEnum, problems } from '../schemas.js';
-import type { Aggregation, MessageFilter, MessageRecord } from '../../storage/readers.js';
+import { InvalidCursorError, type Aggregation, type MessageFilter, type MessageRecord, type Page } from '../../storage/readers.js';
 import { clientFromAuthorization } from '../credentials.js';
 import type { Client, Granted } from '../../messaging/service.js';
 import { normaliseSubtopic, type ChannelMessages } from '../../core/address.js';
@@ -30,6 +30,8 @@ const ReadQuery = Type.Object({
   to: Type.Optional(Type.String({ description: 'Exclusive end: Unix seconds (fractions allowed) or RFC 3339' })),
   offset: Offset,
   limit: Type.Integer({ minimum: 1, maximum: 1000, default: 100 }),
+  cursor: Type.Optional(Type.String({ maxLength: 1024, description: 'The `next` of the previous page: the page after it, however deep (instead of `offset`, which skips rows one by one)' })),
+  total: Type.Boolean({ default: false, description: 'Also count every matching row (`total`): a second query whose cost grows with the history; aggregations always have it' }),
   order: StringEnum(['time', 'name', 'value', 'publisher', 'subtopic'], { default: 'time' }),
   dir: StringEnum(['asc', 'desc'], { default: 'desc', description: 'Newest first by default' }),
   aggregation: Type.Optional(StringEnum(['min', 'max', 'avg', 'sum', 'count'])),
@@ -177,7 +179,14 @@ export function messageRoutes(fastify: FastifyInstance, platform: Platform): voi
       params: ChannelParams,
       querystring: ReadQuery,
       response: {
-        200: Type.Object({ total: Type.Integer(), offset: Type.Integer(), limit: Type.Integer(), messages: Type.Array(Type.Unknown()) }),
+        200: Type.Object({
+          offset: Type.Integer(),
+          limit: Type.Integer(),
+          more: Type.Boolean({ description: 'Whether rows follow this page' }),
+          next: Type.Optional(Type.String({ description: 'Cursor of the next page (pass it as `cursor`), when rows follow and the page is in time order' })),
+          total: Type.Optional(Type.Integer({ description: 'Every matching row: with `total=true`, and for aggregations' })),
+          messages: Type.Array(Type.Unknown()),
+        }),
         204: Type.Null({ description: 'format=raw: no opaque payload matches' }),
         ...problems(400, 401, 403, 404),
       },
@@ -186,7 +195,8 @@ export function messageRoutes(fastify: FastifyInstance, platform: Platform): voi
     await messaging.authorize(await clientOf(req), req.params.id, 'subscribe');
     const q = req.query;
     const f = filterOf(req.params.id, q);
-    const page = { offset: q.offset, limit: q.limit, dir: q.dir };
+    if (q.cursor !== undefined && q.offset > 0) throw new AppError('message.invalid_query', 'cursor and offset do not go together: a cursor says where the page starts');
+    const page = { offset: q.offset, limit: q.limit, dir: q.dir, total: q.total, ...(q.cursor !== undefined ? { after: q.cursor } : {}) };
     if (q.format === 'raw') {
       if (q.type !== 'binary') throw new AppError('message.invalid_query', 'format=raw is for opaque payloads (type=binary)');
       const { items } = await readers.payloads(f, { offset: q.offset, limit: 1, dir: q.dir });
@@ -211,19 +221,26 @@ export function messageRoutes(fastify: FastifyInstance, platform: Platform): voi
       if (!q.aggregation || !q.interval) throw new AppError('message.invalid_query', 'aggregation and interval go together');
       if (q.type !== 'senml') throw new AppError('message.invalid_query', 'aggregation is for SenML records');
       const interval = parseDuration(q.interval)! / 1000;
+      if (q.cursor !== undefined) throw new AppError('message.invalid_query', 'aggregations page with offset');
       const { total, items } = await readers.aggregate(f, q.aggregation as Aggregation, interval, page);
-      return { total, offset: q.offset, limit: q.limit, messages: items };
+      return { total, offset: q.offset, limit: q.limit, more: q.offset + items.length < total, messages: items };
     }
-    if (q.type === 'json') {
-      const { total, items } = await readers.documents(f, page);
-      return { total, offset: q.offset, limit: q.limit, messages: items };
+    const answer = <T>(p: Page<T>, messages: unknown[]) => ({ offset: q.offset, limit: q.limit, more: p.more, ...(p.next ? { next: p.next } : {}), ...(p.total !== undefined ? { total: p.total } : {}), messages });
+    try {
+      if (q.type === 'json') {
+        const p = await readers.documents(f, page);
+        return answer(p, p.items);
+      }
+      if (q.type === 'binary') {
+        const p = await readers.payloads(f, page);
+        return answer(p, p.items.map((m) => ({ ...m, payload: m.payload.toString('base64') })));
+      }
+      const p = await readers.records(f, page, q.order);
+      return answer(p, p.items);
+    } catch (e) {
+      if (e instanceof InvalidCursorError) throw new AppError('message.invalid_query', e.message);
+      throw e;
     }
-    if (q.type === 'binary') {
-      const { total, items } = await readers.payloads(f, page);
-      return { total, offset: q.offset, limit: q.limit, messages: items.map((p) => ({ ...p, payload: p.payload.toString('base64') })) };
-    }
-    const { total, items } = await readers.records(f, page, q.order);
-    return { total, offset: q.offset, limit: q.limit, messages: items };
   });
 
   app.get('/channels/:id/messages/latest', {

@@ -118,7 +118,7 @@ export async function query(env: NodeJS.ProcessEnv, [channel]: [string], options
     options.type === 'json' || options.type === 'binary'
       ? [['time', (r) => time(r.time)], ['subtopic', (r) => r.subtopic], ['publisher', (r) => r.publisher], [options.type === 'json' ? 'document' : 'payload', value]]
       : [['time', (r) => time(r.time)], ['subtopic', (r) => r.subtopic], ['publisher', (r) => r.publisher], ['name', (r) => r.name], ['value', value], ['unit', (r) => r.unit]];
-  await listCommand('messages', options, async (page) => (await ok(s.api.GET('/channels/{id}/messages', { params: { path: { id: channel }, query: { ...q, ...page } } }))) as { total: number; offset: number; limit: number; messages: Row[] }, columns);
+  await listCommand('messages', options, async (page) => (await ok(s.api.GET('/channels/{id}/messages', { params: { path: { id: channel }, query: { ...q, ...page, total: true } } }))) as { total: number; offset: number; limit: number; messages: Row[] }, columns);
 }
 
 export async function aggregate(env: NodeJS.ProcessEnv, [channel]: [string], options: OutputOptions & Filters & { aggregation: 'min' | 'max' | 'avg' | 'sum' | 'count'; interval: string }): Promise<void> {
