@@ -39,7 +39,7 @@ describe('the device SDK against a running platform', () => {
     };
   };
 
-  const records = (query: string) => platform.call<{ total: number; messages: SenmlRow[] }>('GET', `/channels/${fleet.channel}/messages?${query}`, { token: fleet.token, expect: 200 });
+  const records = (query: string) => platform.call<{ total: number; messages: SenmlRow[] }>('GET', `/channels/${fleet.channel}/messages?total=true&${query}`, { token: fleet.token, expect: 200 });
 
   before(async () => {
     platform = await TestPlatform.start();
@@ -63,7 +63,7 @@ describe('the device SDK against a running platform', () => {
     assert.deepEqual({ name, value, unit, subtopic, protocol }, { name: 'sdk-1:temp', value: 21.5, unit: 'Cel', subtopic: 'lab/floor-2', protocol: 'mqtt' });
     assert.equal((await records('name=sdk-1:label')).messages[0]?.string_value, 'lab');
 
-    const json = await platform.call<{ total: number; messages: { document?: unknown; protocol?: string }[] }>('GET', `/channels/${fleet.channel}/messages?type=json&subtopic=json`, { token: fleet.token, expect: 200 });
+    const json = await platform.call<{ total: number; messages: { document?: unknown; protocol?: string }[] }>('GET', `/channels/${fleet.channel}/messages?total=true&type=json&subtopic=json`, { token: fleet.token, expect: 200 });
     assert.equal(json.total, 1);
     assert.deepEqual(json.messages[0]?.document, { temp: 22.5, status: 'ok' });
   });

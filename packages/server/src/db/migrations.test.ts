@@ -161,7 +161,7 @@ describe(`migrations on ${kind}`, () => {
     assert.deepEqual(report.applied.map((m) => m.version), allVersions.filter((v) => v >= 4));
     const readers = new MessageReaders(db);
     const common = { channel: 'ch', protocol: 'mqtt' };
-    assert.deepEqual(await readers.records({ channel: 'ch' }, { offset: 0, limit: 10, dir: 'asc' }), {
+    assert.deepEqual(await readers.records({ channel: 'ch' }, { offset: 0, limit: 10, dir: 'asc', total: true }), {
       total: 4,
       items: [
         { ...common, subtopic: '', publisher: 'dev-a', name: 'temp', unit: 'Cel', time: t0 / 1000, value: 21.5 },
@@ -169,6 +169,7 @@ describe(`migrations on ${kind}`, () => {
         { ...common, subtopic: 'room/1', publisher: 'dev-b', name: 'temp', unit: 'Cel', time: t0 / 1000 + 1, value: 22 },
         { ...common, subtopic: 'room/1', publisher: 'dev-b', name: 'label', time: t0 / 1000 + 1, string_value: 'x' },
       ],
+      more: false,
     });
     assert.deepEqual((await readers.records({ channel: 'ch', publisher: 'dev-b', subtopic: 'room/1' }, { offset: 0, limit: 10, dir: 'desc' })).items.map((r) => r.name), ['label', 'temp']);
 
