@@ -36,6 +36,13 @@ async function watchCsp(page: Page): Promise<() => Promise<string[]>> {
   return async () => (await page.evaluate('window.cspViolations')) as string[];
 }
 
+/** Unix seconds as a datetime-local input's value (the browser runs in this process's time zone). */
+function localDateTime(seconds: number): string {
+  const d = new Date(seconds * 1000);
+  const two = (n: number) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${two(d.getMonth() + 1)}-${two(d.getDate())}T${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}`;
+}
+
 test("a channel's stored messages are filtered, paged, downloaded and charted; dead letters are viewed and deleted; a viewer sees none", { skip: available === true ? false : available, timeout: 180_000 }, async () => {
   buildConsole();
   const data = dataFolder();
@@ -93,6 +100,11 @@ test("a channel's stored messages are filtered, paged, downloaded and charted; d
   await page.getByRole('button', { name: 'Filter' }).click();
   await info.filter({ hasText: '1–5 of 5' }).waitFor();
   await page.getByLabel('Value', { exact: true }).fill('');
+  // and a time range: from the 21st temperature on (inclusive), in the browser's local time
+  await page.getByLabel('From').fill(localDateTime(start + 20 * 60));
+  await page.getByRole('button', { name: 'Filter' }).click();
+  await info.filter({ hasText: '1–10 of 10' }).waitFor();
+  await page.getByLabel('From').fill('');
   await page.getByRole('button', { name: 'Filter' }).click();
   await info.filter({ hasText: '1–20 of 30' }).waitFor();
 
