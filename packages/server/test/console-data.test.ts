@@ -174,6 +174,15 @@ test("a channel's stored messages are filtered, paged, downloaded and charted; d
   await page.goto(`${origin}/organizations/${org}/channels/${json.body.id}?view=history`);
   await page.getByRole('table', { name: 'Stored documents' }).getByRole('row').filter({ hasText: '{"door":"open","level":3}' }).waitFor();
 
+  // and a channel of bytes its payloads, in hex when they are not text
+  const bytes = await call<{ id: string }>(origin, 'POST', `/orgs/${org}/channels`, { token, body: { name: 'frames', content_type: 'application/octet-stream' } });
+  assert.equal(bytes.status, 201);
+  assert.equal((await call(origin, 'POST', `/orgs/${org}/connections`, { token, body: { device_ids: [device.id], channel_ids: [bytes.body.id], types: ['publish'] } })).status, 204);
+  const frame = await fetch(`${origin}/channels/${bytes.body.id}/messages`, { method: 'POST', headers: { authorization: `Device ${device.secret}`, 'content-type': 'application/octet-stream' }, body: new Uint8Array([0x01, 0xff, 0x80]) });
+  assert.equal(frame.status, 202);
+  await page.goto(`${origin}/organizations/${org}/channels/${bytes.body.id}?view=history`);
+  await page.getByRole('table', { name: 'Stored payloads' }).getByRole('row').filter({ hasText: '000000  01 ff 80' }).filter({ hasText: '3 bytes' }).waitFor();
+
   // dead letters, set aside by the writer's repository as the writer does (test/poison.test.ts
   // makes real ones; here the subject is the page)
   const db = await Database.open({ url: sqliteUrlFor(data) });
@@ -199,6 +208,10 @@ test("a channel's stored messages are filtered, paged, downloaded and charted; d
   await page.getByText('Not UTF-8 text: shown in hex.').waitFor();
   await page.getByTestId('dead-letter-bytes').filter({ hasText: '000000  9f ff 00 de ad be ef' }).waitFor();
   await checkPage(page, 'dead-letters');
+  await page.setViewportSize({ width: 390, height: 844 });
+  await table.waitFor();
+  assert.ok(((await page.evaluate('document.documentElement.scrollWidth')) as number) <= 390, 'the dead letters fit a phone');
+  await page.setViewportSize({ width: 1280, height: 800 });
 
   await table.getByRole('row').nth(1).getByRole('button', { name: /^Delete/ }).click();
   await page.getByRole('status').filter({ hasText: 'The dead letter was deleted.' }).waitFor();
