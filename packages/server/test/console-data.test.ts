@@ -114,6 +114,13 @@ test("a channel's stored messages are filtered, paged, downloaded and charted; d
   await firstRow().getByRole('cell', { name: '1 Cel', exact: true }).waitFor();
   await page.getByLabel('Per page').selectOption('50');
   await info.filter({ hasText: '1–30 of 30' }).waitFor();
+  // the view is in the address: a reload shows the same
+  assert.deepEqual(Object.fromEntries(new URL(page.url()).searchParams), { view: 'history', name: 'temp', limit: '50', dir: 'asc' });
+  await page.reload();
+  await info.filter({ hasText: '1–30 of 30' }).waitFor();
+  assert.equal(await page.getByLabel('Name', { exact: true }).inputValue(), 'temp');
+  assert.equal(await page.getByLabel('Newest first').isChecked(), false);
+  await firstRow().getByRole('cell', { name: '1 Cel', exact: true }).waitFor();
 
   // the CSV of the same filter, fetched with the token (never in a URL) and saved from a Blob
   const download = page.waitForEvent('download');

@@ -1,11 +1,13 @@
 // A channel's stored messages, a page at a time, as the readers API filters and pages them
 // (GET /channels/{id}/messages): SenML records, JSON documents or opaque payloads; the same
 // filter's records as a CSV file, fetched with the access token and saved from a Blob (the token
-// never goes into a URL).
+// never goes into a URL). The filter, the page and the order are in the address
+// (`?view=history&name=temp&dir=asc`), so a reload or a link shows the same view.
 import { useState, type FormEvent } from 'react';
+import { useLocation, useSearch } from 'wouter';
 import { api, problemText } from '../api/client';
 import { ErrorNote, useLoad } from '../ui';
-import { bytesOf, formatSeconds, hexOf, rfc3339, saveBlob, storedKindOf, textOf, type StoredDocument, type StoredKind, type StoredPayload, type StoredRecord } from './messages';
+import { bytesOf, formatSeconds, hexOf, localInput, rfc3339, saveBlob, storedKindOf, textOf, type StoredDocument, type StoredKind, type StoredPayload, type StoredRecord } from './messages';
 
 type Comparator = 'eq' | 'lt' | 'le' | 'gt' | 'ge';
 
@@ -23,6 +25,45 @@ interface Filter {
 const comparators: Record<Comparator, string> = { eq: '=', lt: '<', le: '≤', gt: '>', ge: '≥' };
 const pageSizes = [20, 50, 100];
 const kinds: Record<StoredKind, string> = { senml: 'SenML records', json: 'JSON documents', binary: 'Opaque payloads' };
+
+interface View extends Filter {
+  offset: number;
+  limit: number;
+  dir: 'asc' | 'desc';
+}
+
+const isKind = (k: string | null): k is StoredKind => k === 'senml' || k === 'json' || k === 'binary';
+const isComparator = (c: string | null): c is Comparator => c !== null && c in comparators;
+
+/** The view in the address; what is not there is the default (the channel's kind, the first page of 20, newest first). */
+function readView(search: string, storedAs: StoredKind): View {
+  const q = new URLSearchParams(search);
+  const text = (key: string) => q.get(key) || undefined;
+  const kind = q.get('kind');
+  const view: View = { kind: isKind(kind) ? kind : storedAs, subtopic: text('subtopic'), publisher: text('publisher'), from: text('from'), to: text('to'), offset: Math.max(0, Number(q.get('offset')) || 0), limit: pageSizes.includes(Number(q.get('limit'))) ? Number(q.get('limit')) : pageSizes[0]!, dir: q.get('dir') === 'asc' ? 'asc' : 'desc' };
+  if (view.kind === 'senml') {
+    view.name = text('name');
+    const v = q.get('v');
+    if (v !== null && v !== '' && !Number.isNaN(Number(v))) {
+      view.v = Number(v);
+      const c = q.get('comparator');
+      view.comparator = isComparator(c) ? c : 'eq';
+    }
+  }
+  return view;
+}
+
+/** The address's query of a view: only what is not the default. */
+function viewSearch(v: View, storedAs: StoredKind): string {
+  const q = new URLSearchParams({ view: 'history' });
+  if (v.kind !== storedAs) q.set('kind', v.kind);
+  for (const key of ['name', 'subtopic', 'publisher', 'from', 'to', 'comparator'] as const) if (v[key]) q.set(key, v[key]);
+  if (v.v !== undefined) q.set('v', String(v.v));
+  if (v.offset) q.set('offset', String(v.offset));
+  if (v.limit !== pageSizes[0]) q.set('limit', String(v.limit));
+  if (v.dir === 'asc') q.set('dir', 'asc');
+  return `?${q.toString()}`;
+}
 
 function filterOf(form: HTMLFormElement, kind: StoredKind): Filter {
   const fields = new FormData(form);
@@ -57,28 +98,18 @@ function payloadShown(p: StoredPayload): string {
 
 export function ChannelHistory({ channel }: { channel: { id: string; name: string; contentType: string } }) {
   const storedAs = storedKindOf(channel.contentType);
-  const [filter, setFilter] = useState<Filter>({ kind: storedAs });
-  const [offset, setOffset] = useState(0);
-  const [limit, setLimit] = useState(pageSizes[0]!);
-  const [newestFirst, setNewestFirst] = useState(true);
-  const [kind, setKind] = useState<StoredKind>(storedAs);
+  const search = useSearch();
+  const [, navigate] = useLocation();
+  const view = readView(search, storedAs);
+  const { offset, limit, dir } = view;
+  const show = (change: Partial<View>) => navigate(`/channels/${channel.id}${viewSearch({ ...view, offset: 0, ...change }, storedAs)}`);
   const [downloadError, setDownloadError] = useState<string>();
   const [downloading, setDownloading] = useState(false);
-  const dir = newestFirst ? 'desc' : 'asc';
-  const page = useLoad(
-    () => api.GET('/channels/{id}/messages', { params: { path: { id: channel.id }, query: { ...queryOf(filter), offset, limit, dir } } }),
-    [channel.id, filter, offset, limit, dir],
-  );
-
-  function apply(e: FormEvent<HTMLFormElement>) {
-    e.preventDefault();
-    setFilter(filterOf(e.currentTarget, kind));
-    setOffset(0);
-  }
+  const page = useLoad(() => api.GET('/channels/{id}/messages', { params: { path: { id: channel.id }, query: { ...queryOf(view), offset, limit, dir } } }), [channel.id, search]);
 
   async function download() {
     setDownloading(true);
-    const { data, error } = await api.GET('/channels/{id}/messages', { params: { path: { id: channel.id }, query: { ...queryOf(filter), dir, format: 'csv' } }, parseAs: 'blob' });
+    const { data, error } = await api.GET('/channels/{id}/messages', { params: { path: { id: channel.id }, query: { ...queryOf(view), dir, format: 'csv' } }, parseAs: 'blob' });
     setDownloading(false);
     if (error !== undefined || !data) return setDownloadError(problemText(error));
     setDownloadError(undefined);
@@ -86,88 +117,23 @@ export function ChannelHistory({ channel }: { channel: { id: string; name: strin
   }
 
   const total = page.data?.total ?? 0;
-  const shownKind = filter.kind;
+  const shownKind = view.kind;
   return (
     <section aria-labelledby="history-heading">
       <h3 id="history-heading">Stored messages</h3>
-      <form className="toolbar filters" onSubmit={apply} aria-label="Filter stored messages">
-        <label>
-          Stored as
-          <select name="kind" value={kind} onChange={(e) => setKind(e.target.value as StoredKind)}>
-            {Object.entries(kinds).map(([k, label]) => (
-              <option key={k} value={k}>
-                {label}
-              </option>
-            ))}
-          </select>
-        </label>
-        {kind === 'senml' && (
-          <label>
-            Name
-            <input name="name" maxLength={1024} placeholder="temp" />
-          </label>
-        )}
-        <label>
-          Subtopic
-          <input name="subtopic" maxLength={1024} placeholder="lab/bench-2" />
-        </label>
-        <label>
-          Publisher
-          <input name="publisher" maxLength={256} placeholder="Device id" />
-        </label>
-        <label>
-          From
-          <input name="from" type="datetime-local" step={1} />
-        </label>
-        <label>
-          To
-          <input name="to" type="datetime-local" step={1} />
-        </label>
-        {kind === 'senml' && (
-          <>
-            <label>
-              Value is
-              <select name="comparator" defaultValue="eq">
-                {Object.entries(comparators).map(([c, sign]) => (
-                  <option key={c} value={c}>
-                    {sign}
-                  </option>
-                ))}
-              </select>
-            </label>
-            <label>
-              Value
-              <input name="v" type="number" step="any" placeholder="Any" />
-            </label>
-          </>
-        )}
-        <button type="submit">Filter</button>
-      </form>
+      {/* a new address (a link, back and forward) shows its own filter in the fields */}
+      <FilterForm key={search} view={view} onFilter={(f) => show({ ...emptyFilter, ...f })} />
       <div className="toolbar">
         <label>
           Per page
-          <select
-            value={limit}
-            onChange={(e) => {
-              setLimit(Number(e.target.value));
-              setOffset(0);
-            }}
-          >
+          <select value={limit} onChange={(e) => show({ limit: Number(e.target.value) })}>
             {pageSizes.map((n) => (
               <option key={n}>{n}</option>
             ))}
           </select>
         </label>
         <label className="check">
-          <input
-            type="checkbox"
-            checked={newestFirst}
-            onChange={(e) => {
-              setNewestFirst(e.target.checked);
-              setOffset(0);
-            }}
-          />{' '}
-          Newest first
+          <input type="checkbox" checked={dir === 'desc'} onChange={(e) => show({ dir: e.target.checked ? 'desc' : 'asc' })} /> Newest first
         </label>
         {shownKind === 'senml' && (
           <button type="button" className="secondary" disabled={downloading} onClick={() => void download()}>
@@ -186,19 +152,85 @@ export function ChannelHistory({ channel }: { channel: { id: string; name: strin
           </div>
           {total === 0 && <p className="muted">No stored message matches the filter.</p>}
           <div className="pager">
-            <button type="button" className="secondary" disabled={offset === 0} onClick={() => setOffset(Math.max(0, offset - limit))}>
+            <button type="button" className="secondary" disabled={offset === 0} onClick={() => show({ offset: Math.max(0, offset - limit) })}>
               Previous
             </button>
             <span data-testid="history-page-info">
               {total === 0 ? '0' : `${offset + 1}–${Math.min(offset + limit, total)}`} of {total}
             </span>
-            <button type="button" className="secondary" disabled={offset + limit >= total} onClick={() => setOffset(offset + limit)}>
+            <button type="button" className="secondary" disabled={offset + limit >= total} onClick={() => show({ offset: offset + limit })}>
               Next
             </button>
           </div>
         </>
       )}
     </section>
+  );
+}
+
+/** Every filter field unset: a new filter replaces the whole of the old one. */
+const emptyFilter: Omit<Filter, 'kind'> = { name: undefined, subtopic: undefined, publisher: undefined, from: undefined, to: undefined, comparator: undefined, v: undefined };
+
+function FilterForm({ view, onFilter }: { view: View; onFilter(f: Filter): void }) {
+  const [kind, setKind] = useState<StoredKind>(view.kind);
+  function apply(e: FormEvent<HTMLFormElement>) {
+    e.preventDefault();
+    onFilter(filterOf(e.currentTarget, kind));
+  }
+  return (
+    <form className="toolbar filters" onSubmit={apply} aria-label="Filter stored messages">
+      <label>
+        Stored as
+        <select name="kind" value={kind} onChange={(e) => setKind(e.target.value as StoredKind)}>
+          {Object.entries(kinds).map(([k, label]) => (
+            <option key={k} value={k}>
+              {label}
+            </option>
+          ))}
+        </select>
+      </label>
+      {kind === 'senml' && (
+        <label>
+          Name
+          <input name="name" maxLength={1024} placeholder="temp" defaultValue={view.name} />
+        </label>
+      )}
+      <label>
+        Subtopic
+        <input name="subtopic" maxLength={1024} placeholder="lab/bench-2" defaultValue={view.subtopic} />
+      </label>
+      <label>
+        Publisher
+        <input name="publisher" maxLength={256} placeholder="Device id" defaultValue={view.publisher} />
+      </label>
+      <label>
+        From
+        <input name="from" type="datetime-local" step={1} defaultValue={view.from && localInput(view.from)} />
+      </label>
+      <label>
+        To
+        <input name="to" type="datetime-local" step={1} defaultValue={view.to && localInput(view.to)} />
+      </label>
+      {kind === 'senml' && (
+        <>
+          <label>
+            Value is
+            <select name="comparator" defaultValue={view.comparator ?? 'eq'}>
+              {Object.entries(comparators).map(([c, sign]) => (
+                <option key={c} value={c}>
+                  {sign}
+                </option>
+              ))}
+            </select>
+          </label>
+          <label>
+            Value
+            <input name="v" type="number" step="any" placeholder="Any" defaultValue={view.v} />
+          </label>
+        </>
+      )}
+      <button type="submit">Filter</button>
+    </form>
   );
 }
 

@@ -1,7 +1,7 @@
 // How the data pages show payloads and read times: run with `npm test -w @fleetwire/console`.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { bytesOf, hexOf, rfc3339, storedKindOf, textOf } from './messages.ts';
+import { bytesOf, hexOf, localInput, rfc3339, storedKindOf, textOf } from './messages.ts';
 
 test('a payload is text when it is UTF-8 without control characters, else it is shown in hex', () => {
   assert.equal(textOf(new TextEncoder().encode('{"a":1}\n\tb')), '{"a":1}\n\tb');
@@ -24,6 +24,7 @@ test("a datetime-local value is sent as RFC 3339 in UTC; an empty one is no boun
   assert.equal(rfc3339('2026-12-03T08:10:00'), new Date(2026, 11, 3, 8, 10, 0).toISOString());
   assert.equal(rfc3339(''), undefined);
   assert.equal(rfc3339('not a time'), undefined);
+  assert.equal(localInput(rfc3339('2026-12-03T08:10:05')!), '2026-12-03T08:10:05', 'and back, for the field of a view in the address');
 });
 
 test("a channel's messages are stored as its content type says", () => {
