@@ -1,7 +1,7 @@
 // The console's pages and the frame around them. Paths are the console's own (`/organizations/…`),
 // apart from the API's (`/orgs/…`), so a reload of any page reaches index.html and not the API.
 // Under /organizations/:org the routes are nested: their links and paths are relative to it.
-import { createContext, useContext, useEffect, type ReactNode } from 'react';
+import { createContext, lazy, Suspense, useContext, useEffect, type ReactNode } from 'react';
 import { Link, Redirect, Route, Switch, useLocation, useParams } from 'wouter';
 import { api } from './api/client';
 import type { Org, Role } from './api/types';
@@ -21,12 +21,17 @@ import { Members } from './pages/members';
 import { Users } from './pages/users';
 import { orgsChangedEvent } from './pages/invitations';
 
+// pages few users open are loaded when first opened, so the console's first load stays small
+const DeadLetters = lazy(() => import('./pages/dead-letters').then((m) => ({ default: m.DeadLetters })));
+
 /** The organization the pages under /organizations/:org work in, and what the user may do there. */
 interface OrgScope {
   org: Org;
   role: Role | undefined;
   /** A viewer sees no edit controls (the platform refuses their changes anyway). */
   canEdit: boolean;
+  /** An owner or admin (or a platform admin): sees the dead letters (`dead-letters:read`) and deletes them. */
+  canAdminister: boolean;
 }
 
 const OrgContext = createContext<OrgScope | undefined>(undefined);
@@ -103,8 +108,9 @@ function InOrg({ children }: { children: ReactNode }) {
   if (!org.data) return <p className="muted">Loading…</p>;
   const role = org.data.role;
   const canEdit = role ? role !== 'viewer' : user?.role === 'admin';
+  const canAdminister = role ? role === 'owner' || role === 'admin' : user?.role === 'admin';
   return (
-    <OrgContext.Provider value={{ org: org.data, role, canEdit }}>
+    <OrgContext.Provider value={{ org: org.data, role, canEdit, canAdminister }}>
       <nav className="tabs" aria-label="Organization">
         <h1>{org.data.name}</h1>
         <span className="muted">{role ? `your role: ${role}` : 'platform admin'}</span>
@@ -112,6 +118,7 @@ function InOrg({ children }: { children: ReactNode }) {
         <Tab href="/channels">Channels</Tab>
         <Tab href="/groups">Groups</Tab>
         <Tab href="/members">Members</Tab>
+        {canAdminister && <Tab href="/dead-letters">Dead letters</Tab>}
       </nav>
       {children}
     </OrgContext.Provider>
@@ -155,6 +162,11 @@ export function App() {
                   <Route path="/groups" component={Groups} />
                   <Route path="/groups/:id" component={GroupPage} />
                   <Route path="/members" component={Members} />
+                  <Route path="/dead-letters">
+                    <Suspense fallback={<p className="muted">Loading…</p>}>
+                      <DeadLetters />
+                    </Suspense>
+                  </Route>
                   <Route>
                     <Redirect to="/devices" replace />
                   </Route>

@@ -1,11 +1,16 @@
-// A channel's messages as they arrive, over the WebSocket API (docs/websocket.md): every subtopic,
-// as envelopes (`?envelope=true`), with the user's access token (a browser cannot set the
-// Authorization header of a WebSocket).
-import { useEffect, useState } from 'react';
-import { Link, useParams } from 'wouter';
+// A channel: its messages as they arrive, over the WebSocket API (docs/websocket.md): every
+// subtopic, as envelopes (`?envelope=true`), with the user's access token (a browser cannot set the
+// Authorization header of a WebSocket); its stored messages (channel-history.tsx) and a chart of
+// them (channel-chart.tsx). Which of the three is shown is in the address (`?view=`).
+import { lazy, Suspense, useEffect, useState, type ReactNode } from 'react';
+import { Link, useParams, useSearch } from 'wouter';
 import { api, currentToken, renewSession } from '../api/client';
 import { useOrg } from '../app';
 import { ErrorNote, formatTime, useLoad, useTitle } from '../ui';
+
+// loaded when first shown: the console's first load stays the size it was (see docs/console.md)
+const ChannelHistory = lazy(() => import('./channel-history').then((m) => ({ default: m.ChannelHistory })));
+const ChannelChart = lazy(() => import('./channel-chart').then((m) => ({ default: m.ChannelChart })));
 
 interface Envelope {
   id: string;
@@ -73,11 +78,27 @@ function useLiveMessages(channelId: string): { messages: Envelope[]; state: Link
   return { messages, state, reason };
 }
 
+type View = 'live' | 'history' | 'chart';
+const views: Record<View, string> = { live: 'Live messages', history: 'Stored messages', chart: 'Chart' };
+
+function viewOf(search: string): View {
+  const v = new URLSearchParams(search).get('view');
+  return v === 'history' || v === 'chart' ? v : 'live';
+}
+
+function ViewLink({ view, current, channelId, children }: { view: View; current: View; channelId: string; children: ReactNode }) {
+  return (
+    <Link href={`/channels/${channelId}${view === 'live' ? '' : `?view=${view}`}`} aria-current={view === current ? 'page' : undefined}>
+      {children}
+    </Link>
+  );
+}
+
 export function ChannelPage() {
   const { org } = useOrg();
   const { id } = useParams<{ id: string }>();
+  const view = viewOf(useSearch());
   const channel = useLoad(() => api.GET('/orgs/{org}/channels/{id}', { params: { path: { org: org.id, id } } }), [org.id, id]);
-  const live = useLiveMessages(id);
   useTitle(channel.data ? `${channel.data.name} · ${org.name}` : undefined);
 
   return (
@@ -103,8 +124,28 @@ export function ChannelPage() {
               <code>channels/{channel.data.id}/messages/…</code>
             </dd>
           </dl>
+          <nav className="views" aria-label="Channel data">
+            {Object.entries(views).map(([v, label]) => (
+              <ViewLink key={v} view={v as View} current={view} channelId={id}>
+                {label}
+              </ViewLink>
+            ))}
+          </nav>
+          {view === 'live' && <LiveMessages channelId={id} />}
+          <Suspense fallback={<p className="muted">Loading…</p>}>
+            {view === 'history' && <ChannelHistory channel={{ id, name: channel.data.name, contentType: channel.data.content_type }} />}
+            {view === 'chart' && <ChannelChart channelId={id} />}
+          </Suspense>
         </>
       )}
+    </>
+  );
+}
+
+function LiveMessages({ channelId }: { channelId: string }) {
+  const live = useLiveMessages(channelId);
+  return (
+    <>
       <h3>
         Live messages{' '}
         <span className={`live ${live.state}`} data-testid="live-state">
