@@ -13,7 +13,7 @@
 // The idle-connection case uses the device listener. bench/README.md says how the generator counts.
 //
 //   [--scenarios p2p,fan-in,fan-out] [--qos 0,1] [--payloads 16,256,senml] [--brokers mosquitto,aedes,open,devices]
-//   [--seconds 2] [--connections 10000 | --no-idle]
+//   [--seconds 2] [--connections 10000 | --no-idle] [--profile DIR]
 import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -42,6 +42,9 @@ const qosLevels = listOption('qos', ['0', '1'] as const).map(Number) as (0 | 1)[
 const payloads = listOption('payloads', ['16', '256', 'senml'] as const).map((p) => (p === 'senml' ? 'senml' : Number(p))) as (number | 'senml')[];
 const brokerKinds = listOption('brokers', ['mosquitto', 'aedes', 'open', 'devices'] as const);
 const withIdle = !process.argv.includes('--no-idle');
+/** --profile DIR: CPU profiles of Fleetwire's processes (every thread a file) into DIR. */
+const profileDir = process.argv.includes('--profile') ? process.argv[process.argv.indexOf('--profile') + 1]! : undefined;
+const nodeArgs = profileDir ? ['--cpu-prof', `--cpu-prof-dir=${profileDir}`] : [];
 const payloadName = (p: number | 'senml') => (p === 'senml' ? 'SenML 1 record (37 B)' : `${p} B`);
 
 async function startAedes(): Promise<Broker> {
@@ -56,7 +59,7 @@ async function startAedes(): Promise<Broker> {
 
 async function startFleetwireOpen(): Promise<Broker> {
   const port = await freePort();
-  const c = track(spawnCli(['start'], cliEnv(dataFolder(), { FLEETWIRE_MQTT_PORT: 'off', FLEETWIRE_MQTT_OPEN_PORT: String(port), FLEETWIRE_LOG_LEVEL: 'error' }), { built: true }));
+  const c = track(spawnCli(['start'], cliEnv(dataFolder(), { FLEETWIRE_MQTT_PORT: 'off', FLEETWIRE_MQTT_OPEN_PORT: String(port), FLEETWIRE_LOG_LEVEL: 'error' }), { built: true, nodeArgs }));
   c.stdout!.resume();
   c.stderr!.resume();
   await waitForPort(port, c);
@@ -76,7 +79,7 @@ interface DeviceSetup {
 /** Fleetwire with its device listener, `devices` devices connected to two channels (binary payloads, SenML) for publish and subscribe. */
 async function startFleetwireDevices(devices: number): Promise<DeviceSetup> {
   const mqttPort = await freePort();
-  const server = await startCli(cliEnv(dataFolder(), { FLEETWIRE_MQTT_PORT: String(mqttPort), FLEETWIRE_ADMIN_EMAIL: 'bench@example.com', FLEETWIRE_ADMIN_PASSWORD: 'bench-password-1', FLEETWIRE_SECRET_KEY: 'a'.repeat(64), FLEETWIRE_MQTT_MAX_CONNECT_RATE: '0' }), { built: true });
+  const server = await startCli(cliEnv(dataFolder(), { FLEETWIRE_MQTT_PORT: String(mqttPort), FLEETWIRE_ADMIN_EMAIL: 'bench@example.com', FLEETWIRE_ADMIN_PASSWORD: 'bench-password-1', FLEETWIRE_SECRET_KEY: 'a'.repeat(64), FLEETWIRE_MQTT_MAX_CONNECT_RATE: '0' }), { built: true, nodeArgs });
   const { token } = await login(server.api, 'bench@example.com', 'bench-password-1');
   const org = (await call<{ id: string }>(server.api, 'POST', '/orgs', { token, body: { name: 'bench' } })).body.id;
   const channel = (await call<{ id: string }>(server.api, 'POST', `/orgs/${org}/channels`, { token, body: { name: 'bench', content_type: 'application/octet-stream' } })).body.id;
