@@ -7,9 +7,9 @@ import { Link } from 'wouter';
 import { api, problemText } from '../api/client';
 import { useOrg } from '../app';
 import { ErrorNote, formatTime, useLoad, useTitle } from '../ui';
+import { Pager, pageSize } from './pager';
 import { bytesOf, hexOf, textOf } from './messages';
 
-const pageSize = 20;
 
 export function DeadLetters() {
   const { org, canAdminister } = useOrg();
@@ -118,17 +118,7 @@ function DeadLetterList() {
           </div>
           {open && <DeadLetterPayload id={open} />}
           {total === 0 && <p className="muted">No dead letters: every message received was stored.</p>}
-          <div className="pager">
-            <button type="button" className="secondary" disabled={offset === 0} onClick={() => setOffset(Math.max(0, offset - pageSize))}>
-              Previous
-            </button>
-            <span data-testid="dead-letters-page-info">
-              {total === 0 ? '0' : `${offset + 1}–${Math.min(offset + pageSize, total)}`} of {total}
-            </span>
-            <button type="button" className="secondary" disabled={offset + pageSize >= total} onClick={() => setOffset(offset + pageSize)}>
-              Next
-            </button>
-          </div>
+          <Pager offset={offset} total={total} onChange={setOffset} label="dead letters" always testId="dead-letters-page-info" />
         </>
       )}
     </>

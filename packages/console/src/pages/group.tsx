@@ -4,8 +4,8 @@ import { Link, useLocation, useParams } from 'wouter';
 import { api, problemText } from '../api/client';
 import { useOrg } from '../app';
 import { ErrorNote, useLoad, useTitle } from '../ui';
+import { Pager, pageSize } from './pager';
 
-const pageSize = 20;
 
 export function GroupPage() {
   const { org, canEdit } = useOrg();
@@ -112,17 +112,7 @@ export function GroupPage() {
                 </tbody>
               </table>
               {total === 0 && <p className="muted">No devices in the group yet.</p>}
-              <div className="pager">
-                <button type="button" className="secondary" disabled={offset === 0} onClick={() => setOffset(Math.max(0, offset - pageSize))}>
-                  Previous
-                </button>
-                <span data-testid="group-page-info">
-                  {total === 0 ? '0' : `${offset + 1}–${Math.min(offset + pageSize, total)}`} of {total}
-                </span>
-                <button type="button" className="secondary" disabled={offset + pageSize >= total} onClick={() => setOffset(offset + pageSize)}>
-                  Next
-                </button>
-              </div>
+              <Pager offset={offset} total={total} onChange={setOffset} label="devices in the group" always testId="group-page-info" />
             </>
           )}
           {canEdit && (
