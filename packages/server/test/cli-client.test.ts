@@ -392,6 +392,28 @@ describe('fleetwire client commands', { concurrency: 3 }, () => {
     assert.match(zsh.stdout, /^#compdef fleetwire\n/);
     assert.match(zsh.stdout, /\('devices'\)\n\s+cmds=\('list:list devices' .*'rotate-secret:give a device a new secret/);
     assert.match(zsh.stdout, /compdef _fleetwire fleetwire/);
+    // zsh itself runs the script: compinit's _describe and _files are stood in for by functions that
+    // print what they were given, so the words the script offers can be read
+    const zshScript = join(u.home, '_fleetwire');
+    writeFileSync(zshScript, zsh.stdout);
+    const zshOffers = (words: string[]) => {
+      const program = [
+        'compdef() { :; }',
+        '_files() { print -- "(files)"; }',
+        // _describe -t <tag> <description> <array name>: the array's entries, without their descriptions
+        '_describe() { local -a entries; entries=("${(@P)4}"); print -l -- "${entries[@]%%:*}"; }',
+        `source ${zshScript}`,
+        `words=(${words.map((w) => `'${w}'`).join(' ')}); CURRENT=${words.length}`,
+        '_fleetwire',
+      ].join('\n');
+      const res = spawnSync('zsh', ['-f', '-c', program], { encoding: 'utf8' });
+      assert.equal(res.status, 0, res.stderr);
+      return res.stdout.trim().split('\n');
+    };
+    assert.ok(zshOffers(['fleetwire', '']).includes('devices'));
+    assert.ok(zshOffers(['fleetwire', 'devices', '']).includes('rotate-secret'));
+    assert.ok(zshOffers(['fleetwire', 'devices', 'list', '--']).includes('--all'));
+    assert.ok(!zshOffers(['fleetwire', 'devices', '']).includes('login'), 'a subcommand offers its own commands only');
     assertUsage(await u.run(['completion', 'fish']), /'fish' is invalid for argument 'shell'/);
   });
 });
