@@ -60,3 +60,34 @@ test('a personal access token made on the account page works against the API unt
   assert.deepEqual(errors, []);
   assert.deepEqual(elsewhere, []);
 });
+
+test('a password changed on the account page ends the other sessions at once, and the console carries on with the new one', { skip: available === true ? false : available, timeout: 60_000 }, async () => {
+  assert.ok(server && browser, 'runs after the test above, on its platform');
+  const origin = server.api;
+  // another session of the same account, as a second browser or a script holds
+  const other = await login(origin, admin.email, admin.password);
+  const me = (token: string) => fetch(`${origin}/users/me`, { headers: { authorization: `Bearer ${token}` } });
+  assert.equal((await me(other.token)).status, 200);
+
+  const { page, errors } = await openPage(browser, origin);
+  await page.goto(`${origin}/sign-in`);
+  await signIn(page, admin);
+  await page.getByRole('heading', { name: 'Organizations' }).waitFor();
+  await page.goto(`${origin}/account`);
+  await page.getByRole('heading', { name: 'Your account' }).waitFor();
+  const changed = 'console-admin-new-password';
+  await page.getByLabel('Current password').fill(admin.password);
+  await page.getByLabel('New password').fill(changed);
+  await page.getByRole('button', { name: 'Change password' }).click();
+  await page.getByText('every other session is ended').waitFor();
+
+  // the other session is over at once; the old password no longer signs in, the new one does
+  assert.equal((await me(other.token)).status, 401);
+  assert.equal((await fetch(`${origin}/auth/token`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ email: admin.email, password: admin.password }) })).status, 401);
+  assert.equal((await login(origin, admin.email, changed)).status, 200);
+  // the console's own session goes on: a reload keeps it signed in on the account page
+  await page.reload();
+  await page.getByRole('heading', { name: 'Your account' }).waitFor();
+  await page.getByRole('cell', { name: 'backup script', exact: true }).waitFor();
+  assert.deepEqual(errors, []);
+});

@@ -30,7 +30,7 @@ const lifetimes = [
 ];
 
 export function Account() {
-  const { user, signOut } = useSession();
+  const { user, signIn, signOut } = useSession();
   useTitle('Your account');
   const [note, setNote] = useState<string>();
   const [error, setError] = useState<string>();
@@ -39,13 +39,17 @@ export function Account() {
     e.preventDefault();
     const form = new FormData(e.currentTarget);
     const target = e.currentTarget;
+    const password = String(form.get('new'));
     const { error: problem } = await api.POST('/users/me/password', {
-      body: { current_password: String(form.get('current')), new_password: String(form.get('new')) },
+      body: { current_password: String(form.get('current')), new_password: password },
     });
     if (problem) return setError(problemText(problem));
     target.reset();
     setError(undefined);
-    setNote('Your password is changed: your other sessions are ended.');
+    // the change ended every session of the account, this one too: it signs in again with the new password
+    const again = user ? await signIn(user.email, password) : 'not signed in';
+    if (again !== undefined) return setError(`Your password is changed and every session is ended; sign in again with the new password (${again}).`);
+    setNote('Your password is changed: every other session is ended, and this one continues with the new password.');
   }
 
   async function signOutEverywhere() {
