@@ -1,8 +1,8 @@
 // test-database: once (the subject is not the database: it runs in the SQLite pass only)
 // The console's "Connect a device" page end to end, against a real `fleetwire start` and Debian's
-// Chromium: the commands name the real device, channel and listener ports; the secret rotated from
-// the page is filled in; the copied curl command, run as it is, publishes, and the page shows that
-// first message as it arrives. A device without channels is told so; a viewer sees no rotate button;
+// Chromium: the commands name the real device, the chosen channel and the listener ports; the secret
+// rotated from the page is filled in; the copied curl and mosquitto_pub commands, run as they are,
+// publish, and the page shows the first message as it arrives. A device without channels is told so; a viewer sees no rotate button;
 // a phone-sized screen does not scroll sideways.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -34,6 +34,8 @@ test('an operator connects a device from the console: real commands, a rotated s
   const device = (await call<{ id: string; secret: string }>(origin, 'POST', `/orgs/${org}/devices`, { token, body: { name: 'bench-sensor' } })).body;
   const lonely = (await call<{ id: string }>(origin, 'POST', `/orgs/${org}/devices`, { token, body: { name: 'spare' } })).body.id;
   assert.equal((await call(origin, 'POST', `/orgs/${org}/connections`, { token, body: { device_ids: [device.id], channel_ids: [channel], types: ['publish', 'subscribe'] } })).status, 204);
+  const other = (await call<{ id: string }>(origin, 'POST', `/orgs/${org}/channels`, { token, body: { name: 'irrigation' } })).body.id;
+  assert.equal((await call(origin, 'POST', `/orgs/${org}/connections`, { token, body: { device_ids: [device.id], channel_ids: [other], types: ['publish'] } })).status, 204);
 
   browser = await launchChromium();
   const { page, elsewhere, errors } = await openPage(browser, origin);
@@ -41,6 +43,11 @@ test('an operator connects a device from the console: real commands, a rotated s
   await signIn(page, admin);
   await page.getByRole('link', { name: 'Connect', exact: true }).click();
   await page.getByRole('heading', { name: 'Connect bench-sensor' }).waitFor();
+  // another channel chosen: its id in the commands, and in the address
+  await page.getByLabel('Channel').selectOption({ label: 'irrigation (publish)' });
+  await page.getByTestId('command').filter({ hasText: `channels/${other}/messages/connect` }).first().waitFor();
+  assert.equal(new URL(page.url()).searchParams.get('channel'), other);
+  await page.getByLabel('Channel').selectOption({ label: 'climate (publish, subscribe)' });
   assert.equal(await page.getByLabel('Channel').inputValue(), channel);
 
   // the commands: the real ids and ports, the secret as a variable
@@ -79,6 +86,10 @@ test('an operator connects a device from the console: real commands, a rotated s
   const run = spawnSync('sh', ['-c', curl], { encoding: 'utf8', timeout: 15_000 });
   assert.equal(run.status, 0, run.stderr);
   assert.match(run.stdout, /^20\d$/m, run.stdout);
+  // the copied mosquitto_pub command works as it is too
+  await page.getByRole('button', { name: 'Copy: Publish with mosquitto_pub (MQTT)' }).click();
+  const pub = spawnSync('sh', ['-c', (await page.evaluate('navigator.clipboard.readText()')) as string], { encoding: 'utf8', timeout: 15_000 });
+  assert.equal(pub.status, 0, pub.stderr);
   const first = page.getByTestId('first-message');
   await first.filter({ hasText: '21.5' }).waitFor();
   assert.match(await first.textContent() ?? '', /over HTTP on connect/);
