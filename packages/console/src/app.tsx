@@ -10,6 +10,7 @@ import { ErrorNote, useLoad } from './ui';
 import { SignIn } from './pages/sign-in';
 import { Organizations } from './pages/organizations';
 import { Devices } from './pages/devices';
+import { ConnectPage } from './pages/connect';
 import { DevicePage } from './pages/device';
 import { Channels } from './pages/channels';
 import { ChannelPage } from './pages/channel';
@@ -156,6 +157,7 @@ export function App() {
                 <Switch>
                   <Route path="/devices" component={Devices} />
                   <Route path="/devices/import" component={DeviceImport} />
+                  <Route path="/devices/:id/connect" component={ConnectPage} />
                   <Route path="/devices/:id" component={DevicePage} />
                   <Route path="/channels" component={Channels} />
                   <Route path="/channels/:id" component={ChannelPage} />

@@ -9,6 +9,7 @@ import { createLogger, type Logger } from './core/logger.js';
 import { version } from './core/version.js';
 import { createPlatform, type Platform } from './platform.js';
 import { buildApp, type App } from './http/app.js';
+import type { ListeningPorts } from './http/routes/endpoints.js';
 import { createMqtt, listenMqtt, secureContextOptions, type MqttServers } from './mqtt/index.js';
 import { parseAcl } from './mqtt/acl.js';
 import { minServerKeyBytes, parseKey } from './auth/keys.js';
@@ -189,7 +190,8 @@ export async function startServer(config: Config = loadConfig(), opts: { log?: L
       if (created) log.info({ userId: user.id, email: user.email }, 'created the first platform admin from FLEETWIRE_ADMIN_EMAIL');
     }
     const brokers = createMqtt(platform);
-    const app = await buildApp(platform, { mqttBroker: () => brokers.broker });
+    const listening: ListeningPorts = {}; // filled in as the listeners bind
+    const app = await buildApp(platform, { mqttBroker: () => brokers.broker, listening: () => listening });
     try {
       await app.listen({ host: config.host, port: config.httpPort });
     } catch (e) {
@@ -203,6 +205,7 @@ export async function startServer(config: Config = loadConfig(), opts: { log?: L
     try {
       mqtt = await listenMqtt(platform, brokers);
       if (config.coapPort >= 0) coap = await listenCoap(platform);
+      Object.assign(listening, { mqtt: mqtt.addresses.mqtt, mqtts: mqtt.addresses.mqtts, coap: coap?.address.port });
     } catch (e) {
       await mqtt?.close();
       await app.close();

@@ -15,3 +15,4 @@ export type DevicePage = Ok<'/orgs/{org}/devices', 'get'>;
 export type Channel = Ok<'/orgs/{org}/channels/{id}', 'get'>;
 export type ContentType = Channel['content_type'];
 export type DeviceSort = NonNullable<NonNullable<paths['/orgs/{org}/devices']['get']['parameters']['query']>['sort']>;
+export type Endpoints = Ok<'/endpoints', 'get'>;

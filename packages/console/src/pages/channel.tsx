@@ -12,7 +12,7 @@ import { ErrorNote, formatTime, useLoad, useTitle } from '../ui';
 const ChannelHistory = lazy(() => import('./channel-history').then((m) => ({ default: m.ChannelHistory })));
 const ChannelChart = lazy(() => import('./channel-chart').then((m) => ({ default: m.ChannelChart })));
 
-interface Envelope {
+export interface Envelope {
   id: string;
   subtopic: string;
   publisher: string;
@@ -25,7 +25,7 @@ interface Envelope {
 const keep = 200; // messages shown; older ones scroll away
 const sessionEnded = 4401; // docs/websocket.md: the login session of the socket's token ended
 
-function payloadText(base64: string): string {
+export function payloadText(base64: string): string {
   const bytes = Uint8Array.from(atob(base64), (c) => c.charCodeAt(0));
   try {
     return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
@@ -34,9 +34,10 @@ function payloadText(base64: string): string {
   }
 }
 
-type LinkState = 'connecting' | 'live' | 'closed';
+export type LinkState = 'connecting' | 'live' | 'closed';
 
-function useLiveMessages(channelId: string): { messages: Envelope[]; state: LinkState; reason: string | undefined } {
+/** A channel's messages as they arrive (newest first), over the WebSocket API; also the connect page's. */
+export function useLiveMessages(channelId: string): { messages: Envelope[]; state: LinkState; reason: string | undefined } {
   const [messages, setMessages] = useState<Envelope[]>([]);
   const [state, setState] = useState<LinkState>('connecting');
   const [reason, setReason] = useState<string>();

@@ -40,6 +40,9 @@ export function DevicePage() {
       {d && (
         <>
           <h2>{d.name}</h2>
+          <p>
+            <Link href={`/devices/${d.id}/connect`}>Connect</Link>: the commands that send its first message, with this platform's addresses.
+          </p>
           <dl className="facts">
             <dt>Id</dt>
             <dd>

@@ -1028,6 +1028,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/endpoints": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Where devices connect
+         * @description The URLs of the platform's listeners, for any signed-in user: the host is FLEETWIRE_PUBLIC_URL's when set, else the request's; the ports are those actually bound. A listener that is off is absent. The same for every organization.
+         */
+        get: operations["getEndpoints"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/channels/{id}/messages/{subtopic}": {
         parameters: {
             query?: never;
@@ -6281,6 +6301,70 @@ export interface operations {
             };
             /** @description Not Found: problem details with a stable `code` */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: problem details with a stable `code` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getEndpoints: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Where devices and clients connect */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /**
+                         * Format: uri
+                         * @description The HTTP API (and the console)
+                         */
+                        http: string;
+                        /**
+                         * Format: uri
+                         * @description MQTT over TCP; absent when the listener is off
+                         */
+                        mqtt?: string;
+                        /**
+                         * Format: uri
+                         * @description MQTT over TLS; absent unless it is started
+                         */
+                        mqtts?: string;
+                        /**
+                         * Format: uri
+                         * @description MQTT over WebSocket, on the HTTP listener
+                         */
+                        mqtt_ws?: string;
+                        /**
+                         * Format: uri
+                         * @description CoAP over UDP; absent when the listener is off
+                         */
+                        coap?: string;
+                    };
+                };
+            };
+            /** @description Unauthorized: problem details with a stable `code` */
+            401: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -21,6 +21,7 @@ import { connectionRoutes } from './routes/connections.js';
 import { messageRoutes } from './routes/messages.js';
 import { deadLetterRoutes } from './routes/dead-letters.js';
 import { wsRoutes } from './routes/live.js';
+import { endpointRoutes, type ListeningPorts } from './routes/endpoints.js';
 import { installConsole, type ConsoleOptions } from './console.js';
 import websocket from '@fastify/websocket';
 import { chooseMqttSubprotocol, mqttOverWebSocket, type Broker } from '../mqtt/index.js';
@@ -33,6 +34,8 @@ const requestIdPattern = /^[A-Za-z0-9._-]{1,64}$/;
 export interface AppOptions {
   /** The MQTT broker that `/mqtt` (MQTT over WebSocket) hands connections to. */
   mqttBroker?: () => Broker | undefined;
+  /** The ports the other listeners bound, for `GET /endpoints`; none by default (an app not listening). */
+  listening?: () => ListeningPorts;
   /** Where the built web console is (tests); default packages/console/dist. */
   console?: ConsoleOptions;
 }
@@ -83,6 +86,7 @@ export async function buildApp(platform: Platform, options: AppOptions = {}): Pr
   connectionRoutes(app, platform);
   messageRoutes(app, platform);
   deadLetterRoutes(app, platform);
+  endpointRoutes(app, config, options.listening ?? (() => ({})), Boolean(options.mqttBroker));
   await installConsole(app, options.console);
   await app.register(websocket, {
     options: { maxPayload: platform.config.messageMaxSize + 64 * 1024, handleProtocols: (protocols) => chooseMqttSubprotocol(protocols) },
