@@ -5791,7 +5791,50 @@ export interface operations {
                         next?: string;
                         /** @description Every matching row: with `total=true`, and for aggregations */
                         total?: number;
-                        messages: unknown[];
+                        messages: {
+                            channel: string;
+                            subtopic: string;
+                            publisher: string;
+                            protocol: string;
+                            name: string;
+                            unit?: string;
+                            time: number;
+                            update_time?: number;
+                            value?: number;
+                            string_value?: string;
+                            bool_value?: boolean;
+                            data_value?: string;
+                            sum?: number;
+                        }[] | {
+                            id: string;
+                            channel: string;
+                            subtopic: string;
+                            publisher: string;
+                            protocol: string;
+                            time: number;
+                            document: {
+                                [key: string]: unknown;
+                            };
+                        }[] | {
+                            id: string;
+                            channel: string;
+                            subtopic: string;
+                            publisher: string;
+                            protocol: string;
+                            content_type: string;
+                            time: number;
+                            size: number;
+                            truncated: boolean;
+                            /** @description The payload (up to FLEETWIRE_OPAQUE_MAX_STORED bytes), base64 */
+                            payload: string;
+                        }[] | {
+                            name: string;
+                            /** @description Start of the interval, Unix seconds */
+                            time: number;
+                            value: number;
+                            /** @description Records in the interval */
+                            count: number;
+                        }[];
                     };
                 };
             };

@@ -1,53 +1,20 @@
-// What the data pages share: the shapes the readers API answers with (its schema gives `messages`
-// as unknown items: their shape depends on `type` and `aggregation`, docs/http-api.md), payloads
-// shown as text or hex, and a file saved from a Blob.
+// What the data pages share: the shapes the readers API answers with, taken from its generated
+// schema (a page's `messages` are records, documents, payloads or aggregated values, by `type` and
+// `aggregation`), payloads shown as text or hex, and a file saved from a Blob.
+import type { paths } from '../api/schema';
+
+type Messages = paths['/channels/{id}/messages']['get']['responses'][200]['content']['application/json']['messages'];
+type Item<A> = A extends (infer T)[] ? T : never;
+type ItemWith<K extends string> = Extract<Item<Messages>, Record<K, unknown>>;
 
 /** A stored SenML record (`type=senml`): only the value field it has. Times are Unix seconds. */
-export interface StoredRecord {
-  channel: string;
-  subtopic: string;
-  publisher: string;
-  protocol: string;
-  name: string;
-  unit?: string;
-  time: number;
-  value?: number;
-  string_value?: string;
-  bool_value?: boolean;
-  data_value?: string;
-  sum?: number;
-}
-
+export type StoredRecord = Exclude<ItemWith<'name' | 'channel'>, ItemWith<'count'>>;
 /** A stored JSON document (`type=json`). */
-export interface StoredDocument {
-  id: string;
-  subtopic: string;
-  publisher: string;
-  protocol: string;
-  time: number;
-  document: unknown;
-}
-
+export type StoredDocument = ItemWith<'document'>;
 /** A stored opaque payload (`type=binary`), base64. */
-export interface StoredPayload {
-  id: string;
-  subtopic: string;
-  publisher: string;
-  protocol: string;
-  content_type: string;
-  time: number;
-  size: number;
-  truncated: boolean;
-  payload: string;
-}
-
+export type StoredPayload = ItemWith<'payload'>;
 /** One interval of an aggregation: its start (Unix seconds), the aggregated value, the records in it. */
-export interface AggregatedValue {
-  name: string;
-  time: number;
-  value: number;
-  count: number;
-}
+export type AggregatedValue = ItemWith<'count'>;
 
 export type StoredKind = 'senml' | 'json' | 'binary';
 

@@ -46,6 +46,16 @@ const Record_ = Type.Object({
   value: Type.Optional(Type.Number()), string_value: Type.Optional(Type.String()), bool_value: Type.Optional(Type.Boolean()), data_value: Type.Optional(Type.String()), sum: Type.Optional(Type.Number()),
 });
 
+const source = { channel: Type.String(), subtopic: Type.String(), publisher: Type.String(), protocol: Type.String() };
+const StoredDocument_ = Type.Object({ id: Type.String(), ...source, time: Type.Number(), document: Type.Record(Type.String(), Type.Unknown()) });
+const StoredPayload_ = Type.Object({
+  id: Type.String(), ...source, content_type: Type.String(), time: Type.Number(), size: Type.Integer(), truncated: Type.Boolean(),
+  payload: Type.String({ description: 'The payload (up to FLEETWIRE_OPAQUE_MAX_STORED bytes), base64' }),
+});
+const Aggregated_ = Type.Object({ name: Type.String(), time: Type.Number({ description: 'Start of the interval, Unix seconds' }), value: Type.Number(), count: Type.Integer({ description: 'Records in the interval' }) });
+/** What a page holds: SenML records (the default), JSON documents (type=json), opaque payloads (type=binary), or aggregated values. */
+const Messages = Type.Union([Type.Array(Record_, { title: 'records' }), Type.Array(StoredDocument_, { title: 'documents' }), Type.Array(StoredPayload_, { title: 'payloads' }), Type.Array(Aggregated_, { title: 'aggregated values' })]);
+
 /** Unix seconds (fractions allowed) or RFC 3339. */
 export function parseTime(text: string, field: string): number {
   if (/^-?\d+(\.\d+)?$/.test(text)) return Number(text);
@@ -185,7 +195,7 @@ export function messageRoutes(fastify: FastifyInstance, platform: Platform): voi
           more: Type.Boolean({ description: 'Whether rows follow this page' }),
           next: Type.Optional(Type.String({ description: 'Cursor of the next page (pass it as `cursor`), when rows follow and the page is in time order' })),
           total: Type.Optional(Type.Integer({ description: 'Every matching row: with `total=true`, and for aggregations' })),
-          messages: Type.Array(Type.Unknown()),
+          messages: Messages,
         }),
         204: Type.Null({ description: 'format=raw: no opaque payload matches' }),
         ...problems(400, 401, 403, 404),
@@ -225,7 +235,7 @@ export function messageRoutes(fastify: FastifyInstance, platform: Platform): voi
       const { total, items } = await readers.aggregate(f, q.aggregation as Aggregation, interval, page);
       return { total, offset: q.offset, limit: q.limit, more: q.offset + items.length < total, messages: items };
     }
-    const answer = <T>(p: Page<T>, messages: unknown[]) => ({ offset: q.offset, limit: q.limit, more: p.more, ...(p.next ? { next: p.next } : {}), ...(p.total !== undefined ? { total: p.total } : {}), messages });
+    const answer = <T>(p: Page<T>, messages: Static<typeof Messages>) => ({ offset: q.offset, limit: q.limit, more: p.more, ...(p.next ? { next: p.next } : {}), ...(p.total !== undefined ? { total: p.total } : {}), messages });
     try {
       if (q.type === 'json') {
         const p = await readers.documents(f, page);
