@@ -190,11 +190,6 @@ function where(f: MessageFilter, table: 'message_records' | 'latest_records' | '
 const sqliteLatestTail = `SELECT m.source, m.msg, m.seq, s.channel, s.subtopic, s.publisher, s.protocol, m.name, m.unit, m.time, m.update_time, m.value, m.string_value, m.bool_value, m.data_value, m.sum
   FROM messages m JOIN message_sources s ON s.key = m.source WHERE m.rowid > (SELECT row FROM latest_watermark)`;
 
-/** A page of `items` with what `page()` found besides the rows; `next` only when it is a cursor. */
-function pageOf<T>(r: { next?: string; total?: number }, items: T[]): Page<T> {
-  return { items, more: r.next !== undefined, ...(r.next ? { next: r.next } : {}), ...(r.total !== undefined ? { total: r.total } : {}) };
-}
-
 /** Queries over stored messages, identical on SQLite and PostgreSQL. */
 export class MessageReaders {
   private readonly q: RawQueries;
@@ -214,7 +209,7 @@ export class MessageReaders {
    * One page of `table` in the order of `columns` (their values make the cursor): after the cursor
    * or past `offset` rows, one row more than the page to tell whether another follows.
    */
-  private async page<R extends Record<string, unknown>>(kind: CursorKind, table: string, select: string, w: { sql: string; params: unknown[] }, page: Paging, columns: string[], shape: ('number' | 'string')[], first: string[] = []): Promise<{ rows: R[]; next?: string; total?: number }> {
+  private async page<R extends Record<string, unknown>>(kind: CursorKind, table: string, select: string, w: { sql: string; params: unknown[] }, page: Paging, columns: string[], shape: ('number' | 'string')[], first: string[] = []): Promise<Page<R>> {
     const dir = page.dir === 'asc' ? 'ASC' : 'DESC';
     let sql = w.sql;
     let params = w.params;
@@ -229,15 +224,12 @@ export class MessageReaders {
     const sort = [...first, ...columns].map((c) => `${c} ${dir}`).join(', ');
     const total = await this.count(table, w, page);
     const rows = await this.q.all<R>(`SELECT ${select} FROM ${table} WHERE ${sql} ORDER BY ${sort} LIMIT ? OFFSET ?`, [...params, page.limit + 1, page.after !== undefined ? 0 : page.offset]);
-    let next: string | undefined;
-    if (rows.length > page.limit) {
-      rows.length = page.limit;
-      const last = rows[page.limit - 1]!;
-      // PostgreSQL gives a BIGINT key as text: the cursor keeps what the database gave
-      if (keyed) next = encodeCursor(kind, page.dir, columns.map((c, i) => (shape[i] === 'number' ? Number(last[c]) : String(last[c]))));
-      else next = '';
-    }
-    return { rows, ...(next !== undefined ? { next } : {}), ...(total !== undefined ? { total } : {}) };
+    const more = rows.length > page.limit;
+    if (more) rows.length = page.limit;
+    const last = rows.at(-1);
+    // PostgreSQL gives a BIGINT key as text: the cursor keeps what the database gave
+    const next = more && keyed && last ? encodeCursor(kind, page.dir, columns.map((c, i) => (shape[i] === 'number' ? Number(last[c]) : String(last[c])))) : undefined;
+    return { items: rows, more, ...(next !== undefined ? { next } : {}), ...(total !== undefined ? { total } : {}) };
   }
 
   async records(f: MessageFilter, page: Paging, order: RecordOrder = 'time'): Promise<Page<MessageRecord>> {
@@ -245,7 +237,7 @@ export class MessageReaders {
     // message keys are BIGINT: on PostgreSQL they come as text, compared as numbers by the database
     const shape: ('number' | 'string')[] = ['number', this.db.kind === 'postgres' ? 'string' : 'number', 'number'];
     const r = await this.page<RecordRowOut & Record<string, unknown>>('records', 'message_records', recordSelect, w, page, ['time', ...tieColumns], shape, order === 'time' ? [] : [order]);
-    return pageOf(r, r.rows.map(toRecord));
+    return { ...r, items: r.items.map(toRecord) };
   }
 
   /** Records in time order (asc or desc), all of them, a page at a time (keyset paging): for CSV export. */
@@ -318,12 +310,12 @@ export class MessageReaders {
   async documents(f: MessageFilter, page: Paging): Promise<Page<StoredDocument>> {
     const w = where(f, 'message_documents');
     const r = await this.page<Omit<StoredDocument, 'document'> & { document: unknown; seq: number }>('documents', 'message_documents', 'id, seq, channel, subtopic, publisher, protocol, time, document', w, page, ['time', 'id', 'seq'], ['number', 'string', 'number']);
-    return pageOf(r, r.rows.map(({ seq: _seq, ...d }) => ({ ...d, document: (typeof d.document === 'string' ? JSON.parse(d.document) : d.document) as Record<string, unknown> })));
+    return { ...r, items: r.items.map(({ seq: _seq, ...d }) => ({ ...d, document: (typeof d.document === 'string' ? JSON.parse(d.document) : d.document) as Record<string, unknown> })) };
   }
 
   async payloads(f: MessageFilter, page: Paging): Promise<Page<StoredPayload>> {
     const w = where(f, 'message_payloads');
     const r = await this.page<Omit<StoredPayload, 'truncated'> & { truncated: number | boolean }>('payloads', 'message_payloads', 'id, channel, subtopic, publisher, protocol, content_type, time, size, truncated, payload', w, page, ['time', 'id'], ['number', 'string']);
-    return pageOf(r, r.rows.map((p) => ({ ...p, truncated: p.truncated === true || p.truncated === 1 })));
+    return { ...r, items: r.items.map((p) => ({ ...p, truncated: p.truncated === true || p.truncated === 1 })) };
   }
 }

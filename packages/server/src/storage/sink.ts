@@ -151,10 +151,14 @@ interface Candidate {
 class NewestPerName {
   private readonly bySource = new Map<number, Level<Candidate>>();
 
+  /** (source, name) pairs held. */
+  size = 0;
+
   offer(r: RecordRow, source: number, msg: number): void {
     let byName = this.bySource.get(source);
     if (byName === undefined) this.bySource.set(source, (byName = new Map()));
     const seen = byName.get(r.name);
+    if (seen === undefined) this.size++;
     if (seen === undefined || r.time > seen.r.time || (r.time === seen.r.time && (msg > seen.msg || (msg === seen.msg && r.seq > seen.r.seq)))) byName.set(r.name, { r, source, msg });
   }
 
@@ -165,12 +169,6 @@ class NewestPerName {
 
   *all(): Iterable<Candidate> {
     for (const byName of this.bySource.values()) yield* byName.values();
-  }
-
-  get size(): number {
-    let n = 0;
-    for (const byName of this.bySource.values()) n += byName.size;
-    return n;
   }
 }
 
@@ -255,6 +253,7 @@ class SqliteSink implements MessageSink {
         SELECT ${latestColumns.join(', ')}, ROW_NUMBER() OVER (PARTITION BY source, name ORDER BY time DESC, msg DESC, seq DESC) AS rn
         FROM messages WHERE rowid > ?) WHERE rn = 1 AND true ${latestConflict}`);
     const lastRecord = db.prepare('SELECT MAX(rowid) FROM messages').pluck();
+    const resetWatermark = db.prepare('UPDATE latest_watermark SET row = ?');
 
     const writeRows = (all: RowBatch, newest: NewestPerName): number | bigint => {
       // ids first: a message recorded before (a redelivered batch) is not stored again
@@ -340,7 +339,7 @@ class SqliteSink implements MessageSink {
       const last = (lastRecord.get() as number | bigint | null) ?? 0;
       if (last > from) recoverTail.run(from);
       // after retention emptied the table, rowids start again from 1: the watermark follows them down
-      db.prepare('UPDATE latest_watermark SET row = ?').run(last);
+      resetWatermark.run(last);
     });
     this.recoverAll = () => recoverOnly.immediate();
 
