@@ -65,7 +65,8 @@ function DeadLetterList() {
           {done}
         </p>
       )}
-      {list.data && (
+      {/* the rows wait for the channels' names, so that they do not show ids first and names a moment later */}
+      {list.data && (channels.data || channels.error) && (
         <>
           {total > 0 && (
             <div className="toolbar">
