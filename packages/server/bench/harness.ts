@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 
 /** How one case is measured. */
@@ -118,4 +119,30 @@ export function runBench(main: () => Promise<number>, children: Iterable<{ kill(
       await cleanup();
       process.exit(2);
     });
+}
+
+/** Resident memory of a process, MB (Linux /proc); NaN once it is gone. */
+export function rssMb(pid: number | undefined): number {
+  try {
+    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return m ? Number(m[1]) / 1024 : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+/** The value of a Fleetwire server's metric, the first line of `/metrics` matching `pattern`; 0 when absent (a counter with labels appears once it first counts). */
+export async function fleetwireMetric(api: string, pattern: RegExp): Promise<number> {
+  const text = await (await fetch(`${api}/metrics`)).text();
+  return Number(pattern.exec(text)?.[1] ?? 0);
+}
+
+/** Waits until a Fleetwire server's writer has nothing left on the bus (its lag metric); the seconds it took. */
+export async function writerDrained(api: string, timeoutMs = 180_000): Promise<number> {
+  const t0 = performance.now();
+  while ((await fleetwireMetric(api, /^fleetwire_writer_lag_messages (\S+)$/m)) > 0) {
+    if (performance.now() - t0 > timeoutMs) throw new Error(`the writer still lags after ${timeoutMs / 1000} s`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return (performance.now() - t0) / 1000;
 }

@@ -21,13 +21,13 @@
 // prints the limit and steps past it fail to connect.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { call, cleanupCli, cliEnv, dataFolder, login, startCli, type Server } from '../../test/helpers/cli.js';
-import { machine, numberOption, runBench, table } from '../harness.js';
+import { fleetwireMetric, machine, numberOption, rssMb, runBench, table } from '../harness.js';
 import { procTicks } from '../http-publish/processes.js';
 import { children, freePort, root, track } from '../mqtt/brokers.js';
 import type { DevicesSpec, DevicesStats } from './devices.js';
@@ -42,21 +42,7 @@ const channelCount = Math.max(1, Math.floor(numberOption('channels', 'FLEETWIRE_
 const admin = { email: 'gateway-bench@example.com', password: 'gateway-bench-password' };
 const targetP99Ms = 1000;
 
-function rssMb(pid: number | undefined): number {
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) / 1024 : NaN;
-  } catch {
-    return NaN;
-  }
-}
-
-async function metric(api: string, pattern: RegExp): Promise<number> {
-  const text = await (await fetch(`${api}/metrics`)).text();
-  // a counter with labels appears once it first counts
-  return Number(pattern.exec(text)?.[1] ?? 0);
-}
-const storedSenml = (api: string) => metric(api, /^fleetwire_messages_stored_total\{kind="senml"\} (\S+)$/m);
+const storedSenml = (api: string) => fleetwireMetric(api, /^fleetwire_messages_stored_total\{kind="senml"\} (\S+)$/m);
 
 /** A generator process and its line protocol. */
 class Generator {

@@ -20,7 +20,7 @@ import { resolve } from 'node:path';
 import { Database } from '../../src/db/index.js';
 import { call, cliFleet, root } from '../../test/helpers/cli.js';
 import { postgresSkipReason, postgresUrl } from '../databases.js';
-import { formatNs, formatRate, machine, numberOption, table } from '../harness.js';
+import { formatNs, formatRate, machine, numberOption, table, writerDrained } from '../harness.js';
 import { random, recordsPerPack, senmlJson, senmlPack } from '../senml.js';
 import type { LoadRequest, LoadResult } from './load.js';
 import { procTicks, spawnScript, startBare, startFleetwire, stopAll, type RunningServer } from './processes.js';
@@ -182,16 +182,6 @@ function writerWatch(url: string): { start(): void; stop(): void; result(): Prom
   };
 }
 
-/** Waits until the writer has nothing left on the bus; seconds it took. */
-async function drained(url: string, timeoutMs = 180_000): Promise<number> {
-  const t0 = performance.now();
-  while ((await writerMetrics(url)).lag > 0) {
-    if (performance.now() - t0 > timeoutMs) throw new Error(`the writer still lags after ${timeoutMs / 1000} s`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return (performance.now() - t0) / 1000;
-}
-
 // ---- cases --------------------------------------------------------------------------------------
 
 interface CaseResult {
@@ -248,7 +238,7 @@ async function fleetwireCase(name: string, logLevel: 'info' | 'warn', databaseUr
       done: () => (cpu.stop(), watch.stop()),
     });
     const { first, last, lags, seconds: timed } = await watch.result();
-    const drainSeconds = await drained(server.url);
+    const drainSeconds = await writerDrained(server.url);
     const page = await call<{ total: number }>(server.url, 'GET', `/channels/${channel}/messages?total=true&limit=1`, { token });
     if (page.status !== 200) throw new Error(`readers API: HTTP ${page.status} ${JSON.stringify(page.body)}`);
     const batches = last.batches - first.batches;

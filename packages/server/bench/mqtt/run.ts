@@ -15,13 +15,13 @@
 //   [--scenarios p2p,fan-in,fan-out] [--qos 0,1] [--payloads 16,256,senml] [--brokers mosquitto,aedes,open,devices]
 //   [--seconds 2] [--connections 10000 | --no-idle] [--profile DIR]
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { call, cleanupCli, cliEnv, dataFolder, login, spawnCli, startCli, stopChild } from '../../test/helpers/cli.js';
-import { machine, numberOption, table, runBench } from '../harness.js';
+import { machine, numberOption, rssMb, table, runBench, writerDrained } from '../harness.js';
 import { children, freePort, root, runLoad, startMosquitto, track, waitForPort, type Broker } from './brokers.js';
 import type { LoadResult, LoadSpec } from './load.js';
 
@@ -101,16 +101,6 @@ async function startFleetwireDevices(devices: number): Promise<DeviceSetup> {
   };
 }
 
-/** Resident memory of a process, MB (Linux /proc). */
-function rssMb(pid: number | undefined): number {
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) / 1024 : NaN;
-  } catch {
-    return NaN;
-  }
-}
-
 /** Holds `n` idle connections open, then reports the broker's memory and the connect rate. */
 async function idle(broker: Broker, n: number, credentials?: DeviceSetup['credentials']): Promise<{ connectRate: number; connected: number; rssBefore: number; rssAfter: number }> {
   const rssBefore = rssMb(broker.pid);
@@ -139,17 +129,6 @@ interface Contender {
   spec(scenario: LoadSpec['scenario'], payload: number | 'senml'): Pick<LoadSpec, 'topic' | 'credentials'>;
   /** After a case: waits until what the broker took is done with (Fleetwire devices: stored); seconds it took. */
   settle?: () => Promise<number>;
-}
-
-/** Waits until Fleetwire's writer has nothing left on the bus (its lag metric); seconds it took. */
-async function writerDrained(api: string, timeoutMs = 180_000): Promise<number> {
-  const t0 = performance.now();
-  for (;;) {
-    const text = await (await fetch(`${api}/metrics`)).text();
-    if (Number(/^fleetwire_writer_lag_messages (\S+)$/m.exec(text)?.[1] ?? 0) === 0) return (performance.now() - t0) / 1000;
-    if (performance.now() - t0 > timeoutMs) throw new Error(`the writer still lags after ${timeoutMs / 1000} s`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 const ratioText = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined ? '-' : b > 0 ? `${(a / b).toFixed(2)}×` : 'failed');
