@@ -386,6 +386,41 @@ INSERT INTO latest_watermark (id, row) SELECT 1, COALESCE(MAX(rowid), 0) FROM me
 -- nothing to do: every batch upserts its latest values
 `,
   },
+  {
+    // Aggregations over a time range (a chart's averages) read per-minute sums instead of every
+    // record. On SQLite, `record_minutes` holds them, in time order so that keeping them up costs
+    // the writer an append (an index by name made every write touch a page per name: bench/writer
+    // fell from 135k to 25k records/s); the sink rolls up the records after the watermark (a rowid
+    // of messages) with the latest values, and retention recomputes the minutes it cuts into.
+    // PostgreSQL walks an index by name instead, which costs its writer far less.
+    version: 11,
+    name: 'aggregations by minute',
+    sqlite: `
+CREATE TABLE record_minutes (
+  channel_key INTEGER NOT NULL,
+  minute INTEGER NOT NULL,
+  name TEXT NOT NULL,
+  source INTEGER NOT NULL,
+  n INTEGER NOT NULL,
+  nv INTEGER NOT NULL,
+  sum REAL,
+  min REAL,
+  max REAL,
+  PRIMARY KEY (channel_key, minute, name, source)
+) WITHOUT ROWID;
+CREATE TABLE record_minutes_watermark (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  row INTEGER NOT NULL
+);
+INSERT INTO record_minutes (channel_key, minute, name, source, n, nv, sum, min, max)
+  SELECT channel_key, CAST(time / 60 AS INTEGER), name, source, COUNT(*), COUNT(value), SUM(value), MIN(value), MAX(value)
+  FROM messages WHERE true GROUP BY 1, 2, 3, 4;
+INSERT INTO record_minutes_watermark (id, row) SELECT 1, COALESCE(MAX(rowid), 0) FROM messages;
+`,
+    postgres: `
+CREATE INDEX messages_channel_name_time ON messages (channel_key, name, time) INCLUDE (value);
+`,
+  },
 ];
 
 /**

@@ -77,6 +77,8 @@ describe('readers API', () => {
     assert.equal(await total('subtopic=/b/c/'), 5, 'subtopics are normalised');
     assert.equal(await total(`publisher=${f.device.id}`), 3605);
     assert.equal(await total('publisher=someone-else'), 0);
+    assert.equal(await total(`publisher=${f.device.id}&subtopic=b/c`), 5);
+    assert.equal(await total('publisher=someone-else&subtopic=b/c'), 0);
     assert.equal(await total('name=dev:temp'), 3600);
     assert.equal(await total('name=dev:temp&v=59'), 60);
     assert.equal(await total('name=dev:temp&v=10&comparator=lt'), 600);
@@ -121,6 +123,12 @@ describe('readers API', () => {
     assert.equal((await agg('max')).messages[1].value, 59);
     assert.equal((await agg('sum')).messages[1].value, (59 * 60) / 2);
     assert.equal((await agg('count')).messages[1].value, 60);
+    // the same filters as the records: by source (subtopic, publisher) and by value
+    const counted = async (q: string) => (await get(`aggregation=count&interval=1d&${q}`)).json().messages.reduce((s: number, m: { value: number }) => s + m.value, 0);
+    assert.equal(await counted(`subtopic=a&publisher=${f.device.id}`), 3600);
+    assert.equal(await counted('subtopic=b/c'), 5);
+    assert.equal(await counted('subtopic=a&publisher=someone-else'), 0);
+    assert.equal(await counted('name=dev:temp&v=10&comparator=lt'), 600);
     const hourly = (await get('name=dev:temp&aggregation=count&interval=1h')).json();
     assert.equal(hourly.messages.reduce((s: number, m: { value: number }) => s + m.value, 0), 3600);
     assert.equal((await get('aggregation=avg')).statusCode, 400, 'aggregation needs an interval');

@@ -158,6 +158,86 @@ describe('message sink', () => {
     }
   });
 
+  test('aggregations agree with the records: before and after the per-minute sums catch up, and after retention cuts into a minute', async () => {
+    const base = t0 / 1000 + 7.25; // records off the minute boundaries
+    type Rec = { at: number; name: string; publisher: string; subtopic: string; t: number; v?: number };
+    const recs: Rec[] = [];
+    const envs: Envelope[] = [];
+    for (let i = 0; i < 240; i++) {
+      const at = t0 + i * 1000;
+      const [publisher, subtopic] = [i % 3 === 0 ? 'dev2' : 'dev', i % 4 === 0 ? 'x' : ''];
+      const pack: Rec[] = [
+        { at, name: 'a', publisher, subtopic, t: base + i * 3.7, v: (i * 37) % 101 },
+        { at, name: 'b', publisher, subtopic, t: base + i * 3.7 + 1.5, v: -((i * 13) % 29) / 4 },
+        // not a number: counted, never averaged
+        ...(i % 5 === 0 ? [{ at, name: 'a', publisher, subtopic, t: base + i * 3.7 + 2 }] : []),
+      ];
+      recs.push(...pack);
+      envs.push({ ...senml(at, pack.map((r) => (r.v === undefined ? { n: r.name, t: r.t, vb: true } : { n: r.name, t: r.t, v: r.v })), 'minutes'), publisher, subtopic });
+    }
+    const expected = (kept: Rec[], f: { name?: string; publisher?: string; subtopic?: string; from?: number; to?: number }, agg: 'count' | 'avg' | 'min' | 'max' | 'sum', interval: number) => {
+      const groups = new Map<string, { name: string; time: number; values: number[]; n: number }>();
+      for (const r of kept) {
+        if ((f.name !== undefined && r.name !== f.name) || (f.publisher !== undefined && r.publisher !== f.publisher) || (f.subtopic !== undefined && r.subtopic !== f.subtopic)) continue;
+        if ((f.from !== undefined && r.t < f.from) || (f.to !== undefined && r.t >= f.to)) continue;
+        if (agg !== 'count' && r.v === undefined) continue;
+        const time = Math.trunc(r.t / interval) * interval;
+        const g = groups.get(`${time}/${r.name}`) ?? { name: r.name, time, values: [], n: 0 };
+        g.n++;
+        if (r.v !== undefined) g.values.push(r.v);
+        groups.set(`${time}/${r.name}`, g);
+      }
+      const value = (g: { values: number[]; n: number }) => ({ count: g.n, sum: g.values.reduce((a, b) => a + b, 0), avg: g.values.reduce((a, b) => a + b, 0) / g.values.length, min: Math.min(...g.values), max: Math.max(...g.values) })[agg];
+      return [...groups.values()].sort((x, y) => x.time - y.time || (x.name < y.name ? -1 : 1)).map((g) => ({ name: g.name, time: g.time, value: value(g), count: g.n }));
+    };
+    const filters = [
+      {},
+      { name: 'a' },
+      { name: 'b', publisher: 'dev2' },
+      { subtopic: 'x' },
+      { from: base + 100, to: base + 700 }, // part-minutes at both ends
+      { name: 'a', from: t0 / 1000 + 120, to: t0 / 1000 + 600 }, // whole minutes
+      { from: base + 300 },
+      { to: base + 500.5 },
+      { from: base + 10, to: base + 50 }, // inside one minute
+    ];
+    const check = async (kept: Rec[], when: string) => {
+      for (const f of filters) {
+        for (const agg of ['count', 'avg', 'min', 'max', 'sum'] as const) {
+          for (const interval of [60, 300, 3600, 45]) {
+            const got = await readers.aggregate({ channel: 'minutes', ...f }, agg, interval, { offset: 0, limit: 1000, dir: 'asc' });
+            const want = expected(kept, f, agg, interval);
+            const what = `${when}: ${agg} per ${interval} s of ${JSON.stringify(f)}`;
+            assert.equal(got.total, want.length, what);
+            assert.deepEqual(got.items.map((g) => [g.name, g.time, g.count]), want.map((g) => [g.name, g.time, g.count]), what);
+            got.items.forEach((g, i) => assert.ok(Math.abs(g.value - want[i]!.value) < 1e-9, `${what}: ${g.value} against ${want[i]!.value}`));
+          }
+        }
+      }
+    };
+    const rolledUp = async () => (testDatabaseKind() === 'sqlite' ? Number((await q.all<{ n: number }>('SELECT COALESCE(SUM(n), 0) AS n FROM record_minutes m JOIN message_channels c ON c.key = m.channel_key WHERE c.channel = ?', ['minutes']))[0]!.n) : undefined);
+    // a sink stores 100 messages and "crashes" (dropped without close) holding their sums
+    const crashed = createMessageSink(t.db);
+    await crashed.write(toRows(envs.slice(0, 100), 1024));
+    const upTo = (i: number) => recs.filter((r) => r.at < t0 + i * 1000);
+    await check(upTo(100), 'records written');
+    // the next rolls them up from the records before its first batch
+    const own = createMessageSink(t.db);
+    await own.write(toRows(envs.slice(100, 200), 1024));
+    await check(upTo(200), 'some rolled up');
+    await new Promise((r) => setTimeout(r, 600)); // past the hold (200 ms): the timers flushed what each held, the crashed one's too
+    if (testDatabaseKind() === 'sqlite') assert.equal(await rolledUp(), upTo(200).length, 'every record so far rolled up, once');
+    await check(upTo(200), 'rolled up');
+    await own.write(toRows(envs.slice(200), 1024));
+    await check(recs, 'rolled up and after');
+    // retention takes the messages received before the 100th: record times cut into the minute of base + 370 s
+    for (let n = -1; n !== 0; ) n = await own.pruneBefore(idBoundary(t0 + 100_000), 50);
+    const kept = recs.filter((r) => r.at >= t0 + 100_000);
+    await check(kept, 'after retention');
+    if (testDatabaseKind() === 'sqlite') assert.equal(await rolledUp(), kept.length, 'the minutes hold the records retention kept');
+    await own.close();
+  });
+
   test('retention prunes records, documents, payloads, message ids and latest values of pruned records', async () => {
     const old = [senml(t0, [{ n: 'kept', v: 1 }, { n: 'gone', v: 1 }], 'ret'), envelope(t0 + 1, 'application/json', { j: 1 }, 'ret'), envelope(t0 + 2, 'text/plain', 'old', 'ret')];
     const young = [senml(t0 + 60_000, [{ n: 'kept', t: t0 / 1000 - 100, v: 2 }], 'ret'), envelope(t0 + 60_001, 'text/plain', 'new', 'ret')];

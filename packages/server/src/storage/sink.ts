@@ -39,6 +39,10 @@ const newerThanStored = 'excluded.time > latest_values.time OR (excluded.time = 
 const latestConflict = `ON CONFLICT (source, name) DO UPDATE SET ${latestColumns.slice(2).map((c) => `${c} = excluded.${c}`).join(', ')} WHERE ${newerThanStored}`;
 
 /** Thrown inside a probe's transaction to roll it back; never leaves the sink. */
+/** SQLite's per-minute sums of the records (migration 11), from a `FROM messages WHERE … GROUP BY 1, 2, 3, 4` that follows. */
+const minutesInsert = `INSERT INTO record_minutes (channel_key, minute, name, source, n, nv, sum, min, max)
+  SELECT channel_key, CAST(time / 60 AS INTEGER), name, source, COUNT(*), COUNT(value), SUM(value), MIN(value), MAX(value)`;
+
 const rolledBack = new Error('probe rolled back');
 
 /** Rows of one SenML, one JSON and one opaque message: every table and statement a batch uses. */
@@ -172,6 +176,59 @@ class NewestPerName {
   }
 }
 
+/** One minute of one (source, name): SQLite's `record_minutes` row. */
+interface MinuteSum {
+  channel: number;
+  source: number;
+  name: string;
+  minute: number;
+  n: number;
+  nv: number;
+  sum: number;
+  min: number;
+  max: number;
+}
+
+/** The per-minute sums of records, by source, name and minute (as `record_minutes` keys them). */
+class MinuteSums {
+  private readonly bySource = new Map<number, Map<string, Map<number, MinuteSum>>>();
+
+  add(channel: number, source: number, name: string, minute: number, n: number, nv: number, sum: number, min: number, max: number): void {
+    let byName = this.bySource.get(source);
+    if (byName === undefined) this.bySource.set(source, (byName = new Map()));
+    let byMinute = byName.get(name);
+    if (byMinute === undefined) byName.set(name, (byMinute = new Map()));
+    const s = byMinute.get(minute);
+    if (s === undefined) {
+      byMinute.set(minute, { channel, source, name, minute, n, nv, sum, min, max });
+      return;
+    }
+    s.n += n;
+    if (nv === 0) return;
+    if (s.nv === 0) Object.assign(s, { nv, sum, min, max });
+    else Object.assign(s, { nv: s.nv + nv, sum: s.sum + sum, min: Math.min(s.min, min), max: Math.max(s.max, max) });
+  }
+
+  /** A record: in the minute SQLite's CAST(time / 60 AS INTEGER) gives it. */
+  offer(channel: number, source: number, r: RecordRow): void {
+    const v = r.value;
+    if (v === null) this.add(channel, source, r.name, Math.trunc(r.time / 60), 1, 0, 0, 0, 0);
+    else this.add(channel, source, r.name, Math.trunc(r.time / 60), 1, 1, v, v, v);
+  }
+
+  merge(other: MinuteSums): void {
+    for (const s of other.all()) this.add(s.channel, s.source, s.name, s.minute, s.n, s.nv, s.sum, s.min, s.max);
+  }
+
+  get empty(): boolean {
+    return this.bySource.size === 0;
+  }
+
+  *all(): Iterable<MinuteSum> {
+    for (const byName of this.bySource.values()) for (const byMinute of byName.values()) yield* byMinute.values();
+  }
+}
+
 /**
  * How long SQLite's sink holds the newest values of its batches before they go to `latest_values`
  * (ms), and how many (source, name) it holds at most. A source that sends many messages a second
@@ -194,6 +251,9 @@ class SqliteSink implements MessageSink {
   private held = new NewestPerName();
   private heldSince = 0;
   private heldRow: number | bigint = 0;
+  /** Per-minute sums of the same records, not yet in record_minutes; `sumsFrom`: the minutes' watermark they follow. */
+  private sums = new MinuteSums();
+  private sumsFrom: number | bigint = -1;
   private flushTimer: NodeJS.Timeout | undefined;
   private recovered = false;
 
@@ -241,10 +301,49 @@ class SqliteSink implements MessageSink {
         latest.run(source, r.name, msg, r.seq, r.unit, r.time, r.update_time, r.value, r.string_value, bool(r.bool_value), r.data_value, r.sum);
       }
     };
-    /** The held values into latest_values, and the watermark after the records they cover (inside a transaction). */
+    const lastRecord = db.prepare('SELECT MAX(rowid) FROM messages').pluck();
+    // the records after the minutes' watermark into their minutes (migration 11), up to the last
+    const minutesWatermark = db.prepare('SELECT row FROM record_minutes_watermark').pluck();
+    const setMinutesWatermark = db.prepare('UPDATE record_minutes_watermark SET row = ?');
+    const addToMinute = `ON CONFLICT (channel_key, minute, name, source) DO UPDATE SET n = n + excluded.n, nv = nv + excluded.nv,
+        sum = CASE WHEN excluded.nv = 0 THEN sum WHEN nv = 0 THEN excluded.sum ELSE sum + excluded.sum END,
+        min = CASE WHEN excluded.nv = 0 THEN min WHEN nv = 0 THEN excluded.min ELSE MIN(min, excluded.min) END,
+        max = CASE WHEN excluded.nv = 0 THEN max WHEN nv = 0 THEN excluded.max ELSE MAX(max, excluded.max) END`;
+    // from the records themselves: those a crashed sink held the sums of
+    const rollUp = db.prepare(`${minutesInsert} FROM messages WHERE rowid > ? AND rowid <= ? GROUP BY 1, 2, 3, 4 ${addToMinute}`);
+    const upsertMinute = db.prepare(`INSERT INTO record_minutes (channel_key, minute, name, source, n, nv, sum, min, max) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ${addToMinute}`);
+    // the minutes retention cut into, from the records left (every record is rolled up first)
+    const dropMinute = db.prepare('DELETE FROM record_minutes WHERE channel_key = ? AND minute = ?');
+    const refillMinute = db.prepare(`${minutesInsert} FROM messages WHERE channel_key = ? AND time > ? AND time < ? AND CAST(time / 60 AS INTEGER) = ? GROUP BY 1, 2, 3, 4`);
+    const recomputeMinutes = (cut: { channel_key: number; minute: number }[]) => {
+      const seen = new Set<string>();
+      for (const { channel_key: channel, minute } of cut) {
+        const k = `${channel}/${minute}`;
+        if (seen.has(k)) continue;
+        seen.add(k);
+        dropMinute.run(channel, minute);
+        // a minute's records, whichever way CAST rounds: (60m - 60, 60m + 60) holds them
+        refillMinute.run(channel, minute * 60 - 60, minute * 60 + 60, minute);
+      }
+    };
+    /** The held values into latest_values and their sums into record_minutes, and the watermarks after the records they cover (inside a transaction). */
     const flushHeld = () => {
       upsertLatest(this.held);
       setWatermark.run(this.heldRow);
+      const from = minutesWatermark.get() as number | bigint;
+      if (from === this.sumsFrom) {
+        for (const m of this.sums.all()) upsertMinute.run(m.channel, m.minute, m.name, m.source, m.n, m.nv, m.nv ? m.sum : null, m.nv ? m.min : null, m.nv ? m.max : null);
+      } else if (this.heldRow > from) {
+        // another sink on the file (a one-off command) rolled up records since: those up to ours come from the records
+        rollUp.run(from, this.heldRow);
+      }
+      if (this.heldRow > from) setMinutesWatermark.run(this.heldRow);
+    };
+    /** After a transaction that flushed: nothing held. */
+    const flushed = () => {
+      this.held = new NewestPerName();
+      this.sums = new MinuteSums();
+      this.sumsFrom = minutesWatermark.get() as number | bigint;
     };
     // the newest of each (source, name) among the records after the watermark, which a sink that
     // crashed held (WHERE true: an upsert's SELECT needs one, or its ON reads as a join's)
@@ -252,10 +351,9 @@ class SqliteSink implements MessageSink {
       SELECT ${latestColumns.join(', ')} FROM (
         SELECT ${latestColumns.join(', ')}, ROW_NUMBER() OVER (PARTITION BY source, name ORDER BY time DESC, msg DESC, seq DESC) AS rn
         FROM messages WHERE rowid > ?) WHERE rn = 1 AND true ${latestConflict}`);
-    const lastRecord = db.prepare('SELECT MAX(rowid) FROM messages').pluck();
     const resetWatermark = db.prepare('UPDATE latest_watermark SET row = ?');
 
-    const writeRows = (all: RowBatch, newest: NewestPerName): number | bigint => {
+    const writeRows = (all: RowBatch, newest: NewestPerName, sums: MinuteSums): number | bigint => {
       // ids first: a message recorded before (a redelivered batch) is not stored again
       const fresh = new Set<string>();
       for (const id of all.ids) if (!fresh.has(id) && known.get(id) === undefined) fresh.add(id);
@@ -283,6 +381,7 @@ class SqliteSink implements MessageSink {
         }
         row = rec.run(channel, source, msg, r.seq, r.name, r.unit, r.time, r.update_time, r.value, r.string_value, bool(r.bool_value), r.data_value, r.sum).lastInsertRowid;
         newest.offer(r, source, msg);
+        sums.offer(channel, source, r);
       }
       if (id !== '') lastRow.set(id, row);
       for (const [id, key] of keys) recordId.run(key, id, lastRow.get(id) ?? null);
@@ -290,15 +389,15 @@ class SqliteSink implements MessageSink {
       for (const p of batch.payloads) pay.run(p.id, p.org_id, p.channel, p.subtopic, p.publisher, p.protocol, p.content_type, p.time, p.size, p.truncated ? 1 : 0, p.payload);
       return row;
     };
-    const writeAll = db.transaction((batch: RowBatch, newest: NewestPerName, flush: boolean) => {
-      const row = writeRows(batch, newest);
+    const writeAll = db.transaction((batch: RowBatch, newest: NewestPerName, sums: MinuteSums, flush: boolean) => {
+      const row = writeRows(batch, newest, sums);
       if (flush) flushHeld();
       return row;
     });
     const probeAll = db.transaction((batch: RowBatch) => {
       // every statement a write uses, the latest values' upsert too
       const newest = new NewestPerName();
-      writeRows(batch, newest);
+      writeRows(batch, newest, new MinuteSums());
       upsertLatest(newest);
       throw rolledBack;
     });
@@ -317,22 +416,23 @@ class SqliteSink implements MessageSink {
       this.recover();
       this.keys.trim();
       const newest = new NewestPerName();
+      const sums = new MinuteSums();
       const flush = this.held.size > 0 && (Date.now() - this.heldSince >= latestHoldMs || this.held.size >= latestMaxHeld);
       let row: number | bigint;
       try {
-        row = writeAll.immediate(batch, newest, flush);
+        row = writeAll.immediate(batch, newest, sums, flush);
       } catch (e) {
         this.keys.forget();
         throw e;
       }
-      if (flush) this.held = new NewestPerName();
-      this.hold(newest, row);
+      if (flush) flushed();
+      this.hold(newest, sums, row);
     };
     const flushOnly = db.transaction(flushHeld);
     this.flushAll = () => {
       if (this.held.size === 0) return;
       flushOnly.immediate();
-      this.held = new NewestPerName();
+      flushed();
     };
     const recoverOnly = db.transaction(() => {
       const from = watermark.get() as number | bigint;
@@ -340,13 +440,20 @@ class SqliteSink implements MessageSink {
       if (last > from) recoverTail.run(from);
       // after retention emptied the table, rowids start again from 1: the watermark follows them down
       resetWatermark.run(last);
+      // and the sums of the records it had not rolled up
+      const minutesFrom = minutesWatermark.get() as number | bigint;
+      if (last > minutesFrom) rollUp.run(minutesFrom, last);
+      if (last !== minutesFrom) setMinutesWatermark.run(last);
     });
-    this.recoverAll = () => recoverOnly.immediate();
+    this.recoverAll = () => {
+      recoverOnly.immediate();
+      this.sumsFrom = minutesWatermark.get() as number | bigint;
+    };
 
     // Records have no index on their message: the old ones are the rowids up to the last row of the
     // newest message before the boundary (rowids grow as messages are stored), checked one by one.
     const lastOldRow = db.prepare('SELECT MAX(last_row) FROM message_ids WHERE id < ?').pluck();
-    const pruneRecords = db.prepare('DELETE FROM messages WHERE rowid IN (SELECT m.rowid FROM messages m JOIN message_ids i ON i.key = m.msg WHERE m.rowid <= ? AND i.id < ? LIMIT ?)');
+    const pruneRecords = db.prepare('DELETE FROM messages WHERE rowid IN (SELECT m.rowid FROM messages m JOIN message_ids i ON i.key = m.msg WHERE m.rowid <= ? AND i.id < ? LIMIT ?) RETURNING channel_key, CAST(time / 60 AS INTEGER) AS minute');
     const pruneDocuments = db.prepare('DELETE FROM message_documents WHERE (id, seq) IN (SELECT id, seq FROM message_documents WHERE id < ? LIMIT ?)');
     const prunePayloads = db.prepare('DELETE FROM message_payloads WHERE id IN (SELECT id FROM message_payloads WHERE id < ? LIMIT ?)');
     const staleLatest = db.prepare(staleLatestSql('?'));
@@ -357,7 +464,9 @@ class SqliteSink implements MessageSink {
       // what retention replaces must be in latest_values first
       flushHeld();
       const bound = lastOldRow.get(boundaryId) as number | bigint | null;
-      const records = bound === null ? 0 : pruneRecords.run(bound, boundaryId, limit).changes;
+      const cut = bound === null ? [] : (pruneRecords.all(bound, boundaryId, limit) as { channel_key: number; minute: number }[]);
+      recomputeMinutes(cut);
+      const records = cut.length;
       const documents = pruneDocuments.run(boundaryId, limit).changes;
       const payloads = prunePayloads.run(boundaryId, limit).changes;
       if (records === limit || documents === limit || payloads === limit) return records + documents + payloads;
@@ -370,14 +479,19 @@ class SqliteSink implements MessageSink {
       }
       n += pruneIds.run(boundaryId, limit).changes;
       // with every record gone, new ones are numbered from 1 again
-      followRowids.run();
+      followRowids();
       return n;
     });
-    const followRowids = db.prepare('UPDATE latest_watermark SET row = MIN(row, COALESCE((SELECT MAX(rowid) FROM messages), 0))');
+    const followLatest = db.prepare('UPDATE latest_watermark SET row = MIN(row, COALESCE((SELECT MAX(rowid) FROM messages), 0))');
+    const followMinutes = db.prepare('UPDATE record_minutes_watermark SET row = MIN(row, COALESCE((SELECT MAX(rowid) FROM messages), 0))');
+    const followRowids = () => {
+      followLatest.run();
+      followMinutes.run();
+    };
     this.pruneAll = (boundaryId, limit) => {
       this.recover();
       const n = pruneAll.immediate(boundaryId, limit);
-      this.held = new NewestPerName();
+      flushed();
       return n;
     };
   }
@@ -390,10 +504,11 @@ class SqliteSink implements MessageSink {
   }
 
   /** Holds a committed batch's newest values; they go out with a batch once held `latestHoldMs`, or on their own when no batch comes. */
-  private hold(newest: NewestPerName, row: number | bigint): void {
+  private hold(newest: NewestPerName, sums: MinuteSums, row: number | bigint): void {
     if (newest.size === 0) return;
     if (this.held.size === 0) this.heldSince = Date.now();
     this.held.merge(newest);
+    this.sums.merge(sums);
     if (row > this.heldRow) this.heldRow = row;
     this.flushLater(latestHoldMs);
   }
