@@ -187,14 +187,15 @@ export class Connection {
   private queue(work: Promise<void>, packet: Packet): void {
     this.waiting++;
     if (this.waiting >= this.broker.options.maxWaitingPackets && !this.queuePaused) {
-      // what the parser already has in hand still comes (at most one socket chunk); nothing more is read
+      // the packets of the read in hand still come (at most one socket chunk); nothing more is read
       this.queuePaused = true;
       this.stream.pause();
     }
     this.chain = work
       .catch((e: unknown) => this.handlerFailed(e, packet))
       .then(() => {
-        this.waiting--;
+        // the last one handled: the chain lets go of its promises (an idle connection holds none)
+        if (--this.waiting === 0) this.chain = nothingWaiting;
         // reading goes on once half the queue is handled, not at every packet around the limit
         if (this.queuePaused && this.waiting <= this.broker.options.maxWaitingPackets / 2) {
           this.queuePaused = false;
