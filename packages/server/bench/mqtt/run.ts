@@ -15,14 +15,11 @@
 //   [--scenarios p2p,fan-in,fan-out] [--qos 0,1] [--payloads 16,256,senml] [--brokers mosquitto,aedes,open,devices]
 //   [--seconds 2] [--connections 10000 | --no-idle] [--profile DIR]
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { call, cleanupCli, cliEnv, dataFolder, login, spawnCli, startCli, stopChild } from '../../test/helpers/cli.js';
+import { cleanupCli, cliEnv, dataFolder, spawnCli, stopChild } from '../../test/helpers/cli.js';
 import { machine, numberOption, rssMb, table, runBench, writerDrained } from '../harness.js';
-import { children, freePort, root, runLoad, startMosquitto, track, waitForPort, type Broker } from './brokers.js';
+import { children, freePort, holdIdle, root, runLoad, startFleetwireDevices, startMosquitto, track, waitForPort, type Broker, type DeviceSetup } from './brokers.js';
 import type { LoadResult, LoadSpec } from './load.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -66,56 +63,14 @@ async function startFleetwireOpen(): Promise<Broker> {
   return { name: 'Fleetwire', port, pid: c.pid, stop: async () => void (await stopChild(c, 10_000)) };
 }
 
-interface DeviceSetup {
-  broker: Broker;
-  /** The HTTP API's origin (metrics). */
-  api: string;
-  /** Topic prefix of the channel of binary payloads and of the SenML channel. */
-  topic: string;
-  senmlTopic: string;
-  credentials: { username: string; password: string }[];
-}
-
-/** Fleetwire with its device listener, `devices` devices connected to two channels (binary payloads, SenML) for publish and subscribe. */
-async function startFleetwireDevices(devices: number): Promise<DeviceSetup> {
-  const mqttPort = await freePort();
-  const server = await startCli(cliEnv(dataFolder(), { FLEETWIRE_MQTT_PORT: String(mqttPort), FLEETWIRE_ADMIN_EMAIL: 'bench@example.com', FLEETWIRE_ADMIN_PASSWORD: 'bench-password-1', FLEETWIRE_SECRET_KEY: 'a'.repeat(64), FLEETWIRE_MQTT_MAX_CONNECT_RATE: '0' }), { built: true, nodeArgs });
-  const { token } = await login(server.api, 'bench@example.com', 'bench-password-1');
-  const org = (await call<{ id: string }>(server.api, 'POST', '/orgs', { token, body: { name: 'bench' } })).body.id;
-  const channel = (await call<{ id: string }>(server.api, 'POST', `/orgs/${org}/channels`, { token, body: { name: 'bench', content_type: 'application/octet-stream' } })).body.id;
-  const senml = (await call<{ id: string }>(server.api, 'POST', `/orgs/${org}/channels`, { token, body: { name: 'bench-senml' } })).body.id;
-  const credentials: DeviceSetup['credentials'] = [];
-  for (let i = 0; i < devices; i += 1000) {
-    const batch = Array.from({ length: Math.min(1000, devices - i) }, (_, k) => ({ name: `d${i + k}` }));
-    const made = await call<{ devices: { id: string; secret: string }[] }>(server.api, 'POST', `/orgs/${org}/devices/bulk`, { token, body: { devices: batch } });
-    const ids = made.body.devices.map((d) => d.id);
-    await call(server.api, 'POST', `/orgs/${org}/connections`, { token, body: { device_ids: ids, channel_ids: [channel, senml], types: ['publish', 'subscribe'] } });
-    for (const d of made.body.devices) credentials.push({ username: d.id, password: d.secret });
-  }
-  return {
-    broker: { name: 'Fleetwire devices', port: mqttPort, pid: server.child.pid, stop: async () => void (await server.stop()) },
-    api: server.api,
-    topic: `channels/${channel}/messages`,
-    senmlTopic: `channels/${senml}/messages`,
-    credentials,
-  };
-}
-
 /** Holds `n` idle connections open, then reports the broker's memory and the connect rate. */
 async function idle(broker: Broker, n: number, credentials?: DeviceSetup['credentials']): Promise<{ connectRate: number; connected: number; rssBefore: number; rssAfter: number }> {
   const rssBefore = rssMb(broker.pid);
-  const spec: LoadSpec = { port: broker.port, scenario: 'connect', qos: 0, payload: 0, seconds: 0, rate: 0, topic: '', connections: n, ...(credentials ? { credentials } : {}) };
-  const specDir = mkdtempSync(join(tmpdir(), 'fw-bench-load-'));
-  writeFileSync(join(specDir, 'spec.json'), JSON.stringify(spec));
-  const c = track(spawn(process.execPath, ['--import', 'tsx', join(here, 'load.ts'), `@${join(specDir, 'spec.json')}`], { cwd: root, stdio: ['pipe', 'pipe', 'inherit'] }));
-  c.once('exit', () => rmSync(specDir, { recursive: true, force: true }));
-  const line = await new Promise<string>((r) => createInterface({ input: c.stdout! }).once('line', r));
-  const r = JSON.parse(line) as LoadResult;
+  const load = await holdIdle(broker.port, n, credentials);
   await new Promise((res) => setTimeout(res, 1000));
   const rssAfter = rssMb(broker.pid);
-  c.stdin!.write('done\n');
-  await new Promise((res) => c.once('exit', res));
-  return { connectRate: r.connectRate ?? 0, connected: r.connected ?? 0, rssBefore, rssAfter };
+  await load.release();
+  return { connectRate: load.connectRate, connected: load.connected, rssBefore, rssAfter };
 }
 
 const fmt = (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '-');
@@ -145,7 +100,7 @@ async function main(): Promise<number> {
   if (brokerKinds.includes('aedes')) contenders.push({ name: 'aedes', broker: await startAedes(), restart: startAedes, spec: anonymous });
   if (brokerKinds.includes('open')) contenders.push({ name: 'Fleetwire open', broker: await startFleetwireOpen(), spec: anonymous });
   if (brokerKinds.includes('devices')) {
-    const d = await startFleetwireDevices(20);
+    const d = await startFleetwireDevices(20, { nodeArgs });
     contenders.push({
       name: 'Fleetwire devices', broker: d.broker, settle: () => writerDrained(d.api),
       spec: (scenario, payload) => ({ topic: `${payload === 'senml' ? d.senmlTopic : d.topic}/${scenario}`, credentials: d.credentials }),
@@ -210,7 +165,7 @@ async function main(): Promise<number> {
       idleRows.push(['Mosquitto (anonymous)', fmt(mi.connected), fmt(mi.connectRate), `${mi.rssBefore.toFixed(0)} → ${mi.rssAfter.toFixed(0)} MB`]);
     }
     for (const c of contenders) await c.broker.stop();
-    const many = await startFleetwireDevices(idleConnections);
+    const many = await startFleetwireDevices(idleConnections, { nodeArgs });
     const fi = await idle(many.broker, idleConnections, many.credentials);
     idleRows.push(['Fleetwire (device id + secret)', fmt(fi.connected), fmt(fi.connectRate), `${fi.rssBefore.toFixed(0)} → ${fi.rssAfter.toFixed(0)} MB`]);
     await many.broker.stop();
@@ -250,7 +205,7 @@ async function idleOnly(): Promise<number> {
   const mosq = await startMosquitto();
   const mi = await idle(mosq, idleConnections);
   await mosq.stop();
-  const devices = await startFleetwireDevices(idleConnections);
+  const devices = await startFleetwireDevices(idleConnections, { nodeArgs });
   const fi = await idle(devices.broker, idleConnections, devices.credentials);
   await devices.broker.stop();
   console.log(table(['broker', 'connected', 'connects/s', 'broker RSS before → after'], [

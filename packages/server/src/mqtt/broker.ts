@@ -6,7 +6,7 @@ import { noMetrics, type BrokerMetrics } from './metrics.js';
 import type { BrokerPolicy, ConnectionMeta, PublishVerdict, StoredCheck } from './policy.js';
 import { MemoryRetainedStore, type RetainedStore } from './retained.js';
 import { TokenBuckets } from './rate.js';
-import { Session } from './session.js';
+import { Session, type SessionLimits } from './session.js';
 import { SessionJournal, type SessionChange, type SessionRecord, type SessionStore, type StoredSession } from './store.js';
 import type { ClusterLink } from './cluster.js';
 import { excluded, SubscriptionIndex } from './subscriptions.js';
@@ -120,6 +120,9 @@ export class Broker {
   private readonly cluster: ClusterLink | undefined;
   private purgeTimer: NodeJS.Timeout | undefined;
   readonly clock: Clock;
+  // one of each for all sessions, not one per session
+  private readonly sessionLimits: SessionLimits;
+  private readonly sessionDropped = (reason: string): void => this.metrics.dropped(reason);
 
   constructor(
     readonly policy: BrokerPolicy,
@@ -129,6 +132,7 @@ export class Broker {
     state: BrokerState = {},
   ) {
     this.options = { ...defaultBrokerOptions, ...options };
+    this.sessionLimits = { maxQueued: this.options.maxQueuedPerSession };
     this.clock = state.clock ?? systemClock;
     this.publishRate = new TokenBuckets(this.options.maxPublishRate, this.options.maxPublishRate * 2);
     this.connectRate = new TokenBuckets(this.options.maxConnectRate, this.options.maxConnectRate * 2);
@@ -175,7 +179,7 @@ export class Broker {
   }
 
   private newSession(clientId: string, who: { identity: Session['identity']; protocolVersion: Session['protocolVersion'] }): Session {
-    return new Session(clientId, who.identity, who.protocolVersion, { maxQueued: this.options.maxQueuedPerSession }, (reason) => this.metrics.dropped(reason));
+    return new Session(clientId, who.identity, who.protocolVersion, this.sessionLimits, this.sessionDropped);
   }
 
   private expired(stored: StoredSession, now: number): boolean {
@@ -289,7 +293,7 @@ export class Broker {
         const elsewhere = holder !== undefined && holder !== this.nodeId;
         if (elsewhere && !cleanStart) {
           arriving = this.newSession(id, conn);
-          for (const [key, opts] of stored!.subscriptions) arriving.subscriptions.set(key, opts);
+          for (const [key, opts] of stored!.subscriptions) arriving.setSubscription(key, opts);
           await Promise.all([...arriving.subscriptions].map(([key, opts]) => this.indexAdd(arriving!, key, opts)));
         }
         await this.cluster.claim(id, elsewhere); // a connection elsewhere is taken over [MQTT-3.1.4-3]
@@ -449,13 +453,13 @@ export class Broker {
   }
 
   subscribe(session: Session, key: string, filter: string, opts: SubscriptionOptions, group?: string): void {
-    session.subscriptions.set(key, opts);
+    session.setSubscription(key, opts);
     session.recordSubscription(key, opts);
     this.indexAdd(session, key, opts, filter, group);
   }
 
   unsubscribe(session: Session, key: string, filter: string, group?: string): void {
-    session.subscriptions.delete(key);
+    session.deleteSubscription(key);
     session.recordSubscription(key, undefined);
     this.indexRemove(session, filter, group);
   }
@@ -516,7 +520,7 @@ export class Broker {
     if (session.expiryTimer) clearTimeout(session.expiryTimer);
     session.stopPersisting(true);
     this.dropFromIndex(session);
-    session.subscriptions.clear();
+    session.clearSubscriptions();
     if (this.sessions.get(session.clientId) === session) this.sessions.delete(session.clientId);
   }
 

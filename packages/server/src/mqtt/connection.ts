@@ -1,11 +1,11 @@
 import type { Duplex } from 'node:stream';
-import { BufferList } from 'bl';
-import mqtt, { type IConnectPacket, type IPublishPacket, type Packet, type Parser } from 'mqtt-packet';
+import mqtt, { type IConnectPacket, type IPublishPacket, type Packet } from 'mqtt-packet';
 import type { Broker } from './broker.js';
 import type { ConnectionMeta } from './policy.js';
 import type { Session } from './session.js';
 import { rc, type BrokerMessage, type ClientIdentity, type ProtocolVersion } from './types.js';
 import { handlePacket } from './handlers/index.js';
+import { connectLevel, decodePacket, headerSize, lengthIncomplete, lengthMalformed, readRemainingLength } from './packets.js';
 import { encodeAck, encodePublish } from './wire.js';
 
 export type Will = IConnectPacket['will'];
@@ -24,24 +24,12 @@ function uncork(conn: Connection): void {
   conn.uncork();
 }
 
-/** What mqtt-packet's parser holds of a packet it has not finished: its header, once read, and the bytes after it. */
-interface PartialPacket {
-  packet: { cmd?: string; length: number };
-  _list: { length: number; readUInt8(offset: number): number; readUInt16BE(offset: number): number };
-}
+/** Where a connection's packets wait while an earlier one is handled: a settled promise, one for all. */
+const nothingWaiting: Promise<void> = Promise.resolve();
 
-/** The Remaining Length of the packet being received (§2.1.4), once its fixed header is in; -1 before. */
-function pendingLength(parser: Parser): number {
-  return (parser as unknown as PartialPacket).packet.length;
-}
-
-/** The protocol level of a CONNECT still being received, once its protocol name is in (§3.1.2.2); undefined before. */
-function pendingConnectLevel(parser: Parser): number | undefined {
-  const { packet, _list: bytes } = parser as unknown as PartialPacket;
-  if (packet.cmd !== 'connect' || bytes.length < 2) return undefined;
-  const at = 2 + bytes.readUInt16BE(0); // after the length-prefixed protocol name
-  return bytes.length > at ? bytes.readUInt8(at) : undefined;
-}
+/** The connection a stream serves, for the stream listeners all connections share. */
+const servedBy = Symbol('mqtt connection');
+type Served = Duplex & { [servedBy]: Connection };
 
 /**
  * One client connection over any duplex stream (TCP, TLS, WebSocket, or an in-memory pair in
@@ -49,7 +37,6 @@ function pendingConnectLevel(parser: Parser): number | undefined {
  * enforces keep-alive, packet size and write-buffer limits.
  */
 export class Connection {
-  readonly parser: Parser;
   protocolVersion: ProtocolVersion = 4;
   clientId = '';
   identity: ClientIdentity = { kind: 'anonymous' };
@@ -75,7 +62,7 @@ export class Connection {
   pendingQos2: Set<number> | undefined;
   /** Acknowledgements waiting for storage; the ones after them wait too, to keep their order. */
   private acksWaiting = 0;
-  private ackChain: Promise<void> = Promise.resolve();
+  private ackChain: Promise<void> = nothingWaiting;
   /** Not reading while an MQTT 3.1.1 client has as many unacknowledged QoS 1/2 messages as we take. */
   private ackPaused = false;
   private keepAliveTimer: NodeJS.Timeout | undefined;
@@ -85,8 +72,16 @@ export class Connection {
   private connectReceived = false;
   private lastPacketAt: number;
   /** Packets whose handling waits (e.g. for the database); the next ones queue behind them. */
-  private chain: Promise<void> = Promise.resolve();
+  private chain: Promise<void> = nothingWaiting;
   private waiting = 0;
+  /**
+   * The reads of a packet received in part (it spans socket reads), undefined between packets;
+   * `partialBytes` in them, of the packet's `partialLength` (0 while its fixed header is split).
+   * Only what has arrived is held: a fixed header announcing a large packet allocates nothing.
+   */
+  private partial: Buffer[] | undefined;
+  private partialBytes = 0;
+  private partialLength = 0;
   /** Writes are corked until the event loop's next turn: many packets, one system call. */
   private corked = false;
   /** Not reading while slow subscribers catch up (waitFor). */
@@ -100,19 +95,15 @@ export class Connection {
     readonly meta: ConnectionMeta,
   ) {
     this.lastPacketAt = broker.clock.now();
-    this.parser = mqtt.parser();
-    // the parser keeps the bytes of a partial packet in a bl BufferListStream, a whole Duplex stream
-    // (about 900 bytes per connection) of which it uses only the list's methods: a BufferList has
-    // them (same package, same version as mqtt-packet's)
-    (this.parser as unknown as { _list: unknown })._list = new BufferList();
-    this.parser.on('packet', (p: Packet) => this.onPacket(p));
-    this.parser.on('error', (e: Error) => this.onMalformed(e));
-    stream.on('data', (chunk: Buffer) => this.onData(chunk));
-    stream.on('error', () => this.close());
-    stream.on('close', () => this.close());
-    stream.on('end', () => this.close());
-    stream.on('drain', () => this.releaseWaiters());
-    this.connectTimer = setTimeout(() => this.connectTimedOut(), broker.options.connectTimeoutMs);
+    // listeners shared by all connections: a closure per connection and event would cost an
+    // idle connection about 60 bytes each
+    (stream as Served)[servedBy] = this;
+    stream.on('data', onStreamData);
+    stream.on('error', onStreamGone);
+    stream.on('close', onStreamGone);
+    stream.on('end', onStreamGone);
+    stream.on('drain', onStreamDrain);
+    this.connectTimer = setTimeout(connectTimedOut, broker.options.connectTimeoutMs, this);
     this.connectTimer.unref();
   }
 
@@ -122,13 +113,47 @@ export class Connection {
     return this.connectReceived ? o.maxPacketSize : Math.min(o.maxPreAuthPacketSize, o.maxPacketSize);
   }
 
-  private onData(chunk: Buffer): void {
+  /** Bytes from the client: the packets they complete are handled in order; the rest waits for the next read. */
+  onData(chunk: Buffer): void {
     if (this.closed) return;
     this.lastPacketAt = this.broker.clock.now();
     this.broker.metrics.bytesIn(chunk.length);
-    this.parser.parse(chunk);
-    // A packet larger than we accept is refused once its fixed header says so, before its bytes are buffered (§3.1.2.11.4)
-    if (!this.closed && pendingLength(this.parser) > this.packetSizeLimit) this.refuseTooLarge(pendingConnectLevel(this.parser));
+    const partial = this.partial;
+    if (!partial) return this.splitPackets(chunk);
+    partial.push(chunk);
+    this.partialBytes += chunk.length;
+    if (this.partialLength > 0 && this.partialBytes < this.partialLength) return;
+    this.partial = undefined;
+    this.splitPackets(Buffer.concat(partial, this.partialBytes)); // one copy, once the packet is whole
+  }
+
+  /** Handles the whole packets in `data`; keeps a copy of an incomplete last one. */
+  private splitPackets(data: Buffer): void {
+    let at = 0;
+    while (at < data.length && !this.closed) {
+      const length = readRemainingLength(data, at);
+      if (length === lengthMalformed) return this.onBytes(data.subarray(at, at + 5)); // the parser names the error
+      const bodyAt = at + headerSize(length);
+      // A packet larger than we accept is refused once its fixed header says so, before its bytes are buffered (§3.1.2.11.4)
+      if (length !== lengthIncomplete && length > this.packetSizeLimit) return this.refuseTooLarge(connectLevel(data, at, bodyAt));
+      const end = bodyAt + length;
+      if (length === lengthIncomplete || end > data.length) {
+        // copied: a view would keep the whole read alive for its last few bytes
+        this.partial = [Buffer.from(data.subarray(at))];
+        this.partialBytes = data.length - at;
+        this.partialLength = length === lengthIncomplete ? 0 : end - at;
+        return;
+      }
+      this.onBytes(data.subarray(at, end));
+      at = end;
+    }
+  }
+
+  /** One whole packet's bytes. */
+  private onBytes(bytes: Buffer): void {
+    const packet = decodePacket(bytes, this.protocolVersion);
+    if (packet instanceof Error) return this.onMalformed(packet);
+    this.onPacket(packet);
   }
 
   private onPacket(packet: Packet): void {
@@ -162,14 +187,15 @@ export class Connection {
   private queue(work: Promise<void>, packet: Packet): void {
     this.waiting++;
     if (this.waiting >= this.broker.options.maxWaitingPackets && !this.queuePaused) {
-      // what the parser already has in hand still comes (at most one socket chunk); nothing more is read
+      // the packets of the read in hand still come (at most one socket chunk); nothing more is read
       this.queuePaused = true;
       this.stream.pause();
     }
     this.chain = work
       .catch((e: unknown) => this.handlerFailed(e, packet))
       .then(() => {
-        this.waiting--;
+        // the last one handled: the chain lets go of its promises (an idle connection holds none)
+        if (--this.waiting === 0) this.chain = nothingWaiting;
         // reading goes on once half the queue is handled, not at every packet around the limit
         if (this.queuePaused && this.waiting <= this.broker.options.maxWaitingPackets / 2) {
           this.queuePaused = false;
@@ -196,7 +222,7 @@ export class Connection {
   }
 
   /** The CONNECT deadline passed: the client did not complete a CONNECT in time. */
-  private connectTimedOut(): void {
+  connectTimedOut(): void {
     if (this.closed || this.connected) return;
     this.broker.metrics.unauthenticatedClosed('connect_timeout');
     this.broker.log.info({ remote: this.meta.remoteAddress, transport: this.meta.transport, connectReceived: this.connectReceived, timeoutMs: this.broker.options.connectTimeoutMs }, 'MQTT connection closed: no CONNECT accepted in time');
@@ -212,6 +238,7 @@ export class Connection {
   /** The CONNECT was accepted (CONNACK sent): the deadline stops, reading goes on, and the broker counts it as a connection. */
   accepted(): void {
     clearTimeout(this.connectTimer);
+    this.connectTimer = undefined; // a cleared Timeout still holds its ~200 bytes while referenced
     this.broker.authenticated(this);
     this.resumeReading();
   }
@@ -421,7 +448,7 @@ export class Connection {
   /** Publishers waiting for this subscriber's write buffer to empty. */
   private drainWaiters: Set<(s: Connection) => void> | undefined;
 
-  private releaseWaiters(): void {
+  releaseWaiters(): void {
     if (!this.drainWaiters || this.drainWaiters.size === 0) return;
     const waiters = [...this.drainWaiters];
     this.drainWaiters.clear();
@@ -448,6 +475,7 @@ export class Connection {
     this.closed = true;
     if (this.keepAliveTimer) clearTimeout(this.keepAliveTimer);
     clearTimeout(this.connectTimer);
+    this.partial = undefined;
     this.stream.resume(); // not reading while a CONNECT was handled: read, and discard, until the client closes
     // A lingering close: our FIN follows the last packet we wrote (a DISCONNECT with its reason,
     // [MQTT-3.14.4-2]) and we go on reading, and discarding, what the client still sends until it
@@ -458,4 +486,20 @@ export class Connection {
     this.broker.connectionClosed(this);
     this.releaseWaiters();
   }
+}
+
+function onStreamData(this: Served, chunk: Buffer): void {
+  this[servedBy].onData(chunk);
+}
+
+function onStreamGone(this: Served): void {
+  this[servedBy].close();
+}
+
+function onStreamDrain(this: Served): void {
+  this[servedBy].releaseWaiters();
+}
+
+function connectTimedOut(conn: Connection): void {
+  conn.connectTimedOut();
 }

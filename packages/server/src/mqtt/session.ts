@@ -27,23 +27,11 @@ export interface SessionLimits {
   maxQueued: number;
 }
 
-/** A set of packet ids that reports its changes (to persist them). */
-class TrackedIds extends Set<number> {
-  onChange: (() => void) | undefined;
-
-  override add(id: number): this {
-    const had = this.has(id);
-    super.add(id);
-    if (!had) this.onChange?.();
-    return this;
-  }
-
-  override delete(id: number): boolean {
-    const had = super.delete(id);
-    if (had) this.onChange?.();
-    return had;
-  }
-}
+// What a session reads before it has any: an idle fleet's sessions mostly never hold a subscription
+// or a QoS 1/2 message, and an empty Map or Set costs about 200 bytes (its hash table) per session
+const noSubscriptions: ReadonlyMap<string, SubscriptionOptions> = new Map();
+const noOutgoing: ReadonlyMap<number, Outgoing> = new Map();
+const noPacketIds: ReadonlySet<number> = new Set();
 
 /**
  * Server-side session state (§4.1): subscriptions, QoS 1/2 messages not yet acknowledged, messages
@@ -51,11 +39,11 @@ class TrackedIds extends Set<number> {
  * when the session does not end at disconnect.
  */
 export class Session {
-  readonly subscriptions = new Map<string, SubscriptionOptions>();
-  readonly outgoing = new Map<number, Outgoing>();
+  // made at their first entry (see noSubscriptions)
+  private subscriptionMap: Map<string, SubscriptionOptions> | undefined;
+  private outgoingMap: Map<number, Outgoing> | undefined;
+  private incomingQos2Ids: Set<number> | undefined;
   readonly queue: Queued[] = [];
-  /** QoS 2 packet ids received from the client, PUBREC sent, waiting for PUBREL [MQTT-4.3.3-9]. */
-  readonly incomingQos2 = new TrackedIds();
   connection: Connection | undefined;
   /** Session Expiry Interval, seconds (§3.1.2.11.2); 0xFFFFFFFF never expires. */
   expirySeconds = 0;
@@ -78,6 +66,48 @@ export class Session {
 
   get connected(): boolean {
     return this.connection !== undefined;
+  }
+
+  /** Subscription key (filter, or `$share/<group>/<filter>`) → options. */
+  get subscriptions(): ReadonlyMap<string, SubscriptionOptions> {
+    return this.subscriptionMap ?? noSubscriptions;
+  }
+
+  setSubscription(key: string, options: SubscriptionOptions): void {
+    (this.subscriptionMap ??= new Map()).set(key, options);
+  }
+
+  deleteSubscription(key: string): boolean {
+    return this.subscriptionMap?.delete(key) ?? false;
+  }
+
+  clearSubscriptions(): void {
+    this.subscriptionMap = undefined;
+  }
+
+  /** QoS 1/2 messages sent and not yet acknowledged, by packet id. */
+  get outgoing(): ReadonlyMap<number, Outgoing> {
+    return this.outgoingMap ?? noOutgoing;
+  }
+
+  /** QoS 2 packet ids received from the client, PUBREC sent, waiting for PUBREL [MQTT-4.3.3-9]. */
+  get incomingQos2(): ReadonlySet<number> {
+    return this.incomingQos2Ids ?? noPacketIds;
+  }
+
+  /** A QoS 2 PUBLISH was received (PUBREC follows); a persistent session writes its record again. */
+  addIncomingQos2(id: number): void {
+    const ids = (this.incomingQos2Ids ??= new Set());
+    if (ids.has(id)) return;
+    ids.add(id);
+    this.saveRecord();
+  }
+
+  /** PUBREL released a QoS 2 packet id; false when it was not held. */
+  deleteIncomingQos2(id: number): boolean {
+    if (!this.incomingQos2Ids?.delete(id)) return false;
+    this.saveRecord();
+    return true;
   }
 
   /** A packet id not in use by an unacknowledged outgoing message [MQTT-2.2.1-3]. */
@@ -117,7 +147,7 @@ export class Session {
       return;
     }
     const o: Outgoing = { seq: q.seq, message: q.message, qos: q.qos, retain: q.retain, subscriptionIds: q.subscriptionIds, released: false };
-    this.outgoing.set(id, o);
+    (this.outgoingMap ??= new Map()).set(id, o);
     this.record(o, id);
     conn.sendPublish(q.message, q.qos, q.retain, id, q.subscriptionIds);
   }
@@ -167,9 +197,9 @@ export class Session {
 
   /** PUBACK (QoS 1) or PUBCOMP (QoS 2): the message is done; room for a queued one. */
   acknowledge(id: number, now: number): boolean {
-    const o = this.outgoing.get(id);
+    const o = this.outgoingMap?.get(id);
     if (!o) return false;
-    this.outgoing.delete(id);
+    this.outgoingMap!.delete(id);
     this.journal?.({ op: 'done', clientId: this.clientId, seq: o.seq });
     this.drain(now);
     return true;
@@ -213,7 +243,6 @@ export class Session {
   persistTo(journal: (change: SessionChange) => void, nodeId: string, writeNow: boolean): void {
     this.journal = journal;
     this.nodeId = nodeId;
-    this.incomingQos2.onChange = () => this.saveRecord();
     if (!writeNow) return; // restored from the store as it is
     journal({ op: 'session', record: this.toRecord() });
     for (const [key, options] of this.subscriptions) journal({ op: 'subscribe', clientId: this.clientId, key, options });
@@ -225,7 +254,6 @@ export class Session {
   stopPersisting(forget: boolean): void {
     if (forget) this.journal?.({ op: 'end', clientId: this.clientId });
     this.journal = undefined;
-    this.incomingQos2.onChange = undefined;
   }
 
   recordSubscription(key: string, options: SubscriptionOptions | undefined): void {
@@ -244,10 +272,14 @@ export class Session {
     const unsaved: SessionChange[] = [];
     this.expirySeconds = stored.expirySeconds;
     this.disconnectedAt = stored.disconnectedAt;
-    for (const id of stored.incomingQos2) this.incomingQos2.add(id);
+    // taken as the store holds them: nothing to record
+    if (stored.incomingQos2.length > 0) {
+      const ids = (this.incomingQos2Ids ??= new Set());
+      for (const id of stored.incomingQos2) ids.add(id);
+    }
     const storedKeys = new Set<string>();
     for (const [key, options] of stored.subscriptions) {
-      this.subscriptions.set(key, options);
+      this.setSubscription(key, options);
       storedKeys.add(key);
     }
     // subscribed here from an earlier read of the store, gone from it since: kept, so written again
@@ -258,7 +290,7 @@ export class Session {
       if (m.message.id !== undefined) seen.add(m.message.id);
       this.nextSeq = Math.max(this.nextSeq, m.seq + 1);
       if (m.packetId !== undefined && m.qos > 0 && !this.outgoing.has(m.packetId)) {
-        this.outgoing.set(m.packetId, { seq: m.seq, message: m.message, qos: m.qos as 1 | 2, retain: m.retain, subscriptionIds: m.subscriptionIds, released: m.released });
+        (this.outgoingMap ??= new Map()).set(m.packetId, { seq: m.seq, message: m.message, qos: m.qos as 1 | 2, retain: m.retain, subscriptionIds: m.subscriptionIds, released: m.released });
       } else {
         const q: Queued = { seq: m.seq, message: m.message, qos: m.qos, retain: m.retain, subscriptionIds: m.subscriptionIds };
         if (m.packetId !== undefined && m.qos > 0) unsaved.push(this.messageChange(q, undefined)); // its packet id is taken: queued again without it

@@ -26,9 +26,7 @@ async function authorizeWill(conn: Connection, client: PolicyClient, will: NonNu
 export async function handleConnect(conn: Connection, packet: IConnectPacket): Promise<void> {
   const broker = conn.broker;
   const o = broker.options;
-  conn.protocolVersion = (packet.protocolVersion ?? 4) as ProtocolVersion;
-  // later packets are parsed with this connection's protocol level
-  (conn.parser as unknown as { settings: { protocolVersion: number } }).settings = { protocolVersion: conn.protocolVersion };
+  conn.protocolVersion = (packet.protocolVersion ?? 4) as ProtocolVersion; // later packets are decoded at this level
   const v5 = conn.protocolVersion === 5;
   const props = packet.properties ?? {};
 

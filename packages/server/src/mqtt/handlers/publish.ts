@@ -128,14 +128,14 @@ function published(conn: Connection, packet: IPublishPacket, topic: string, outc
 }
 
 function acknowledge(conn: Connection, packet: IPublishPacket, code: number): void {
-  if (packet.qos === 2) conn.session!.incomingQos2.add(packet.messageId!);
+  if (packet.qos === 2) conn.session!.addIncomingQos2(packet.messageId!);
   ack(conn, packet, code);
 }
 
 /** PUBREL: the client releases a QoS 2 packet id; PUBCOMP completes it [MQTT-4.3.3-11]. */
 export function handlePubrel(conn: Connection, packet: IPubrelPacket): void {
   const id = packet.messageId!;
-  const known = conn.session!.incomingQos2.delete(id);
+  const known = conn.session!.deleteIncomingQos2(id);
   if (conn.protocolVersion === 5 && !known) conn.send({ cmd: 'pubcomp', messageId: id, reasonCode: rc.packetIdNotFound });
   else conn.send({ cmd: 'pubcomp', messageId: id });
 }
