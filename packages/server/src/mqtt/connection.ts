@@ -132,7 +132,7 @@ export class Connection {
     let at = 0;
     while (at < data.length && !this.closed) {
       const length = readRemainingLength(data, at);
-      if (length === lengthMalformed) return this.onBytes(data.subarray(at, at + 5)); // the parser names the error
+      if (length === lengthMalformed) return this.onMalformed(new Error('Invalid Remaining Length'));
       const bodyAt = at + headerSize(length);
       // A packet larger than we accept is refused once its fixed header says so, before its bytes are buffered (§3.1.2.11.4)
       if (length !== lengthIncomplete && length > this.packetSizeLimit) return this.refuseTooLarge(connectLevel(data, at, bodyAt));

@@ -22,6 +22,8 @@ test('Remaining Length is read from one to four bytes, and is incomplete or malf
   assert.equal(readRemainingLength(Buffer.from([0x30]), 0), lengthIncomplete);
   assert.equal(readRemainingLength(Buffer.from([0x30, 0x80, 0x80]), 0), lengthIncomplete);
   assert.equal(readRemainingLength(Buffer.from([0x30, 0x80, 0x80, 0x80, 0x80, 0x01]), 0), lengthMalformed);
+  assert.equal(readRemainingLength(Buffer.from([0x30, 0x80, 0x00]), 0), lengthMalformed, 'zero in two bytes');
+  assert.equal(readRemainingLength(Buffer.from([0x30, 0xff, 0x80, 0x00]), 0), lengthMalformed, '127 in three bytes');
 });
 
 test('packets written a byte at a time, and many in one write, arrive whole and in order', async () => {
@@ -70,6 +72,13 @@ test('a malformed packet closes its connection and no other: the decoder is shar
   await worse.next('connack');
   worse.sendRaw(Buffer.from([0x30, 0xff, 0xff, 0xff, 0xff, 0x01]));
   await eventually(() => assert.equal(worse.closed, true));
+  // a Remaining Length longer than its value needs: its end cannot be told [MQTT-1.5.5-1]
+  const padded = rawClient(broker, 4);
+  padded.send(connect('padded', 4));
+  await padded.next('connack');
+  padded.sendRaw(Buffer.from([0xc0, 0x80, 0x00])); // PINGREQ, length 0 in two bytes
+  await eventually(() => assert.equal(padded.closed, true));
+  assert.equal(padded.packets.some((p) => p.cmd === 'pingresp'), false);
   await good.ping(); // the others' packets decode as before
   assert.deepEqual(await good.subscribe('still/#', 0), [0]);
   await broker.close();

@@ -9,7 +9,7 @@ import type { ProtocolVersion } from './types.js';
 
 /** Remaining Length is not complete in the bytes at hand (readRemainingLength). */
 export const lengthIncomplete = -1;
-/** Remaining Length runs past its four bytes (§2.1.4): a malformed packet. */
+/** Remaining Length runs past its four bytes, or takes more bytes than its value needs (§1.5.5, §2.1.4): a malformed packet. */
 export const lengthMalformed = -2;
 
 /**
@@ -23,7 +23,9 @@ export function readRemainingLength(buf: Buffer, at: number): number {
     if (at + i >= buf.length) return lengthIncomplete;
     const byte = buf[at + i]!;
     length += (byte & 0x7f) * multiplier;
-    if ((byte & 0x80) === 0) return length;
+    // a last byte of 0 after the first is a longer encoding than the value needs [MQTT-1.5.5-1]:
+    // where the packet ends would then not follow from its value (headerSize)
+    if ((byte & 0x80) === 0) return i > 1 && byte === 0 ? lengthMalformed : length;
     multiplier *= 128;
   }
   return lengthMalformed;
@@ -61,7 +63,7 @@ function sharedParser(): Parser {
 
 /**
  * Decodes one whole packet (fixed header included) at a connection's protocol level; an Error for
- * a malformed one. Also decodes a fixed header that is malformed in itself, to its error.
+ * a malformed one.
  */
 export function decodePacket(bytes: Buffer, protocolVersion: ProtocolVersion): Packet | Error {
   const p = sharedParser();
