@@ -7,13 +7,12 @@
 //   npm run bench:flood -- [--seconds 20] [--devices 1,50]
 //
 // Fleetwire runs as `npm start` runs it, from the compiled build (the bench builds it first).
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { announcedPort, cleanupCli, cliEnv, cliFleet, dataFolder, root, startCli } from '../../test/helpers/cli.js';
+import { startFlood } from '../../test/helpers/flood.js';
 import { machine, numberOption, table } from '../harness.js';
-import { children, startMosquitto, track } from '../mqtt/brokers.js';
+import { children, startMosquitto } from '../mqtt/brokers.js';
 
 const seconds = numberOption('seconds', 'FLEETWIRE_BENCH_SECONDS', 20);
 const deviceCounts = (process.argv.includes('--devices') ? process.argv[process.argv.indexOf('--devices') + 1]! : '1,50').split(',').map(Number);
@@ -34,18 +33,6 @@ async function timed(url: string): Promise<number> {
   return performance.now() - t;
 }
 
-/** Starts the generator; resolves once its clients are connected, with a stop that returns what they wrote. */
-async function flood(spec: object): Promise<() => Promise<number>> {
-  const c = track(spawn(process.execPath, ['--import', 'tsx', join(import.meta.dirname, 'flood.ts'), JSON.stringify(spec)], { cwd: root, stdio: ['pipe', 'pipe', 'inherit'] }));
-  const lines = createInterface({ input: c.stdout! })[Symbol.asyncIterator]();
-  await lines.next();
-  return async () => {
-    c.stdin!.write('done\n');
-    const last = await lines.next();
-    return (JSON.parse(String(last.value)) as { written: number }).written;
-  };
-}
-
 interface Row {
   broker: string;
   devices: number;
@@ -64,7 +51,7 @@ async function fleetwireCase(devices: number): Promise<Row> {
     const fleet = await cliFleet(server.api, admin, { devices });
     const pid = server.child.pid!;
     const rssStart = rssMb(pid);
-    const stop = await flood({ port, topic: `channels/${fleet.channel}/messages/flood`, connections: devices, credentials: fleet.devices.map((d) => ({ username: d.id, password: d.secret })) });
+    const { stop } = await startFlood({ port, topic: `channels/${fleet.channel}/messages/flood`, connections: devices, credentials: fleet.devices.map((d) => ({ username: d.id, password: d.secret })) });
     const health: number[] = [];
     const ready: number[] = [];
     let rssMax = rssStart;
@@ -95,7 +82,7 @@ async function mosquittoCase(devices: number): Promise<Row> {
   const m = await startMosquitto();
   try {
     const rssStart = rssMb(m.pid!);
-    const stop = await flood({ port: m.port, topic: 'channels/flood/messages/flood', connections: devices });
+    const { stop } = await startFlood({ port: m.port, topic: 'channels/flood/messages/flood', connections: devices });
     let rssMax = rssStart;
     const until = Date.now() + seconds * 1000;
     while (Date.now() < until) {
