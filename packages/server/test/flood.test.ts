@@ -39,15 +39,14 @@ const heapLimitMb = 512;
 //   backpressure the 50-device flood took +405 MB in the SQLite pass, and the PostgreSQL pass's
 //   platform died before the flood ended.
 const rssGrowthMb = 500;
-// - /health p99: 0.12 s (1 device) and 0.93 s (50) when nothing else ran; 1 to 4.7 s with the
-//   other pass flooding beside it and other suites on the machine (load average 4 to 8 on 2 cores).
-//   Not the 100 ms we want, and not a bound this machine can promise below the point where a
-//   request is given up: a connection that resumes reading parses the whole socket chunk it gets
-//   (64 KiB, about 1,000 of these PUBLISHes) before it stops again, so 50 resuming connections make
-//   event-loop turns of tens of thousands of messages, and how long a turn takes is how much CPU the
-//   process gets. Without backpressure no request during the 50-device flood was answered within
-//   5 s at all, and devices connecting while it ran were refused (their CONNECT was not read before
-//   the connect timeout).
+// - /health p99: alone on the machine 0.08 s (1 device) and 0.2 to 1.4 s (50; `npm run bench:flood`);
+//   0.2 to 2.4 s with the other pass flooding beside it (load average 4 to 8 on 2 cores). Not the
+//   100 ms we want, and not a bound this machine can promise below the point where a request is
+//   given up: a connection handles at most 64 packets of a read before the event loop serves the
+//   others (which took the 50-device p99 from 1.6–4.3 to 0.3–2.4 s here), but four busy processes
+//   share two cores, and how long a turn takes is how much CPU the process gets. Without
+//   backpressure no request during the 50-device flood was answered within 5 s at all, and devices
+//   connecting while it ran were refused (their CONNECT was not read before the connect timeout).
 const healthP99Ms = 4500;
 // - the probe: delivered within 0.3 to 3.8 s (without backpressure: 6.3 to 7.6 s); its PUBACK waits
 //   for the message to be stored, behind what the bus holds: 1.3 to 8.7 s, none refused.

@@ -250,7 +250,8 @@ describe('MQTT publisher faster than the platform takes its messages', () => {
         return policy.publish(client, message);
       },
     };
-    const metrics = { ...noMetrics, bytesIn: (n: number) => void (read += n) };
+    let taken = 0; // PUBLISHes the connection took off the bytes it read
+    const metrics = { ...noMetrics, bytesIn: (n: number) => void (read += n), packetIn: (cmd: string) => void (cmd === 'publish' && taken++) };
     const broker = new Broker(slow, createLogger('silent'), { maxWaitingPackets: 16 }, metrics);
     const server = await listenTcp(broker, '127.0.0.1', 0);
     const port = (server.address() as AddressInfo).port;
@@ -267,6 +268,8 @@ describe('MQTT publisher faster than the platform takes its messages', () => {
       // read: the CONNECT, the packets up to the limit and what the parser had of the chunk in hand
       assert.ok(read < 300 * 1024, `the broker read ${read} bytes of ${sent * one.length} while its first PUBLISH waited`);
       assert.ok(socket.writableLength > 1024 * 1024, `the rest waits in the client's socket (${socket.writableLength} bytes buffered)`);
+      // and of what it read, it took the packets up to the limit only: the rest of the read waits as bytes
+      assert.equal(taken, 16, 'PUBLISHes taken while the first waits');
       open();
       const deadline = Date.now() + 10_000;
       while (published < sent && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
