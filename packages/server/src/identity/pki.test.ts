@@ -495,3 +495,24 @@ test('enrolment rate: verifyCsr + issueDeviceCertificate (a note, not a limit)',
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   t.diagnostic(`${count} enrolments in ${seconds.toFixed(3)} s: ${Math.round(count / seconds)} per second on one core`);
 });
+
+test('mutated requests are refused as CSRs, never with another error, and none verifies', async () => {
+  const good = pemToDer(opensslCsr('fuzz', p256));
+  // a fixed seed: the same mutations every run
+  let seed = 7;
+  const next = (n: number) => ((seed = (seed * 1103515245 + 12345) % 2 ** 31), seed % n);
+  for (let i = 0; i < 3000; i++) {
+    const bytes = Buffer.from(good);
+    const kind = next(3);
+    let mutated: Buffer;
+    if (kind === 0) {
+      for (let k = 0; k <= next(3); k++) bytes[next(bytes.length)] ^= 1 + next(255);
+      mutated = bytes;
+    } else if (kind === 1) mutated = bytes.subarray(0, next(bytes.length));
+    else {
+      const at = next(bytes.length);
+      mutated = Buffer.concat([bytes.subarray(0, at), Buffer.from([next(256)]), bytes.subarray(at)]);
+    }
+    await assert.rejects(verifyCsr(mutated), (e: unknown) => e instanceof CsrError, `mutation ${i} (${kind})`);
+  }
+});
