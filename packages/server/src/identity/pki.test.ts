@@ -506,7 +506,10 @@ test('mutated requests are refused as CSRs, never with another error, and none v
     const kind = next(3);
     let mutated: Buffer;
     if (kind === 0) {
-      for (let k = 0; k <= next(3); k++) bytes[next(bytes.length)] ^= 1 + next(255);
+      for (let k = 0; k <= next(3); k++) {
+        const at = next(bytes.length);
+        bytes[at] = bytes[at]! ^ (1 + next(255));
+      }
       mutated = bytes;
     } else if (kind === 1) mutated = bytes.subarray(0, next(bytes.length));
     else {
