@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { ConfigError, causeText, maskUrl, type Config } from './core/config.js';
 import type { Clock } from './core/clock.js';
 import type { Logger } from './core/logger.js';
@@ -13,6 +14,7 @@ import { SessionRegistry } from './auth/sessions.js';
 import { UserRepository, UserService } from './users/index.js';
 import { OrgRepository, OrgService } from './orgs/index.js';
 import { DeviceRepository, DeviceService } from './devices/index.js';
+import { IdentityService, IdentityStore, trustTopic } from './identity/index.js';
 import { ChannelRepository, ChannelService } from './channels/index.js';
 import { GroupRepository, GroupService } from './groups/index.js';
 import { ConnectionRepository, ConnectionService } from './connections/index.js';
@@ -40,6 +42,7 @@ export interface Platform {
   auth: AuthService;
   orgs: OrgService;
   devices: DeviceService;
+  identity: IdentityService;
   channels: ChannelService;
   groups: GroupService;
   connections: ConnectionService;
@@ -89,6 +92,15 @@ async function storeFor(config: Config, url: string, ownDatabase: boolean, db: D
   }
   log.info(config.writerThread ? 'message writer runs on the main thread: its database is in memory or was handed in' : 'message writer runs on the main thread');
   return localStore(createMessageSink(db), config.opaqueMaxStored);
+}
+
+/** A PEM file a setting names; one that cannot be read fails start-up with a line naming the setting. */
+function readPem(path: string, setting: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new ConfigError(setting, `cannot read ${path}: ${causeText(e)}`);
+  }
 }
 
 /** The configured database; one that cannot be opened or reached fails start-up with a line naming the setting. */
@@ -142,6 +154,14 @@ export async function createPlatform(config: Config, deps: PlatformDeps): Promis
     const channels = new ChannelService(new ChannelRepository(db), clock, invalidation);
     const groups = new GroupService(new GroupRepository(db), devices, clock);
     const connections = new ConnectionService(new ConnectionRepository(db), devices, channels, clock, invalidation);
+    const identity = new IdentityService(new IdentityStore(db), keys, devices, channels, groups, connections, clock, log, {
+      certificateDays: Math.max(1, Math.round(config.certificateLifetime / 86_400_000)),
+      tokenTtlMs: config.enrolmentTokenTtl,
+      ...(config.caCert ? { rootCertificatePem: readPem(config.caCert, 'FLEETWIRE_CA_CERT'), rootKeyPem: readPem(config.caKey, 'FLEETWIRE_CA_KEY') } : {}),
+    }, invalidation);
+    // every node's MQTT TLS listener trusts an issuing CA once it is made (mqtt/index.ts)
+    identity.onTrustChange(() => bus.broadcast(trustTopic, ''));
+    await identity.root();
     const metrics = new Registry();
     const messagingMetrics = new MessagingMetrics(metrics, bus);
     const writerStore = await storeFor(config, url, deps.db === undefined, db, log, deps.writer !== false);
@@ -162,7 +182,7 @@ export async function createPlatform(config: Config, deps: PlatformDeps): Promis
     consumers.attach(writerConsumer, writer);
     if (deps.writer !== false) await consumers.start();
     return {
-      config, db, clock, log, keys, users, auth, orgs, devices, channels, groups, connections, authorizer, accessChanges: invalidation, sessions,
+      config, db, clock, log, keys, users, auth, orgs, devices, channels, groups, connections, identity, authorizer, accessChanges: invalidation, sessions,
       bus, messaging, consumers, readers: new MessageReaders(db), writer, deadLetters, metrics, messagingMetrics,
       close: async () => {
         await consumers.stop();

@@ -10,7 +10,7 @@ import { version } from './core/version.js';
 import { createPlatform, type Platform } from './platform.js';
 import { buildApp, type App } from './http/app.js';
 import type { ListeningPorts } from './http/routes/endpoints.js';
-import { createMqtt, listenMqtt, secureContextOptions, type MqttServers } from './mqtt/index.js';
+import { createMqtt, listenMqtt, secureContextOptions, type DeviceTrust, type MqttServers } from './mqtt/index.js';
 import { parseAcl } from './mqtt/acl.js';
 import { minServerKeyBytes, parseKey } from './auth/keys.js';
 import { listenCoap, type CoapListener } from './coap/index.js';
@@ -46,8 +46,8 @@ function httpsOptions(config: Config): SecureContextOptions {
   return { key: readFileSync(config.httpTlsKey), cert: readFileSync(config.httpTlsCert) };
 }
 
-function mqttTlsOptions(config: Config): SecureContextOptions {
-  return secureContextOptions({ cert: config.mqttTlsCert, key: config.mqttTlsKey, ...(config.mqttTlsCa ? { ca: config.mqttTlsCa } : {}) });
+function mqttTlsOptions(config: Config, trust?: DeviceTrust): SecureContextOptions {
+  return secureContextOptions({ cert: config.mqttTlsCert, key: config.mqttTlsKey, ...(config.mqttTlsCa ? { ca: config.mqttTlsCa } : {}) }, trust);
 }
 
 /** The TLS files of a listener, by the setting that names each. */
@@ -137,7 +137,7 @@ const reloadable: ReadonlySet<SettingKey> = new Set<SettingKey>(['logLevel', 'ht
  * The reload of a running server. It keeps what is in effect (the settings reloads applied since
  * the start, the others as started), so that each reload reports what changed since the last one.
  */
-function reloader(config: Config, log: Logger, tlsListeners: { https: TlsServer | undefined; mqtts: TlsServer | undefined }): (next: Config) => ReloadReport {
+function reloader(config: Config, log: Logger, tlsListeners: { https: TlsServer | undefined; mqtts: TlsServer | undefined; trust?: () => DeviceTrust }): (next: Config) => ReloadReport {
   const running: Config = { ...config };
   return (next) => {
     const report: ReloadReport = { reloaded: [], restartNeeded: [], failed: [] };
@@ -161,7 +161,7 @@ function reloader(config: Config, log: Logger, tlsListeners: { https: TlsServer 
       }
     };
     swap(tlsListeners.https, 'FLEETWIRE_HTTP_TLS_CERT', Boolean(next.httpTlsCert), httpTlsFiles(next), () => httpsOptions(next), ['httpTlsCert', 'httpTlsKey']);
-    swap(tlsListeners.mqtts, 'FLEETWIRE_MQTT_TLS_CERT', Boolean(next.mqttTlsCert) && next.mqttsPort >= 0, mqttTlsFiles(next), () => mqttTlsOptions(next), ['mqttTlsCert', 'mqttTlsKey', 'mqttTlsCa']);
+    swap(tlsListeners.mqtts, 'FLEETWIRE_MQTT_TLS_CERT', Boolean(next.mqttTlsCert) && next.mqttsPort >= 0, mqttTlsFiles(next), () => mqttTlsOptions(next, tlsListeners.trust?.()), ['mqttTlsCert', 'mqttTlsKey', 'mqttTlsCa']);
 
     // The log level: the report is written at the more verbose of the old and new levels, so that it shows either way.
     const levelChanged = next.logLevel !== running.logLevel;
@@ -227,7 +227,7 @@ export async function startServer(config: Config = loadConfig(), opts: { log?: L
         await platform.close();
         log.info('stopped');
       })());
-    const reload = reloader(config, log, { https: config.httpTlsCert ? (app.server as unknown as TlsServer) : undefined, mqtts: mqtt.tls });
+    const reload = reloader(config, log, { https: config.httpTlsCert ? (app.server as unknown as TlsServer) : undefined, mqtts: mqtt.tls, trust: mqtt.trust });
     return { platform, app, mqtt, coap, addresses: { http: { host: addr.address, port: addr.port }, mqtt: mqtt.addresses, ...(coap ? { coap: coap.address } : {}) }, reload, close };
   } catch (e) {
     await platform.close();

@@ -6,8 +6,12 @@ import type { FastifyInstance, InjectOptions } from 'fastify';
 import { startTestPlatform, type TestPlatform } from './helpers/platform.js';
 import { assertProblem } from './helpers/problem.js';
 import { uuidv7 } from '../src/core/ids.js';
+import { deviceRequest } from './helpers/tls.js';
 
 type TestUser = Awaited<ReturnType<TestPlatform['user']>>;
+
+/** Routes naming an organization that anyone may read: what they give is public (a CRL lists serials and is signed). */
+const publicByDesign = ['GET /pki/orgs/:org/crl', 'HEAD /pki/orgs/:org/crl'];
 type Method = NonNullable<InjectOptions['method']>;
 
 interface Route {
@@ -48,7 +52,7 @@ describe('tenant isolation', () => {
   let alice: TestUser; // owns organization A
   let bob: TestUser; // owns organization B, and must see nothing of A
   let carol: TestUser; // invited into A, has not accepted
-  const a = { org: '', device: '', secret: '', channel: '', group: '', deadLetter: '', invitation: '' };
+  const a = { org: '', device: '', secret: '', channel: '', group: '', deadLetter: '', invitation: '', registration: '', token: '', certificate: '' };
   const b = { org: '', device: '', channel: '', group: '' };
   let routes: Route[];
   let orgRoutes: Route[];
@@ -73,6 +77,10 @@ describe('tenant isolation', () => {
       deviceChannels: await read(`/devices/${a.device}/channels`),
       deadLetters: await read('/dead-letters'),
       deadLetter: await read(`/dead-letters/${a.deadLetter}`),
+      registrations: await read('/registrations?limit=1000'),
+      tokens: await read('/enrolment-tokens?limit=1000'),
+      certificates: await read('/certificates?limit=1000'),
+      identityEvents: await read('/identity-events?limit=1000'),
       secretWorks: (await t.platform.authorizer.identify({ kind: 'secret', secret: a.secret })).ok,
       bobsDevices: (await t.request('GET', `/orgs/${b.org}/devices?limit=1000`, { token: bob.token })).json(),
     };
@@ -97,6 +105,10 @@ describe('tenant isolation', () => {
       'DELETE /orgs/:org/groups/:id/devices': { device_ids: [a.device] },
       'POST /orgs/:org/connections': connection,
       'DELETE /orgs/:org/connections': connection,
+      'POST /orgs/:org/registrations': { serial: 'planted' },
+      'POST /orgs/:org/registrations/bulk': { registrations: [{ serial: 'planted' }] },
+      'POST /orgs/:org/enrolment-tokens': {},
+      'POST /orgs/:org/certificates/:serial/revoke': { reason: 'keyCompromise' },
     };
   }
 
@@ -112,7 +124,8 @@ describe('tenant isolation', () => {
   function idOfA(name: string, segmentBefore: string): string {
     if (name === 'org') return a.org;
     if (name === 'user_id') return alice.id;
-    const bySegment: Record<string, string> = { devices: a.device, channels: a.channel, groups: a.group, 'dead-letters': a.deadLetter, invitations: a.invitation };
+    if (name === 'serial') return a.certificate;
+    const bySegment: Record<string, string> = { devices: a.device, channels: a.channel, groups: a.group, 'dead-letters': a.deadLetter, invitations: a.invitation, registrations: a.registration, 'enrolment-tokens': a.token };
     return bySegment[segmentBefore] ?? randomUUID();
   }
 
@@ -141,13 +154,21 @@ describe('tenant isolation', () => {
     a.deadLetter = uuidv7();
     await t.platform.deadLetters.add({ id: a.deadLetter, org: a.org, channel: a.channel, subtopic: '', publisher: a.device, protocol: 'http', contentType: 'application/json', payload: Buffer.from('{"a":1}'), receivedAt: Date.now() }, 'set aside for the test', Date.now());
     a.invitation = (await asAlice('POST', `/orgs/${a.org}/members`, { email: carol.email, role: 'viewer' })).id;
+    // an enrolled registration of A's, its certificate, and a token not used yet
+    const key = deviceRequest('/CN=A-1');
+    a.registration = (await asAlice('POST', `/orgs/${a.org}/registrations`, { serial: 'A-1', public_key: key.publicKey })).id;
+    const enrolled = await t.request('POST', '/enrol', { body: { csr: key.csr } });
+    assert.equal(enrolled.statusCode, 201, enrolled.body);
+    a.certificate = enrolled.json().serial;
+    a.token = (await asAlice('POST', `/orgs/${a.org}/enrolment-tokens`, {})).id;
 
     b.org = (await asBob('POST', '/orgs', { name: 'B' })).id;
     b.device = (await asBob('POST', `/orgs/${b.org}/devices`, { name: 'b-device' })).id;
     b.channel = (await asBob('POST', `/orgs/${b.org}/channels`, { name: 'b-channel' })).id;
     b.group = (await asBob('POST', `/orgs/${b.org}/groups`, { name: 'b-group' })).id;
 
-    orgRoutes = routes.filter((r) => r.url.split('/').includes(':org'));
+    // the published PKI (an organization's CRL) is public by design: anyone who checks a certificate reads it
+    orgRoutes = routes.filter((r) => r.url.split('/').includes(':org') && !publicByDesign.includes(`${r.method} ${r.url}`));
   });
   after(() => t.close());
 
@@ -179,7 +200,9 @@ describe('tenant isolation', () => {
     }
     assert.deepEqual(leaks, []);
     assert.deepEqual(await snapshotOfA(), before);
-    assert.equal(before.devices.total, 1);
+    assert.equal(before.devices.total, 2, 'the device made and the one enrolled');
+    assert.equal(before.certificates.total, 1);
+    assert.equal(before.registrations.registrations[0].state, 'enrolled');
     assert.equal(before.channels.total, 1);
     assert.equal(before.deviceChannels.total, 1);
     assert.equal(before.secretWorks, true);

@@ -355,6 +355,13 @@ class HeldStore implements AccessStore {
     return value;
   }
 
+  /** `${serial} ${deviceId}` of the active certificates */
+  readonly certificates = new Set<string>();
+
+  certificateActive(serial: string, deviceId: string): Promise<boolean> {
+    return this.answer(this.certificates.has(`${serial} ${deviceId}`));
+  }
+
   deviceBySecretHash(hash: string): Promise<DeviceIdentity | undefined> {
     const d = this.devices.get(hash);
     return this.answer(d && { ...d });

@@ -6,8 +6,11 @@ import { accessBits, type AccessAction, type AccessStore, type ChannelAccess, ty
 export type DeviceCredential =
   /** A device secret; `deviceId` is the id the client claims (MQTT username, Basic user), if any. */
   | { kind: 'secret'; secret: string; deviceId?: string }
-  /** A device already authenticated by the transport (client certificate: CN = device id). */
-  | { kind: 'certificate'; deviceId: string };
+  /**
+   * A device already authenticated by the transport (client certificate: CN = device id). With
+   * `serial`, the platform issued the certificate (docs/identity.md): it holds while not revoked.
+   */
+  | { kind: 'certificate'; deviceId: string; serial?: string };
 
 export type DenyReason = 'invalid_credentials' | 'device_disabled' | 'channel_not_found' | 'not_connected';
 
@@ -57,6 +60,8 @@ class DeviceEntry {
   secret: string | undefined = undefined;
   /** channel id → answer; negative ones too. */
   readonly channels = new Map<string, ChannelAnswer>();
+  /** Platform certificate serial → whether it is active, for the certificates this device connected with. */
+  certificates: Map<string, boolean> | undefined = undefined;
 
   constructor(readonly device: DeviceIdentity) {
     this.identified = device.enabled ? { ok: true, device } : disabled;
@@ -162,7 +167,19 @@ export class DeviceAuthorizer {
       const device = await this.store.deviceById(cred.deviceId);
       entry = device && this.remember(device, generation, undefined);
     }
-    return entry !== undefined && claimHolds(cred, entry) ? entry : undefined;
+    if (entry === undefined || !claimHolds(cred, entry)) return undefined;
+    if (cred.kind === 'certificate' && cred.serial !== undefined && !(await this.certificateHolds(entry, cred.serial))) return undefined;
+    return entry;
+  }
+
+  /** Whether a platform certificate of the entry's device is still active: cached with the entry, which an invalidation of the device drops. */
+  private async certificateHolds(entry: DeviceEntry, serial: string): Promise<boolean> {
+    const cached = entry.certificates?.get(serial);
+    if (cached !== undefined) return cached;
+    const generation = this.generation;
+    const active = await this.store.certificateActive(serial, entry.device.id);
+    if (generation === this.generation && this.devices.get(entry.device.id) === entry) (entry.certificates ??= new Map()).set(serial, active);
+    return active;
   }
 
   private async accessFor(entry: DeviceEntry, channelId: string): Promise<ChannelAnswer> {

@@ -11,12 +11,15 @@ export const minServerKeyBytes = 32;
  */
 export class ServerKeys {
   readonly jwt: Uint8Array;
+  /** Encrypts the platform's CA and listener private keys at rest (identity/pki.ts). */
+  readonly caKeys: Uint8Array;
   private readonly hmacKey: Buffer;
 
   constructor(master: Buffer) {
     if (master.length < minServerKeyBytes) throw new Error(`the server key must be at least ${minServerKeyBytes} bytes`);
     this.jwt = new Uint8Array(createHmac('sha256', master).update('fleetwire/jwt').digest());
     this.hmacKey = createHmac('sha256', master).update('fleetwire/device-secret').digest();
+    this.caKeys = new Uint8Array(createHmac('sha256', master).update('fleetwire/ca-keys').digest());
   }
 
   /** HMAC-SHA-256 of a device secret, hex: what the database stores and looks up. */

@@ -23,11 +23,13 @@ export const actions = [
   'messages:publish',
   'dead-letters:read',
   'dead-letters:write',
+  'identity:read',
+  'identity:write',
 ] as const;
 export type Action = (typeof actions)[number];
 
-const read: Action[] = ['org:read', 'members:read', 'devices:read', 'channels:read', 'groups:read', 'connections:read', 'messages:read'];
-const operate: Action[] = [...read, 'devices:write', 'channels:write', 'groups:write', 'connections:write', 'messages:publish'];
+const read: Action[] = ['org:read', 'members:read', 'devices:read', 'channels:read', 'groups:read', 'connections:read', 'messages:read', 'identity:read'];
+const operate: Action[] = [...read, 'devices:write', 'channels:write', 'groups:write', 'connections:write', 'messages:publish', 'identity:write'];
 const administer: Action[] = [...operate, 'org:update', 'members:write', 'dead-letters:read', 'dead-letters:write'];
 
 export const rolePermissions: Record<OrgRole, ReadonlySet<Action>> = {
@@ -55,6 +57,8 @@ export const actionDescriptions: Record<Action, string> = {
   'messages:publish': 'Publish to a channel with a user token',
   'dead-letters:read': 'List and read the messages that could not be stored, payloads included',
   'dead-letters:write': 'Delete dead letters',
+  'identity:read': 'List registrations, enrolment tokens (never the token itself), certificates and the identity audit trail',
+  'identity:write': 'Register devices, make enrolment tokens, suspend, reset and revoke registrations, revoke certificates',
 };
 
 export function roleAllows(role: OrgRole, action: Action): boolean {

@@ -62,6 +62,10 @@ export const settings = {
   mqttsPort: s({ env: 'FLEETWIRE_MQTTS_PORT', type: 'listener', default: 8883, description: 'MQTT over TLS; started when `FLEETWIRE_MQTT_TLS_CERT` and `FLEETWIRE_MQTT_TLS_KEY` are set. `off` disables it.' }),
   mqttTlsCert: s({ env: 'FLEETWIRE_MQTT_TLS_CERT', type: 'string', default: '', description: 'PEM certificate (chain) of the MQTT TLS listener.' }),
   mqttTlsKey: s({ env: 'FLEETWIRE_MQTT_TLS_KEY', type: 'string', default: '', description: 'PEM private key of the MQTT TLS listener.' }),
+  certificateLifetime: s({ env: 'FLEETWIRE_CERTIFICATE_LIFETIME', type: 'duration', default: 90 * 86_400_000, min: 3_600_000, max: 825 * 86_400_000, description: 'Lifetime of a device certificate the platform issues at enrolment, e.g. `90d` (never past its issuing CA).' }),
+  enrolmentTokenTtl: s({ env: 'FLEETWIRE_ENROLMENT_TOKEN_TTL', type: 'duration', default: 15 * 60_000, min: 60_000, max: 30 * 86_400_000, description: 'Default lifetime of a one-time enrolment token, e.g. `15m`; a token may ask for another.' }),
+  caCert: s({ env: 'FLEETWIRE_CA_CERT', type: 'string', default: '', description: 'File of the PEM certificate of an operator\'s own root CA (EC P-256), imported at first start with FLEETWIRE_CA_KEY; empty: the platform makes its root. Read once: the database keeps it, its key encrypted under the server key.' }),
+  caKey: s({ env: 'FLEETWIRE_CA_KEY', type: 'string', default: '', description: 'File of the PEM private key (PKCS#8 or EC) of FLEETWIRE_CA_CERT.' }),
   mqttTlsCa: s({ env: 'FLEETWIRE_MQTT_TLS_CA', type: 'string', default: '', description: 'PEM CA bundle: when set, the TLS listener asks for client certificates signed by it, and a device may authenticate with one whose CN is its id (username and password then optional).' }),
   mqttOpenPort: s({ env: 'FLEETWIRE_MQTT_OPEN_PORT', type: 'listener', default: -1, description: 'Development/conformance listener: anonymous clients, any topic, governed by `FLEETWIRE_MQTT_OPEN_ACL_FILE`. Off by default; never expose it.' }),
   mqttOpenAclFile: s({ env: 'FLEETWIRE_MQTT_OPEN_ACL_FILE', type: 'string', default: '', description: 'ACL of the open listener: one rule per line, `allow|deny publish|subscribe|all <topic filter>`; the first rule that applies decides, none: denied. Empty: everything allowed.' }),
@@ -234,6 +238,7 @@ function readSettings(env: NodeJS.ProcessEnv, overrides: Partial<Config>): { con
   }
   const cfg = out as Config;
   if (Boolean(cfg.mqttTlsCert) !== Boolean(cfg.mqttTlsKey)) throw new ConfigError('FLEETWIRE_MQTT_TLS_KEY', 'FLEETWIRE_MQTT_TLS_CERT and FLEETWIRE_MQTT_TLS_KEY go together');
+  if (Boolean(cfg.caCert) !== Boolean(cfg.caKey)) throw new ConfigError(cfg.caCert ? 'FLEETWIRE_CA_KEY' : 'FLEETWIRE_CA_CERT', 'an imported root needs both its certificate (FLEETWIRE_CA_CERT) and its key (FLEETWIRE_CA_KEY)');
   if (cfg.mqttTlsCa && !cfg.mqttTlsCert) throw new ConfigError('FLEETWIRE_MQTT_TLS_CA', 'client certificates need the TLS listener: set FLEETWIRE_MQTT_TLS_CERT and FLEETWIRE_MQTT_TLS_KEY too');
   if (Boolean(cfg.httpTlsCert) !== Boolean(cfg.httpTlsKey)) throw new ConfigError('FLEETWIRE_HTTP_TLS_KEY', 'FLEETWIRE_HTTP_TLS_CERT and FLEETWIRE_HTTP_TLS_KEY go together');
   if (cfg.databaseUrl && !/^(sqlite:|postgres(ql)?:\/\/)/.test(cfg.databaseUrl)) throw new ConfigError('FLEETWIRE_DATABASE_URL', 'must start with sqlite: or postgres://');

@@ -69,6 +69,23 @@ export const errorCodes = {
   'message.overloaded': { kind: 'unavailable', title: 'The message store is behind; try again later' },
   'message.invalid_query': { kind: 'invalid', title: 'The message query is not valid' },
   'dead_letter.not_found': { kind: 'not_found', title: 'Dead letter not found' },
+
+  'registration.not_found': { kind: 'not_found', title: 'Registration not found' },
+  'registration.serial_taken': { kind: 'conflict', title: 'A registration with this serial already exists in the organization' },
+  'registration.state': { kind: 'conflict', title: 'The registration is not in a state that allows this' },
+  'registration.bulk_too_large': { kind: 'invalid', title: 'Too many registrations in one request' },
+  'enrolment_token.not_found': { kind: 'not_found', title: 'Enrolment token not found' },
+  'certificate.not_found': { kind: 'not_found', title: 'Certificate not found' },
+  'enrolment.csr_invalid': { kind: 'invalid', title: 'The certificate request is not acceptable' },
+  'enrolment.token_invalid': { kind: 'unauthenticated', title: 'The enrolment token is unknown' },
+  'enrolment.token_used': { kind: 'unauthenticated', title: 'The enrolment token was used already' },
+  'enrolment.token_expired': { kind: 'unauthenticated', title: 'The enrolment token has expired' },
+  'enrolment.not_registered': { kind: 'forbidden', title: 'No registration is waiting for this device' },
+  'enrolment.key_mismatch': { kind: 'forbidden', title: "The request's key is not the key registered for this device" },
+  'enrolment.serial_not_allowed': { kind: 'forbidden', title: 'The enrolment token does not cover this serial' },
+  'enrolment.registration_blocked': { kind: 'forbidden', title: 'The registration is suspended or revoked' },
+  'enrolment.already_enrolled': { kind: 'conflict', title: 'The device is enrolled: it re-enrols with its registered key, or after an operator resets its registration' },
+  'enrolment.request_replayed': { kind: 'conflict', title: 'This certificate request was used before: make a new one' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof errorCodes;

@@ -421,6 +421,90 @@ INSERT INTO record_minutes_watermark (id, row) SELECT 1, COALESCE(MAX(rowid), 0)
 CREATE INDEX messages_channel_name_time ON messages (channel_key, name, time) INCLUDE (value);
 `,
   },
+  {
+    // Device identity (docs/identity.md): the platform's CAs (a root, one issuing CA per
+    // organization; keys encrypted under the server key), the registry of pre-authorised devices,
+    // one-time enrolment tokens (hashed), the certificates issued from CSRs, and an audit trail.
+    version: 12,
+    name: 'device identity',
+    ...both(
+      (t) => `
+CREATE TABLE certificate_authorities (
+  id TEXT PRIMARY KEY,
+  kind TEXT NOT NULL CHECK (kind IN ('root', 'issuing')),
+  org_id TEXT UNIQUE REFERENCES organizations(id) ON DELETE CASCADE,
+  certificate TEXT NOT NULL,
+  private_key TEXT NOT NULL,
+  fingerprint TEXT NOT NULL UNIQUE,
+  not_after ${t.ts},
+  crl_number INTEGER NOT NULL DEFAULT 0,
+  created_at ${t.ts},
+  CHECK ((kind = 'root') = (org_id IS NULL))
+);
+CREATE UNIQUE INDEX certificate_authorities_one_root ON certificate_authorities (kind) WHERE kind = 'root';
+CREATE TABLE device_registrations (
+  id TEXT PRIMARY KEY,
+  org_id TEXT NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
+  serial TEXT NOT NULL,
+  model TEXT NOT NULL DEFAULT '',
+  key_fingerprint TEXT,
+  channel_ids ${t.jsonArr},
+  group_ids ${t.jsonArr},
+  state TEXT NOT NULL CHECK (state IN ('pending', 'enrolled', 'suspended', 'revoked')),
+  device_id TEXT UNIQUE REFERENCES devices(id) ON DELETE SET NULL,
+  enrolled_at ${t.tsNull},
+  created_at ${t.ts},
+  updated_at ${t.ts},
+  UNIQUE (org_id, serial)
+);
+CREATE INDEX device_registrations_org_created ON device_registrations (org_id, created_at);
+CREATE INDEX device_registrations_key ON device_registrations (key_fingerprint);
+CREATE TABLE enrolment_tokens (
+  id TEXT PRIMARY KEY,
+  org_id TEXT NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
+  token_hash TEXT NOT NULL UNIQUE,
+  serial_pattern TEXT,
+  expires_at ${t.ts},
+  used_at ${t.tsNull},
+  registration_id TEXT REFERENCES device_registrations(id) ON DELETE SET NULL,
+  created_by TEXT,
+  created_at ${t.ts}
+);
+CREATE INDEX enrolment_tokens_org_created ON enrolment_tokens (org_id, created_at);
+CREATE TABLE device_certificates (
+  serial TEXT PRIMARY KEY,
+  org_id TEXT NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
+  device_id TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+  registration_id TEXT REFERENCES device_registrations(id) ON DELETE SET NULL,
+  fingerprint TEXT NOT NULL UNIQUE,
+  key_fingerprint TEXT NOT NULL,
+  request_hash TEXT NOT NULL UNIQUE,
+  certificate TEXT NOT NULL,
+  not_before ${t.ts},
+  not_after ${t.ts},
+  status TEXT NOT NULL CHECK (status IN ('active', 'revoked')),
+  revoked_at ${t.tsNull},
+  revocation_reason TEXT,
+  created_at ${t.ts}
+);
+CREATE INDEX device_certificates_device ON device_certificates (device_id);
+CREATE INDEX device_certificates_org_expiry ON device_certificates (org_id, not_after);
+CREATE TABLE identity_events (
+  id TEXT PRIMARY KEY,
+  org_id TEXT REFERENCES organizations(id) ON DELETE CASCADE,
+  registration_id TEXT,
+  action TEXT NOT NULL,
+  outcome TEXT NOT NULL CHECK (outcome IN ('ok', 'refused')),
+  code TEXT,
+  detail TEXT NOT NULL DEFAULT '',
+  actor TEXT NOT NULL,
+  remote TEXT,
+  created_at ${t.ts}
+);
+CREATE INDEX identity_events_org ON identity_events (org_id, created_at);
+`,
+    ),
+  },
 ];
 
 /**

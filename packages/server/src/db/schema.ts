@@ -143,6 +143,78 @@ export interface LoginWindowsTable {
   count: number;
 }
 
+export interface CertificateAuthoritiesTable {
+  id: string;
+  kind: 'root' | 'issuing';
+  org_id: string | null;
+  certificate: string;
+  /** Encrypted under the server key (identity/pki.ts encryptPrivateKey). */
+  private_key: string;
+  fingerprint: string;
+  not_after: string;
+  crl_number: number;
+  created_at: string;
+}
+
+export type RegistrationState = 'pending' | 'enrolled' | 'suspended' | 'revoked';
+
+export interface DeviceRegistrationsTable {
+  id: string;
+  org_id: string;
+  serial: string;
+  model: string;
+  key_fingerprint: string | null;
+  channel_ids: unknown;
+  group_ids: unknown;
+  state: RegistrationState;
+  device_id: string | null;
+  enrolled_at: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface EnrolmentTokensTable {
+  id: string;
+  org_id: string;
+  token_hash: string;
+  serial_pattern: string | null;
+  expires_at: string;
+  used_at: string | null;
+  registration_id: string | null;
+  created_by: string | null;
+  created_at: string;
+}
+
+export interface DeviceCertificatesTable {
+  serial: string;
+  org_id: string;
+  device_id: string;
+  registration_id: string | null;
+  fingerprint: string;
+  key_fingerprint: string;
+  request_hash: string;
+  certificate: string;
+  not_before: string;
+  not_after: string;
+  status: 'active' | 'revoked';
+  revoked_at: string | null;
+  revocation_reason: string | null;
+  created_at: string;
+}
+
+export interface IdentityEventsTable {
+  id: string;
+  org_id: string | null;
+  registration_id: string | null;
+  action: string;
+  outcome: 'ok' | 'refused';
+  code: string | null;
+  detail: string;
+  actor: string;
+  remote: string | null;
+  created_at: string;
+}
+
 export interface Tables {
   users: UsersTable;
   organizations: OrganizationsTable;
@@ -159,4 +231,9 @@ export interface Tables {
   schema_migrations: SchemaMigrationsTable;
   dead_letters: DeadLettersTable;
   login_windows: LoginWindowsTable;
+  certificate_authorities: CertificateAuthoritiesTable;
+  device_registrations: DeviceRegistrationsTable;
+  enrolment_tokens: EnrolmentTokensTable;
+  device_certificates: DeviceCertificatesTable;
+  identity_events: IdentityEventsTable;
 }

@@ -15,7 +15,7 @@ type Operation = {
 };
 
 /** Operations anyone may call without credentials: the probes, the metrics, this document, logging in and signing up. */
-const publicOperations = ['GET /health', 'GET /livez', 'GET /ready', 'GET /readyz', 'GET /metrics', 'GET /openapi.json', 'POST /auth/token', 'POST /auth/refresh', 'POST /auth/logout', 'POST /auth/signup'];
+const publicOperations = ['GET /health', 'GET /livez', 'GET /ready', 'GET /readyz', 'GET /metrics', 'GET /openapi.json', 'POST /auth/token', 'POST /auth/refresh', 'POST /auth/logout', 'POST /auth/signup', 'POST /enrol', 'GET /pki/orgs/{org}/crl'];
 /** Public operations that take no input, so that no client error is theirs to document. */
 const withoutInput = ['GET /health', 'GET /livez', 'GET /ready', 'GET /readyz', 'GET /metrics', 'GET /openapi.json'];
 

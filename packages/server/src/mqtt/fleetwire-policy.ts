@@ -143,15 +143,17 @@ export function fleetwirePolicy(deps: { authorizer: DeviceAuthorizer; messaging:
       let result;
       if (meta.certificateCn) {
         if (username && username !== meta.certificateCn) return { ok: false, reasonCode: rc.badUsernameOrPassword, reason: 'the username does not match the certificate' };
-        result = await authorizer.identify({ kind: 'certificate', deviceId: meta.certificateCn });
+        result = await authorizer.identify({ kind: 'certificate', deviceId: meta.certificateCn, ...(meta.certificateSerial ? { serial: meta.certificateSerial } : {}) });
       } else {
         if (!password || password.length === 0) return { ok: false, reasonCode: rc.badUsernameOrPassword, reason: 'username = device id, password = device secret' };
         result = await authorizer.identify({ kind: 'secret', secret: password.toString('utf8'), ...(username ? { deviceId: username } : {}) });
       }
       if (!result.ok) return { ok: false, reasonCode: result.reason === 'device_disabled' ? rc.notAuthorized : rc.badUsernameOrPassword };
       const identity: ClientIdentity = { kind: 'device', deviceId: result.device.id, orgId: result.device.orgId };
-      // a certificate session is re-checked by its device id, as any session without an entry here
+      // re-checked with what it proved: a secret, or a platform certificate (by its serial); any
+      // other certificate session by its device id, as any session without an entry here
       if (!meta.certificateCn) credentials.set(identity, { kind: 'secret', secret: password!.toString('utf8'), deviceId: result.device.id });
+      else if (meta.certificateSerial) credentials.set(identity, { kind: 'certificate', deviceId: result.device.id, serial: meta.certificateSerial });
       return { ok: true, identity };
     },
 

@@ -8,17 +8,18 @@ import type { Server as TlsServer } from 'node:tls';
 import { ConfigError, type Config } from '../core/config.js';
 import { connectionBudget, openFileLimit } from '../core/descriptors.js';
 import type { Platform } from '../platform.js';
+import { trustTopic } from '../identity/index.js';
 import { Broker, type BrokerOptions } from './broker.js';
 import { fleetwirePolicy } from './fleetwire-policy.js';
 import { openPolicy } from './open-policy.js';
 import { parseAcl } from './acl.js';
 import { promBrokerMetrics } from './metrics.js';
 import { listenTcp } from './transports/tcp.js';
-import { listenTls } from './transports/tls.js';
+import { listenTls, secureContextOptions, type DeviceTrust } from './transports/tls.js';
 
 export { Broker, defaultBrokerOptions, type BrokerOptions } from './broker.js';
 export { mqttOverWebSocket, chooseMqttSubprotocol } from './transports/ws.js';
-export { secureContextOptions } from './transports/tls.js';
+export { secureContextOptions, type DeviceTrust } from './transports/tls.js';
 
 export interface MqttServers {
   /** The broker for device traffic (TCP, TLS, WebSocket). */
@@ -28,6 +29,8 @@ export interface MqttServers {
   addresses: { mqtt?: number; mqtts?: number; open?: number };
   /** The MQTT over TLS listener, when started: SIGHUP swaps its certificate (`setSecureContext`). */
   tls: TlsServer | undefined;
+  /** The platform's CAs the TLS listener trusts for device certificates, as last loaded. */
+  trust: () => DeviceTrust;
   close(): Promise<void>;
 }
 
@@ -75,6 +78,10 @@ export function createMqtt(platform: Platform): { broker: Broker; openBroker: Br
   return { broker, openBroker };
 }
 
+async function loadTrust(platform: Platform): Promise<DeviceTrust> {
+  return { certificates: await platform.identity.trustedCertificates(), issuers: await platform.identity.issuingFingerprints() };
+}
+
 /** Starts the configured MQTT listeners. */
 export async function listenMqtt(platform: Platform, brokers: { broker: Broker; openBroker: Broker | undefined }): Promise<MqttServers> {
   const { config, log } = platform;
@@ -82,6 +89,8 @@ export async function listenMqtt(platform: Platform, brokers: { broker: Broker; 
   const addresses: MqttServers['addresses'] = {};
   const port = (s: Server) => (s.address() as AddressInfo).port;
   let tlsServer: TlsServer | undefined;
+  let trust: DeviceTrust = { certificates: [], issuers: new Set() };
+  let stopTrust = () => {};
   let starting = 'FLEETWIRE_MQTT_PORT'; // the setting of the listener being started, for the error
   await brokers.broker.start(); // persistent sessions resume feeding before clients come
   try {
@@ -93,7 +102,19 @@ export async function listenMqtt(platform: Platform, brokers: { broker: Broker; 
     }
     if (config.mqttTlsCert && config.mqttsPort >= 0) {
       starting = 'FLEETWIRE_MQTTS_PORT';
-      const s = await listenTls(brokers.broker, config.host, config.mqttsPort, { cert: config.mqttTlsCert, key: config.mqttTlsKey, ...(config.mqttTlsCa ? { ca: config.mqttTlsCa } : {}) });
+      const files = { cert: config.mqttTlsCert, key: config.mqttTlsKey, ...(config.mqttTlsCa ? { ca: config.mqttTlsCa } : {}) };
+      trust = await loadTrust(platform);
+      const s = await listenTls(brokers.broker, config.host, config.mqttsPort, files, () => trust);
+      // a new organization's issuing CA, made on any node: trusted from then on (the listener's own files read again)
+      stopTrust = platform.bus.onBroadcast(trustTopic, () => {
+        void loadTrust(platform)
+          .then((t) => {
+            trust = t;
+            s.setSecureContext(secureContextOptions(files, t));
+            log.info({ issuers: t.issuers.size }, 'MQTT over TLS trusts a new issuing CA');
+          })
+          .catch((e: unknown) => log.error({ err: e }, 'could not load the issuing CAs for the MQTT TLS listener; it keeps those it has'));
+      }).unsubscribe;
       servers.push(s);
       tlsServer = s;
       addresses.mqtts = port(s);
@@ -116,7 +137,9 @@ export async function listenMqtt(platform: Platform, brokers: { broker: Broker; 
     ...brokers,
     addresses,
     tls: tlsServer,
+    trust: () => trust,
     async close() {
+      stopTrust();
       await brokers.broker.close();
       await brokers.openBroker?.close();
       await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));

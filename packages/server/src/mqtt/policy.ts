@@ -6,6 +6,8 @@ export interface ConnectionMeta {
   remoteAddress?: string;
   /** Set by the TLS transport when the client presented a certificate the listener's CA verified: its CN. */
   certificateCn?: string;
+  /** Set with certificateCn when the platform issued the certificate (docs/identity.md): its serial, lowercase hex. */
+  certificateSerial?: string;
 }
 
 export interface ConnectRequest {

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -34,4 +35,22 @@ export function certificateAuthority(clientCns: string[]): { dir: string; ca: st
     clients[cn] = { cert: f(`client${i}.pem`), key: f(`client${i}.key`) };
   });
   return { dir, ca: f('ca.pem'), serverCert: f('server.pem'), serverKey: f('server.key'), clients };
+}
+
+/** A device's own key pair and a CSR of it, made by openssl in a new temp folder, as a device makes them. */
+export function deviceRequest(subject: string, keyType: 'p256' | 'rsa' = 'p256'): { dir: string; keyFile: string; csr: string; publicKey: string; fingerprint: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'fleetwire-device-'));
+  const keyFile = join(dir, 'device.key');
+  const newkey = keyType === 'p256' ? ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1'] : ['-newkey', 'rsa:2048'];
+  execFileSync('openssl', ['req', '-new', ...newkey, '-nodes', '-subj', subject, '-keyout', keyFile, '-out', join(dir, 'device.csr')], { stdio: 'ignore' });
+  const publicKey = execFileSync('openssl', ['pkey', '-in', keyFile, '-pubout'], { encoding: 'utf8' });
+  const der = execFileSync('openssl', ['pkey', '-in', keyFile, '-pubout', '-outform', 'DER']);
+  return { dir, keyFile, csr: readFileSync(join(dir, 'device.csr'), 'utf8'), publicKey, fingerprint: createHash('sha256').update(der).digest('hex') };
+}
+
+/** Another CSR of the same key (a device enrolling again with the key it keeps). */
+export function anotherRequest(device: { dir: string; keyFile: string }, subject: string): string {
+  const out = join(device.dir, `again-${Date.now()}-${Math.random().toString(36).slice(2)}.csr`);
+  execFileSync('openssl', ['req', '-new', '-key', device.keyFile, '-subj', subject, '-out', out], { stdio: 'ignore' });
+  return readFileSync(out, 'utf8');
 }

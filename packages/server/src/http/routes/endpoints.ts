@@ -40,17 +40,19 @@ export function endpointRoutes(app: FastifyInstance, config: Config, listening: 
       description: "The URLs of the platform's listeners, for any signed-in user: the host is FLEETWIRE_PUBLIC_URL's when set, else the request's; the ports are those actually bound. A listener that is off is absent. The same for every organization.",
       response: { 200: Endpoints, ...problems(401) },
     },
-  }, async (req) => {
-    const host = hostOf(config, req);
-    const bound = app.server.address() as AddressInfo | null;
-    const http = config.publicUrl ? config.publicUrl.replace(/\/+$/, '') : `${config.httpTlsCert ? 'https' : 'http'}://${host}:${bound?.port ?? config.httpPort}`;
-    const ports = listening();
-    return {
-      http,
-      ...(ports.mqtt !== undefined ? { mqtt: `mqtt://${host}:${ports.mqtt}` } : {}),
-      ...(ports.mqtts !== undefined ? { mqtts: `mqtts://${host}:${ports.mqtts}` } : {}),
-      ...(mqttOverWebSocket ? { mqtt_ws: `${http.replace(/^http/, 'ws')}/mqtt` } : {}),
-      ...(ports.coap !== undefined ? { coap: `coap://${host}:${ports.coap}` } : {}),
-    };
-  });
+  }, async (req) => endpointsOf(config, app, req, listening(), mqttOverWebSocket));
+}
+
+/** The URLs of the listeners as a client of `req` reaches them (GET /endpoints, and an enrolment's answer). */
+export function endpointsOf(config: Config, app: FastifyInstance, req: FastifyRequest, ports: ListeningPorts, mqttOverWebSocket: boolean): Record<string, string> {
+  const host = hostOf(config, req);
+  const bound = app.server.address() as AddressInfo | null;
+  const http = config.publicUrl ? config.publicUrl.replace(/\/+$/, '') : `${config.httpTlsCert ? 'https' : 'http'}://${host}:${bound?.port ?? config.httpPort}`;
+  return {
+    http,
+    ...(ports.mqtt !== undefined ? { mqtt: `mqtt://${host}:${ports.mqtt}` } : {}),
+    ...(ports.mqtts !== undefined ? { mqtts: `mqtts://${host}:${ports.mqtts}` } : {}),
+    ...(mqttOverWebSocket ? { mqtt_ws: `${http.replace(/^http/, 'ws')}/mqtt` } : {}),
+    ...(ports.coap !== undefined ? { coap: `coap://${host}:${ports.coap}` } : {}),
+  };
 }

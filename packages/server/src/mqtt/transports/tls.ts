@@ -9,30 +9,60 @@ export interface TlsFiles {
   ca?: string;
 }
 
-/** The listener's certificate, key and CA read from their files: at start, and again on SIGHUP (`setSecureContext`). */
-export function secureContextOptions(files: TlsFiles): tls.SecureContextOptions {
-  return { cert: readFileSync(files.cert), key: readFileSync(files.key), ...(files.ca ? { ca: readFileSync(files.ca) } : {}), minVersion: 'TLSv1.2' };
+/**
+ * The platform's own CAs for device certificates (docs/identity.md): the root and every
+ * organization's issuing CA, which the listener trusts beside any FLEETWIRE_MQTT_TLS_CA, and the
+ * fingerprints that tell a certificate the platform issued (mapped by its serial) from one of an
+ * operator's CA (mapped by its CN).
+ */
+export interface DeviceTrust {
+  /** PEM certificates. */
+  certificates: string[];
+  /** SHA-256 fingerprints of the issuing CAs, lowercase hex. */
+  issuers: ReadonlySet<string>;
 }
 
+/** The listener's certificate, key and CA read from their files: at start, and again on SIGHUP (`setSecureContext`); the platform's CAs beside them. */
+export function secureContextOptions(files: TlsFiles, trust?: DeviceTrust): tls.SecureContextOptions {
+  const ca = [...(files.ca ? [readFileSync(files.ca, 'utf8')] : []), ...(trust?.certificates ?? [])];
+  return { cert: readFileSync(files.cert), key: readFileSync(files.key), ...(ca.length > 0 ? { ca } : {}), minVersion: 'TLSv1.2' };
+}
+
+const hexOf = (fingerprint: string) => fingerprint.replace(/:/g, '').toLowerCase();
+
 /**
- * MQTT over TLS. With a CA, clients may present a certificate; one the CA verifies identifies the
- * device by its CN. A client without one (or with one the CA does not sign) may still log in with
- * its id and secret: the certificate is then ignored.
+ * MQTT over TLS. Clients may present a certificate; one the trusted CAs verify identifies the
+ * device by its CN, and one the platform issued also by its serial, so that revoking it ends its
+ * sessions. A client without one (or with one no trusted CA signs) may still log in with its id
+ * and secret: the certificate is then ignored.
  */
-export function listenTls(broker: Broker, host: string, port: number, files: TlsFiles): Promise<tls.Server> {
+export function listenTls(broker: Broker, host: string, port: number, files: TlsFiles, trust?: () => DeviceTrust): Promise<tls.Server> {
+  const asks = () => Boolean(files.ca) || Boolean(trust);
   const server = tls.createServer(
     {
-      ...secureContextOptions(files),
-      ...(files.ca ? { requestCert: true, rejectUnauthorized: false } : {}),
+      ...secureContextOptions(files, trust?.()),
+      ...(asks() ? { requestCert: true, rejectUnauthorized: false } : {}),
     },
     (socket) => {
       socket.setNoDelay(true);
       let certificateCn: string | undefined;
-      if (files.ca && socket.authorized) {
-        const cn = socket.getPeerCertificate()?.subject?.CN;
+      let certificateSerial: string | undefined;
+      if (asks() && socket.authorized) {
+        const peer = socket.getPeerCertificate(true);
+        const cn = peer?.subject?.CN;
         certificateCn = Array.isArray(cn) ? cn[0] : cn;
+        const issuer = peer?.issuerCertificate;
+        if (trust && issuer && issuer !== peer && trust().issuers.has(hexOf(issuer.fingerprint256))) {
+          // the platform's serials are 32 hex digits; Node drops leading zeros
+          certificateSerial = peer.serialNumber.toLowerCase().padStart(32, '0');
+        }
       }
-      broker.handle(socket, { transport: 'tls', ...(socket.remoteAddress ? { remoteAddress: socket.remoteAddress } : {}), ...(certificateCn ? { certificateCn } : {}) });
+      broker.handle(socket, {
+        transport: 'tls',
+        ...(socket.remoteAddress ? { remoteAddress: socket.remoteAddress } : {}),
+        ...(certificateCn ? { certificateCn } : {}),
+        ...(certificateSerial ? { certificateSerial } : {}),
+      });
     },
   );
   // a failed handshake is the client's problem, not the process's

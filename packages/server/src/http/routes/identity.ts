@@ -1,0 +1,301 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import type { Platform } from '../../platform.js';
+import { orgOf, principalOf } from '../auth.js';
+import { OrgIdParams, OrgParams, PageQuery, StringEnum, Timestamp, Uuid, pageOf, problems } from '../schemas.js';
+import { maxBulkRegistrations, revocationReasons, type Caller } from '../../identity/index.js';
+import { endpointsOf, type ListeningPorts } from './endpoints.js';
+
+const State = StringEnum(['pending', 'enrolled', 'suspended', 'revoked']);
+const Serial = Type.String({ minLength: 1, maxLength: 128, pattern: '^[\\x21-\\x7e]+$', description: 'The device serial (printable ASCII, no spaces)' });
+const Pem = Type.String({ description: 'PEM' });
+
+const RegistrationSchema = Type.Object({
+  id: Uuid,
+  org_id: Uuid,
+  serial: Type.String(),
+  model: Type.String(),
+  key_fingerprint: Type.Union([Type.String(), Type.Null()], { description: 'SHA-256 of the registered public key (SubjectPublicKeyInfo DER), hex; null until a key is registered or the device enrols' }),
+  channel_ids: Type.Array(Uuid),
+  group_ids: Type.Array(Uuid),
+  state: State,
+  device_id: Type.Union([Uuid, Type.Null()], { description: 'The device, once enrolled' }),
+  enrolled_at: Type.Union([Timestamp, Type.Null()]),
+  created_at: Timestamp,
+  updated_at: Timestamp,
+});
+
+const NewRegistration = Type.Object({
+  serial: Serial,
+  model: Type.Optional(Type.String({ maxLength: 128 })),
+  public_key: Type.Optional(Type.String({ maxLength: 4096, description: "The device's public key: PEM (BEGIN PUBLIC KEY), or the hex SHA-256 of its DER. With it, the device enrols without a token, by proving it holds the key" })),
+  channel_ids: Type.Optional(Type.Array(Uuid, { maxItems: 100, description: 'Channels the device is connected to (publish and subscribe) when it enrols' })),
+  group_ids: Type.Optional(Type.Array(Uuid, { maxItems: 100, description: 'Groups the device joins when it enrols' })),
+}, { additionalProperties: false });
+
+const TokenSchema = Type.Object({
+  id: Uuid,
+  org_id: Uuid,
+  serial_pattern: Type.Union([Type.String(), Type.Null()]),
+  expires_at: Timestamp,
+  used_at: Type.Union([Timestamp, Type.Null()]),
+  registration_id: Type.Union([Uuid, Type.Null()]),
+  created_by: Type.Union([Type.String(), Type.Null()]),
+  created_at: Timestamp,
+});
+
+const CertificateSchema = Type.Object({
+  serial: Type.String({ description: 'Hex, lowercase' }),
+  org_id: Uuid,
+  device_id: Uuid,
+  registration_id: Type.Union([Uuid, Type.Null()]),
+  fingerprint: Type.String({ description: 'SHA-256 of the certificate DER, hex' }),
+  key_fingerprint: Type.String({ description: 'SHA-256 of its public key (SubjectPublicKeyInfo DER), hex' }),
+  certificate: Pem,
+  not_before: Timestamp,
+  not_after: Timestamp,
+  status: StringEnum(['active', 'revoked']),
+  revoked_at: Type.Union([Timestamp, Type.Null()]),
+  revocation_reason: Type.Union([Type.String(), Type.Null()]),
+  created_at: Timestamp,
+});
+
+const EventSchema = Type.Object({
+  id: Uuid,
+  org_id: Type.Union([Uuid, Type.Null()]),
+  registration_id: Type.Union([Uuid, Type.Null()]),
+  action: Type.String({ description: 'register, token, enrol, suspend, resume, reset, revoke, delete, revoke_certificate' }),
+  outcome: StringEnum(['ok', 'refused']),
+  code: Type.Union([Type.String(), Type.Null()], { description: 'For a refusal: the stable error code of the step that failed' }),
+  detail: Type.String(),
+  actor: Type.String({ description: 'user:<id>, token:<enrolment token id>, device, or key (an enrolment by a registered key)' }),
+  remote: Type.Union([Type.String(), Type.Null()]),
+  created_at: Timestamp,
+});
+
+const Enrolled = Type.Object({
+  certificate: Pem,
+  chain: Type.Array(Pem, { description: "The organization's issuing CA, then the platform root: send the certificate with the first" }),
+  serial: Type.String(),
+  not_after: Timestamp,
+  org_id: Uuid,
+  device_id: Uuid,
+  registration_id: Uuid,
+  channel_ids: Type.Array(Uuid),
+  root_ca: Pem,
+  endpoints: Type.Record(Type.String(), Type.String(), { description: 'Where the device connects (as GET /endpoints gives)' }),
+});
+
+function userCaller(req: FastifyRequest): Caller {
+  return { actor: `user:${principalOf(req).userId}`, remote: req.ip, transport: 'api' };
+}
+
+export function identityRoutes(fastify: FastifyInstance, platform: Platform, listening: () => ListeningPorts, mqttOverWebSocket: boolean): void {
+  const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
+  const { identity } = platform;
+  const tags = ['identity'];
+
+  app.post('/orgs/:org/registrations', {
+    config: { action: 'identity:write' },
+    schema: {
+      operationId: 'createRegistration',
+      tags,
+      summary: 'Register a device in advance',
+      description: 'A pending registration: the device enrols against it with its key pair (docs/identity.md), with a registered key or a token. Needs `identity:write`.',
+      params: OrgParams,
+      body: NewRegistration,
+      response: { 201: RegistrationSchema, ...problems(400, 401, 403, 404, 409) },
+    },
+  }, async (req, reply) => {
+    const [r] = await identity.register(orgOf(req).orgId, [req.body], userCaller(req));
+    reply.code(201).header('location', `/orgs/${r!.org_id}/registrations/${r!.id}`);
+    return r!;
+  });
+
+  app.post('/orgs/:org/registrations/bulk', {
+    config: { action: 'identity:write' },
+    schema: {
+      operationId: 'createRegistrations',
+      tags,
+      summary: `Register up to ${maxBulkRegistrations} devices at once (all or nothing)`,
+      description: 'An import: every registration is made, or none (a serial registered already, or given twice, is named). Needs `identity:write`.',
+      params: OrgParams,
+      body: Type.Object({ registrations: Type.Array(NewRegistration, { minItems: 1, maxItems: maxBulkRegistrations }) }, { additionalProperties: false }),
+      response: { 201: Type.Object({ registrations: Type.Array(RegistrationSchema) }), ...problems(400, 401, 403, 404, 409, 413) },
+    },
+  }, async (req, reply) => {
+    const made = await identity.register(orgOf(req).orgId, req.body.registrations, userCaller(req));
+    reply.code(201);
+    return { registrations: made };
+  });
+
+  app.get('/orgs/:org/registrations', {
+    config: { action: 'identity:read' },
+    schema: {
+      operationId: 'listRegistrations',
+      tags,
+      summary: 'List registrations',
+      description: 'Newest first; filter by state or serial. Needs `identity:read`.',
+      params: OrgParams,
+      querystring: Type.Intersect([PageQuery, Type.Object({ state: Type.Optional(State), serial: Type.Optional(Serial) })]),
+      response: { 200: pageOf('registrations', RegistrationSchema), ...problems(400, 401, 404) },
+    },
+  }, async (req) => {
+    const { total, items } = await identity.listRegistrations(orgOf(req).orgId, req.query);
+    return { total, offset: req.query.offset, limit: req.query.limit, registrations: items };
+  });
+
+  app.get('/orgs/:org/registrations/:id', {
+    config: { action: 'identity:read' },
+    schema: { operationId: 'getRegistration', tags, summary: 'Get a registration', description: 'Needs `identity:read`.', params: OrgIdParams, response: { 200: RegistrationSchema, ...problems(401, 404) } },
+  }, async (req) => identity.registration(orgOf(req).orgId, req.params.id));
+
+  const transitions = {
+    suspend: 'Suspend: the device is refused on every protocol and its sessions end at once; its certificates are kept (resume undoes it).',
+    resume: 'Resume a suspended registration: the device may connect again with its certificates.',
+    reset: 'Back to pending: its certificates are revoked and its sessions end; the device enrols again (a factory reset).',
+    revoke: 'For good: its certificates are revoked, its sessions end, and it cannot enrol again.',
+  } as const;
+  for (const [action, description] of Object.entries(transitions) as [keyof typeof transitions, string][]) {
+    app.post(`/orgs/:org/registrations/:id/${action}`, {
+      config: { action: 'identity:write' },
+      schema: { operationId: `${action}Registration`, tags, summary: `${action[0]!.toUpperCase()}${action.slice(1)} a registration`, description: `${description} Needs \`identity:write\`.`, params: OrgIdParams, response: { 200: RegistrationSchema, ...problems(401, 403, 404, 409) } },
+    }, async (req) => identity.transition(orgOf(req).orgId, req.params.id, action, userCaller(req)));
+  }
+
+  app.delete('/orgs/:org/registrations/:id', {
+    config: { action: 'identity:write' },
+    schema: { operationId: 'deleteRegistration', tags, summary: 'Delete a registration', description: 'Only one that is pending or revoked (revoke an enrolled one first); its device stays. Needs `identity:write`.', params: OrgIdParams, response: { 204: Type.Null(), ...problems(401, 403, 404, 409) } },
+  }, async (req, reply) => {
+    await identity.deleteRegistration(orgOf(req).orgId, req.params.id, userCaller(req));
+    reply.code(204);
+  });
+
+  app.post('/orgs/:org/enrolment-tokens', {
+    config: { action: 'identity:write' },
+    schema: {
+      operationId: 'createEnrolmentToken',
+      tags,
+      summary: 'Make a one-time enrolment token',
+      description: 'The token is in this response only (the platform keeps its hash). It enrols one device, once, before it expires; with `serial_pattern` (`*` matches any run of characters) only a serial it matches. Needs `identity:write`.',
+      params: OrgParams,
+      body: Type.Object({
+        expires_in: Type.Optional(Type.Integer({ minimum: 60, maximum: 30 * 86_400, description: 'Seconds; default FLEETWIRE_ENROLMENT_TOKEN_TTL (15 minutes)' })),
+        serial_pattern: Type.Optional(Type.String({ minLength: 1, maxLength: 128, pattern: '^[\\x21-\\x7e]+$' })),
+      }, { additionalProperties: false }),
+      response: { 201: Type.Intersect([TokenSchema, Type.Object({ token: Type.String({ description: 'Shown only now' }) })]), ...problems(400, 401, 403, 404) },
+    },
+  }, async (req, reply) => {
+    const t = await identity.createToken(orgOf(req).orgId, { ...(req.body.expires_in ? { ttl_ms: req.body.expires_in * 1000 } : {}), ...(req.body.serial_pattern ? { serial_pattern: req.body.serial_pattern } : {}) }, userCaller(req));
+    reply.code(201);
+    return t;
+  });
+
+  app.get('/orgs/:org/enrolment-tokens', {
+    config: { action: 'identity:read' },
+    schema: { operationId: 'listEnrolmentTokens', tags, summary: 'List enrolment tokens', description: 'Newest first, without the tokens themselves. Needs `identity:read`.', params: OrgParams, querystring: PageQuery, response: { 200: pageOf('tokens', TokenSchema), ...problems(400, 401, 404) } },
+  }, async (req) => {
+    const { total, items } = await identity.listTokens(orgOf(req).orgId, req.query);
+    return { total, offset: req.query.offset, limit: req.query.limit, tokens: items };
+  });
+
+  app.delete('/orgs/:org/enrolment-tokens/:id', {
+    config: { action: 'identity:write' },
+    schema: { operationId: 'deleteEnrolmentToken', tags, summary: 'Withdraw an enrolment token', description: 'It can no longer enrol anything. Needs `identity:write`.', params: OrgIdParams, response: { 204: Type.Null(), ...problems(401, 403, 404) } },
+  }, async (req, reply) => {
+    await identity.deleteToken(orgOf(req).orgId, req.params.id);
+    reply.code(204);
+  });
+
+  app.get('/orgs/:org/certificates', {
+    config: { action: 'identity:read' },
+    schema: {
+      operationId: 'listCertificates',
+      tags,
+      summary: 'List device certificates',
+      description: 'Newest first; filter by device, status, or expiry before a time. Needs `identity:read`.',
+      params: OrgParams,
+      querystring: Type.Intersect([PageQuery, Type.Object({ device_id: Type.Optional(Uuid), status: Type.Optional(StringEnum(['active', 'revoked'])), expiring_before: Type.Optional(Timestamp) })]),
+      response: { 200: pageOf('certificates', CertificateSchema), ...problems(400, 401, 404) },
+    },
+  }, async (req) => {
+    const { total, items } = await identity.listCertificates(orgOf(req).orgId, req.query);
+    return { total, offset: req.query.offset, limit: req.query.limit, certificates: items };
+  });
+
+  const SerialParams = Type.Object({ org: Type.String(), serial: Type.String() });
+  app.get('/orgs/:org/certificates/:serial', {
+    config: { action: 'identity:read' },
+    schema: { operationId: 'getCertificate', tags, summary: 'Get a device certificate', description: 'Needs `identity:read`.', params: SerialParams, response: { 200: CertificateSchema, ...problems(401, 404) } },
+  }, async (req) => identity.certificate(orgOf(req).orgId, req.params.serial));
+
+  app.post('/orgs/:org/certificates/:serial/revoke', {
+    config: { action: 'identity:write' },
+    schema: {
+      operationId: 'revokeCertificate',
+      tags,
+      summary: 'Revoke a device certificate',
+      description: "The device's sessions that use it end on every node at once, it cannot connect with it again, and the CRL lists it. Revoking a revoked one changes nothing. Needs `identity:write`.",
+      params: SerialParams,
+      body: Type.Optional(Type.Object({ reason: Type.Optional(StringEnum(revocationReasons)) }, { additionalProperties: false })),
+      response: { 200: CertificateSchema, ...problems(400, 401, 403, 404) },
+    },
+  }, async (req) => identity.revokeCertificate(orgOf(req).orgId, req.params.serial, req.body?.reason ?? 'unspecified', userCaller(req)));
+
+  app.get('/orgs/:org/ca', {
+    config: { action: 'identity:read' },
+    schema: { operationId: 'getCertificateAuthority', tags, summary: "The organization's issuing CA and the platform root", description: 'PEM; the issuing CA is made on first use. Needs `identity:read`.', params: OrgParams, response: { 200: Type.Object({ issuing: Pem, root: Pem }), ...problems(401, 404) } },
+  }, async (req) => identity.caCertificate(orgOf(req).orgId));
+
+  app.get('/orgs/:org/identity-events', {
+    config: { action: 'identity:read' },
+    schema: {
+      operationId: 'listIdentityEvents',
+      tags,
+      summary: 'The identity audit trail',
+      description: 'Registrations, tokens, enrolments (refused ones with the code of the step that failed) and operator actions, newest first. Needs `identity:read`.',
+      params: OrgParams,
+      querystring: Type.Intersect([PageQuery, Type.Object({ outcome: Type.Optional(StringEnum(['ok', 'refused'])), registration_id: Type.Optional(Uuid) })]),
+      response: { 200: pageOf('events', EventSchema), ...problems(400, 401, 404) },
+    },
+  }, async (req) => {
+    const { total, items } = await identity.listEvents(orgOf(req).orgId, req.query);
+    return { total, offset: req.query.offset, limit: req.query.limit, events: items };
+  });
+
+  app.post('/enrol', {
+    config: { auth: 'none' },
+    schema: {
+      operationId: 'enrol',
+      tags,
+      summary: 'Enrol a device from its certificate request',
+      description: 'The device sends a PKCS#10 CSR of its own EC P-256 key (its private key never leaves it) and, unless its key was registered, a one-time enrolment token. The answer is its certificate, the CA chain and where to connect: then it connects to MQTT over TLS with that certificate. Refusals carry a stable code naming the failed step (docs/identity.md).',
+      body: Type.Object({
+        csr: Type.String({ maxLength: 8192, description: 'PKCS#10, PEM (or base64 DER)' }),
+        token: Type.Optional(Type.String({ maxLength: 256 })),
+        serial: Type.Optional(Serial),
+      }, { additionalProperties: false }),
+      response: { 201: Enrolled, ...problems(400, 401, 403, 409) },
+    },
+  }, async (req, reply) => {
+    const enrolled = await identity.enrol(req.body, { actor: req.body.token ? 'token' : 'key', remote: req.ip, transport: 'http' });
+    reply.code(201);
+    return { ...enrolled, endpoints: endpointsOf(platform.config, fastify, req, listening(), mqttOverWebSocket) };
+  });
+
+  app.get('/pki/orgs/:org/crl', {
+    config: { auth: 'none' },
+    schema: {
+      operationId: 'getCrl',
+      tags,
+      summary: "An organization's certificate revocation list",
+      description: 'DER (application/pkix-crl), signed by its issuing CA, for anyone who checks its certificates; a new one (next update in a day) at each request.',
+      params: OrgParams,
+      response: { 200: Type.String({ contentMediaType: 'application/pkix-crl' }), ...problems(404) },
+    },
+  }, async (req, reply) => {
+    const crl = await identity.publishedCrl(req.params.org);
+    return reply.type('application/pkix-crl').send(Buffer.from(crl.der) as never);
+  });
+}

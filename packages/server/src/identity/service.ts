@@ -1,0 +1,455 @@
+// Device identity (docs/identity.md): the platform's certificate authorities, the registry of
+// pre-authorised devices, one-time enrolment tokens, enrolment from a CSR (the device's key never
+// leaves it), and revocation that ends the device's sessions on every node.
+import { createHash } from 'node:crypto';
+import { AppError, type ErrorCode } from '../core/errors.js';
+import { iso, type Clock } from '../core/clock.js';
+import { isUuid, randomToken, uuidv7 } from '../core/ids.js';
+import type { Logger } from '../core/logger.js';
+import { hashToken, type ServerKeys } from '../auth/keys.js';
+import { noInvalidation, type AccessInvalidation } from '../auth/decision.js';
+import type { DeviceService } from '../devices/service.js';
+import type { ConnectionService } from '../connections/service.js';
+import type { GroupService } from '../groups/service.js';
+import type { ChannelService } from '../channels/service.js';
+import type { RegistrationState } from '../db/schema.js';
+import { CsrError, certificateFacts, createCrl, encryptPrivateKey, generateIssuing, generateRoot, importRoot, issueDeviceCertificate, loadCa, pemToDer, verifyCsr, type CaKeyPair, type RevocationReason } from './pki.js';
+import type { DeviceCertificate, EnrolmentToken, IdentityEvent, IdentityStore, Paged, Registration } from './store.js';
+
+export const maxBulkRegistrations = 1000;
+
+/** The bus broadcast topic on which a node says it made an issuing CA: every node's TLS listeners then trust it. */
+export const trustTopic = 'identity.trust';
+
+export interface IdentityOptions {
+  /** Lifetime of a device certificate, days. */
+  certificateDays: number;
+  /** Default lifetime of an enrolment token, ms. */
+  tokenTtlMs: number;
+  /** An operator's root (PEM files' contents) instead of one generated at first start. */
+  rootCertificatePem?: string;
+  rootKeyPem?: string;
+}
+
+export interface NewRegistration {
+  serial: string;
+  model?: string;
+  /** The device's public key: a PEM SubjectPublicKeyInfo, or the lowercase hex SHA-256 of its DER. */
+  public_key?: string;
+  channel_ids?: string[];
+  group_ids?: string[];
+}
+
+export interface EnrolRequest {
+  /** PKCS#10, PEM or base64 DER. */
+  csr: string | Uint8Array;
+  token?: string;
+  /** The serial, when the CSR does not carry it (subject serialNumber, else CN). */
+  serial?: string;
+}
+
+/** Where an enrolment came from, for the audit trail. */
+export interface Caller {
+  actor: string;
+  remote?: string;
+  transport: 'http' | 'est' | 'mqtt' | 'api';
+}
+
+export interface Enrolled {
+  certificate: string;
+  /** The issuing CA, then the root. */
+  chain: string[];
+  serial: string;
+  not_after: string;
+  org_id: string;
+  device_id: string;
+  registration_id: string;
+  channel_ids: string[];
+  /** The platform root, which also signs the listeners' certificates when the platform issued them. */
+  root_ca: string;
+}
+
+/** The names of the reasons a certificate is revoked for, RFC 5280 §5.3.1. */
+export const revocationReasons = ['unspecified', 'keyCompromise', 'superseded', 'cessationOfOperation', 'certificateHold'] as const satisfies readonly RevocationReason[];
+
+const fingerprintPattern = /^[0-9a-f]{64}$/;
+const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+/** `*` matches any run of characters; everything else literally. */
+function serialMatches(pattern: string, serial: string): boolean {
+  const re = new RegExp(`^${pattern.split('*').map((p) => p.replace(/[.+?^${}()|[\]\\]/g, '\\$&')).join('.*')}$`);
+  return re.test(serial);
+}
+
+/** The SHA-256 of a registered key: given as such, or computed from a PEM public key. */
+function keyFingerprint(given: string): string {
+  const t = given.trim();
+  if (fingerprintPattern.test(t.toLowerCase())) return t.toLowerCase();
+  if (/^[0-9a-f:]{95}$/i.test(t)) return t.replace(/:/g, '').toLowerCase(); // openssl's colon form
+  const m = /-----BEGIN PUBLIC KEY-----([\s\S]+?)-----END PUBLIC KEY-----/.exec(t);
+  if (!m) throw new AppError('request.invalid', 'public_key: a PEM public key (BEGIN PUBLIC KEY) or the hex SHA-256 of its DER');
+  return sha256(Buffer.from(m[1]!.replace(/\s+/g, ''), 'base64'));
+}
+
+export class IdentityService {
+  private rootCa: CaKeyPair | undefined;
+  private readonly issuers = new Map<string, Promise<CaKeyPair>>();
+  /** Told when an organization's issuing CA is made: TLS listeners trust it from then on. */
+  private readonly trustListeners = new Set<() => void>();
+
+  constructor(
+    private readonly store: IdentityStore,
+    private readonly keys: ServerKeys,
+    private readonly devices: DeviceService,
+    private readonly channels: ChannelService,
+    private readonly groups: GroupService,
+    private readonly connections: ConnectionService,
+    private readonly clock: Clock,
+    private readonly log: Logger,
+    private readonly options: IdentityOptions,
+    private readonly access: AccessInvalidation = noInvalidation,
+  ) {}
+
+  // --- certificate authorities
+
+  /** The platform root: the stored one, else the operator's (imported) or a new one, stored encrypted. */
+  async root(): Promise<CaKeyPair> {
+    if (this.rootCa) return this.rootCa;
+    const stored = await this.store.root();
+    if (stored) return (this.rootCa = await loadCa(stored.certificate, stored.private_key, this.keys.caKeys));
+    const made = this.options.rootCertificatePem && this.options.rootKeyPem ? await importRoot(this.options.rootCertificatePem, this.options.rootKeyPem) : await generateRoot({ commonName: 'Fleetwire Root CA', now: new Date(this.clock.now()) });
+    const facts = await certificateFacts(made.certificatePem);
+    const kept = await this.store.addCa({
+      id: uuidv7(this.clock.now()),
+      kind: 'root',
+      org_id: null,
+      certificate: made.certificatePem,
+      private_key: await encryptPrivateKey(made.privateKey, this.keys.caKeys),
+      fingerprint: facts.fingerprint,
+      not_after: facts.notAfter.toISOString(),
+      crl_number: 0,
+      created_at: iso(this.clock.now()),
+    });
+    this.log.info({ fingerprint: kept.fingerprint, imported: Boolean(this.options.rootCertificatePem) }, 'platform root CA ready');
+    return (this.rootCa = await loadCa(kept.certificate, kept.private_key, this.keys.caKeys));
+  }
+
+  /** The organization's issuing CA, made on first use (another node may make it at once: one is kept). */
+  issuing(orgId: string): Promise<CaKeyPair> {
+    let ca = this.issuers.get(orgId);
+    if (!ca) {
+      ca = this.loadOrMakeIssuing(orgId);
+      this.issuers.set(orgId, ca);
+      ca.catch(() => this.issuers.delete(orgId));
+    }
+    return ca;
+  }
+
+  private async loadOrMakeIssuing(orgId: string): Promise<CaKeyPair> {
+    const stored = await this.store.issuing(orgId);
+    if (stored) return loadCa(stored.certificate, stored.private_key, this.keys.caKeys);
+    const root = await this.root();
+    const made = await generateIssuing(root, { orgId, commonName: `Fleetwire issuing CA ${orgId}`, now: new Date(this.clock.now()) });
+    const facts = await certificateFacts(made.certificatePem);
+    const kept = await this.store.addCa({
+      id: uuidv7(this.clock.now()),
+      kind: 'issuing',
+      org_id: orgId,
+      certificate: made.certificatePem,
+      private_key: await encryptPrivateKey(made.privateKey, this.keys.caKeys),
+      fingerprint: facts.fingerprint,
+      not_after: facts.notAfter.toISOString(),
+      crl_number: 0,
+      created_at: iso(this.clock.now()),
+    });
+    this.log.info({ orgId, fingerprint: kept.fingerprint }, 'issuing CA made for the organization');
+    for (const l of this.trustListeners) l();
+    return loadCa(kept.certificate, kept.private_key, this.keys.caKeys);
+  }
+
+  /** Certificates a TLS listener trusts for devices: the root and every issuing CA (PEM). */
+  async trustedCertificates(): Promise<string[]> {
+    const root = await this.root();
+    return [root.certificatePem, ...(await this.store.allIssuing()).map((c) => c.certificate)];
+  }
+
+  /** SHA-256 fingerprints of the issuing CAs: a client certificate signed by one of them is the platform's. */
+  async issuingFingerprints(): Promise<Set<string>> {
+    return new Set((await this.store.allIssuing()).map((c) => c.fingerprint));
+  }
+
+  /** Calls `listener` whenever a new issuing CA exists (on this node); returns the function that stops it. */
+  onTrustChange(listener: () => void): () => void {
+    this.trustListeners.add(listener);
+    return () => this.trustListeners.delete(listener);
+  }
+
+  async caCertificate(orgId: string): Promise<{ issuing: string; root: string }> {
+    const [issuing, root] = await Promise.all([this.issuing(orgId), this.root()]);
+    return { issuing: issuing.certificatePem, root: root.certificatePem };
+  }
+
+  /** The CRL anyone may fetch: of an organization that has an issuing CA (404 otherwise, a made-up id included). */
+  async publishedCrl(orgId: string): Promise<{ pem: string; der: Uint8Array }> {
+    if (!isUuid(orgId) || !(await this.store.issuing(orgId))) throw new AppError('org.not_found', 'No such organization, or it has issued no certificate yet');
+    return this.crl(orgId);
+  }
+
+  /** The organization's CRL, signed by its issuing CA: every revoked certificate, a new CRL number each time. */
+  async crl(orgId: string): Promise<{ pem: string; der: Uint8Array }> {
+    const issuer = await this.issuing(orgId);
+    const ca = (await this.store.issuing(orgId))!;
+    const revoked = await this.store.revokedOf(orgId);
+    const crlNumber = await this.store.nextCrlNumber(ca.id);
+    return createCrl(issuer, revoked.map((r) => ({ serial: r.serial, revokedAt: new Date(r.revoked_at), reason: (revocationReasons as readonly string[]).includes(r.revocation_reason ?? '') ? (r.revocation_reason as RevocationReason) : 'unspecified' })), { crlNumber, now: new Date(this.clock.now()), nextUpdateHours: 24 });
+  }
+
+  // --- registrations
+
+  async register(orgId: string, inputs: NewRegistration[], caller: Caller): Promise<Registration[]> {
+    if (inputs.length > maxBulkRegistrations) throw new AppError('registration.bulk_too_large', `At most ${maxBulkRegistrations} registrations per request, got ${inputs.length}`);
+    const serials = inputs.map((r) => r.serial);
+    const twice = serials.filter((s, i) => serials.indexOf(s) !== i);
+    if (twice.length > 0) throw new AppError('registration.serial_taken', `Serials given twice: ${[...new Set(twice)].slice(0, 10).join(', ')}`, { serials: [...new Set(twice)].slice(0, 100) });
+    const taken = await this.store.takenSerials(orgId, serials);
+    if (taken.length > 0) throw new AppError('registration.serial_taken', `Already registered: ${taken.slice(0, 10).join(', ')}`, { serials: taken.slice(0, 100) });
+    const channelIds = [...new Set(inputs.flatMap((r) => r.channel_ids ?? []))];
+    const groupIds = [...new Set(inputs.flatMap((r) => r.group_ids ?? []))];
+    await this.channels.requireAll(orgId, channelIds);
+    for (const g of groupIds) await this.groups.get(orgId, g);
+    const now = iso(this.clock.now());
+    const rows = inputs.map((r) => ({
+      id: uuidv7(this.clock.now()),
+      org_id: orgId,
+      serial: r.serial,
+      model: r.model ?? '',
+      key_fingerprint: r.public_key ? keyFingerprint(r.public_key) : null,
+      channel_ids: [...new Set(r.channel_ids ?? [])] as unknown,
+      group_ids: [...new Set(r.group_ids ?? [])] as unknown,
+      state: 'pending' as const,
+      device_id: null,
+      enrolled_at: null,
+      created_at: now,
+      updated_at: now,
+    }));
+    await this.store.insertRegistrations(rows);
+    await this.audit(orgId, undefined, 'register', caller, 'ok', undefined, `${rows.length} registration${rows.length === 1 ? '' : 's'}`);
+    return rows.map((r) => ({ ...r, channel_ids: r.channel_ids as string[], group_ids: r.group_ids as string[] }));
+  }
+
+  async registration(orgId: string, id: string): Promise<Registration> {
+    const r = isUuid(id) ? await this.store.registration(orgId, id) : undefined;
+    if (!r) throw new AppError('registration.not_found');
+    return r;
+  }
+
+  listRegistrations(orgId: string, q: Paged & { state?: RegistrationState; serial?: string }): Promise<{ total: number; items: Registration[] }> {
+    return this.store.listRegistrations(orgId, q);
+  }
+
+  /**
+   * An operator's transition of a registration: `suspend` (enrolled → suspended: refused
+   * everywhere, certificates kept), `resume` (suspended → enrolled), `reset` (back to pending: its
+   * certificates are revoked, the device may enrol again, with a new key if the registration has
+   * none), `revoke` (for good: its certificates are revoked). The device's sessions end at once.
+   */
+  async transition(orgId: string, id: string, action: 'suspend' | 'resume' | 'reset' | 'revoke', caller: Caller): Promise<Registration> {
+    const r = await this.registration(orgId, id);
+    const now = iso(this.clock.now());
+    const moves: Record<typeof action, { from: RegistrationState[]; to: RegistrationState }> = {
+      suspend: { from: ['enrolled'], to: 'suspended' },
+      resume: { from: ['suspended'], to: 'enrolled' },
+      reset: { from: ['enrolled', 'suspended', 'revoked', 'pending'], to: 'pending' },
+      revoke: { from: ['pending', 'enrolled', 'suspended'], to: 'revoked' },
+    };
+    const move = moves[action];
+    const moved = await this.store.moveRegistration(orgId, id, move.from, { state: move.to, updated_at: now, ...(action === 'reset' ? { enrolled_at: null } : {}) });
+    if (!moved) {
+      await this.audit(orgId, id, action, caller, 'refused', 'registration.state', `the registration is ${r.state}`);
+      throw new AppError('registration.state', `The registration is ${r.state}: it cannot be ${action === 'reset' ? 'reset' : `${action}d`} (from ${move.from.join(' or ')})`, { state: r.state });
+    }
+    if ((action === 'reset' || action === 'revoke') && r.device_id) {
+      await this.store.revokeCertificates(orgId, { device_id: r.device_id }, now, action === 'reset' ? 'superseded' : 'cessationOfOperation');
+    }
+    if (r.device_id) this.access.invalidateDevice(r.device_id);
+    await this.audit(orgId, id, action, caller, 'ok', undefined, `${r.state} → ${move.to}`);
+    this.log.info({ orgId, registrationId: id, from: r.state, to: move.to, actor: caller.actor }, `registration ${action}`);
+    return this.registration(orgId, id);
+  }
+
+  async deleteRegistration(orgId: string, id: string, caller: Caller): Promise<void> {
+    const r = await this.registration(orgId, id);
+    if (r.state === 'enrolled' || r.state === 'suspended') throw new AppError('registration.state', `The registration is ${r.state}: revoke it first`, { state: r.state });
+    await this.store.deleteRegistration(orgId, id);
+    await this.audit(orgId, id, 'delete', caller, 'ok', undefined, r.serial);
+  }
+
+  // --- enrolment tokens
+
+  /** A one-time enrolment token; `token` is shown only here (the database keeps its hash). */
+  async createToken(orgId: string, input: { ttl_ms?: number; serial_pattern?: string }, caller: Caller): Promise<EnrolmentToken & { token: string }> {
+    const now = this.clock.now();
+    const token = `fwe_${randomToken(32)}`;
+    const row = {
+      id: uuidv7(now),
+      org_id: orgId,
+      token_hash: hashToken(token),
+      serial_pattern: input.serial_pattern ?? null,
+      expires_at: iso(now + (input.ttl_ms ?? this.options.tokenTtlMs)),
+      used_at: null,
+      registration_id: null,
+      created_by: caller.actor,
+      created_at: iso(now),
+    };
+    await this.store.insertToken(row);
+    await this.audit(orgId, undefined, 'token', caller, 'ok', undefined, `expires ${row.expires_at}${row.serial_pattern ? `, serials ${row.serial_pattern}` : ''}`);
+    const { token_hash: _, ...shown } = row;
+    return { ...shown, token };
+  }
+
+  listTokens(orgId: string, q: Paged): Promise<{ total: number; items: EnrolmentToken[] }> {
+    return this.store.listTokens(orgId, q);
+  }
+
+  async deleteToken(orgId: string, id: string): Promise<void> {
+    if (!isUuid(id) || !(await this.store.deleteToken(orgId, id))) throw new AppError('enrolment_token.not_found');
+  }
+
+  // --- enrolment
+
+  /**
+   * Enrols a device from its CSR. Proof: a one-time token (which names the organization; the
+   * registration is the serial's, made now if the organization has none), or the key itself when
+   * it was registered. The CSR's signature proves possession of the key. An enrolled device
+   * enrols again only with its registered key (a factory reset keeps it), or after a reset.
+   * Every attempt is in the audit trail, a refusal with the code of the step that failed.
+   */
+  async enrol(req: EnrolRequest, caller: Caller): Promise<Enrolled> {
+    let orgId: string | undefined;
+    // what the refusals name, as far as the enrolment got
+    const at: { registrationId?: string } = {};
+    const refuse = async (code: ErrorCode, detail: string, details?: Record<string, unknown>): Promise<never> => {
+      await this.audit(orgId ?? null, at.registrationId, 'enrol', caller, 'refused', code, detail);
+      this.log.info({ orgId, registrationId: at.registrationId, code, remote: caller.remote, transport: caller.transport }, `enrolment refused: ${detail}`);
+      throw new AppError(code, detail, details);
+    };
+    let csr;
+    try {
+      csr = await verifyCsr(req.csr);
+    } catch (e) {
+      if (e instanceof CsrError) return refuse('enrolment.csr_invalid', e.message, { reason: e.code });
+      throw e;
+    }
+    const requestHash = sha256(typeof req.csr === 'string' ? pemToDerLoose(req.csr) : req.csr);
+    const serial = req.serial ?? csr.serialNumber ?? csr.subjectCommonName;
+    let registration: Registration | undefined;
+    let token: Awaited<ReturnType<IdentityStore['tokenByHash']>>;
+    if (req.token !== undefined) {
+      token = await this.store.tokenByHash(hashToken(req.token));
+      if (!token) return refuse('enrolment.token_invalid', 'The enrolment token is unknown');
+      orgId = token.org_id;
+      if (token.used_at) return refuse('enrolment.token_used', `The enrolment token was used at ${token.used_at}`);
+      if (Date.parse(token.expires_at) <= this.clock.now()) return refuse('enrolment.token_expired', `The enrolment token expired at ${token.expires_at}`);
+      if (!serial) return refuse('enrolment.csr_invalid', 'Name the serial: in the request (serial) or as the CSR subject serialNumber or CN', { reason: 'serial_missing' });
+      if (token.serial_pattern && !serialMatches(token.serial_pattern, serial)) return refuse('enrolment.serial_not_allowed', `The token covers serials ${token.serial_pattern}, not ${serial}`);
+      registration = (await this.store.registrationBySerial(orgId, serial)) ?? (await this.register(orgId, [{ serial }], { ...caller, actor: `token:${token.id}` }))[0]!;
+    } else {
+      const byKey = await this.store.registrationsByKey(csr.fingerprint);
+      registration = byKey.find((r) => serial === undefined || r.serial === serial) ?? byKey[0];
+      if (!registration) return refuse('enrolment.not_registered', 'No registration holds this key: register it, or enrol with a token');
+      orgId = registration.org_id;
+    }
+    at.registrationId = registration.id;
+    if (registration.key_fingerprint && registration.key_fingerprint !== csr.fingerprint) return refuse('enrolment.key_mismatch', `The registration of ${registration.serial} holds another key`);
+    if (registration.state === 'suspended' || registration.state === 'revoked') return refuse('enrolment.registration_blocked', `The registration of ${registration.serial} is ${registration.state}`);
+    // enrolled: again only with the registered key (the same device after a factory reset)
+    if (registration.state === 'enrolled' && registration.key_fingerprint !== csr.fingerprint) return refuse('enrolment.already_enrolled', `${registration.serial} is enrolled`);
+    if (await this.store.requestSeen(requestHash)) return refuse('enrolment.request_replayed', 'This certificate request was used before: make a new one');
+    if (token && !(await this.store.useToken(token.id, iso(this.clock.now()), registration.id))) return refuse('enrolment.token_used', 'The enrolment token was used by another enrolment at the same time');
+
+    const issued = await this.issue(orgId, registration, csr.spki, csr.fingerprint, requestHash);
+    await this.audit(orgId, registration.id, 'enrol', caller, 'ok', undefined, `certificate ${issued.serial}`);
+    this.log.info({ orgId, registrationId: registration.id, deviceId: issued.device_id, serial: issued.serial, transport: caller.transport }, 'device enrolled');
+    return issued;
+  }
+
+  /** The device (made on first enrolment, with its channels and groups), its certificate, the registration enrolled. */
+  private async issue(orgId: string, registration: Registration, spki: Uint8Array, fingerprint: string, requestHash: string): Promise<Enrolled> {
+    let deviceId = registration.device_id;
+    if (!deviceId) {
+      const device = await this.devices.create(orgId, { name: registration.model ? `${registration.model} ${registration.serial}` : registration.serial, metadata: { serial: registration.serial, ...(registration.model ? { model: registration.model } : {}) } });
+      deviceId = device.id;
+      if (registration.channel_ids.length > 0) await this.connections.connect(orgId, { device_ids: [deviceId], channel_ids: registration.channel_ids, types: ['publish', 'subscribe'] });
+      for (const g of registration.group_ids) await this.groups.addDevices(orgId, g, [deviceId]).catch(() => undefined); // a group deleted since is skipped
+    }
+    const [issuer, root] = await Promise.all([this.issuing(orgId), this.root()]);
+    const cert = await issueDeviceCertificate(issuer, spki, { orgId, deviceId, validityDays: this.options.certificateDays, now: new Date(this.clock.now()) });
+    const now = iso(this.clock.now());
+    await this.store.insertCertificate({
+      serial: cert.serial,
+      org_id: orgId,
+      device_id: deviceId,
+      registration_id: registration.id,
+      fingerprint: cert.fingerprint,
+      key_fingerprint: fingerprint,
+      request_hash: requestHash,
+      certificate: cert.pem,
+      not_before: cert.notBefore.toISOString(),
+      not_after: cert.notAfter.toISOString(),
+      status: 'active',
+      revoked_at: null,
+      revocation_reason: null,
+      created_at: now,
+    });
+    await this.store.moveRegistration(orgId, registration.id, ['pending', 'enrolled'], { state: 'enrolled', device_id: deviceId, key_fingerprint: fingerprint, enrolled_at: now, updated_at: now });
+    this.access.invalidateDevice(deviceId);
+    return {
+      certificate: cert.pem,
+      chain: [issuer.certificatePem, root.certificatePem],
+      serial: cert.serial,
+      not_after: cert.notAfter.toISOString(),
+      org_id: orgId,
+      device_id: deviceId,
+      registration_id: registration.id,
+      channel_ids: registration.channel_ids,
+      root_ca: root.certificatePem,
+    };
+  }
+
+  // --- certificates
+
+  listCertificates(orgId: string, q: Paged & { device_id?: string; status?: 'active' | 'revoked'; expiring_before?: string }): Promise<{ total: number; items: DeviceCertificate[] }> {
+    return this.store.listCertificates(orgId, q);
+  }
+
+  async certificate(orgId: string, serial: string): Promise<DeviceCertificate> {
+    const c = /^[0-9a-f]{1,40}$/.test(serial) ? await this.store.certificate(orgId, serial) : undefined;
+    if (!c) throw new AppError('certificate.not_found');
+    return c;
+  }
+
+  /** Revokes a certificate: its device's sessions that use it end on every node, and it cannot connect with it again. */
+  async revokeCertificate(orgId: string, serial: string, reason: RevocationReason, caller: Caller): Promise<DeviceCertificate> {
+    const c = await this.certificate(orgId, serial);
+    if (c.status === 'active') {
+      await this.store.revokeCertificates(orgId, { serial }, iso(this.clock.now()), reason);
+      this.access.invalidateDevice(c.device_id);
+      await this.audit(orgId, c.registration_id ?? undefined, 'revoke_certificate', caller, 'ok', undefined, `${serial} (${reason})`);
+      this.log.info({ orgId, serial, deviceId: c.device_id, reason, actor: caller.actor }, 'certificate revoked');
+    }
+    return this.certificate(orgId, serial);
+  }
+
+  listEvents(orgId: string, q: Paged & { outcome?: 'ok' | 'refused'; registration_id?: string }): Promise<{ total: number; items: IdentityEvent[] }> {
+    return this.store.listEvents(orgId, q);
+  }
+
+  private async audit(orgId: string | null, registrationId: string | undefined, action: string, caller: Caller, outcome: 'ok' | 'refused', code: string | undefined, detail: string): Promise<void> {
+    await this.store.addEvent({ id: uuidv7(this.clock.now()), org_id: orgId, registration_id: registrationId ?? null, action, outcome, code: code ?? null, detail: detail.slice(0, 500), actor: caller.actor, remote: caller.remote ?? null, created_at: iso(this.clock.now()) });
+  }
+}
+
+/** The DER of a PEM or base64 request, for its hash (what the device sent, whatever its wrapping). */
+function pemToDerLoose(text: string): Uint8Array {
+  return text.includes('-----BEGIN') ? pemToDer(text) : Buffer.from(text.replace(/\s+/g, ''), 'base64');
+}
