@@ -17,7 +17,7 @@ const actionsInOrder: Record<TokenAction, number> = {
   'org:read': 0, 'org:update': 1, 'org:delete': 2, 'members:read': 3, 'members:write': 4,
   'devices:read': 5, 'devices:write': 6, 'channels:read': 7, 'channels:write': 8, 'groups:read': 9,
   'groups:write': 10, 'connections:read': 11, 'connections:write': 12, 'messages:read': 13,
-  'messages:publish': 14, 'dead-letters:read': 15, 'dead-letters:write': 16,
+  'messages:publish': 14, 'dead-letters:read': 15, 'dead-letters:write': 16, 'identity:read': 17, 'identity:write': 18,
 };
 const tokenActions = (Object.keys(actionsInOrder) as TokenAction[]).sort((a, b) => actionsInOrder[a] - actionsInOrder[b]);
 
