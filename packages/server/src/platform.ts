@@ -158,7 +158,7 @@ export async function createPlatform(config: Config, deps: PlatformDeps): Promis
       certificateDays: Math.max(1, Math.round(config.certificateLifetime / 86_400_000)),
       tokenTtlMs: config.enrolmentTokenTtl,
       ...(config.caCert ? { rootCertificatePem: readPem(config.caCert, 'FLEETWIRE_CA_CERT'), rootKeyPem: readPem(config.caKey, 'FLEETWIRE_CA_KEY') } : {}),
-    }, invalidation);
+    }, invalidation, new LoginLimiter(db, { maxPerAccount: 0, maxPerAddress: config.enrolmentMaxPerAddress, windowMs: 60_000 }, clock, 'enrolment'));
     // every node's MQTT TLS listener trusts an issuing CA once it is made (mqtt/index.ts)
     identity.onTrustChange(() => bus.broadcast(trustTopic, ''));
     await identity.root();

@@ -29,6 +29,8 @@ export class LoginLimiter {
     private readonly db: Database,
     private readonly limits: LoginLimits,
     private readonly clock: Clock,
+    /** Keeps the counters of another use (enrolment attempts) apart from the logins'. */
+    private readonly scope = '',
   ) {}
 
   /**
@@ -37,16 +39,23 @@ export class LoginLimiter {
    */
   async check(account: string, address: string): Promise<number> {
     const now = this.clock.now();
-    const byAddress = await this.hit(windowKey('address', address), now);
+    const byAddress = await this.hit(windowKey('address', address, this.scope), now);
     if (byAddress.count > this.limits.maxPerAddress) return byAddress.start + this.limits.windowMs - now;
-    const byAccount = await this.hit(windowKey('account', account), now);
+    const byAccount = await this.hit(windowKey('account', account, this.scope), now);
     if (byAccount.count > this.limits.maxPerAccount) return byAccount.start + this.limits.windowMs - now;
     return 0;
   }
 
+  /** Counts this attempt against the address only; the milliseconds to wait, 0 when it may go ahead. */
+  async checkAddress(address: string): Promise<number> {
+    const now = this.clock.now();
+    const byAddress = await this.hit(windowKey('address', address, this.scope), now);
+    return byAddress.count > this.limits.maxPerAddress ? byAddress.start + this.limits.windowMs - now : 0;
+  }
+
   /** The attempt succeeded: the account's failures are forgiven. */
   async succeeded(account: string): Promise<void> {
-    await this.db.kysely.deleteFrom('login_windows').where('key', '=', windowKey('account', account)).execute();
+    await this.db.kysely.deleteFrom('login_windows').where('key', '=', windowKey('account', account, this.scope)).execute();
   }
 
   /** Adds one to the key's window, starting a new window when the last one has passed; returns the window. */
@@ -73,6 +82,6 @@ export class LoginLimiter {
  * The row key of a counter: a digest, so that the table holds neither the email addresses people
  * tried nor their IP addresses, and every key has the same size.
  */
-function windowKey(kind: 'account' | 'address', value: string): string {
-  return createHash('sha256').update(`${kind}\0${value}`).digest('base64url');
+function windowKey(kind: 'account' | 'address', value: string, scope: string): string {
+  return createHash('sha256').update(scope ? `${scope}\0${kind}\0${value}` : `${kind}\0${value}`).digest('base64url');
 }

@@ -86,6 +86,7 @@ export const errorCodes = {
   'enrolment.registration_blocked': { kind: 'forbidden', title: 'The registration is suspended or revoked' },
   'enrolment.already_enrolled': { kind: 'conflict', title: 'The device is enrolled: it re-enrols with its registered key, or after an operator resets its registration' },
   'enrolment.request_replayed': { kind: 'conflict', title: 'This certificate request was used before: make a new one' },
+  'enrolment.rate_limited': { kind: 'rate_limited', title: 'Too many enrolment attempts from this address' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof errorCodes;

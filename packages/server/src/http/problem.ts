@@ -33,7 +33,7 @@ const fastifyCodes: Record<string, ErrorCode> = {
 export function installProblemHandlers(app: FastifyInstance): void {
   app.setErrorHandler((err: FastifyError | AppError, req: FastifyRequest, reply: FastifyReply) => {
     if (err instanceof AppError) {
-      if (err.code === 'auth.rate_limited' && err.details?.retry_after) reply.header('retry-after', String(err.details.retry_after));
+      if (err.kind === 'rate_limited' && err.details?.retry_after) reply.header('retry-after', String(err.details.retry_after));
       if (err.kind === 'unauthenticated') reply.header('www-authenticate', 'Bearer realm="fleetwire"');
       const status = httpStatusOf(err.code);
       req.log.info({ code: err.code, status }, err.message);

@@ -7,6 +7,7 @@ import { iso, type Clock } from '../core/clock.js';
 import { isUuid, randomToken, uuidv7 } from '../core/ids.js';
 import type { Logger } from '../core/logger.js';
 import { hashToken, type ServerKeys } from '../auth/keys.js';
+import type { LoginLimiter } from '../auth/rate-limit.js';
 import { noInvalidation, type AccessInvalidation } from '../auth/decision.js';
 import type { DeviceService } from '../devices/service.js';
 import type { ConnectionService } from '../connections/service.js';
@@ -108,6 +109,8 @@ export class IdentityService {
     private readonly log: Logger,
     private readonly options: IdentityOptions,
     private readonly access: AccessInvalidation = noInvalidation,
+    /** Enrolment attempts per client address (a flood is refused before any work). */
+    private readonly limiter?: LoginLimiter,
   ) {}
 
   // --- certificate authorities
@@ -333,6 +336,13 @@ export class IdentityService {
       this.log.info({ orgId, registrationId: at.registrationId, code, remote: caller.remote, transport: caller.transport }, `enrolment refused: ${detail}`);
       throw new AppError(code, detail, details);
     };
+    if (this.limiter) {
+      const waitMs = await this.limiter.checkAddress(caller.remote ?? 'unknown');
+      if (waitMs > 0) {
+        this.log.warn({ remote: caller.remote, transport: caller.transport }, 'enrolment attempts over the limit of the address');
+        throw new AppError('enrolment.rate_limited', `Too many enrolment attempts from this address: try again in ${Math.ceil(waitMs / 1000)} s`, { retry_after: Math.ceil(waitMs / 1000) });
+      }
+    }
     let csr;
     try {
       csr = await verifyCsr(req.csr);
@@ -354,8 +364,11 @@ export class IdentityService {
       if (token.serial_pattern && !serialMatches(token.serial_pattern, serial)) return refuse('enrolment.serial_not_allowed', `The token covers serials ${token.serial_pattern}, not ${serial}`);
       registration = (await this.store.registrationBySerial(orgId, serial)) ?? (await this.register(orgId, [{ serial }], { ...caller, actor: `token:${token.id}` }))[0]!;
     } else {
+      // a public key is no secret: registered twice (another organization may have registered it),
+      // it proves nothing about which registration is the device's, and a token has to say
       const byKey = await this.store.registrationsByKey(csr.fingerprint);
-      registration = byKey.find((r) => serial === undefined || r.serial === serial) ?? byKey[0];
+      if (byKey.length > 1) return refuse('enrolment.not_registered', 'This key is registered more than once: enrol with a token of the organization');
+      registration = byKey[0];
       if (!registration) return refuse('enrolment.not_registered', 'No registration holds this key: register it, or enrol with a token');
       orgId = registration.org_id;
     }

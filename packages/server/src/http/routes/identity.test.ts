@@ -194,6 +194,35 @@ describe('device identity over HTTP: registrations, tokens, enrolment, revocatio
     assertProblem(await api('POST', '/registrations', { serial: 'B-9', channel_ids: ['0195f0c8-0000-7000-8000-00000000dead'] }), 404, 'channel.not_found');
   });
 
+  test('a flood of enrolment attempts from one address is refused with 429 and Retry-After, before any work; another address is not', async () => {
+    const flood = await startTestPlatform({ enrolmentMaxPerAddress: 3 });
+    try {
+      const csr = deviceRequest('/CN=flood').csr;
+      const from = (ip: string) => flood.app.inject({ method: 'POST', url: '/enrol', payload: { csr }, remoteAddress: ip });
+      for (let i = 0; i < 3; i++) assertProblem(await from('10.0.0.1'), 403, 'enrolment.not_registered');
+      const limited = await from('10.0.0.1');
+      assertProblem(limited, 429, 'enrolment.rate_limited');
+      assert.ok(Number(limited.headers['retry-after']) > 0 && Number(limited.headers['retry-after']) <= 60);
+      assertProblem(await from('10.0.0.2'), 403, 'enrolment.not_registered');
+      flood.clock.advance(60_000);
+      assertProblem(await from('10.0.0.1'), 403, 'enrolment.not_registered');
+    } finally {
+      await flood.close();
+    }
+  });
+
+  test('a key registered twice (another organization may know a public key) does not enrol without a token', async () => {
+    const device = deviceRequest('/CN=SN-5001');
+    await api('POST', '/registrations', { serial: 'SN-5001', public_key: device.publicKey });
+    const other = (await t.request('POST', '/orgs', { token: alice.token, body: { name: 'other' } })).json().id;
+    await t.request('POST', `/orgs/${other}/registrations`, { token: alice.token, body: { serial: 'SN-5001', public_key: device.fingerprint } });
+    assertProblem(await enrol({ csr: device.csr }), 403, 'enrolment.not_registered');
+    const token = (await api('POST', '/enrolment-tokens', {})).json().token;
+    const res = await enrol({ csr: anotherRequest(device, '/CN=SN-5001'), token });
+    assert.equal(res.statusCode, 201, res.body);
+    assert.equal(res.json().org_id, org);
+  });
+
   test('the CRL of an organization that issued nothing, or of none, is not found; the CA is the organization\u2019s', async () => {
     assertProblem(await t.request('GET', '/pki/orgs/0195f0c8-0000-7000-8000-00000000dead/crl'), 404, 'org.not_found');
     const ca = (await api('GET', '/ca')).json();
