@@ -253,8 +253,8 @@ export class IdentityService {
   /**
    * An operator's transition of a registration: `suspend` (enrolled → suspended: refused
    * everywhere, certificates kept), `resume` (suspended → enrolled), `reset` (back to pending: its
-   * certificates are revoked, the device may enrol again, with a new key if the registration has
-   * none), `revoke` (for good: its certificates are revoked). The device's sessions end at once.
+   * certificates are revoked and its key forgotten: the device enrols again with a token, with a
+   * new key if it has one), `revoke` (for good: its certificates are revoked). The device's sessions end at once.
    */
   async transition(orgId: string, id: string, action: 'suspend' | 'resume' | 'reset' | 'revoke', caller: Caller): Promise<Registration> {
     const r = await this.registration(orgId, id);
@@ -266,7 +266,7 @@ export class IdentityService {
       revoke: { from: ['pending', 'enrolled', 'suspended'], to: 'revoked' },
     };
     const move = moves[action];
-    const moved = await this.store.moveRegistration(orgId, id, move.from, { state: move.to, updated_at: now, ...(action === 'reset' ? { enrolled_at: null } : {}) });
+    const moved = await this.store.moveRegistration(orgId, id, move.from, { state: move.to, updated_at: now, ...(action === 'reset' ? { enrolled_at: null, key_fingerprint: null } : {}) });
     if (!moved) {
       await this.audit(orgId, id, action, caller, 'refused', 'registration.state', `the registration is ${r.state}`);
       throw new AppError('registration.state', `The registration is ${r.state}: it cannot be ${action === 'reset' ? 'reset' : `${action}d`} (from ${move.from.join(' or ')})`, { state: r.state });

@@ -162,19 +162,23 @@ describe('device identity over HTTP: registrations, tokens, enrolment, revocatio
     assert.match(listed.stdout + listed.stderr, /verify OK/);
     assert.match(listed.stdout.toLowerCase(), new RegExp(e.serial.replace(/^0+/, '')));
 
-    // reset: pending again, every certificate revoked; a new key enrols (the registration held the old)
+    // reset: pending again, every certificate revoked, the key forgotten; a new key enrols with a token
     const renewed = (await enrol({ csr: anotherRequest(device, '/CN=SN-3001') })).json();
     assert.equal(await accepted(e.device_id, renewed.serial), true);
     assert.equal((await api('POST', `/registrations/${reg.id}/reset`)).json().state, 'pending');
     assert.equal(await accepted(e.device_id, renewed.serial), false);
     assert.equal((await api('GET', `/certificates/${renewed.serial}`)).json().revocation_reason, 'superseded');
+    assertProblem(await enrol({ csr: anotherRequest(device, '/CN=SN-3001') }), 403, 'enrolment.not_registered');
     const replacement = deviceRequest('/CN=SN-3001');
     const token = (await api('POST', '/enrolment-tokens', {})).json().token;
-    assertProblem(await enrol({ csr: replacement.csr, token }), 403, 'enrolment.key_mismatch');
+    const reEnrolled = await enrol({ csr: replacement.csr, token });
+    assert.equal(reEnrolled.statusCode, 201, reEnrolled.body);
+    assert.equal(reEnrolled.json().device_id, e.device_id, 'the same device, with a new key');
+    assert.equal((await api('GET', `/registrations/${reg.id}`)).json().key_fingerprint, replacement.fingerprint);
 
     // revoke for good: refused, and it cannot enrol again
     assert.equal((await api('POST', `/registrations/${reg.id}/revoke`)).json().state, 'revoked');
-    assertProblem(await enrol({ csr: anotherRequest(device, '/CN=SN-3001') }), 403, 'enrolment.registration_blocked');
+    assertProblem(await enrol({ csr: anotherRequest(replacement, '/CN=SN-3001') }), 403, 'enrolment.registration_blocked');
     assertProblem(await api('DELETE', `/registrations/${(await api('GET', '/registrations?state=enrolled')).json().registrations[0].id}`), 409, 'registration.state');
     assert.equal((await api('DELETE', `/registrations/${reg.id}`)).statusCode, 204);
     assertProblem(await api('GET', `/registrations/${reg.id}`), 404, 'registration.not_found');
