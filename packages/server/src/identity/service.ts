@@ -121,18 +121,7 @@ export class IdentityService {
     const stored = await this.store.root();
     if (stored) return (this.rootCa = await loadCa(stored.certificate, stored.private_key, this.keys.caKeys));
     const made = this.options.rootCertificatePem && this.options.rootKeyPem ? await importRoot(this.options.rootCertificatePem, this.options.rootKeyPem) : await generateRoot({ commonName: 'Fleetwire Root CA', now: new Date(this.clock.now()) });
-    const facts = await certificateFacts(made.certificatePem);
-    const kept = await this.store.addCa({
-      id: uuidv7(this.clock.now()),
-      kind: 'root',
-      org_id: null,
-      certificate: made.certificatePem,
-      private_key: await encryptPrivateKey(made.privateKey, this.keys.caKeys),
-      fingerprint: facts.fingerprint,
-      not_after: facts.notAfter.toISOString(),
-      crl_number: 0,
-      created_at: iso(this.clock.now()),
-    });
+    const kept = await this.keep(made, null);
     this.log.info({ fingerprint: kept.fingerprint, imported: Boolean(this.options.rootCertificatePem) }, 'platform root CA ready');
     return (this.rootCa = await loadCa(kept.certificate, kept.private_key, this.keys.caKeys));
   }
@@ -153,10 +142,18 @@ export class IdentityService {
     if (stored) return loadCa(stored.certificate, stored.private_key, this.keys.caKeys);
     const root = await this.root();
     const made = await generateIssuing(root, { orgId, commonName: `Fleetwire issuing CA ${orgId}`, now: new Date(this.clock.now()) });
+    const kept = await this.keep(made, orgId);
+    this.log.info({ orgId, fingerprint: kept.fingerprint }, 'issuing CA made for the organization');
+    for (const l of this.trustListeners) l();
+    return loadCa(kept.certificate, kept.private_key, this.keys.caKeys);
+  }
+
+  /** Stores a CA (its key encrypted under the server key): the root (`orgId` null) or an organization's; the one kept when another node stored one first. */
+  private async keep(made: CaKeyPair, orgId: string | null) {
     const facts = await certificateFacts(made.certificatePem);
-    const kept = await this.store.addCa({
+    return this.store.addCa({
       id: uuidv7(this.clock.now()),
-      kind: 'issuing',
+      kind: orgId === null ? 'root' : 'issuing',
       org_id: orgId,
       certificate: made.certificatePem,
       private_key: await encryptPrivateKey(made.privateKey, this.keys.caKeys),
@@ -165,9 +162,6 @@ export class IdentityService {
       crl_number: 0,
       created_at: iso(this.clock.now()),
     });
-    this.log.info({ orgId, fingerprint: kept.fingerprint }, 'issuing CA made for the organization');
-    for (const l of this.trustListeners) l();
-    return loadCa(kept.certificate, kept.private_key, this.keys.caKeys);
   }
 
   /** Certificates a TLS listener trusts for devices: the root and every issuing CA (PEM). */

@@ -19,16 +19,7 @@ export interface Registration {
   updated_at: string;
 }
 
-export interface EnrolmentToken {
-  id: string;
-  org_id: string;
-  serial_pattern: string | null;
-  expires_at: string;
-  used_at: string | null;
-  registration_id: string | null;
-  created_by: string | null;
-  created_at: string;
-}
+export type EnrolmentToken = Omit<EnrolmentTokensTable, 'token_hash'>;
 
 export type DeviceCertificate = Omit<DeviceCertificatesTable, 'request_hash'>;
 
