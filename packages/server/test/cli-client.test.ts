@@ -11,6 +11,7 @@ import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { call, cleanupCli, cliEnv, dataFolder, exitOf, login, outcomeOf, root, spawnCli, startCli, type Server } from './helpers/cli.js';
 import { eventually } from './helpers/eventually.js';
+import { deviceRequest } from './helpers/tls.js';
 
 const require = createRequire(import.meta.url);
 const admin = { email: 'admin@example.com', password: 'change-me-please' };
@@ -312,6 +313,153 @@ describe('fleetwire client commands', { concurrency: 3 }, () => {
     assert.ok(rows[1]!.includes('lab:temp') && rows[1]!.includes('21.5'));
   });
 
+  test('registrations are created with a key file or a fingerprint, imported from CSV all or nothing, listed, shown, revoked and deleted', async () => {
+    const u = await signedIn();
+    const created = await u.json<{ id: string }>(['orgs', 'create', 'registry']);
+    assert.equal((await u.run(['orgs', 'use', created.id])).code, 0);
+    const channel = (await u.json<{ id: string }>(['channels', 'create', 'telemetry'])).id;
+    const group = (await u.json<{ id: string }>(['groups', 'create', 'line-1'])).id;
+
+    type Registration = { id: string; serial: string; model: string; state: string; key_fingerprint: string | null; channel_ids: string[]; group_ids: string[] };
+    const meter = deviceRequest('/CN=SN-100');
+    const keyFile = join(u.home, 'sn-100.pub.pem');
+    writeFileSync(keyFile, meter.publicKey);
+    const byFile = await u.json<Registration>(['registrations', 'create', 'SN-100', '--model', 'meter', '--public-key', keyFile, '--channel', channel, '--group', group]);
+    assert.deepEqual([byFile.serial, byFile.model, byFile.state, byFile.key_fingerprint, byFile.channel_ids, byFile.group_ids], ['SN-100', 'meter', 'pending', meter.fingerprint, [channel], [group]]);
+    const other = deviceRequest('/CN=SN-101');
+    const byFingerprint = await u.json<Registration>(['registrations', 'create', 'SN-101', '--public-key', other.fingerprint]);
+    assert.equal(byFingerprint.key_fingerprint, other.fingerprint);
+
+    // three rows: a PEM quoted over several lines with a channel, a fingerprint, no key with two groups
+    const second = (await u.json<{ id: string }>(['groups', 'create', 'line-2'])).id;
+    const pemKey = deviceRequest('/CN=SN-1');
+    const csv = join(u.home, 'registrations.csv');
+    writeFileSync(csv, `serial,model,public_key,channel_ids,group_ids\nSN-1,meter,"${pemKey.publicKey.trim()}",${channel},\nSN-2,gateway,${other.fingerprint.toUpperCase()},,\nSN-3,,,,${group};${second}\n`);
+    const imported = await u.json<{ registrations: Registration[] }>(['registrations', 'import', csv]);
+    assert.deepEqual(imported.registrations.map((r) => [r.serial, r.model, r.key_fingerprint, r.channel_ids, r.group_ids.sort()]), [
+      ['SN-1', 'meter', pemKey.fingerprint, [channel], []],
+      ['SN-2', 'gateway', other.fingerprint, [], []],
+      ['SN-3', '', null, [], [group, second].sort()],
+    ]);
+
+    // a taken serial: the platform names it and registers none of the file, on standard input too
+    const refused = await u.run(['registrations', 'import', '-'], 'serial\nSN-4\nSN-2\nSN-5\n');
+    assertRefused(refused, 'registration.serial_taken');
+    assert.match(refused.stderr, /SN-2/);
+    const pending = await u.json<{ total: number; registrations: Registration[] }>(['registrations', 'list', '--state', 'pending', '--all']);
+    assert.deepEqual(pending.registrations.map((r) => r.serial).sort(), ['SN-1', 'SN-100', 'SN-101', 'SN-2', 'SN-3']);
+    assert.equal((await u.json<{ total: number }>(['registrations', 'list', '--serial', 'SN-4'])).total, 0);
+
+    // more than 1000 rows go 1000 at a time: a refused request leaves those before it, and says which
+    const many = Array.from({ length: 1001 }, (_, i) => `BULK-${String(i).padStart(4, '0')}`);
+    many[1000] = 'SN-3';
+    const chunked = await u.run(['registrations', 'import', '-'], `serial\n${many.join('\n')}\n`);
+    assert.equal(chunked.code, 1, chunked.stdout + chunked.stderr);
+    assert.match(chunked.stderr, /^1001 rows go in 2 requests of at most 1000: each is all or nothing, the file as a whole is not\n/);
+    assert.match(chunked.stderr, /fleetwire: rows 1001-1001: .*\(registration\.serial_taken\).*SN-3.*rows 1-1000 were registered before \(up to serial BULK-0999\)/);
+    assert.equal((await u.json<{ total: number }>(['registrations', 'list', '--limit', '1'])).total, 1005);
+
+    // the table for people
+    const table = await u.run(['registrations', 'list', '--serial', 'SN-100']);
+    assert.equal(table.code, 0, table.stderr);
+    const lines = table.stdout.trimEnd().split('\n');
+    assert.match(lines[0]!, /^ID\s+SERIAL\s+MODEL\s+STATE\s+DEVICE\s+CREATED$/);
+    assert.deepEqual(lines.slice(1).map((l) => l.split(/\s+/).slice(0, 4)), [[byFile.id, 'SN-100', 'meter', 'pending']]);
+
+    const shown = await u.json<Registration>(['registrations', 'show', imported.registrations[2]!.id]);
+    assert.equal(shown.serial, 'SN-3');
+    assert.equal((await u.json<Registration>(['registrations', 'revoke', shown.id])).state, 'revoked');
+    assertRefused(await u.run(['registrations', 'resume', shown.id]), 'registration.state');
+    await u.json(['registrations', 'delete', shown.id]);
+    assertRefused(await u.run(['registrations', 'show', shown.id]), 'registration.not_found');
+  });
+
+  test('an enrolment token is printed once and listed without itself; a device enrols; its certificate is listed, shown, revoked; the audit trail and the CA are printed; a registration is suspended, resumed, reset and revoked', async () => {
+    const u = await signedIn();
+    const created = await u.json<{ id: string }>(['orgs', 'create', 'enrolment']);
+    assert.equal((await u.run(['orgs', 'use', created.id])).code, 0);
+
+    // for people: the record with the token in it, and the reminder on standard error
+    const made = await u.run(['enrolment-tokens', 'create', '--expires-in', '15m', '--serial-pattern', 'GW-*']);
+    assert.equal(made.code, 0, made.stderr);
+    const token = /^token\s+(fwe_\S+)$/m.exec(made.stdout)?.[1];
+    const tokenId = /^id\s+(\S+)$/m.exec(made.stdout)?.[1];
+    assert.ok(token && tokenId, made.stdout);
+    assert.match(made.stdout, /^serial_pattern\s+GW-\*$/m);
+    assert.match(made.stderr, /^the token is shown only this once/);
+    const expires = Date.parse(/^expires_at\s+(\S+)$/m.exec(made.stdout)![1]!);
+    assert.ok(Math.abs(expires - (Date.now() + 15 * 60_000)) < 120_000, `expires in 15 minutes: ${new Date(expires).toISOString()}`);
+    const listed = await u.json<{ tokens: Record<string, unknown>[] }>(['enrolment-tokens', 'list']);
+    assert.deepEqual(listed.tokens.map((t) => [t.id, t.serial_pattern, 'token' in t]), [[tokenId, 'GW-*', false]]);
+    const table = await u.run(['enrolment-tokens', 'list']);
+    assert.ok(table.stdout.includes(tokenId!) && !table.stdout.includes(token!), table.stdout);
+
+    // a serial outside the pattern is refused (the audit trail keeps it), then the device enrols
+    const outside = await call(server.api, 'POST', '/enrol', { body: { csr: deviceRequest('/CN=SN-9').csr, token } });
+    assert.equal(outside.status, 403);
+    const gateway = deviceRequest('/serialNumber=GW-1/CN=gateway');
+    const enrolled = await call<{ serial: string; device_id: string; registration_id: string; certificate: string; chain: string[] }>(server.api, 'POST', '/enrol', { body: { csr: gateway.csr, token } });
+    assert.equal(enrolled.status, 201, JSON.stringify(enrolled.body));
+    const e = enrolled.body;
+    const used = await u.json<{ tokens: { used_at: string | null; registration_id: string | null }[] }>(['enrolment-tokens', 'list']);
+    assert.equal(used.tokens[0]!.registration_id, e.registration_id);
+
+    const refusals = await u.json<{ events: { action: string; outcome: string; code: string | null }[] }>(['identity', 'events', '--refused']);
+    assert.deepEqual(refusals.events.map((ev) => [ev.action, ev.outcome, ev.code]), [['enrol', 'refused', 'enrolment.serial_not_allowed']]);
+    const trail = await u.json<{ events: { action: string }[] }>(['identity', 'events', '--registration', e.registration_id]);
+    assert.ok(trail.events.some((ev) => ev.action === 'enrol'), JSON.stringify(trail.events));
+
+    type Certificate = { serial: string; device_id: string; status: string; revocation_reason: string | null; certificate?: string };
+    const certs = await u.json<{ certificates: Certificate[] }>(['certificates', 'list', '--device', e.device_id]);
+    assert.deepEqual(certs.certificates.map((c) => [c.serial, c.status]), [[e.serial, 'active']]);
+    // 90 days by default: within 91 days from now, not within 30
+    assert.equal((await u.json<{ total: number }>(['certificates', 'list', '--expiring-before', '91d'])).total, 1);
+    assert.equal((await u.json<{ total: number }>(['certificates', 'list', '--expiring-before', '30d'])).total, 0);
+
+    // --pem prints the certificate alone: openssl reads it and finds the serial
+    const pem = await u.run(['certificates', 'show', e.serial, '--pem']);
+    assert.equal(pem.code, 0, pem.stderr);
+    assert.equal(pem.stdout.trim(), e.certificate.trim());
+    const x509 = spawnSync('openssl', ['x509', '-noout', '-serial'], { input: pem.stdout, encoding: 'utf8' });
+    assert.equal(x509.status, 0, x509.stderr);
+    assert.equal(x509.stdout.trim().replace(/^serial=/, '').toLowerCase().replace(/^0+/, ''), e.serial.replace(/^0+/, ''));
+    const facts = await u.run(['certificates', 'show', e.serial]);
+    assert.match(facts.stdout, /^status\s+active$/m);
+    assert.ok(!facts.stdout.includes('BEGIN CERTIFICATE'), 'the record for people leaves the PEM to --pem');
+
+    const revoked = await u.json<Certificate>(['certificates', 'revoke', e.serial, '--reason', 'keyCompromise']);
+    assert.deepEqual([revoked.status, revoked.revocation_reason], ['revoked', 'keyCompromise']);
+    assert.deepEqual((await u.json<{ certificates: Certificate[] }>(['certificates', 'list', '--status', 'revoked'])).certificates.map((c) => c.serial), [e.serial]);
+    assert.equal((await u.json<{ total: number }>(['certificates', 'list', '--status', 'active'])).total, 0);
+
+    // the CA as a PEM bundle: the issuing CA then the root, as the enrolment's chain
+    const ca = await u.run(['identity', 'ca']);
+    assert.equal(ca.code, 0, ca.stderr);
+    const blocks = ca.stdout.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? [];
+    assert.deepEqual(blocks, e.chain.map((c) => c.trim()));
+
+    // a deleted token enrols nothing
+    const spare = await u.json<{ id: string; token: string }>(['enrolment-tokens', 'create']);
+    await u.json(['enrolment-tokens', 'delete', spare.id]);
+    assert.equal((await call(server.api, 'POST', '/enrol', { body: { csr: deviceRequest('/CN=GW-2').csr, token: spare.token } })).status, 401);
+    assert.deepEqual((await u.json<{ tokens: { id: string }[] }>(['enrolment-tokens', 'list'])).tokens.map((t) => t.id), [tokenId]);
+
+    // a registered key enrols without a token; then its registration goes through each state
+    const meter = deviceRequest('/CN=SN-200');
+    const registration = await u.json<{ id: string }>(['registrations', 'create', 'SN-200', '--public-key', meter.fingerprint]);
+    const second = await call<{ serial: string; device_id: string }>(server.api, 'POST', '/enrol', { body: { csr: meter.csr } });
+    assert.equal(second.status, 201, JSON.stringify(second.body));
+    const state = async (verb: string) => (await u.json<{ state: string }>(['registrations', verb, registration.id])).state;
+    assert.equal(await state('suspend'), 'suspended');
+    assert.equal(await state('resume'), 'enrolled');
+    assertRefused(await u.run(['registrations', 'delete', registration.id]), 'registration.state');
+    assert.equal(await state('reset'), 'pending');
+    const superseded = await u.json<Certificate>(['certificates', 'show', second.body.serial]);
+    assert.deepEqual([superseded.status, superseded.revocation_reason], ['revoked', 'superseded']);
+    assert.equal(await state('revoke'), 'revoked');
+    await u.json(['registrations', 'delete', registration.id]);
+  });
+
   test('a refusal exits 1 with the problem\'s title and code: a viewer creating a device, an unknown id, a bad message', async () => {
     const v = await signedIn(viewer);
     const listed = await v.json<{ devices: unknown[] }>(['devices', 'list', '--org', org]);
@@ -338,11 +486,17 @@ describe('fleetwire client commands', { concurrency: 3 }, () => {
     assertUsage(await u.run(['devices', 'list']), /no organization: pass --org <id\|name>, or choose one with fleetwire orgs use/);
     assertUsage(await user().run(['login', '--email', admin.email, '--password-stdin'], admin.password), /which platform\? pass --url/);
     assertUsage(await u.run(['login', '--url', server.api]), /pass --email/);
+    assertUsage(await u.run(['enrolment-tokens', 'create', '--expires-in', '10s']), /--expires-in is from 1m to 30d/);
+    assertUsage(await u.run(['certificates', 'list', '--expiring-before', 'soon']), /the time is ISO 8601/);
+    assertUsage(await u.run(['certificates', 'revoke', 'ab', '--reason', 'lost']), /'lost' is invalid\. Allowed choices are unspecified, keyCompromise/);
+    assertUsage(await u.run(['certificates', 'show', 'ab', '--pem', '--json']), /cannot be used with option '--json'/);
+    assertUsage(await u.run(['registrations', 'create', 'SN-1', '--public-key', join(u.home, 'missing.pem'), '--org', org]), /cannot read .*missing\.pem: ENOENT/);
+    assertUsage(await u.run(['registrations', 'import', '-', '--org', org], 'serial,colour\nSN-1,red\n'), /the columns are serial, model, public_key, channel_ids, group_ids \(serial required\), not colour/);
   });
 
   test('every command takes --help, prints its usage and exits 0', async () => {
     const u = user();
-    for (const args of [['login'], ['devices'], ['devices', 'import'], ['publish'], ['subscribe'], ['messages', 'aggregate'], ['tokens', 'create'], ['completion']]) {
+    for (const args of [['login'], ['devices'], ['devices', 'import'], ['publish'], ['subscribe'], ['messages', 'aggregate'], ['tokens', 'create'], ['registrations', 'import'], ['enrolment-tokens', 'create'], ['certificates', 'revoke'], ['identity', 'ca'], ['completion']]) {
       const res = await u.run([...args, '--help']);
       assert.equal(res.code, 0, `${args.join(' ')} --help: ${res.stderr}`);
       assert.match(res.stdout, new RegExp(`^Usage: fleetwire ${args.join(' ')}`));
@@ -386,6 +540,12 @@ describe('fleetwire client commands', { concurrency: 3 }, () => {
     assert.ok(complete(['fleetwire', 'dev']).includes('devices'));
     assert.deepEqual(complete(['fleetwire', 'devices', 'ro']), ['rotate-secret']);
     assert.ok(complete(['fleetwire', 'devices', 'list', '--']).includes('--all'));
+    assert.deepEqual(complete(['fleetwire', 'reg']), ['registrations']);
+    assert.deepEqual(complete(['fleetwire', 'registrations', 're']).sort(), ['reset', 'resume', 'revoke']);
+    const commandsOf = (words: string[]) => complete(words).filter((w) => !w.startsWith('-')).sort();
+    assert.deepEqual(commandsOf(['fleetwire', 'enrolment-tokens', '']), ['create', 'delete', 'list']);
+    assert.ok(complete(['fleetwire', 'certificates', 'list', '--']).includes('--expiring-before'));
+    assert.deepEqual(commandsOf(['fleetwire', 'identity', '']), ['ca', 'events']);
 
     const zsh = await u.run(['completion', 'zsh']);
     assert.equal(zsh.code, 0, zsh.stderr);
@@ -412,6 +572,8 @@ describe('fleetwire client commands', { concurrency: 3 }, () => {
     };
     assert.ok(zshOffers(['fleetwire', '']).includes('devices'));
     assert.ok(zshOffers(['fleetwire', 'devices', '']).includes('rotate-secret'));
+    assert.ok(zshOffers(['fleetwire', '']).includes('certificates'));
+    assert.ok(zshOffers(['fleetwire', 'certificates', 'show', '--']).includes('--pem'));
     assert.ok(zshOffers(['fleetwire', 'devices', 'list', '--']).includes('--all'));
     assert.ok(!zshOffers(['fleetwire', 'devices', '']).includes('login'), 'a subcommand offers its own commands only');
     assertUsage(await u.run(['completion', 'fish']), /'fish' is invalid for argument 'shell'/);

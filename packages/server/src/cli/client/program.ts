@@ -1,7 +1,9 @@
 // The client commands of `fleetwire`: what each takes, for parsing and --help. Nothing here talks
 // to a platform or reads a file: each action loads its module when it runs (./actions/).
 import { Argument, InvalidArgumentError, Option, type Command } from 'commander';
+import type { operations } from '../api-types.js';
 import { pagingOptions } from './paging.js';
+import { instant, lifetime } from './time.js';
 
 type Action = (env: NodeJS.ProcessEnv, args: unknown[], options: Record<string, unknown>) => Promise<void>;
 
@@ -19,8 +21,12 @@ const orgs = () => import('./actions/orgs.js');
 const fleet = () => import('./actions/fleet.js');
 const messages = () => import('./actions/messages.js');
 const tokens = () => import('./actions/tokens.js');
+const identity = () => import('./actions/identity.js');
 
 const roles = ['owner', 'admin', 'operator', 'viewer'];
+type RevocationReason = NonNullable<NonNullable<operations['revokeCertificate']['requestBody']>['content']['application/json']['reason']>;
+// RFC 5280 §5.3.1, as the platform names them: the API types reject a name it does not take
+const revocationReasons = ['unspecified', 'keyCompromise', 'superseded', 'cessationOfOperation', 'certificateHold'] as const satisfies readonly RevocationReason[];
 
 function withOrg(c: Command): Command {
   return c.option('--org <id|name>', 'the organization (default: the one chosen with fleetwire orgs use)');
@@ -162,4 +168,61 @@ export function addClientCommands(cli: Command): void {
     })
     .action(act(tokens, 'createToken'));
   json(t.command('revoke').description('revoke a token: it stops working at once').argument('<id>')).action(act(tokens, 'revokeToken'));
+
+  addIdentityCommands(cli);
+}
+
+/** `fleetwire registrations|enrolment-tokens|certificates|identity`: device identity (docs/identity.md). */
+function addIdentityCommands(cli: Command): void {
+  const r = cli.command('registrations').description('devices registered ahead of enrolment: list, create, import CSV, show, suspend, resume, reset, revoke, delete');
+  pagingOptions(withOrg(r.command('list').description('list registrations, newest first')))
+    .addOption(new Option('--state <state>', 'in this state').choices(['pending', 'enrolled', 'suspended', 'revoked']))
+    .option('--serial <serial>', 'with this serial')
+    .action(act(identity, 'listRegistrations'));
+  json(withOrg(r.command('create').description('register a device by its serial; it enrols later with its key pair').argument('<serial>')))
+    .option('--model <model>', 'its model (the device is named "<model> <serial>")')
+    .option('--public-key <file|fingerprint>', 'its public key: a PEM file, or the hex SHA-256 of the key\'s DER; with it the device enrols without a token')
+    .option('--channel <ids>', 'a channel it is connected to when it enrols (repeat, or separate with commas)', collect)
+    .option('--group <ids>', 'a group it joins when it enrols (repeat, or separate with commas)', collect)
+    .action(act(identity, 'createRegistration'));
+  json(withOrg(r.command('import').description('register the devices of a CSV file (columns: serial, model, public_key, channel_ids and group_ids separated by ;), all or none per 1000 rows; - reads standard input').argument('<file>'))).action(act(identity, 'importRegistrations'));
+  json(withOrg(r.command('show').description('show a registration').argument('<id>'))).action(act(identity, 'showRegistration'));
+  for (const [name, what, action] of [
+    ['suspend', 'refuse the device on every protocol and end its sessions; its certificates are kept', 'suspendRegistration'],
+    ['resume', 'let a suspended device connect again with its certificates', 'resumeRegistration'],
+    ['reset', 'back to pending: its certificates are revoked and it enrols again (a factory reset)', 'resetRegistration'],
+    ['revoke', 'for good: its certificates are revoked and it cannot enrol again', 'revokeRegistration'],
+  ] as const) {
+    json(withOrg(r.command(name).description(what).argument('<id>'))).action(act(identity, action));
+  }
+  json(withOrg(r.command('delete').description('delete a pending or revoked registration (its device stays)').argument('<id>'))).action(act(identity, 'deleteRegistration'));
+
+  // not under `tokens`: those are personal access tokens, for people and scripts; these enrol one device
+  const e = cli.command('enrolment-tokens').description('one-time tokens a device enrols with: create, list, delete');
+  json(withOrg(e.command('create').description('make a token that enrols one device, once, and print it (shown only this once)')))
+    .option('--expires-in <lifetime>', 'e.g. 15m, 12h, 7d (default: the platform\'s, 15 minutes)', lifetime('--expires-in', 60, 30 * 86_400, '1m to 30d'))
+    .option('--serial-pattern <pattern>', 'only a serial it matches, * matching any run of characters, e.g. \'SN-*\'')
+    .action(act(identity, 'createEnrolmentToken'));
+  pagingOptions(withOrg(e.command('list').description('list enrolment tokens, newest first (never the tokens themselves)'))).action(act(identity, 'listEnrolmentTokens'));
+  json(withOrg(e.command('delete').description('withdraw a token: it can no longer enrol anything').argument('<id>'))).action(act(identity, 'deleteEnrolmentToken'));
+
+  const c = cli.command('certificates').description('the certificates devices enrolled for: list, show, revoke');
+  pagingOptions(withOrg(c.command('list').description('list device certificates, newest first')))
+    .option('--device <id>', 'of this device')
+    .addOption(new Option('--status <status>', 'active or revoked').choices(['active', 'revoked']))
+    .option('--expiring-before <time>', 'whose validity ends before this time: ISO 8601, or from now, e.g. 30d', instant)
+    .action(act(identity, 'listCertificates'));
+  json(withOrg(c.command('show').description('show a certificate by its serial (hex)').argument('<serial>')))
+    .addOption(new Option('--pem', 'print only the certificate, PEM').conflicts('json'))
+    .action(act(identity, 'showCertificate'));
+  json(withOrg(c.command('revoke').description('revoke a certificate: the device\'s sessions with it end and it cannot connect with it again').argument('<serial>')))
+    .addOption(new Option('--reason <reason>', 'why (RFC 5280), in the CRL').choices(revocationReasons).default('unspecified'))
+    .action(act(identity, 'revokeCertificate'));
+
+  const i = cli.command('identity').description('device identity: the audit trail and the organization\'s CA');
+  pagingOptions(withOrg(i.command('events').description('the audit trail: registrations, tokens, enrolments and operator actions, newest first')))
+    .option('--refused', 'only refusals (with the code of the step that failed)')
+    .option('--registration <id>', 'only about this registration')
+    .action(act(identity, 'listIdentityEvents'));
+  json(withOrg(i.command('ca').description('print the organization\'s issuing CA and the platform root, PEM'))).action(act(identity, 'showCa'));
 }

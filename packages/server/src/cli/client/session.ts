@@ -141,3 +141,9 @@ export async function orgOf(s: Session, option: string | undefined): Promise<str
   if (s.stored?.org) return s.stored.org.id;
   throw new UsageError('no organization: pass --org <id|name>, or choose one with fleetwire orgs use <id|name>');
 }
+
+/** The session and the organization of a command that works in one (`--org`, else the chosen one). */
+export async function orgSession(env: NodeJS.ProcessEnv, options: { org?: string }): Promise<{ s: Session; org: string }> {
+  const s = await openSession(env);
+  return { s, org: await orgOf(s, options.org) };
+}

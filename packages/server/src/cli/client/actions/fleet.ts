@@ -4,7 +4,7 @@ import { parse } from 'csv-parse/sync';
 import { UsageError } from '../errors.js';
 import { done, note, printTable, show, type OutputOptions } from '../output.js';
 import { listCommand, type PageOptions } from '../paging.js';
-import { ok, openSession, orgOf } from '../session.js';
+import { ok, orgSession } from '../session.js';
 
 type OrgOptions = OutputOptions & { org?: string };
 type Tagged = { tag?: string[]; metadata?: Record<string, unknown> };
@@ -17,11 +17,6 @@ const deviceColumns: [string, (d: Device) => unknown][] = [
   ['tags', (d) => d.tags],
   ['created', (d) => d.created_at],
 ];
-
-async function orgSession(env: NodeJS.ProcessEnv, options: { org?: string }) {
-  const s = await openSession(env);
-  return { s, org: await orgOf(s, options.org) };
-}
 
 /** A printed secret comes with the reminder that it is shown only once (on standard error, not to spoil a pipe). */
 function showWithSecret(options: OutputOptions, value: Record<string, unknown>): void {
