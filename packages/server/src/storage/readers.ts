@@ -160,6 +160,9 @@ function toRecord(r: RecordRowOut): MessageRecord {
  */
 const recordsJoined = 'messages m LEFT JOIN message_sources s ON s.key = m.source';
 
+/** An interval of whole minutes longer than any history: one bucket per name (a count of records through byMinute). */
+const wholeHistory = 60 * 2 ** 30;
+
 /**
  * WHERE clause (with `?` placeholders) of a message filter over `table`. The records are matched
  * on their own columns (`records`: `messages`, alone or joined to its sources): the channel by its
@@ -222,7 +225,7 @@ export class MessageReaders {
    * One page of `table` in the order of `columns` (their values make the cursor): after the cursor
    * or past `offset` rows, one row more than the page to tell whether another follows.
    */
-  private async page<R extends Record<string, unknown>>(kind: CursorKind, table: string, select: string, w: { sql: string; params: unknown[] }, page: Paging, columns: string[], shape: ('number' | 'string')[], first: string[] = [], counted = table): Promise<Page<R>> {
+  private async page<R extends Record<string, unknown>>(kind: CursorKind, table: string, select: string, w: { sql: string; params: unknown[] }, page: Paging, columns: string[], shape: ('number' | 'string')[], first: string[] = [], counted: string | (() => Promise<number>) = table): Promise<Page<R>> {
     const dir = page.dir === 'asc' ? 'ASC' : 'DESC';
     let sql = w.sql;
     let params = w.params;
@@ -235,7 +238,7 @@ export class MessageReaders {
       params = [...params, ...k.params];
     }
     const sort = [...first, ...columns].map((c) => `${c} ${dir}`).join(', ');
-    const total = await this.count(counted, w, page);
+    const total = typeof counted === 'string' ? await this.count(counted, w, page) : page.total ? await counted() : undefined;
     const rows = await this.q.all<R>(`SELECT ${select} FROM ${table} WHERE ${sql} ORDER BY ${sort} LIMIT ? OFFSET ?`, [...params, page.limit + 1, page.after !== undefined ? 0 : page.offset]);
     const more = rows.length > page.limit;
     if (more) rows.length = page.limit;
@@ -249,7 +252,11 @@ export class MessageReaders {
     const w = where(f, 'records');
     // message keys are BIGINT: on PostgreSQL they come as text, compared as numbers by the database
     const shape: ('number' | 'string')[] = ['number', this.db.kind === 'postgres' ? 'string' : 'number', 'number'];
-    const r = await this.page<RecordRowOut & Record<string, unknown>>('records', recordsJoined, recordSelect, w, page, ['time', ...tieColumns], shape, order === 'time' ? [] : [order], 'messages');
+    // SQLite counts from its per-minute sums where they can answer (the count of one name among
+    // many walked every record of the channel: 0.87 s at 10 million records, bench/readers)
+    const byMinute = this.byMinute(f, 'count', wholeHistory);
+    const counted = byMinute ? async () => Number((await this.q.all<{ n: number | null }>(`SELECT SUM(n) AS n FROM (${byMinute.sql}) g`, byMinute.params))[0]?.n ?? 0) : 'messages';
+    const r = await this.page<RecordRowOut & Record<string, unknown>>('records', recordsJoined, recordSelect, w, page, ['time', ...tieColumns], shape, order === 'time' ? [] : [order], counted);
     return { ...r, items: r.items.map(toRecord) };
   }
 
