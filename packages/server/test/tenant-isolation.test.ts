@@ -10,8 +10,16 @@ import { deviceRequest } from './helpers/tls.js';
 
 type TestUser = Awaited<ReturnType<TestPlatform['user']>>;
 
-/** Routes naming an organization that anyone may read: what they give is public (a CRL lists serials and is signed). */
-const publicByDesign = ['GET /pki/orgs/:org/crl', 'HEAD /pki/orgs/:org/crl'];
+/**
+ * Routes naming an organization that anyone may call: what they give is public (a CRL lists serials
+ * and is signed; EST's cacerts are the CA certificates, csrattrs the same for all) and EST's
+ * enrolment takes a device's token or registered key, whatever organization its label names.
+ */
+const publicByDesign = [
+  'GET /pki/orgs/:org/crl', 'HEAD /pki/orgs/:org/crl',
+  ...['cacerts', 'csrattrs'].flatMap((path) => [`GET /.well-known/est/:org/${path}`, `HEAD /.well-known/est/:org/${path}`]),
+  'POST /.well-known/est/:org/simpleenroll', 'POST /.well-known/est/:org/simplereenroll',
+];
 type Method = NonNullable<InjectOptions['method']>;
 
 interface Route {

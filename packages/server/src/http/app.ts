@@ -23,6 +23,7 @@ import { deadLetterRoutes } from './routes/dead-letters.js';
 import { wsRoutes } from './routes/live.js';
 import { endpointRoutes, type ListeningPorts } from './routes/endpoints.js';
 import { identityRoutes } from './routes/identity.js';
+import { estRoutes } from './routes/est.js';
 import { installConsole, type ConsoleOptions } from './console.js';
 import websocket from '@fastify/websocket';
 import { chooseMqttSubprotocol, mqttOverWebSocket, type Broker } from '../mqtt/index.js';
@@ -89,6 +90,7 @@ export async function buildApp(platform: Platform, options: AppOptions = {}): Pr
   deadLetterRoutes(app, platform);
   endpointRoutes(app, config, options.listening ?? (() => ({})), Boolean(options.mqttBroker));
   identityRoutes(app, platform, options.listening ?? (() => ({})), Boolean(options.mqttBroker));
+  estRoutes(app, platform);
   await installConsole(app, options.console);
   await app.register(websocket, {
     options: { maxPayload: platform.config.messageMaxSize + 64 * 1024, handleProtocols: (protocols) => chooseMqttSubprotocol(protocols) },

@@ -186,6 +186,12 @@ export class IdentityService {
     return { issuing: issuing.certificatePem, root: root.certificatePem };
   }
 
+  /** The CA certificates anyone may fetch (EST cacerts): of an organization that has an issuing CA, else 404 as for its CRL. */
+  async publishedCa(orgId: string): Promise<{ issuing: string; root: string }> {
+    if (!isUuid(orgId) || !(await this.store.issuing(orgId))) throw new AppError('org.not_found', 'No such organization, or it has issued no certificate yet');
+    return this.caCertificate(orgId);
+  }
+
   /** The CRL anyone may fetch: of an organization that has an issuing CA (404 otherwise, a made-up id included). */
   async publishedCrl(orgId: string): Promise<{ pem: string; der: Uint8Array }> {
     if (!isUuid(orgId) || !(await this.store.issuing(orgId))) throw new AppError('org.not_found', 'No such organization, or it has issued no certificate yet');
