@@ -13,7 +13,7 @@ type TestUser = Awaited<ReturnType<TestPlatform['user']>>;
 /**
  * Routes naming an organization that anyone may call: what they give is public (a CRL lists serials
  * and is signed; EST's cacerts are the CA certificates, csrattrs the same for all) and EST's
- * enrolment takes a device's token or registered key, whatever organization its label names.
+ * enrolment under a label takes only that organization's tokens and registered keys.
  */
 const publicByDesign = [
   'GET /pki/orgs/:org/crl', 'HEAD /pki/orgs/:org/crl',

@@ -1511,7 +1511,7 @@ export interface paths {
         put?: never;
         /**
          * EST: enrol a device from its certificate request (simpleenroll)
-         * @description RFC 7030 §4.2.1: the body is a PKCS#10 of the device's EC P-256 key, base64 DER (`application/pkcs10`). Credentials: HTTP Basic whose password is a one-time enrolment token (any username), or none when the key was registered. The answer is the device certificate as a certs-only PKCS#7 in base64 (RFC 7030 §4.2.3); refusals carry the codes of POST /enrol, and a 401 asks for Basic. The label is an organization id: the certificate is issued in the organization of the token or registered key.
+         * @description RFC 7030 §4.2.1: the body is a PKCS#10 of the device's EC P-256 key, base64 DER (`application/pkcs10`). Credentials: HTTP Basic whose password is a one-time enrolment token (any username), or none when the key was registered. The answer is the device certificate as a certs-only PKCS#7 in base64 (RFC 7030 §4.2.3); refusals carry the codes of POST /enrol, and a 401 asks for Basic. The label is an organization id: a token or registered key of another organization is refused as unknown.
          */
         post: operations["estOrganizationEnroll"];
         delete?: never;
@@ -1551,7 +1551,7 @@ export interface paths {
         put?: never;
         /**
          * EST: enrol again with the same key (simplereenroll)
-         * @description RFC 7030 §4.2.2: an enrolled device sends a new certificate request of its key and gets a new certificate; an enrolment token is taken too. Credentials: HTTP Basic whose password is a one-time enrolment token (any username), or none when the key was registered. The answer is the device certificate as a certs-only PKCS#7 in base64 (RFC 7030 §4.2.3); refusals carry the codes of POST /enrol, and a 401 asks for Basic. The label is an organization id: the certificate is issued in the organization of the token or registered key.
+         * @description RFC 7030 §4.2.2: an enrolled device sends a new certificate request of its key and gets a new certificate; an enrolment token is taken too. Credentials: HTTP Basic whose password is a one-time enrolment token (any username), or none when the key was registered. The answer is the device certificate as a certs-only PKCS#7 in base64 (RFC 7030 §4.2.3); refusals carry the codes of POST /enrol, and a 401 asks for Basic. The label is an organization id: a token or registered key of another organization is refused as unknown.
          */
         post: operations["estOrganizationReenroll"];
         delete?: never;

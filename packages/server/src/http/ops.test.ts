@@ -44,7 +44,7 @@ describe('operations endpoints', () => {
     // A second handle on the same database, closed under a second app; the shared one stays open.
     const db = t.platform.db;
     const handle = await anotherHandle(db);
-    const platform = await createPlatform(t.platform.config, { db: handle, clock: t.clock, log: createLogger('silent'), key: randomBytes(32) });
+    const platform = await createPlatform(t.platform.config, { db: handle, clock: t.clock, log: createLogger('silent'), key: t.key });
     const app = await buildApp(platform);
     try {
       await handle.close();

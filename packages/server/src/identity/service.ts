@@ -3,6 +3,7 @@
 // leaves it), and revocation that ends the device's sessions on every node.
 import { createHash } from 'node:crypto';
 import { AppError, type ErrorCode } from '../core/errors.js';
+import { ConfigError } from '../core/config.js';
 import { iso, type Clock } from '../core/clock.js';
 import { isUuid, randomToken, uuidv7 } from '../core/ids.js';
 import type { Logger } from '../core/logger.js';
@@ -14,7 +15,7 @@ import type { ConnectionService } from '../connections/service.js';
 import type { GroupService } from '../groups/service.js';
 import type { ChannelService } from '../channels/service.js';
 import type { RegistrationState } from '../db/schema.js';
-import { CsrError, certificateFacts, createCrl, encryptPrivateKey, generateIssuing, generateRoot, importRoot, issueDeviceCertificate, loadCa, pemToDer, verifyCsr, type CaKeyPair, type RevocationReason } from './pki.js';
+import { CsrError, PkiError, certificateFacts, createCrl, encryptPrivateKey, generateIssuing, generateRoot, importRoot, issueDeviceCertificate, loadCa, pemToDer, verifyCsr, type CaKeyPair, type RevocationReason } from './pki.js';
 import type { DeviceCertificate, EnrolmentToken, IdentityEvent, IdentityStore, Paged, Registration } from './store.js';
 
 export const maxBulkRegistrations = 1000;
@@ -47,6 +48,8 @@ export interface EnrolRequest {
   token?: string;
   /** The serial, when the CSR does not carry it (subject serialNumber, else CN). */
   serial?: string;
+  /** The organization the device means to enrol in (an EST label): the token's or the registration's must be it. */
+  orgId?: string;
 }
 
 /** Where an enrolment came from, for the audit trail. */
@@ -119,7 +122,15 @@ export class IdentityService {
   async root(): Promise<CaKeyPair> {
     if (this.rootCa) return this.rootCa;
     const stored = await this.store.root();
-    if (stored) return (this.rootCa = await loadCa(stored.certificate, stored.private_key, this.keys.caKeys));
+    if (stored) {
+      try {
+        return (this.rootCa = await loadCa(stored.certificate, stored.private_key, this.keys.caKeys));
+      } catch (e) {
+        // without the key it was stored under, the CA cannot sign: a new root would orphan every device certificate
+        if (e instanceof PkiError && e.code === 'key_decrypt') throw new ConfigError('FLEETWIRE_SECRET_KEY', 'the platform CA in the database was stored under another server key: start with the key it was stored under (FLEETWIRE_SECRET_KEY, or secret.key in the data folder)');
+        throw e;
+      }
+    }
     const made = this.options.rootCertificatePem && this.options.rootKeyPem ? await importRoot(this.options.rootCertificatePem, this.options.rootKeyPem) : await generateRoot({ commonName: 'Fleetwire Root CA', now: new Date(this.clock.now()) });
     const kept = await this.keep(made, null);
     this.log.info({ fingerprint: kept.fingerprint, imported: Boolean(this.options.rootCertificatePem) }, 'platform root CA ready');
@@ -356,7 +367,7 @@ export class IdentityService {
     let token: Awaited<ReturnType<IdentityStore['tokenByHash']>>;
     if (req.token !== undefined) {
       token = await this.store.tokenByHash(hashToken(req.token));
-      if (!token) return refuse('enrolment.token_invalid', 'The enrolment token is unknown');
+      if (!token || (req.orgId !== undefined && token.org_id !== req.orgId)) return refuse('enrolment.token_invalid', 'The enrolment token is unknown');
       orgId = token.org_id;
       if (token.used_at) return refuse('enrolment.token_used', `The enrolment token was used at ${token.used_at}`);
       if (Date.parse(token.expires_at) <= this.clock.now()) return refuse('enrolment.token_expired', `The enrolment token expired at ${token.expires_at}`);
@@ -369,7 +380,7 @@ export class IdentityService {
       const byKey = await this.store.registrationsByKey(csr.fingerprint);
       if (byKey.length > 1) return refuse('enrolment.not_registered', 'This key is registered more than once: enrol with a token of the organization');
       registration = byKey[0];
-      if (!registration) return refuse('enrolment.not_registered', 'No registration holds this key: register it, or enrol with a token');
+      if (!registration || (req.orgId !== undefined && registration.org_id !== req.orgId)) return refuse('enrolment.not_registered', 'No registration holds this key: register it, or enrol with a token');
       orgId = registration.org_id;
     }
     at.registrationId = registration.id;

@@ -14,6 +14,8 @@ export interface TestPlatform {
   platform: Platform;
   app: App;
   clock: ManualClock;
+  /** The server key: a second platform on the same database needs it (the CA keys are stored under it). */
+  key: Buffer;
   /** Sends a request with `inject`; `token` becomes a Bearer header. */
   request(method: InjectOptions['method'], url: string, opts?: { token?: string; body?: unknown; headers?: Record<string, string> }): Promise<LightMyRequestResponse>;
   /** Creates a user through the service (faster than HTTP) and logs in. */
@@ -34,7 +36,8 @@ export async function startTestPlatform(overrides: Partial<Config> = {}, deps: P
   const dataDir = mkdtempSync(join(tmpdir(), 'fleetwire-data-'));
   const config = loadConfig({}, { dataDir, logLevel: 'silent', passwordHashCost: 10, ...overrides });
   const clock = new ManualClock(Date.now());
-  const platform = await createPlatform(config, { db, clock, log: createLogger(config.logLevel), key: randomBytes(32), ...deps });
+  const key = options.sharing?.key ?? randomBytes(32);
+  const platform = await createPlatform(config, { db, clock, log: createLogger(config.logLevel), key, ...deps });
   const app = await buildApp(platform);
   await app.ready();
   const request: TestPlatform['request'] = (method, url, opts = {}) =>
@@ -48,6 +51,7 @@ export async function startTestPlatform(overrides: Partial<Config> = {}, deps: P
     platform,
     app,
     clock,
+    key,
     request,
     async user(email, role = 'user') {
       const u = await platform.users.create({ email, password: testPassword, role });

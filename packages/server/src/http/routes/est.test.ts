@@ -131,6 +131,20 @@ describe('EST (RFC 7030): enrolment with openssl bodies', () => {
     assert.equal(await certificates(), before, 'refusals issue nothing');
   });
 
+  test("under another organization's label a token or a registered key is unknown, and stays unspent", async () => {
+    const other = (await t.request('POST', '/orgs', { token: alice.token, body: { name: 'elsewhere' } })).json().id as string;
+    const token = await newToken();
+    const device = newRequest('/CN=EST-LABEL');
+    assertProblem(await enrol(`${other}/simpleenroll`, device.base64, { authorization: basic('', token) }), 401, 'enrolment.token_invalid');
+    assertCertsOnly(await enrol(`${org}/simpleenroll`, device.base64, { authorization: basic('', token) }));
+    // a registered key of this organization, under the other's label
+    const keyed = newRequest('/CN=EST-KEYED');
+    const publicKey = openssl(['pkey', '-in', 'device.key', '-pubout'], { cwd: keyed.dir }).toString();
+    assert.equal((await api('POST', '/registrations', { serial: 'EST-KEYED', public_key: publicKey })).statusCode, 201);
+    assertProblem(await enrol(`${other}/simpleenroll`, keyed.base64), 403, 'enrolment.not_registered');
+    assertCertsOnly(await enrol(`${org}/simpleenroll`, keyed.base64));
+  });
+
   test('without credentials an unregistered key is refused (403); a registered key enrols without any, in DER too, and again by simplereenroll', async () => {
     const device = newRequest('/CN=EST-10');
     const refused = await enrol('simpleenroll', device.base64);

@@ -138,7 +138,7 @@ export function estRoutes(fastify: FastifyInstance, platform: Platform): void {
           : 'RFC 7030 §4.2.1: the body is a PKCS#10 of the device\'s EC P-256 key, base64 DER (`application/pkcs10`). ') +
         'Credentials: HTTP Basic whose password is a one-time enrolment token (any username), or none when the key was registered. ' +
         'The answer is the device certificate as a certs-only PKCS#7 in base64 (RFC 7030 §4.2.3); refusals carry the codes of POST /enrol, and a 401 asks for Basic.' +
-        (withLabel ? ' The label is an organization id: the certificate is issued in the organization of the token or registered key.' : ''),
+        (withLabel ? ' The label is an organization id: a token or registered key of another organization is refused as unknown.' : ''),
       ...(withLabel ? { params: OrgParams } : {}),
       consumes: [requestType],
       response: {
@@ -150,7 +150,8 @@ export function estRoutes(fastify: FastifyInstance, platform: Platform): void {
       checkLabel(req);
       const token = tokenOf(req.headers.authorization);
       const caller: Caller = { actor: token ? 'token' : 'key', remote: req.ip, transport: 'est' };
-      const enrolled = await identity.enrol({ csr: csrOf(req.body as Buffer | undefined), ...(token !== undefined ? { token } : {}) }, caller);
+      const label = (req.params as { org?: string }).org;
+      const enrolled = await identity.enrol({ csr: csrOf(req.body as Buffer | undefined), ...(token !== undefined ? { token } : {}), ...(label !== undefined ? { orgId: label } : {}) }, caller);
       // RFC 7030 §4.2.3: the issued certificate only; the chain is what cacerts gives
       return reply.type(certsOnlyType).header('content-transfer-encoding', 'base64').send(base64Lines(certsOnly([pemToDer(enrolled.certificate)])));
     };

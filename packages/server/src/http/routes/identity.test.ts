@@ -13,6 +13,11 @@ function problem(res: LightMyRequestResponse, status: number, code: string): Rec
   return res.json();
 }
 import { anotherRequest, deviceRequest } from '../../../test/helpers/tls.js';
+import { anotherHandle } from '../../../test/helpers/database.js';
+import { randomBytes } from 'node:crypto';
+import { createPlatform } from '../../platform.js';
+import { ConfigError } from '../../core/config.js';
+import { createLogger } from '../../core/logger.js';
 
 type TestUser = Awaited<ReturnType<TestPlatform['user']>>;
 
@@ -225,6 +230,15 @@ describe('device identity over HTTP: registrations, tokens, enrolment, revocatio
     const res = await enrol({ csr: anotherRequest(device, '/CN=SN-5001'), token });
     assert.equal(res.statusCode, 201, res.body);
     assert.equal(res.json().org_id, org);
+  });
+
+  test('a platform started on the database with another server key refuses to start, naming the setting: the CA key is stored under the first', async () => {
+    const handle = await anotherHandle(t.platform.db);
+    try {
+      await assert.rejects(createPlatform(t.platform.config, { db: handle, clock: t.clock, log: createLogger('silent'), key: randomBytes(32) }), (e: unknown) => e instanceof ConfigError && e.setting === 'FLEETWIRE_SECRET_KEY');
+    } finally {
+      await handle.close();
+    }
   });
 
   test('the CRL of an organization that issued nothing, or of none, is not found; the CA is the organization\u2019s', async () => {
