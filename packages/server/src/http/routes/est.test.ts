@@ -19,7 +19,7 @@ const shell = promisify(execFile);
 type TestUser = Awaited<ReturnType<TestPlatform['user']>>;
 
 /** The documented commands: the EST section's sh blocks. */
-const snippetFile = new URL('../../../../../docs/est-snippet.md', import.meta.url);
+const snippetFile = new URL('../../../../../docs/identity.md', import.meta.url);
 const snippetSection = '## EST';
 
 const folders: string[] = [];
