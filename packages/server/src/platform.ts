@@ -15,6 +15,7 @@ import { UserRepository, UserService } from './users/index.js';
 import { OrgRepository, OrgService } from './orgs/index.js';
 import { DeviceRepository, DeviceService } from './devices/index.js';
 import { IdentityService, IdentityStore, trustTopic } from './identity/index.js';
+import { IdentityMetrics } from './identity/metrics.js';
 import { ChannelRepository, ChannelService } from './channels/index.js';
 import { GroupRepository, GroupService } from './groups/index.js';
 import { ConnectionRepository, ConnectionService } from './connections/index.js';
@@ -154,15 +155,16 @@ export async function createPlatform(config: Config, deps: PlatformDeps): Promis
     const channels = new ChannelService(new ChannelRepository(db), clock, invalidation);
     const groups = new GroupService(new GroupRepository(db), devices, clock);
     const connections = new ConnectionService(new ConnectionRepository(db), devices, channels, clock, invalidation);
-    const identity = new IdentityService(new IdentityStore(db), keys, devices, channels, groups, connections, clock, log, {
+    const metrics = new Registry();
+    const identityStore = new IdentityStore(db);
+    const identity = new IdentityService(identityStore, keys, devices, channels, groups, connections, clock, log, {
       certificateDays: Math.max(1, Math.round(config.certificateLifetime / 86_400_000)),
       tokenTtlMs: config.enrolmentTokenTtl,
       ...(config.caCert ? { rootCertificatePem: readPem(config.caCert, 'FLEETWIRE_CA_CERT'), rootKeyPem: readPem(config.caKey, 'FLEETWIRE_CA_KEY') } : {}),
-    }, invalidation, new LoginLimiter(db, { maxPerAccount: 0, maxPerAddress: config.enrolmentMaxPerAddress, windowMs: 60_000 }, clock, 'enrolment'));
+    }, invalidation, new LoginLimiter(db, { maxPerAccount: 0, maxPerAddress: config.enrolmentMaxPerAddress, windowMs: 60_000 }, clock, 'enrolment'), new IdentityMetrics(metrics, identityStore, clock));
     // every node's MQTT TLS listener trusts an issuing CA once it is made (mqtt/index.ts)
     identity.onTrustChange(() => bus.broadcast(trustTopic, ''));
     await identity.root();
-    const metrics = new Registry();
     const messagingMetrics = new MessagingMetrics(metrics, bus);
     const writerStore = await storeFor(config, url, deps.db === undefined, db, log, deps.writer !== false);
     // the writer reuses the service's parse only when it gets the very envelope object: same thread, in-process bus

@@ -9,6 +9,7 @@ import { isUuid, randomToken, uuidv7 } from '../core/ids.js';
 import type { Logger } from '../core/logger.js';
 import { hashToken, type ServerKeys } from '../auth/keys.js';
 import type { LoginLimiter } from '../auth/rate-limit.js';
+import type { IdentityMetrics } from './metrics.js';
 import { noInvalidation, type AccessInvalidation } from '../auth/decision.js';
 import type { DeviceService } from '../devices/service.js';
 import type { ConnectionService } from '../connections/service.js';
@@ -114,6 +115,7 @@ export class IdentityService {
     private readonly access: AccessInvalidation = noInvalidation,
     /** Enrolment attempts per client address (a flood is refused before any work). */
     private readonly limiter?: LoginLimiter,
+    private readonly metrics?: IdentityMetrics,
   ) {}
 
   // --- certificate authorities
@@ -343,6 +345,7 @@ export class IdentityService {
     // what the refusals name, as far as the enrolment got
     const at: { registrationId?: string } = {};
     const refuse = async (code: ErrorCode, detail: string, details?: Record<string, unknown>): Promise<never> => {
+      this.metrics?.enrolments.inc({ outcome: 'refused', code });
       await this.audit(orgId ?? null, at.registrationId, 'enrol', caller, 'refused', code, detail);
       this.log.info({ orgId, registrationId: at.registrationId, code, remote: caller.remote, transport: caller.transport }, `enrolment refused: ${detail}`);
       throw new AppError(code, detail, details);
@@ -350,6 +353,7 @@ export class IdentityService {
     if (this.limiter) {
       const waitMs = await this.limiter.checkAddress(caller.remote ?? 'unknown');
       if (waitMs > 0) {
+        this.metrics?.enrolments.inc({ outcome: 'refused', code: 'enrolment.rate_limited' });
         this.log.warn({ remote: caller.remote, transport: caller.transport }, 'enrolment attempts over the limit of the address');
         throw new AppError('enrolment.rate_limited', `Too many enrolment attempts from this address: try again in ${Math.ceil(waitMs / 1000)} s`, { retry_after: Math.ceil(waitMs / 1000) });
       }
@@ -392,6 +396,7 @@ export class IdentityService {
     if (token && !(await this.store.useToken(token.id, iso(this.clock.now()), registration.id))) return refuse('enrolment.token_used', 'The enrolment token was used by another enrolment at the same time');
 
     const issued = await this.issue(orgId, registration, csr.spki, csr.fingerprint, requestHash);
+    this.metrics?.enrolments.inc({ outcome: 'issued', code: '' });
     await this.audit(orgId, registration.id, 'enrol', caller, 'ok', undefined, `certificate ${issued.serial}`);
     this.log.info({ orgId, registrationId: registration.id, deviceId: issued.device_id, serial: issued.serial, transport: caller.transport }, 'device enrolled');
     return issued;

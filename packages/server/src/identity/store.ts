@@ -198,6 +198,18 @@ export class IdentityStore {
     return rows.map((r) => ({ serial: r.serial, revoked_at: r.revoked_at!, revocation_reason: r.revocation_reason }));
   }
 
+  /** Certificates by status, and the active ones (not expired at `now`) that expire before each of `before`. */
+  async certificateCounts(now: string, before: string[]): Promise<{ active: number; revoked: number; expiring: number[] }> {
+    const byStatus = await this.k.selectFrom('device_certificates').select(['status', (eb) => eb.fn.countAll<number>().as('n')]).groupBy('status').execute();
+    const expiring: number[] = [];
+    for (const b of before) {
+      const { n } = await this.k.selectFrom('device_certificates').select((eb) => eb.fn.countAll<number>().as('n')).where('status', '=', 'active').where('not_after', '>', now).where('not_after', '<=', b).executeTakeFirstOrThrow();
+      expiring.push(Number(n));
+    }
+    const count = (status: string) => Number(byStatus.find((r) => r.status === status)?.n ?? 0);
+    return { active: count('active'), revoked: count('revoked'), expiring };
+  }
+
   // --- audit
 
   async addEvent(row: IdentityEventsTable): Promise<void> {

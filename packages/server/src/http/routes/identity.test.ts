@@ -78,6 +78,10 @@ describe('device identity over HTTP: registrations, tokens, enrolment, revocatio
     assert.deepEqual([cert.status, cert.device_id, cert.key_fingerprint], ['active', e.device_id, device.fingerprint]);
     assert.equal(await accepted(e.device_id, e.serial), true);
     assert.ok((await events('ok')).some((ev) => ev.action === 'enrol' && ev.registration_id === reg.json().id));
+    const scrape = await t.platform.metrics.metrics();
+    assert.match(scrape, /fleetwire_identity_enrolments_total\{outcome="issued",code=""\} 1/);
+    assert.match(scrape, /fleetwire_identity_certificates\{status="active"\} 1/);
+    assert.match(scrape, /fleetwire_identity_certificates_expiring\{within="30d"\} 0/);
   });
 
   test('a one-time token enrols one device once: its serial is registered then, a second use, an expired token and a serial outside its pattern are refused', async () => {
@@ -105,6 +109,11 @@ describe('device identity over HTTP: registrations, tokens, enrolment, revocatio
     assertProblem(await enrol({ csr: deviceRequest('/CN=GW-9').csr, token: short }), 401, 'enrolment.token_expired');
     assertProblem(await enrol({ csr: deviceRequest('/CN=GW-9').csr, token: 'fwe_not-a-token' }), 401, 'enrolment.token_invalid');
     assert.equal(await certificates(), before, 'refusals issue nothing');
+    assert.match(await t.platform.metrics.metrics(), /fleetwire_identity_enrolments_total\{outcome="refused",code="enrolment.token_used"\} 1/);
+    // 90-day certificates: within 30 days of expiry 61 days on
+    t.clock.advance(61 * 86_400_000);
+    assert.match(await t.platform.metrics.metrics(), /fleetwire_identity_certificates_expiring\{within="30d"\} [1-9]/);
+    t.clock.advance(-61 * 86_400_000);
     const codes = (await events('refused')).map((e) => e.code);
     for (const c of ['enrolment.serial_not_allowed', 'enrolment.token_used', 'enrolment.token_expired']) assert.ok(codes.includes(c), `${c} is in the audit trail`);
   });
