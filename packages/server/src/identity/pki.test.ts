@@ -4,7 +4,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +14,7 @@ import type { AddressInfo } from 'node:net';
 import {
   CsrError,
   PkiError,
+  createCsr,
   certificateFacts,
   certsOnly,
   createCrl,
@@ -518,4 +519,17 @@ test('mutated requests are refused as CSRs, never with another error, and none v
     }
     await assert.rejects(verifyCsr(mutated), (e: unknown) => e instanceof CsrError, `mutation ${i} (${kind})`);
   }
+});
+
+test('createCsr makes a request openssl verifies and verifyCsr takes, with the subject given', async () => {
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const pem = createCsr(privateKey, { serialNumber: 'SN-7', commonName: 'meter' });
+  write('made.csr', pem);
+  const out = mustOpenssl(['req', '-in', 'made.csr', '-verify', '-noout', '-subject']);
+  assert.match(out, /verify OK/i);
+  assert.match(out, /serialNumber ?= ?SN-7/);
+  const csr = await verifyCsr(pem);
+  assert.deepEqual([csr.serialNumber, csr.subjectCommonName], ['SN-7', 'meter']);
+  assert.equal(csr.fingerprint, createHash('sha256').update(publicKey.export({ type: 'spki', format: 'der' })).digest('hex'));
+  assert.throws(() => createCsr(generateKeyPairSync('ec', { namedCurve: 'P-384' }).privateKey, { commonName: 'x' }), PkiError);
 });

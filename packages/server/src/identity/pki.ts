@@ -812,6 +812,20 @@ function csrBytes(input: string | Uint8Array, maxBytes: number): Uint8Array {
 }
 
 /**
+ * A PKCS#10 request of a device's own key (RFC 2986 §4), signed with it: for the device side (the
+ * device SDK, benches and tests), since the platform itself never makes nor holds a device key.
+ */
+export function createCsr(privateKey: KeyObject, subject: { commonName?: string; serialNumber?: string }): string {
+  assertP256(privateKey, 'a device key');
+  const spki = createPublicKey(privateKey).export({ type: 'spki', format: 'der' });
+  const name = distinguishedName([...(subject.serialNumber !== undefined ? [[oids.serialNumber, subject.serialNumber] as [string, string]] : []), ...(subject.commonName !== undefined ? [[oids.commonName, subject.commonName] as [string, string]] : [])]);
+  // version 0, the subject, the key, and no attributes ([0] IMPLICIT SET, empty)
+  const info = sequence(smallInteger(0), name, spki, tlv(0xa0));
+  const signature = signBytes('sha256', info, { key: privateKey, dsaEncoding: 'der' });
+  return pemBlock(sequence(info, ecdsaWithSha256, bitString(signature)), 'CERTIFICATE REQUEST');
+}
+
+/**
  * Reads a PKCS#10 CSR and refuses it unless its key is EC P-256, its signature verifies with that key
  * (proof of possession), it is at most maxBytes (4 KiB by default) and it asks for no CA rights. The
  * extensions a CSR requests are otherwise ignored: certificates carry only what the platform decides.
