@@ -24,6 +24,13 @@ import { orgsChangedEvent } from './pages/invitations';
 
 // pages few users open are loaded when first opened, so the console's first load stays small
 const DeadLetters = lazy(() => import('./pages/dead-letters').then((m) => ({ default: m.DeadLetters })));
+const Registrations = lazy(() => import('./pages/registrations').then((m) => ({ default: m.Registrations })));
+const EnrolmentTokens = lazy(() => import('./pages/enrolment-tokens').then((m) => ({ default: m.EnrolmentTokens })));
+const Certificates = lazy(() => import('./pages/certificates').then((m) => ({ default: m.Certificates })));
+
+// which roles hold the identity actions (docs/permissions.md): every member reads, a viewer changes nothing
+const identityReaders: readonly Role[] = ['owner', 'admin', 'operator', 'viewer'];
+const identityWriters: readonly Role[] = ['owner', 'admin', 'operator'];
 
 /** The organization the pages under /organizations/:org work in, and what the user may do there. */
 interface OrgScope {
@@ -33,6 +40,10 @@ interface OrgScope {
   canEdit: boolean;
   /** An owner or admin (or a platform admin): sees the dead letters (`dead-letters:read`) and deletes them. */
   canAdminister: boolean;
+  /** `identity:read`: sees registrations, enrolment tokens and certificates. */
+  canReadIdentity: boolean;
+  /** `identity:write`: registers devices, makes tokens, suspends, resets and revokes. */
+  canWriteIdentity: boolean;
 }
 
 const OrgContext = createContext<OrgScope | undefined>(undefined);
@@ -110,8 +121,10 @@ function InOrg({ children }: { children: ReactNode }) {
   const role = org.data.role;
   const canEdit = role ? role !== 'viewer' : user?.role === 'admin';
   const canAdminister = role ? role === 'owner' || role === 'admin' : user?.role === 'admin';
+  const canReadIdentity = role ? identityReaders.includes(role) : user?.role === 'admin';
+  const canWriteIdentity = role ? identityWriters.includes(role) : user?.role === 'admin';
   return (
-    <OrgContext.Provider value={{ org: org.data, role, canEdit, canAdminister }}>
+    <OrgContext.Provider value={{ org: org.data, role, canEdit, canAdminister, canReadIdentity, canWriteIdentity }}>
       <nav className="tabs" aria-label="Organization">
         <h1>{org.data.name}</h1>
         <span className="muted">{role ? `your role: ${role}` : 'platform admin'}</span>
@@ -119,6 +132,13 @@ function InOrg({ children }: { children: ReactNode }) {
         <Tab href="/channels">Channels</Tab>
         <Tab href="/groups">Groups</Tab>
         <Tab href="/members">Members</Tab>
+        {canReadIdentity && (
+          <>
+            <Tab href="/registrations">Registrations</Tab>
+            <Tab href="/enrolment-tokens">Enrolment tokens</Tab>
+            <Tab href="/certificates">Certificates</Tab>
+          </>
+        )}
         {canAdminister && <Tab href="/dead-letters">Dead letters</Tab>}
       </nav>
       {children}
@@ -167,6 +187,21 @@ export function App() {
                   <Route path="/dead-letters">
                     <Suspense fallback={<p className="muted">Loading…</p>}>
                       <DeadLetters />
+                    </Suspense>
+                  </Route>
+                  <Route path="/registrations">
+                    <Suspense fallback={<p className="muted">Loading…</p>}>
+                      <Registrations />
+                    </Suspense>
+                  </Route>
+                  <Route path="/enrolment-tokens">
+                    <Suspense fallback={<p className="muted">Loading…</p>}>
+                      <EnrolmentTokens />
+                    </Suspense>
+                  </Route>
+                  <Route path="/certificates">
+                    <Suspense fallback={<p className="muted">Loading…</p>}>
+                      <Certificates />
                     </Suspense>
                   </Route>
                   <Route>

@@ -1,6 +1,6 @@
-// Small pieces every page uses: loading data, showing a refusal, copying a secret.
+// Small pieces every page uses: loading data, showing a refusal, copying a secret, naming devices by id.
 import { useCallback, useEffect, useState, type DependencyList } from 'react';
-import { problemText } from './api/client';
+import { api, problemText } from './api/client';
 
 /** The outcome of an openapi-fetch call. */
 type Result<T> = { data?: T; error?: unknown };
@@ -86,4 +86,14 @@ export function ConnectionTypeChoices() {
       </label>
     </>
   );
+}
+
+/** The names of the devices a page of rows names by id (one request each: a page is 20 rows); a device that is gone has none. */
+export function useDeviceNames(orgId: string, ids: string[]): Map<string, string> {
+  const key = [...new Set(ids)].sort().join(',');
+  const names = useLoad(async () => {
+    const found = await Promise.all(key ? key.split(',').map((id) => api.GET('/orgs/{org}/devices/{id}', { params: { path: { org: orgId, id } } }).then((r) => (r.data ? [[id, r.data.name] as const] : []))) : []);
+    return { data: new Map(found.flat()) };
+  }, [orgId, key]);
+  return names.data ?? new Map();
 }

@@ -1,11 +1,13 @@
 // A device: its details, its status and secret, its tags and metadata (edited in place), the
-// channels it is connected to (connect and disconnect here) and the groups it belongs to.
+// channels it is connected to (connect and disconnect here), the groups it belongs to and, once it
+// enrolled, its certificates.
 import { useState, type FormEvent } from 'react';
 import { Link, useParams } from 'wouter';
 import { api, problemText } from '../api/client';
 import type { Device } from '../api/types';
 import { useOrg } from '../app';
 import { ConnectionTypeChoices, ErrorNote, SecretOnce, formatTime, useLoad, useTitle } from '../ui';
+import { DeviceCertificates } from './device-certificates';
 
 export function DevicePage() {
   const { org, canEdit } = useOrg();
@@ -84,6 +86,7 @@ export function DevicePage() {
           {canEdit && <EditLabels device={d} onSaved={device.reload} />}
           <Connections deviceId={d.id} />
           <DeviceGroups device={d} />
+          <DeviceCertificates deviceId={d.id} />
         </>
       )}
     </>
