@@ -1329,7 +1329,7 @@ export interface paths {
         };
         /**
          * The identity audit trail
-         * @description Registrations, tokens, enrolments (refused ones with the code of the step that failed) and operator actions, newest first. Needs `identity:read`.
+         * @description Registrations, tokens, enrolments (refused ones with the code of the step that failed) and operator actions, newest first; `action=enrol&outcome=refused` is the queue of failed enrolments. Needs `identity:read`.
          */
         get: operations["listIdentityEvents"];
         put?: never;
@@ -8289,6 +8289,7 @@ export interface operations {
                 limit?: number;
                 outcome?: "ok" | "refused";
                 registration_id?: string;
+                action?: "register" | "token" | "enrol" | "suspend" | "resume" | "reset" | "revoke" | "delete" | "revoke_certificate";
             };
             header?: never;
             path: {
@@ -8314,8 +8315,8 @@ export interface operations {
                             id: string;
                             org_id: string | null;
                             registration_id: string | null;
-                            /** @description register, token, enrol, suspend, resume, reset, revoke, delete, revoke_certificate */
-                            action: string;
+                            /** @enum {string} */
+                            action: "register" | "token" | "enrol" | "suspend" | "resume" | "reset" | "revoke" | "delete" | "revoke_certificate";
                             /** @enum {string} */
                             outcome: "ok" | "refused";
                             /** @description For a refusal: the stable error code of the step that failed */

@@ -28,7 +28,7 @@ const allowed: Record<RegistrationState, (Transition | 'delete')[]> = {
   pending: ['revoke', 'delete'],
   enrolled: ['suspend', 'reset', 'revoke'],
   suspended: ['resume', 'reset', 'revoke'],
-  revoked: ['reset', 'delete'],
+  revoked: ['delete'],
 };
 
 /** Asked before the moves that cannot be taken back by another click. */
@@ -426,7 +426,7 @@ function ImportForm({ onDone }: { onDone(): void }) {
 function RefusedAttempts() {
   const { org } = useOrg();
   const [offset, setOffset] = useState(0);
-  const events = useLoad(() => api.GET('/orgs/{org}/identity-events', { params: { path: { org: org.id }, query: { outcome: 'refused', offset, limit: pageSize } } }), [org.id, offset]);
+  const events = useLoad(() => api.GET('/orgs/{org}/identity-events', { params: { path: { org: org.id }, query: { action: 'enrol', outcome: 'refused', offset, limit: pageSize } } }), [org.id, offset]);
   const total = events.data?.total ?? 0;
   return (
     <section aria-label="Failed enrolment attempts">

@@ -275,7 +275,7 @@ export class IdentityService {
     const moves: Record<typeof action, { from: RegistrationState[]; to: RegistrationState }> = {
       suspend: { from: ['enrolled'], to: 'suspended' },
       resume: { from: ['suspended'], to: 'enrolled' },
-      reset: { from: ['enrolled', 'suspended', 'revoked', 'pending'], to: 'pending' },
+      reset: { from: ['enrolled', 'suspended', 'pending'], to: 'pending' },
       revoke: { from: ['pending', 'enrolled', 'suspended'], to: 'revoked' },
     };
     const move = moves[action];
@@ -469,7 +469,7 @@ export class IdentityService {
     return this.certificate(orgId, serial);
   }
 
-  listEvents(orgId: string, q: Paged & { outcome?: 'ok' | 'refused'; registration_id?: string }): Promise<{ total: number; items: IdentityEvent[] }> {
+  listEvents(orgId: string, q: Paged & { outcome?: 'ok' | 'refused'; registration_id?: string; action?: string }): Promise<{ total: number; items: IdentityEvent[] }> {
     return this.store.listEvents(orgId, q);
   }
 

@@ -216,8 +216,9 @@ export class IdentityStore {
     await this.k.insertInto('identity_events').values(row).execute();
   }
 
-  async listEvents(orgId: string, q: Paged & { outcome?: 'ok' | 'refused'; registration_id?: string }): Promise<{ total: number; items: IdentityEvent[] }> {
+  async listEvents(orgId: string, q: Paged & { outcome?: 'ok' | 'refused'; registration_id?: string; action?: string }): Promise<{ total: number; items: IdentityEvent[] }> {
     let base = this.k.selectFrom('identity_events').where('org_id', '=', orgId);
+    if (q.action) base = base.where('action', '=', q.action);
     if (q.outcome) base = base.where('outcome', '=', q.outcome);
     if (q.registration_id) base = base.where('registration_id', '=', q.registration_id);
     const { n } = await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();

@@ -114,6 +114,8 @@ describe('device identity over HTTP: registrations, tokens, enrolment, revocatio
     t.clock.advance(61 * 86_400_000);
     assert.match(await t.platform.metrics.metrics(), /fleetwire_identity_certificates_expiring\{within="30d"\} [1-9]/);
     t.clock.advance(-61 * 86_400_000);
+    const enrolFailures = (await api('GET', '/identity-events?outcome=refused&action=enrol&limit=1000')).json().events as { action: string }[];
+    assert.ok(enrolFailures.length >= 3 && enrolFailures.every((e) => e.action === 'enrol'));
     const codes = (await events('refused')).map((e) => e.code);
     for (const c of ['enrolment.serial_not_allowed', 'enrolment.token_used', 'enrolment.token_expired']) assert.ok(codes.includes(c), `${c} is in the audit trail`);
   });
@@ -192,6 +194,7 @@ describe('device identity over HTTP: registrations, tokens, enrolment, revocatio
 
     // revoke for good: refused, and it cannot enrol again
     assert.equal((await api('POST', `/registrations/${reg.id}/revoke`)).json().state, 'revoked');
+    assertProblem(await api('POST', `/registrations/${reg.id}/reset`), 409, 'registration.state');
     assertProblem(await enrol({ csr: anotherRequest(replacement, '/CN=SN-3001') }), 403, 'enrolment.registration_blocked');
     assertProblem(await api('DELETE', `/registrations/${(await api('GET', '/registrations?state=enrolled')).json().registrations[0].id}`), 409, 'registration.state');
     assert.equal((await api('DELETE', `/registrations/${reg.id}`)).statusCode, 204);

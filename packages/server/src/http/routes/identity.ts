@@ -7,6 +7,7 @@ import { OrgIdParams, OrgParams, PageQuery, StringEnum, Timestamp, Uuid, pageOf,
 import { maxBulkRegistrations, revocationReasons, type Caller } from '../../identity/index.js';
 import { endpointsOf, type ListeningPorts } from './endpoints.js';
 
+const identityActions = ['register', 'token', 'enrol', 'suspend', 'resume', 'reset', 'revoke', 'delete', 'revoke_certificate'] as const;
 const State = StringEnum(['pending', 'enrolled', 'suspended', 'revoked']);
 const Serial = Type.String({ minLength: 1, maxLength: 128, pattern: '^[\\x21-\\x7e]+$', description: 'The device serial (printable ASCII, no spaces)' });
 const Pem = Type.String({ description: 'PEM' });
@@ -65,7 +66,7 @@ const EventSchema = Type.Object({
   id: Uuid,
   org_id: Type.Union([Uuid, Type.Null()]),
   registration_id: Type.Union([Uuid, Type.Null()]),
-  action: Type.String({ description: 'register, token, enrol, suspend, resume, reset, revoke, delete, revoke_certificate' }),
+  action: StringEnum(identityActions),
   outcome: StringEnum(['ok', 'refused']),
   code: Type.Union([Type.String(), Type.Null()], { description: 'For a refusal: the stable error code of the step that failed' }),
   detail: Type.String(),
@@ -254,9 +255,9 @@ export function identityRoutes(fastify: FastifyInstance, platform: Platform, lis
       operationId: 'listIdentityEvents',
       tags,
       summary: 'The identity audit trail',
-      description: 'Registrations, tokens, enrolments (refused ones with the code of the step that failed) and operator actions, newest first. Needs `identity:read`.',
+      description: 'Registrations, tokens, enrolments (refused ones with the code of the step that failed) and operator actions, newest first; `action=enrol&outcome=refused` is the queue of failed enrolments. Needs `identity:read`.',
       params: OrgParams,
-      querystring: Type.Intersect([PageQuery, Type.Object({ outcome: Type.Optional(StringEnum(['ok', 'refused'])), registration_id: Type.Optional(Uuid) })]),
+      querystring: Type.Intersect([PageQuery, Type.Object({ outcome: Type.Optional(StringEnum(['ok', 'refused'])), registration_id: Type.Optional(Uuid), action: Type.Optional(StringEnum(identityActions)) })]),
       response: { 200: pageOf('events', EventSchema), ...problems(400, 401, 404) },
     },
   }, async (req) => {
