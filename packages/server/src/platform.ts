@@ -157,7 +157,7 @@ export async function createPlatform(config: Config, deps: PlatformDeps): Promis
     const connections = new ConnectionService(new ConnectionRepository(db), devices, channels, clock, invalidation);
     const metrics = new Registry();
     const identityStore = new IdentityStore(db);
-    const identity = new IdentityService(identityStore, keys, devices, channels, groups, connections, clock, log, {
+    const identity = new IdentityService(identityStore, keys, channels, groups, clock, log, {
       certificateDays: Math.max(1, Math.round(config.certificateLifetime / 86_400_000)),
       tokenTtlMs: config.enrolmentTokenTtl,
       ...(config.caCert ? { rootCertificatePem: readPem(config.caCert, 'FLEETWIRE_CA_CERT'), rootKeyPem: readPem(config.caKey, 'FLEETWIRE_CA_KEY') } : {}),

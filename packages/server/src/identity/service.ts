@@ -11,8 +11,6 @@ import { hashToken, type ServerKeys } from '../auth/keys.js';
 import type { LoginLimiter } from '../auth/rate-limit.js';
 import type { IdentityMetrics } from './metrics.js';
 import { noInvalidation, type AccessInvalidation } from '../auth/decision.js';
-import type { DeviceService } from '../devices/service.js';
-import type { ConnectionService } from '../connections/service.js';
 import type { GroupService } from '../groups/service.js';
 import type { ChannelService } from '../channels/service.js';
 import type { RegistrationState } from '../db/schema.js';
@@ -105,10 +103,8 @@ export class IdentityService {
   constructor(
     private readonly store: IdentityStore,
     private readonly keys: ServerKeys,
-    private readonly devices: DeviceService,
     private readonly channels: ChannelService,
     private readonly groups: GroupService,
-    private readonly connections: ConnectionService,
     private readonly clock: Clock,
     private readonly log: Logger,
     private readonly options: IdentityOptions,
@@ -393,45 +389,55 @@ export class IdentityService {
     // enrolled: again only with the registered key (the same device after a factory reset)
     if (registration.state === 'enrolled' && registration.key_fingerprint !== csr.fingerprint) return refuse('enrolment.already_enrolled', `${registration.serial} is enrolled`);
     if (await this.store.requestSeen(requestHash)) return refuse('enrolment.request_replayed', 'This certificate request was used before: make a new one');
-    if (token && !(await this.store.useToken(token.id, iso(this.clock.now()), registration.id))) return refuse('enrolment.token_used', 'The enrolment token was used by another enrolment at the same time');
 
-    const issued = await this.issue(orgId, registration, csr.spki, csr.fingerprint, requestHash);
-    this.metrics?.enrolments.inc({ outcome: 'issued', code: '' });
-    await this.audit(orgId, registration.id, 'enrol', caller, 'ok', undefined, `certificate ${issued.serial}`);
-    this.log.info({ orgId, registrationId: registration.id, deviceId: issued.device_id, serial: issued.serial, transport: caller.transport }, 'device enrolled');
-    return issued;
-  }
-
-  /** The device (made on first enrolment, with its channels and groups), its certificate, the registration enrolled. */
-  private async issue(orgId: string, registration: Registration, spki: Uint8Array, fingerprint: string, requestHash: string): Promise<Enrolled> {
-    let deviceId = registration.device_id;
-    if (!deviceId) {
-      const device = await this.devices.create(orgId, { name: registration.model ? `${registration.model} ${registration.serial}` : registration.serial, metadata: { serial: registration.serial, ...(registration.model ? { model: registration.model } : {}) } });
-      deviceId = device.id;
-      if (registration.channel_ids.length > 0) await this.connections.connect(orgId, { device_ids: [deviceId], channel_ids: registration.channel_ids, types: ['publish', 'subscribe'] });
-      for (const g of registration.group_ids) await this.groups.addDevices(orgId, g, [deviceId]).catch(() => undefined); // a group deleted since is skipped
-    }
+    // the device (made on first enrolment, with its channels and groups) and its certificate, all written at once
+    const now = this.clock.now();
+    const deviceId = registration.device_id ?? uuidv7(now);
     const [issuer, root] = await Promise.all([this.issuing(orgId), this.root()]);
-    const cert = await issueDeviceCertificate(issuer, spki, { orgId, deviceId, validityDays: this.options.certificateDays, now: new Date(this.clock.now()) });
-    const now = iso(this.clock.now());
-    await this.store.insertCertificate({
-      serial: cert.serial,
-      org_id: orgId,
-      device_id: deviceId,
-      registration_id: registration.id,
-      fingerprint: cert.fingerprint,
-      key_fingerprint: fingerprint,
-      request_hash: requestHash,
-      certificate: cert.pem,
-      not_before: cert.notBefore.toISOString(),
-      not_after: cert.notAfter.toISOString(),
-      status: 'active',
-      revoked_at: null,
-      revocation_reason: null,
-      created_at: now,
+    const cert = await issueDeviceCertificate(issuer, csr.spki, { orgId, deviceId, validityDays: this.options.certificateDays, now: new Date(now) });
+    const committed = await this.store.commitEnrolment({
+      ...(registration.device_id
+        ? {}
+        : {
+            device: {
+              id: deviceId,
+              org_id: orgId,
+              name: registration.model ? `${registration.model} ${registration.serial}` : registration.serial,
+              tags: [],
+              metadata: { serial: registration.serial, ...(registration.model ? { model: registration.model } : {}) },
+              status: 'enabled',
+              // a secret nobody knows: the device proves itself with its certificate
+              secret_hash: this.keys.hashDeviceSecret(randomToken(32)),
+              created_at: iso(now),
+              updated_at: iso(now),
+            },
+          }),
+      channelIds: registration.channel_ids,
+      groupIds: registration.group_ids,
+      certificate: {
+        serial: cert.serial,
+        org_id: orgId,
+        device_id: deviceId,
+        registration_id: registration.id,
+        fingerprint: cert.fingerprint,
+        key_fingerprint: csr.fingerprint,
+        request_hash: requestHash,
+        certificate: cert.pem,
+        not_before: cert.notBefore.toISOString(),
+        not_after: cert.notAfter.toISOString(),
+        status: 'active',
+        revoked_at: null,
+        revocation_reason: null,
+        created_at: iso(now),
+      },
+      registration: { id: registration.id, set: { state: 'enrolled', device_id: deviceId, key_fingerprint: csr.fingerprint, enrolled_at: iso(now), updated_at: iso(now) } },
+      ...(token ? { token: { id: token.id } } : {}),
+      event: this.event(orgId, registration.id, 'enrol', caller, 'ok', undefined, `certificate ${cert.serial}`),
     });
-    await this.store.moveRegistration(orgId, registration.id, ['pending', 'enrolled'], { state: 'enrolled', device_id: deviceId, key_fingerprint: fingerprint, enrolled_at: now, updated_at: now });
+    if (!committed) return refuse('enrolment.token_used', 'The enrolment token was used by another enrolment at the same time');
     this.access.invalidateDevice(deviceId);
+    this.metrics?.enrolments.inc({ outcome: 'issued', code: '' });
+    this.log.info({ orgId, registrationId: registration.id, deviceId, serial: cert.serial, transport: caller.transport }, 'device enrolled');
     return {
       certificate: cert.pem,
       chain: [issuer.certificatePem, root.certificatePem],
@@ -473,8 +479,12 @@ export class IdentityService {
     return this.store.listEvents(orgId, q);
   }
 
+  private event(orgId: string | null, registrationId: string | undefined, action: string, caller: Caller, outcome: 'ok' | 'refused', code: string | undefined, detail: string) {
+    return { id: uuidv7(this.clock.now()), org_id: orgId, registration_id: registrationId ?? null, action, outcome, code: code ?? null, detail: detail.slice(0, 500), actor: caller.actor, remote: caller.remote ?? null, created_at: iso(this.clock.now()) };
+  }
+
   private async audit(orgId: string | null, registrationId: string | undefined, action: string, caller: Caller, outcome: 'ok' | 'refused', code: string | undefined, detail: string): Promise<void> {
-    await this.store.addEvent({ id: uuidv7(this.clock.now()), org_id: orgId, registration_id: registrationId ?? null, action, outcome, code: code ?? null, detail: detail.slice(0, 500), actor: caller.actor, remote: caller.remote ?? null, created_at: iso(this.clock.now()) });
+    await this.store.addEvent(this.event(orgId, registrationId, action, caller, outcome, code, detail));
   }
 }
 

@@ -279,10 +279,12 @@ export class Connection {
     this.abort();
   }
 
-  /** Closes a connection that was never accepted and has nothing to read from us: destroyed at once, without the lingering close. */
+  /** Closes a connection that was never accepted and has nothing to read from us: over TCP and TLS destroyed at once, without the lingering close. */
   abort(): void {
     this.close();
-    this.stream.destroy();
+    // over WebSocket the close frame goes out (a client sees why, not an abnormal 1006) and ws
+    // bounds what it still reads (its frame size limit, its closing handshake's timeout)
+    if (this.meta.transport !== 'ws') this.stream.destroy();
   }
 
   /** The CONNECT was accepted (CONNACK sent): the deadline stops, reading goes on, and the broker counts it as a connection. */
