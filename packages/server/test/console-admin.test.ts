@@ -3,21 +3,17 @@
 // from the top bar, creates a personal access token for one organization with one action (shown
 // once), uses it against the API with fetch, and revokes it (the API then refuses it). The page is
 // checked with axe-core and its screenshot written to docs/images/console-account.png.
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Browser } from 'playwright-core';
-import { call, cleanupCli, cliEnv, dataFolder, login, startCli, type Server } from './helpers/cli.js';
-import { buildConsole, checkPage, consoleTestsAvailable as available, launchChromium, openPage, signIn } from './helpers/console.js';
+import { call, cliEnv, dataFolder, login, startCli, type Server } from './helpers/cli.js';
+import { buildConsole, checkPage, consoleTestsAvailable as available, launchChromium, openPage, signIn, closedAfterTests } from './helpers/console.js';
 
 const admin = { email: 'admin@example.org', password: 'console-admin-password' };
 
 let server: Server | undefined;
 let browser: Browser | undefined;
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-  await cleanupCli();
-});
+closedAfterTests(() => ({ browser, server }));
 
 test('a personal access token made on the account page works against the API until it is revoked', { skip: available === true ? false : available, timeout: 60_000 }, async () => {
   buildConsole();

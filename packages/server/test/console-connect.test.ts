@@ -4,23 +4,19 @@
 // rotated from the page is filled in; the copied curl and mosquitto_pub commands, run as they are,
 // publish, and the page shows the first message as it arrives. A device without channels is told so; a viewer sees no rotate button;
 // a phone-sized screen does not scroll sideways.
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import type { Browser } from 'playwright-core';
-import { announcedPort, call, cleanupCli, cliEnv, dataFolder, login, startCli, type Server } from './helpers/cli.js';
-import { buildConsole, checkPage, consoleTestsAvailable as available, launchChromium, openPage, signIn } from './helpers/console.js';
+import { announcedPort, call, cliEnv, dataFolder, login, startCli, type Server } from './helpers/cli.js';
+import { buildConsole, checkPage, consoleTestsAvailable as available, launchChromium, openPage, signIn, closedAfterTests } from './helpers/console.js';
 
 const admin = { email: 'admin@example.org', password: 'console-connect-password' };
 const viewer = { email: 'viewer@example.org', password: 'console-connect-viewer' };
 
 let server: Server | undefined;
 let browser: Browser | undefined;
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-  await cleanupCli();
-});
+closedAfterTests(() => ({ browser, server }));
 
 test('an operator connects a device from the console: real commands, a rotated secret filled in, the first message shown; a viewer cannot rotate', { skip: available === true ? false : available, timeout: 120_000 }, async () => {
   buildConsole();

@@ -6,12 +6,12 @@
 // JSON channel's documents; and views and deletes dead letters (set aside through the writer's own
 // repository, as the writer does with a message it cannot store). A viewer sees no dead letter and
 // no delete control. Each page is checked with axe-core and its screenshot written to docs/images/.
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import type { Browser, Page } from 'playwright-core';
-import { call, cleanupCli, cliEnv, cliFleet, dataFolder, login, startCli, type Server } from './helpers/cli.js';
-import { buildConsole, checkPage, consoleTestsAvailable as available, launchChromium, openPage, signIn } from './helpers/console.js';
+import { call, cliEnv, cliFleet, dataFolder, login, startCli, type Server } from './helpers/cli.js';
+import { buildConsole, checkPage, consoleTestsAvailable as available, launchChromium, openPage, signIn, closedAfterTests } from './helpers/console.js';
 import { Database, sqliteUrlFor } from '../src/db/index.js';
 import { DeadLetterRepository } from '../src/storage/dead-letters.js';
 import { uuidv7 } from '../src/core/ids.js';
@@ -21,11 +21,7 @@ const viewer = { email: 'viewer@example.org', password: 'console-data-viewer' };
 
 let server: Server | undefined;
 let browser: Browser | undefined;
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-  await cleanupCli();
-});
+closedAfterTests(() => ({ browser, server }));
 
 /** Records the page's Content-Security-Policy violations (a blocked style or script), from its first script on. */
 async function watchCsp(page: Page): Promise<() => Promise<string[]>> {

@@ -5,24 +5,20 @@
 // whose bad row is shown before anything is sent, then the secrets downloaded as CSV, devices
 // named with a prefix, a group made and filled from the list, a device connected to a channel from its page and proved with the real mosquitto_pub;
 // a viewer sees no checkboxes or actions, and a phone-sized screen does not scroll sideways.
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import type { Browser } from 'playwright-core';
-import { announcedPort, call, cleanupCli, cliEnv, dataFolder, login, startCli, type Server } from './helpers/cli.js';
-import { buildConsole, checkPage, consoleTestsAvailable as available, launchChromium, mosquittoPub, openPage, signIn } from './helpers/console.js';
+import { announcedPort, call, cliEnv, dataFolder, login, startCli, type Server } from './helpers/cli.js';
+import { buildConsole, checkPage, consoleTestsAvailable as available, launchChromium, mosquittoPub, openPage, signIn, closedAfterTests } from './helpers/console.js';
 
 const admin = { email: 'admin@example.org', password: 'console-fleet-password' };
 const viewer = { email: 'viewer@example.org', password: 'console-fleet-viewer' };
 
 let server: Server | undefined;
 let browser: Browser | undefined;
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-  await cleanupCli();
-});
+closedAfterTests(() => ({ browser, server }));
 
 interface DeviceList {
   total: number;

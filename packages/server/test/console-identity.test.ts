@@ -7,11 +7,11 @@
 // expiring within 30 days), a refused attempt in the failed-attempts table, a suspend and a resume,
 // the certificate revoked with a reason; a viewer sees the pages without any control that changes
 // them. Certificates are 20 days long here, so that the inventory's "within 30 days" mark shows.
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Browser, Page } from 'playwright-core';
-import { call, cleanupCli, cliEnv, dataFolder, login, startCli, type Server } from './helpers/cli.js';
-import { accessibilityViolations, buildConsole, checkPage, consoleTestsAvailable as available, launchChromium, openPage, signIn } from './helpers/console.js';
+import { call, cliEnv, dataFolder, login, startCli, type Server } from './helpers/cli.js';
+import { accessibilityViolations, buildConsole, checkPage, consoleTestsAvailable as available, launchChromium, openPage, signIn, closedAfterTests } from './helpers/console.js';
 import { deviceRequest } from './helpers/tls.js';
 
 const admin = { email: 'admin@example.org', password: 'console-identity-password' };
@@ -19,11 +19,7 @@ const viewer = { email: 'viewer@example.org', password: 'console-identity-viewer
 
 let server: Server | undefined;
 let browser: Browser | undefined;
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-  await cleanupCli();
-});
+closedAfterTests(() => ({ browser, server }));
 
 interface Registration {
   id: string;

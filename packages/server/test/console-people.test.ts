@@ -9,11 +9,11 @@
 // told they may not see it. Each page is checked with axe-core and its screenshot written to
 // docs/images/console-{members,invitations,users}.png; a phone-sized screen does not scroll the
 // members page sideways.
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Browser, Page } from 'playwright-core';
-import { call, cleanupCli, cliEnv, dataFolder, login, startCli, type Server } from './helpers/cli.js';
-import { buildConsole, checkPage, consoleTestsAvailable as available, launchChromium, openPage, signIn } from './helpers/console.js';
+import { call, cliEnv, dataFolder, login, startCli, type Server } from './helpers/cli.js';
+import { buildConsole, checkPage, consoleTestsAvailable as available, launchChromium, openPage, signIn, closedAfterTests } from './helpers/console.js';
 
 const admin = { email: 'admin@example.org', password: 'console-people-admin' };
 const owner = { email: 'olive@example.org', password: 'console-people-owner' };
@@ -21,11 +21,7 @@ const invitee = { email: 'ivan@example.org', password: 'console-people-invitee' 
 
 let server: Server | undefined;
 let browser: Browser | undefined;
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-  await cleanupCli();
-});
+closedAfterTests(() => ({ browser, server }));
 
 interface Members {
   members: { email: string; role: string }[];

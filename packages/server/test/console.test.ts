@@ -6,23 +6,19 @@
 // rotates the secret (the old one refused); its session ended elsewhere sends it to sign-in and
 // back; then it signs out, and a viewer signs in and finds no edit controls. Each page is checked
 // with axe-core and its screenshot written to docs/images/ (shown in docs/console.md).
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import type { Browser } from 'playwright-core';
-import { announcedPort, call, cleanupCli, cliEnv, dataFolder, login, startCli, type Server } from './helpers/cli.js';
-import { buildConsole, checkPage, consoleTestsAvailable as available, launchChromium, mosquittoPub, openPage, signIn } from './helpers/console.js';
+import { announcedPort, call, cliEnv, dataFolder, login, startCli, type Server } from './helpers/cli.js';
+import { buildConsole, checkPage, consoleTestsAvailable as available, launchChromium, mosquittoPub, openPage, signIn, closedAfterTests } from './helpers/console.js';
 
 const admin = { email: 'admin@example.org', password: 'console-admin-password' };
 const viewer = { email: 'viewer@example.org', password: 'console-viewer-password' };
 
 let server: Server | undefined;
 let browser: Browser | undefined;
-after(async () => {
-  await browser?.close();
-  await server?.stop();
-  await cleanupCli();
-});
+closedAfterTests(() => ({ browser, server }));
 
 test('an admin runs a fleet from the console and sees a message arrive live; a viewer sees no edit controls', { skip: available === true ? false : available, timeout: 180_000 }, async () => {
   buildConsole();

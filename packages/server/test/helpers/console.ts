@@ -12,7 +12,8 @@ import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { AxeBuilder } from '@axe-core/playwright';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
-import { root } from './cli.js';
+import { after } from 'node:test';
+import { cleanupCli, root, type Server } from './cli.js';
 import { programsAvailable } from './services.js';
 
 export const chromiumPath = process.env.FLEETWIRE_TEST_CHROMIUM ?? '/usr/bin/chromium';
@@ -88,4 +89,17 @@ export async function checkPage(page: Page, name: string): Promise<void> {
   const file = join(images, `console-${name}.png`);
   await page.screenshot({ path: file, fullPage: true });
   assert.ok(statSync(file).size > 10_000, `${name}: the screenshot is ${statSync(file).size} bytes, a blank page would be smaller`);
+}
+
+/**
+ * The end of a console test file: closes the browser and the server its tests started (read when
+ * the file is done) and whatever else cleanupCli tracks. Call it once, at the top of the file.
+ */
+export function closedAfterTests(held: () => { browser: Browser | undefined; server: Server | undefined }): void {
+  after(async () => {
+    const { browser, server } = held();
+    await browser?.close();
+    await server?.stop();
+    await cleanupCli();
+  });
 }
