@@ -16,6 +16,7 @@ import { OrgRepository, OrgService } from './orgs/index.js';
 import { DeviceRepository, DeviceService } from './devices/index.js';
 import { IdentityService, IdentityStore, trustTopic } from './identity/index.js';
 import { IdentityMetrics } from './identity/metrics.js';
+import { DeviceTrustCache } from './identity/trust.js';
 import { ChannelRepository, ChannelService } from './channels/index.js';
 import { GroupRepository, GroupService } from './groups/index.js';
 import { ConnectionRepository, ConnectionService } from './connections/index.js';
@@ -44,6 +45,8 @@ export interface Platform {
   orgs: OrgService;
   devices: DeviceService;
   identity: IdentityService;
+  /** The CAs the TLS listeners trust for device certificates (identity/trust.ts). */
+  trust: DeviceTrustCache;
   channels: ChannelService;
   groups: GroupService;
   connections: ConnectionService;
@@ -165,6 +168,8 @@ export async function createPlatform(config: Config, deps: PlatformDeps): Promis
     // every node's MQTT TLS listener trusts an issuing CA once it is made (mqtt/index.ts)
     identity.onTrustChange(() => bus.broadcast(trustTopic, ''));
     await identity.root();
+    const trust = new DeviceTrustCache(identity, bus, log);
+    await trust.load();
     const messagingMetrics = new MessagingMetrics(metrics, bus);
     const writerStore = await storeFor(config, url, deps.db === undefined, db, log, deps.writer !== false);
     // the writer reuses the service's parse only when it gets the very envelope object: same thread, in-process bus
@@ -184,11 +189,12 @@ export async function createPlatform(config: Config, deps: PlatformDeps): Promis
     consumers.attach(writerConsumer, writer);
     if (deps.writer !== false) await consumers.start();
     return {
-      config, db, clock, log, keys, users, auth, orgs, devices, channels, groups, connections, identity, authorizer, accessChanges: invalidation, sessions,
+      config, db, clock, log, keys, users, auth, orgs, devices, channels, groups, connections, identity, trust, authorizer, accessChanges: invalidation, sessions,
       bus, messaging, consumers, readers: new MessageReaders(db), writer, deadLetters, metrics, messagingMetrics,
       close: async () => {
         await consumers.stop();
         invalidation.stop();
+        trust.stop();
         sessions.stop();
         if (!deps.bus) await bus.close();
         if (!deps.db) await db.close();

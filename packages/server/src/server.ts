@@ -8,7 +8,7 @@ import { systemClock, type Clock } from './core/clock.js';
 import { createLogger, type Logger } from './core/logger.js';
 import { version } from './core/version.js';
 import { createPlatform, type Platform } from './platform.js';
-import { buildApp, type App } from './http/app.js';
+import { buildApp, httpsContext, type App } from './http/app.js';
 import type { ListeningPorts } from './http/routes/endpoints.js';
 import { createMqtt, listenMqtt, secureContextOptions, type DeviceTrust, type MqttServers } from './mqtt/index.js';
 import { parseAcl } from './mqtt/acl.js';
@@ -41,9 +41,9 @@ export interface ReloadReport {
   failed: { setting: string; error: string }[];
 }
 
-/** The HTTP listener's certificate and key, read from their files. */
-function httpsOptions(config: Config): SecureContextOptions {
-  return { key: readFileSync(config.httpTlsKey), cert: readFileSync(config.httpTlsCert) };
+/** The HTTP listener's certificate and key, read from their files, and the CAs of device certificates. */
+function httpsOptions(config: Config, trust?: DeviceTrust): SecureContextOptions {
+  return trust ? httpsContext(config, trust) : { key: readFileSync(config.httpTlsKey), cert: readFileSync(config.httpTlsCert) };
 }
 
 function mqttTlsOptions(config: Config, trust?: DeviceTrust): SecureContextOptions {
@@ -160,7 +160,7 @@ function reloader(config: Config, log: Logger, tlsListeners: { https: TlsServer 
         log.error({ setting, err: causeText(e) }, 'reload: the new TLS certificate does not load; the listener keeps the one it has');
       }
     };
-    swap(tlsListeners.https, 'FLEETWIRE_HTTP_TLS_CERT', Boolean(next.httpTlsCert), httpTlsFiles(next), () => httpsOptions(next), ['httpTlsCert', 'httpTlsKey']);
+    swap(tlsListeners.https, 'FLEETWIRE_HTTP_TLS_CERT', Boolean(next.httpTlsCert), httpTlsFiles(next), () => httpsOptions(next, tlsListeners.trust?.()), ['httpTlsCert', 'httpTlsKey']);
     swap(tlsListeners.mqtts, 'FLEETWIRE_MQTT_TLS_CERT', Boolean(next.mqttTlsCert) && next.mqttsPort >= 0, mqttTlsFiles(next), () => mqttTlsOptions(next, tlsListeners.trust?.()), ['mqttTlsCert', 'mqttTlsKey', 'mqttTlsCa']);
 
     // The log level: the report is written at the more verbose of the old and new levels, so that it shows either way.

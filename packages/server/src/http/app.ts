@@ -2,6 +2,9 @@ import { readFileSync } from 'node:fs';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import type { Platform } from '../platform.js';
+import type { SecureContextOptions, Server as TlsServer } from 'node:tls';
+import type { Config } from '../core/config.js';
+import type { DeviceTrust } from '../identity/trust.js';
 import { requestChildLogger, type Logger } from '../core/logger.js';
 import type { ChildLoggerOptions } from 'pino';
 import { clientError, frameworkError, installProblemHandlers } from './problem.js';
@@ -30,6 +33,11 @@ import { chooseMqttSubprotocol, mqttOverWebSocket, type Broker } from '../mqtt/i
 
 export type App = FastifyInstance;
 
+/** The HTTPS listener's certificate and key (read from their files) and the CAs of device certificates. */
+export function httpsContext(config: Config, trust: DeviceTrust): SecureContextOptions {
+  return { key: readFileSync(config.httpTlsKey), cert: readFileSync(config.httpTlsCert), ca: trust.certificates };
+}
+
 const requestIdPattern = /^[A-Za-z0-9._-]{1,64}$/;
 
 /** Builds the HTTP app over the platform's services. Does not listen: call `listen` (or `inject` in tests). */
@@ -44,7 +52,8 @@ export interface AppOptions {
 
 export async function buildApp(platform: Platform, options: AppOptions = {}): Promise<App> {
   const { config } = platform;
-  const https = config.httpTlsCert ? { key: readFileSync(config.httpTlsKey), cert: readFileSync(config.httpTlsCert) } : null;
+  // over HTTPS a device may present its platform certificate instead of a secret (docs/identity.md)
+  const https = config.httpTlsCert ? { ...httpsContext(config, platform.trust.current()), requestCert: true, rejectUnauthorized: false } : null;
   const app = Fastify({
     loggerInstance: platform.log as FastifyBaseLogger,
     childLoggerFactory: (logger, bindings, options) => requestChildLogger(logger as Logger, bindings, options as ChildLoggerOptions) as FastifyBaseLogger,
@@ -69,6 +78,16 @@ export async function buildApp(platform: Platform, options: AppOptions = {}): Pr
     reply.header('x-request-id', req.id);
     done();
   });
+  if (https) {
+    const stopTrust = platform.trust.onChange((t) => {
+      try {
+        (app.server as unknown as TlsServer).setSecureContext(httpsContext(config, t));
+      } catch (e) {
+        platform.log.error({ err: e }, 'the HTTPS listener could not take the new issuing CA; it keeps those it has');
+      }
+    });
+    app.addHook('onClose', async () => stopTrust());
+  }
   app.addSchema(Problem);
   installProblemHandlers(app);
   installAuth(app, platform);

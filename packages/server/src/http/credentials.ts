@@ -1,14 +1,26 @@
 import { AppError } from '../core/errors.js';
 import type { AuthService } from '../auth/service.js';
 import type { Client } from '../messaging/service.js';
+import type { FastifyRequest } from 'fastify';
+import type { TLSSocket } from 'node:tls';
+import { platformCertificate, type DeviceTrust } from '../identity/trust.js';
+
+/** The platform certificate a client presented over HTTPS, if any (docs/identity.md). */
+export function certificateOf(req: FastifyRequest, trust: DeviceTrust): { deviceId: string; serial: string } | undefined {
+  const socket = req.raw.socket as TLSSocket;
+  if (!socket.encrypted || !socket.authorized) return undefined;
+  return platformCertificate(socket.getPeerCertificate(true), trust);
+}
 
 /**
- * Reads the client from an HTTP-style Authorization value: `Device <secret>`, `Thing <secret>`
+ * Reads the client from an HTTP-style Authorization value (or, without one, a platform certificate): `Device <secret>`, `Thing <secret>`
  * (Mainflux clients), `Basic base64(<device id>:<secret>)`, or `Bearer <user token>`. A bare value
  * is taken as a device secret (the `?authorization=` query form of WebSocket clients).
  */
-export async function clientFromAuthorization(value: string | undefined, auth: AuthService): Promise<Client> {
+export async function clientFromAuthorization(value: string | undefined, auth: AuthService, certificate?: { deviceId: string; serial: string }): Promise<Client> {
   const v = value?.trim();
+  // no Authorization over HTTPS with a certificate the platform issued: the device it names
+  if (!v && certificate) return { kind: 'device', credential: { kind: 'certificate', deviceId: certificate.deviceId, serial: certificate.serial } };
   if (!v) throw new AppError('auth.required', 'Send device credentials (Authorization: Device <secret>) or a user token (Authorization: Bearer <token>)');
   const space = v.indexOf(' ');
   const scheme = space < 0 ? '' : v.slice(0, space).toLowerCase();

@@ -8,7 +8,6 @@ import type { Server as TlsServer } from 'node:tls';
 import { ConfigError, type Config } from '../core/config.js';
 import { connectionBudget, openFileLimit } from '../core/descriptors.js';
 import type { Platform } from '../platform.js';
-import { trustTopic } from '../identity/index.js';
 import { Broker, type BrokerOptions } from './broker.js';
 import { fleetwirePolicy } from './fleetwire-policy.js';
 import { openPolicy } from './open-policy.js';
@@ -78,10 +77,6 @@ export function createMqtt(platform: Platform): { broker: Broker; openBroker: Br
   return { broker, openBroker };
 }
 
-async function loadTrust(platform: Platform): Promise<DeviceTrust> {
-  return { certificates: await platform.identity.trustedCertificates(), issuers: await platform.identity.issuingFingerprints() };
-}
-
 /** Starts the configured MQTT listeners. */
 export async function listenMqtt(platform: Platform, brokers: { broker: Broker; openBroker: Broker | undefined }): Promise<MqttServers> {
   const { config, log } = platform;
@@ -89,7 +84,6 @@ export async function listenMqtt(platform: Platform, brokers: { broker: Broker; 
   const addresses: MqttServers['addresses'] = {};
   const port = (s: Server) => (s.address() as AddressInfo).port;
   let tlsServer: TlsServer | undefined;
-  let trust: DeviceTrust = { certificates: [], issuers: new Set() };
   let stopTrust = () => {};
   let starting = 'FLEETWIRE_MQTT_PORT'; // the setting of the listener being started, for the error
   await brokers.broker.start(); // persistent sessions resume feeding before clients come
@@ -103,18 +97,16 @@ export async function listenMqtt(platform: Platform, brokers: { broker: Broker; 
     if (config.mqttTlsCert && config.mqttsPort >= 0) {
       starting = 'FLEETWIRE_MQTTS_PORT';
       const files = { cert: config.mqttTlsCert, key: config.mqttTlsKey, ...(config.mqttTlsCa ? { ca: config.mqttTlsCa } : {}) };
-      trust = await loadTrust(platform);
-      const s = await listenTls(brokers.broker, config.host, config.mqttsPort, files, () => trust);
+      const s = await listenTls(brokers.broker, config.host, config.mqttsPort, files, () => platform.trust.current());
       // a new organization's issuing CA, made on any node: trusted from then on (the listener's own files read again)
-      stopTrust = platform.bus.onBroadcast(trustTopic, () => {
-        void loadTrust(platform)
-          .then((t) => {
-            trust = t;
-            s.setSecureContext(secureContextOptions(files, t));
-            log.info({ issuers: t.issuers.size }, 'MQTT over TLS trusts a new issuing CA');
-          })
-          .catch((e: unknown) => log.error({ err: e }, 'could not load the issuing CAs for the MQTT TLS listener; it keeps those it has'));
-      }).unsubscribe;
+      stopTrust = platform.trust.onChange((t) => {
+        try {
+          s.setSecureContext(secureContextOptions(files, t));
+          log.info({ issuers: t.issuers.size }, 'MQTT over TLS trusts a new issuing CA');
+        } catch (e) {
+          log.error({ err: e }, 'the MQTT TLS listener could not take the new issuing CA; it keeps those it has');
+        }
+      });
       servers.push(s);
       tlsServer = s;
       addresses.mqtts = port(s);
@@ -137,7 +129,7 @@ export async function listenMqtt(platform: Platform, brokers: { broker: Broker; 
     ...brokers,
     addresses,
     tls: tlsServer,
-    trust: () => trust,
+    trust: () => platform.trust.current(),
     async close() {
       stopTrust();
       await brokers.broker.close();

@@ -5,7 +5,7 @@ import { Type } from 'typebox';
 import { AppError, isAppError } from '../../core/errors.js';
 import type { Platform } from '../../platform.js';
 import { problems } from '../schemas.js';
-import { clientFromAuthorization } from '../credentials.js';
+import { certificateOf, clientFromAuthorization } from '../credentials.js';
 import { channelAddressOf } from '../address.js';
 import type { Envelope } from '../../messaging/envelope.js';
 import type { Client, Granted } from '../../messaging/service.js';
@@ -134,7 +134,7 @@ export function wsRoutes(app: FastifyInstance, platform: Platform): void {
   const authorize = async (req: FastifyRequest) => {
     const address = channelAddressOf(req, { ws: true });
     const query = req.query as { authorization?: string; envelope?: boolean; content_type?: string };
-    const client = await clientFromAuthorization(req.headers.authorization ?? query.authorization, platform.auth);
+    const client = await clientFromAuthorization(req.headers.authorization ?? query.authorization, platform.auth, certificateOf(req, platform.trust.current()));
     const sub = normaliseSubtopic(address.subtopic, true);
     if (!sub.ok) throw new AppError('message.invalid_subtopic', sub.error);
     let canSubscribe: Granted | undefined;

@@ -8,7 +8,7 @@ import { parseDuration } from '../../core/config.js';
 import type { Platform } from '../../platform.js';
 import { Offset, StringEnum, problems } from '../schemas.js';
 import { InvalidCursorError, type Aggregation, type MessageFilter, type MessageRecord, type Page } from '../../storage/readers.js';
-import { clientFromAuthorization } from '../credentials.js';
+import { certificateOf, clientFromAuthorization } from '../credentials.js';
 import type { Client, Granted } from '../../messaging/service.js';
 import { normaliseSubtopic, type ChannelMessages } from '../../core/address.js';
 import { channelAddressOf } from '../address.js';
@@ -116,7 +116,7 @@ export function publishLogLevel(level: string): LevelWithSilent {
 export function messageRoutes(fastify: FastifyInstance, platform: Platform): void {
   const { messaging, readers, messagingMetrics: metrics } = platform;
 
-  const clientOf = (req: FastifyRequest): Promise<Client> => clientFromAuthorization(req.headers.authorization, platform.auth);
+  const clientOf = (req: FastifyRequest): Promise<Client> => clientFromAuthorization(req.headers.authorization, platform.auth, certificateOf(req, platform.trust.current()));
 
   // Publishing takes any body as bytes: its own scope, so the management API keeps its JSON parser.
   void fastify.register(async (scope) => {

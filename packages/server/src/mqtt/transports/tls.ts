@@ -1,6 +1,9 @@
 import { readFileSync } from 'node:fs';
 import tls from 'node:tls';
 import type { Broker } from '../broker.js';
+import { platformCertificate, type DeviceTrust } from '../../identity/trust.js';
+
+export type { DeviceTrust } from '../../identity/trust.js';
 
 export interface TlsFiles {
   cert: string;
@@ -9,26 +12,11 @@ export interface TlsFiles {
   ca?: string;
 }
 
-/**
- * The platform's own CAs for device certificates (docs/identity.md): the root and every
- * organization's issuing CA, which the listener trusts beside any FLEETWIRE_MQTT_TLS_CA, and the
- * fingerprints that tell a certificate the platform issued (mapped by its serial) from one of an
- * operator's CA (mapped by its CN).
- */
-export interface DeviceTrust {
-  /** PEM certificates. */
-  certificates: string[];
-  /** SHA-256 fingerprints of the issuing CAs, lowercase hex. */
-  issuers: ReadonlySet<string>;
-}
-
 /** The listener's certificate, key and CA read from their files: at start, and again on SIGHUP (`setSecureContext`); the platform's CAs beside them. */
 export function secureContextOptions(files: TlsFiles, trust?: DeviceTrust): tls.SecureContextOptions {
   const ca = [...(files.ca ? [readFileSync(files.ca, 'utf8')] : []), ...(trust?.certificates ?? [])];
   return { cert: readFileSync(files.cert), key: readFileSync(files.key), ...(ca.length > 0 ? { ca } : {}), minVersion: 'TLSv1.2' };
 }
-
-const hexOf = (fingerprint: string) => fingerprint.replace(/:/g, '').toLowerCase();
 
 /**
  * MQTT over TLS. Clients may present a certificate; one the trusted CAs verify identifies the
@@ -51,11 +39,7 @@ export function listenTls(broker: Broker, host: string, port: number, files: Tls
         const peer = socket.getPeerCertificate(true);
         const cn = peer?.subject?.CN;
         certificateCn = Array.isArray(cn) ? cn[0] : cn;
-        const issuer = peer?.issuerCertificate;
-        if (trust && issuer && issuer !== peer && trust().issuers.has(hexOf(issuer.fingerprint256))) {
-          // the platform's serials are 32 hex digits; Node drops leading zeros
-          certificateSerial = peer.serialNumber.toLowerCase().padStart(32, '0');
-        }
+        if (trust) certificateSerial = platformCertificate(peer, trust())?.serial;
       }
       broker.handle(socket, {
         transport: 'tls',
