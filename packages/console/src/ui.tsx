@@ -97,3 +97,11 @@ export function useDeviceNames(orgId: string, ids: string[]): Map<string, string
   }, [orgId, key]);
   return names.data ?? new Map();
 }
+
+/** A page's view as a query string: the fields that are set, in the order given (an empty string, 0, false or undefined is left out); `?…`, or '' when none is. */
+export function searchOf(fields: Record<string, string | number | boolean | undefined>): string {
+  const q = new URLSearchParams();
+  for (const [key, value] of Object.entries(fields)) if (value !== undefined && value !== '' && value !== 0 && value !== false) q.set(key, String(value));
+  const s = q.toString();
+  return s ? `?${s}` : '';
+}

@@ -8,7 +8,7 @@ import { Link, useLocation, useSearch } from 'wouter';
 import { api, problemText } from '../api/client';
 import type { RevocationReason } from '../api/types';
 import { useOrg } from '../app';
-import { ErrorNote, formatTime, useDeviceNames, useLoad, useTitle } from '../ui';
+import { ErrorNote, formatTime, useDeviceNames, useLoad, useTitle, searchOf } from '../ui';
 import { Pager, pageSize } from './pager';
 import { NotAfter } from './device-certificates';
 import { dayMs, soonDays } from './expiry';
@@ -35,13 +35,7 @@ function readView(search: string): View {
 }
 
 function viewSearch(v: View): string {
-  const q = new URLSearchParams();
-  if (v.status) q.set('status', v.status);
-  if (v.expiring) q.set('expiring', '30d');
-  if (v.device) q.set('device', v.device);
-  if (v.offset) q.set('offset', String(v.offset));
-  const s = q.toString();
-  return s ? `?${s}` : '';
+  return searchOf({ status: v.status, expiring: v.expiring ? '30d' : undefined, device: v.device, offset: v.offset });
 }
 
 export function Certificates() {

@@ -7,7 +7,7 @@ import { Link, useLocation, useSearch } from 'wouter';
 import { api, problemText } from '../api/client';
 import type { Device, DeviceSort } from '../api/types';
 import { useOrg } from '../app';
-import { ConnectionTypeChoices, ErrorNote, SecretOnce, formatTime, useLoad, useTitle } from '../ui';
+import { ConnectionTypeChoices, ErrorNote, SecretOnce, formatTime, useLoad, useTitle, searchOf } from '../ui';
 
 const pageSize = 20;
 const sorts: Record<DeviceSort, string> = { name: 'Name', created_at: 'Created', updated_at: 'Updated' };
@@ -42,13 +42,7 @@ function readView(search: string): View {
 }
 
 function viewSearch(v: View): string {
-  const q = new URLSearchParams();
-  for (const key of ['name', 'tag', 'metadata', 'status', 'group'] as const) if (v[key]) q.set(key, v[key]);
-  if (v.sort !== 'created_at') q.set('sort', v.sort);
-  if (v.dir !== 'asc') q.set('dir', v.dir);
-  if (v.offset) q.set('offset', String(v.offset));
-  const s = q.toString();
-  return s ? `?${s}` : '';
+  return searchOf({ name: v.name, tag: v.tag, metadata: v.metadata, status: v.status, group: v.group, sort: v.sort !== 'created_at' ? v.sort : undefined, dir: v.dir !== 'asc' ? v.dir : undefined, offset: v.offset });
 }
 
 /**

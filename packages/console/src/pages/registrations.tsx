@@ -10,7 +10,7 @@ import { api, problemText } from '../api/client';
 import type { NewRegistration, Registration, RegistrationState } from '../api/types';
 import { useOrg } from '../app';
 import { registrationsFromCsv, publicKeyOf, type RegistrationRow } from '../registration-csv';
-import { ErrorNote, formatTime, useDeviceNames, useLoad, useTitle } from '../ui';
+import { ErrorNote, formatTime, useDeviceNames, useLoad, useTitle, searchOf } from '../ui';
 import { OutcomeNote } from './devices';
 import { Pager, pageSize } from './pager';
 
@@ -53,12 +53,7 @@ function readView(search: string): View {
 }
 
 function viewSearch(v: View): string {
-  const q = new URLSearchParams();
-  if (v.state) q.set('state', v.state);
-  if (v.serial) q.set('serial', v.serial);
-  if (v.offset) q.set('offset', String(v.offset));
-  const s = q.toString();
-  return s ? `?${s}` : '';
+  return searchOf({ state: v.state, serial: v.serial, offset: v.offset });
 }
 
 export function Registrations() {
