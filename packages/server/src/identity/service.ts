@@ -173,15 +173,11 @@ export class IdentityService {
     });
   }
 
-  /** Certificates a TLS listener trusts for devices: the root and every issuing CA (PEM). */
-  async trustedCertificates(): Promise<string[]> {
+  /** What a TLS listener trusts for devices: the root and every issuing CA (PEM), and the issuing CAs' SHA-256 fingerprints (a certificate signed by one is the platform's). */
+  async trustedCas(): Promise<{ certificates: string[]; issuers: Set<string> }> {
     const root = await this.root();
-    return [root.certificatePem, ...(await this.store.allIssuing()).map((c) => c.certificate)];
-  }
-
-  /** SHA-256 fingerprints of the issuing CAs: a client certificate signed by one of them is the platform's. */
-  async issuingFingerprints(): Promise<Set<string>> {
-    return new Set((await this.store.allIssuing()).map((c) => c.fingerprint));
+    const issuing = await this.store.allIssuing();
+    return { certificates: [root.certificatePem, ...issuing.map((c) => c.certificate)], issuers: new Set(issuing.map((c) => c.fingerprint)) };
   }
 
   /** Calls `listener` whenever a new issuing CA exists (on this node); returns the function that stops it. */

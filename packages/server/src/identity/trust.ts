@@ -49,7 +49,7 @@ export class DeviceTrustCache {
   }
 
   async load(): Promise<DeviceTrust> {
-    this.trust = { certificates: await this.identity.trustedCertificates(), issuers: await this.identity.issuingFingerprints() };
+    this.trust = await this.identity.trustedCas();
     return this.trust;
   }
 
