@@ -68,7 +68,7 @@ async function sighup(server: Server, count: number): Promise<LogLine> {
   server.child.kill('SIGHUP');
   return eventually(() => {
     const lines = linesWith(server, 'settings reloaded');
-    assert.equal(lines.length, count, 'the reload is logged');
+    assert.equal(lines.length, count, `the reload is logged (the last lines: ${server.logs.slice(-6).map((l) => l.msg).join(' | ')})`);
     return lines.at(-1)!;
   }, 15_000);
 }

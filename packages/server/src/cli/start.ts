@@ -7,12 +7,13 @@ import { startServer } from '../server.js';
  * can change without a restart; a setting that does not read keeps everything as it is.
  */
 export async function start(env: NodeJS.ProcessEnv): Promise<void> {
-  // a SIGHUP while starting (Node's default would end the process) is applied once started
+  // Node's default for SIGHUP ends the process without a word; here it reloads. One listener for
+  // the process's whole life: a SIGHUP while starting is applied once started, and none is lost
+  // (removing a signal's last listener drops a signal already caught but not yet handed to it).
+  let reload: (() => void) | undefined;
   let hupWhileStarting = false;
-  const early = () => (hupWhileStarting = true);
-  process.on('SIGHUP', early);
+  process.on('SIGHUP', () => (reload ? reload() : (hupWhileStarting = true)));
   const server = await startServer(loadConfig(env));
-  process.off('SIGHUP', early);
   const log = server.platform.log;
   // A promise nobody handled is a bug in the path of one client or task (a refused frame, a
   // failed subscription). Node's default would end the process, and every device's connection
@@ -30,8 +31,7 @@ export async function start(env: NodeJS.ProcessEnv): Promise<void> {
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
-  // Node's default for SIGHUP ends the process without a word; here it reloads.
-  const reload = () => {
+  reload = () => {
     log.info({ signal: 'SIGHUP' }, 'signal received: reloading the settings');
     let next;
     try {
@@ -42,6 +42,5 @@ export async function start(env: NodeJS.ProcessEnv): Promise<void> {
     }
     server.reload(next);
   };
-  process.on('SIGHUP', reload);
   if (hupWhileStarting) reload();
 }
