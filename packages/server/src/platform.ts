@@ -167,6 +167,8 @@ export async function createPlatform(config: Config, deps: PlatformDeps): Promis
     }, invalidation, new LoginLimiter(db, { maxPerAccount: 0, maxPerAddress: config.enrolmentMaxPerAddress, windowMs: 60_000 }, clock, 'enrolment'), new IdentityMetrics(metrics, identityStore, clock));
     // every node's MQTT TLS listener trusts an issuing CA once it is made (mqtt/index.ts)
     identity.onTrustChange(() => bus.broadcast(trustTopic, ''));
+    // a renewed certificate's first use revokes the one it replaces
+    authorizer.onCertificateSeen = (deviceId, serial) => void identity.certificateUsed(deviceId, serial).catch((e: unknown) => log.error({ err: e, deviceId, serial }, 'could not retire the certificate a renewed one replaces'));
     await identity.root();
     const trust = new DeviceTrustCache(identity, bus, log);
     await trust.load();

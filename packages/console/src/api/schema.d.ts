@@ -1360,6 +1360,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/renew": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Renew a device's certificate
+         * @description Over HTTPS, with the certificate to renew as the TLS client certificate (no Authorization): the handshake proved the device holds its key. The CSR is of the same key or a new P-256 key. The answer is as for POST /enrol. The certificate presented stays valid until the device first connects with the new one; then it is revoked (superseded). Refusals: 401 `renewal.certificate_required` without a platform certificate, 403 `renewal.certificate_inactive` (revoked, expired) or `enrolment.registration_blocked`, and the CSR refusals of POST /enrol.
+         */
+        post: operations["renew"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/pki/orgs/{org}/crl": {
         parameters: {
             query?: never;
@@ -1530,8 +1550,8 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * EST: enrol again with the same key (simplereenroll)
-         * @description RFC 7030 §4.2.2: an enrolled device sends a new certificate request of its key and gets a new certificate; an enrolment token is taken too. Credentials: HTTP Basic whose password is a one-time enrolment token (any username), or none when the key was registered. The answer is the device certificate as a certs-only PKCS#7 in base64 (RFC 7030 §4.2.3); refusals carry the codes of POST /enrol, and a 401 asks for Basic.
+         * EST: renew a certificate, or enrol again with the same key (simplereenroll)
+         * @description RFC 7030 §4.2.2: over HTTPS with its current certificate as TLS client certificate, a renewal (as POST /renew: the new certificate replaces the one presented once the device uses it). Without one, as simpleenroll: an enrolled device sends a new certificate request of its key, or a token. Credentials: HTTP Basic whose password is a one-time enrolment token (any username), or none when the key was registered. The answer is the device certificate as a certs-only PKCS#7 in base64 (RFC 7030 §4.2.3); refusals carry the codes of POST /enrol, and a 401 asks for Basic.
          */
         post: operations["estReenroll"];
         delete?: never;
@@ -1550,8 +1570,8 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * EST: enrol again with the same key (simplereenroll)
-         * @description RFC 7030 §4.2.2: an enrolled device sends a new certificate request of its key and gets a new certificate; an enrolment token is taken too. Credentials: HTTP Basic whose password is a one-time enrolment token (any username), or none when the key was registered. The answer is the device certificate as a certs-only PKCS#7 in base64 (RFC 7030 §4.2.3); refusals carry the codes of POST /enrol, and a 401 asks for Basic. The label is an organization id: a token or registered key of another organization is refused as unknown.
+         * EST: renew a certificate, or enrol again with the same key (simplereenroll)
+         * @description RFC 7030 §4.2.2: over HTTPS with its current certificate as TLS client certificate, a renewal (as POST /renew: the new certificate replaces the one presented once the device uses it). Without one, as simpleenroll: an enrolled device sends a new certificate request of its key, or a token. Credentials: HTTP Basic whose password is a one-time enrolment token (any username), or none when the key was registered. The answer is the device certificate as a certs-only PKCS#7 in base64 (RFC 7030 §4.2.3); refusals carry the codes of POST /enrol, and a 401 asks for Basic. The label is an organization id: a token or registered key of another organization is refused as unknown.
          */
         post: operations["estOrganizationReenroll"];
         delete?: never;
@@ -8010,6 +8030,8 @@ export interface operations {
                             status: "active" | "revoked";
                             revoked_at: string | null;
                             revocation_reason: string | null;
+                            /** @description The certificate this one renewed: it stays active until the device first connects with this one, then it is revoked as superseded */
+                            replaces: string | null;
                             /** Format: date-time */
                             created_at: string;
                         }[];
@@ -8094,6 +8116,8 @@ export interface operations {
                         status: "active" | "revoked";
                         revoked_at: string | null;
                         revocation_reason: string | null;
+                        /** @description The certificate this one renewed: it stays active until the device first connects with this one, then it is revoked as superseded */
+                        replaces: string | null;
                         /** Format: date-time */
                         created_at: string;
                     };
@@ -8175,6 +8199,8 @@ export interface operations {
                         status: "active" | "revoked";
                         revoked_at: string | null;
                         revocation_reason: string | null;
+                        /** @description The certificate this one renewed: it stays active until the device first connects with this one, then it is revoked as superseded */
+                        replaces: string | null;
                         /** Format: date-time */
                         created_at: string;
                     };
@@ -8289,7 +8315,7 @@ export interface operations {
                 limit?: number;
                 outcome?: "ok" | "refused";
                 registration_id?: string;
-                action?: "register" | "token" | "enrol" | "suspend" | "resume" | "reset" | "revoke" | "delete" | "revoke_certificate";
+                action?: "register" | "token" | "enrol" | "renew" | "supersede" | "suspend" | "resume" | "reset" | "revoke" | "delete" | "revoke_certificate";
             };
             header?: never;
             path: {
@@ -8316,7 +8342,7 @@ export interface operations {
                             org_id: string | null;
                             registration_id: string | null;
                             /** @enum {string} */
-                            action: "register" | "token" | "enrol" | "suspend" | "resume" | "reset" | "revoke" | "delete" | "revoke_certificate";
+                            action: "register" | "token" | "enrol" | "renew" | "supersede" | "suspend" | "resume" | "reset" | "revoke" | "delete" | "revoke_certificate";
                             /** @enum {string} */
                             outcome: "ok" | "refused";
                             /** @description For a refusal: the stable error code of the step that failed */
@@ -8384,6 +8410,99 @@ export interface operations {
                     token?: string;
                     /** @description The device serial (printable ASCII, no spaces) */
                     serial?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description PEM */
+                        certificate: string;
+                        /** @description The organization's issuing CA, then the platform root: send the certificate with the first */
+                        chain: string[];
+                        serial: string;
+                        /** Format: date-time */
+                        not_after: string;
+                        /** Format: uuid */
+                        org_id: string;
+                        /** Format: uuid */
+                        device_id: string;
+                        /** Format: uuid */
+                        registration_id: string;
+                        channel_ids: string[];
+                        /** @description PEM */
+                        root_ca: string;
+                        /** @description Where the device connects (as GET /endpoints gives) */
+                        endpoints: {
+                            [key: string]: string;
+                        };
+                    };
+                };
+            };
+            /** @description Bad Request: problem details with a stable `code` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized: problem details with a stable `code` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: problem details with a stable `code` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict: problem details with a stable `code` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: problem details with a stable `code` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    renew: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description PKCS#10, PEM (or base64 DER) */
+                    csr: string;
                 };
             };
         };

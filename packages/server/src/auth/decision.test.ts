@@ -397,6 +397,20 @@ describe('device authorization cache over a hand-written store', () => {
     authorizer = new DeviceAuthorizer(store, keys, 100);
   }
 
+  test('a certificate is checked by its serial even when its device and channel are cached: a revoked one is refused beside a valid one', async () => {
+    freshStore();
+    const valid: DeviceCredential = { kind: 'certificate', deviceId: device.id, serial: 'aa'.repeat(16) };
+    const revoked: DeviceCredential = { kind: 'certificate', deviceId: device.id, serial: 'bb'.repeat(16) };
+    store.certificates.add(`${valid.serial} ${device.id}`);
+    const seen: string[] = [];
+    authorizer.onCertificateSeen = (_, serial) => seen.push(serial);
+    assert.equal((await authorizer.authorize(valid, channelId, 'publish')).allow, true);
+    assert.equal((await authorizer.authorize(valid, channelId, 'publish')).allow, true);
+    assert.deepEqual(await authorizer.authorize(revoked, channelId, 'publish'), { allow: false, reason: 'invalid_credentials' });
+    assert.deepEqual(await authorizer.authorize(revoked, channelId, 'publish'), { allow: false, reason: 'invalid_credentials' }, 'the refusal is cached as a refusal');
+    assert.deepEqual(seen, [valid.serial], 'told once of the active certificate, never of the revoked one');
+  });
+
   test('an unraced lookup is cached (the seam works)', async () => {
     freshStore();
     assert.equal((await authorizer.authorize(cred, channelId, 'publish')).allow, true);

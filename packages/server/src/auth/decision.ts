@@ -102,6 +102,8 @@ export class DeviceAuthorizer {
   /** Bumped by every invalidation, so that a lookup that raced with one is not cached. */
   private generation = 0;
   private readonly stats = { hits: 0, misses: 0, accessHits: 0, accessMisses: 0 };
+  /** Told when an active platform certificate is checked and its answer was not cached (once per device entry, per node): a renewed certificate's first use. */
+  onCertificateSeen: ((deviceId: string, serial: string) => void) | undefined;
 
   constructor(
     private readonly store: AccessStore,
@@ -121,7 +123,7 @@ export class DeviceAuthorizer {
     // the hot path: both answers cached, nothing to await
     const entry = cred.kind === 'secret' ? this.bySecret.get(cred.secret) : this.devices.get(cred.deviceId);
     const answer = entry?.channels.get(channelId);
-    if (answer !== undefined && claimHolds(cred, entry!)) {
+    if (answer !== undefined && claimHolds(cred, entry!) && certificateKnownActive(cred, entry!)) {
       this.stats.hits++;
       this.stats.accessHits++;
       return Promise.resolve(decide(entry!, answer, action));
@@ -178,6 +180,7 @@ export class DeviceAuthorizer {
     if (cached !== undefined) return cached;
     const generation = this.generation;
     const active = await this.store.certificateActive(serial, entry.device.id);
+    if (active) this.onCertificateSeen?.(entry.device.id, serial);
     if (generation === this.generation && this.devices.get(entry.device.id) === entry) (entry.certificates ??= new Map()).set(serial, active);
     return active;
   }
@@ -275,6 +278,11 @@ export class DeviceAuthorizer {
 }
 
 /** A secret presented with a device id (MQTT username) must belong to that device. */
+/** A platform certificate's serial is part of the claim: the hot path answers only for one known active (a revoked serial beside a valid one goes to the cold path and is refused). */
+function certificateKnownActive(cred: DeviceCredential, entry: DeviceEntry): boolean {
+  return cred.kind !== 'certificate' || cred.serial === undefined || entry.certificates?.get(cred.serial) === true;
+}
+
 function claimHolds(cred: DeviceCredential, entry: DeviceEntry): boolean {
   return cred.kind === 'certificate' || cred.deviceId === undefined || cred.deviceId === entry.device.id;
 }

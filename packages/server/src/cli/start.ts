@@ -10,9 +10,8 @@ export async function start(env: NodeJS.ProcessEnv): Promise<void> {
   // Node's default for SIGHUP ends the process without a word; here it reloads. One listener for
   // the process's whole life: a SIGHUP while starting is applied once started, and none is lost
   // (removing a signal's last listener drops a signal already caught but not yet handed to it).
-  let reload: (() => void) | undefined;
-  let hupWhileStarting = false;
-  process.on('SIGHUP', () => (reload ? reload() : (hupWhileStarting = true)));
+  const hup: { reload?: () => void; whileStarting: boolean } = { whileStarting: false };
+  process.on('SIGHUP', () => (hup.reload ? hup.reload() : (hup.whileStarting = true)));
   const server = await startServer(loadConfig(env));
   const log = server.platform.log;
   // A promise nobody handled is a bug in the path of one client or task (a refused frame, a
@@ -31,7 +30,7 @@ export async function start(env: NodeJS.ProcessEnv): Promise<void> {
   };
   process.once('SIGTERM', () => stop('SIGTERM'));
   process.once('SIGINT', () => stop('SIGINT'));
-  reload = () => {
+  const reload = () => {
     log.info({ signal: 'SIGHUP' }, 'signal received: reloading the settings');
     let next;
     try {
@@ -42,5 +41,6 @@ export async function start(env: NodeJS.ProcessEnv): Promise<void> {
     }
     server.reload(next);
   };
-  if (hupWhileStarting) reload();
+  hup.reload = reload;
+  if (hup.whileStarting) reload();
 }

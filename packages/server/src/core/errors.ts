@@ -87,6 +87,8 @@ export const errorCodes = {
   'enrolment.already_enrolled': { kind: 'conflict', title: 'The device is enrolled: it re-enrols with its registered key, or after an operator resets its registration' },
   'enrolment.request_replayed': { kind: 'conflict', title: 'This certificate request was used before: make a new one' },
   'enrolment.rate_limited': { kind: 'rate_limited', title: 'Too many enrolment attempts from this address' },
+  'renewal.certificate_required': { kind: 'unauthenticated', title: 'A renewal is made over TLS with the device certificate it renews' },
+  'renewal.certificate_inactive': { kind: 'forbidden', title: 'The certificate presented is revoked, expired or not the platform\'s' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof errorCodes;

@@ -505,6 +505,12 @@ CREATE INDEX identity_events_org ON identity_events (org_id, created_at);
 `,
     ),
   },
+  {
+    version: 13,
+    name: 'certificate renewal',
+    // the certificate a renewal replaces: it stays active until the device first uses the new one
+    ...both(() => `ALTER TABLE device_certificates ADD COLUMN replaces TEXT;`),
+  },
 ];
 
 /**

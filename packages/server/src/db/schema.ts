@@ -199,6 +199,8 @@ export interface DeviceCertificatesTable {
   status: 'active' | 'revoked';
   revoked_at: string | null;
   revocation_reason: string | null;
+  /** The certificate this one renewed (its serial): revoked as superseded when the device first uses this one. */
+  replaces: string | null;
   created_at: string;
 }
 

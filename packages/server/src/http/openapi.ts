@@ -40,8 +40,8 @@ export function serverUrl(config: Pick<Config, 'publicUrl' | 'host' | 'httpPort'
  * The route's schema as the document shows it (the route itself is left as it is):
  * - a wildcard (`/channels/:id/messages/*`) becomes a named path parameter, the name given by the
  *   `title` of the `*` parameter's schema (`path` without one): `{*}` is no OpenAPI path template;
- * - a public route (`config.auth: 'none'`) says so with `security: []` (no credentials at all),
- *   where the others carry the schemes `installAuth` set;
+ * - a public route (`config.auth: 'none'`) says so with `security: []` (no credentials at all)
+ *   unless its schema names one, where the others carry the schemes `installAuth` set;
  * - a route that reads its body as bytes and lists what it `consumes` documents that body;
  * - every operation documents 500, the problem any route may answer when something breaks.
  */
@@ -57,7 +57,8 @@ export function documentedRoute({ schema, url, route }: { schema: FastifySchema;
     out.params = { ...params, properties, required: [...(params.required ?? []).filter((k) => k !== '*'), name] };
     url = url.replace('*', `:${name}`);
   }
-  if (route.config?.auth === 'none') out.security = [];
+  // a public route that names its own scheme (a TLS client certificate) keeps it
+  if (route.config?.auth === 'none' && !schema.security) out.security = [];
   if (Array.isArray(schema.consumes) && schema.body === undefined) out.body = rawBody(schema.consumes as string[]);
   out.response = { ...(schema.response as Schema | undefined), 500: problemResponse(500) };
   return { schema: out as FastifySchema, url };
@@ -123,6 +124,8 @@ export async function installOpenApi(app: FastifyInstance, config: Config): Prom
         securitySchemes: {
           bearer: { type: 'http', scheme: 'bearer', description: 'An access token from POST /auth/token, or a personal access token (fwp_…)' },
           device: { type: 'apiKey', in: 'header', name: 'Authorization', description: 'Device credentials: `Device <secret>`, `Thing <secret>` or `Basic base64(<device id>:<secret>)`' },
+          // OpenAPI 3.1's scheme for a TLS client certificate (the swagger plugin's types know 3.0's only)
+          deviceCertificate: { type: 'mutualTLS', description: 'A device certificate the platform issued, as the TLS client certificate over HTTPS (docs/identity.md)' } as never,
         },
       },
     },

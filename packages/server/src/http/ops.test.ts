@@ -103,6 +103,8 @@ describe('operations endpoints', () => {
   type OpenApi = { paths: Record<string, Record<string, { security?: Record<string, unknown>[] }>>; components: { securitySchemes: Record<string, unknown> } };
   /** Device messaging (`/channels/{id}/messages…`) authenticates devices, not users: see the next tests. */
   const isDeviceMessaging = (path: string) => path.startsWith('/channels/');
+  /** Operations a device calls with its platform certificate as TLS client certificate. */
+  const byCertificate = ['POST /renew'];
 
   test('every management operation but the public ones declares bearer security', async () => {
     const doc = (await t.request('GET', '/openapi.json')).json() as OpenApi;
@@ -115,6 +117,7 @@ describe('operations endpoints', () => {
       for (const [method, op] of Object.entries(ops)) {
         const name = `${method.toUpperCase()} ${path}`;
         if (op.security !== undefined && op.security.length === 0) open.push(name);
+        else if (byCertificate.includes(name)) assert.deepEqual(op.security, [{ deviceCertificate: [] }], name);
         else {
           assert.deepEqual(op.security, [{ bearer: [] }], name);
           protectedCount++;

@@ -10,7 +10,7 @@ export class IdentityMetrics {
 
   constructor(registry: Registry, store: IdentityStore, clock: Clock) {
     const registers = [registry];
-    this.enrolments = new Counter({ name: 'fleetwire_identity_enrolments_total', help: 'Enrolment attempts, by outcome (issued, refused) and the code of a refusal', labelNames: ['outcome', 'code'], registers });
+    this.enrolments = new Counter({ name: 'fleetwire_identity_enrolments_total', help: 'Enrolment and renewal attempts, by outcome (issued, renewed, refused) and the code of a refusal', labelNames: ['outcome', 'code'], registers });
     new Gauge({
       name: 'fleetwire_identity_certificates',
       help: 'Device certificates the platform issued, by status (active, revoked)',

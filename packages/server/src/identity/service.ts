@@ -333,43 +333,22 @@ export class IdentityService {
    * Every attempt is in the audit trail, a refusal with the code of the step that failed.
    */
   async enrol(req: EnrolRequest, caller: Caller): Promise<Enrolled> {
-    let orgId: string | undefined;
-    // what the refusals name, as far as the enrolment got
-    const at: { registrationId?: string } = {};
-    const refuse = async (code: ErrorCode, detail: string, details?: Record<string, unknown>): Promise<never> => {
-      this.metrics?.enrolments.inc({ outcome: 'refused', code });
-      await this.audit(orgId ?? null, at.registrationId, 'enrol', caller, 'refused', code, detail);
-      this.log.info({ orgId, registrationId: at.registrationId, code, remote: caller.remote, transport: caller.transport }, `enrolment refused: ${detail}`);
-      throw new AppError(code, detail, details);
-    };
-    if (this.limiter) {
-      const waitMs = await this.limiter.checkAddress(caller.remote ?? 'unknown');
-      if (waitMs > 0) {
-        this.metrics?.enrolments.inc({ outcome: 'refused', code: 'enrolment.rate_limited' });
-        this.log.warn({ remote: caller.remote, transport: caller.transport }, 'enrolment attempts over the limit of the address');
-        throw new AppError('enrolment.rate_limited', `Too many enrolment attempts from this address: try again in ${Math.ceil(waitMs / 1000)} s`, { retry_after: Math.ceil(waitMs / 1000) });
-      }
-    }
-    let csr;
-    try {
-      csr = await verifyCsr(req.csr);
-    } catch (e) {
-      if (e instanceof CsrError) return refuse('enrolment.csr_invalid', e.message, { reason: e.code });
-      throw e;
-    }
-    const requestHash = sha256(typeof req.csr === 'string' ? pemToDerLoose(req.csr) : req.csr);
+    const attempt = this.attempt('enrol', caller);
+    const { refuse } = attempt;
+    await this.checkRate(caller);
+    const csr = await this.verifiedCsr(req.csr, refuse);
     const serial = req.serial ?? csr.serialNumber ?? csr.subjectCommonName;
     let registration: Registration | undefined;
     let token: Awaited<ReturnType<IdentityStore['tokenByHash']>>;
     if (req.token !== undefined) {
       token = await this.store.tokenByHash(hashToken(req.token));
       if (!token || (req.orgId !== undefined && token.org_id !== req.orgId)) return refuse('enrolment.token_invalid', 'The enrolment token is unknown');
-      orgId = token.org_id;
+      attempt.orgId = token.org_id;
       if (token.used_at) return refuse('enrolment.token_used', `The enrolment token was used at ${token.used_at}`);
       if (Date.parse(token.expires_at) <= this.clock.now()) return refuse('enrolment.token_expired', `The enrolment token expired at ${token.expires_at}`);
       if (!serial) return refuse('enrolment.csr_invalid', 'Name the serial: in the request (serial) or as the CSR subject serialNumber or CN', { reason: 'serial_missing' });
       if (token.serial_pattern && !serialMatches(token.serial_pattern, serial)) return refuse('enrolment.serial_not_allowed', `The token covers serials ${token.serial_pattern}, not ${serial}`);
-      registration = (await this.store.registrationBySerial(orgId, serial)) ?? (await this.register(orgId, [{ serial }], { ...caller, actor: `token:${token.id}` }))[0]!;
+      registration = (await this.store.registrationBySerial(token.org_id, serial)) ?? (await this.register(token.org_id, [{ serial }], { ...caller, actor: `token:${token.id}` }))[0]!;
     } else {
       // a public key is no secret: registered twice (another organization may have registered it),
       // it proves nothing about which registration is the device's, and a token has to say
@@ -377,15 +356,102 @@ export class IdentityService {
       if (byKey.length > 1) return refuse('enrolment.not_registered', 'This key is registered more than once: enrol with a token of the organization');
       registration = byKey[0];
       if (!registration || (req.orgId !== undefined && registration.org_id !== req.orgId)) return refuse('enrolment.not_registered', 'No registration holds this key: register it, or enrol with a token');
-      orgId = registration.org_id;
+      attempt.orgId = registration.org_id;
     }
-    at.registrationId = registration.id;
+    attempt.registrationId = registration.id;
     if (registration.key_fingerprint && registration.key_fingerprint !== csr.fingerprint) return refuse('enrolment.key_mismatch', `The registration of ${registration.serial} holds another key`);
     if (registration.state === 'suspended' || registration.state === 'revoked') return refuse('enrolment.registration_blocked', `The registration of ${registration.serial} is ${registration.state}`);
     // enrolled: again only with the registered key (the same device after a factory reset)
     if (registration.state === 'enrolled' && registration.key_fingerprint !== csr.fingerprint) return refuse('enrolment.already_enrolled', `${registration.serial} is enrolled`);
-    if (await this.store.requestSeen(requestHash)) return refuse('enrolment.request_replayed', 'This certificate request was used before: make a new one');
+    return this.issue(attempt, registration, csr, caller, token ? { token: { id: token.id } } : {});
+  }
 
+  /**
+   * Renews a device's certificate. The device presents its current one (TLS client authentication
+   * proved it holds that key) and a CSR of the same key or a new one. The new certificate is
+   * issued at once; the presented one stays active until the device first uses the new one (then
+   * it is revoked as superseded), so a renewal whose answer was lost costs the device nothing. An
+   * earlier renewal's certificate that was never used is revoked now: a device has at most two.
+   */
+  async renew(req: { presented: { deviceId: string; serial: string }; csr: string | Uint8Array; orgId?: string }, caller: Caller): Promise<Enrolled> {
+    const attempt = this.attempt('renew', caller);
+    const { refuse } = attempt;
+    await this.checkRate(caller);
+    const found = await this.store.certificateBySerial(req.presented.serial);
+    // an EST label naming another organization than the certificate's: as if the certificate were not the platform's
+    const current = found && found.device_id === req.presented.deviceId && (req.orgId === undefined || req.orgId === found.org_id) ? found : undefined;
+    if (current) Object.assign(attempt, { orgId: current.org_id, registrationId: current.registration_id ?? undefined });
+    const state = !current ? 'unknown' : current.status === 'revoked' ? 'revoked' : Date.parse(current.not_after) <= this.clock.now() ? 'expired' : undefined;
+    if (!current || state || !current.registration_id) return refuse('renewal.certificate_inactive', `Certificate ${req.presented.serial} is ${state ?? 'of no registration'}`);
+    const registration = await this.store.registration(current.org_id, current.registration_id);
+    if (!registration || registration.device_id !== current.device_id) return refuse('renewal.certificate_inactive', `Certificate ${req.presented.serial} belongs to no enrolled registration`);
+    if (registration.state !== 'enrolled') return refuse('enrolment.registration_blocked', `The registration of ${registration.serial} is ${registration.state}`);
+    const csr = await this.verifiedCsr(req.csr, refuse);
+    return this.issue(attempt, registration, csr, caller, { replaces: current.serial });
+  }
+
+  /**
+   * A certificate seen on a connection for the first time since its device's entry was cached:
+   * when it renewed another that is still active, that one is revoked now (superseded), on every
+   * node. Called by the access decision; what fails is logged, never the connection's concern.
+   */
+  async certificateUsed(deviceId: string, serial: string): Promise<void> {
+    const c = await this.store.certificateBySerial(serial);
+    if (!c || c.device_id !== deviceId || c.status !== 'active' || !c.replaces) return;
+    const superseded = await this.store.revokeCertificates(c.org_id, { serial: c.replaces }, iso(this.clock.now()), 'superseded');
+    if (superseded.length === 0) return;
+    this.access.invalidateDevice(deviceId);
+    await this.audit(c.org_id, c.registration_id ?? undefined, 'supersede', { actor: 'device', transport: 'api' }, 'ok', undefined, `${c.replaces} superseded by ${serial}, now in use`);
+    this.log.info({ orgId: c.org_id, deviceId, serial, superseded: c.replaces }, 'renewed certificate in use: the one it replaces is revoked');
+  }
+
+  /** What an enrolment or renewal refuses with, as far as it got: each refusal counted, audited and logged with its code. */
+  private attempt(action: 'enrol' | 'renew', caller: Caller) {
+    const at: { orgId?: string; registrationId?: string; refuse: (code: ErrorCode, detail: string, details?: Record<string, unknown>) => Promise<never> } = {
+      refuse: async (code, detail, details) => {
+        this.metrics?.enrolments.inc({ outcome: 'refused', code });
+        await this.audit(at.orgId ?? null, at.registrationId, action, caller, 'refused', code, detail);
+        this.log.info({ orgId: at.orgId, registrationId: at.registrationId, code, remote: caller.remote, transport: caller.transport }, `${action === 'enrol' ? 'enrolment' : 'renewal'} refused: ${detail}`);
+        throw new AppError(code, detail, details);
+      },
+    };
+    return at;
+  }
+
+  /** Enrolment attempts per client address: a flood is refused before any work. */
+  private async checkRate(caller: Caller): Promise<void> {
+    if (!this.limiter) return;
+    const waitMs = await this.limiter.checkAddress(caller.remote ?? 'unknown');
+    if (waitMs <= 0) return;
+    this.metrics?.enrolments.inc({ outcome: 'refused', code: 'enrolment.rate_limited' });
+    this.log.warn({ remote: caller.remote, transport: caller.transport }, 'enrolment attempts over the limit of the address');
+    throw new AppError('enrolment.rate_limited', `Too many enrolment attempts from this address: try again in ${Math.ceil(waitMs / 1000)} s`, { retry_after: Math.ceil(waitMs / 1000) });
+  }
+
+  /** The CSR checked (signature, key type, extensions) and not seen before; its request hash beside it. */
+  private async verifiedCsr(given: string | Uint8Array, refuse: (code: ErrorCode, detail: string, details?: Record<string, unknown>) => Promise<never>) {
+    let csr;
+    try {
+      csr = await verifyCsr(given);
+    } catch (e) {
+      if (e instanceof CsrError) return refuse('enrolment.csr_invalid', e.message, { reason: e.code });
+      throw e;
+    }
+    const requestHash = sha256(typeof given === 'string' ? pemToDerLoose(given) : given);
+    if (await this.store.requestSeen(requestHash)) return refuse('enrolment.request_replayed', 'This certificate request was used before: make a new one');
+    return { ...csr, requestHash };
+  }
+
+  /** Issues the certificate and writes it with everything an enrolment or renewal changes, at once. */
+  private async issue(
+    attempt: { orgId?: string; refuse: (code: ErrorCode, detail: string) => Promise<never> },
+    registration: Registration,
+    csr: Awaited<ReturnType<typeof verifyCsr>> & { requestHash: string },
+    caller: Caller,
+    how: { token?: { id: string }; replaces?: string },
+  ): Promise<Enrolled> {
+    const orgId = registration.org_id;
+    const renewal = how.replaces !== undefined;
     // the device (made on first enrolment, with its channels and groups) and its certificate, all written at once
     const now = this.clock.now();
     const deviceId = registration.device_id ?? uuidv7(now);
@@ -417,23 +483,29 @@ export class IdentityService {
         registration_id: registration.id,
         fingerprint: cert.fingerprint,
         key_fingerprint: csr.fingerprint,
-        request_hash: requestHash,
+        request_hash: csr.requestHash,
         certificate: cert.pem,
         not_before: cert.notBefore.toISOString(),
         not_after: cert.notAfter.toISOString(),
         status: 'active',
         revoked_at: null,
         revocation_reason: null,
+        replaces: how.replaces ?? null,
         created_at: iso(now),
       },
-      registration: { id: registration.id, set: { state: 'enrolled', device_id: deviceId, key_fingerprint: csr.fingerprint, enrolled_at: iso(now), updated_at: iso(now) } },
-      ...(token ? { token: { id: token.id } } : {}),
-      event: this.event(orgId, registration.id, 'enrol', caller, 'ok', undefined, `certificate ${cert.serial}`),
+      registration: {
+        id: registration.id,
+        set: renewal ? { key_fingerprint: csr.fingerprint, updated_at: iso(now) } : { state: 'enrolled', device_id: deviceId, key_fingerprint: csr.fingerprint, enrolled_at: iso(now), updated_at: iso(now) },
+      },
+      ...(how.token ? { token: how.token } : {}),
+      ...(renewal ? { supersede: { keep: how.replaces! } } : {}),
+      event: this.event(orgId, registration.id, renewal ? 'renew' : 'enrol', caller, 'ok', undefined, renewal ? `certificate ${cert.serial} renews ${how.replaces}` : `certificate ${cert.serial}`),
     });
-    if (!committed) return refuse('enrolment.token_used', 'The enrolment token was used by another enrolment at the same time');
+    if (!committed) return attempt.refuse('enrolment.token_used', 'The enrolment token was used by another enrolment at the same time');
+    // a renewal may have revoked an earlier renewal's certificate, never used: its cached answer goes
     this.access.invalidateDevice(deviceId);
-    this.metrics?.enrolments.inc({ outcome: 'issued', code: '' });
-    this.log.info({ orgId, registrationId: registration.id, deviceId, serial: cert.serial, transport: caller.transport }, 'device enrolled');
+    this.metrics?.enrolments.inc({ outcome: renewal ? 'renewed' : 'issued', code: '' });
+    this.log.info({ orgId, registrationId: registration.id, deviceId, serial: cert.serial, transport: caller.transport, ...(renewal ? { replaces: how.replaces } : {}) }, renewal ? 'device certificate renewed' : 'device enrolled');
     return {
       certificate: cert.pem,
       chain: [issuer.certificatePem, root.certificatePem],

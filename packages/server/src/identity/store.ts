@@ -169,6 +169,12 @@ export class IdentityStore {
     return row && toCertificate(row);
   }
 
+  /** A certificate by its serial alone (a device presents it: its organization follows from it). */
+  async certificateBySerial(serial: string): Promise<DeviceCertificate | undefined> {
+    const row = await this.k.selectFrom('device_certificates').selectAll().where('serial', '=', serial).executeTakeFirst();
+    return row && toCertificate(row);
+  }
+
   async listCertificates(orgId: string, q: Paged & { device_id?: string; status?: 'active' | 'revoked'; expiring_before?: string }): Promise<{ total: number; items: DeviceCertificate[] }> {
     let base = this.k.selectFrom('device_certificates').where('org_id', '=', orgId);
     if (q.device_id) base = base.where('device_id', '=', q.device_id);
@@ -217,6 +223,8 @@ export class IdentityStore {
     certificate: DeviceCertificatesTable;
     registration: { id: string; set: Partial<DeviceRegistrationsTable> };
     token?: { id: string };
+    /** A renewal: the device's other active certificates but `keep` (an earlier renewal's, never used) are revoked as superseded. */
+    supersede?: { keep: string };
     event: IdentityEventsTable;
   }): Promise<boolean> {
     const spent = new Error('token spent');
@@ -236,6 +244,10 @@ export class IdentityStore {
           if (rows.length) await trx.insertInto('connections').values(rows).onConflict((oc) => oc.doNothing()).execute();
           const groups = e.groupIds.length ? (await trx.selectFrom('groups').select('id').where('org_id', '=', orgId).where('id', 'in', e.groupIds).execute()).map((r) => r.id) : [];
           if (groups.length) await trx.insertInto('group_devices').values(groups.map((group_id) => ({ group_id, device_id: d.id, created_at: now }))).onConflict((oc) => oc.doNothing()).execute();
+        }
+        if (e.supersede) {
+          await trx.updateTable('device_certificates').set({ status: 'revoked', revoked_at: now, revocation_reason: 'superseded' })
+            .where('device_id', '=', e.certificate.device_id).where('status', '=', 'active').where('serial', '!=', e.supersede.keep).execute();
         }
         await trx.insertInto('device_certificates').values(e.certificate).execute();
         await trx.updateTable('device_registrations').set(e.registration.set).where('id', '=', e.registration.id).execute();

@@ -10,6 +10,7 @@ import type { Platform } from '../../platform.js';
 import type { Caller } from '../../identity/index.js';
 import { certsOnly, pemToDer } from '../../identity/pki.js';
 import { OrgParams, problems } from '../schemas.js';
+import { certificateOf } from '../credentials.js';
 
 export const estPrefix = '/.well-known/est'; // RFC 7030 §3.2.2
 
@@ -131,10 +132,10 @@ export function estRoutes(fastify: FastifyInstance, platform: Platform): void {
     const enrolSchema = (again: boolean, withLabel: boolean) => ({
       operationId: `est${withLabel ? 'Organization' : ''}${again ? 'Reenroll' : 'Enroll'}`,
       tags,
-      summary: again ? 'EST: enrol again with the same key (simplereenroll)' : 'EST: enrol a device from its certificate request (simpleenroll)',
+      summary: again ? 'EST: renew a certificate, or enrol again with the same key (simplereenroll)' : 'EST: enrol a device from its certificate request (simpleenroll)',
       description:
         (again
-          ? 'RFC 7030 §4.2.2: an enrolled device sends a new certificate request of its key and gets a new certificate; an enrolment token is taken too. '
+          ? 'RFC 7030 §4.2.2: over HTTPS with its current certificate as TLS client certificate, a renewal (as POST /renew: the new certificate replaces the one presented once the device uses it). Without one, as simpleenroll: an enrolled device sends a new certificate request of its key, or a token. '
           : 'RFC 7030 §4.2.1: the body is a PKCS#10 of the device\'s EC P-256 key, base64 DER (`application/pkcs10`). ') +
         'Credentials: HTTP Basic whose password is a one-time enrolment token (any username), or none when the key was registered. ' +
         'The answer is the device certificate as a certs-only PKCS#7 in base64 (RFC 7030 §4.2.3); refusals carry the codes of POST /enrol, and a 401 asks for Basic.' +
@@ -146,18 +147,23 @@ export function estRoutes(fastify: FastifyInstance, platform: Platform): void {
         ...problems(400, 401, 403, ...(withLabel ? [404] : []), 409, 413, 415),
       },
     });
-    const enrol = async (req: FastifyRequest, reply: FastifyReply) => {
+    const enrol = (again: boolean) => async (req: FastifyRequest, reply: FastifyReply) => {
       checkLabel(req);
-      const token = tokenOf(req.headers.authorization);
-      const caller: Caller = { actor: token ? 'token' : 'key', remote: req.ip, transport: 'est' };
       const label = (req.params as { org?: string }).org;
-      const enrolled = await identity.enrol({ csr: csrOf(req.body as Buffer | undefined), ...(token !== undefined ? { token } : {}), ...(label !== undefined ? { orgId: label } : {}) }, caller);
+      // RFC 7030 §4.2.2: a re-enrolment over TLS with the certificate it renews is a renewal
+      const presented = again ? certificateOf(req, platform.trust.current()) : undefined;
+      const token = presented ? undefined : tokenOf(req.headers.authorization);
+      const caller: Caller = { actor: presented ? 'device' : token ? 'token' : 'key', remote: req.ip, transport: 'est' };
+      const csr = csrOf(req.body as Buffer | undefined);
+      const enrolled = presented
+        ? await identity.renew({ presented, csr, ...(label !== undefined ? { orgId: label } : {}) }, caller)
+        : await identity.enrol({ csr, ...(token !== undefined ? { token } : {}), ...(label !== undefined ? { orgId: label } : {}) }, caller);
       // RFC 7030 §4.2.3: the issued certificate only; the chain is what cacerts gives
       return reply.type(certsOnlyType).header('content-transfer-encoding', 'base64').send(base64Lines(certsOnly([pemToDer(enrolled.certificate)])));
     };
     for (const [path, again] of [['simpleenroll', false], ['simplereenroll', true]] as const) {
-      scope.post(`${estPrefix}/${path}`, { config: { auth: 'none' }, schema: enrolSchema(again, false) }, enrol);
-      scope.post(labelled(path), { config: { auth: 'none' }, schema: enrolSchema(again, true) }, enrol);
+      scope.post(`${estPrefix}/${path}`, { config: { auth: 'none' }, schema: enrolSchema(again, false) }, enrol(again));
+      scope.post(labelled(path), { config: { auth: 'none' }, schema: enrolSchema(again, true) }, enrol(again));
     }
   });
 }

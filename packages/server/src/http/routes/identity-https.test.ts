@@ -4,6 +4,7 @@
 // organization's issuing CA from the moment it is made (the device sends its certificate alone).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -11,7 +12,7 @@ import { join } from 'node:path';
 import WebSocket from 'ws';
 import { startTestPlatform, type TestPlatform } from '../../../test/helpers/platform.js';
 import { eventually } from '../../../test/helpers/eventually.js';
-import { certificateAuthority, deviceRequest } from '../../../test/helpers/tls.js';
+import { anotherRequest, certificateAuthority, deviceRequest } from '../../../test/helpers/tls.js';
 
 describe('device certificates over HTTPS and WebSocket', () => {
   let t: TestPlatform;
@@ -75,5 +76,142 @@ describe('device certificates over HTTPS and WebSocket', () => {
     const refused = await send('POST', `/channels/${channel}/messages`, pack, true);
     assert.equal(refused.status, 401, refused.body);
     assert.equal(JSON.parse(refused.body).code, 'auth.invalid_credentials');
+  });
+});
+
+describe('certificate renewal over HTTPS', () => {
+  let t: TestPlatform;
+  let base: string;
+  const listener = certificateAuthority([]);
+  let org: string;
+  let token: string;
+  let channel: string;
+
+  /** A request over HTTPS with a client certificate (PEM text) and key file, or none. */
+  const send = (method: string, path: string, body: string | Buffer | undefined, client: { cert: string; keyFile: string } | undefined, type = 'application/json'): Promise<{ status: number; body: string }> =>
+    new Promise((resolve, reject) => {
+      const req = request(`${base}${path}`, { method, ca: readFileSync(listener.ca), ...(client ? { cert: client.cert, key: readFileSync(client.keyFile) } : {}), headers: body ? { 'content-type': type } : {} }, (res) => {
+        let text = '';
+        res.on('data', (d: Buffer) => (text += d.toString()));
+        res.on('end', () => resolve({ status: res.statusCode!, body: text }));
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+  const renew = (csr: string, client: { cert: string; keyFile: string } | undefined) => send('POST', '/renew', JSON.stringify({ csr }), client);
+  const publish = (client: { cert: string; keyFile: string }) => send('POST', `/channels/${channel}/messages`, JSON.stringify([{ n: 'v', v: 1 }]), client, 'application/senml+json');
+  const certificate = async (serial: string) => (await t.request('GET', `/orgs/${org}/certificates/${serial}`, { token })).json();
+
+  /** A device registered with its key and enrolled: its key file and certificate. */
+  let n = 0;
+  const enrolledDevice = async () => {
+    const sn = `SN-RENEW-${++n}`;
+    const device = deviceRequest(`/serialNumber=${sn}/CN=meter`);
+    const registered = await t.request('POST', `/orgs/${org}/registrations`, { token, body: { serial: sn, public_key: device.publicKey, channel_ids: [channel] } });
+    const enrolled = await t.request('POST', '/enrol', { body: { csr: device.csr } });
+    assert.equal(enrolled.statusCode, 201, enrolled.body);
+    return { sn, device, registration: registered.json().id as string, serial: enrolled.json().serial as string, client: { cert: enrolled.json().certificate as string, keyFile: device.keyFile } };
+  };
+
+  before(async () => {
+    t = await startTestPlatform({ httpTlsCert: listener.serverCert, httpTlsKey: listener.serverKey });
+    await t.app.listen({ port: 0, host: '127.0.0.1' });
+    base = `https://127.0.0.1:${(t.app.server.address() as AddressInfo).port}`;
+    token = (await t.user('renewer@example.com')).token;
+    org = (await t.request('POST', '/orgs', { token, body: { name: 'renewals' } })).json().id;
+    channel = (await t.request('POST', `/orgs/${org}/channels`, { token, body: { name: 'telemetry' } })).json().id;
+    await t.request('POST', `/orgs/${org}/registrations`, { token, body: { serial: 'SN-FIRST' } }); // the issuing CA exists once someone enrols
+    await enrolledDevice();
+    await eventually(() => assert.equal(t.platform.trust.current().issuers.size, 1));
+  });
+  after(() => t.close());
+
+  test('the same key: a new certificate that replaces the old once used; the old one then no longer works', async () => {
+    const d = await enrolledDevice();
+    const renewed = await renew(anotherRequest(d.device, `/serialNumber=${d.sn}`), d.client);
+    assert.equal(renewed.status, 201, renewed.body);
+    const next = JSON.parse(renewed.body);
+    assert.notEqual(next.serial, d.serial);
+    assert.equal(next.device_id, (await certificate(d.serial)).device_id);
+    assert.equal((await certificate(next.serial)).replaces, d.serial);
+    // until the new one is used, both work (the answer may have been lost on the way)
+    assert.equal((await publish(d.client)).status, 202);
+    assert.equal((await certificate(d.serial)).status, 'active');
+    const nextClient = { cert: next.certificate, keyFile: d.device.keyFile };
+    assert.equal((await publish(nextClient)).status, 202);
+    await eventually(async () => assert.equal((await certificate(d.serial)).revocation_reason, 'superseded'));
+    assert.equal((await publish(d.client)).status, 401, 'the replaced certificate is refused');
+    assert.equal((await publish(nextClient)).status, 202);
+    const events = (await t.request('GET', `/orgs/${org}/identity-events?registration_id=${d.registration}`, { token })).json().events.map((e: { action: string; outcome: string }) => `${e.action}:${e.outcome}`);
+    assert.deepEqual(events.slice(0, 3).sort(), ['enrol:ok', 'renew:ok', 'supersede:ok'].sort());
+  });
+
+  test('a new key: the registration holds it from then on, and the old key enrols no more', async () => {
+    const d = await enrolledDevice();
+    const fresh = deviceRequest(`/serialNumber=${d.sn}`);
+    const renewed = await renew(fresh.csr, d.client);
+    assert.equal(renewed.status, 201, renewed.body);
+    const registration = (await t.request('GET', `/orgs/${org}/registrations/${d.registration}`, { token })).json();
+    assert.equal(registration.key_fingerprint, fresh.fingerprint);
+    assert.equal((await publish({ cert: JSON.parse(renewed.body).certificate, keyFile: fresh.keyFile })).status, 202);
+    const again = await t.request('POST', '/enrol', { body: { csr: anotherRequest(d.device, `/serialNumber=${d.sn}`) } });
+    assert.equal(again.json().code, 'enrolment.not_registered', again.body);
+  });
+
+  test('renewed twice before using either: the first renewal is revoked, the presented certificate and the last remain', async () => {
+    const d = await enrolledDevice();
+    const first = JSON.parse((await renew(anotherRequest(d.device, `/serialNumber=${d.sn}`), d.client)).body);
+    const second = await renew(anotherRequest(d.device, `/serialNumber=${d.sn}`), d.client);
+    assert.equal(second.status, 201, second.body);
+    assert.equal((await certificate(first.serial)).revocation_reason, 'superseded');
+    assert.equal((await certificate(d.serial)).status, 'active');
+    assert.equal((await certificate(JSON.parse(second.body).serial)).status, 'active');
+    const active = (await t.request('GET', `/orgs/${org}/certificates?device_id=${first.device_id}&status=active`, { token })).json().total;
+    assert.equal(active, 2);
+  });
+
+  test('refused: no certificate, a revoked one, a suspended registration, a replayed request; each changes nothing', async () => {
+    const d = await enrolledDevice();
+    const csr = anotherRequest(d.device, `/serialNumber=${d.sn}`);
+    const none = await renew(csr, undefined);
+    assert.equal(none.status, 401);
+    assert.equal(JSON.parse(none.body).code, 'renewal.certificate_required');
+
+    assert.equal((await t.request('POST', `/orgs/${org}/registrations/${d.registration}/suspend`, { token })).statusCode, 200);
+    const suspended = await renew(csr, d.client);
+    assert.equal(suspended.status, 403);
+    assert.equal(JSON.parse(suspended.body).code, 'enrolment.registration_blocked');
+    assert.equal((await t.request('POST', `/orgs/${org}/registrations/${d.registration}/resume`, { token })).statusCode, 200);
+
+    const ok = await renew(csr, d.client);
+    assert.equal(ok.status, 201, ok.body);
+    const replayed = await renew(csr, d.client);
+    assert.equal(replayed.status, 409);
+    assert.equal(JSON.parse(replayed.body).code, 'enrolment.request_replayed');
+
+    await t.request('POST', `/orgs/${org}/certificates/${d.serial}/revoke`, { token, body: { reason: 'keyCompromise' } });
+    const revoked = await renew(anotherRequest(d.device, `/serialNumber=${d.sn}`), d.client);
+    assert.equal(revoked.status, 403, revoked.body);
+    assert.equal(JSON.parse(revoked.body).code, 'renewal.certificate_inactive');
+    const certificates = (await t.request('GET', `/orgs/${org}/certificates?device_id=${(await certificate(d.serial)).device_id}`, { token })).json().certificates;
+    assert.equal(certificates.length, 2, 'the enrolment and the one renewal');
+    const refusals = (await t.request('GET', `/orgs/${org}/identity-events?registration_id=${d.registration}&outcome=refused`, { token })).json().events.map((e: { code: string }) => e.code);
+    assert.deepEqual(refusals.sort(), ['enrolment.registration_blocked', 'enrolment.request_replayed', 'renewal.certificate_inactive'].sort());
+  });
+
+  test('EST simplereenroll over TLS with the certificate renews it', async () => {
+    const d = await enrolledDevice();
+    const der = execFileSync('openssl', ['req', '-outform', 'DER'], { input: anotherRequest(d.device, `/serialNumber=${d.sn}`) });
+    const res = await send('POST', `/.well-known/est/${org}/simplereenroll`, Buffer.from(der.toString('base64')), d.client, 'application/pkcs10');
+    assert.equal(res.status, 200, res.body);
+    const issued = execFileSync('openssl', ['pkcs7', '-inform', 'DER', '-print_certs', '-noout'], { input: Buffer.from(res.body.replace(/\s+/g, ''), 'base64'), encoding: 'utf8' });
+    const active = (await t.request('GET', `/orgs/${org}/certificates?device_id=${(await certificate(d.serial)).device_id}`, { token })).json().certificates;
+    const renewed = active.find((c: { replaces: string | null }) => c.replaces === d.serial);
+    assert.ok(renewed, 'a certificate that replaces the presented one');
+    assert.match(issued, new RegExp(`subject=.*CN *= *${renewed.device_id}`));
+    // the label of another organization does not take the certificate
+    const other = (await t.request('POST', '/orgs', { token, body: { name: 'elsewhere' } })).json().id;
+    const elsewhere = await send('POST', `/.well-known/est/${other}/simplereenroll`, Buffer.from(execFileSync('openssl', ['req', '-outform', 'DER'], { input: anotherRequest(d.device, `/serialNumber=${d.sn}`) }).toString('base64')), d.client, 'application/pkcs10');
+    assert.equal(elsewhere.status, 403, elsewhere.body);
   });
 });

@@ -6,8 +6,10 @@ import { orgOf, principalOf } from '../auth.js';
 import { OrgIdParams, OrgParams, PageQuery, StringEnum, Timestamp, Uuid, pageOf, problems } from '../schemas.js';
 import { maxBulkRegistrations, revocationReasons, type Caller } from '../../identity/index.js';
 import { endpointsOf, type ListeningPorts } from './endpoints.js';
+import { certificateOf } from '../credentials.js';
+import { AppError } from '../../core/errors.js';
 
-const identityActions = ['register', 'token', 'enrol', 'suspend', 'resume', 'reset', 'revoke', 'delete', 'revoke_certificate'] as const;
+const identityActions = ['register', 'token', 'enrol', 'renew', 'supersede', 'suspend', 'resume', 'reset', 'revoke', 'delete', 'revoke_certificate'] as const;
 const State = StringEnum(['pending', 'enrolled', 'suspended', 'revoked']);
 const Serial = Type.String({ minLength: 1, maxLength: 128, pattern: '^[\\x21-\\x7e]+$', description: 'The device serial (printable ASCII, no spaces)' });
 const Pem = Type.String({ description: 'PEM' });
@@ -59,6 +61,7 @@ const CertificateSchema = Type.Object({
   status: StringEnum(['active', 'revoked']),
   revoked_at: Type.Union([Timestamp, Type.Null()]),
   revocation_reason: Type.Union([Type.String(), Type.Null()]),
+  replaces: Type.Union([Type.String(), Type.Null()], { description: 'The certificate this one renewed: it stays active until the device first connects with this one, then it is revoked as superseded' }),
   created_at: Timestamp,
 });
 
@@ -283,6 +286,28 @@ export function identityRoutes(fastify: FastifyInstance, platform: Platform, lis
     const enrolled = await identity.enrol(req.body, { actor: req.body.token ? 'token' : 'key', remote: req.ip, transport: 'http' });
     reply.code(201);
     return { ...enrolled, endpoints: endpointsOf(platform.config, fastify, req, listening(), mqttOverWebSocket) };
+  });
+
+  app.post('/renew', {
+    config: { auth: 'none' },
+    schema: {
+      operationId: 'renew',
+      tags,
+      security: [{ deviceCertificate: [] }],
+      summary: "Renew a device's certificate",
+      description:
+        'Over HTTPS, with the certificate to renew as the TLS client certificate (no Authorization): the handshake proved the device holds its key. ' +
+        'The CSR is of the same key or a new P-256 key. The answer is as for POST /enrol. The certificate presented stays valid until the device first connects with the new one; then it is revoked (superseded). ' +
+        'Refusals: 401 `renewal.certificate_required` without a platform certificate, 403 `renewal.certificate_inactive` (revoked, expired) or `enrolment.registration_blocked`, and the CSR refusals of POST /enrol.',
+      body: Type.Object({ csr: Type.String({ maxLength: 8192, description: 'PKCS#10, PEM (or base64 DER)' }) }, { additionalProperties: false }),
+      response: { 201: Enrolled, ...problems(400, 401, 403, 409) },
+    },
+  }, async (req, reply) => {
+    const presented = certificateOf(req, platform.trust.current());
+    if (!presented) throw new AppError('renewal.certificate_required', 'Renew over HTTPS with the device certificate to renew as the TLS client certificate');
+    const renewed = await identity.renew({ presented, csr: req.body.csr }, { actor: 'device', remote: req.ip, transport: 'http' });
+    reply.code(201);
+    return { ...renewed, endpoints: endpointsOf(platform.config, fastify, req, listening(), mqttOverWebSocket) };
   });
 
   app.get('/pki/orgs/:org/crl', {
