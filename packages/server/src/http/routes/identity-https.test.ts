@@ -4,8 +4,10 @@
 // organization's issuing CA from the moment it is made (the device sends its certificate alone).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { execFile, execFileSync } from 'node:child_process';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { promisify } from 'node:util';
 import { request } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -197,6 +199,29 @@ describe('certificate renewal over HTTPS', () => {
     assert.equal(certificates.length, 2, 'the enrolment and the one renewal');
     const refusals = (await t.request('GET', `/orgs/${org}/identity-events?registration_id=${d.registration}&outcome=refused`, { token })).json().events.map((e: { code: string }) => e.code);
     assert.deepEqual(refusals.sort(), ['enrolment.registration_blocked', 'enrolment.request_replayed', 'renewal.certificate_inactive'].sort());
+  });
+
+  test('the documented renewal commands (openssl, jq, curl) renew a certificate, by JSON and by EST, as written', async () => {
+    const d = await enrolledDevice();
+    const doc = readFileSync(new URL('../../../../../docs/identity.md', import.meta.url), 'utf8');
+    const section = doc.slice(doc.indexOf('## Renewal')).split(/\n## /)[0]!;
+    const commands = [...section.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1]).join('\n').replaceAll('https://localhost:8080', base.replace('127.0.0.1', 'localhost')).replaceAll('SN-42', d.sn);
+    assert.match(commands, /\/renew[\s\S]*simplereenroll/);
+    const dir = mkdtempSync(join(tmpdir(), 'fleetwire-renew-'));
+    copyFileSync(listener.ca, join(dir, 'listener-ca.pem'));
+    copyFileSync(d.device.keyFile, join(dir, 'device.key'));
+    writeFileSync(join(dir, 'device.pem'), d.client.cert);
+    // asynchronously: the platform answering curl runs in this process
+    await promisify(execFile)('bash', ['-euo', 'pipefail', '-c', commands], { cwd: dir, timeout: 30_000 }).catch((e: Error & { stdout: string; stderr: string }) => assert.fail(`${e.message}\n${e.stdout}\n${e.stderr}`));
+    const deviceId = (await certificate(d.serial)).device_id;
+    const all = (await t.request('GET', `/orgs/${org}/certificates?device_id=${deviceId}`, { token })).json().certificates as { serial: string; replaces: string | null; status: string }[];
+    assert.equal(all.length, 3, 'enrolled, renewed by JSON, renewed again by EST');
+    const byJson = all.find((c) => c.replaces === d.serial)!;
+    const byEst = all.find((c) => c.replaces === byJson.serial)!;
+    assert.ok(byEst, 'the EST renewal presented the certificate the JSON renewal gave');
+    assert.equal((await publish({ cert: readFileSync(join(dir, 'device.pem'), 'utf8'), keyFile: d.device.keyFile })).status, 202, 'device.pem is the newest certificate');
+    await eventually(async () => assert.equal((await certificate(byJson.serial)).status, 'revoked'));
+    rmSync(dir, { recursive: true, force: true });
   });
 
   test('EST simplereenroll over TLS with the certificate renews it', async () => {
