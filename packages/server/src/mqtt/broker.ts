@@ -11,7 +11,7 @@ import { SessionJournal, type SessionChange, type SessionRecord, type SessionSto
 import type { ClusterLink } from './cluster.js';
 import { excluded, SubscriptionIndex } from './subscriptions.js';
 import { parseSharedFilter } from './topics.js';
-import { rc, type BrokerMessage, type SubscriptionOptions } from './types.js';
+import { ownerOf, rc, type BrokerMessage, type SubscriptionOptions } from './types.js';
 
 export interface BrokerOptions {
   /** Largest packet accepted (bytes); announced to MQTT 5 clients as Maximum Packet Size. */
@@ -141,7 +141,7 @@ export class Broker {
     this.store = state.sessions;
     this.journal = state.sessions ? new SessionJournal(state.sessions, (e, n) => this.log.error({ err: e, changes: n }, 'writing MQTT session state failed')) : undefined;
     this.cluster = state.cluster;
-    this.cluster?.onClaim((clientId) => this.release(clientId));
+    this.cluster?.onClaim((clientId, owner) => this.release(clientId, owner));
   }
 
   /**
@@ -265,9 +265,12 @@ export class Broker {
    * Finds or creates the session for a CONNECT. An existing connection with the same client id is
    * taken over [MQTT-3.1.4-3]; clean start discards the old session [MQTT-3.1.2-4].
    */
-  async openSession(conn: Connection, cleanStart: boolean, expirySeconds: number): Promise<{ session: Session; present: boolean }> {
+  async openSession(conn: Connection, cleanStart: boolean, expirySeconds: number): Promise<{ session: Session; present: boolean } | { refused: string }> {
     const id = conn.clientId;
+    const owner = ownerOf(conn.identity);
+    const foreign = { refused: 'the client id names a session of another device' };
     let session = this.sessions.get(id);
+    if (session && ownerOf(session.identity) !== owner) return foreign;
     if (session?.connection) {
       const old = session.connection;
       this.log.info({ clientId: id }, 'MQTT session taken over by a new connection');
@@ -280,15 +283,25 @@ export class Broker {
     let stored: StoredSession | undefined;
     /** The node holding the stored session, if one is stored. */
     let holder: string | undefined;
+    /** Whose the stored session is. */
+    let storedOwner: string | undefined;
     const lookUp = async (store: SessionStore): Promise<void> => {
-      // clean start discards a stored session [MQTT-3.1.2-4]: where it is held matters, not what it holds
-      if (cleanStart) holder = await store.holder(id);
-      else holder = (stored = await store.load(id))?.nodeId;
+      // clean start discards a stored session [MQTT-3.1.2-4]: where it is held and whose it is matter, not what it holds
+      if (cleanStart) {
+        const held = await store.holder(id);
+        holder = held?.nodeId;
+        storedOwner = held && ownerOf(held.identity);
+      } else {
+        stored = await store.load(id);
+        holder = stored?.nodeId;
+        storedOwner = stored && ownerOf(stored.identity);
+      }
     };
     /** A session coming from another node, subscribed here before that node lets go: nothing published meanwhile is missed. */
     let arriving: Session | undefined;
     if (!session) {
       if (this.store) await lookUp(this.store);
+      if (storedOwner !== undefined && storedOwner !== owner) return foreign;
       if (this.cluster) {
         const elsewhere = holder !== undefined && holder !== this.nodeId;
         if (elsewhere && !cleanStart) {
@@ -296,12 +309,13 @@ export class Broker {
           for (const [key, opts] of stored!.subscriptions) arriving.setSubscription(key, opts);
           await Promise.all([...arriving.subscriptions].map(([key, opts]) => this.indexAdd(arriving!, key, opts)));
         }
-        await this.cluster.claim(id, elsewhere); // a connection elsewhere is taken over [MQTT-3.1.4-3]
+        await this.cluster.claim(id, owner, elsewhere); // a connection elsewhere is taken over [MQTT-3.1.4-3]
         // the session as the other node left it; a clean start ends it whatever it holds (ending a
         // session that is gone meanwhile deletes nothing)
         if (elsewhere && !cleanStart) await lookUp(this.store!);
       }
       session = this.sessions.get(id); // another connection may have come in meanwhile
+      if (session && ownerOf(session.identity) !== owner) return foreign;
       if (session?.connection) session.connection.disconnect(rc.sessionTakenOver, 'session taken over');
       session = this.sessions.get(id);
       if (session) stored = holder = undefined;
@@ -374,9 +388,14 @@ export class Broker {
    * Another node claims a client: its connection here is taken over, and a persistent session is
    * written and let go of (not ended), for that node to restore.
    */
-  private async release(clientId: string): Promise<boolean> {
+  private async release(clientId: string, owner: string): Promise<boolean> {
     const session = this.sessions.get(clientId);
     if (!session) return false;
+    if (ownerOf(session.identity) !== owner) {
+      // another device connected elsewhere with this client id: refused there once it reads the store, never given this one
+      this.log.warn({ clientId }, 'another node claimed an MQTT client id held here by another device; kept');
+      return false;
+    }
     if (session.connection) {
       this.log.info({ clientId }, 'MQTT session taken over by a connection on another node');
       session.connection.disconnect(rc.sessionTakenOver, 'session taken over');

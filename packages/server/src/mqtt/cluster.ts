@@ -12,15 +12,16 @@ export interface ClusterLink {
    * Tells the other nodes that `clientId` connected here. With `wait`, resolves once a node that
    * held the session has written and released it (or after the timeout: that node may be gone).
    */
-  claim(clientId: string, wait: boolean): Promise<void>;
-  /** What this node does when another claims a client; resolves true when it held the client, and the link then announces the release. */
-  onClaim(handler: (clientId: string) => Promise<boolean>): void;
+  claim(clientId: string, owner: string, wait: boolean): Promise<void>;
+  /** What this node does when another claims a client for `owner` (ownerOf); resolves true when it held the client and let go of it, and the link then announces the release. */
+  onClaim(handler: (clientId: string, owner: string) => Promise<boolean>): void;
   close(): void;
 }
 
 interface ClaimEvent {
   clientId: string;
   node: string;
+  owner?: string;
 }
 
 /** The cluster link over the message bus's control broadcasts (NATS). */
@@ -28,7 +29,7 @@ export function busClusterLink(bus: Bus, nodeId: string, log: Logger, options: {
   const timeoutMs = options.releaseTimeoutMs ?? 3000;
   const instance = randomBytes(6).toString('hex');
   const waiting = new Map<string, Set<() => void>>();
-  let handler: ((clientId: string) => Promise<boolean>) | undefined;
+  let handler: ((clientId: string, owner: string) => Promise<boolean>) | undefined;
   const subs: LiveSubscription[] = [];
 
   const parse = (data: string): ClaimEvent | undefined => {
@@ -44,7 +45,7 @@ export function busClusterLink(bus: Bus, nodeId: string, log: Logger, options: {
     bus.onBroadcast('mqtt.claim', (data) => {
       const e = parse(data);
       if (!e || e.node === nodeId || !handler) return;
-      handler(e.clientId).then(
+      handler(e.clientId, e.owner ?? '').then(
         (held) => {
           if (held) bus.broadcast('mqtt.released', JSON.stringify({ clientId: e.clientId, node: nodeId }));
         },
@@ -66,9 +67,9 @@ export function busClusterLink(bus: Bus, nodeId: string, log: Logger, options: {
   bus.broadcast('mqtt.hello', `${nodeId} ${instance}`);
 
   return {
-    claim(clientId, wait) {
+    claim(clientId, owner, wait) {
       if (!wait) {
-        bus.broadcast('mqtt.claim', JSON.stringify({ clientId, node: nodeId }));
+        bus.broadcast('mqtt.claim', JSON.stringify({ clientId, node: nodeId, owner }));
         return Promise.resolve();
       }
       return new Promise<void>((resolve) => {
@@ -86,7 +87,7 @@ export function busClusterLink(bus: Bus, nodeId: string, log: Logger, options: {
           done();
         }, timeoutMs);
         set.add(done);
-        bus.broadcast('mqtt.claim', JSON.stringify({ clientId, node: nodeId }));
+        bus.broadcast('mqtt.claim', JSON.stringify({ clientId, node: nodeId, owner }));
       });
     },
     onClaim(h) {

@@ -67,6 +67,29 @@ describe('MQTT with Fleetwire devices and channels', () => {
     assert.equal(await refusal(url, { protocolVersion: 4 }), 4, 'no credentials');
   });
 
+  test("a client id is one device's: another device using it is refused (0x85, 3.1.1: 2) and takes over neither its connection nor its stored session", async () => {
+    const clientId = `owned-${Date.now()}`;
+    // the owner's persistent session, connected
+    const kept = await mqttClient(url, { protocolVersion: 5, username: dev.both.id, password: dev.both.secret, clientId, clean: false, properties: { sessionExpiryInterval: 600 } }, clients);
+    await kept.subscribeAsync(topic('owned/#'), { qos: 1 });
+    const closed = new Promise<void>((resolve) => kept.once('close', () => resolve()));
+    let kicked = false;
+    kept.once('close', () => (kicked = true));
+    assert.equal(await refusal(url, { protocolVersion: 5, username: dev.sub.id, password: dev.sub.secret, clientId }), 0x85, 'another device, MQTT 5');
+    assert.equal(await refusal(url, { protocolVersion: 4, username: dev.pub.id, password: dev.pub.secret, clientId }), 2, 'another device, MQTT 3.1.1');
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(kicked, false, 'the owner stays connected');
+    kept.end(true);
+    await closed;
+    // away, its session stored: another device with a clean start still cannot end it
+    assert.equal(await refusal(url, { protocolVersion: 5, username: dev.sub.id, password: dev.sub.secret, clientId, clean: true }), 0x85);
+    const pub = await as(dev.pub);
+    await pub.publishAsync(topic('owned/1'), '[{"n":"kept","v":1}]', { qos: 1 });
+    const back = await mqttClient(url, { protocolVersion: 5, username: dev.both.id, password: dev.both.secret, clientId, clean: false, properties: { sessionExpiryInterval: 600 } }, clients);
+    await eventually(() => assert.equal(back.received.length, 1, 'the session kept what was published while it was away'));
+    back.end(true);
+  });
+
   test('a message published over MQTT reaches MQTT subscribers and is stored', async () => {
     const sub = await as(dev.sub);
     await sub.subscribeAsync(topic('room/#'), { qos: 1 });

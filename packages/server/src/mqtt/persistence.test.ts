@@ -6,10 +6,11 @@ import type { IPublishPacket, IConnackPacket } from 'mqtt-packet';
 import { Broker, type BrokerOptions } from './broker.js';
 import type { ClusterLink } from './cluster.js';
 import { openPolicy } from './open-policy.js';
+import type { BrokerPolicy } from './policy.js';
 import { retainedCandidates, SqlRetainedStore, SqlSessionStore } from './sql-store.js';
 import type { SessionChange, SessionStore, StoredSession } from './store.js';
 import { topicMatches } from './topics.js';
-import type { BrokerMessage } from './types.js';
+import type { BrokerMessage, ClientIdentity } from './types.js';
 import { createLogger } from '../core/logger.js';
 import { ManualClock, type Clock } from '../core/clock.js';
 import { RawQueries } from '../db/raw.js';
@@ -27,7 +28,7 @@ class RecordingStore implements SessionStore {
     this.calls.push(`load ${clientId}`);
     return this.inner.load(clientId);
   }
-  holder(clientId: string): Promise<string | undefined> {
+  holder(clientId: string): Promise<{ nodeId: string; identity: ClientIdentity } | undefined> {
     this.calls.push(`holder ${clientId}`);
     return this.inner.holder(clientId);
   }
@@ -61,11 +62,11 @@ class CountingQueries extends RawQueries {
  * client at once. When the claim waits, `claimed` runs before they let go and `released` after.
  */
 function localCluster(hooks: { claimed?: () => void; released?: () => void } = {}) {
-  const handlers = new Map<string, (clientId: string) => Promise<boolean>>();
+  const handlers = new Map<string, (clientId: string, owner: string) => Promise<boolean>>();
   return (nodeId: string): ClusterLink => ({
-    async claim(clientId, wait) {
+    async claim(clientId, owner, wait) {
       if (wait) hooks.claimed?.();
-      const letGo = Promise.all([...handlers].filter(([n]) => n !== nodeId).map(([, release]) => release(clientId)));
+      const letGo = Promise.all([...handlers].filter(([n]) => n !== nodeId).map(([, release]) => release(clientId, owner)));
       if (!wait) return;
       await letGo;
       hooks.released?.();
@@ -94,17 +95,17 @@ describe('MQTT state in the database survives a broker restart', () => {
     await t.cleanup();
   });
 
-  async function startBroker(nodeId = 'node-a', state: { sessions?: SessionStore; cluster?: ClusterLink; options?: Partial<BrokerOptions>; clock?: Clock } = {}): Promise<Broker> {
+  async function startBroker(nodeId = 'node-a', state: { sessions?: SessionStore; cluster?: ClusterLink; options?: Partial<BrokerOptions>; clock?: Clock; policy?: BrokerPolicy } = {}): Promise<Broker> {
     const q = new RawQueries(t.db);
-    const b = new Broker(openPolicy(undefined), createLogger('silent'), state.options ?? {}, undefined, { retained: new SqlRetainedStore(q), sessions: state.sessions ?? new SqlSessionStore(q), nodeId, ...(state.cluster ? { cluster: state.cluster } : {}), ...(state.clock ? { clock: state.clock } : {}) });
+    const b = new Broker(state.policy ?? openPolicy(undefined), createLogger('silent'), state.options ?? {}, undefined, { retained: new SqlRetainedStore(q), sessions: state.sessions ?? new SqlSessionStore(q), nodeId, ...(state.cluster ? { cluster: state.cluster } : {}), ...(state.clock ? { clock: state.clock } : {}) });
     await b.start();
     return b;
   }
 
-  async function connect(b: Broker, clientId: string, opts: { v?: 4 | 5; clean?: boolean; expiry?: number } = {}): Promise<{ c: RawClient; connack: IConnackPacket }> {
+  async function connect(b: Broker, clientId: string, opts: { v?: 4 | 5; clean?: boolean; expiry?: number; username?: string } = {}): Promise<{ c: RawClient; connack: IConnackPacket }> {
     const v = opts.v ?? 5;
     const c = rawClient(b, v);
-    c.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: v, clientId, clean: opts.clean ?? false, keepalive: 0, ...(v === 5 ? { properties: { sessionExpiryInterval: opts.expiry ?? 3600 } } : {}) });
+    c.send({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: v, clientId, clean: opts.clean ?? false, keepalive: 0, ...(opts.username !== undefined ? { username: opts.username } : {}), ...(v === 5 ? { properties: { sessionExpiryInterval: opts.expiry ?? 3600 } } : {}) });
     return { c, connack: (await c.next('connack')) as IConnackPacket };
   }
 
@@ -429,6 +430,44 @@ describe('MQTT state in the database survives a broker restart', () => {
       assert.deepEqual(stored?.messages.map((m) => [m.seq, m.message.id]), [[1, 'm1'], [2, 'm2'], [3, 'm3']]);
       for (const p of got) resumed.c.send({ cmd: 'puback', messageId: p.messageId! });
       resumed.c.send({ cmd: 'disconnect' });
+    } finally {
+      await a?.close();
+      await b?.close();
+    }
+  });
+
+  test("across nodes a client id stays its device's: a claim by another device takes over neither its live connection nor its stored session", async () => {
+    let a: Broker | undefined;
+    let b: Broker | undefined;
+    // each username is a device of its own
+    const devices: BrokerPolicy = { ...openPolicy(undefined), authenticate: async (req) => ({ ok: true, identity: { kind: 'device', deviceId: req.username ?? '', orgId: 'org' } }) };
+    try {
+      const link = localCluster();
+      a = await startBroker('node-a', { cluster: link('node-a'), policy: devices });
+      b = await startBroker('node-b', { cluster: link('node-b'), policy: devices });
+      const live = await connect(a, 'shared-id', { username: 'device-x', clean: true, expiry: 0 });
+      assert.equal(live.connack.reasonCode, 0);
+      const intruder = await connect(b, 'shared-id', { username: 'device-y', clean: true, expiry: 0 });
+      assert.equal(intruder.connack.reasonCode, 0, 'not stored anywhere: node-b cannot tell, and gives device-y a session of its own');
+      await new Promise((r) => setTimeout(r, 50));
+      assert.equal(a.sessions.get('shared-id')?.connected, true, "node-a kept device-x's connection");
+      intruder.c.send({ cmd: 'disconnect' });
+      live.c.send({ cmd: 'disconnect' });
+      await eventually(() => assert.equal(a!.sessions.get('shared-id'), undefined));
+
+      // stored: refused on the other node as on this one
+      const owner = await connect(a, 'stored-id', { username: 'device-x' });
+      owner.c.send({ cmd: 'disconnect' });
+      await eventually(() => assert.equal(a!.sessions.get('stored-id')?.connected, false));
+      await a.persisted(a.sessions.get('stored-id')!);
+      for (const clean of [true, false]) {
+        const refused = await connect(b, 'stored-id', { username: 'device-y', clean });
+        assert.equal(refused.connack.reasonCode, 0x85, `clean ${clean}`);
+      }
+      assert.ok(a.sessions.get('stored-id'), 'node-a still holds the session');
+      const back = await connect(b, 'stored-id', { username: 'device-x' });
+      assert.equal(back.connack.sessionPresent, true, 'its device resumes it on the other node');
+      back.c.send({ cmd: 'disconnect' });
     } finally {
       await a?.close();
       await b?.close();

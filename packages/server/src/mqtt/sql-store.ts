@@ -184,9 +184,10 @@ export class SqlSessionStore implements SessionStore {
     return assemble(sessions, subs, messages)[0];
   }
 
-  async holder(clientId: string): Promise<string | undefined> {
-    const rows = await this.q.all<{ node_id: string }>('SELECT node_id FROM mqtt_sessions WHERE client_id = ?', [clientId]);
-    return rows[0]?.node_id;
+  async holder(clientId: string): Promise<{ nodeId: string; identity: ClientIdentity } | undefined> {
+    const rows = await this.q.all<{ node_id: string; identity: string }>('SELECT node_id, identity FROM mqtt_sessions WHERE client_id = ?', [clientId]);
+    const row = rows[0];
+    return row && { nodeId: row.node_id, identity: JSON.parse(row.identity) as ClientIdentity };
   }
 
   async loadNode(nodeId: string): Promise<StoredSession[]> {

@@ -49,8 +49,8 @@ export type SessionChange =
  */
 export interface SessionStore {
   load(clientId: string): Promise<StoredSession | undefined>;
-  /** The node that holds the stored session of `clientId`, undefined when none is stored: all a clean start needs to know. */
-  holder(clientId: string): Promise<string | undefined>;
+  /** The node that holds the stored session of `clientId` and whose it is, undefined when none is stored: all a clean start needs to know. */
+  holder(clientId: string): Promise<{ nodeId: string; identity: ClientIdentity } | undefined>;
   /** Every session a node holds (to restore them when it starts). */
   loadNode(nodeId: string): Promise<StoredSession[]>;
   /** Applies changes in order, atomically. */

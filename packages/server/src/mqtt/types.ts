@@ -44,6 +44,15 @@ export interface SubscriptionOptions {
 /** Who a connected client is, once authenticated. */
 export type ClientIdentity = { kind: 'device'; deviceId: string; orgId: string } | { kind: 'anonymous' };
 
+/**
+ * Whose a session is: a device's, or the open listener's anonymous clients'. A client id names a
+ * session of one owner only: another device connecting with it is refused, never given the
+ * session (nor may it take the connection over), on any node.
+ */
+export function ownerOf(identity: ClientIdentity): string {
+  return identity.kind === 'device' ? `device:${identity.deviceId}` : identity.kind;
+}
+
 export type PublishPacket = IPublishPacket;
 
 /** MQTT 5.0 reason codes (§2.4) we use. */

@@ -84,8 +84,10 @@ export async function handleConnect(conn: Connection, packet: IConnectPacket): P
   // Session: a 3.1.1 clean session ends at disconnect; a persistent one lasts as long as the broker allows.
   const cleanStart = packet.clean !== false;
   const expirySeconds = v5 ? Math.min(props.sessionExpiryInterval ?? 0, o.maxSessionExpirySeconds) : cleanStart ? 0 : o.maxSessionExpirySeconds;
-  const { session, present } = await broker.openSession(conn, cleanStart, expirySeconds);
+  const opened = await broker.openSession(conn, cleanStart, expirySeconds);
   if (conn.closed) return;
+  if ('refused' in opened) return refuse(conn, rc.clientIdNotValid, opened.refused);
+  const { session, present } = opened;
 
   const connack: IConnackPacket = { cmd: 'connack', sessionPresent: present }; // [MQTT-3.2.2-2], [MQTT-3.2.2-3]
   if (v5) {
