@@ -33,7 +33,8 @@ export interface EnrolOptions {
   dir?: string;
   /**
    * CA certificate(s), PEM, that signed the platform's listener certificates (HTTPS, MQTT over TLS)
-   * when they are not publicly trusted. Kept in the store (`ca.pem`) for connecting and renewing.
+   * when they are not publicly trusted. Kept in the store (`ca.pem`) for connecting, renewing and
+   * enrolling again.
    */
   ca?: string;
   /** Make a new key even when the store has one (a device whose old key may be compromised). Default false: the key is kept. */
@@ -89,11 +90,12 @@ export async function enrol(options: EnrolOptions): Promise<Identity> {
   key ??= await generateDeviceKey();
   if (fresh && !options.newKey) await store.commit({ 'device.key': key });
   const csr = await certificateRequest(key, options.serial);
+  const ca = options.ca ?? (await store.readCa()); // a re-enrolment trusts what the first one did
   const answer = await platformRequest<Enrolled>({
     method: 'POST',
     url: new URL('/enrol', options.url).href,
     body: { csr, serial: options.serial, ...(options.token !== undefined ? { token: options.token } : {}) },
-    ...(options.ca !== undefined ? { ca: options.ca } : {}),
+    ...(ca !== undefined ? { ca } : {}),
     ...(options.timeoutMs !== undefined ? { timeoutMs: options.timeoutMs } : {}),
   });
   const files = storedFiles(answer, options.serial);

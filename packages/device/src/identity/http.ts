@@ -26,7 +26,7 @@ const defaultTimeoutMs = 30_000;
 /** Most bytes of an answer read: an enrolment's is a few KiB. */
 const maxAnswerBytes = 1 << 20;
 
-/** Sends the request; resolves with the JSON of a 2xx answer, rejects with the refusal otherwise. */
+/** Sends the request; resolves with the JSON of a 2xx answer (undefined if it has none), rejects with the refusal otherwise. */
 export async function platformRequest<T>(r: PlatformRequest): Promise<T> {
   const url = new URL(r.url);
   const body = r.body === undefined ? undefined : Buffer.from(JSON.stringify(r.body));
@@ -66,7 +66,7 @@ export async function platformRequest<T>(r: PlatformRequest): Promise<T> {
   } catch {
     json = undefined;
   }
-  if (res.status >= 200 && res.status < 300 && json !== undefined) return json as T;
+  if (res.status >= 200 && res.status < 300) return json as T;
   const problem = json as { code?: unknown; detail?: unknown; reason?: unknown } | undefined;
   if (res.type.startsWith('application/problem+json') && typeof problem?.code === 'string' && problem.code.includes('.')) {
     throw new PlatformRefusedError(problem.code as PlatformErrorCode, res.status, typeof problem.detail === 'string' ? problem.detail : '', typeof problem.reason === 'string' ? problem.reason : undefined);

@@ -73,6 +73,12 @@ export class IdentityStore {
     return readOptional(this.path('device.key'));
   }
 
+  /** The `ca.pem` an enrolment was given, if any. */
+  async readCa(): Promise<string | undefined> {
+    await this.recover();
+    return readOptional(this.path('ca.pem'));
+  }
+
   /** Everything a connection or a renewal needs; `not_enrolled` when the store holds no certificate. */
   async read(): Promise<StoredCredentials> {
     await this.recover();
