@@ -219,6 +219,29 @@ describe('certificate identity against a platform with TLS listeners', () => {
     assert.equal(readFileSync(join(dir, 'device.pem'), 'utf8'), before);
   });
 
+  test('useCertificate: a connected device swaps to another certificate at once and keeps its subscriptions', async () => {
+    await register('SN-S1');
+    const dir = storeDir();
+    const first = await enrol({ url: platform.api, token: await token('SN-S*'), serial: 'SN-S1', dir, ca: platform.listenerCa });
+    const d = await connected(dir);
+    const received: DeviceMessage[] = [];
+    await d.subscribe(fleet.channel, { subtopic: 'swap' }, (m) => void received.push(m));
+    // enrolled again with the same key (the registration holds it): a second certificate of the device
+    const second = await enrol({ url: platform.api, serial: 'SN-S1', dir });
+    assert.notEqual(second.certificate_serial, first.certificate_serial);
+    const reconnected = new Promise<void>((resolve) => d.on('connected', (i) => i.reconnected && resolve()));
+    d.useCertificate({ cert: readFileSync(join(dir, 'device.pem'), 'utf8') + readFileSync(join(dir, 'chain.pem'), 'utf8'), key: readFileSync(join(dir, 'device.key'), 'utf8') });
+    await reconnected;
+    // the session is on the second certificate: revoking the first leaves it up
+    const disconnects: unknown[] = [];
+    d.on('disconnected', (i) => disconnects.push(i));
+    await platform.call('POST', `/orgs/${fleet.org}/certificates/${first.certificate_serial}/revoke`, { token: fleet.token, body: { reason: 'superseded' }, expect: 200 });
+    await d.publishSenml(fleet.channel, { n: 'swapped', v: 1 }, { subtopic: 'swap' });
+    await eventually(() => assert.deepEqual(received[0]?.senml, [{ n: 'swapped', v: 1 }]));
+    assert.deepEqual(disconnects, []);
+    assert.equal(d.connected, true);
+  });
+
   test('after an operator reset the device enrols again with a new token, keeping its key', async () => {
     const registration = await register('SN-R1');
     const dir = storeDir();
