@@ -109,6 +109,7 @@ class CertificateRenewal {
   }
 
   private async renewNow(): Promise<void> {
+    let facts;
     try {
       await renew({
         dir: this.store.dir,
@@ -116,6 +117,8 @@ class CertificateRenewal {
         ...(typeof this.options.ca === 'string' ? { ca: this.options.ca } : {}),
         ...(this.options.newKey ? { newKey: true } : {}),
       });
+      this.current = await new IdentityStore(this.store.dir).read();
+      facts = readCertificate(this.current.certificate);
     } catch (e) {
       if (this.stopped) return;
       const retryInMs = backoffDelay(this.failures, this.backoff);
@@ -126,8 +129,6 @@ class CertificateRenewal {
     }
     if (this.stopped) return;
     this.failures = 0;
-    this.current = await new IdentityStore(this.store.dir).read();
-    const facts = readCertificate(this.current.certificate);
     this.device.useCertificate({ cert: presentedChain(this.current), key: this.current.key });
     this.device.emit('renewed', { certificateSerial: facts.serial, notAfter: facts.notAfter });
     this.scheduleAt(this.renewalTime());
