@@ -13,7 +13,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { connectEnrolled, enrol, ensureDeviceKey, PlatformRefusedError, readCertificate, renew, type DeviceMessage, type FleetwireDevice, type StoredIdentity } from '../src/index.js';
+import { connectEnrolled, enrol, enrolledDevice, ensureDeviceKey, PlatformRefusedError, readCertificate, renew, type DeviceMessage, type FleetwireDevice, type StoredIdentity } from '../src/index.js';
 import { eventually, TestPlatform, type Fleet } from './platform.js';
 
 const deviceRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -184,13 +184,16 @@ describe('certificate identity against a platform with TLS listeners', () => {
     const { notBefore, notAfter } = readCertificate(readFileSync(join(dir, 'device.pem'), 'utf8'));
     // due a second from now
     const at = (Date.now() + 1000 - notBefore.getTime()) / (notAfter.getTime() - notBefore.getTime());
-    const d = await connected(dir, { renewal: { at } });
+    const d = await enrolledDevice({ dir, renewal: { at } });
+    devices.push(d);
     const reconnected = new Promise<void>((resolve) => d.on('connected', (i) => i.reconnected && resolve()));
     // the first renewal, or the first failure
-    const info = await new Promise<{ certificateSerial: string }>((resolve, reject) => {
+    const renewed = new Promise<{ certificateSerial: string }>((resolve, reject) => {
       d.once('renewed', resolve);
       d.once('renewal-error', reject);
     });
+    await d.connect();
+    const info = await renewed;
     assert.notEqual(info.certificateSerial, first.certificate_serial);
     assert.equal(identityOf(dir).certificate_serial, info.certificateSerial);
     await reconnected;
@@ -209,9 +212,12 @@ describe('certificate identity against a platform with TLS listeners', () => {
     await new Promise((resolve) => closed.close(resolve));
     const before = readFileSync(join(dir, 'device.pem'), 'utf8');
 
-    const d = await connected(dir, { renewal: { at: 0, url: `https://127.0.0.1:${port}`, retry: { minDelayMs: 100, maxDelayMs: 200, jitter: 0 } } });
+    // due at once: listened to before the client is made to connect
+    const d = await enrolledDevice({ dir, renewal: { at: 0, url: `https://127.0.0.1:${port}`, retry: { minDelayMs: 100, maxDelayMs: 200, jitter: 0 } } });
+    devices.push(d);
     const failures: { code: unknown; attempt: number; retryInMs: number; at: number }[] = [];
     d.on('renewal-error', (e, i) => failures.push({ code: (e as { code?: unknown }).code, ...i, at: Date.now() }));
+    await d.connect();
     await eventually(() => assert.ok(failures.length >= 3, `${failures.length} failures so far`));
     assert.deepEqual(failures.slice(0, 3).map((f) => [f.code, f.attempt, f.retryInMs]), [['platform_unreachable', 1, 100], ['platform_unreachable', 2, 200], ['platform_unreachable', 3, 200]]);
     assert.ok(failures[1]!.at - failures[0]!.at >= 90, `retried ${failures[1]!.at - failures[0]!.at} ms after the first failure`);
