@@ -126,6 +126,17 @@ export interface DeviceEvents {
   error: [error: Error];
   /** The client stopped: `close()`, or a refusal that retrying would not change (`error`). */
   close: [info: { error?: Error }];
+  /** A client of `connectEnrolled`: a new certificate is stored, and the client reconnects with it. */
+  renewed: [info: { certificateSerial: string; notAfter: Date }];
+  /** A client of `connectEnrolled`: a renewal failed; the next try is in `retryInMs`. */
+  'renewal-error': [error: Error, info: { attempt: number; retryInMs: number }];
+}
+
+/** A client certificate to connect with from the next connection on. */
+export interface ClientCertificate {
+  cert: string | Buffer;
+  key: string | Buffer;
+  ca?: DeviceOptions['ca'];
 }
 
 /** A QoS 1/2 message waiting for the platform's acknowledgement. */
@@ -181,6 +192,8 @@ export class FleetwireDevice extends EventEmitter<DeviceEvents> {
   /** Filters unsubscribed while offline that the platform's kept session still holds. */
   private readonly unsubscribedOffline = new Set<string>();
   private waiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
+  /** The connection is being ended to connect again at once (a new certificate). */
+  private reconnectAtOnce = false;
 
   constructor(options: DeviceOptions) {
     super();
@@ -311,6 +324,23 @@ export class FleetwireDevice extends EventEmitter<DeviceEvents> {
   async close(): Promise<void> {
     if (this.currentState === 'closed') return;
     await this.stop(undefined);
+  }
+
+  /**
+   * Connects with another client certificate (a renewed one): a live connection is ended
+   * gracefully and a new one made at once; subscriptions are restored and the outbox is kept, as
+   * on any reconnection. Offline, the next attempt uses it.
+   */
+  useCertificate(certificate: ClientCertificate): void {
+    this.assertOpen();
+    this.options.cert = certificate.cert;
+    this.options.key = certificate.key;
+    if (certificate.ca !== undefined) this.options.ca = certificate.ca;
+    const client = this.client;
+    if (!client || this.retryTimer !== undefined) return; // not started, or waiting to retry: the next attempt uses it
+    this.reconnectAtOnce = true;
+    // connected: ended now; still connecting: ended once connected (see onConnect), or retried at once if that attempt fails
+    if (this.connected) void endClient(client, true);
   }
 
   // ---- publishing ----
@@ -537,6 +567,8 @@ export class FleetwireDevice extends EventEmitter<DeviceEvents> {
 
   private async onConnect(gen: number, client: MqttClient, connack: IConnackPacket): Promise<void> {
     if (gen !== this.generation) return;
+    // connected with the certificate that was replaced while this attempt was under way
+    if (this.reconnectAtOnce) return void endClient(client, true);
     const reconnected = this.everConnected;
     this.currentState = 'connected';
     this.everConnected = true;
@@ -562,6 +594,11 @@ export class FleetwireDevice extends EventEmitter<DeviceEvents> {
     }
     if (error instanceof ConnectionRefusedError && !error.retryable) {
       void this.stop(error);
+      return;
+    }
+    if (this.reconnectAtOnce) {
+      this.reconnectAtOnce = false;
+      this.attempt();
       return;
     }
     // [MQTT-3.1.4-3]: another client connected with our client id; taking the session back would

@@ -30,7 +30,20 @@ export type FleetwireErrorCode =
   /** Another connection with the same client id took the session over (DISCONNECT 0x8E): this one stops rather than take it back. */
   | 'session_taken_over'
   /** The client was closed. */
-  | 'closed';
+  | 'closed'
+  /** The key store holds no enrolled identity (enrol first). */
+  | 'not_enrolled'
+  /** A file of the key store does not read as what it should be. */
+  | 'store_invalid'
+  /** The platform's HTTP API did not answer (address, network, TLS). */
+  | 'platform_unreachable'
+  /** The platform answered with something that is neither its answer nor a problem document. */
+  | 'unexpected_response'
+  /** A refusal by the platform's HTTP API: its own stable code, e.g. `enrolment.token_used` (docs/identity.md). */
+  | PlatformErrorCode;
+
+/** The codes of the platform's problem documents, e.g. `enrolment.token_used`, `renewal.certificate_required`. */
+export type PlatformErrorCode = `${string}.${string}`;
 
 export class FleetwireError extends Error {
   override readonly name: string = 'FleetwireError';
@@ -157,5 +170,22 @@ export class OutboxFullError extends FleetwireError {
   override readonly name = 'OutboxFullError';
   constructor(readonly limit: number) {
     super('outbox_full', `the outbox holds ${limit} messages waiting for the platform (outboxLimit): this one was not queued`);
+  }
+}
+
+/**
+ * The platform refused an identity request (`POST /enrol`, `POST /renew`): `code` is the platform's
+ * own (docs/identity.md), `status` the HTTP status, `reason` the detail some codes carry (a CSR's
+ * `csr_signature`, …).
+ */
+export class PlatformRefusedError extends FleetwireError {
+  override readonly name = 'PlatformRefusedError';
+  constructor(
+    code: PlatformErrorCode,
+    readonly status: number,
+    detail: string,
+    readonly reason: string | undefined,
+  ) {
+    super(code, `the platform refused: ${code} (HTTP ${status})${detail ? `: ${detail}` : ''}`);
   }
 }

@@ -3,8 +3,9 @@
  * to its channels, subscribe, and stay connected.
  */
 export { connectDevice, FleetwireDevice } from './device.js';
-export type { DeviceEvents, DeviceMessage, DeviceOptions, DeviceState, MessageHandler, PublishOptions, QoS, SubscribeOptions, Subscription } from './device.js';
+export type { ClientCertificate, DeviceEvents, DeviceMessage, DeviceOptions, DeviceState, MessageHandler, PublishOptions, QoS, SubscribeOptions, Subscription } from './device.js';
 export { backoffDelay, defaultBackoff, type BackoffOptions } from './backoff.js';
 export { validateSenml, senmlContentType, type SenmlPack, type SenmlRecord } from './senml.js';
 export { messageFilter, messageTopic, parseMessageTopic } from './topics.js';
-export { ConnectionRefusedError, FleetwireError, OutboxFullError, PublishRefusedError, SenmlError, SubscribeRefusedError, type FleetwireErrorCode } from './errors.js';
+export { ConnectionRefusedError, FleetwireError, OutboxFullError, PublishRefusedError, SenmlError, SubscribeRefusedError, PlatformRefusedError, type FleetwireErrorCode, type PlatformErrorCode } from './errors.js';
+export * from './identity/index.js';
