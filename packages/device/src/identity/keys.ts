@@ -3,7 +3,8 @@
  * WebCrypto (the platform accepts no other, docs/identity.md), its PKCS#10 certificate request
  * (RFC 2986) built with @peculiar/x509, and what the SDK reads off a certificate.
  */
-import './reflect-metadata.js';
+// tsyringe, under @peculiar/x509, needs the Reflect metadata API when it loads
+import 'reflect-metadata';
 import { createPrivateKey, createPublicKey, webcrypto, type KeyObject } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 import { FleetwireError } from '../errors.js';
