@@ -5,6 +5,8 @@
  *
  * Served today:
  *   channels/<channel id>/messages[/<subtopic>]     a channel's messages (publish, subscribe, read)
+ *   enrolment/<request|renew|accepted|rejected>     MQTT enrolment and renewal, request and replies,
+ *                                                   private to the connection (docs/identity.md)
  * Reserved (parsed to a typed target so edges refuse them with one clear answer until they are
  * served; twins and commands fill them in):
  *   devices/<device id>/twin[/<name>][/<operation>...]
@@ -80,7 +82,17 @@ export interface DeviceResource {
   rest: string[];
 }
 
-export type Address = ChannelMessages | DeviceResource;
+/** The MQTT enrolment topics: a connection's own requests (`request`, `renew`) and the replies to them. */
+export const enrolmentOperations = ['request', 'renew', 'accepted', 'rejected'] as const;
+export type EnrolmentOperation = (typeof enrolmentOperations)[number];
+
+/** `enrolment/<operation>`: served over MQTT only (HTTP has POST /enrol and POST /renew). */
+export interface EnrolmentTopic {
+  kind: 'enrolment';
+  operation: EnrolmentOperation;
+}
+
+export type Address = ChannelMessages | DeviceResource | EnrolmentTopic;
 
 export type AddressResult = { ok: true; address: Address } | { ok: false; error: string };
 
@@ -107,6 +119,9 @@ export function parseAddress(address: string | readonly string[], options: { ws?
     if (id === '+' || id === '#') return { ok: false, error: `a channel id may not be a wildcard: ${addressForms}` };
     return { ok: true, address: { kind: 'channel.messages', channel: id, subtopic: segments.slice(3).join('/') } };
   }
+  if (root === 'enrolment' && segments.length === 2 && (enrolmentOperations as readonly string[]).includes(id!)) {
+    return { ok: true, address: { kind: 'enrolment', operation: id as EnrolmentOperation } };
+  }
   if (root === 'devices' && id && family !== undefined && isFamily(family)) {
     if (id === '+' || id === '#') return { ok: false, error: 'a device id may not be a wildcard' };
     return { ok: true, address: { kind: 'device', device: id, family, rest: segments.slice(3) } };
@@ -117,6 +132,7 @@ export function parseAddress(address: string | readonly string[], options: { ws?
 /** The address as a topic (no leading `/`); prefix `/` for an HTTP path, `/ws/` for a WebSocket path. */
 export function formatAddress(address: Address): string {
   if (address.kind === 'channel.messages') return address.subtopic ? `channels/${address.channel}/messages/${address.subtopic}` : `channels/${address.channel}/messages`;
+  if (address.kind === 'enrolment') return `enrolment/${address.operation}`;
   return ['devices', address.device, address.family, ...address.rest].join('/');
 }
 
@@ -125,7 +141,8 @@ export function channelTopic(channel: string, subtopic: string): string {
   return subtopic ? `channels/${channel}/messages/${subtopic}` : `channels/${channel}/messages`;
 }
 
-/** Why a device-addressed resource is refused today: one answer on every edge. */
-export function notServed(address: DeviceResource): string {
+/** Why an address is refused on an edge that does not serve it: one answer on every edge. */
+export function notServed(address: DeviceResource | EnrolmentTopic): string {
+  if (address.kind === 'enrolment') return 'enrolment/… topics are MQTT only: over HTTP, POST /enrol and POST /renew';
   return `devices/<id>/${address.family} is reserved for device ${address.family === 'twin' ? 'twins' : address.family} and not served yet`;
 }

@@ -12,6 +12,8 @@ import { mqttReasonOf } from './errors.js';
 import type { Session } from './session.js';
 import type { BrokerPolicy } from './policy.js';
 import { rc, type BrokerMessage, type ClientIdentity } from './types.js';
+import { enrolmentTopics } from './enrolment.js';
+import type { IdentityService } from '../identity/index.js';
 
 /** Plain subscriptions share one feed per channel; each share group has its own. */
 function feedKey(channel: string, filter: string, group: string | undefined): string {
@@ -78,8 +80,9 @@ const cutReason = {
  * bus; the bus feeds every node's broker the channels its clients subscribe to, so a message
  * reaches each subscriber once, whichever protocol or node it came from.
  */
-export function fleetwirePolicy(deps: { authorizer: DeviceAuthorizer; messaging: MessagingService; bus: Bus; log: Logger; broker: () => Broker; accessChanges?: AccessChanges }): BrokerPolicy {
+export function fleetwirePolicy(deps: { authorizer: DeviceAuthorizer; messaging: MessagingService; bus: Bus; log: Logger; broker: () => Broker; accessChanges?: AccessChanges; identity?: IdentityService }): BrokerPolicy {
   const { authorizer, messaging, bus, log } = deps;
+  const enrolment = deps.identity && enrolmentTopics({ identity: deps.identity, broker: deps.broker, log });
   /** channel → its bus subscription and how many filters use it. */
   const feeds = new Map<string, { refs: number; sub: Promise<LiveSubscription> }>();
   /**
@@ -139,7 +142,10 @@ export function fleetwirePolicy(deps: { authorizer: DeviceAuthorizer; messaging:
   };
 
   return {
-    async authenticate({ username, password, meta }) {
+    async authenticate(req) {
+      const { username, password, meta } = req;
+      const enrolling = enrolment?.authenticate(req);
+      if (enrolling) return enrolling;
       let result;
       if (meta.certificateCn) {
         if (username && username !== meta.certificateCn) return { ok: false, reasonCode: rc.badUsernameOrPassword, reason: 'the username does not match the certificate' };
@@ -158,6 +164,10 @@ export function fleetwirePolicy(deps: { authorizer: DeviceAuthorizer; messaging:
     },
 
     async publish(client, message) {
+      if (enrolment && (client.identity.kind === 'enrolment' || message.topic.startsWith('enrolment/'))) {
+        const credential = credentials.get(client.identity);
+        return enrolment.publish(client, message, credential?.kind === 'certificate' && credential.serial !== undefined ? { deviceId: credential.deviceId, serial: credential.serial } : undefined);
+      }
       if (client.identity.kind !== 'device') return { ok: false, reasonCode: rc.notAuthorized };
       const parsed = channelAddress(message.topic);
       if ('error' in parsed) return { ok: false, reasonCode: rc.notAuthorized, reason: parsed.error };
@@ -201,7 +211,10 @@ export function fleetwirePolicy(deps: { authorizer: DeviceAuthorizer; messaging:
     },
 
     async subscribe(client, filter) {
-      if (client.identity.kind !== 'device') return { ok: false, reasonCode: rc.notAuthorized };
+      // enrolment replies: every connection's own (a device's renewals, an enrolling connection's only topics)
+      const replies = enrolment?.subscribe(filter);
+      if (replies) return replies;
+      if (client.identity.kind !== 'device') return { ok: false, reasonCode: rc.notAuthorized, reason: 'an enrolment connection subscribes to enrolment/+ only' };
       const parsed = channelAddress(filter);
       if ('error' in parsed) return { ok: false, reasonCode: rc.notAuthorized, reason: parsed.error };
       const sub = normaliseSubtopic(parsed.subtopic, true);

@@ -12,6 +12,8 @@ export interface ConnectionMeta {
 
 export interface ConnectRequest {
   clientId: string;
+  /** Clean Start (3.1.1: Clean Session): the client keeps no session from an earlier connection. */
+  cleanStart: boolean;
   username?: string;
   password?: Buffer;
   meta: ConnectionMeta;

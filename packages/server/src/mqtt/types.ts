@@ -42,7 +42,11 @@ export interface SubscriptionOptions {
 }
 
 /** Who a connected client is, once authenticated. */
-export type ClientIdentity = { kind: 'device'; deviceId: string; orgId: string } | { kind: 'anonymous' };
+export type ClientIdentity =
+  | { kind: 'device'; deviceId: string; orgId: string }
+  | { kind: 'anonymous' }
+  /** A connection that came to enrol (mqtt/enrolment.ts): `connection` is its own, so that no other takes its session. */
+  | { kind: 'enrolment'; connection: string };
 
 /**
  * Whose a session is: a device's, or the open listener's anonymous clients'. A client id names a
@@ -50,7 +54,8 @@ export type ClientIdentity = { kind: 'device'; deviceId: string; orgId: string }
  * session (nor may it take the connection over), on any node.
  */
 export function ownerOf(identity: ClientIdentity): string {
-  return identity.kind === 'device' ? `device:${identity.deviceId}` : identity.kind;
+  if (identity.kind === 'device') return `device:${identity.deviceId}`;
+  return identity.kind === 'enrolment' ? `enrolment:${identity.connection}` : identity.kind;
 }
 
 export type PublishPacket = IPublishPacket;

@@ -52,7 +52,7 @@ export async function handleConnect(conn: Connection, packet: IConnectPacket): P
   if (packet.username?.includes('\u0000')) return refuse(conn, rc.badUsernameOrPassword, 'U+0000 is not allowed in a user name');
   conn.clientId = clientId;
 
-  const auth = await broker.policy.authenticate({ clientId, ...(packet.username !== undefined ? { username: packet.username } : {}), ...(packet.password !== undefined ? { password: packet.password } : {}), meta: conn.meta });
+  const auth = await broker.policy.authenticate({ clientId, cleanStart: packet.clean !== false, ...(packet.username !== undefined ? { username: packet.username } : {}), ...(packet.password !== undefined ? { password: packet.password } : {}), meta: conn.meta });
   if (conn.closed) return;
   if (!auth.ok) return refuse(conn, auth.reasonCode, auth.reason);
   conn.identity = auth.identity;
