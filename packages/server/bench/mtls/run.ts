@@ -75,7 +75,7 @@ interface Case {
   generatorCpu: number;
 }
 
-const cpuTicks = (pids: (number | undefined)[]) => pids.reduce((sum, pid) => sum + (procTicks(pid) ?? 0), 0);
+const cpuTicks = (pids: (number | undefined)[]) => pids.reduce<number>((sum, pid) => sum + (procTicks(pid) ?? 0), 0);
 
 /** One broker under `generatorCount` generators; their results merged. */
 async function measure(broker: Broker, fleet: EnrolledFleet, ca: string): Promise<Case> {
