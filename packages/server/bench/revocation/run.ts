@@ -100,8 +100,9 @@ const ms = (n: number) => (Number.isFinite(n) ? `${n.toFixed(n >= 100 ? 0 : 1)} 
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 
 /** One row per node: revocation → close, from the answer and from the start. */
-function rows(mode: string, revocations: Revocation[]): { rows: string[][]; worstP99: number; missed: number } {
+function rows(mode: string, revocations: Revocation[]): { rows: string[][]; worstP99: number; worstFromCallP99: number; missed: number } {
   let worstP99 = 0;
+  let worstFromCallP99 = 0;
   let missed = 0;
   const out = (['A', 'B'] as const).map((node) => {
     const mine = revocations.filter((r) => r.node === node);
@@ -111,10 +112,11 @@ function rows(mode: string, revocations: Revocation[]): { rows: string[][]; wors
     const fromStart = Float64Array.from(closes.map(({ r, at }) => at - r.start)).sort();
     const p99 = percentile(fromAnswer, 0.99);
     worstP99 = Math.max(worstP99, closes.length < mine.length ? Infinity : p99);
+    worstFromCallP99 = Math.max(worstFromCallP99, percentile(fromStart, 0.99));
     const three = (xs: Float64Array) => `${ms(percentile(xs, 0.5))} / ${ms(percentile(xs, 0.99))} / ${ms(xs.at(-1) ?? NaN)}`;
     return [mode, node === 'A' ? 'A (revoked here)' : 'B (over NATS)', `${closes.length} of ${mine.length}`, three(fromAnswer), three(fromStart)];
   });
-  return { rows: out, worstP99, missed };
+  return { rows: out, worstP99, worstFromCallP99, missed };
 }
 
 async function main(): Promise<number> {
@@ -192,7 +194,7 @@ async function main(): Promise<number> {
 
     const worst = Math.max(one.worstP99, many.worstP99);
     const met = connected === deviceCount && one.missed + many.missed === 0 && strays === 0 && worst <= targetP99Ms;
-    console.log(`\nrevocation → disconnect p99 ${ms(worst)} (worst of the four rows, from the answer) with ${fmt(connected)} of ${fmt(deviceCount)} devices connected (target ≤ ${fmt(targetP99Ms)} ms with 10,000: ${met && connected >= 10_000 ? 'met' : met ? `met at ${fmt(connected)}` : 'MISSED'})`);
+    console.log(`\nrevocation → disconnect p99 ${ms(worst)} (worst of the four rows, from the answer; ${ms(Math.max(one.worstFromCallP99, many.worstFromCallP99))} from the call) with ${fmt(connected)} of ${fmt(deviceCount)} devices connected (target ≤ ${fmt(targetP99Ms)} ms with 10,000: ${met && connected >= 10_000 ? 'met' : met ? `met at ${fmt(connected)}` : 'MISSED'})`);
     return met ? 0 : 1;
   } finally {
     for (const h of holders) h.stop();
