@@ -56,7 +56,8 @@ const spec = JSON.parse(readFileSync(process.argv[2]!.slice(1), 'utf8')) as TlsL
 const errors: string[] = [];
 const noteError = (m: string) => void (errors.length < 5 && !errors.includes(m) && errors.push(m));
 const lines = createInterface({ input: process.stdin })[Symbol.asyncIterator]();
-const say = (value: unknown) => console.log(JSON.stringify(value));
+/** One JSON line on stdout; resolves once it is written (a pipe's writes are asynchronous: exiting sooner cuts a long line). */
+const say = (value: unknown) => new Promise<void>((resolve) => process.stdout.write(`${JSON.stringify(value)}\n`, () => resolve()));
 const now = () => performance.timeOrigin + performance.now();
 // DISCONNECT, MQTT 3.1.1 §3.14
 const disconnect = Buffer.from([0xe0, 0x00]);
@@ -109,7 +110,7 @@ async function connects(): Promise<ConnectsResult> {
   const workers = Array.from({ length: spec.concurrency }, worker);
   await new Promise((resolve) => setTimeout(resolve, (spec.warmupSeconds ?? 1) * 1000));
   measuring = true;
-  say({ measuring: true });
+  void say({ measuring: true });
   const t0 = performance.now();
   await new Promise((resolve) => setTimeout(resolve, (spec.seconds ?? 10) * 1000));
   measuring = false;
@@ -129,19 +130,19 @@ async function hold(): Promise<void> {
       try {
         const { client } = await open(k);
         held.push(client);
-        client.sock.once('close', () => say({ closed: spec.devices[k]!.id, at: now() }));
+        client.sock.once('close', () => void say({ closed: spec.devices[k]!.id, at: now() }));
       } catch (e) {
         noteError((e as Error).message);
       }
     }
   };
   await Promise.all(Array.from({ length: spec.concurrency }, worker));
-  say({ connected: held.length, seconds: (performance.now() - t0) / 1000, errors } satisfies HoldResult);
+  await say({ connected: held.length, seconds: (performance.now() - t0) / 1000, errors } satisfies HoldResult);
   await lines.next(); // done
   for (const c of held) c.sock.removeAllListeners('close').destroy();
 }
 
 await lines.next(); // go
-if (spec.mode === 'connects') say(await connects());
+if (spec.mode === 'connects') await say(await connects());
 else await hold();
 process.exit(0);

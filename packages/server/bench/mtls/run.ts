@@ -207,6 +207,9 @@ async function main(): Promise<number> {
     const clean = cases.every((c) => c.result.failed === 0 && c.result.resumed === 0);
     const met = f >= targetRatio * m && clean;
     console.log(`\nFleetwire mTLS connects/s ${fmt(f)} = ${(f / m).toFixed(2)} × Mosquitto's ${fmt(m)} (target ≥ ${targetRatio.toFixed(1)} ×, no failure, no resumption: ${met ? 'met' : 'MISSED'})`);
+    // on a shared machine a process with more threads (Node's) gets more of the CPU than a single-threaded one: the CPU per connect compares the work itself
+    const cpuPer = cases.map((c) => c.brokerCpu / (c.result.connects / c.result.seconds)) as [number, number];
+    console.log(`CPU per connect: Fleetwire ${(cpuPer[1] * 1000).toFixed(2)} ms, Mosquitto ${(cpuPer[0] * 1000).toFixed(2)} ms (Mosquitto's ÷ Fleetwire's: ${(cpuPer[0] / cpuPer[1]).toFixed(2)} ×)`);
     return met ? 0 : 1;
   } finally {
     listener.remove();
