@@ -63,7 +63,12 @@ async function startMosquittoMtls(listener: { cert: string; key: string }, caCha
     '',
   ].join('\n'));
   const c = track(spawn('mosquitto', ['-c', join(dir, 'm.conf')], { stdio: 'ignore' }));
-  await waitForPort(port, c);
+  try {
+    await waitForPort(port, c);
+  } catch (e) {
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
   return { name: 'Mosquitto 2 (require_certificate, use_identity_as_username)', port, pid: c.pid, stop: async () => (await stopChild(c, 10_000), rmSync(dir, { recursive: true, force: true })) };
 }
 
