@@ -51,7 +51,8 @@ async function runFor(op: (i: number) => Promise<unknown>, o: MeasureOptions, se
   return { ops, elapsedNs: Number(process.hrtime.bigint() - start), samples: Float64Array.from(samples).sort() };
 }
 
-function percentile(sorted: Float64Array, p: number): number {
+/** The p-quantile (0…1) of ascending samples; NaN when there are none. */
+export function percentile(sorted: Float64Array, p: number): number {
   return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)]!;
 }
 

@@ -1,7 +1,9 @@
-// A raw MQTT 3.1.1 client for the load generators (bench/mqtt/load.ts, bench/gateway/devices.ts):
+// A raw MQTT 3.1.1 client for the load generators (bench/mqtt/load.ts, bench/gateway/devices.ts,
+// bench/mtls/load.ts, over TLS with a device certificate):
 // mqtt-packet makes the rare packets; PUBLISH/PUBACK are made and read here directly, so that the
 // generator costs little and the broker, not the generator, is what is measured.
 import net from 'node:net';
+import tls from 'node:tls';
 import mqttPacket from 'mqtt-packet';
 import { encodeAck } from '../../src/mqtt/wire.js';
 
@@ -84,9 +86,15 @@ export class Client {
   private waiting = new Map<string, (p: Incoming) => void>();
   private corked = false;
 
-  /** `localAddress`: the 127.x.y.z address to connect from (each has its own ephemeral ports). */
-  constructor(port: number, onError: (message: string) => void, localAddress?: string) {
-    this.sock = net.connect({ port, host: '127.0.0.1', ...(localAddress ? { localAddress } : {}) });
+  /**
+   * `localAddress`: the 127.x.y.z address to connect from (each has its own ephemeral ports).
+   * `secure`: MQTT over TLS with these options (a client certificate and key, the CA of the
+   * listener); the CONNECT waits in the socket until the handshake is done.
+   */
+  constructor(port: number, onError: (message: string) => void, localAddress?: string, secure?: tls.ConnectionOptions) {
+    // Nagle off from the socket's creation: a TLS socket's setNoDelay below comes too late for the handshake
+    const address = { port, host: '127.0.0.1', noDelay: true, ...(localAddress ? { localAddress } : {}) };
+    this.sock = secure ? tls.connect({ ...secure, ...address }) : net.connect(address);
     this.sock.setNoDelay(true);
     this.sock.on('data', (d: Buffer) => this.reader.push(d));
     this.sock.on('error', (e) => onError(e.message));
