@@ -80,4 +80,38 @@ describe('a device enrols with openssl and curl, connects with its certificate, 
       await server.stop();
     }
   });
+
+  test('mosquitto_rr enrols over MQTT with a token (no HTTP at all), and mosquitto_pub then publishes over TLS with the certificate', async () => {
+    const listener = certificateAuthority([]);
+    const server = await startCli(cliEnv(dataFolder(), {
+      FLEETWIRE_ADMIN_EMAIL: admin.email,
+      FLEETWIRE_ADMIN_PASSWORD: admin.password,
+      FLEETWIRE_PASSWORD_HASH_COST: '10',
+      FLEETWIRE_MQTT_TLS_CERT: listener.serverCert,
+      FLEETWIRE_MQTT_TLS_KEY: listener.serverKey,
+      FLEETWIRE_MQTTS_PORT: '0',
+    }));
+    try {
+      const mqttPort = await announcedPort(server, 'MQTT listening');
+      const tlsPort = await announcedPort(server, 'MQTT over TLS listening');
+      const fleet = await cliFleet(server.api, admin, { devices: 1 });
+      await call(server.api, 'POST', `/orgs/${fleet.org}/registrations`, { token: fleet.token, body: { serial: 'SN-RR', channel_ids: [fleet.channel] } });
+      const token = await call<{ token: string }>(server.api, 'POST', `/orgs/${fleet.org}/enrolment-tokens`, { token: fleet.token, body: {} });
+      const device = deviceRequest('/serialNumber=SN-RR');
+      // MQTT 5 request/response: the response topic is the reply topic, to this connection alone
+      // (-m, one line of JSON: mosquitto_rr 2.0.11 sends an empty payload with -f)
+      const rr = await run('mosquitto_rr', ['-h', '127.0.0.1', '-p', String(mqttPort), '-V', 'mqttv5', '-u', 'enrolment', '-P', token.body.token, '-t', 'enrolment/request', '-e', 'enrolment/accepted', '-m', JSON.stringify({ csr: device.csr }), '-W', '10']);
+      const reply = JSON.parse(rr.stdout) as { result: string; certificate: string; chain: string[]; device_id: string };
+      assert.equal(reply.result, 'accepted', rr.stdout);
+      const certFile = join(device.dir, 'device.pem');
+      writeFileSync(certFile, reply.certificate + reply.chain[0]);
+      await run('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(tlsPort), '--cafile', listener.ca, '--cert', certFile, '--key', device.keyFile, '-V', 'mqttv5', '-t', `channels/${fleet.channel}/messages`, '-m', '[{"n":"rr","v":1}]', '-q', '1']);
+      await eventually(async () => {
+        const stored = await call<{ total: number }>(server.api, 'GET', `/channels/${fleet.channel}/messages?publisher=${reply.device_id}&total=true`, { token: fleet.token });
+        assert.equal(stored.body.total, 1);
+      });
+    } finally {
+      await server.stop();
+    }
+  });
 });
