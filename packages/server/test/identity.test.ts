@@ -6,7 +6,7 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { announcedPort, call, cleanupCli, cliEnv, cliFleet, dataFolder, startCli } from './helpers/cli.js';
@@ -98,13 +98,16 @@ describe('a device enrols with openssl and curl, connects with its certificate, 
       await call(server.api, 'POST', `/orgs/${fleet.org}/registrations`, { token: fleet.token, body: { serial: 'SN-RR', channel_ids: [fleet.channel] } });
       const token = await call<{ token: string }>(server.api, 'POST', `/orgs/${fleet.org}/enrolment-tokens`, { token: fleet.token, body: {} });
       const device = deviceRequest('/serialNumber=SN-RR');
-      // MQTT 5 request/response: the response topic is the reply topic, to this connection alone
-      // (-m, one line of JSON: mosquitto_rr 2.0.11 sends an empty payload with -f)
-      const rr = await run('mosquitto_rr', ['-h', '127.0.0.1', '-p', String(mqttPort), '-V', 'mqttv5', '-u', 'enrolment', '-P', token.body.token, '-t', 'enrolment/request', '-e', 'enrolment/accepted', '-m', JSON.stringify({ csr: device.csr }), '-W', '10']);
-      const reply = JSON.parse(rr.stdout) as { result: string; certificate: string; chain: string[]; device_id: string };
-      assert.equal(reply.result, 'accepted', rr.stdout);
-      const certFile = join(device.dir, 'device.pem');
-      writeFileSync(certFile, reply.certificate + reply.chain[0]);
+      // the commands of docs/identity.md as written (MQTT 5 request/response: the response topic is the
+      // reply topic, to this connection alone), on this platform's port
+      const doc = readFileSync(new URL('../../../docs/identity.md', import.meta.url), 'utf8');
+      const section = doc.slice(doc.indexOf('## Over MQTT')).split(/\n## /)[0]!;
+      const commands = [...section.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1]).join('\n').replaceAll('-p 1883', `-p ${mqttPort}`);
+      assert.match(commands, /mosquitto_rr/);
+      await run('bash', ['-euo', 'pipefail', '-c', commands], { cwd: device.dir, env: { ...process.env, ENROLMENT_TOKEN: token.body.token }, timeout: 20_000 });
+      const reply = JSON.parse(readFileSync(join(device.dir, 'enrolled.json'), 'utf8')) as { result: string; device_id: string };
+      assert.equal(reply.result, 'accepted', JSON.stringify(reply));
+      const certFile = join(device.dir, 'device.pem'); // the certificate and its issuing CA, as the commands wrote it
       await run('mosquitto_pub', ['-h', '127.0.0.1', '-p', String(tlsPort), '--cafile', listener.ca, '--cert', certFile, '--key', device.keyFile, '-V', 'mqttv5', '-t', `channels/${fleet.channel}/messages`, '-m', '[{"n":"rr","v":1}]', '-q', '1']);
       await eventually(async () => {
         const stored = await call<{ total: number }>(server.api, 'GET', `/channels/${fleet.channel}/messages?publisher=${reply.device_id}&total=true`, { token: fleet.token });
