@@ -6,7 +6,8 @@ import type { FastifyInstance, InjectOptions } from 'fastify';
 import { startTestPlatform, type TestPlatform } from './helpers/platform.js';
 import { assertProblem } from './helpers/problem.js';
 import { uuidv7 } from '../src/core/ids.js';
-import { deviceRequest } from './helpers/tls.js';
+import { readFileSync } from 'node:fs';
+import { certificateAuthority, deviceRequest } from './helpers/tls.js';
 
 type TestUser = Awaited<ReturnType<TestPlatform['user']>>;
 
@@ -60,10 +61,12 @@ describe('tenant isolation', () => {
   let alice: TestUser; // owns organization A
   let bob: TestUser; // owns organization B, and must see nothing of A
   let carol: TestUser; // invited into A, has not accepted
-  const a = { org: '', device: '', secret: '', channel: '', group: '', deadLetter: '', invitation: '', registration: '', token: '', certificate: '' };
+  const a = { org: '', device: '', secret: '', channel: '', group: '', deadLetter: '', invitation: '', registration: '', token: '', certificate: '', manufacturerCa: '' };
   const b = { org: '', device: '', channel: '', group: '' };
   let routes: Route[];
   let orgRoutes: Route[];
+  /** A device maker's CA certificate (PEM), to register as a manufacturer CA. */
+  const makerCa = readFileSync(certificateAuthority([]).ca, 'utf8');
 
   /** Everything Alice can see of organization A, to compare before and after Bob's attempts. */
   async function snapshotOfA() {
@@ -89,6 +92,8 @@ describe('tenant isolation', () => {
       tokens: await read('/enrolment-tokens?limit=1000'),
       certificates: await read('/certificates?limit=1000'),
       identityEvents: await read('/identity-events?limit=1000'),
+      manufacturerCas: await read('/manufacturer-cas?limit=1000'),
+      manufacturerCa: await read(`/manufacturer-cas/${a.manufacturerCa}`),
       secretWorks: (await t.platform.authorizer.identify({ kind: 'secret', secret: a.secret })).ok,
       bobsDevices: (await t.request('GET', `/orgs/${b.org}/devices?limit=1000`, { token: bob.token })).json(),
     };
@@ -117,6 +122,8 @@ describe('tenant isolation', () => {
       'POST /orgs/:org/registrations/bulk': { registrations: [{ serial: 'planted' }] },
       'POST /orgs/:org/enrolment-tokens': {},
       'POST /orgs/:org/certificates/:serial/revoke': { reason: 'keyCompromise' },
+      'POST /orgs/:org/manufacturer-cas': { name: 'planted', certificate: makerCa, serials: ['*'], channel_ids: [a.channel] },
+      'PATCH /orgs/:org/manufacturer-cas/:id': { serials: ['*'], channel_ids: [a.channel] },
     };
   }
 
@@ -133,7 +140,7 @@ describe('tenant isolation', () => {
     if (name === 'org') return a.org;
     if (name === 'user_id') return alice.id;
     if (name === 'serial') return a.certificate;
-    const bySegment: Record<string, string> = { devices: a.device, channels: a.channel, groups: a.group, 'dead-letters': a.deadLetter, invitations: a.invitation, registrations: a.registration, 'enrolment-tokens': a.token };
+    const bySegment: Record<string, string> = { devices: a.device, channels: a.channel, groups: a.group, 'dead-letters': a.deadLetter, invitations: a.invitation, registrations: a.registration, 'enrolment-tokens': a.token, 'manufacturer-cas': a.manufacturerCa };
     return bySegment[segmentBefore] ?? randomUUID();
   }
 
@@ -169,6 +176,7 @@ describe('tenant isolation', () => {
     assert.equal(enrolled.statusCode, 201, enrolled.body);
     a.certificate = enrolled.json().serial;
     a.token = (await asAlice('POST', `/orgs/${a.org}/enrolment-tokens`, {})).id;
+    a.manufacturerCa = (await asAlice('POST', `/orgs/${a.org}/manufacturer-cas`, { name: 'a-maker', certificate: makerCa, serials: ['A-*'], channel_ids: [a.channel] })).id;
 
     b.org = (await asBob('POST', '/orgs', { name: 'B' })).id;
     b.device = (await asBob('POST', `/orgs/${b.org}/devices`, { name: 'b-device' })).id;

@@ -1196,6 +1196,58 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/orgs/{org}/manufacturer-cas": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * List the organization's manufacturer CAs
+         * @description Newest first. Needs `identity:read`.
+         */
+        get: operations["listManufacturerCas"];
+        put?: never;
+        /**
+         * Register a device maker's CA
+         * @description A device whose factory certificate this CA signed enrols by presenting that certificate as its TLS client certificate over HTTPS (POST /enrol or EST simpleenroll, no token), when its serial is on the allow-list: it gets a registration (with these channels and groups) unless it has one. Needs `identity:write`.
+         */
+        post: operations["createManufacturerCa"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/orgs/{org}/manufacturer-cas/{id}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A manufacturer CA
+         * @description Needs `identity:read`.
+         */
+        get: operations["getManufacturerCa"];
+        put?: never;
+        post?: never;
+        /**
+         * Remove a manufacturer CA
+         * @description Its factory certificates enrol nothing from now on; devices it enrolled keep their platform certificates. Needs `identity:write`.
+         */
+        delete: operations["deleteManufacturerCa"];
+        options?: never;
+        head?: never;
+        /**
+         * Change a manufacturer CA's name, allow-list, channels or groups
+         * @description For enrolments from now on; devices it enrolled keep what they have. Needs `identity:write`.
+         */
+        patch: operations["updateManufacturerCa"];
+        trace?: never;
+    };
     "/orgs/{org}/enrolment-tokens": {
         parameters: {
             query?: never;
@@ -1351,7 +1403,7 @@ export interface paths {
         put?: never;
         /**
          * Enrol a device from its certificate request
-         * @description The device sends a PKCS#10 CSR of its own EC P-256 key (its private key never leaves it) and, unless its key was registered, a one-time enrolment token. The answer is its certificate, the CA chain and where to connect: then it connects to MQTT over TLS with that certificate. Refusals carry a stable code naming the failed step (docs/identity.md).
+         * @description The device sends a PKCS#10 CSR of its own EC P-256 key (its private key never leaves it) and, unless its key was registered or it presents a factory certificate of a registered manufacturer CA as TLS client certificate, a one-time enrolment token. The answer is its certificate, the CA chain and where to connect: then it connects to MQTT over TLS with that certificate. Refusals carry a stable code naming the failed step (docs/identity.md).
          */
         post: operations["enrol"];
         delete?: never;
@@ -1599,6 +1651,31 @@ export interface components {
             }[];
         } & {
             [key: string]: unknown;
+        };
+        ManufacturerCa: {
+            /** Format: uuid */
+            id: string;
+            /** Format: uuid */
+            org_id: string;
+            name: string;
+            /** @description PEM */
+            certificate: string;
+            /** @description SHA-256 of the certificate DER, hex */
+            fingerprint: string;
+            /** @description The CA subject, one `key=value` a line */
+            subject: string;
+            /** Format: date-time */
+            not_after: string;
+            /** @description The allow-list: a factory certificate enrols when its serial (subject serialNumber, else CN) matches one */
+            serials: string[];
+            /** @description Channels a device it enrols is connected to (publish and subscribe), when it has no registration */
+            channel_ids: string[];
+            /** @description Groups a device it enrols joins, when it has no registration */
+            group_ids: string[];
+            /** Format: date-time */
+            created_at: string;
+            /** Format: date-time */
+            updated_at: string;
         };
     };
     responses: never;
@@ -7751,6 +7828,417 @@ export interface operations {
             };
         };
     };
+    listManufacturerCas: {
+        parameters: {
+            query?: {
+                offset?: number;
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description Organization id */
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        total: number;
+                        offset: number;
+                        limit: number;
+                        manufacturer_cas: components["schemas"]["ManufacturerCa"][];
+                    };
+                };
+            };
+            /** @description Bad Request: problem details with a stable `code` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized: problem details with a stable `code` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found: problem details with a stable `code` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: problem details with a stable `code` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    createManufacturerCa: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Organization id */
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    name: string;
+                    serials: string[];
+                    channel_ids?: string[];
+                    group_ids?: string[];
+                    /** @description The CA certificate, PEM */
+                    certificate: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Format: uuid */
+                        id: string;
+                        /** Format: uuid */
+                        org_id: string;
+                        name: string;
+                        /** @description PEM */
+                        certificate: string;
+                        /** @description SHA-256 of the certificate DER, hex */
+                        fingerprint: string;
+                        /** @description The CA subject, one `key=value` a line */
+                        subject: string;
+                        /** Format: date-time */
+                        not_after: string;
+                        /** @description The allow-list: a factory certificate enrols when its serial (subject serialNumber, else CN) matches one */
+                        serials: string[];
+                        /** @description Channels a device it enrols is connected to (publish and subscribe), when it has no registration */
+                        channel_ids: string[];
+                        /** @description Groups a device it enrols joins, when it has no registration */
+                        group_ids: string[];
+                        /** Format: date-time */
+                        created_at: string;
+                        /** Format: date-time */
+                        updated_at: string;
+                    };
+                };
+            };
+            /** @description Bad Request: problem details with a stable `code` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized: problem details with a stable `code` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: problem details with a stable `code` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found: problem details with a stable `code` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflict: problem details with a stable `code` */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: problem details with a stable `code` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getManufacturerCa: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org: string;
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Format: uuid */
+                        id: string;
+                        /** Format: uuid */
+                        org_id: string;
+                        name: string;
+                        /** @description PEM */
+                        certificate: string;
+                        /** @description SHA-256 of the certificate DER, hex */
+                        fingerprint: string;
+                        /** @description The CA subject, one `key=value` a line */
+                        subject: string;
+                        /** Format: date-time */
+                        not_after: string;
+                        /** @description The allow-list: a factory certificate enrols when its serial (subject serialNumber, else CN) matches one */
+                        serials: string[];
+                        /** @description Channels a device it enrols is connected to (publish and subscribe), when it has no registration */
+                        channel_ids: string[];
+                        /** @description Groups a device it enrols joins, when it has no registration */
+                        group_ids: string[];
+                        /** Format: date-time */
+                        created_at: string;
+                        /** Format: date-time */
+                        updated_at: string;
+                    };
+                };
+            };
+            /** @description Unauthorized: problem details with a stable `code` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found: problem details with a stable `code` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: problem details with a stable `code` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    deleteManufacturerCa: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org: string;
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Unauthorized: problem details with a stable `code` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: problem details with a stable `code` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found: problem details with a stable `code` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: problem details with a stable `code` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    updateManufacturerCa: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org: string;
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    name?: string;
+                    serials?: string[];
+                    channel_ids?: string[];
+                    group_ids?: string[];
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Format: uuid */
+                        id: string;
+                        /** Format: uuid */
+                        org_id: string;
+                        name: string;
+                        /** @description PEM */
+                        certificate: string;
+                        /** @description SHA-256 of the certificate DER, hex */
+                        fingerprint: string;
+                        /** @description The CA subject, one `key=value` a line */
+                        subject: string;
+                        /** Format: date-time */
+                        not_after: string;
+                        /** @description The allow-list: a factory certificate enrols when its serial (subject serialNumber, else CN) matches one */
+                        serials: string[];
+                        /** @description Channels a device it enrols is connected to (publish and subscribe), when it has no registration */
+                        channel_ids: string[];
+                        /** @description Groups a device it enrols joins, when it has no registration */
+                        group_ids: string[];
+                        /** Format: date-time */
+                        created_at: string;
+                        /** Format: date-time */
+                        updated_at: string;
+                    };
+                };
+            };
+            /** @description Bad Request: problem details with a stable `code` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized: problem details with a stable `code` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: problem details with a stable `code` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found: problem details with a stable `code` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: problem details with a stable `code` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     listEnrolmentTokens: {
         parameters: {
             query?: {
@@ -8315,7 +8803,7 @@ export interface operations {
                 limit?: number;
                 outcome?: "ok" | "refused";
                 registration_id?: string;
-                action?: "register" | "token" | "enrol" | "renew" | "supersede" | "suspend" | "resume" | "reset" | "revoke" | "delete" | "revoke_certificate";
+                action?: "register" | "token" | "manufacturer_ca" | "enrol" | "renew" | "supersede" | "suspend" | "resume" | "reset" | "revoke" | "delete" | "revoke_certificate";
             };
             header?: never;
             path: {
@@ -8342,7 +8830,7 @@ export interface operations {
                             org_id: string | null;
                             registration_id: string | null;
                             /** @enum {string} */
-                            action: "register" | "token" | "enrol" | "renew" | "supersede" | "suspend" | "resume" | "reset" | "revoke" | "delete" | "revoke_certificate";
+                            action: "register" | "token" | "manufacturer_ca" | "enrol" | "renew" | "supersede" | "suspend" | "resume" | "reset" | "revoke" | "delete" | "revoke_certificate";
                             /** @enum {string} */
                             outcome: "ok" | "refused";
                             /** @description For a refusal: the stable error code of the step that failed */

@@ -87,6 +87,10 @@ export const errorCodes = {
   'enrolment.already_enrolled': { kind: 'conflict', title: 'The device is enrolled: it re-enrols with its registered key, or after an operator resets its registration' },
   'enrolment.request_replayed': { kind: 'conflict', title: 'This certificate request was used before: make a new one' },
   'enrolment.rate_limited': { kind: 'rate_limited', title: 'Too many enrolment attempts from this address' },
+  'enrolment.factory_certificate_invalid': { kind: 'forbidden', title: 'The factory certificate is expired, not yet valid, or signed by no manufacturer CA that allows its serial' },
+  'manufacturer_ca.not_found': { kind: 'not_found', title: 'Manufacturer CA not found' },
+  'manufacturer_ca.invalid': { kind: 'invalid', title: 'Not a CA certificate the platform can take' },
+  'manufacturer_ca.exists': { kind: 'conflict', title: 'This CA is registered in the organization already' },
   'renewal.certificate_required': { kind: 'unauthenticated', title: 'A renewal is made over TLS with the device certificate it renews' },
   'renewal.certificate_inactive': { kind: 'forbidden', title: 'The certificate presented is revoked, expired or not the platform\'s' },
 } as const satisfies Record<string, ErrorSpec>;

@@ -511,6 +511,32 @@ CREATE INDEX identity_events_org ON identity_events (org_id, created_at);
     // the certificate a renewal replaces: it stays active until the device first uses the new one
     ...both(() => `ALTER TABLE device_certificates ADD COLUMN replaces TEXT;`),
   },
+  {
+    version: 14,
+    name: 'manufacturer CAs',
+    // a device maker's CA: a device whose factory certificate it signed enrols with that
+    // certificate, when its serial is on the allow-list (docs/identity.md)
+    ...both(
+      (t) => `
+CREATE TABLE manufacturer_cas (
+  id TEXT PRIMARY KEY,
+  org_id TEXT NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
+  name TEXT NOT NULL,
+  certificate TEXT NOT NULL,
+  fingerprint TEXT NOT NULL,
+  subject TEXT NOT NULL,
+  not_after ${t.ts},
+  serials ${t.jsonArr},
+  channel_ids ${t.jsonArr},
+  group_ids ${t.jsonArr},
+  created_at ${t.ts},
+  updated_at ${t.ts},
+  UNIQUE (org_id, fingerprint)
+);
+CREATE INDEX manufacturer_cas_subject ON manufacturer_cas (subject);
+`,
+    ),
+  },
 ];
 
 /**

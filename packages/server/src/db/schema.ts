@@ -173,6 +173,24 @@ export interface DeviceRegistrationsTable {
   updated_at: string;
 }
 
+export interface ManufacturerCasTable {
+  id: string;
+  org_id: string;
+  name: string;
+  certificate: string;
+  /** SHA-256 of the certificate DER, lowercase hex. */
+  fingerprint: string;
+  /** The CA's subject as node:crypto writes it (one `key=value` a line): a factory certificate's issuer finds it. */
+  subject: string;
+  not_after: string;
+  /** The allow-list: serials, `*` matching any run of characters. */
+  serials: unknown;
+  channel_ids: unknown;
+  group_ids: unknown;
+  created_at: string;
+  updated_at: string;
+}
+
 export interface EnrolmentTokensTable {
   id: string;
   org_id: string;
@@ -238,4 +256,5 @@ export interface Tables {
   enrolment_tokens: EnrolmentTokensTable;
   device_certificates: DeviceCertificatesTable;
   identity_events: IdentityEventsTable;
+  manufacturer_cas: ManufacturerCasTable;
 }

@@ -13,6 +13,20 @@ export function certificateOf(req: FastifyRequest, trust: DeviceTrust): { device
 }
 
 /**
+ * The DER of a client certificate the platform did not issue (a device maker's factory
+ * certificate), whether or not the listener's CAs verified it: the TLS handshake proved the client
+ * holds its key, and a manufacturer CA of an organization may have signed it (identity/service.ts).
+ */
+export function factoryCertificateOf(req: FastifyRequest, trust: DeviceTrust): Uint8Array | undefined {
+  const socket = req.raw.socket as TLSSocket;
+  if (!socket.encrypted) return undefined;
+  const peer = socket.getPeerCertificate(true);
+  if (!peer?.raw) return undefined;
+  if (socket.authorized && platformCertificate(peer, trust)) return undefined;
+  return peer.raw;
+}
+
+/**
  * Reads the client from an HTTP-style Authorization value (or, without one, a platform certificate): `Device <secret>`, `Thing <secret>`
  * (Mainflux clients), `Basic base64(<device id>:<secret>)`, or `Bearer <user token>`. A bare value
  * is taken as a device secret (the `?authorization=` query form of WebSocket clients).

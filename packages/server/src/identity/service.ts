@@ -1,7 +1,7 @@
 // Device identity (docs/identity.md): the platform's certificate authorities, the registry of
 // pre-authorised devices, one-time enrolment tokens, enrolment from a CSR (the device's key never
 // leaves it), and revocation that ends the device's sessions on every node.
-import { createHash } from 'node:crypto';
+import { X509Certificate, createHash } from 'node:crypto';
 import { AppError, type ErrorCode } from '../core/errors.js';
 import { ConfigError } from '../core/config.js';
 import { iso, type Clock } from '../core/clock.js';
@@ -15,9 +15,13 @@ import type { GroupService } from '../groups/service.js';
 import type { ChannelService } from '../channels/service.js';
 import type { RegistrationState } from '../db/schema.js';
 import { CsrError, PkiError, certificateFacts, createCrl, encryptPrivateKey, generateIssuing, generateRoot, importRoot, issueDeviceCertificate, loadCa, pemToDer, verifyCsr, type CaKeyPair, type RevocationReason } from './pki.js';
-import type { DeviceCertificate, EnrolmentToken, IdentityEvent, IdentityStore, Paged, Registration } from './store.js';
+import type { DeviceCertificate, EnrolmentToken, IdentityEvent, IdentityStore, ManufacturerCa, Paged, Registration } from './store.js';
 
 export const maxBulkRegistrations = 1000;
+/** How far in the future a factory certificate's notBefore may be (clocks differ). */
+const factoryClockSkewMs = 5 * 60_000;
+/** Entries of a manufacturer CA's serial allow-list. */
+export const maxManufacturerSerials = 1000;
 
 /** The bus broadcast topic on which a node says it made an issuing CA: every node's TLS listeners then trust it. */
 export const trustTopic = 'identity.trust';
@@ -49,6 +53,21 @@ export interface EnrolRequest {
   serial?: string;
   /** The organization the device means to enrol in (an EST label): the token's or the registration's must be it. */
   orgId?: string;
+  /**
+   * The DER of the factory certificate the device presented as its TLS client certificate (the
+   * handshake proved it holds its key), when the platform did not issue it: a manufacturer CA of
+   * an organization may have signed it.
+   */
+  factoryCertificate?: Uint8Array;
+}
+
+export interface NewManufacturerCa {
+  name: string;
+  /** PEM. */
+  certificate: string;
+  serials: string[];
+  channel_ids?: string[];
+  group_ids?: string[];
 }
 
 /** Where an enrolment came from, for the audit trail. */
@@ -349,6 +368,13 @@ export class IdentityService {
       if (!serial) return refuse('enrolment.csr_invalid', 'Name the serial: in the request (serial) or as the CSR subject serialNumber or CN', { reason: 'serial_missing' });
       if (token.serial_pattern && !serialMatches(token.serial_pattern, serial)) return refuse('enrolment.serial_not_allowed', `The token covers serials ${token.serial_pattern}, not ${serial}`);
       registration = (await this.store.registrationBySerial(token.org_id, serial)) ?? (await this.register(token.org_id, [{ serial }], { ...caller, actor: `token:${token.id}` }))[0]!;
+    } else if (req.factoryCertificate) {
+      const factory = await this.factoryIdentity(req.factoryCertificate, req.orgId, refuse);
+      attempt.orgId = factory.ca.org_id;
+      if (req.serial !== undefined && req.serial !== factory.serial) return refuse('enrolment.serial_not_allowed', `The factory certificate is of serial ${factory.serial}, not ${req.serial}`);
+      registration =
+        (await this.store.registrationBySerial(factory.ca.org_id, factory.serial)) ??
+        (await this.register(factory.ca.org_id, [{ serial: factory.serial, channel_ids: factory.ca.channel_ids, group_ids: factory.ca.group_ids }], { ...caller, actor: `manufacturer:${factory.ca.id}` }))[0]!;
     } else {
       // a public key is no secret: registered twice (another organization may have registered it),
       // it proves nothing about which registration is the device's, and a token has to say
@@ -403,6 +429,92 @@ export class IdentityService {
     this.access.invalidateDevice(deviceId);
     await this.audit(c.org_id, c.registration_id ?? undefined, 'supersede', { actor: 'device', transport: 'api' }, 'ok', undefined, `${c.replaces} superseded by ${serial}, now in use`);
     this.log.info({ orgId: c.org_id, deviceId, serial, superseded: c.replaces }, 'renewed certificate in use: the one it replaces is revoked');
+  }
+
+  /**
+   * The manufacturer CA that signed a factory certificate and allows its serial (subject
+   * serialNumber, else CN): one of an organization's (under an EST label, of that one). A device
+   * maker's CA registered by two organizations that both allow the serial says nothing about
+   * which one the device is for: refused, as for a key registered twice.
+   */
+  private async factoryIdentity(der: Uint8Array, orgId: string | undefined, refuse: (code: ErrorCode, detail: string) => Promise<never>): Promise<{ ca: ManufacturerCa; serial: string }> {
+    let cert: X509Certificate;
+    try {
+      cert = new X509Certificate(der);
+    } catch {
+      return refuse('enrolment.factory_certificate_invalid', 'The client certificate does not read');
+    }
+    const now = this.clock.now();
+    // a factory's clock and ours may differ by a few minutes: a certificate made just now is valid
+    if (Date.parse(cert.validFrom) > now + factoryClockSkewMs || Date.parse(cert.validTo) <= now) return refuse('enrolment.factory_certificate_invalid', `The factory certificate is valid from ${new Date(cert.validFrom).toISOString()} to ${new Date(cert.validTo).toISOString()}`);
+    const serial = subjectSerial(cert.subject);
+    if (!serial) return refuse('enrolment.factory_certificate_invalid', 'The factory certificate names no serial (subject serialNumber or CN)');
+    const signers = (await this.store.manufacturerCasBySubject(cert.issuer)).filter((ca) => (orgId === undefined || ca.org_id === orgId) && signedBy(cert, ca.certificate));
+    const allowing = signers.filter((ca) => ca.serials.some((p) => serialMatches(p, serial)));
+    if (allowing.length === 0) return refuse('enrolment.factory_certificate_invalid', signers.length ? `No manufacturer CA that signed it allows serial ${serial}` : 'No manufacturer CA registered signed the factory certificate');
+    if (allowing.length > 1) return refuse('enrolment.not_registered', `Serial ${serial} is allowed by the manufacturer CAs of more than one organization: enrol with a token, or under an EST label`);
+    return { ca: allowing[0]!, serial };
+  }
+
+  // --- manufacturer CAs
+
+  async addManufacturerCa(orgId: string, input: NewManufacturerCa, caller: Caller): Promise<ManufacturerCa> {
+    const cert = readCaCertificate(input.certificate, this.clock.now());
+    const serials = checkedSerials(input.serials);
+    const fingerprint = sha256(cert.raw);
+    if (await this.store.manufacturerCaByFingerprint(orgId, fingerprint)) throw new AppError('manufacturer_ca.exists', `The CA ${cert.subject.replace(/\n/g, ', ')} is registered in the organization already`);
+    const channelIds = [...new Set(input.channel_ids ?? [])];
+    const groupIds = [...new Set(input.group_ids ?? [])];
+    await this.channels.requireAll(orgId, channelIds);
+    for (const g of groupIds) await this.groups.get(orgId, g);
+    const now = iso(this.clock.now());
+    const row: ManufacturerCa = {
+      id: uuidv7(this.clock.now()),
+      org_id: orgId,
+      name: input.name,
+      certificate: cert.toString(),
+      fingerprint,
+      subject: cert.subject,
+      not_after: new Date(cert.validTo).toISOString(),
+      serials,
+      channel_ids: channelIds,
+      group_ids: groupIds,
+      created_at: now,
+      updated_at: now,
+    };
+    await this.store.insertManufacturerCa(row);
+    await this.audit(orgId, undefined, 'manufacturer_ca', caller, 'ok', undefined, `${input.name}: ${serials.length} serial pattern${serials.length === 1 ? '' : 's'}`);
+    this.log.info({ orgId, manufacturerCaId: row.id, fingerprint, actor: caller.actor }, 'manufacturer CA registered');
+    return row;
+  }
+
+  async manufacturerCa(orgId: string, id: string): Promise<ManufacturerCa> {
+    const ca = isUuid(id) ? await this.store.manufacturerCa(orgId, id) : undefined;
+    if (!ca) throw new AppError('manufacturer_ca.not_found');
+    return ca;
+  }
+
+  listManufacturerCas(orgId: string, q: Paged): Promise<{ total: number; items: ManufacturerCa[] }> {
+    return this.store.listManufacturerCas(orgId, q);
+  }
+
+  /** Changes the name, allow-list, or what devices join: for enrolments from now on (enrolled devices keep theirs). */
+  async updateManufacturerCa(orgId: string, id: string, set: { name?: string; serials?: string[]; channel_ids?: string[]; group_ids?: string[] }, caller: Caller): Promise<ManufacturerCa> {
+    await this.manufacturerCa(orgId, id);
+    const serials = set.serials && checkedSerials(set.serials);
+    const channelIds = set.channel_ids && [...new Set(set.channel_ids)];
+    const groupIds = set.group_ids && [...new Set(set.group_ids)];
+    if (channelIds) await this.channels.requireAll(orgId, channelIds);
+    for (const g of groupIds ?? []) await this.groups.get(orgId, g);
+    await this.store.updateManufacturerCa(orgId, id, { ...(set.name !== undefined ? { name: set.name } : {}), ...(serials ? { serials } : {}), ...(channelIds ? { channel_ids: channelIds } : {}), ...(groupIds ? { group_ids: groupIds } : {}), updated_at: iso(this.clock.now()) });
+    await this.audit(orgId, undefined, 'manufacturer_ca', caller, 'ok', undefined, `updated ${id}`);
+    return this.manufacturerCa(orgId, id);
+  }
+
+  /** From now on its factory certificates enrol nothing; devices it enrolled keep their platform certificates. */
+  async deleteManufacturerCa(orgId: string, id: string, caller: Caller): Promise<void> {
+    if (!isUuid(id) || !(await this.store.deleteManufacturerCa(orgId, id))) throw new AppError('manufacturer_ca.not_found');
+    await this.audit(orgId, undefined, 'manufacturer_ca', caller, 'ok', undefined, `deleted ${id}`);
   }
 
   /** What an enrolment or renewal refuses with, as far as it got: each refusal counted, audited and logged with its code. */
@@ -554,6 +666,45 @@ export class IdentityService {
   private async audit(orgId: string | null, registrationId: string | undefined, action: string, caller: Caller, outcome: 'ok' | 'refused', code: string | undefined, detail: string): Promise<void> {
     await this.store.addEvent(this.event(orgId, registrationId, action, caller, outcome, code, detail));
   }
+}
+
+/** The serial a factory certificate's subject names (node:crypto's one `key=value` a line): serialNumber, else CN. */
+function subjectSerial(subject: string): string | undefined {
+  const fields = new Map(subject.split('\n').map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)] as const));
+  const serial = fields.get('serialNumber') ?? fields.get('CN');
+  return serial && serial.length <= 128 ? serial : undefined;
+}
+
+/** Whether the CA (PEM) issued and signed the certificate. */
+function signedBy(cert: X509Certificate, caPem: string): boolean {
+  try {
+    const ca = new X509Certificate(caPem);
+    return cert.checkIssued(ca) && cert.verify(ca.publicKey);
+  } catch {
+    return false;
+  }
+}
+
+/** A manufacturer's CA certificate: one PEM certificate of a CA, valid now. */
+function readCaCertificate(pem: string, now: number): X509Certificate {
+  let cert: X509Certificate;
+  try {
+    cert = new X509Certificate(pem);
+  } catch {
+    throw new AppError('manufacturer_ca.invalid', 'certificate: one PEM certificate (BEGIN CERTIFICATE)');
+  }
+  if (!cert.ca) throw new AppError('manufacturer_ca.invalid', 'The certificate is not a CA (basic constraints)');
+  if (Date.parse(cert.validTo) <= now) throw new AppError('manufacturer_ca.invalid', `The CA expired at ${new Date(cert.validTo).toISOString()}`);
+  return cert;
+}
+
+function checkedSerials(serials: string[]): string[] {
+  const list = [...new Set(serials)];
+  if (list.length === 0) throw new AppError('request.invalid', 'serials: at least one serial or pattern (`*` matches any run of characters)');
+  if (list.length > maxManufacturerSerials) throw new AppError('request.invalid', `serials: at most ${maxManufacturerSerials} entries, got ${list.length}`);
+  const bad = list.find((s) => s.length === 0 || s.length > 128 || /\s/.test(s));
+  if (bad !== undefined) throw new AppError('request.invalid', `serials: ${JSON.stringify(bad)} is not a serial or pattern (1 to 128 characters, no white space)`);
+  return list;
 }
 
 /** The DER of a PEM or base64 request, for its hash (what the device sent, whatever its wrapping). */

@@ -2,7 +2,7 @@
 // the audit trail (migration 12). Every query of an organization's rows is scoped by it.
 import { sql } from 'kysely';
 import { jsonColumn, type Database } from '../db/index.js';
-import type { CertificateAuthoritiesTable, DeviceCertificatesTable, DeviceRegistrationsTable, DevicesTable, EnrolmentTokensTable, IdentityEventsTable, RegistrationState } from '../db/schema.js';
+import type { CertificateAuthoritiesTable, DeviceCertificatesTable, DeviceRegistrationsTable, DevicesTable, EnrolmentTokensTable, IdentityEventsTable, ManufacturerCasTable, RegistrationState } from '../db/schema.js';
 
 export interface Registration {
   id: string;
@@ -24,6 +24,23 @@ export type EnrolmentToken = Omit<EnrolmentTokensTable, 'token_hash'>;
 export type DeviceCertificate = Omit<DeviceCertificatesTable, 'request_hash'>;
 
 export type IdentityEvent = IdentityEventsTable;
+
+export interface ManufacturerCa extends Omit<ManufacturerCasTable, 'serials' | 'channel_ids' | 'group_ids'> {
+  serials: string[];
+  channel_ids: string[];
+  group_ids: string[];
+}
+
+function toManufacturerCa(row: ManufacturerCasTable): ManufacturerCa {
+  return { ...row, serials: jsonColumn<string[]>(row.serials), channel_ids: jsonColumn<string[]>(row.channel_ids), group_ids: jsonColumn<string[]>(row.group_ids) };
+}
+
+const encodeLists = <T extends { serials?: string[]; channel_ids?: string[]; group_ids?: string[] }>(row: T) => ({
+  ...row,
+  ...(row.serials ? { serials: JSON.stringify(row.serials) } : {}),
+  ...(row.channel_ids ? { channel_ids: JSON.stringify(row.channel_ids) } : {}),
+  ...(row.group_ids ? { group_ids: JSON.stringify(row.group_ids) } : {}),
+});
 
 function toRegistration(row: DeviceRegistrationsTable): Registration {
   return { ...row, channel_ids: jsonColumn<string[]>(row.channel_ids), group_ids: jsonColumn<string[]>(row.group_ids) };
@@ -258,6 +275,44 @@ export class IdentityStore {
       if (err === spent) return false;
       throw err;
     }
+  }
+
+  // --- manufacturer CAs
+
+  async insertManufacturerCa(row: ManufacturerCa): Promise<void> {
+    await this.k.insertInto('manufacturer_cas').values(encodeLists(row)).execute();
+  }
+
+  async manufacturerCa(orgId: string, id: string): Promise<ManufacturerCa | undefined> {
+    const row = await this.k.selectFrom('manufacturer_cas').selectAll().where('org_id', '=', orgId).where('id', '=', id).executeTakeFirst();
+    return row && toManufacturerCa(row);
+  }
+
+  async manufacturerCaByFingerprint(orgId: string, fingerprint: string): Promise<ManufacturerCa | undefined> {
+    const row = await this.k.selectFrom('manufacturer_cas').selectAll().where('org_id', '=', orgId).where('fingerprint', '=', fingerprint).executeTakeFirst();
+    return row && toManufacturerCa(row);
+  }
+
+  /** Every organization's manufacturer CAs of this subject: the candidates for a factory certificate's issuer. */
+  async manufacturerCasBySubject(subject: string): Promise<ManufacturerCa[]> {
+    return (await this.k.selectFrom('manufacturer_cas').selectAll().where('subject', '=', subject).execute()).map(toManufacturerCa);
+  }
+
+  async listManufacturerCas(orgId: string, q: Paged): Promise<{ total: number; items: ManufacturerCa[] }> {
+    const base = this.k.selectFrom('manufacturer_cas').where('org_id', '=', orgId);
+    const { n } = await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    const rows = await base.selectAll().orderBy('created_at', 'desc').orderBy('id', 'desc').offset(q.offset).limit(q.limit).execute();
+    return { total: Number(n), items: rows.map(toManufacturerCa) };
+  }
+
+  async updateManufacturerCa(orgId: string, id: string, set: { name?: string; serials?: string[]; channel_ids?: string[]; group_ids?: string[]; updated_at: string }): Promise<boolean> {
+    const r = await this.k.updateTable('manufacturer_cas').set(encodeLists(set)).where('org_id', '=', orgId).where('id', '=', id).executeTakeFirst();
+    return Number(r.numUpdatedRows) === 1;
+  }
+
+  async deleteManufacturerCa(orgId: string, id: string): Promise<boolean> {
+    const r = await this.k.deleteFrom('manufacturer_cas').where('org_id', '=', orgId).where('id', '=', id).executeTakeFirst();
+    return Number(r.numDeletedRows) === 1;
   }
 
   // --- audit

@@ -10,7 +10,7 @@ import type { Platform } from '../../platform.js';
 import type { Caller } from '../../identity/index.js';
 import { certsOnly, pemToDer } from '../../identity/pki.js';
 import { OrgParams, problems } from '../schemas.js';
-import { certificateOf } from '../credentials.js';
+import { certificateOf, factoryCertificateOf } from '../credentials.js';
 
 export const estPrefix = '/.well-known/est'; // RFC 7030 §3.2.2
 
@@ -153,11 +153,13 @@ export function estRoutes(fastify: FastifyInstance, platform: Platform): void {
       // RFC 7030 §4.2.2: a re-enrolment over TLS with the certificate it renews is a renewal
       const presented = again ? certificateOf(req, platform.trust.current()) : undefined;
       const token = presented ? undefined : tokenOf(req.headers.authorization);
-      const caller: Caller = { actor: presented ? 'device' : token ? 'token' : 'key', remote: req.ip, transport: 'est' };
+      // no token, over TLS with a certificate the platform did not issue: a factory certificate (an IDevID)
+      const factory = presented || token !== undefined ? undefined : factoryCertificateOf(req, platform.trust.current());
+      const caller: Caller = { actor: presented ? 'device' : token ? 'token' : factory ? 'manufacturer' : 'key', remote: req.ip, transport: 'est' };
       const csr = csrOf(req.body as Buffer | undefined);
       const enrolled = presented
         ? await identity.renew({ presented, csr, ...(label !== undefined ? { orgId: label } : {}) }, caller)
-        : await identity.enrol({ csr, ...(token !== undefined ? { token } : {}), ...(label !== undefined ? { orgId: label } : {}) }, caller);
+        : await identity.enrol({ csr, ...(token !== undefined ? { token } : {}), ...(factory ? { factoryCertificate: factory } : {}), ...(label !== undefined ? { orgId: label } : {}) }, caller);
       // RFC 7030 §4.2.3: the issued certificate only; the chain is what cacerts gives
       return reply.type(certsOnlyType).header('content-transfer-encoding', 'base64').send(base64Lines(certsOnly([pemToDer(enrolled.certificate)])));
     };

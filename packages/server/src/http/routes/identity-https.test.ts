@@ -240,3 +240,123 @@ describe('certificate renewal over HTTPS', () => {
     assert.equal(elsewhere.status, 403, elsewhere.body);
   });
 });
+
+/** A device maker's CA and the factory certificates it signs (serial as subject serialNumber), made by openssl. */
+function manufacturer(name: string) {
+  const dir = mkdtempSync(join(tmpdir(), 'fleetwire-maker-'));
+  const f = (file: string) => join(dir, file);
+  const ssl = (...args: string[]) => execFileSync('openssl', args, { stdio: 'ignore' });
+  ssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '30', '-subj', `/O=${name}/CN=${name} Factory CA`, '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign', '-keyout', f('ca.key'), '-out', f('ca.pem'));
+  let n = 0;
+  return {
+    ca: readFileSync(f('ca.pem'), 'utf8'),
+    /** A factory certificate and its key (files), as the maker installs them in a device. */
+    factory(serial: string): { cert: string; keyFile: string } {
+      const id = `d${++n}`;
+      ssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-subj', `/serialNumber=${serial}/CN=widget`, '-keyout', f(`${id}.key`), '-out', f(`${id}.csr`));
+      writeFileSync(f(`${id}.ext`), 'basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n');
+      ssl('x509', '-req', '-in', f(`${id}.csr`), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial', '-days', '30', '-extfile', f(`${id}.ext`), '-out', f(`${id}.pem`));
+      return { cert: readFileSync(f(`${id}.pem`), 'utf8'), keyFile: f(`${id}.key`) };
+    },
+  };
+}
+
+describe('enrolment with a factory certificate of a manufacturer CA', () => {
+  let t: TestPlatform;
+  let base: string;
+  const listener = certificateAuthority([]);
+  const acme = manufacturer('Acme');
+  let org: string;
+  let token: string;
+  let channel: string;
+  let caId: string;
+
+  const send = (method: string, path: string, body: string | Buffer | undefined, client: { cert: string; keyFile: string } | undefined, type = 'application/json'): Promise<{ status: number; body: string }> =>
+    new Promise((resolve, reject) => {
+      const req = request(`${base}${path}`, { method, ca: readFileSync(listener.ca), ...(client ? { cert: client.cert, key: readFileSync(client.keyFile) } : {}), headers: body ? { 'content-type': type } : {} }, (res) => {
+        let text = '';
+        res.on('data', (d: Buffer) => (text += d.toString()));
+        res.on('end', () => resolve({ status: res.statusCode!, body: text }));
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+  const enrol = (factory: { cert: string; keyFile: string } | undefined, serial: string) => send('POST', '/enrol', JSON.stringify({ csr: deviceRequest(`/serialNumber=${serial}`).csr }), factory);
+  const codeOf = (r: { body: string }) => JSON.parse(r.body).code as string;
+
+  before(async () => {
+    t = await startTestPlatform({ httpTlsCert: listener.serverCert, httpTlsKey: listener.serverKey });
+    await t.app.listen({ port: 0, host: '127.0.0.1' });
+    base = `https://127.0.0.1:${(t.app.server.address() as AddressInfo).port}`;
+    token = (await t.user('maker@example.com')).token;
+    org = (await t.request('POST', '/orgs', { token, body: { name: 'factory devices' } })).json().id;
+    channel = (await t.request('POST', `/orgs/${org}/channels`, { token, body: { name: 'telemetry' } })).json().id;
+    const made = await t.request('POST', `/orgs/${org}/manufacturer-cas`, { token, body: { name: 'Acme', certificate: acme.ca, serials: ['ACME-1*', 'ACME-200'], channel_ids: [channel] } });
+    assert.equal(made.statusCode, 201, made.body);
+    caId = made.json().id;
+  });
+  after(() => t.close());
+
+  test('the factory certificate as TLS client certificate enrols the device with its new key: registered with the CA channels, then it publishes with the platform certificate', async () => {
+    const factory = acme.factory('ACME-100');
+    const operational = deviceRequest('/serialNumber=ACME-100');
+    const res = await send('POST', '/enrol', JSON.stringify({ csr: operational.csr }), factory);
+    assert.equal(res.status, 201, res.body);
+    const enrolled = JSON.parse(res.body);
+    assert.deepEqual(enrolled.channel_ids, [channel]);
+    const registration = (await t.request('GET', `/orgs/${org}/registrations?serial=ACME-100`, { token })).json().registrations[0];
+    assert.equal(registration.state, 'enrolled');
+    assert.equal(registration.key_fingerprint, operational.fingerprint, 'the new key, not the factory one');
+    const event = (await t.request('GET', `/orgs/${org}/identity-events?registration_id=${registration.id}&action=enrol`, { token })).json().events[0];
+    assert.equal(event.actor, 'manufacturer');
+    const published = await send('POST', `/channels/${channel}/messages`, JSON.stringify([{ n: 'v', v: 1 }]), { cert: enrolled.certificate, keyFile: operational.keyFile }, 'application/senml+json');
+    assert.equal(published.status, 202, published.body);
+  });
+
+  test('refused: a serial off the allow-list, another maker, no certificate at all; a registration of the serial is used as it is', async () => {
+    const off = await enrol(acme.factory('ACME-300'), 'ACME-300');
+    assert.deepEqual([off.status, codeOf(off)], [403, 'enrolment.factory_certificate_invalid']);
+    const other = manufacturer('Other');
+    const foreign = await enrol(other.factory('ACME-101'), 'ACME-101');
+    assert.deepEqual([foreign.status, codeOf(foreign)], [403, 'enrolment.factory_certificate_invalid']);
+    assert.equal(codeOf(await enrol(undefined, 'ACME-102')), 'enrolment.not_registered');
+    // a registration made by the operator (no channel) is the device's: the CA's channels are not added
+    await t.request('POST', `/orgs/${org}/registrations`, { token, body: { serial: 'ACME-200' } });
+    const registered = await enrol(acme.factory('ACME-200'), 'ACME-200');
+    assert.equal(registered.status, 201, registered.body);
+    assert.deepEqual(JSON.parse(registered.body).channel_ids, []);
+    assert.equal((await t.request('GET', `/orgs/${org}/registrations?serial=ACME-300`, { token })).json().total, 0, 'a refusal registers nothing');
+  });
+
+  test('the same maker CA in two organizations: ambiguous without a label, enrolled with an EST label; removed, it enrols nothing', async () => {
+    const second = (await t.request('POST', '/orgs', { token, body: { name: 'second buyer' } })).json().id;
+    assert.equal((await t.request('POST', `/orgs/${second}/manufacturer-cas`, { token, body: { name: 'Acme', certificate: acme.ca, serials: ['ACME-1*'] } })).statusCode, 201);
+    const factory = acme.factory('ACME-150');
+    const ambiguous = await enrol(factory, 'ACME-150');
+    assert.deepEqual([ambiguous.status, codeOf(ambiguous)], [403, 'enrolment.not_registered']);
+    const der = execFileSync('openssl', ['req', '-outform', 'DER'], { input: deviceRequest('/serialNumber=ACME-150').csr });
+    const est = await send('POST', `/.well-known/est/${second}/simpleenroll`, Buffer.from(der.toString('base64')), factory, 'application/pkcs10');
+    assert.equal(est.status, 200, est.body);
+    assert.equal((await t.request('GET', `/orgs/${second}/registrations?serial=ACME-150`, { token })).json().registrations[0].state, 'enrolled');
+
+    assert.equal((await t.request('DELETE', `/orgs/${org}/manufacturer-cas/${caId}`, { token })).statusCode, 204);
+    const gone = await enrol(acme.factory('ACME-160'), 'ACME-160');
+    assert.equal(gone.status, 201, 'the second organization still allows it, alone now');
+    assert.equal(JSON.parse(gone.body).org_id, second);
+  });
+
+  test('a certificate that is not a CA, or one registered twice, is refused; the allow-list can be changed', async () => {
+    const leaf = acme.factory('ACME-LEAF').cert;
+    const notCa = await t.request('POST', `/orgs/${org}/manufacturer-cas`, { token, body: { name: 'leaf', certificate: leaf, serials: ['*'] } });
+    assert.deepEqual([notCa.statusCode, notCa.json().code], [400, 'manufacturer_ca.invalid']);
+    const other = manufacturer('Twice');
+    assert.equal((await t.request('POST', `/orgs/${org}/manufacturer-cas`, { token, body: { name: 'twice', certificate: other.ca, serials: ['T-*'] } })).statusCode, 201);
+    const twice = await t.request('POST', `/orgs/${org}/manufacturer-cas`, { token, body: { name: 'twice', certificate: other.ca, serials: ['T-*'] } });
+    assert.deepEqual([twice.statusCode, twice.json().code], [409, 'manufacturer_ca.exists']);
+    const id = (await t.request('GET', `/orgs/${org}/manufacturer-cas`, { token })).json().manufacturer_cas.find((c: { name: string }) => c.name === 'twice').id;
+    assert.equal(codeOf(await enrol(other.factory('U-1'), 'U-1')), 'enrolment.factory_certificate_invalid');
+    const changed = await t.request('PATCH', `/orgs/${org}/manufacturer-cas/${id}`, { token, body: { serials: ['U-*'] } });
+    assert.deepEqual(changed.json().serials, ['U-*']);
+    assert.equal((await enrol(other.factory('U-2'), 'U-2')).status, 201);
+  });
+});

@@ -4,12 +4,12 @@ import { Type } from 'typebox';
 import type { Platform } from '../../platform.js';
 import { orgOf, principalOf } from '../auth.js';
 import { OrgIdParams, OrgParams, PageQuery, StringEnum, Timestamp, Uuid, pageOf, problems } from '../schemas.js';
-import { maxBulkRegistrations, revocationReasons, type Caller } from '../../identity/index.js';
+import { maxBulkRegistrations, maxManufacturerSerials, revocationReasons, type Caller } from '../../identity/index.js';
 import { endpointsOf, type ListeningPorts } from './endpoints.js';
-import { certificateOf } from '../credentials.js';
+import { certificateOf, factoryCertificateOf } from '../credentials.js';
 import { AppError } from '../../core/errors.js';
 
-const identityActions = ['register', 'token', 'enrol', 'renew', 'supersede', 'suspend', 'resume', 'reset', 'revoke', 'delete', 'revoke_certificate'] as const;
+const identityActions = ['register', 'token', 'manufacturer_ca', 'enrol', 'renew', 'supersede', 'suspend', 'resume', 'reset', 'revoke', 'delete', 'revoke_certificate'] as const;
 const State = StringEnum(['pending', 'enrolled', 'suspended', 'revoked']);
 const Serial = Type.String({ minLength: 1, maxLength: 128, pattern: '^[\\x21-\\x7e]+$', description: 'The device serial (printable ASCII, no spaces)' });
 const Pem = Type.String({ description: 'PEM' });
@@ -90,6 +90,28 @@ const Enrolled = Type.Object({
   root_ca: Pem,
   endpoints: Type.Record(Type.String(), Type.String(), { description: 'Where the device connects (as GET /endpoints gives)' }),
 });
+
+const SerialPattern = Type.String({ minLength: 1, maxLength: 128, pattern: '^[\\x21-\\x7e]+$', description: 'A serial, or a pattern where `*` matches any run of characters' });
+const ManufacturerCaSchema = Type.Object({
+  id: Uuid,
+  org_id: Uuid,
+  name: Type.String(),
+  certificate: Pem,
+  fingerprint: Type.String({ description: 'SHA-256 of the certificate DER, hex' }),
+  subject: Type.String({ description: 'The CA subject, one `key=value` a line' }),
+  not_after: Timestamp,
+  serials: Type.Array(SerialPattern, { description: 'The allow-list: a factory certificate enrols when its serial (subject serialNumber, else CN) matches one' }),
+  channel_ids: Type.Array(Uuid, { description: 'Channels a device it enrols is connected to (publish and subscribe), when it has no registration' }),
+  group_ids: Type.Array(Uuid, { description: 'Groups a device it enrols joins, when it has no registration' }),
+  created_at: Timestamp,
+  updated_at: Timestamp,
+}, { $id: 'ManufacturerCa' });
+const ManufacturerCaChange = {
+  name: Type.String({ minLength: 1, maxLength: 200 }),
+  serials: Type.Array(SerialPattern, { minItems: 1, maxItems: maxManufacturerSerials }),
+  channel_ids: Type.Array(Uuid, { maxItems: 100 }),
+  group_ids: Type.Array(Uuid, { maxItems: 100 }),
+};
 
 function userCaller(req: FastifyRequest): Caller {
   return { actor: `user:${principalOf(req).userId}`, remote: req.ip, transport: 'api' };
@@ -174,6 +196,58 @@ export function identityRoutes(fastify: FastifyInstance, platform: Platform, lis
   }, async (req, reply) => {
     await identity.deleteRegistration(orgOf(req).orgId, req.params.id, userCaller(req));
     reply.code(204);
+  });
+
+  app.post('/orgs/:org/manufacturer-cas', {
+    config: { action: 'identity:write' },
+    schema: {
+      operationId: 'createManufacturerCa',
+      tags,
+      summary: "Register a device maker's CA",
+      description:
+        'A device whose factory certificate this CA signed enrols by presenting that certificate as its TLS client certificate over HTTPS (POST /enrol or EST simpleenroll, no token), when its serial is on the allow-list: it gets a registration (with these channels and groups) unless it has one. Needs `identity:write`.',
+      params: OrgParams,
+      body: Type.Object({ ...ManufacturerCaChange, certificate: Type.String({ maxLength: 16384, description: 'The CA certificate, PEM' }), channel_ids: Type.Optional(ManufacturerCaChange.channel_ids), group_ids: Type.Optional(ManufacturerCaChange.group_ids) }, { additionalProperties: false }),
+      response: { 201: ManufacturerCaSchema, ...problems(400, 401, 403, 404, 409) },
+    },
+  }, async (req, reply) => {
+    const ca = await identity.addManufacturerCa(orgOf(req).orgId, req.body, userCaller(req));
+    reply.code(201).header('location', `/orgs/${ca.org_id}/manufacturer-cas/${ca.id}`);
+    return ca;
+  });
+
+  app.get('/orgs/:org/manufacturer-cas', {
+    config: { action: 'identity:read' },
+    schema: { operationId: 'listManufacturerCas', tags, summary: "List the organization's manufacturer CAs", description: 'Newest first. Needs `identity:read`.', params: OrgParams, querystring: PageQuery, response: { 200: pageOf('manufacturer_cas', ManufacturerCaSchema), ...problems(400, 401, 404) } },
+  }, async (req) => {
+    const { total, items } = await identity.listManufacturerCas(orgOf(req).orgId, req.query);
+    return { total, offset: req.query.offset, limit: req.query.limit, manufacturer_cas: items };
+  });
+
+  app.get('/orgs/:org/manufacturer-cas/:id', {
+    config: { action: 'identity:read' },
+    schema: { operationId: 'getManufacturerCa', tags, summary: 'A manufacturer CA', description: 'Needs `identity:read`.', params: OrgIdParams, response: { 200: ManufacturerCaSchema, ...problems(401, 404) } },
+  }, async (req) => identity.manufacturerCa(orgOf(req).orgId, req.params.id));
+
+  app.patch('/orgs/:org/manufacturer-cas/:id', {
+    config: { action: 'identity:write' },
+    schema: {
+      operationId: 'updateManufacturerCa',
+      tags,
+      summary: "Change a manufacturer CA's name, allow-list, channels or groups",
+      description: 'For enrolments from now on; devices it enrolled keep what they have. Needs `identity:write`.',
+      params: OrgIdParams,
+      body: Type.Partial(Type.Object(ManufacturerCaChange), { additionalProperties: false, minProperties: 1 }),
+      response: { 200: ManufacturerCaSchema, ...problems(400, 401, 403, 404) },
+    },
+  }, async (req) => identity.updateManufacturerCa(orgOf(req).orgId, req.params.id, req.body, userCaller(req)));
+
+  app.delete('/orgs/:org/manufacturer-cas/:id', {
+    config: { action: 'identity:write' },
+    schema: { operationId: 'deleteManufacturerCa', tags, summary: 'Remove a manufacturer CA', description: 'Its factory certificates enrol nothing from now on; devices it enrolled keep their platform certificates. Needs `identity:write`.', params: OrgIdParams, response: { 204: Type.Null(), ...problems(401, 403, 404) } },
+  }, async (req, reply) => {
+    await identity.deleteManufacturerCa(orgOf(req).orgId, req.params.id, userCaller(req));
+    return reply.code(204).send(null);
   });
 
   app.post('/orgs/:org/enrolment-tokens', {
@@ -274,7 +348,7 @@ export function identityRoutes(fastify: FastifyInstance, platform: Platform, lis
       operationId: 'enrol',
       tags,
       summary: 'Enrol a device from its certificate request',
-      description: 'The device sends a PKCS#10 CSR of its own EC P-256 key (its private key never leaves it) and, unless its key was registered, a one-time enrolment token. The answer is its certificate, the CA chain and where to connect: then it connects to MQTT over TLS with that certificate. Refusals carry a stable code naming the failed step (docs/identity.md).',
+      description: 'The device sends a PKCS#10 CSR of its own EC P-256 key (its private key never leaves it) and, unless its key was registered or it presents a factory certificate of a registered manufacturer CA as TLS client certificate, a one-time enrolment token. The answer is its certificate, the CA chain and where to connect: then it connects to MQTT over TLS with that certificate. Refusals carry a stable code naming the failed step (docs/identity.md).',
       body: Type.Object({
         csr: Type.String({ maxLength: 8192, description: 'PKCS#10, PEM (or base64 DER)' }),
         token: Type.Optional(Type.String({ maxLength: 256 })),
@@ -283,7 +357,9 @@ export function identityRoutes(fastify: FastifyInstance, platform: Platform, lis
       response: { 201: Enrolled, ...problems(400, 401, 403, 409) },
     },
   }, async (req, reply) => {
-    const enrolled = await identity.enrol(req.body, { actor: req.body.token ? 'token' : 'key', remote: req.ip, transport: 'http' });
+    // no token over HTTPS with a certificate the platform did not issue: a factory certificate
+    const factory = req.body.token ? undefined : factoryCertificateOf(req, platform.trust.current());
+    const enrolled = await identity.enrol({ ...req.body, ...(factory ? { factoryCertificate: factory } : {}) }, { actor: req.body.token ? 'token' : factory ? 'manufacturer' : 'key', remote: req.ip, transport: 'http' });
     reply.code(201);
     return { ...enrolled, endpoints: endpointsOf(platform.config, fastify, req, listening(), mqttOverWebSocket) };
   });
