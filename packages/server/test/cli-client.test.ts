@@ -11,7 +11,7 @@ import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { call, cleanupCli, cliEnv, dataFolder, exitOf, login, outcomeOf, root, spawnCli, startCli, type Server } from './helpers/cli.js';
 import { eventually } from './helpers/eventually.js';
-import { deviceRequest } from './helpers/tls.js';
+import { certificateAuthority, deviceRequest } from './helpers/tls.js';
 
 const require = createRequire(import.meta.url);
 const admin = { email: 'admin@example.com', password: 'change-me-please' };
@@ -372,6 +372,27 @@ describe('fleetwire client commands', { concurrency: 3 }, () => {
     assertRefused(await u.run(['registrations', 'resume', shown.id]), 'registration.state');
     await u.json(['registrations', 'delete', shown.id]);
     assertRefused(await u.run(['registrations', 'show', shown.id]), 'registration.not_found');
+  });
+
+  test('manufacturer-cas: a maker CA is created from its PEM file, listed, shown, its allow-list replaced, deleted; a file that is no certificate is refused before any request', async () => {
+    const u = await signedIn();
+    const created = await u.json<{ id: string }>(['orgs', 'create', 'makers']);
+    assert.equal((await u.run(['orgs', 'use', created.id])).code, 0);
+    const maker = certificateAuthority([]);
+    const made = await u.json<{ id: string; serials: string[]; fingerprint: string; certificate: string }>(['manufacturer-cas', 'create', 'Acme', maker.ca, '--serial', 'AC-*,AD-1']);
+    assert.deepEqual(made.serials, ['AC-*', 'AD-1']);
+    assert.match(made.certificate, /BEGIN CERTIFICATE/);
+    const table = await u.run(['manufacturer-cas', 'list']);
+    assert.ok(table.stdout.includes(made.id) && table.stdout.includes('AC-* AD-1'), table.stdout);
+    const shown = await u.run(['manufacturer-cas', 'show', made.id]);
+    assert.match(shown.stdout, new RegExp(`^fingerprint\\s+${made.fingerprint}$`, 'm'));
+    assert.ok(!shown.stdout.includes('BEGIN CERTIFICATE'), 'the record for people leaves the PEM out');
+    assert.deepEqual((await u.json<{ serials: string[] }>(['manufacturer-cas', 'update', made.id, '--serial', 'AE-*'])).serials, ['AE-*']);
+    assertRefused(await u.run(['manufacturer-cas', 'create', 'Acme', maker.ca, '--serial', 'X']), 'manufacturer_ca.exists');
+    const notPem = await u.run(['manufacturer-cas', 'create', 'Bad', maker.serverKey, '--serial', 'X']);
+    assert.equal(notPem.code, 2, notPem.stderr);
+    await u.json(['manufacturer-cas', 'delete', made.id]);
+    assertRefused(await u.run(['manufacturer-cas', 'show', made.id]), 'manufacturer_ca.not_found');
   });
 
   test('an enrolment token is printed once and listed without itself; a device enrols; its certificate is listed, shown, revoked; the audit trail and the CA are printed; a registration is suspended, resumed, reset and revoked', async () => {

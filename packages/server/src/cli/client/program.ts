@@ -172,7 +172,7 @@ export function addClientCommands(cli: Command): void {
   addIdentityCommands(cli);
 }
 
-/** `fleetwire registrations|enrolment-tokens|certificates|identity`: device identity (docs/identity.md). */
+/** `fleetwire registrations|enrolment-tokens|manufacturer-cas|certificates|identity`: device identity (docs/identity.md). */
 function addIdentityCommands(cli: Command): void {
   const r = cli.command('registrations').description('devices registered ahead of enrolment: list, create, import CSV, show, suspend, resume, reset, revoke, delete');
   pagingOptions(withOrg(r.command('list').description('list registrations, newest first')))
@@ -205,6 +205,22 @@ function addIdentityCommands(cli: Command): void {
     .action(act(identity, 'createEnrolmentToken'));
   pagingOptions(withOrg(e.command('list').description('list enrolment tokens, newest first (never the tokens themselves)'))).action(act(identity, 'listEnrolmentTokens'));
   json(withOrg(e.command('delete').description('withdraw a token: it can no longer enrol anything').argument('<id>'))).action(act(identity, 'deleteEnrolmentToken'));
+
+  const m = cli.command('manufacturer-cas').description("device makers' CAs: a device whose factory certificate one signed enrols with it, when its serial is allowed");
+  json(withOrg(m.command('create').description("register a maker's CA from its PEM file (- reads standard input)").argument('<name>').argument('<file>')))
+    .requiredOption('--serial <patterns>', 'a serial it may enrol, * matching any run of characters (repeat, or separate with commas)', collect)
+    .option('--channel <ids>', 'a channel a device it enrols is connected to (repeat, or separate with commas)', collect)
+    .option('--group <ids>', 'a group a device it enrols joins (repeat, or separate with commas)', collect)
+    .action(act(identity, 'createManufacturerCa'));
+  pagingOptions(withOrg(m.command('list').description('list manufacturer CAs, newest first'))).action(act(identity, 'listManufacturerCas'));
+  json(withOrg(m.command('show').description('show a manufacturer CA').argument('<id>'))).action(act(identity, 'showManufacturerCa'));
+  json(withOrg(m.command('update').description('change its name, allow-list (replaced as a whole), channels or groups').argument('<id>')))
+    .option('--name <name>', 'its new name')
+    .option('--serial <patterns>', 'the new allow-list (repeat, or separate with commas)', collect)
+    .option('--channel <ids>', 'the channels a device it enrols is connected to', collect)
+    .option('--group <ids>', 'the groups a device it enrols joins', collect)
+    .action(act(identity, 'updateManufacturerCa'));
+  json(withOrg(m.command('delete').description('remove it: its factory certificates enrol nothing from now on').argument('<id>'))).action(act(identity, 'deleteManufacturerCa'));
 
   const c = cli.command('certificates').description('the certificates devices enrolled for: list, show, revoke');
   pagingOptions(withOrg(c.command('list').description('list device certificates, newest first')))

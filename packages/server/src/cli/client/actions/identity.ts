@@ -229,6 +229,54 @@ export async function revokeCertificate(env: NodeJS.ProcessEnv, [serial]: [strin
   printCertificate(options, await ok(s.api.POST('/orgs/{org}/certificates/{serial}/revoke', { params: { path: { org, serial } }, body: { reason: options.reason ?? 'unspecified' } })));
 }
 
+// --- manufacturer CAs
+
+type ManufacturerCa = operations['getManufacturerCa']['responses'][200]['content']['application/json'];
+
+/** A manufacturer CA for people: its facts, without the PEM. */
+function printManufacturerCa(options: OutputOptions, ca: ManufacturerCa): void {
+  if (options.json) return show(options, ca);
+  const { certificate: _pem, ...facts } = ca;
+  show(options, facts);
+}
+
+export async function createManufacturerCa(env: NodeJS.ProcessEnv, [name, file]: [string, string], options: OrgOptions & { serial: string[]; channel?: string[]; group?: string[] }): Promise<void> {
+  const certificate = readInput(file);
+  if (!certificate.includes('-----BEGIN CERTIFICATE-----')) throw new UsageError(`${file}: a PEM certificate (BEGIN CERTIFICATE)`);
+  const { s, org } = await orgSession(env, options);
+  const body = { name, certificate, serials: options.serial, ...(options.channel ? { channel_ids: options.channel } : {}), ...(options.group ? { group_ids: options.group } : {}) };
+  printManufacturerCa(options, await ok(s.api.POST('/orgs/{org}/manufacturer-cas', { params: { path: { org } }, body })));
+}
+
+export async function listManufacturerCas(env: NodeJS.ProcessEnv, _args: unknown[], options: PageOptions & { org?: string }): Promise<void> {
+  const { s, org } = await orgSession(env, options);
+  await listCommand('manufacturer_cas', options, (q) => ok(s.api.GET('/orgs/{org}/manufacturer-cas', { params: { path: { org }, query: q } })), [
+    ['id', (c) => c.id],
+    ['name', (c) => c.name],
+    ['serials', (c) => c.serials.join(' ')],
+    ['not after', (c) => c.not_after],
+    ['fingerprint', (c) => c.fingerprint],
+  ]);
+}
+
+export async function showManufacturerCa(env: NodeJS.ProcessEnv, [id]: [string], options: OrgOptions): Promise<void> {
+  const { s, org } = await orgSession(env, options);
+  printManufacturerCa(options, await ok(s.api.GET('/orgs/{org}/manufacturer-cas/{id}', { params: { path: { org, id } } })));
+}
+
+export async function updateManufacturerCa(env: NodeJS.ProcessEnv, [id]: [string], options: OrgOptions & { name?: string; serial?: string[]; channel?: string[]; group?: string[] }): Promise<void> {
+  const body = { ...(options.name !== undefined ? { name: options.name } : {}), ...(options.serial ? { serials: options.serial } : {}), ...(options.channel ? { channel_ids: options.channel } : {}), ...(options.group ? { group_ids: options.group } : {}) };
+  if (Object.keys(body).length === 0) throw new UsageError('say what changes: --name, --serial, --channel or --group');
+  const { s, org } = await orgSession(env, options);
+  printManufacturerCa(options, await ok(s.api.PATCH('/orgs/{org}/manufacturer-cas/{id}', { params: { path: { org, id } }, body })));
+}
+
+export async function deleteManufacturerCa(env: NodeJS.ProcessEnv, [id]: [string], options: OrgOptions): Promise<void> {
+  const { s, org } = await orgSession(env, options);
+  await ok(s.api.DELETE('/orgs/{org}/manufacturer-cas/{id}', { params: { path: { org, id } } }));
+  done(options, `deleted manufacturer CA ${id}`);
+}
+
 // --- the audit trail and the CA
 
 export async function listIdentityEvents(env: NodeJS.ProcessEnv, _args: unknown[], options: PageOptions & { org?: string; refused?: boolean; registration?: string }): Promise<void> {
