@@ -18,6 +18,8 @@ type TestUser = Awaited<ReturnType<TestPlatform['user']>>;
  */
 const publicByDesign = [
   'GET /pki/orgs/:org/crl', 'HEAD /pki/orgs/:org/crl',
+  // OCSP answers anyone about an organization's certificates, as its CRL does
+  'POST /pki/orgs/:org/ocsp', 'GET /pki/orgs/:org/ocsp/*', 'HEAD /pki/orgs/:org/ocsp/*',
   ...['cacerts', 'csrattrs'].flatMap((path) => [`GET /.well-known/est/:org/${path}`, `HEAD /.well-known/est/:org/${path}`]),
   'POST /.well-known/est/:org/simpleenroll', 'POST /.well-known/est/:org/simplereenroll',
 ];

@@ -15,7 +15,7 @@ type Operation = {
 };
 
 /** Operations anyone may call without credentials: the probes, the metrics, this document, logging in and signing up. */
-const publicOperations = ['GET /health', 'GET /livez', 'GET /ready', 'GET /readyz', 'GET /metrics', 'GET /openapi.json', 'POST /auth/token', 'POST /auth/refresh', 'POST /auth/logout', 'POST /auth/signup', 'POST /enrol', 'GET /pki/orgs/{org}/crl',
+const publicOperations = ['GET /health', 'GET /livez', 'GET /ready', 'GET /readyz', 'GET /metrics', 'GET /openapi.json', 'POST /auth/token', 'POST /auth/refresh', 'POST /auth/logout', 'POST /auth/signup', 'POST /enrol', 'GET /pki/orgs/{org}/crl', 'POST /pki/orgs/{org}/ocsp', 'GET /pki/orgs/{org}/ocsp/{request}',
   // EST, RFC 7030: a device enrols with its token or registered key, not a user's credentials
   'GET /.well-known/est/cacerts', 'GET /.well-known/est/{org}/cacerts', 'GET /.well-known/est/csrattrs', 'GET /.well-known/est/{org}/csrattrs', 'POST /.well-known/est/simpleenroll', 'POST /.well-known/est/{org}/simpleenroll', 'POST /.well-known/est/simplereenroll', 'POST /.well-known/est/{org}/simplereenroll',
 ];

@@ -108,7 +108,7 @@ describe('operations endpoints', () => {
 
   test('every management operation but the public ones declares bearer security', async () => {
     const doc = (await t.request('GET', '/openapi.json')).json() as OpenApi;
-    const publicOps = ['GET /health', 'GET /livez', 'GET /ready', 'GET /readyz', 'GET /metrics', 'GET /openapi.json', 'POST /auth/token', 'POST /auth/refresh', 'POST /auth/logout', 'POST /auth/signup', 'POST /enrol', 'GET /pki/orgs/{org}/crl',
+    const publicOps = ['GET /health', 'GET /livez', 'GET /ready', 'GET /readyz', 'GET /metrics', 'GET /openapi.json', 'POST /auth/token', 'POST /auth/refresh', 'POST /auth/logout', 'POST /auth/signup', 'POST /enrol', 'GET /pki/orgs/{org}/crl', 'POST /pki/orgs/{org}/ocsp', 'GET /pki/orgs/{org}/ocsp/{request}',
       ...['', '/{org}'].flatMap((label) => [`GET /.well-known/est${label}/cacerts`, `GET /.well-known/est${label}/csrattrs`, `POST /.well-known/est${label}/simpleenroll`, `POST /.well-known/est${label}/simplereenroll`])];
     const open: string[] = [];
     let protectedCount = 0;

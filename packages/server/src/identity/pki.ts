@@ -58,7 +58,8 @@ export type PkiRefusal =
   | 'not_a_ca'
   | 'key_decrypt'
   | 'kek_size'
-  | 'invalid_argument';
+  | 'invalid_argument'
+  | 'ocsp_malformed';
 
 /** Anything else this module refuses: unreadable or mismatched keys and certificates, bad arguments. */
 export class PkiError extends Error {
@@ -916,6 +917,109 @@ export async function createCrl(
   );
   const der = sequence(tbs, ecdsaWithSha256, bitString(await ca.sign(tbs)));
   return { pem: pemBlock(der, 'X509 CRL'), der };
+}
+
+// ---------------------------------------------------------------------------------------------------
+// OCSP (RFC 6960): an issuing CA answers for the certificates it issued, signing the answers itself
+
+const ocspOids = { basic: '1.3.6.1.5.5.7.48.1.1', nonce: '1.3.6.1.5.5.7.48.1.2', sha1: '1.3.14.3.2.26', sha256: '2.16.840.1.101.3.4.2.1' };
+const ocspHashes: Record<string, 'sha1' | 'sha256'> = { [ocspOids.sha1]: 'sha1', [ocspOids.sha256]: 'sha256' };
+/** Certificates one request may ask about. */
+export const maxOcspQueries = 20;
+
+/** One certificate a request asks about (RFC 6960 §4.1.1 CertID). */
+export interface OcspQuery {
+  /** The serial, lowercase hex without leading zero bytes (as the platform writes its serials). */
+  serial: string;
+  /** The CertID as sent: the answer names it byte for byte. */
+  certId: Buffer;
+  /** sha1 or sha256, or undefined for a hash the responder does not know (answered unknown). */
+  hash: 'sha1' | 'sha256' | undefined;
+  issuerNameHash: Buffer;
+  issuerKeyHash: Buffer;
+}
+
+export type OcspAnswer = { status: 'good' } | { status: 'revoked'; revokedAt: Date; reason?: RevocationReason } | { status: 'unknown' };
+
+/** GeneralizedTime in whole seconds (OCSP times are GeneralizedTime whatever the year, RFC 6960 §4.2.1). */
+function generalizedTime(date: Date): Buffer {
+  const iso = wholeSeconds(date.getTime()).toISOString();
+  return tlv(tags.generalizedTime, Buffer.from(iso.slice(0, 4) + iso.slice(5, 7) + iso.slice(8, 10) + iso.slice(11, 13) + iso.slice(14, 16) + iso.slice(17, 19) + 'Z', 'latin1'));
+}
+
+/** The certificates an OCSPRequest asks about and its nonce extension (DER, echoed in the answer); PkiError `ocsp_malformed` otherwise. Signed requests are read, their signature not checked (RFC 6960 §4.1.2: optional). */
+export function readOcspRequest(der: Uint8Array): { queries: OcspQuery[]; nonce?: Buffer } {
+  try {
+    const request = expect(der, 0, tags.sequence);
+    if (request.end !== der.length) throw new DerError('bytes after the request');
+    const [tbs] = childrenOf(der, request);
+    if (!tbs || tbs.tag !== tags.sequence) throw new DerError('no TBSRequest');
+    const fields = childrenOf(der, tbs).filter((f) => f.tag !== 0xa0 && f.tag !== 0xa1); // version, requestorName
+    const list = fields[0];
+    if (!list || list.tag !== tags.sequence) throw new DerError('no requestList');
+    const requests = childrenOf(der, list);
+    if (requests.length === 0 || requests.length > maxOcspQueries) throw new DerError(`from 1 to ${maxOcspQueries} certificates a request, not ${requests.length}`);
+    const queries = requests.map((r) => {
+      if (r.tag !== tags.sequence) throw new DerError('a Request is a SEQUENCE');
+      const [certId] = childrenOf(der, r);
+      if (!certId || certId.tag !== tags.sequence) throw new DerError('no CertID');
+      const [algorithm, nameHash, keyHash, serial] = childrenOf(der, certId);
+      if (!algorithm || algorithm.tag !== tags.sequence || nameHash?.tag !== tags.octetString || keyHash?.tag !== tags.octetString || !serial) throw new DerError('a CertID is hashAlgorithm, issuerNameHash, issuerKeyHash, serialNumber');
+      const [hashOid] = childrenOf(der, algorithm);
+      return { serial: integerHex(der, serial), certId: Buffer.from(whole(der, certId)), hash: ocspHashes[readOid(der, hashOid)], issuerNameHash: Buffer.from(contents(der, nameHash)), issuerKeyHash: Buffer.from(contents(der, keyHash)) };
+    });
+    const extensions = fields.find((f) => f.tag === 0xa2);
+    let nonce: Buffer | undefined;
+    if (extensions) {
+      const list = expect(der, extensions.start, tags.sequence, extensions.end);
+      for (const ext of childrenOf(der, list)) {
+        const [id] = childrenOf(der, ext);
+        if (readOid(der, id) === ocspOids.nonce) nonce = Buffer.from(whole(der, ext));
+      }
+    }
+    return { queries, ...(nonce ? { nonce } : {}) };
+  } catch (e) {
+    if (e instanceof DerError) throw new PkiError('ocsp_malformed', `not an OCSP request: ${e.message}`);
+    throw e;
+  }
+}
+
+/** Whether a query names this issuing CA: the hashes of its subject and of its public key, by the query's hash. */
+export function ocspQueryOf(issuer: CaKeyPair, query: OcspQuery): boolean {
+  if (!query.hash) return false;
+  const ca = issuerOf(issuer);
+  const hash = (b: Uint8Array) => createHash(query.hash!).update(b).digest();
+  return hash(ca.name).equals(query.issuerNameHash) && hash(issuerKeyBits(issuer)).equals(query.issuerKeyHash);
+}
+
+/** The issuing CA's subjectPublicKey bits (what a CertID's issuerKeyHash and a responder's KeyHash hash). */
+function issuerKeyBits(issuer: CaKeyPair): Uint8Array {
+  const der = pemToDer(issuer.certificatePem);
+  const spki = parseCertificate(der).spki;
+  const [, key] = childrenOf(spki, expect(spki, 0, tags.sequence));
+  return spki.subarray(key!.start + 1, key!.end);
+}
+
+/** A successful OCSPResponse: a BasicOCSPResponse signed by the issuing CA, one SingleResponse a query, valid until `nextUpdateHours` from now. */
+export async function createOcspResponse(issuer: CaKeyPair, answers: { query: OcspQuery; answer: OcspAnswer }[], opts: { now?: Date; nextUpdateHours?: number; nonce?: Buffer } = {}): Promise<Uint8Array> {
+  const ca = issuerOf(issuer);
+  const now = opts.now ?? new Date();
+  const next = new Date(now.getTime() + (opts.nextUpdateHours ?? 1) * 3_600_000);
+  const status = (a: OcspAnswer) => {
+    if (a.status === 'good') return Buffer.of(0x80, 0x00); // [0] IMPLICIT NULL
+    if (a.status === 'unknown') return Buffer.of(0x82, 0x00); // [2] IMPLICIT NULL
+    return tlv(0xa1, generalizedTime(a.revokedAt), ...(a.reason && a.reason !== 'unspecified' ? [explicit(0, smallInteger(reasonCodes[a.reason], tags.enumerated))] : []));
+  };
+  const singles = answers.map(({ query, answer }) => sequence(query.certId, status(answer), generalizedTime(now), explicit(0, generalizedTime(next))));
+  const responderId = tlv(0xa2, octetString(createHash('sha1').update(issuerKeyBits(issuer)).digest())); // byKey
+  const tbs = sequence(responderId, generalizedTime(now), sequence(...singles), ...(opts.nonce ? [explicit(1, sequence(opts.nonce))] : []));
+  const basic = sequence(tbs, ecdsaWithSha256, bitString(await ca.sign(tbs)));
+  return sequence(tlv(tags.enumerated, Buffer.of(0)), explicit(0, sequence(oid(ocspOids.basic), octetString(basic))));
+}
+
+/** An OCSPResponse without an answer: the request was malformed (1), the responder failed (2), or it does not answer for that CA (6). */
+export function ocspErrorResponse(status: 'malformedRequest' | 'internalError' | 'unauthorized'): Uint8Array {
+  return sequence(tlv(tags.enumerated, Buffer.of({ malformedRequest: 1, internalError: 2, unauthorized: 6 }[status])));
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ import { noInvalidation, type AccessInvalidation } from '../auth/decision.js';
 import type { GroupService } from '../groups/service.js';
 import type { ChannelService } from '../channels/service.js';
 import type { RegistrationState } from '../db/schema.js';
-import { CsrError, PkiError, certificateFacts, createCrl, encryptPrivateKey, generateIssuing, generateRoot, importRoot, issueDeviceCertificate, loadCa, pemToDer, verifyCsr, type CaKeyPair, type RevocationReason } from './pki.js';
+import { CsrError, PkiError, certificateFacts, createCrl, createOcspResponse, ocspErrorResponse, ocspQueryOf, readOcspRequest, type OcspAnswer, encryptPrivateKey, generateIssuing, generateRoot, importRoot, issueDeviceCertificate, loadCa, pemToDer, verifyCsr, type CaKeyPair, type RevocationReason } from './pki.js';
 import type { DeviceCertificate, EnrolmentToken, IdentityEvent, IdentityStore, ManufacturerCa, Paged, Registration } from './store.js';
 
 export const maxBulkRegistrations = 1000;
@@ -220,6 +220,33 @@ export class IdentityService {
   async publishedCrl(orgId: string): Promise<{ pem: string; der: Uint8Array }> {
     if (!isUuid(orgId) || !(await this.store.issuing(orgId))) throw new AppError('org.not_found', 'No such organization, or it has issued no certificate yet');
     return this.crl(orgId);
+  }
+
+  /**
+   * OCSP (RFC 6960) for an organization's certificates, anyone may ask: the answer, DER, signed by
+   * its issuing CA (good, revoked with its time and reason, or unknown: another CA's, or a serial it
+   * never issued), valid an hour. A malformed request gets OCSP's malformedRequest, not an error.
+   */
+  async ocsp(orgId: string, request: Uint8Array): Promise<Uint8Array> {
+    if (!isUuid(orgId) || !(await this.store.issuing(orgId))) throw new AppError('org.not_found', 'No such organization, or it has issued no certificate yet');
+    let parsed;
+    try {
+      parsed = readOcspRequest(request);
+    } catch (e) {
+      if (e instanceof PkiError) return ocspErrorResponse('malformedRequest');
+      throw e;
+    }
+    const issuer = await this.issuing(orgId);
+    const unknown: OcspAnswer = { status: 'unknown' };
+    const answers = await Promise.all(
+      parsed.queries.map(async (query) => {
+        const c = ocspQueryOf(issuer, query) ? await this.store.certificate(orgId, query.serial) : undefined;
+        const reason = (revocationReasons as readonly string[]).includes(c?.revocation_reason ?? '') ? (c!.revocation_reason as RevocationReason) : 'unspecified';
+        const answer: OcspAnswer = !c ? unknown : c.status === 'revoked' ? { status: 'revoked', revokedAt: new Date(c.revoked_at!), reason } : { status: 'good' };
+        return { query, answer };
+      }),
+    );
+    return createOcspResponse(issuer, answers, { now: new Date(this.clock.now()), nextUpdateHours: 1, ...(parsed.nonce ? { nonce: parsed.nonce } : {}) });
   }
 
   /** The organization's CRL, signed by its issuing CA: every revoked certificate, a new CRL number each time. */

@@ -1,7 +1,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
+import { promisify } from 'node:util';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { startTestPlatform, type TestPlatform } from '../../../test/helpers/platform.js';
 import { assertProblem } from '../../../test/helpers/problem.js';
@@ -259,4 +260,84 @@ describe('device identity over HTTP: registrations, tokens, enrolment, revocatio
     assert.match(ca.issuing, /BEGIN CERTIFICATE/);
     assert.notEqual(ca.issuing, ca.root);
   });
+});
+
+describe('the OCSP responder, asked by openssl ocsp', () => {
+  let t: TestPlatform;
+  let token: string;
+  let org: string;
+  let url: string;
+
+  before(async () => {
+    t = await startTestPlatform();
+    await t.app.listen({ host: '127.0.0.1', port: 0 });
+    url = `http://127.0.0.1:${(t.app.server.address() as { port: number }).port}`;
+    token = (await t.user('ocsp@example.com')).token;
+    org = (await t.request('POST', '/orgs', { token, body: { name: 'ocsp' } })).json().id;
+  });
+  after(() => t.close());
+
+  /** A device enrolled with a token: its folder holds device.pem, issuing.pem and root.pem. */
+  const enrolled = async (serial: string) => {
+    const device = deviceRequest(`/serialNumber=${serial}`);
+    const enrolment = (await t.request('POST', `/orgs/${org}/enrolment-tokens`, { token, body: {} })).json().token;
+    const e = (await t.request('POST', '/enrol', { body: { csr: device.csr, token: enrolment } })).json();
+    writeFileSync(join(device.dir, 'device.pem'), e.certificate);
+    writeFileSync(join(device.dir, 'issuing.pem'), e.chain[0]);
+    writeFileSync(join(device.dir, 'root.pem'), e.chain[1]);
+    return { dir: device.dir, serial: e.serial as string };
+  };
+  /**
+   * What openssl ocsp says of the certificate (it checks the answer's signature against the root,
+   * and the nonce). Asynchronously: the platform answering it runs in this process.
+   */
+  const ask = (dir: string, extra: string[] = [], orgId = org) =>
+    promisify(execFile)('openssl', ['ocsp', '-issuer', 'issuing.pem', '-cert', 'device.pem', '-CAfile', 'root.pem', '-url', `${url}/pki/orgs/${orgId}/ocsp`, ...extra], { cwd: dir, encoding: 'utf8', timeout: 15_000 });
+
+  test('good, then revoked with its reason and time; the answer is signed by the issuing CA and carries the nonce', async () => {
+    const d = await enrolled('OC-1');
+    const good = await ask(d.dir);
+    assert.match(good.stdout, /device\.pem: good/);
+    assert.match(good.stderr, /Response verify OK/);
+    assert.doesNotMatch(good.stderr + good.stdout, /WARNING: no nonce/);
+    await t.request('POST', `/orgs/${org}/certificates/${d.serial}/revoke`, { token, body: { reason: 'keyCompromise' } });
+    const revoked = await ask(d.dir);
+    assert.match(revoked.stdout, /device\.pem: revoked/);
+    assert.match(revoked.stdout, /Reason: keyCompromise/);
+    assert.match(revoked.stdout, /Revocation Time:/);
+  });
+
+  test('the GET form, a serial it never issued (unknown), another organization, and a malformed request', async () => {
+    const d = await enrolled('OC-2');
+    // the GET form: openssl builds the request, curl-like fetch sends it base64 in the path
+    execFileSync('openssl', ['ocsp', '-issuer', 'issuing.pem', '-cert', 'device.pem', '-no_nonce', '-reqout', 'req.der'], { cwd: d.dir, stdio: 'ignore' });
+    const der = readFileSync(join(d.dir, 'req.der'));
+    const got = await fetch(`${url}/pki/orgs/${org}/ocsp/${encodeURIComponent(der.toString('base64'))}`);
+    assert.equal(got.headers.get('content-type'), 'application/ocsp-response');
+    writeFileSync(join(d.dir, 'resp.der'), Buffer.from(await got.arrayBuffer()));
+    const read = spawnSync('openssl', ['ocsp', '-respin', 'resp.der', '-issuer', 'issuing.pem', '-cert', 'device.pem', '-CAfile', 'root.pem'], { cwd: d.dir, encoding: 'utf8' });
+    assert.match(read.stdout, /device\.pem: good/, read.stderr);
+
+    const unknown = await ask(d.dir, ['-serial', '0x0123456789abcdef']);
+    assert.match(unknown.stdout, /0x0123456789ABCDEF: unknown/i, unknown.stderr);
+
+    const other = (await t.request('POST', '/orgs', { token, body: { name: 'other' } })).json().id;
+    await enrolledIn(other);
+    // another organization's responder does not answer for it: unknown, signed by a CA that did not issue it (openssl trusts it only told not to verify)
+    const elsewhere = await ask(d.dir, ['-noverify'], other);
+    assert.match(elsewhere.stdout, /device\.pem: unknown/);
+    await assert.rejects(ask(d.dir, [], other), /Command failed/, 'and openssl does not take its signature for the issuer\'s');
+
+    const bad = await t.request('POST', `/pki/orgs/${org}/ocsp`, { body: Buffer.from('not der'), headers: { 'content-type': 'application/ocsp-request' } });
+    assert.equal(bad.statusCode, 200);
+    assert.deepEqual([...bad.rawPayload], [0x30, 0x03, 0x0a, 0x01, 0x01], 'OCSPResponse malformedRequest');
+    assertProblem(await t.request('POST', '/pki/orgs/0195f0c8-0000-7000-8000-00000000dead/ocsp', { body: der, headers: { 'content-type': 'application/ocsp-request' } }), 404, 'org.not_found');
+  });
+
+  /** Makes the organization's issuing CA, by enrolling one device there. */
+  const enrolledIn = async (orgId: string) => {
+    const device = deviceRequest('/serialNumber=OC-OTHER');
+    const enrolment = (await t.request('POST', `/orgs/${orgId}/enrolment-tokens`, { token, body: {} })).json().token;
+    assert.equal((await t.request('POST', '/enrol', { body: { csr: device.csr, token: enrolment } })).statusCode, 201);
+  };
 });

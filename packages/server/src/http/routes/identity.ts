@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { Platform } from '../../platform.js';
@@ -384,6 +384,27 @@ export function identityRoutes(fastify: FastifyInstance, platform: Platform, lis
     const renewed = await identity.renew({ presented, csr: req.body.csr }, { actor: 'device', remote: req.ip, transport: 'http' });
     reply.code(201);
     return { ...renewed, endpoints: endpointsOf(platform.config, fastify, req, listening(), mqttOverWebSocket) };
+  });
+
+  // OCSP (RFC 6960 appendix A): POST with the DER request, or GET with it base64 in the path
+  void fastify.register(async (scope) => {
+    const ocspRequestType = 'application/ocsp-request';
+    scope.addContentTypeParser(ocspRequestType, { parseAs: 'buffer', bodyLimit: 16 * 1024 }, (_req, body, done) => done(null, body));
+    const ocspSchema = (get: boolean) => ({
+      operationId: get ? 'getOcsp' : 'postOcsp',
+      tags,
+      summary: `OCSP responder of an organization's certificates${get ? ' (GET form)' : ''}`,
+      description: `RFC 6960: ${get ? 'the DER request, base64 and URL-encoded, as the last path segment' : 'the DER request as the body (`application/ocsp-request`)'}. The answer (\`application/ocsp-response\`) is signed by the organization's issuing CA: good, revoked (time and reason) or unknown, valid an hour. \`openssl ocsp -issuer … -cert … -url …\` asks it.`,
+      params: get ? Type.Object({ org: Type.String(), '*': Type.String({ title: 'request' }) }) : OrgParams,
+      ...(get ? {} : { consumes: [ocspRequestType] }),
+      response: { 200: Type.String({ contentMediaType: 'application/ocsp-response' }), ...problems(400, 404, ...(get ? [] : [413, 415])) },
+    });
+    const answer = async (reply: FastifyReply, org: string, der: Uint8Array) => reply.type('application/ocsp-response').header('cache-control', 'max-age=60').send(Buffer.from(await identity.ocsp(org, der)) as never);
+    scope.post('/pki/orgs/:org/ocsp', { config: { auth: 'none' }, schema: ocspSchema(false) }, async (req, reply) => answer(reply, (req.params as { org: string }).org, (req.body as Buffer | undefined) ?? Buffer.alloc(0)));
+    scope.get('/pki/orgs/:org/ocsp/*', { config: { auth: 'none' }, schema: ocspSchema(true) }, async (req, reply) => {
+      const { org, '*': encoded } = req.params as { org: string; '*': string };
+      return answer(reply, org, Buffer.from(decodeURIComponent(encoded), 'base64'));
+    });
   });
 
   app.get('/pki/orgs/:org/crl', {
