@@ -146,11 +146,7 @@ export function Certificates() {
                 {page.data.certificates.map((c) => (
                   <tr key={c.serial}>
                     <td>
-                      <Link href={`/certificates/${c.serial}`} aria-label={`Certificate ${c.serial}`}>
-                        <code className="serial" title={c.serial}>
-                          {c.serial.slice(0, 12)}…
-                        </code>
-                      </Link>
+                      <SerialLink serial={c.serial} />
                       {c.replaces && <Renews serial={c.replaces} />}
                     </td>
                     <td>
@@ -188,14 +184,22 @@ export function Certificates() {
   );
 }
 
+/** A link to a certificate's page, named by the whole serial; the stylesheet cuts it short for the eye (styles.css `code.serial.short`). */
+export function SerialLink({ serial }: { serial: string }) {
+  return (
+    <Link href={`/certificates/${serial}`}>
+      <code className="serial short" title={serial}>
+        {serial}
+      </code>
+    </Link>
+  );
+}
+
 /** A renewal's link to the certificate it renewed. */
 export function Renews({ serial }: { serial: string }) {
   return (
     <div className="muted renews" data-testid="renews">
-      renews{' '}
-      <Link href={`/certificates/${serial}`} aria-label={`renews certificate ${serial}`}>
-        <code className="serial">{serial.slice(0, 12)}…</code>
-      </Link>
+      renews <SerialLink serial={serial} />
     </div>
   );
 }

@@ -21,7 +21,7 @@ test('a shell word keeps quotes, spaces, dollars and backslashes as they are', (
 
 test('the SDK command names the token, the serial and the address, and the listener CA with MQTT over TLS', () => {
   const c = deviceSdkCommand({ http: 'http://10.0.0.5:8080', mqtts: 'mqtts://10.0.0.5:8883' }, 'fwe_a-b_c', `SN'7`);
-  const [enrol, run] = c.text.split('\n');
+  const [enrol, run] = c.text.split(/\n(?=fleetwire-device run)/);
   assert.deepEqual(words(enrol!), ['enrol', '--url', 'http://10.0.0.5:8080', '--token', 'fwe_a-b_c', '--serial', `SN'7`, '--ca', 'listener-ca.pem']);
   assert.equal(run, 'fleetwire-device run --interval 10');
   assert.ok(!deviceSdkCommand({ http: 'http://10.0.0.5:8080' }, 't', 's').text.includes('--ca'), 'no listener CA over plain HTTP and no MQTT over TLS');

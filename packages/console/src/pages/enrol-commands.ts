@@ -48,7 +48,7 @@ export function deviceSdkCommand(target: EnrolTarget, token: string, serial: str
   const ca = target.mqtts || target.http.startsWith('https:') ? ` --ca ${listenerCaFile}` : '';
   return {
     title: 'With the device SDK: enrol, then publish every 10 s over MQTT with the certificate',
-    text: `fleetwire-device enrol --url ${shellWord(target.http)} --token ${shellWord(token)} --serial ${shellWord(serial)}${ca}\nfleetwire-device run --interval 10`,
+    text: `fleetwire-device enrol --url ${shellWord(target.http)} \\\n  --token ${shellWord(token)} --serial ${shellWord(serial)}${ca}\nfleetwire-device run --interval 10`,
   };
 }
 
