@@ -27,6 +27,18 @@ const DeadLetters = lazy(() => import('./pages/dead-letters').then((m) => ({ def
 const Registrations = lazy(() => import('./pages/registrations').then((m) => ({ default: m.Registrations })));
 const EnrolmentTokens = lazy(() => import('./pages/enrolment-tokens').then((m) => ({ default: m.EnrolmentTokens })));
 const Certificates = lazy(() => import('./pages/certificates').then((m) => ({ default: m.Certificates })));
+const CertificatePage = lazy(() => import('./pages/certificate').then((m) => ({ default: m.CertificatePage })));
+const IdentityEvents = lazy(() => import('./pages/identity-events').then((m) => ({ default: m.IdentityEvents })));
+const EnrolDevice = lazy(() => import('./pages/enrol-device').then((m) => ({ default: m.EnrolDevice })));
+
+/** The device identity pages, one tab of the organization's with their own row of links (so the tabs fit 1280 px on one line). */
+const identityPages: [href: string, label: string][] = [
+  ['/registrations', 'Registrations'],
+  ['/enrolment-tokens', 'Enrolment tokens'],
+  ['/certificates', 'Certificates'],
+  ['/identity-events', 'Events'],
+  ['/connect', 'Connect a device'],
+];
 
 // which roles hold the identity actions (docs/permissions.md): every member reads, a viewer changes nothing
 const identityReaders: readonly Role[] = ['owner', 'admin', 'operator', 'viewer'];
@@ -101,14 +113,33 @@ function TopBar() {
   );
 }
 
-/** A link of the organization's tabs, marked as the current page when it (or a page below it) is open. */
-function Tab({ href, children }: { href: string; children: ReactNode }) {
+const within = (location: string, href: string) => location === href || location.startsWith(`${href}/`);
+
+/** A link of the organization's tabs, marked as the current page when it (or a page below it, or one of `covers`) is open. */
+function Tab({ href, covers = [href], children }: { href: string; covers?: string[]; children: ReactNode }) {
   const [location] = useLocation();
-  const current = location === href || location.startsWith(`${href}/`);
+  const current = covers.some((c) => within(location, c));
   return (
     <Link href={href} aria-current={current ? 'page' : undefined}>
       {children}
     </Link>
+  );
+}
+
+/** An identity page: the identity pages' own links above it, and the page loaded when first opened. */
+function IdentityPage({ children }: { children: ReactNode }) {
+  const [location] = useLocation();
+  return (
+    <>
+      <nav className="views" aria-label="Device identity">
+        {identityPages.map(([href, label]) => (
+          <Link key={href} href={href} aria-current={within(location, href) ? 'page' : undefined}>
+            {label}
+          </Link>
+        ))}
+      </nav>
+      <Suspense fallback={<p className="muted">Loading…</p>}>{children}</Suspense>
+    </>
   );
 }
 
@@ -133,11 +164,9 @@ function InOrg({ children }: { children: ReactNode }) {
         <Tab href="/groups">Groups</Tab>
         <Tab href="/members">Members</Tab>
         {canReadIdentity && (
-          <>
-            <Tab href="/registrations">Registrations</Tab>
-            <Tab href="/enrolment-tokens">Enrolment tokens</Tab>
-            <Tab href="/certificates">Certificates</Tab>
-          </>
+          <Tab href="/registrations" covers={identityPages.map(([href]) => href)}>
+            Identity
+          </Tab>
         )}
         {canAdminister && <Tab href="/dead-letters">Dead letters</Tab>}
       </nav>
@@ -190,19 +219,34 @@ export function App() {
                     </Suspense>
                   </Route>
                   <Route path="/registrations">
-                    <Suspense fallback={<p className="muted">Loading…</p>}>
+                    <IdentityPage>
                       <Registrations />
-                    </Suspense>
+                    </IdentityPage>
                   </Route>
                   <Route path="/enrolment-tokens">
-                    <Suspense fallback={<p className="muted">Loading…</p>}>
+                    <IdentityPage>
                       <EnrolmentTokens />
-                    </Suspense>
+                    </IdentityPage>
                   </Route>
                   <Route path="/certificates">
-                    <Suspense fallback={<p className="muted">Loading…</p>}>
+                    <IdentityPage>
                       <Certificates />
-                    </Suspense>
+                    </IdentityPage>
+                  </Route>
+                  <Route path="/certificates/:serial">
+                    <IdentityPage>
+                      <CertificatePage />
+                    </IdentityPage>
+                  </Route>
+                  <Route path="/identity-events">
+                    <IdentityPage>
+                      <IdentityEvents />
+                    </IdentityPage>
+                  </Route>
+                  <Route path="/connect">
+                    <IdentityPage>
+                      <EnrolDevice />
+                    </IdentityPage>
                   </Route>
                   <Route>
                     <Redirect to="/devices" replace />

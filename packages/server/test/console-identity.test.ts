@@ -56,7 +56,7 @@ test('an operator registers and imports devices, makes an enrolment token, sees 
   page.on('dialog', (dialog) => void dialog.accept()); // the confirmations of reset, revoke and delete
   await page.goto(`${origin}/organizations/${org}/devices`);
   await signIn(page, admin);
-  await page.getByRole('link', { name: 'Registrations', exact: true }).click();
+  await page.getByRole('link', { name: 'Identity', exact: true }).click(); // the identity pages' tab opens the registrations
   await page.getByRole('heading', { name: 'Registrations', exact: true }).waitFor();
   const table = page.getByRole('table', { name: 'Registrations', exact: true });
   const row = (serial: string) => table.getByRole('row').filter({ hasText: serial });
@@ -170,7 +170,7 @@ test('an operator registers and imports devices, makes an enrolment token, sees 
   await revoke.getByLabel('Reason').selectOption('keyCompromise');
   await revoke.getByRole('button', { name: 'Revoke' }).click();
   await certRow.getByTestId('certificate-status').filter({ hasText: 'revoked' }).waitFor();
-  await certRow.filter({ hasText: 'keyCompromise' }).waitFor();
+  await certRow.filter({ hasText: '(key compromise)' }).waitFor(); // the reason in words
   assert.deepEqual((await certificates()).certificates.map((c) => [c.serial, c.device_id, c.status, c.revocation_reason]), [[enrolled.body.serial, enrolled.body.device_id, 'revoked', 'keyCompromise']]);
 
   // the device's page lists it, with the way to the inventory
@@ -187,7 +187,7 @@ test('an operator registers and imports devices, makes an enrolment token, sees 
   const seen = await openPage(browser, origin);
   await seen.page.goto(`${origin}/organizations/${org}/devices`);
   await signIn(seen.page, viewer);
-  await seen.page.getByRole('link', { name: 'Registrations', exact: true }).click();
+  await seen.page.getByRole('link', { name: 'Identity', exact: true }).click(); // the identity pages' tab opens the registrations
   await seen.page.getByRole('table', { name: 'Registrations', exact: true }).getByRole('row').filter({ hasText: 'SN-100' }).waitFor();
   await seen.page.getByRole('table', { name: 'Failed enrolment attempts' }).waitFor();
   for (const name of ['Suspend SN-100', 'Reset SN-100', 'Revoke SN-100', 'Delete SN-200', 'Register', 'Preview']) assert.equal(await seen.page.getByRole('button', { name, exact: true }).count(), 0, name);

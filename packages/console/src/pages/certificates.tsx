@@ -6,12 +6,14 @@
 import { useState, type FormEvent } from 'react';
 import { Link, useLocation, useSearch } from 'wouter';
 import { api, problemText } from '../api/client';
-import type { RevocationReason } from '../api/types';
+import type { Certificate, RevocationReason } from '../api/types';
 import { useOrg } from '../app';
 import { ErrorNote, formatTime, useDeviceNames, useLoad, useTitle, searchOf } from '../ui';
 import { Pager, pageSize } from './pager';
 import { NotAfter } from './device-certificates';
 import { dayMs, soonDays } from './expiry';
+import { revocationWords } from './identity-words';
+import { useRenewedBy } from './renewals';
 
 const reasons: [RevocationReason, string][] = [
   ['unspecified', 'Unspecified'],
@@ -57,6 +59,7 @@ export function Certificates() {
     return api.GET('/orgs/{org}/certificates', { params: { path: { org: org.id }, query } });
   }, [org.id, search]);
   const names = useDeviceNames(org.id, page.data?.certificates.map((c) => c.device_id) ?? []);
+  const renewedBy = useRenewedBy(org.id, page.data?.certificates ?? []);
   const [revoking, setRevoking] = useState<string>();
   const [problem, setProblem] = useState<string>();
   const [done, setDone] = useState<string>();
@@ -143,9 +146,8 @@ export function Certificates() {
                 {page.data.certificates.map((c) => (
                   <tr key={c.serial}>
                     <td>
-                      <code className="serial" title={c.serial}>
-                        {c.serial.slice(0, 12)}…
-                      </code>
+                      <SerialLink serial={c.serial} />
+                      {c.replaces && <Renews serial={c.replaces} />}
                     </td>
                     <td>
                       <Link href={`/devices/${c.device_id}`}>{names.get(c.device_id) ?? 'device'}</Link>
@@ -158,7 +160,7 @@ export function Certificates() {
                     <td>
                       <NotAfter certificate={c} now={now} />
                     </td>
-                    <td className="optional">{c.revoked_at ? `${formatTime(c.revoked_at)} (${c.revocation_reason ?? 'unspecified'})` : '—'}</td>
+                    <td className="optional">{c.revoked_at ? <Revoked certificate={c} renewedBy={renewedBy.get(c.serial)} /> : '—'}</td>
                     {canWriteIdentity && (
                       <td>
                         {c.status === 'active' && (
@@ -179,6 +181,36 @@ export function Certificates() {
         </>
       )}
     </>
+  );
+}
+
+/** A link to a certificate's page, named by the whole serial; the stylesheet cuts it short for the eye (styles.css `code.serial.short`). */
+export function SerialLink({ serial }: { serial: string }) {
+  return (
+    <Link href={`/certificates/${serial}`}>
+      <code className="serial short" title={serial}>
+        {serial}
+      </code>
+    </Link>
+  );
+}
+
+/** A renewal's link to the certificate it renewed. */
+export function Renews({ serial }: { serial: string }) {
+  return (
+    <div className="muted renews" data-testid="renews">
+      renews <SerialLink serial={serial} />
+    </div>
+  );
+}
+
+/** When and why a certificate was revoked, in words; superseded by a known renewal, linked to it. */
+export function Revoked({ certificate: c, renewedBy }: { certificate: Certificate; renewedBy: string | undefined }) {
+  const why = revocationWords(c.revocation_reason, renewedBy);
+  return (
+    <span data-testid="revoked">
+      {c.revoked_at && formatTime(c.revoked_at)} ({renewedBy && c.revocation_reason === 'superseded' ? <Link href={`/certificates/${renewedBy}`}>{why}</Link> : why})
+    </span>
   );
 }
 

@@ -80,7 +80,7 @@ export function commandsFor({ deviceId, channelId, secret, endpoints }: Filled):
 }
 
 export function ConnectPage() {
-  const { org, canEdit } = useOrg();
+  const { org, canEdit, canReadIdentity } = useOrg();
   const { id } = useParams<{ id: string }>();
   const [, navigate] = useLocation();
   const path = { org: org.id, id };
@@ -111,6 +111,11 @@ export function ConnectPage() {
       {device.data && (
         <>
           <h2>Connect {device.data.name}</h2>
+          {canReadIdentity && (
+            <p className="muted">
+              With its secret, below. A new device can prove who it is with a key of its own instead: <Link href="/connect">enrol a device with a certificate</Link>.
+            </p>
+          )}
           {channels.data && list.length === 0 && (
             <p data-testid="no-channels">
               The device is not connected to any channel, so it can send nothing yet. <Link href={`/devices/${id}`}>Connect it to a channel on its page</Link>.
@@ -173,7 +178,7 @@ function Commands({ commands }: { commands: Command[] }) {
   );
 }
 
-function CommandBlock({ command }: { command: Command }) {
+export function CommandBlock({ command }: { command: { title: string; text: string } }) {
   const [copied, setCopied] = useState(false);
   return (
     <figure className="command">

@@ -111,7 +111,7 @@ function SortHeading({ view, sort, show, children }: { view: View; sort: DeviceS
 }
 
 export function Devices() {
-  const { org, canEdit } = useOrg();
+  const { org, canEdit, canWriteIdentity } = useOrg();
   const search = useSearch();
   const [, navigate] = useLocation();
   const view = readView(search);
@@ -267,6 +267,12 @@ export function Devices() {
           </form>
           <p>
             <Link href="/devices/import">Create many or import a CSV file</Link>
+            {canWriteIdentity && (
+              <>
+                {' · '}
+                <Link href="/connect">Enrol a device with a certificate</Link>
+              </>
+            )}
           </p>
         </div>
       )}

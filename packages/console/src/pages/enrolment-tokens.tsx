@@ -9,6 +9,7 @@ import type { EnrolmentToken } from '../api/types';
 import { useOrg } from '../app';
 import { ErrorNote, formatTime, useLoad, useTitle } from '../ui';
 import { Pager, pageSize } from './pager';
+import { opensslCurlCommands } from './enrol-commands';
 
 const lifetimes: [seconds: number, label: string][] = [
   [15 * 60, '15 minutes'],
@@ -17,20 +18,6 @@ const lifetimes: [seconds: number, label: string][] = [
   [7 * 86_400, '7 days'],
   [30 * 86_400, '30 days'], // the API's longest
 ];
-
-/** The commands of docs/identity.md for a device that enrols with `token` at `http` (the platform's HTTP address). */
-export function enrolCommands(http: string, token: string, serial: string): { title: string; text: string }[] {
-  return [
-    {
-      title: 'On the device: its key and certificate request (the serial in the subject)',
-      text: `openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \\\n  -subj '/serialNumber=${serial}/CN=device' -keyout device.key -out device.csr`,
-    },
-    {
-      title: 'Enrol with the token, then keep the certificate and its issuing CA',
-      text: `jq -n --rawfile csr device.csr --arg token '${token}' '{csr: $csr, token: $token}' \\\n  | curl -s -X POST '${http}/enrol' -H 'content-type: application/json' -d @- > enrolled.json\njq -r '.certificate, .chain[0]' enrolled.json > device.pem`,
-    },
-  ];
-}
 
 /** A serial for the example command: the pattern with its `*` filled in, or a placeholder. */
 function exampleSerial(pattern: string | null): string {
@@ -193,7 +180,7 @@ function TokenDialog({ token, onClose }: { token: EnrolmentToken & { token: stri
           {copied === 'token' ? 'Copied' : 'Copy'}
         </button>
       </div>
-      {enrolCommands(http, token.token, exampleSerial(token.serial_pattern)).map((c) => (
+      {opensslCurlCommands(http, token.token, exampleSerial(token.serial_pattern)).map((c) => (
         <figure className="command" key={c.title}>
           <figcaption className="row">
             <strong>{c.title}</strong>
