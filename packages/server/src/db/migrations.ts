@@ -511,6 +511,24 @@ CREATE INDEX identity_events_org ON identity_events (org_id, created_at);
     // the certificate a renewal replaces: it stays active until the device first uses the new one
     ...both(() => `ALTER TABLE device_certificates ADD COLUMN replaces TEXT;`),
   },
+  {
+    version: 14,
+    name: 'listener certificates',
+    // the TLS listeners' certificate the platform issues itself (identity/listener.ts), one per list
+    // of host names, so that every process with the same FLEETWIRE_TLS_HOSTS serves the same one
+    ...both(
+      (t) => `
+CREATE TABLE listener_certificates (
+  hosts TEXT PRIMARY KEY,
+  certificate TEXT NOT NULL,
+  private_key TEXT NOT NULL,
+  fingerprint TEXT NOT NULL,
+  not_after ${t.ts},
+  created_at ${t.ts}
+);
+`,
+    ),
+  },
 ];
 
 /**
