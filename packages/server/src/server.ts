@@ -238,7 +238,7 @@ export async function startServer(config: Config = loadConfig(), opts: { log?: L
       }
       mqtt = await listenMqtt(platform, brokers, listenerCertificate);
       if (config.coapPort >= 0) coap = await listenCoap(platform);
-      Object.assign(listening, { mqtt: mqtt.addresses.mqtt, mqtts: mqtt.addresses.mqtts, coap: coap?.address.port });
+      Object.assign(listening, { https: httpsAddress?.port, mqtt: mqtt.addresses.mqtt, mqtts: mqtt.addresses.mqtts, coap: coap?.address.port });
     } catch (e) {
       await mqtt?.close();
       https?.stop();

@@ -77,6 +77,7 @@ describe('TLS out of the box', () => {
       const fleet = await cliFleet(server.api, admin, { devices: 1 });
       const endpoints = await call<Record<string, string>>(server.api, 'GET', '/endpoints', { token: fleet.token });
       assert.equal(endpoints.body.mqtts, `mqtts://127.0.0.1:${mqtts}`);
+      assert.equal(endpoints.body.https, `https://127.0.0.1:${https}`);
       const token = await call<{ token: string }>(server.api, 'POST', `/orgs/${fleet.org}/enrolment-tokens`, { token: fleet.token, body: {} });
       const device = deviceRequest('/serialNumber=SN-TLS-1');
       const body = join(device.dir, 'enrol.json');
