@@ -8,7 +8,9 @@ import { systemClock, type Clock } from './core/clock.js';
 import { createLogger, type Logger } from './core/logger.js';
 import { version } from './core/version.js';
 import { createPlatform, type Platform } from './platform.js';
-import { buildApp, httpsContext, type App } from './http/app.js';
+import { buildApp, httpsBeside, httpsContext, type App } from './http/app.js';
+import type { Server as HttpsServer } from 'node:https';
+import { ListenerCertificates, tlsHostsOf } from './identity/listener.js';
 import type { ListeningPorts } from './http/routes/endpoints.js';
 import { createMqtt, listenMqtt, secureContextOptions, type DeviceTrust, type MqttServers } from './mqtt/index.js';
 import { parseAcl } from './mqtt/acl.js';
@@ -19,10 +21,12 @@ export interface RunningServer {
   platform: Platform;
   app: App;
   /** Where each listener ended up (port 0 picks a free one). */
-  addresses: { http: { host: string; port: number }; mqtt: MqttServers['addresses']; coap?: { host: string; port: number } };
+  addresses: { http: { host: string; port: number }; https?: { host: string; port: number }; mqtt: MqttServers['addresses']; coap?: { host: string; port: number } };
   mqtt: MqttServers;
   /** The CoAP listener, unless FLEETWIRE_COAP_PORT is off. */
   coap: CoapListener | undefined;
+  /** The certificate the platform issued its TLS listeners (FLEETWIRE_TLS_AUTO), when one of them serves it. */
+  listenerCertificate: ListenerCertificates | undefined;
   /**
    * Applies what can change without a restart (the log level, the TLS certificates, re-read from
    * their files even when their paths are the same) and says what else changed and needs one.
@@ -177,6 +181,27 @@ function reloader(config: Config, log: Logger, tlsListeners: { https: TlsServer 
   };
 }
 
+/**
+ * The certificate the platform issues its own TLS listeners (identity/listener.ts): loaded, or
+ * issued and stored, when FLEETWIRE_TLS_AUTO is on and a TLS listener has no files of the operator.
+ */
+async function platformListenerCertificate(config: Config, platform: Platform, clock: Clock, log: Logger): Promise<ListenerCertificates | undefined> {
+  const mqttsWantsOne = config.mqttsPort >= 0 && !config.mqttTlsCert;
+  const httpsWantsOne = config.httpsPort >= 0 && !config.httpTlsCert;
+  if (!config.tlsAuto || (!mqttsWantsOne && !httpsWantsOne)) return undefined;
+  const certificate = new ListenerCertificates(platform.db, platform.keys, () => platform.identity.root(), clock, log, platform.bus, { hosts: tlsHostsOf(config) });
+  const served = await certificate.start();
+  log.info({ fingerprint: served.fingerprint, notAfter: served.notAfter.toISOString() }, 'TLS listeners: the platform-issued certificate (its root is GET /.well-known/est/cacerts)');
+  return certificate;
+}
+
+function listenHttps(server: HttpsServer, host: string, port: number): Promise<AddressInfo> {
+  return new Promise((resolve, reject) => {
+    server.once('error', (e) => reject(listenFailure(e, 'FLEETWIRE_HTTPS_PORT', host, port)));
+    server.listen(port, host, () => resolve(server.address() as AddressInfo));
+  });
+}
+
 /** Composition root: config → platform → listeners. */
 export async function startServer(config: Config = loadConfig(), opts: { log?: Logger; clock?: Clock } = {}): Promise<RunningServer> {
   const log = opts.log ?? createLogger(config.logLevel);
@@ -189,6 +214,7 @@ export async function startServer(config: Config = loadConfig(), opts: { log?: L
       const { created, user } = await platform.users.ensureAdmin(config.adminEmail, config.adminPassword);
       if (created) log.info({ userId: user.id, email: user.email }, 'created the first platform admin from FLEETWIRE_ADMIN_EMAIL');
     }
+    const listenerCertificate = await platformListenerCertificate(config, platform, clock, log);
     const brokers = createMqtt(platform);
     const listening: ListeningPorts = {}; // filled in as the listeners bind
     const app = await buildApp(platform, { mqttBroker: () => brokers.broker, listening: () => listening });
@@ -202,13 +228,24 @@ export async function startServer(config: Config = loadConfig(), opts: { log?: L
     log.info({ host: addr.address, port: addr.port, tls: Boolean(config.httpTlsCert) }, 'HTTP API listening');
     let mqtt: MqttServers | undefined;
     let coap: CoapListener | undefined;
+    let https: { server: HttpsServer; stop(): void } | undefined;
+    let httpsAddress: AddressInfo | undefined;
     try {
-      mqtt = await listenMqtt(platform, brokers);
+      if (listenerCertificate && !config.httpTlsCert && config.httpsPort >= 0) {
+        https = httpsBeside(app, platform, listenerCertificate);
+        httpsAddress = await listenHttps(https.server, config.host, config.httpsPort);
+        log.info({ host: httpsAddress.address, port: httpsAddress.port, certificate: 'platform' }, 'HTTPS listening');
+      }
+      mqtt = await listenMqtt(platform, brokers, listenerCertificate);
       if (config.coapPort >= 0) coap = await listenCoap(platform);
-      Object.assign(listening, { mqtt: mqtt.addresses.mqtt, mqtts: mqtt.addresses.mqtts, coap: coap?.address.port });
+      Object.assign(listening, { https: httpsAddress?.port, mqtt: mqtt.addresses.mqtt, mqtts: mqtt.addresses.mqtts, coap: coap?.address.port });
     } catch (e) {
       await mqtt?.close();
+      https?.stop();
+      https?.server.close();
+      https?.server.closeAllConnections();
       await app.close();
+      listenerCertificate?.stop();
       throw e;
     }
     let closing: Promise<void> | undefined;
@@ -218,17 +255,30 @@ export async function startServer(config: Config = loadConfig(), opts: { log?: L
         const timer = setTimeout(() => {
           log.warn({ timeoutMs: config.shutdownTimeout }, 'open requests did not finish in time; closing them');
           app.server.closeAllConnections();
+          https?.server.closeAllConnections();
         }, config.shutdownTimeout);
         timer.unref();
         await coap?.close();
         await mqtt.close();
+        https?.stop();
+        const httpsClosed = https ? new Promise((r) => https.server.close(r)) : undefined;
+        https?.server.closeIdleConnections();
         await app.close();
+        await httpsClosed;
+        listenerCertificate?.stop();
         clearTimeout(timer);
         await platform.close();
         log.info('stopped');
       })());
-    const reload = reloader(config, log, { https: config.httpTlsCert ? (app.server as unknown as TlsServer) : undefined, mqtts: mqtt.tls, trust: mqtt.trust });
-    return { platform, app, mqtt, coap, addresses: { http: { host: addr.address, port: addr.port }, mqtt: mqtt.addresses, ...(coap ? { coap: coap.address } : {}) }, reload, close };
+    // a listener serving the platform's certificate has no files to read again: it renews by itself
+    const reload = reloader(config, log, { https: config.httpTlsCert ? (app.server as unknown as TlsServer) : undefined, mqtts: mqtt.tlsCertificate === 'files' ? mqtt.tls : undefined, trust: mqtt.trust });
+    const addresses = {
+      http: { host: addr.address, port: addr.port },
+      ...(httpsAddress ? { https: { host: httpsAddress.address, port: httpsAddress.port } } : {}),
+      mqtt: mqtt.addresses,
+      ...(coap ? { coap: coap.address } : {}),
+    };
+    return { platform, app, mqtt, coap, listenerCertificate, addresses, reload, close };
   } catch (e) {
     await platform.close();
     throw e;

@@ -274,7 +274,7 @@ describe('fleetwire CLI', { concurrency: 3 }, () => {
       assert.ok(!migrated.stderr.includes('db-password-7'));
     });
 
-    for (const [setting, name] of [['FLEETWIRE_HTTP_PORT', 'HTTP'], ['FLEETWIRE_MQTT_PORT', 'MQTT']] as const) {
+    for (const [setting, name] of [['FLEETWIRE_HTTP_PORT', 'HTTP'], ['FLEETWIRE_MQTT_PORT', 'MQTT'], ['FLEETWIRE_MQTTS_PORT', 'MQTT over TLS'], ['FLEETWIRE_HTTPS_PORT', 'HTTPS']] as const) {
       test(`${name} port in use names ${setting}`, async () => {
         const { port, server } = await takenPort();
         try {

@@ -7014,6 +7014,11 @@ export interface operations {
                         http: string;
                         /**
                          * Format: uri
+                         * @description The same API over HTTPS on a port of its own, with the certificate the platform issued itself (FLEETWIRE_HTTPS_PORT); absent unless it is started, and with FLEETWIRE_PUBLIC_URL (then the base of `http`)
+                         */
+                        https?: string;
+                        /**
+                         * Format: uri
                          * @description MQTT over TCP; absent when the listener is off
                          */
                         mqtt?: string;

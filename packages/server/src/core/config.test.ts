@@ -52,6 +52,19 @@ describe('loadConfig', () => {
     assert.equal(c.shutdownTimeout, 10_000);
   });
 
+  test('TLS listeners are on in a fresh install, on free ports when the plain ones are, and FLEETWIRE_TLS_HOSTS must name hosts', () => {
+    const fresh = loadConfig({});
+    assert.deepEqual([fresh.mqttsPort, fresh.httpsPort, fresh.tlsAuto, fresh.tlsHosts], [8883, 8443, true, '']);
+    const free = loadConfig({ FLEETWIRE_MQTT_PORT: '0', FLEETWIRE_HTTP_PORT: '0' });
+    assert.deepEqual([free.mqttsPort, free.httpsPort], [0, 0]);
+    const given = loadConfig({ FLEETWIRE_MQTT_PORT: '0', FLEETWIRE_HTTP_PORT: '0', FLEETWIRE_MQTTS_PORT: '8884', FLEETWIRE_HTTPS_PORT: 'off' });
+    assert.deepEqual([given.mqttsPort, given.httpsPort], [8884, -1], 'a port that is set stays as set');
+    assert.equal(loadConfig({ FLEETWIRE_MQTT_PORT: '1884' }).mqttsPort, 8883);
+    assert.equal(loadConfig({ FLEETWIRE_TLS_HOSTS: 'iot.example.org, 192.0.2.1' }).tlsHosts, 'iot.example.org, 192.0.2.1');
+    for (const bad of ['not a host', 'a..b', ' , ', 'host:8883']) assertRejected({ FLEETWIRE_TLS_HOSTS: bad }, 'FLEETWIRE_TLS_HOSTS');
+    assertRejected({ FLEETWIRE_TLS_AUTO: 'maybe' }, 'FLEETWIRE_TLS_AUTO');
+  });
+
   test('ports parse from 0 to 65535 and nothing else', () => {
     assert.equal(loadConfig({ FLEETWIRE_HTTP_PORT: '0' }).httpPort, 0);
     assert.equal(loadConfig({ FLEETWIRE_HTTP_PORT: '65535' }).httpPort, 65535);

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 
 /**
  * Every setting Fleetwire reads. The table is the single source for validation, for the
@@ -27,6 +28,7 @@ export const settings = {
   httpPort: s({ env: 'FLEETWIRE_HTTP_PORT', type: 'port', default: 8080, description: 'HTTP API port. `0` picks a free port; the chosen one is logged.' }),
   httpTlsCert: s({ env: 'FLEETWIRE_HTTP_TLS_CERT', type: 'string', default: '', description: 'PEM certificate file; with `FLEETWIRE_HTTP_TLS_KEY` the HTTP listener serves HTTPS.' }),
   httpTlsKey: s({ env: 'FLEETWIRE_HTTP_TLS_KEY', type: 'string', default: '', description: 'PEM private key file for the HTTP listener.' }),
+  httpsPort: s({ env: 'FLEETWIRE_HTTPS_PORT', type: 'listener', default: 8443, description: 'HTTPS beside the plain HTTP listener, with the certificate the platform issues itself (`FLEETWIRE_TLS_AUTO`); started unless `FLEETWIRE_HTTP_TLS_CERT` makes the HTTP listener HTTPS. When it is not set and `FLEETWIRE_HTTP_PORT` is `0`, `0` too (a set-up that picks free ports gets one here as well). `off` disables it.' }),
   httpBodyLimit: s({ env: 'FLEETWIRE_HTTP_BODY_LIMIT', type: 'bytes', default: 1024 * 1024, min: 1024, description: 'Largest request body the management API accepts (e.g. `1MiB`); larger bodies get 413.' }),
   publicUrl: s({ env: 'FLEETWIRE_PUBLIC_URL', type: 'string', default: '', description: 'Base URL clients reach the HTTP API at (e.g. `https://iot.example.org`), named as the server of the OpenAPI document at `/openapi.json`. Set it behind a reverse proxy or when listening on a wildcard address. Empty: the HTTP listener, `http(s)://<FLEETWIRE_HOST>:<port>` (`localhost` for `0.0.0.0` and `::`).' }),
   trustProxy: s({ env: 'FLEETWIRE_TRUST_PROXY', type: 'boolean', default: false, description: 'Trust `X-Forwarded-For` from a reverse proxy when deciding the client address (login rate limits, logs).' }),
@@ -59,12 +61,14 @@ export const settings = {
   opaqueMaxStored: s({ env: 'FLEETWIRE_OPAQUE_MAX_STORED', type: 'bytes', default: 64 * 1024, min: 0, description: 'Opaque (non-SenML, non-JSON) payloads are stored up to this size; larger ones are stored truncated and flagged.' }),
   wsMaxBuffered: s({ env: 'FLEETWIRE_WS_MAX_BUFFERED', type: 'bytes', default: 4 * 1024 * 1024, min: 1024, description: 'A WebSocket subscriber with more than this much unsent data is a slow consumer and is disconnected (close code 1013).' }),
   mqttPort: s({ env: 'FLEETWIRE_MQTT_PORT', type: 'listener', default: 1883, description: 'MQTT over TCP (device credentials). `0` picks a free port; `off` disables it.' }),
-  mqttsPort: s({ env: 'FLEETWIRE_MQTTS_PORT', type: 'listener', default: 8883, description: 'MQTT over TLS; started when `FLEETWIRE_MQTT_TLS_CERT` and `FLEETWIRE_MQTT_TLS_KEY` are set. `off` disables it.' }),
+  mqttsPort: s({ env: 'FLEETWIRE_MQTTS_PORT', type: 'listener', default: 8883, description: 'MQTT over TLS, with the certificate of `FLEETWIRE_MQTT_TLS_CERT` and `FLEETWIRE_MQTT_TLS_KEY` when they are set, else the one the platform issues itself (`FLEETWIRE_TLS_AUTO`). When it is not set and `FLEETWIRE_MQTT_PORT` is `0`, `0` too (a set-up that picks free ports gets one here as well). `off` disables it.' }),
   mqttTlsCert: s({ env: 'FLEETWIRE_MQTT_TLS_CERT', type: 'string', default: '', description: 'PEM certificate (chain) of the MQTT TLS listener.' }),
   mqttTlsKey: s({ env: 'FLEETWIRE_MQTT_TLS_KEY', type: 'string', default: '', description: 'PEM private key of the MQTT TLS listener.' }),
   certificateLifetime: s({ env: 'FLEETWIRE_CERTIFICATE_LIFETIME', type: 'duration', default: 90 * 86_400_000, min: 3_600_000, max: 825 * 86_400_000, description: 'Lifetime of a device certificate the platform issues at enrolment, e.g. `90d` (never past its issuing CA).' }),
   enrolmentTokenTtl: s({ env: 'FLEETWIRE_ENROLMENT_TOKEN_TTL', type: 'duration', default: 15 * 60_000, min: 60_000, max: 30 * 86_400_000, description: 'Default lifetime of a one-time enrolment token, e.g. `15m`; a token may ask for another.' }),
   enrolmentMaxPerAddress: s({ env: 'FLEETWIRE_ENROLMENT_MAX_PER_ADDRESS', type: 'integer', default: 1200, min: 1, description: 'Enrolment attempts (HTTP and EST, successful or not) allowed per client address and minute; more are refused with 429 and Retry-After. A factory line behind one address enrolling faster needs it higher.' }),
+  tlsAuto: s({ env: 'FLEETWIRE_TLS_AUTO', type: 'boolean', default: true, description: 'The platform issues the certificate of its TLS listeners itself, signed by its root CA (what devices trust, `root_ca` in an enrolment\'s answer), for the names of `FLEETWIRE_TLS_HOSTS`; stored in the database (its key encrypted under the server key) so that every process serves the same one, and renewed before it expires. The files of `FLEETWIRE_MQTT_TLS_CERT` and `FLEETWIRE_HTTP_TLS_CERT` take its place on their listener. `false`: TLS only with those files.' }),
+  tlsHosts: s({ env: 'FLEETWIRE_TLS_HOSTS', type: 'string', default: '', description: 'Comma-separated host names and IP addresses clients reach the platform by, written into the platform-issued listener certificate (its subject alternative names). Empty: `localhost`, `127.0.0.1`, `::1`, the machine\'s host name, `FLEETWIRE_HOST` unless a wildcard, and the host of `FLEETWIRE_PUBLIC_URL`. Give every process of a cluster the same list: they then serve the same certificate.' }),
   caCert: s({ env: 'FLEETWIRE_CA_CERT', type: 'string', default: '', description: 'File of the PEM certificate of an operator\'s own root CA (EC P-256), imported at first start with FLEETWIRE_CA_KEY; empty: the platform makes its root. Read once: the database keeps it, its key encrypted under the server key.' }),
   caKey: s({ env: 'FLEETWIRE_CA_KEY', type: 'string', default: '', description: 'File of the PEM private key (PKCS#8 or EC) of FLEETWIRE_CA_CERT.' }),
   mqttTlsCa: s({ env: 'FLEETWIRE_MQTT_TLS_CA', type: 'string', default: '', description: 'PEM CA bundle: when set, the TLS listener asks for client certificates signed by it, and a device may authenticate with one whose CN is its id (username and password then optional).' }),
@@ -238,14 +242,41 @@ function readSettings(env: NodeJS.ProcessEnv, overrides: Partial<Config>): { con
     out[key] = raw === undefined ? spec.default : parseValue(spec, raw);
   }
   const cfg = out as Config;
+  // a set-up that asks for free ports (tests, several processes on one machine) gets free TLS ports too
+  if (sources.mqttsPort === 'default' && cfg.mqttPort === 0) cfg.mqttsPort = 0;
+  if (sources.httpsPort === 'default' && cfg.httpPort === 0) cfg.httpsPort = 0;
   if (Boolean(cfg.mqttTlsCert) !== Boolean(cfg.mqttTlsKey)) throw new ConfigError('FLEETWIRE_MQTT_TLS_KEY', 'FLEETWIRE_MQTT_TLS_CERT and FLEETWIRE_MQTT_TLS_KEY go together');
   if (Boolean(cfg.caCert) !== Boolean(cfg.caKey)) throw new ConfigError(cfg.caCert ? 'FLEETWIRE_CA_KEY' : 'FLEETWIRE_CA_CERT', 'an imported root needs both its certificate (FLEETWIRE_CA_CERT) and its key (FLEETWIRE_CA_KEY)');
-  if (cfg.mqttTlsCa && !cfg.mqttTlsCert) throw new ConfigError('FLEETWIRE_MQTT_TLS_CA', 'client certificates need the TLS listener: set FLEETWIRE_MQTT_TLS_CERT and FLEETWIRE_MQTT_TLS_KEY too');
+  if (cfg.mqttTlsCa && !cfg.mqttTlsCert && !cfg.tlsAuto) throw new ConfigError('FLEETWIRE_MQTT_TLS_CA', 'client certificates need the TLS listener: set FLEETWIRE_MQTT_TLS_CERT and FLEETWIRE_MQTT_TLS_KEY, or leave FLEETWIRE_TLS_AUTO on');
+  if (cfg.tlsHosts) parseTlsHosts(cfg.tlsHosts);
   if (Boolean(cfg.httpTlsCert) !== Boolean(cfg.httpTlsKey)) throw new ConfigError('FLEETWIRE_HTTP_TLS_KEY', 'FLEETWIRE_HTTP_TLS_CERT and FLEETWIRE_HTTP_TLS_KEY go together');
   if (cfg.databaseUrl && !/^(sqlite:|postgres(ql)?:\/\/)/.test(cfg.databaseUrl)) throw new ConfigError('FLEETWIRE_DATABASE_URL', 'must start with sqlite: or postgres://');
   if (cfg.publicUrl && !isBaseUrl(cfg.publicUrl)) throw new ConfigError('FLEETWIRE_PUBLIC_URL', `must be an http:// or https:// URL without query or fragment, got ${JSON.stringify(cfg.publicUrl)}`);
   if (Boolean(cfg.adminEmail) !== Boolean(cfg.adminPassword)) throw new ConfigError('FLEETWIRE_ADMIN_PASSWORD', 'FLEETWIRE_ADMIN_EMAIL and FLEETWIRE_ADMIN_PASSWORD go together');
   return { config: cfg, sources };
+}
+
+/**
+ * FLEETWIRE_TLS_HOSTS as the names of a certificate: DNS names (lower case; a leading `*.` is a
+ * wildcard) and IP addresses, each once, in the order given. Throws a ConfigError on anything else.
+ */
+export function parseTlsHosts(text: string): { dnsNames: string[]; ipAddresses: string[] } {
+  const dnsNames: string[] = [];
+  const ipAddresses: string[] = [];
+  for (const raw of text.split(',')) {
+    const host = raw.trim().replace(/^\[(.*)\]$/, '$1').toLowerCase();
+    if (!host) continue;
+    if (isIP(host)) {
+      if (!ipAddresses.includes(host)) ipAddresses.push(host);
+    } else if (/^(\*\.)?([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*\.?$/.test(host) && host.length <= 253) {
+      const name = host.replace(/\.$/, '');
+      if (!dnsNames.includes(name)) dnsNames.push(name);
+    } else {
+      throw new ConfigError('FLEETWIRE_TLS_HOSTS', `${JSON.stringify(raw.trim())} is neither a host name nor an IP address`);
+    }
+  }
+  if (dnsNames.length + ipAddresses.length === 0) throw new ConfigError('FLEETWIRE_TLS_HOSTS', 'names no host: give host names or IP addresses, separated by commas');
+  return { dnsNames, ipAddresses };
 }
 
 /** An absolute http(s) URL that can prefix API paths: no query, no fragment, no credentials. */

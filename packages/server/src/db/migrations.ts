@@ -537,6 +537,24 @@ CREATE INDEX manufacturer_cas_subject ON manufacturer_cas (subject);
 `,
     ),
   },
+  {
+    version: 15,
+    name: 'listener certificates',
+    // the TLS listeners' certificate the platform issues itself (identity/listener.ts), one per list
+    // of host names, so that every process with the same FLEETWIRE_TLS_HOSTS serves the same one
+    ...both(
+      (t) => `
+CREATE TABLE listener_certificates (
+  hosts TEXT PRIMARY KEY,
+  certificate TEXT NOT NULL,
+  private_key TEXT NOT NULL,
+  fingerprint TEXT NOT NULL,
+  not_after ${t.ts},
+  created_at ${t.ts}
+);
+`,
+    ),
+  },
 ];
 
 /**

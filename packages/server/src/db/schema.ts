@@ -156,6 +156,18 @@ export interface CertificateAuthoritiesTable {
   created_at: string;
 }
 
+/** The TLS listeners' certificate the platform issued itself (identity/listener.ts). */
+export interface ListenerCertificatesTable {
+  /** The names it is for, canonical: sorted, comma-separated. */
+  hosts: string;
+  certificate: string;
+  /** Encrypted under the server key, as the CAs' keys are. */
+  private_key: string;
+  fingerprint: string;
+  not_after: string;
+  created_at: string;
+}
+
 export type RegistrationState = 'pending' | 'enrolled' | 'suspended' | 'revoked';
 
 export interface DeviceRegistrationsTable {
@@ -252,6 +264,7 @@ export interface Tables {
   dead_letters: DeadLettersTable;
   login_windows: LoginWindowsTable;
   certificate_authorities: CertificateAuthoritiesTable;
+  listener_certificates: ListenerCertificatesTable;
   device_registrations: DeviceRegistrationsTable;
   enrolment_tokens: EnrolmentTokensTable;
   device_certificates: DeviceCertificatesTable;

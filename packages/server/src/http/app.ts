@@ -3,6 +3,8 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import type { Platform } from '../platform.js';
 import type { SecureContextOptions, Server as TlsServer } from 'node:tls';
+import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import type { ListenerCertificates } from '../identity/listener.js';
 import type { Config } from '../core/config.js';
 import type { DeviceTrust } from '../identity/trust.js';
 import { requestChildLogger, type Logger } from '../core/logger.js';
@@ -36,6 +38,38 @@ export type App = FastifyInstance;
 /** The HTTPS listener's certificate and key (read from their files) and the CAs of device certificates. */
 export function httpsContext(config: Config, trust: DeviceTrust): SecureContextOptions {
   return { key: readFileSync(config.httpTlsKey), cert: readFileSync(config.httpTlsCert), ca: trust.certificates };
+}
+
+/**
+ * HTTPS on a port of its own (FLEETWIRE_HTTPS_PORT) beside the plain HTTP listener, into the same
+ * app (routes, hooks, WebSocket upgrades), with the certificate the platform issued itself: the
+ * plain listener stays where the README's first commands and the console expect it. As on an HTTPS
+ * HTTP listener, a device may present its platform certificate instead of a secret. Not listening
+ * yet: `listen` it. A renewed certificate, or a new issuing CA, is taken without a restart.
+ */
+export function httpsBeside(app: App, platform: Platform, certificate: ListenerCertificates): { server: HttpsServer; stop(): void } {
+  const context = (): SecureContextOptions => {
+    const { cert, key } = certificate.current();
+    return { cert, key, ca: platform.trust.current().certificates, minVersion: 'TLSv1.2' };
+  };
+  const server = createHttpsServer({ ...context(), requestCert: true, rejectUnauthorized: false }, app.routing);
+  // the plain listener's limits (Fastify set them on its server) hold on this one too
+  server.requestTimeout = app.server.requestTimeout;
+  server.headersTimeout = app.server.headersTimeout;
+  server.keepAliveTimeout = app.server.keepAliveTimeout;
+  server.on('clientError', clientError);
+  // @fastify/websocket takes upgrades from the app's own server: handed over, they go through the same routes
+  server.on('upgrade', (req, socket, head) => app.server.emit('upgrade', req, socket, head));
+  const swap = (why: string) => {
+    try {
+      server.setSecureContext(context());
+      platform.log.info(why);
+    } catch (e) {
+      platform.log.error({ err: e }, 'the HTTPS listener could not take its new secure context; it keeps the one it has');
+    }
+  };
+  const stops = [platform.trust.onChange(() => swap('HTTPS trusts a new issuing CA')), certificate.onChange(() => swap('HTTPS serves the renewed listener certificate'))];
+  return { server, stop: () => stops.forEach((stop) => stop()) };
 }
 
 const requestIdPattern = /^[A-Za-z0-9._-]{1,64}$/;

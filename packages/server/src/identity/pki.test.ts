@@ -473,6 +473,23 @@ describe('listener certificates', () => {
     assert.equal(reply, 'hello dev-tls\n');
   });
 
+  test('a listener certificate signed by the root verifies against the root alone, with EKU serverAuth and the SANs asked for', async () => {
+    const keys = await generateKeyPair();
+    const issued = await issueServerCertificate(root, await spkiOf(keys.publicKey), { dnsNames: ['localhost', 'fleet-host'], ipAddresses: ['127.0.0.1', '::1', '2001:db8::7'], validityDays: 397 });
+    write('listener.pem', issued.pem);
+    assert.match(mustOpenssl(['verify', '-purpose', 'sslserver', '-CAfile', 'root.pem', 'listener.pem']), /listener\.pem: OK/);
+    assert.match(mustOpenssl(['verify', '-purpose', 'sslserver', '-CAfile', 'root.pem', '-verify_hostname', 'fleet-host', 'listener.pem']), /OK/);
+    assert.match(mustOpenssl(['verify', '-purpose', 'sslserver', '-CAfile', 'root.pem', '-verify_ip', '::1', 'listener.pem']), /OK/);
+    assert.equal(openssl(['verify', '-purpose', 'sslserver', '-CAfile', 'root.pem', '-verify_hostname', 'elsewhere.example', 'listener.pem']).ok, false, 'a name it is not for');
+    assert.equal(openssl(['verify', '-purpose', 'sslclient', '-CAfile', 'root.pem', 'listener.pem']).ok, false, 'no client certificate: serverAuth only');
+    const text = mustOpenssl(['x509', '-in', 'listener.pem', '-noout', '-text']);
+    assert.match(text, /X509v3 Extended Key Usage: \n\s+TLS Web Server Authentication\n/);
+    assert.match(text, /DNS:localhost, DNS:fleet-host, IP Address:127\.0\.0\.1, IP Address:0:0:0:0:0:0:0:1, IP Address:2001:DB8:0:0:0:0:0:7/);
+    assert.match(text, /CA:FALSE/);
+    assert.equal(Math.round((issued.notAfter.getTime() - issued.notBefore.getTime()) / 86_400_000), 397);
+    await assert.rejects(issueServerCertificate(root, await spkiOf(keys.publicKey), { dnsNames: ['localhost'], validityDays: 398 }), (e: unknown) => e instanceof PkiError && e.code === 'invalid_argument');
+  });
+
   test('a server certificate without any name is refused', async () => {
     const keys = await generateKeyPair();
     await assert.rejects(issueServerCertificate(issuing, await spkiOf(keys.publicKey), { dnsNames: [] }), PkiError);

@@ -114,6 +114,8 @@ const defaults = {
   deviceValidityDays: 90,
   // the platform renews its listener certificates itself; under the 398 days browsers accept
   serverValidityDays: 365,
+  serverMaxValidityDays: 397, // CA/Browser Forum Baseline Requirements §6.3.2: at most 398 days, kept a day short
+
   clockSkewMs: 5 * 60_000, // notBefore is backdated by this much, for devices whose clocks run behind
   crlNextUpdateHours: 24,
   csrMaxBytes: 4096,
@@ -705,13 +707,20 @@ function ipAddressBytes(address: string): Buffer {
   return bytes;
 }
 
-/** A listener certificate: EKU serverAuth, SAN dNSName and iPAddress entries, CN = the first name. */
+/**
+ * A listener certificate, for a key of the platform's own: EKU serverAuth (a device certificate has
+ * clientAuth), SAN dNSName and iPAddress entries, CN = the first name, KU digitalSignature (ECDHE
+ * key exchange signs, RFC 8422 §5.4); 365 days by default, at most 397, never past the issuer.
+ * Signed by the root or an issuing CA.
+ */
 export async function issueServerCertificate(issuer: CaKeyPair, spki: Uint8Array, opts: { dnsNames: string[]; ipAddresses?: string[]; validityDays?: number; now?: Date }): Promise<IssuedCertificate> {
   const ca = issuerOf(issuer);
   assertP256Spki(spki);
   const ipAddresses = opts.ipAddresses ?? [];
   const firstName = opts.dnsNames[0] ?? ipAddresses[0];
   if (firstName === undefined) throw new PkiError('invalid_argument', 'a server certificate needs at least one DNS name or IP address');
+  const days = opts.validityDays ?? defaults.serverValidityDays;
+  if (days > defaults.serverMaxValidityDays) throw new PkiError('invalid_argument', `a server certificate lasts at most ${defaults.serverMaxValidityDays} days, not ${days}`);
   for (const name of opts.dnsNames) {
     if (!/^[\x21-\x7e]+$/.test(name)) throw new PkiError('invalid_argument', `not a DNS name: ${JSON.stringify(name)}`);
   }
@@ -719,7 +728,7 @@ export async function issueServerCertificate(issuer: CaKeyPair, spki: Uint8Array
   return signCertificate(ca, {
     subject: distinguishedName([[oids.commonName, firstName]]),
     spki,
-    ...validity(opts.now, opts.validityDays ?? defaults.serverValidityDays, ca.notAfter),
+    ...validity(opts.now, days, ca.notAfter),
     extensions: [
       basicConstraints(false),
       extension(oids.keyUsage, true, keyUsageDigitalSignature),

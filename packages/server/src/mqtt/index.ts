@@ -14,11 +14,12 @@ import { openPolicy } from './open-policy.js';
 import { parseAcl } from './acl.js';
 import { promBrokerMetrics } from './metrics.js';
 import { listenTcp } from './transports/tcp.js';
-import { listenTls, secureContextOptions, type DeviceTrust } from './transports/tls.js';
+import { listenTls, listenerContextOptions, readTlsFiles, type DeviceTrust, type ListenerIdentity } from './transports/tls.js';
+import type { ListenerCertificates } from '../identity/listener.js';
 
 export { Broker, defaultBrokerOptions, type BrokerOptions } from './broker.js';
 export { mqttOverWebSocket, chooseMqttSubprotocol } from './transports/ws.js';
-export { secureContextOptions, type DeviceTrust } from './transports/tls.js';
+export { listenerContextOptions, secureContextOptions, type DeviceTrust, type ListenerIdentity } from './transports/tls.js';
 
 export interface MqttServers {
   /** The broker for device traffic (TCP, TLS, WebSocket). */
@@ -28,6 +29,8 @@ export interface MqttServers {
   addresses: { mqtt?: number; mqtts?: number; open?: number };
   /** The MQTT over TLS listener, when started: SIGHUP swaps its certificate (`setSecureContext`). */
   tls: TlsServer | undefined;
+  /** Where the TLS listener's certificate comes from: the operator's files, or the platform (FLEETWIRE_TLS_AUTO). */
+  tlsCertificate: 'files' | 'platform' | undefined;
   /** The platform's CAs the TLS listener trusts for device certificates, as last loaded. */
   trust: () => DeviceTrust;
   close(): Promise<void>;
@@ -77,14 +80,17 @@ export function createMqtt(platform: Platform): { broker: Broker; openBroker: Br
   return { broker, openBroker };
 }
 
-/** Starts the configured MQTT listeners. */
-export async function listenMqtt(platform: Platform, brokers: { broker: Broker; openBroker: Broker | undefined }): Promise<MqttServers> {
+/**
+ * Starts the configured MQTT listeners. MQTT over TLS serves the operator's certificate files when
+ * they are set, else `platformCertificate` (the one the platform issued itself), if given.
+ */
+export async function listenMqtt(platform: Platform, brokers: { broker: Broker; openBroker: Broker | undefined }, platformCertificate?: ListenerCertificates): Promise<MqttServers> {
   const { config, log } = platform;
   const servers: Server[] = [];
   const addresses: MqttServers['addresses'] = {};
   const port = (s: Server) => (s.address() as AddressInfo).port;
   let tlsServer: TlsServer | undefined;
-  let stopTrust = () => {};
+  let stopListening = () => {};
   let starting = 'FLEETWIRE_MQTT_PORT'; // the setting of the listener being started, for the error
   await brokers.broker.start(); // persistent sessions resume feeding before clients come
   try {
@@ -94,23 +100,33 @@ export async function listenMqtt(platform: Platform, brokers: { broker: Broker; 
       addresses.mqtt = port(s);
       log.info({ host: config.host, port: addresses.mqtt }, 'MQTT listening');
     }
-    if (config.mqttTlsCert && config.mqttsPort >= 0) {
+    const files = config.mqttTlsCert ? { cert: config.mqttTlsCert, key: config.mqttTlsKey, ...(config.mqttTlsCa ? { ca: config.mqttTlsCa } : {}) } : undefined;
+    const issued = files ? undefined : platformCertificate;
+    if ((files || issued) && config.mqttsPort >= 0) {
       starting = 'FLEETWIRE_MQTTS_PORT';
-      const files = { cert: config.mqttTlsCert, key: config.mqttTlsKey, ...(config.mqttTlsCa ? { ca: config.mqttTlsCa } : {}) };
-      const s = await listenTls(brokers.broker, config.host, config.mqttsPort, files, () => platform.trust.current());
-      // a new organization's issuing CA, made on any node: trusted from then on (the listener's own files read again)
-      stopTrust = platform.trust.onChange((t) => {
+      // the files are read again each time (a renewal writes over them); the platform's is the one it serves now
+      const identity = (): ListenerIdentity => (files ? readTlsFiles(files) : { ...issued!.current(), ...(config.mqttTlsCa ? { ca: readFileSync(config.mqttTlsCa, 'utf8') } : {}) });
+      const s = await listenTls(brokers.broker, config.host, config.mqttsPort, identity(), () => platform.trust.current());
+      const swap = (why: string, trust: DeviceTrust) => {
         try {
-          s.setSecureContext(secureContextOptions(files, t));
-          log.info({ issuers: t.issuers.size }, 'MQTT over TLS trusts a new issuing CA');
+          s.setSecureContext(listenerContextOptions(identity(), trust));
+          log.info({ issuers: trust.issuers.size }, why);
         } catch (e) {
-          log.error({ err: e }, 'the MQTT TLS listener could not take the new issuing CA; it keeps those it has');
+          log.error({ err: e }, 'the MQTT TLS listener could not take its new secure context; it keeps the one it has');
         }
-      });
+      };
+      // a new organization's issuing CA, made on any node: trusted from then on
+      const stopTrust = platform.trust.onChange((t) => swap('MQTT over TLS trusts a new issuing CA', t));
+      // the platform's certificate renewed, here or on another node: served from then on
+      const stopRenewal = issued ? issued.onChange(() => swap('MQTT over TLS serves the renewed listener certificate', platform.trust.current())) : () => {};
+      stopListening = () => {
+        stopTrust();
+        stopRenewal();
+      };
       servers.push(s);
       tlsServer = s;
       addresses.mqtts = port(s);
-      log.info({ host: config.host, port: addresses.mqtts, clientCertificates: Boolean(config.mqttTlsCa) }, 'MQTT over TLS listening');
+      log.info({ host: config.host, port: addresses.mqtts, certificate: files ? 'files' : 'platform', clientCertificates: Boolean(config.mqttTlsCa) }, 'MQTT over TLS listening');
     }
     if (brokers.openBroker) {
       starting = 'FLEETWIRE_MQTT_OPEN_PORT';
@@ -129,9 +145,10 @@ export async function listenMqtt(platform: Platform, brokers: { broker: Broker; 
     ...brokers,
     addresses,
     tls: tlsServer,
+    tlsCertificate: tlsServer ? (config.mqttTlsCert ? 'files' : 'platform') : undefined,
     trust: () => platform.trust.current(),
     async close() {
-      stopTrust();
+      stopListening();
       await brokers.broker.close();
       await brokers.openBroker?.close();
       await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));

@@ -54,7 +54,7 @@ export function dataFolder(): string {
 export function cliEnv(dataDir: string, settings: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) if (!k.startsWith('FLEETWIRE_')) env[k] = v;
-  return { ...env, FLEETWIRE_DATA_DIR: dataDir, FLEETWIRE_HOST: '127.0.0.1', FLEETWIRE_HTTP_PORT: '0', FLEETWIRE_MQTT_PORT: '0', FLEETWIRE_COAP_PORT: '0', FLEETWIRE_LOG_LEVEL: 'info', FLEETWIRE_PASSWORD_HASH_COST: '10', ...settings };
+  return { ...env, FLEETWIRE_DATA_DIR: dataDir, FLEETWIRE_HOST: '127.0.0.1', FLEETWIRE_HTTP_PORT: '0', FLEETWIRE_MQTT_PORT: '0', FLEETWIRE_MQTTS_PORT: '0', FLEETWIRE_HTTPS_PORT: '0', FLEETWIRE_COAP_PORT: '0', FLEETWIRE_LOG_LEVEL: 'info', FLEETWIRE_PASSWORD_HASH_COST: '10', ...settings };
 }
 
 /** Runs the CLI from the sources (tsx), or with `built` from `dist/` as `npm start` does (benchmarks; run `npm run build` first). */

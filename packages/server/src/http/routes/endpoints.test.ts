@@ -40,7 +40,7 @@ describe('GET /endpoints', () => {
   test('FLEETWIRE_PUBLIC_URL gives the host and the HTTP base', async () => {
     const p = await startTestPlatform({ publicUrl: 'https://iot.example.org/fleet/' });
     try {
-      const app = await buildApp(p.platform, { listening: () => ({ mqtt: 1883, mqtts: 8883 }), mqttBroker: () => undefined });
+      const app = await buildApp(p.platform, { listening: () => ({ https: 8443, mqtt: 1883, mqtts: 8883 }), mqttBroker: () => undefined });
       try {
         const user = await p.user('public@example.com');
         const res = await app.inject({ method: 'GET', url: '/endpoints', headers: { authorization: `Bearer ${user.token}`, host: 'internal:9999' } });

@@ -6,6 +6,8 @@ import { problems } from '../schemas.js';
 
 /** The ports the platform's listeners actually bound (port 0 picks one), known once they listen. */
 export interface ListeningPorts {
+  /** HTTPS beside the plain HTTP listener (FLEETWIRE_HTTPS_PORT), when started. */
+  https?: number;
   mqtt?: number;
   mqtts?: number;
   coap?: number;
@@ -15,6 +17,7 @@ const Url = (description: string) => Type.String({ format: 'uri', description })
 
 const Endpoints = Type.Object({
   http: Url('The HTTP API (and the console)'),
+  https: Type.Optional(Url('The same API over HTTPS on a port of its own, with the certificate the platform issued itself (FLEETWIRE_HTTPS_PORT); absent unless it is started, and with FLEETWIRE_PUBLIC_URL (then the base of `http`)')),
   mqtt: Type.Optional(Url('MQTT over TCP; absent when the listener is off')),
   mqtts: Type.Optional(Url('MQTT over TLS; absent unless it is started')),
   mqtt_ws: Type.Optional(Url('MQTT over WebSocket, on the HTTP listener')),
@@ -50,6 +53,7 @@ export function endpointsOf(config: Config, app: FastifyInstance, req: FastifyRe
   const http = config.publicUrl ? config.publicUrl.replace(/\/+$/, '') : `${config.httpTlsCert ? 'https' : 'http'}://${host}:${bound?.port ?? config.httpPort}`;
   return {
     http,
+    ...(ports.https !== undefined && !config.publicUrl ? { https: `https://${host}:${ports.https}` } : {}),
     ...(ports.mqtt !== undefined ? { mqtt: `mqtt://${host}:${ports.mqtt}` } : {}),
     ...(ports.mqtts !== undefined ? { mqtts: `mqtts://${host}:${ports.mqtts}` } : {}),
     ...(mqttOverWebSocket ? { mqtt_ws: `${http.replace(/^http/, 'ws')}/mqtt` } : {}),

@@ -12,10 +12,28 @@ export interface TlsFiles {
   ca?: string;
 }
 
-/** The listener's certificate, key and CA read from their files: at start, and again on SIGHUP (`setSecureContext`); the platform's CAs beside them. */
+/** What a TLS listener serves (PEM): the operator's files as read, or the certificate the platform issued itself. */
+export interface ListenerIdentity {
+  cert: string | Buffer;
+  key: string | Buffer;
+  /** The operator's CA bundle for client certificates (FLEETWIRE_MQTT_TLS_CA), beside the platform's CAs. */
+  ca?: string;
+}
+
+/** The listener's certificate, key and CA read from their files: at start, and again on SIGHUP (`setSecureContext`). */
+export function readTlsFiles(files: TlsFiles): ListenerIdentity {
+  return { cert: readFileSync(files.cert), key: readFileSync(files.key), ...(files.ca ? { ca: readFileSync(files.ca, 'utf8') } : {}) };
+}
+
+/** The secure context of a listener serving `identity`, trusting the platform's CAs for client certificates beside its own. */
+export function listenerContextOptions(identity: ListenerIdentity, trust?: DeviceTrust): tls.SecureContextOptions {
+  const ca = [...(identity.ca ? [identity.ca] : []), ...(trust?.certificates ?? [])];
+  return { cert: identity.cert, key: identity.key, ...(ca.length > 0 ? { ca } : {}), minVersion: 'TLSv1.2' };
+}
+
+/** The secure context of a listener of files, read from them now; the platform's CAs beside the files' own. */
 export function secureContextOptions(files: TlsFiles, trust?: DeviceTrust): tls.SecureContextOptions {
-  const ca = [...(files.ca ? [readFileSync(files.ca, 'utf8')] : []), ...(trust?.certificates ?? [])];
-  return { cert: readFileSync(files.cert), key: readFileSync(files.key), ...(ca.length > 0 ? { ca } : {}), minVersion: 'TLSv1.2' };
+  return listenerContextOptions(readTlsFiles(files), trust);
 }
 
 /**
@@ -24,11 +42,11 @@ export function secureContextOptions(files: TlsFiles, trust?: DeviceTrust): tls.
  * sessions. A client without one (or with one no trusted CA signs) may still log in with its id
  * and secret: the certificate is then ignored.
  */
-export function listenTls(broker: Broker, host: string, port: number, files: TlsFiles, trust?: () => DeviceTrust): Promise<tls.Server> {
-  const asks = () => Boolean(files.ca) || Boolean(trust);
+export function listenTls(broker: Broker, host: string, port: number, identity: ListenerIdentity, trust?: () => DeviceTrust): Promise<tls.Server> {
+  const asks = () => Boolean(identity.ca) || Boolean(trust);
   const server = tls.createServer(
     {
-      ...secureContextOptions(files, trust?.()),
+      ...listenerContextOptions(identity, trust?.()),
       ...(asks() ? { requestCert: true, rejectUnauthorized: false } : {}),
     },
     (socket) => {
