@@ -8,6 +8,7 @@ export type IdentityAction = IdentityEvent['action'];
 export const actionWords: Record<IdentityAction, string> = {
   register: 'Registered',
   token: 'Enrolment token made',
+  manufacturer_ca: 'Manufacturer CA changed',
   enrol: 'Enrolment',
   renew: 'Certificate renewal',
   supersede: 'Renewed certificate in use, the one it replaces revoked',
@@ -28,6 +29,7 @@ export function actorWords(actor: string): string {
   if (actor === 'token' || actor.startsWith('token:')) return 'a device, with an enrolment token';
   if (actor === 'device') return 'the device, with its certificate';
   if (actor === 'key') return 'a device, with its registered key';
+  if (actor === 'manufacturer' || actor.startsWith('manufacturer:')) return "a device, with its maker's factory certificate";
   return actor;
 }
 
