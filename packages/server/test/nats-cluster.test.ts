@@ -8,7 +8,9 @@ import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import type { MqttClient } from 'mqtt';
 import { announcedPort, call, cleanupCli, cliEnv, cliFleet, dataFolder, login, startCli, type CliFleet, type Server } from './helpers/cli.js';
-import { mqttClient } from './helpers/mqtt.js';
+import { mqttClient, refusal } from './helpers/mqtt.js';
+import { deviceRequest } from './helpers/tls.js';
+import { readFileSync } from 'node:fs';
 import { natsUrl, serviceAvailable } from './helpers/services.js';
 import { eventually } from './helpers/eventually.js';
 
@@ -170,6 +172,39 @@ describe('Fleetwire on NATS JetStream, several processes', { skip: available ===
       await eventually(() => assert.equal(third.received.length, 4));
       await new Promise((r) => setTimeout(r, 200));
       assert.equal(third.received.length, 4, 'nothing twice');
+    } finally {
+      for (const c of opened) c.end(true);
+      await a.stop();
+      await b.stop();
+    }
+  });
+
+  test('a certificate revoked through one node disconnects its device from the other within a second, and it cannot connect again there', async () => {
+    const env = clusterEnv(dataFolder());
+    const a = await startCli({ ...env, FLEETWIRE_NODE_ID: 'node-a' });
+    const b = await startCli({ ...env, FLEETWIRE_NODE_ID: 'node-b' });
+    const opened: MqttClient[] = [];
+    try {
+      const s = await cliFleet(a.api, admin);
+      const { token } = await login(a.api, admin.email, admin.password);
+      const device = deviceRequest('/serialNumber=CLUSTER-1');
+      const registered = await call(a.api, 'POST', `/orgs/${s.org}/registrations`, { token, body: { serial: 'CLUSTER-1', public_key: device.publicKey, channel_ids: [s.channel] } });
+      assert.equal(registered.status, 201, JSON.stringify(registered.body));
+      const enrolled = await call<{ certificate: string; serial: string; root_ca: string }>(a.api, 'POST', '/enrol', { body: { csr: device.csr } });
+      assert.equal(enrolled.status, 201, JSON.stringify(enrolled.body));
+      // node B's MQTT over TLS, with the certificate the platform issued it (signed by the same root)
+      const urlB = `mqtts://127.0.0.1:${await announcedPort(b, 'MQTT over TLS listening')}`;
+      const tlsOptions = { protocolVersion: 5 as const, ca: enrolled.body.root_ca, cert: enrolled.body.certificate, key: readFileSync(device.keyFile) };
+      const onB = await mqttClient(urlB, { ...tlsOptions, clientId: 'cluster-1' }, opened);
+      await onB.subscribeAsync(`channels/${s.channel}/messages`, { qos: 1 });
+      const closed = new Promise<number>((resolve) => onB.once('close', () => resolve(Date.now())));
+
+      const revoked = await call<{ status: string }>(a.api, 'POST', `/orgs/${s.org}/certificates/${enrolled.body.serial}/revoke`, { token, body: { reason: 'keyCompromise' } });
+      const answered = Date.now();
+      assert.equal(revoked.body.status, 'revoked');
+      const at = await Promise.race([closed, new Promise<number>((resolve) => setTimeout(() => resolve(Number.POSITIVE_INFINITY), 5000))]);
+      assert.ok(at - answered < 1000, `disconnected on node B ${at - answered} ms after node A answered the revocation`);
+      assert.ok((await refusal(urlB, { ...tlsOptions, clientId: 'cluster-1-again' })) > 0, 'refused on node B');
     } finally {
       for (const c of opened) c.end(true);
       await a.stop();
