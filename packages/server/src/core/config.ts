@@ -1,5 +1,4 @@
 import { readFileSync } from 'node:fs';
-import { isIP } from 'node:net';
 
 /**
  * Every setting Fleetwire reads. The table is the single source for validation, for the
@@ -266,7 +265,7 @@ export function parseTlsHosts(text: string): { dnsNames: string[]; ipAddresses: 
   for (const raw of text.split(',')) {
     const host = raw.trim().replace(/^\[(.*)\]$/, '$1').toLowerCase();
     if (!host) continue;
-    if (isIP(host)) {
+    if (isIpAddress(host)) {
       if (!ipAddresses.includes(host)) ipAddresses.push(host);
     } else if (/^(\*\.)?([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*\.?$/.test(host) && host.length <= 253) {
       const name = host.replace(/\.$/, '');
@@ -277,6 +276,12 @@ export function parseTlsHosts(text: string): { dnsNames: string[]; ipAddresses: 
   }
   if (dnsNames.length + ipAddresses.length === 0) throw new ConfigError('FLEETWIRE_TLS_HOSTS', 'names no host: give host names or IP addresses, separated by commas');
   return { dnsNames, ipAddresses };
+}
+
+/** An IPv4 or IPv6 address as written (not a name), what a certificate's iPAddress holds; no node:net in core (test/layout.test.ts). */
+function isIpAddress(host: string): boolean {
+  const octet = '(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)';
+  return new RegExp(`^${octet}(\\.${octet}){3}$`).test(host) || (host.includes(':') && URL.canParse(`http://[${host}]/`));
 }
 
 /** An absolute http(s) URL that can prefix API paths: no query, no fragment, no credentials. */

@@ -205,10 +205,10 @@ describe('certificate renewal over HTTPS', () => {
     const d = await enrolledDevice();
     const doc = readFileSync(new URL('../../../../../docs/identity.md', import.meta.url), 'utf8');
     const section = doc.slice(doc.indexOf('## Renewal')).split(/\n## /)[0]!;
-    const commands = [...section.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1]).join('\n').replaceAll('https://localhost:8080', base.replace('127.0.0.1', 'localhost')).replaceAll('SN-42', d.sn);
+    const commands = [...section.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1]).join('\n').replaceAll('https://localhost:8443', base.replace('127.0.0.1', 'localhost')).replaceAll('SN-42', d.sn);
     assert.match(commands, /\/renew[\s\S]*simplereenroll/);
     const dir = mkdtempSync(join(tmpdir(), 'fleetwire-renew-'));
-    copyFileSync(listener.ca, join(dir, 'listener-ca.pem'));
+    copyFileSync(listener.ca, join(dir, 'root.pem')); // what verifies the listener: here the test's CA, as an operator's own listener certificate has
     copyFileSync(d.device.keyFile, join(dir, 'device.key'));
     writeFileSync(join(dir, 'device.pem'), d.client.cert);
     // asynchronously: the platform answering curl runs in this process
