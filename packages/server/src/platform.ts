@@ -6,7 +6,7 @@ import { Database, migrate, sqliteUrlFor } from './db/index.js';
 import { ServerKeys, loadServerKey } from './auth/keys.js';
 import { TokenRepository } from './auth/repository.js';
 import { AuthService } from './auth/service.js';
-import { LoginLimiter } from './auth/rate-limit.js';
+import { LoginLimiter, MemoryAddressLimiter } from './auth/rate-limit.js';
 import { DeviceAuthorizer } from './auth/decision.js';
 import { createAccessStore } from './auth/access-store.js';
 import { broadcastInvalidation, type AccessChanges } from './auth/invalidation.js';
@@ -164,7 +164,7 @@ export async function createPlatform(config: Config, deps: PlatformDeps): Promis
       certificateDays: Math.max(1, Math.round(config.certificateLifetime / 86_400_000)),
       tokenTtlMs: config.enrolmentTokenTtl,
       ...(config.caCert ? { rootCertificatePem: readPem(config.caCert, 'FLEETWIRE_CA_CERT'), rootKeyPem: readPem(config.caKey, 'FLEETWIRE_CA_KEY') } : {}),
-    }, invalidation, new LoginLimiter(db, { maxPerAccount: 0, maxPerAddress: config.enrolmentMaxPerAddress, windowMs: 60_000 }, clock, 'enrolment'), new IdentityMetrics(metrics, identityStore, clock));
+    }, invalidation, new MemoryAddressLimiter({ maxPerAddress: config.enrolmentMaxPerAddress, windowMs: 60_000 }, clock), new IdentityMetrics(metrics, identityStore, clock));
     // every node's MQTT TLS listener trusts an issuing CA once it is made (mqtt/index.ts)
     identity.onTrustChange(() => bus.broadcast(trustTopic, ''));
     // a renewed certificate's first use revokes the one it replaces

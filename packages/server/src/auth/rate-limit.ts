@@ -85,3 +85,47 @@ export class LoginLimiter {
 function windowKey(kind: 'account' | 'address', value: string, scope: string): string {
   return createHash('sha256').update(scope ? `${scope}\0${kind}\0${value}` : `${kind}\0${value}`).digest('base64url');
 }
+
+/** What a limiter of attempts per address answers: the milliseconds to wait, 0 when the attempt may go ahead. */
+export interface AddressLimit {
+  checkAddress(address: string): Promise<number>;
+}
+
+/**
+ * Attempts per source address in fixed windows, counted in this process's memory: a shield for work
+ * a flood would make (enrolments verify and sign), not a guard of secrets (an enrolment token has
+ * 256 random bits). N processes allow N times the attempts, each no more than it can take; a
+ * database row per attempt would cost more than half of an enrolment's database time. At most
+ * `maxAddresses` windows are kept: when full, the expired go, then the oldest.
+ */
+export class MemoryAddressLimiter implements AddressLimit {
+  private readonly windows = new Map<string, { start: number; count: number }>();
+
+  constructor(
+    private readonly limits: { maxPerAddress: number; windowMs: number },
+    private readonly clock: Clock,
+    private readonly maxAddresses = 100_000,
+  ) {}
+
+  async checkAddress(address: string): Promise<number> {
+    const now = this.clock.now();
+    let w = this.windows.get(address);
+    if (!w || w.start <= now - this.limits.windowMs) {
+      if (w) this.windows.delete(address); // re-inserted: the map stays in order of window start
+      w = { start: now, count: 0 };
+      if (this.windows.size >= this.maxAddresses) this.makeRoom(now);
+      this.windows.set(address, w);
+    }
+    w.count++;
+    return w.count > this.limits.maxPerAddress ? w.start + this.limits.windowMs - now : 0;
+  }
+
+  private makeRoom(now: number): void {
+    // in order of window start: the expired are at the front
+    for (const [key, w] of this.windows) {
+      if (w.start > now - this.limits.windowMs) break;
+      this.windows.delete(key);
+    }
+    if (this.windows.size >= this.maxAddresses) this.windows.delete(this.windows.keys().next().value!);
+  }
+}

@@ -883,7 +883,9 @@ export async function verifyCsr(input: string | Uint8Array, opts: { maxBytes?: n
     if (error instanceof CsrError) throw error;
     throw new CsrError('csr_malformed', `unreadable request contents: ${(error as Error).message}`);
   }
-  const spki = key.export({ type: 'spki', format: 'der' });
+  // the key as the platform writes it (an uncompressed P-256 point): as sent when it is so already
+  const sent = Buffer.from(csr.spki);
+  const spki = sent.length === p256SpkiLength && p256SpkiPrefix.equals(sent.subarray(0, p256SpkiPrefix.length)) && sent[p256SpkiPrefix.length] === 0x04 ? sent : key.export({ type: 'spki', format: 'der' });
   return { spki, fingerprint: sha256Hex(spki), subjectCommonName, serialNumber };
 }
 

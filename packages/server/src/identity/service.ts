@@ -8,7 +8,7 @@ import { iso, type Clock } from '../core/clock.js';
 import { isUuid, randomToken, uuidv7 } from '../core/ids.js';
 import type { Logger } from '../core/logger.js';
 import { hashToken, type ServerKeys } from '../auth/keys.js';
-import type { LoginLimiter } from '../auth/rate-limit.js';
+import type { AddressLimit } from '../auth/rate-limit.js';
 import type { IdentityMetrics } from './metrics.js';
 import { noInvalidation, type AccessInvalidation } from '../auth/decision.js';
 import type { GroupService } from '../groups/service.js';
@@ -129,7 +129,7 @@ export class IdentityService {
     private readonly options: IdentityOptions,
     private readonly access: AccessInvalidation = noInvalidation,
     /** Enrolment attempts per client address (a flood is refused before any work). */
-    private readonly limiter?: LoginLimiter,
+    private readonly limiter?: AddressLimit,
     private readonly metrics?: IdentityMetrics,
   ) {}
 
