@@ -4,12 +4,12 @@ import { api } from '../api/client';
 import { useOrg } from '../app';
 import { useLoad } from '../ui';
 
-const listed = 100; // the first 100 of each, by name: the pickers' and the names' reach
+const listedMax = 100; // the first 100 of each, by name: the pickers' and the names' reach
 
 function useChannelsAndGroups() {
   const { org } = useOrg();
-  const channels = useLoad(() => api.GET('/orgs/{org}/channels', { params: { path: { org: org.id }, query: { limit: listed, sort: 'name' } } }), [org.id]);
-  const groups = useLoad(() => api.GET('/orgs/{org}/groups', { params: { path: { org: org.id }, query: { limit: listed, sort: 'name' } } }), [org.id]);
+  const channels = useLoad(() => api.GET('/orgs/{org}/channels', { params: { path: { org: org.id }, query: { limit: listedMax, sort: 'name' } } }), [org.id]);
+  const groups = useLoad(() => api.GET('/orgs/{org}/groups', { params: { path: { org: org.id }, query: { limit: listedMax, sort: 'name' } } }), [org.id]);
   return { channels: channels.data?.channels, groups: groups.data?.groups };
 }
 
@@ -38,6 +38,7 @@ export function ChannelAndGroupChoices({ channelsLegend = 'Channels it is connec
             <input type="checkbox" name="channel" value={c.id} defaultChecked={channelIds.includes(c.id)} /> {c.name}
           </label>
         ))}
+        {channels && <Unlisted name="channel" ids={channelIds} listed={channels} what="channel" />}
       </fieldset>
       <fieldset aria-describedby={groupsProblem}>
         <legend>{groupsLegend}</legend>
@@ -47,7 +48,29 @@ export function ChannelAndGroupChoices({ channelsLegend = 'Channels it is connec
             <input type="checkbox" name="group" value={g.id} defaultChecked={groupIds.includes(g.id)} /> {g.name}
           </label>
         ))}
+        {groups && <Unlisted name="group" ids={groupIds} listed={groups} what="group" />}
       </fieldset>
+    </>
+  );
+}
+
+/**
+ * The chosen ones past the first 100 (no checkbox of theirs): kept as they are, so that saving a
+ * form does not drop them. With fewer than 100 listed, a chosen one not listed is gone, and dropped.
+ */
+function Unlisted({ name, ids, listed, what }: { name: string; ids: readonly string[]; listed: readonly { id: string }[]; what: string }) {
+  const shown = new Set(listed.map((l) => l.id));
+  const kept = listed.length < listedMax ? [] : ids.filter((id) => !shown.has(id));
+  if (kept.length === 0) return null;
+  return (
+    <>
+      {kept.map((id) => (
+        <input key={id} type="hidden" name={name} value={id} />
+      ))}
+      <span className="muted">
+        and {kept.length} {what}
+        {kept.length === 1 ? '' : 's'} past the first {listedMax}, kept
+      </span>
     </>
   );
 }
