@@ -29,6 +29,8 @@ const EnrolmentTokens = lazy(() => import('./pages/enrolment-tokens').then((m) =
 const Certificates = lazy(() => import('./pages/certificates').then((m) => ({ default: m.Certificates })));
 const CertificatePage = lazy(() => import('./pages/certificate').then((m) => ({ default: m.CertificatePage })));
 const IdentityEvents = lazy(() => import('./pages/identity-events').then((m) => ({ default: m.IdentityEvents })));
+const ManufacturerCas = lazy(() => import('./pages/manufacturer-cas').then((m) => ({ default: m.ManufacturerCas })));
+const ManufacturerCaPage = lazy(() => import('./pages/manufacturer-ca').then((m) => ({ default: m.ManufacturerCaPage })));
 const EnrolDevice = lazy(() => import('./pages/enrol-device').then((m) => ({ default: m.EnrolDevice })));
 
 /** The device identity pages, one tab of the organization's with their own row of links (so the tabs fit 1280 px on one line). */
@@ -36,6 +38,7 @@ const identityPages: [href: string, label: string][] = [
   ['/registrations', 'Registrations'],
   ['/enrolment-tokens', 'Enrolment tokens'],
   ['/certificates', 'Certificates'],
+  ['/manufacturer-cas', 'Manufacturer CAs'],
   ['/identity-events', 'Events'],
   ['/connect', 'Connect a device'],
 ];
@@ -52,9 +55,9 @@ interface OrgScope {
   canEdit: boolean;
   /** An owner or admin (or a platform admin): sees the dead letters (`dead-letters:read`) and deletes them. */
   canAdminister: boolean;
-  /** `identity:read`: sees registrations, enrolment tokens and certificates. */
+  /** `identity:read`: sees registrations, enrolment tokens, certificates and manufacturer CAs. */
   canReadIdentity: boolean;
-  /** `identity:write`: registers devices, makes tokens, suspends, resets and revokes. */
+  /** `identity:write`: registers devices, makes tokens, suspends, resets and revokes, adds and changes manufacturer CAs. */
   canWriteIdentity: boolean;
 }
 
@@ -236,6 +239,16 @@ export function App() {
                   <Route path="/certificates/:serial">
                     <IdentityPage>
                       <CertificatePage />
+                    </IdentityPage>
+                  </Route>
+                  <Route path="/manufacturer-cas">
+                    <IdentityPage>
+                      <ManufacturerCas />
+                    </IdentityPage>
+                  </Route>
+                  <Route path="/manufacturer-cas/:id">
+                    <IdentityPage>
+                      <ManufacturerCaPage />
                     </IdentityPage>
                   </Route>
                   <Route path="/identity-events">

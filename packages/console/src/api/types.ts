@@ -23,3 +23,6 @@ export type EnrolmentToken = Ok<'/orgs/{org}/enrolment-tokens', 'get'>['tokens']
 export type Certificate = Ok<'/orgs/{org}/certificates/{serial}', 'get'>;
 export type RevocationReason = NonNullable<NonNullable<NonNullable<paths['/orgs/{org}/certificates/{serial}/revoke']['post']['requestBody']>['content']['application/json']>['reason']>;
 export type IdentityEvent = Ok<'/orgs/{org}/identity-events', 'get'>['events'][number];
+export type ManufacturerCa = Ok<'/orgs/{org}/manufacturer-cas/{id}', 'get'>;
+export type NewManufacturerCa = NonNullable<paths['/orgs/{org}/manufacturer-cas']['post']['requestBody']>['content']['application/json'];
+export type ManufacturerCaChange = NonNullable<paths['/orgs/{org}/manufacturer-cas/{id}']['patch']['requestBody']>['content']['application/json'];

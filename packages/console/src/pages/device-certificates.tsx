@@ -12,20 +12,27 @@ import { pageSize } from './pager';
 import { expiry } from './expiry';
 
 export function NotAfter({ certificate, now }: { certificate: Certificate; now: number }) {
-  const e = expiry(certificate.not_after, now);
   return (
     <>
       {formatTime(certificate.not_after)}
       {certificate.status === 'active' && (
         <>
           {' '}
-          <span className={`expiry ${e.level}`} data-testid="expiry">
-            {e.level === 'urgent' || e.level === 'expired' ? '⚠ ' : e.level === 'soon' ? '◷ ' : ''}
-            {e.text}
-          </span>
+          <ExpiryMark notAfter={certificate.not_after} now={now} />
         </>
       )}
     </>
+  );
+}
+
+/** "expires in N days", marked ◷ within 30 days and ⚠ within 7 or once expired (a certificate's, a manufacturer CA's). */
+export function ExpiryMark({ notAfter, now }: { notAfter: string; now: number }) {
+  const e = expiry(notAfter, now);
+  return (
+    <span className={`expiry ${e.level}`} data-testid="expiry">
+      {e.level === 'urgent' || e.level === 'expired' ? '⚠ ' : e.level === 'soon' ? '◷ ' : ''}
+      {e.text}
+    </span>
   );
 }
 

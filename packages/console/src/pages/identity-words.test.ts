@@ -15,6 +15,12 @@ test('every action of the API has words, and each actor kind reads as who it was
   assert.deepEqual(['user:0190', 'token:0191', 'token', 'key', 'something new'].map(actorWords), ['a member', 'a device, with an enrolment token', 'a device, with an enrolment token', 'a device, with its registered key', 'something new']);
 });
 
+test("a manufacturer CA's change and a factory certificate's enrolment read as what they were", () => {
+  assert.equal(eventWords({ action: 'manufacturer_ca', outcome: 'ok', code: null }), 'Manufacturer CA changed');
+  assert.equal(eventWords({ action: 'enrol', outcome: 'refused', code: 'enrolment.factory_certificate_invalid' }), 'Enrolment refused (enrolment.factory_certificate_invalid)');
+  assert.equal(actorWords('manufacturer'), "a device, with its maker's factory certificate");
+});
+
 test('superseded reads as replaced by a renewal only when the renewal is known', () => {
   assert.equal(revocationWords('superseded', 'ab12'), 'replaced by a renewal');
   assert.equal(revocationWords('superseded', undefined), 'superseded');

@@ -12,6 +12,7 @@ import { useOrg } from '../app';
 import { registrationsFromCsv, publicKeyOf, type RegistrationRow } from '../registration-csv';
 import { ErrorNote, formatTime, useDeviceNames, useLoad, useTitle, searchOf } from '../ui';
 import { OutcomeNote } from './devices';
+import { ChannelAndGroupChoices } from './channel-group-choices';
 import { Pager, pageSize } from './pager';
 
 const states: RegistrationState[] = ['pending', 'enrolled', 'suspended', 'revoked'];
@@ -192,35 +193,6 @@ export function Registrations() {
         </>
       )}
       <RefusedAttempts />
-    </>
-  );
-}
-
-/** The organization's channels and groups (the first 100 of each, by name), as checkboxes named `channel` and `group`. */
-function ChannelAndGroupChoices() {
-  const { org } = useOrg();
-  const channels = useLoad(() => api.GET('/orgs/{org}/channels', { params: { path: { org: org.id }, query: { limit: 100, sort: 'name' } } }), [org.id]);
-  const groups = useLoad(() => api.GET('/orgs/{org}/groups', { params: { path: { org: org.id }, query: { limit: 100, sort: 'name' } } }), [org.id]);
-  return (
-    <>
-      <fieldset>
-        <legend>Channels it is connected to when it enrols</legend>
-        {channels.data?.channels.length === 0 && <span className="muted">The organization has no channels yet.</span>}
-        {channels.data?.channels.map((c) => (
-          <label key={c.id} className="check">
-            <input type="checkbox" name="channel" value={c.id} /> {c.name}
-          </label>
-        ))}
-      </fieldset>
-      <fieldset>
-        <legend>Groups it joins when it enrols</legend>
-        {groups.data?.groups.length === 0 && <span className="muted">The organization has no groups yet.</span>}
-        {groups.data?.groups.map((g) => (
-          <label key={g.id} className="check">
-            <input type="checkbox" name="group" value={g.id} /> {g.name}
-          </label>
-        ))}
-      </fieldset>
     </>
   );
 }
