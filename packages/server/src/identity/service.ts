@@ -396,7 +396,7 @@ export class IdentityService {
       if (token.serial_pattern && !serialMatches(token.serial_pattern, serial)) return refuse('enrolment.serial_not_allowed', `The token covers serials ${token.serial_pattern}, not ${serial}`);
       registration = (await this.store.registrationBySerial(token.org_id, serial)) ?? (await this.register(token.org_id, [{ serial }], { ...caller, actor: `token:${token.id}` }))[0]!;
     } else if (req.factoryCertificate) {
-      const factory = await this.factoryIdentity(req.factoryCertificate, req.orgId, refuse);
+      const factory = await this.factoryIdentity(req.factoryCertificate, req.orgId, attempt);
       attempt.orgId = factory.ca.org_id;
       if (req.serial !== undefined && req.serial !== factory.serial) return refuse('enrolment.serial_not_allowed', `The factory certificate is of serial ${factory.serial}, not ${req.serial}`);
       registration =
@@ -464,7 +464,8 @@ export class IdentityService {
    * maker's CA registered by two organizations that both allow the serial says nothing about
    * which one the device is for: refused, as for a key registered twice.
    */
-  private async factoryIdentity(der: Uint8Array, orgId: string | undefined, refuse: (code: ErrorCode, detail: string) => Promise<never>): Promise<{ ca: ManufacturerCa; serial: string }> {
+  private async factoryIdentity(der: Uint8Array, orgId: string | undefined, attempt: { orgId?: string; refuse: (code: ErrorCode, detail: string) => Promise<never> }): Promise<{ ca: ManufacturerCa; serial: string }> {
+    const { refuse } = attempt;
     let cert: X509Certificate;
     try {
       cert = new X509Certificate(der);
@@ -477,6 +478,9 @@ export class IdentityService {
     const serial = subjectSerial(cert.subject);
     if (!serial) return refuse('enrolment.factory_certificate_invalid', 'The factory certificate names no serial (subject serialNumber or CN)');
     const signers = (await this.store.manufacturerCasBySubject(cert.issuer)).filter((ca) => (orgId === undefined || ca.org_id === orgId) && signedBy(cert, ca.certificate));
+    // a refusal by one organization's CA is in its audit trail (its operator sees the serial off the list)
+    const owners = new Set(signers.map((ca) => ca.org_id));
+    if (owners.size === 1) attempt.orgId = signers[0]!.org_id;
     const allowing = signers.filter((ca) => ca.serials.some((p) => serialMatches(p, serial)));
     if (allowing.length === 0) return refuse('enrolment.factory_certificate_invalid', signers.length ? `No manufacturer CA that signed it allows serial ${serial}` : 'No manufacturer CA registered signed the factory certificate');
     if (allowing.length > 1) return refuse('enrolment.not_registered', `Serial ${serial} is allowed by the manufacturer CAs of more than one organization: enrol with a token, or under an EST label`);

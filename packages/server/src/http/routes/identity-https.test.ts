@@ -316,6 +316,8 @@ describe('enrolment with a factory certificate of a manufacturer CA', () => {
   test('refused: a serial off the allow-list, another maker, no certificate at all; a registration of the serial is used as it is', async () => {
     const off = await enrol(acme.factory('ACME-300'), 'ACME-300');
     assert.deepEqual([off.status, codeOf(off)], [403, 'enrolment.factory_certificate_invalid']);
+    const audited = (await t.request('GET', `/orgs/${org}/identity-events?outcome=refused&action=enrol`, { token })).json().events;
+    assert.match(audited[0].detail, /ACME-300/, "the organization whose CA signed it sees the refusal in its audit trail");
     const other = manufacturer('Other');
     const foreign = await enrol(other.factory('ACME-101'), 'ACME-101');
     assert.deepEqual([foreign.status, codeOf(foreign)], [403, 'enrolment.factory_certificate_invalid']);
