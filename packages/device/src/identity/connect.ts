@@ -120,14 +120,15 @@ class CertificateRenewal {
       this.current = await new IdentityStore(this.store.dir).read();
       facts = readCertificate(this.current.certificate);
     } catch (e) {
-      if (this.stopped) return;
+      if (this.stopped || this.device.state === 'closed') return;
       const retryInMs = backoffDelay(this.failures, this.backoff);
       this.failures++;
       this.device.emit('renewal-error', e instanceof Error ? e : new Error(String(e)), { attempt: this.failures, retryInMs });
       this.scheduleAt(Date.now() + retryInMs);
       return;
     }
-    if (this.stopped) return;
+    // closing: the state says so before the close event does (the client is still ending)
+    if (this.stopped || this.device.state === 'closed') return;
     this.failures = 0;
     this.device.useCertificate({ cert: presentedChain(this.current), key: this.current.key });
     this.device.emit('renewed', { certificateSerial: facts.serial, notAfter: facts.notAfter });

@@ -16,6 +16,22 @@ import { startTestPlatform, type TestPlatform } from '../../../test/helpers/plat
 import { eventually } from '../../../test/helpers/eventually.js';
 import { anotherRequest, certificateAuthority, deviceRequest } from '../../../test/helpers/tls.js';
 
+/** A client certificate (PEM) and its key file. */
+type Client = { cert: string; keyFile: string };
+
+/** One HTTPS request trusting the listener's CA `caFile`, with a client certificate or none. */
+function httpsSend(url: string, method: string, caFile: string, body: string | Buffer | undefined, client: Client | undefined, type: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method, ca: readFileSync(caFile), ...(client ? { cert: client.cert, key: readFileSync(client.keyFile) } : {}), headers: body ? { 'content-type': type } : {} }, (res) => {
+      let text = '';
+      res.on('data', (d: Buffer) => (text += d.toString()));
+      res.on('end', () => resolve({ status: res.statusCode!, body: text }));
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
 describe('device certificates over HTTPS and WebSocket', () => {
   let t: TestPlatform;
   let base: string;
@@ -28,16 +44,8 @@ describe('device certificates over HTTPS and WebSocket', () => {
   let token: string;
 
   /** A request over HTTPS, with the device's certificate when `withCertificate`. */
-  const send = (method: string, path: string, body: string | undefined, withCertificate: boolean): Promise<{ status: number; body: string }> =>
-    new Promise((resolve, reject) => {
-      const req = request(`${base}${path}`, { method, ca: readFileSync(listener.ca), ...(withCertificate ? { cert: readFileSync(certFile), key: readFileSync(device.keyFile) } : {}), headers: body ? { 'content-type': 'application/senml+json' } : {} }, (res) => {
-        let text = '';
-        res.on('data', (d: Buffer) => (text += d.toString()));
-        res.on('end', () => resolve({ status: res.statusCode!, body: text }));
-      });
-      req.on('error', reject);
-      req.end(body);
-    });
+  const send = (method: string, path: string, body: string | undefined, withCertificate: boolean) =>
+    httpsSend(`${base}${path}`, method, listener.ca, body, withCertificate ? { cert: readFileSync(certFile, 'utf8'), keyFile: device.keyFile } : undefined, 'application/senml+json');
 
   before(async () => {
     t = await startTestPlatform({ httpTlsCert: listener.serverCert, httpTlsKey: listener.serverKey });
@@ -90,16 +98,7 @@ describe('certificate renewal over HTTPS', () => {
   let channel: string;
 
   /** A request over HTTPS with a client certificate (PEM text) and key file, or none. */
-  const send = (method: string, path: string, body: string | Buffer | undefined, client: { cert: string; keyFile: string } | undefined, type = 'application/json'): Promise<{ status: number; body: string }> =>
-    new Promise((resolve, reject) => {
-      const req = request(`${base}${path}`, { method, ca: readFileSync(listener.ca), ...(client ? { cert: client.cert, key: readFileSync(client.keyFile) } : {}), headers: body ? { 'content-type': type } : {} }, (res) => {
-        let text = '';
-        res.on('data', (d: Buffer) => (text += d.toString()));
-        res.on('end', () => resolve({ status: res.statusCode!, body: text }));
-      });
-      req.on('error', reject);
-      req.end(body);
-    });
+  const send = (method: string, path: string, body: string | Buffer | undefined, client: Client | undefined, type = 'application/json') => httpsSend(`${base}${path}`, method, listener.ca, body, client, type);
   const renew = (csr: string, client: { cert: string; keyFile: string } | undefined) => send('POST', '/renew', JSON.stringify({ csr }), client);
   const publish = (client: { cert: string; keyFile: string }) => send('POST', `/channels/${channel}/messages`, JSON.stringify([{ n: 'v', v: 1 }]), client, 'application/senml+json');
   const certificate = async (serial: string) => (await t.request('GET', `/orgs/${org}/certificates/${serial}`, { token })).json();
@@ -271,16 +270,7 @@ describe('enrolment with a factory certificate of a manufacturer CA', () => {
   let channel: string;
   let caId: string;
 
-  const send = (method: string, path: string, body: string | Buffer | undefined, client: { cert: string; keyFile: string } | undefined, type = 'application/json'): Promise<{ status: number; body: string }> =>
-    new Promise((resolve, reject) => {
-      const req = request(`${base}${path}`, { method, ca: readFileSync(listener.ca), ...(client ? { cert: client.cert, key: readFileSync(client.keyFile) } : {}), headers: body ? { 'content-type': type } : {} }, (res) => {
-        let text = '';
-        res.on('data', (d: Buffer) => (text += d.toString()));
-        res.on('end', () => resolve({ status: res.statusCode!, body: text }));
-      });
-      req.on('error', reject);
-      req.end(body);
-    });
+  const send = (method: string, path: string, body: string | Buffer | undefined, client: Client | undefined, type = 'application/json') => httpsSend(`${base}${path}`, method, listener.ca, body, client, type);
   const enrol = (factory: { cert: string; keyFile: string } | undefined, serial: string) => send('POST', '/enrol', JSON.stringify({ csr: deviceRequest(`/serialNumber=${serial}`).csr }), factory);
   const codeOf = (r: { body: string }) => JSON.parse(r.body).code as string;
 
