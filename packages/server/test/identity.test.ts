@@ -16,20 +16,25 @@ import { eventually } from './helpers/eventually.js';
 const run = promisify(execFile);
 const admin = { email: 'identity-admin@example.com', password: 'identity-password-not-secret' };
 
+/** `fleetwire start` with MQTT over TLS on a listener certificate from a CA the MQTT clients are given (the device CAs are the platform's). */
+async function startWithTls() {
+  const listener = certificateAuthority([]);
+  const server = await startCli(cliEnv(dataFolder(), {
+    FLEETWIRE_ADMIN_EMAIL: admin.email,
+    FLEETWIRE_ADMIN_PASSWORD: admin.password,
+    FLEETWIRE_PASSWORD_HASH_COST: '10',
+    FLEETWIRE_MQTT_TLS_CERT: listener.serverCert,
+    FLEETWIRE_MQTT_TLS_KEY: listener.serverKey,
+    FLEETWIRE_MQTTS_PORT: '0',
+  }));
+  return { listener, server };
+}
+
 describe('a device enrols with openssl and curl, connects with its certificate, and is cut off by revocation', () => {
   after(cleanupCli);
 
   test('openssl req + curl enrol; mosquitto_pub and mosquitto_sub over TLS with the certificate; revoked: disconnected and refused', async () => {
-    // the listener's own certificate, from a CA the MQTT clients are given (the device CAs are the platform's)
-    const listener = certificateAuthority([]);
-    const server = await startCli(cliEnv(dataFolder(), {
-      FLEETWIRE_ADMIN_EMAIL: admin.email,
-      FLEETWIRE_ADMIN_PASSWORD: admin.password,
-      FLEETWIRE_PASSWORD_HASH_COST: '10',
-      FLEETWIRE_MQTT_TLS_CERT: listener.serverCert,
-      FLEETWIRE_MQTT_TLS_KEY: listener.serverKey,
-      FLEETWIRE_MQTTS_PORT: '0',
-    }));
+    const { listener, server } = await startWithTls();
     const port = await announcedPort(server, 'MQTT over TLS listening');
     const fleet = await cliFleet(server.api, admin, { devices: 1 });
     const registration = await call<{ id: string }>(server.api, 'POST', `/orgs/${fleet.org}/registrations`, { token: fleet.token, body: { serial: 'SN-42', model: 'meter', channel_ids: [fleet.channel] } });
@@ -82,15 +87,7 @@ describe('a device enrols with openssl and curl, connects with its certificate, 
   });
 
   test('mosquitto_rr enrols over MQTT with a token (no HTTP at all), and mosquitto_pub then publishes over TLS with the certificate', async () => {
-    const listener = certificateAuthority([]);
-    const server = await startCli(cliEnv(dataFolder(), {
-      FLEETWIRE_ADMIN_EMAIL: admin.email,
-      FLEETWIRE_ADMIN_PASSWORD: admin.password,
-      FLEETWIRE_PASSWORD_HASH_COST: '10',
-      FLEETWIRE_MQTT_TLS_CERT: listener.serverCert,
-      FLEETWIRE_MQTT_TLS_KEY: listener.serverKey,
-      FLEETWIRE_MQTTS_PORT: '0',
-    }));
+    const { listener, server } = await startWithTls();
     try {
       const mqttPort = await announcedPort(server, 'MQTT listening');
       const tlsPort = await announcedPort(server, 'MQTT over TLS listening');

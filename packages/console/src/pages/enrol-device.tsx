@@ -13,15 +13,10 @@ import type { Endpoints, EnrolmentToken, Registration } from '../api/types';
 import { useOrg } from '../app';
 import { ErrorNote, formatTime, useDeviceNames, useLoad, useTitle } from '../ui';
 import { CommandBlock } from './connect';
+import { TokenLifetime } from './enrolment-tokens';
 import { deviceSdkCommand, listenerCaFile, mqttTlsCommand, opensslCurlCommands, type EnrolCommand } from './enrol-commands';
 
 const pollMs = 2000; // how often the page asks whether the device enrolled, and what was refused
-const lifetimes: [seconds: number, label: string][] = [
-  [15 * 60, '15 minutes'],
-  [60 * 60, '1 hour'],
-  [24 * 3600, '1 day'],
-  [7 * 86_400, '7 days'],
-];
 
 type MadeToken = EnrolmentToken & { token: string };
 
@@ -189,16 +184,7 @@ function StartForm({ onSubmit }: { onSubmit(e: FormEvent<HTMLFormElement>): void
           Model (optional)
           <input name="model" maxLength={128} placeholder="meter" />
         </label>
-        <label>
-          Token valid for
-          <select name="expires_in" defaultValue={String(lifetimes[1]![0])}>
-            {lifetimes.map(([seconds, label]) => (
-              <option key={seconds} value={seconds}>
-                {label}
-              </option>
-            ))}
-          </select>
-        </label>
+        <TokenLifetime label="Token valid for" defaultSeconds={60 * 60} />
       </div>
       <fieldset>
         <legend>Channels it publishes and subscribes on once enrolled</legend>

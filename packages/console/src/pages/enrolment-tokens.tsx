@@ -19,6 +19,22 @@ const lifetimes: [seconds: number, label: string][] = [
   [30 * 86_400, '30 days'], // the API's longest
 ];
 
+/** How long a new enrolment token lasts: a select of `expires_in` seconds. */
+export function TokenLifetime({ label, defaultSeconds }: { label: string; defaultSeconds: number }) {
+  return (
+    <label>
+      {label}
+      <select name="expires_in" defaultValue={String(defaultSeconds)}>
+        {lifetimes.map(([seconds, text]) => (
+          <option key={seconds} value={seconds}>
+            {text}
+          </option>
+        ))}
+      </select>
+    </label>
+  );
+}
+
 /** A serial for the example command: the pattern with its `*` filled in, or a placeholder. */
 function exampleSerial(pattern: string | null): string {
   return pattern ? pattern.replaceAll('*', '42') : 'SN-42';
@@ -62,16 +78,7 @@ export function EnrolmentTokens() {
       </p>
       {canWriteIdentity && (
         <form className="card inline" aria-label="New enrolment token" onSubmit={(e) => void create(e)}>
-          <label>
-            Valid for
-            <select name="expires_in" defaultValue={String(lifetimes[0]![0])}>
-              {lifetimes.map(([seconds, label]) => (
-                <option key={seconds} value={seconds}>
-                  {label}
-                </option>
-              ))}
-            </select>
-          </label>
+          <TokenLifetime label="Valid for" defaultSeconds={15 * 60} />
           <label>
             Serial pattern (optional, * matches anything)
             <input name="serial_pattern" maxLength={128} pattern="[\x21-\x7e]+" title="Printable characters, no spaces" placeholder="SN-*" />
