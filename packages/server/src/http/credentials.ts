@@ -2,7 +2,7 @@ import { AppError } from '../core/errors.js';
 import type { AuthService } from '../auth/service.js';
 import type { Client } from '../messaging/service.js';
 import type { FastifyRequest } from 'fastify';
-import type { TLSSocket } from 'node:tls';
+import type { DetailedPeerCertificate, TLSSocket } from 'node:tls';
 import { platformCertificate, type DeviceTrust } from '../identity/trust.js';
 
 /** The platform certificate a client presented over HTTPS, if any (docs/identity.md). */
@@ -17,13 +17,16 @@ export function certificateOf(req: FastifyRequest, trust: DeviceTrust): { device
  * certificate), whether or not the listener's CAs verified it: the TLS handshake proved the client
  * holds its key, and a manufacturer CA of an organization may have signed it (identity/service.ts).
  */
-export function factoryCertificateOf(req: FastifyRequest, trust: DeviceTrust): Uint8Array | undefined {
+export function factoryCertificateOf(req: FastifyRequest, trust: DeviceTrust): Uint8Array[] | undefined {
   const socket = req.raw.socket as TLSSocket;
   if (!socket.encrypted) return undefined;
   const peer = socket.getPeerCertificate(true);
   if (!peer?.raw) return undefined;
   if (socket.authorized && platformCertificate(peer, trust)) return undefined;
-  return peer.raw;
+  // the certificate, then the CA certificates the client sent after it (a maker's intermediates)
+  const chain: Uint8Array[] = [];
+  for (let c: DetailedPeerCertificate | undefined = peer; c?.raw && chain.length < 5 && !chain.some((d) => Buffer.compare(d, c!.raw) === 0); c = c.issuerCertificate) chain.push(c.raw);
+  return chain;
 }
 
 /**

@@ -55,10 +55,11 @@ export interface EnrolRequest {
   orgId?: string;
   /**
    * The DER of the factory certificate the device presented as its TLS client certificate (the
-   * handshake proved it holds its key), when the platform did not issue it: a manufacturer CA of
-   * an organization may have signed it.
+   * handshake proved it holds its key), when the platform did not issue it, then the CA
+   * certificates it sent after it: a manufacturer CA of an organization may have signed it, or one
+   * of those intermediates that chains to it.
    */
-  factoryCertificate?: Uint8Array;
+  factoryCertificate?: Uint8Array[];
 }
 
 export interface NewManufacturerCa {
@@ -464,25 +465,35 @@ export class IdentityService {
    * maker's CA registered by two organizations that both allow the serial says nothing about
    * which one the device is for: refused, as for a key registered twice.
    */
-  private async factoryIdentity(der: Uint8Array, orgId: string | undefined, attempt: { orgId?: string; refuse: (code: ErrorCode, detail: string) => Promise<never> }): Promise<{ ca: ManufacturerCa; serial: string }> {
+  private async factoryIdentity(chain: Uint8Array[], orgId: string | undefined, attempt: { orgId?: string; refuse: (code: ErrorCode, detail: string) => Promise<never> }): Promise<{ ca: ManufacturerCa; serial: string }> {
     const { refuse } = attempt;
-    let cert: X509Certificate;
+    let certs: X509Certificate[];
     try {
-      cert = new X509Certificate(der);
+      certs = chain.map((der) => new X509Certificate(der));
     } catch {
-      return refuse('enrolment.factory_certificate_invalid', 'The client certificate does not read');
+      return refuse('enrolment.factory_certificate_invalid', 'The client certificate (or one sent after it) does not read');
     }
+    const leaf = certs[0];
+    if (!leaf) return refuse('enrolment.factory_certificate_invalid', 'No client certificate');
     const now = this.clock.now();
     // a factory's clock and ours may differ by a few minutes: a certificate made just now is valid
-    if (Date.parse(cert.validFrom) > now + factoryClockSkewMs || Date.parse(cert.validTo) <= now) return refuse('enrolment.factory_certificate_invalid', `The factory certificate is valid from ${new Date(cert.validFrom).toISOString()} to ${new Date(cert.validTo).toISOString()}`);
-    const serial = subjectSerial(cert.subject);
+    const valid = (c: X509Certificate) => Date.parse(c.validFrom) <= now + factoryClockSkewMs && Date.parse(c.validTo) > now;
+    if (!valid(leaf)) return refuse('enrolment.factory_certificate_invalid', `The factory certificate is valid from ${new Date(leaf.validFrom).toISOString()} to ${new Date(leaf.validTo).toISOString()}`);
+    const serial = subjectSerial(leaf.subject);
     if (!serial) return refuse('enrolment.factory_certificate_invalid', 'The factory certificate names no serial (subject serialNumber or CN)');
-    const signers = (await this.store.manufacturerCasBySubject(cert.issuer)).filter((ca) => (orgId === undefined || ca.org_id === orgId) && signedBy(cert, ca.certificate));
+    // up the chain the device sent: each link a valid CA that signed the one before, until a registered manufacturer CA signed one
+    let signers: ManufacturerCa[] = [];
+    for (let at: X509Certificate | undefined = leaf, depth = 0; at && depth < 4; depth++) {
+      const cert: X509Certificate = at;
+      signers = (await this.store.manufacturerCasBySubject(cert.issuer)).filter((ca) => (orgId === undefined || ca.org_id === orgId) && signedBy(cert, ca.certificate));
+      if (signers.length > 0) break;
+      at = certs.find((c) => c !== cert && c.ca && valid(c) && cert.checkIssued(c) && cert.verify(c.publicKey));
+    }
     // a refusal by one organization's CA is in its audit trail (its operator sees the serial off the list)
     const owners = new Set(signers.map((ca) => ca.org_id));
     if (owners.size === 1) attempt.orgId = signers[0]!.org_id;
     const allowing = signers.filter((ca) => ca.serials.some((p) => serialMatches(p, serial)));
-    if (allowing.length === 0) return refuse('enrolment.factory_certificate_invalid', signers.length ? `No manufacturer CA that signed it allows serial ${serial}` : 'No manufacturer CA registered signed the factory certificate');
+    if (allowing.length === 0) return refuse('enrolment.factory_certificate_invalid', signers.length ? `No manufacturer CA that signed it allows serial ${serial}` : 'No manufacturer CA registered signed the factory certificate or a CA certificate sent with it');
     if (allowing.length > 1) return refuse('enrolment.not_registered', `Serial ${serial} is allowed by the manufacturer CAs of more than one organization: enrol with a token, or under an EST label`);
     return { ca: allowing[0]!, serial };
   }

@@ -247,15 +247,27 @@ function manufacturer(name: string) {
   const ssl = (...args: string[]) => execFileSync('openssl', args, { stdio: 'ignore' });
   ssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '30', '-subj', `/O=${name}/CN=${name} Factory CA`, '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign', '-keyout', f('ca.key'), '-out', f('ca.pem'));
   let n = 0;
+  /** A certificate signed by the CA `by` (a file prefix: ca, or an intermediate's): its PEM and key file. */
+  const issue = (by: string, subject: string, ext: string) => {
+    const id = `d${++n}`;
+    ssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-subj', subject, '-keyout', f(`${id}.key`), '-out', f(`${id}.csr`));
+    writeFileSync(f(`${id}.ext`), ext);
+    ssl('x509', '-req', '-in', f(`${id}.csr`), '-CA', f(`${by}.pem`), '-CAkey', f(`${by}.key`), '-CAcreateserial', '-days', '30', '-extfile', f(`${id}.ext`), '-out', f(`${id}.pem`));
+    return { id, cert: readFileSync(f(`${id}.pem`), 'utf8'), keyFile: f(`${id}.key`) };
+  };
+  const factoryExt = 'basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n';
   return {
     ca: readFileSync(f('ca.pem'), 'utf8'),
     /** A factory certificate and its key (files), as the maker installs them in a device. */
     factory(serial: string): { cert: string; keyFile: string } {
-      const id = `d${++n}`;
-      ssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-subj', `/serialNumber=${serial}/CN=widget`, '-keyout', f(`${id}.key`), '-out', f(`${id}.csr`));
-      writeFileSync(f(`${id}.ext`), 'basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n');
-      ssl('x509', '-req', '-in', f(`${id}.csr`), '-CA', f('ca.pem'), '-CAkey', f('ca.key'), '-CAcreateserial', '-days', '30', '-extfile', f(`${id}.ext`), '-out', f(`${id}.pem`));
-      return { cert: readFileSync(f(`${id}.pem`), 'utf8'), keyFile: f(`${id}.key`) };
+      const { cert, keyFile } = issue('ca', `/serialNumber=${serial}/CN=widget`, factoryExt);
+      return { cert, keyFile };
+    },
+    /** A factory certificate signed by an intermediate CA of the maker, sent with that intermediate after it. */
+    factoryViaIntermediate(serial: string): { cert: string; keyFile: string } {
+      const line = issue('ca', `/O=${name}/CN=${name} Line 7`, 'basicConstraints=critical,CA:TRUE,pathlen:0\nkeyUsage=critical,keyCertSign\n');
+      const { cert, keyFile } = issue(line.id, `/serialNumber=${serial}/CN=widget`, factoryExt);
+      return { cert: cert + line.cert, keyFile };
     },
   };
 }
@@ -301,6 +313,15 @@ describe('enrolment with a factory certificate of a manufacturer CA', () => {
     assert.equal(event.actor, 'manufacturer');
     const published = await send('POST', `/channels/${channel}/messages`, JSON.stringify([{ n: 'v', v: 1 }]), { cert: enrolled.certificate, keyFile: operational.keyFile }, 'application/senml+json');
     assert.equal(published.status, 202, published.body);
+  });
+
+  test("a factory certificate signed by the maker's intermediate CA, sent with it, chains to the registered CA and enrols; without the intermediate it does not", async () => {
+    const viaLine = acme.factoryViaIntermediate('ACME-110');
+    const res = await enrol(viaLine, 'ACME-110');
+    assert.equal(res.status, 201, res.body);
+    const leafOnly = acme.factoryViaIntermediate('ACME-111');
+    const alone = await enrol({ cert: leafOnly.cert.slice(0, leafOnly.cert.indexOf('-----END CERTIFICATE-----') + 26), keyFile: leafOnly.keyFile }, 'ACME-111');
+    assert.deepEqual([alone.status, codeOf(alone)], [403, 'enrolment.factory_certificate_invalid']);
   });
 
   test('refused: a serial off the allow-list, another maker, no certificate at all; a registration of the serial is used as it is', async () => {
