@@ -25,31 +25,32 @@ interface Choices {
   groupsProblem?: string | undefined;
 }
 
-/** Checkboxes named `channel` and `group` (FormData.getAll), the organization's first 100 of each by name. */
+/**
+ * One fieldset of checkboxes named `name` (FormData.getAll), one an item by name, those of
+ * `checked` ticked; the checked ones the list does not reach are kept (see Unlisted).
+ */
+export function Checkboxes({ name, what, legend, items, checked = [], problem }: { name: string; what: string; legend: string; items: readonly { id: string; name: string }[] | undefined; checked?: readonly string[]; problem?: string | undefined }) {
+  return (
+    <fieldset aria-describedby={problem}>
+      <legend>{legend}</legend>
+      {items?.length === 0 && <span className="muted">The organization has no {what}s yet.</span>}
+      {items?.map((item) => (
+        <label key={item.id} className="check">
+          <input type="checkbox" name={name} value={item.id} defaultChecked={checked.includes(item.id)} /> {item.name}
+        </label>
+      ))}
+      {items && <Unlisted name={name} ids={checked} listed={items} what={what} />}
+    </fieldset>
+  );
+}
+
+/** Checkboxes named `channel` and `group`, the organization's first 100 of each by name. */
 export function ChannelAndGroupChoices({ channelsLegend = 'Channels it is connected to when it enrols', groupsLegend = 'Groups it joins when it enrols', channelIds = [], groupIds = [], channelsProblem, groupsProblem }: Choices) {
   const { channels, groups } = useChannelsAndGroups();
   return (
     <>
-      <fieldset aria-describedby={channelsProblem}>
-        <legend>{channelsLegend}</legend>
-        {channels?.length === 0 && <span className="muted">The organization has no channels yet.</span>}
-        {channels?.map((c) => (
-          <label key={c.id} className="check">
-            <input type="checkbox" name="channel" value={c.id} defaultChecked={channelIds.includes(c.id)} /> {c.name}
-          </label>
-        ))}
-        {channels && <Unlisted name="channel" ids={channelIds} listed={channels} what="channel" />}
-      </fieldset>
-      <fieldset aria-describedby={groupsProblem}>
-        <legend>{groupsLegend}</legend>
-        {groups?.length === 0 && <span className="muted">The organization has no groups yet.</span>}
-        {groups?.map((g) => (
-          <label key={g.id} className="check">
-            <input type="checkbox" name="group" value={g.id} defaultChecked={groupIds.includes(g.id)} /> {g.name}
-          </label>
-        ))}
-        {groups && <Unlisted name="group" ids={groupIds} listed={groups} what="group" />}
-      </fieldset>
+      <Checkboxes name="channel" what="channel" legend={channelsLegend} items={channels} checked={channelIds} problem={channelsProblem} />
+      <Checkboxes name="group" what="group" legend={groupsLegend} items={groups} checked={groupIds} problem={groupsProblem} />
     </>
   );
 }

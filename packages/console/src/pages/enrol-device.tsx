@@ -14,6 +14,7 @@ import { useOrg } from '../app';
 import { ErrorNote, formatTime, useDeviceNames, useLoad, useTitle } from '../ui';
 import { CommandBlock } from './connect';
 import { TokenLifetime } from './enrolment-tokens';
+import { Checkboxes } from './channel-group-choices';
 import { deviceSdkCommand, listenerCaFile, mqttTlsCommand, opensslCurlCommands, type EnrolCommand } from './enrol-commands';
 
 const pollMs = 2000; // how often the page asks whether the device enrolled, and what was refused
@@ -186,15 +187,7 @@ function StartForm({ onSubmit }: { onSubmit(e: FormEvent<HTMLFormElement>): void
         </label>
         <TokenLifetime label="Token valid for" defaultSeconds={60 * 60} />
       </div>
-      <fieldset>
-        <legend>Channels it publishes and subscribes on once enrolled</legend>
-        {channels.data?.channels.length === 0 && <span className="muted">The organization has no channels yet.</span>}
-        {channels.data?.channels.map((c) => (
-          <label key={c.id} className="check">
-            <input type="checkbox" name="channel" value={c.id} /> {c.name}
-          </label>
-        ))}
-      </fieldset>
+      <Checkboxes name="channel" what="channel" legend="Channels it publishes and subscribes on once enrolled" items={channels.data?.channels} />
       <p className="muted">A serial registered already (and not yet enrolled) keeps its registration and its channels; another is registered now.</p>
       <button type="submit">Make the registration and a token</button>
     </form>
