@@ -312,3 +312,35 @@ describe('certificate identity against a platform with TLS listeners', () => {
     for (const { serial, id } of ids) assert.equal(await storedBy(id, `&name=${serial}:temperature`), 2, serial);
   });
 });
+
+describe('certificate identity against a platform out of the box (its own listener certificate)', () => {
+  let platform: TestPlatform;
+  let fleet: Fleet;
+  let parent: string;
+  const devices: FleetwireDevice[] = [];
+
+  before(async () => {
+    platform = await TestPlatform.start();
+    fleet = await platform.fleet(1);
+    parent = mkdtempSync(join(tmpdir(), 'fleetwire-identity-auto-'));
+  });
+  after(async () => {
+    await Promise.all(devices.map((d) => d.close()));
+    await platform?.stop();
+    rmSync(parent, { recursive: true, force: true });
+  });
+
+  test('enrolled over plain HTTP with a token, the device trusts the platform root for MQTT over TLS and renews on the HTTPS listener, no CA given anywhere', async () => {
+    await platform.call('POST', `/orgs/${fleet.org}/registrations`, { token: fleet.token, body: { serial: 'SN-AUTO', channel_ids: [fleet.channel] }, expect: 201 });
+    const token = (await platform.call<{ token: string }>('POST', `/orgs/${fleet.org}/enrolment-tokens`, { token: fleet.token, body: {}, expect: 201 })).token;
+    const dir = join(parent, 'store');
+    const first = await enrol({ url: platform.api, token, serial: 'SN-AUTO', dir });
+    assert.match(platform.api, /^http:/);
+    const d = await connectEnrolled({ dir, renewal: false });
+    devices.push(d);
+    await d.publishSenml(fleet.channel, { n: 'auto-tls', v: 1 });
+    const renewed = await renew({ dir });
+    assert.notEqual(renewed.certificate_serial, first.certificate_serial);
+  });
+});
+

@@ -44,7 +44,7 @@ export interface EnrolOptions {
 
 export interface RenewOptions {
   dir?: string;
-  /** The platform's HTTPS API; default the `http` endpoint of the enrolment's answer. */
+  /** The platform's HTTPS API; default the `https` endpoint of the enrolment's answer, else its `http` one when that is HTTPS. */
   url?: string;
   /** CA to trust for the HTTPS listener; default the store's `ca.pem`, else the platform root. */
   ca?: string;
@@ -114,7 +114,8 @@ export async function enrol(options: EnrolOptions): Promise<Identity> {
 export async function renew(options: RenewOptions = {}): Promise<Identity> {
   const store = new IdentityStore(options.dir);
   const current = await store.read();
-  const base = options.url ?? current.identity.endpoints.http;
+  // the platform's HTTPS listener beside a plain HTTP one (its own certificate, out of the box), or its HTTP API on TLS
+  const base = options.url ?? current.identity.endpoints.https ?? current.identity.endpoints.http;
   if (!base || !base.startsWith('https:')) {
     throw new FleetwireError('invalid_options', `renewal needs the platform's HTTPS API (the device proves itself with its certificate), got ${JSON.stringify(base)}: pass url`);
   }
