@@ -32,6 +32,7 @@ import { WriterThread } from './storage/writer-thread.js';
 import { createMessageSink } from './storage/sink.js';
 import { MessageReaders } from './storage/readers.js';
 import { DeadLetterRepository } from './storage/dead-letters.js';
+import { TwinService, TwinStore } from './twins/index.js';
 
 /** Every domain service, wired over one database. Transports receive this and nothing else. */
 export interface Platform {
@@ -50,6 +51,8 @@ export interface Platform {
   channels: ChannelService;
   groups: GroupService;
   connections: ConnectionService;
+  /** Device twins (src/twins/). */
+  twins: TwinService;
   /** The device authorization decision every transport calls. */
   authorizer: DeviceAuthorizer;
   /** Access changes (disable, delete, secret rotation, connections, channel or organization deleted) from every process: transports end the sessions no longer allowed. */
@@ -159,6 +162,7 @@ export async function createPlatform(config: Config, deps: PlatformDeps): Promis
     const groups = new GroupService(new GroupRepository(db), devices, clock);
     const connections = new ConnectionService(new ConnectionRepository(db), devices, channels, clock, invalidation);
     const metrics = new Registry();
+    const twins = new TwinService(new TwinStore(db), devices, clock, log, { historyRetentionMs: config.twinHistoryRetention, maxDeviceUpdates: config.twinDeviceRate, rateWindowMs: 10_000 }, new MemoryAddressLimiter({ maxPerAddress: config.twinDeviceRate, windowMs: 10_000 }, clock));
     const identityStore = new IdentityStore(db);
     const identity = new IdentityService(identityStore, keys, channels, groups, clock, log, {
       certificateDays: Math.max(1, Math.round(config.certificateLifetime / 86_400_000)),
@@ -189,12 +193,16 @@ export async function createPlatform(config: Config, deps: PlatformDeps): Promis
     };
     const messaging = new MessagingService(authorizer, orgs, channels, bus, clock, { maxPayloadBytes: config.messageMaxSize, maxPayloadDepth: config.messageMaxDepth, rememberParse, refuse, storeTimeoutMs: config.storeTimeout });
     consumers.attach(writerConsumer, writer);
-    if (deps.writer !== false) await consumers.start();
+    if (deps.writer !== false) {
+      await consumers.start();
+      twins.start();
+    }
     return {
-      config, db, clock, log, keys, users, auth, orgs, devices, channels, groups, connections, identity, trust, authorizer, accessChanges: invalidation, sessions,
+      config, db, clock, log, keys, users, auth, orgs, devices, channels, groups, connections, twins, identity, trust, authorizer, accessChanges: invalidation, sessions,
       bus, messaging, consumers, readers: new MessageReaders(db), writer, deadLetters, metrics, messagingMetrics,
       close: async () => {
         await consumers.stop();
+        twins.stop();
         invalidation.stop();
         trust.stop();
         sessions.stop();

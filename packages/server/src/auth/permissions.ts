@@ -25,11 +25,13 @@ export const actions = [
   'dead-letters:write',
   'identity:read',
   'identity:write',
+  'twins:read',
+  'twins:write',
 ] as const;
 export type Action = (typeof actions)[number];
 
-const read: Action[] = ['org:read', 'members:read', 'devices:read', 'channels:read', 'groups:read', 'connections:read', 'messages:read', 'identity:read'];
-const operate: Action[] = [...read, 'devices:write', 'channels:write', 'groups:write', 'connections:write', 'messages:publish', 'identity:write'];
+const read: Action[] = ['org:read', 'members:read', 'devices:read', 'channels:read', 'groups:read', 'connections:read', 'messages:read', 'identity:read', 'twins:read'];
+const operate: Action[] = [...read, 'devices:write', 'channels:write', 'groups:write', 'connections:write', 'messages:publish', 'identity:write', 'twins:write'];
 const administer: Action[] = [...operate, 'org:update', 'members:write', 'dead-letters:read', 'dead-letters:write'];
 
 export const rolePermissions: Record<OrgRole, ReadonlySet<Action>> = {
@@ -59,6 +61,8 @@ export const actionDescriptions: Record<Action, string> = {
   'dead-letters:write': 'Delete dead letters',
   'identity:read': 'List registrations, enrolment tokens (never the token itself), certificates and the identity audit trail',
   'identity:write': 'Register devices, make enrolment tokens, suspend, reset and revoke registrations, revoke certificates',
+  'twins:read': "Read devices' twins, their history, and query the fleet by twin fields",
+  'twins:write': "Change twins' desired state and tags, and the organization's twin limits",
 };
 
 export function roleAllows(role: OrgRole, action: Action): boolean {

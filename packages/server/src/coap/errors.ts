@@ -24,6 +24,8 @@ export const coapCodeOfCode: Partial<Record<ErrorCode, string>> = {
   // a store that is behind is a server that cannot serve now, not one that is broken
   'message.overloaded': '5.03',
   'service.unavailable': '5.03',
+  // a stale twin version is a failed precondition, as If-Match is over HTTP (RFC 7252 §5.9.2.9)
+  'twin.version_conflict': '4.12',
 };
 
 /** The CoAP response code of an error code. */

@@ -93,6 +93,14 @@ export const errorCodes = {
   'manufacturer_ca.exists': { kind: 'conflict', title: 'This CA is registered in the organization already' },
   'renewal.certificate_required': { kind: 'unauthenticated', title: 'A renewal is made over TLS with the device certificate it renews' },
   'renewal.certificate_inactive': { kind: 'forbidden', title: 'The certificate presented is revoked, expired or not the platform\'s' },
+
+  'twin.not_found': { kind: 'not_found', title: 'Twin not found' },
+  'twin.invalid_update': { kind: 'invalid', title: 'The twin update is not valid' },
+  'twin.version_conflict': { kind: 'conflict', title: 'The twin changed since the version given: read it again and retry' },
+  'twin.too_large': { kind: 'too_large', title: 'The twin section would be larger than the limit' },
+  'twin.forbidden_section': { kind: 'forbidden', title: 'This writer may not change this part of the twin' },
+  'twin.rate_limited': { kind: 'rate_limited', title: 'Too many twin updates from this device' },
+  'twin.invalid_query': { kind: 'invalid', title: 'The twin query is not valid' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof errorCodes;

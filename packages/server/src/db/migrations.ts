@@ -555,6 +555,18 @@ CREATE TABLE listener_certificates (
 `,
     ),
   },
+  {
+    version: 16,
+    name: 'device twins',
+    // a twin per device and name (src/twins/): its sections as JSON, one version for all of them,
+    // and every accepted change kept as history; PostgreSQL indexes the sections for fleet queries
+    sqlite: twins('TEXT NOT NULL', "TEXT NOT NULL DEFAULT '{}'", ''),
+    postgres: twins('TIMESTAMPTZ NOT NULL', "JSONB NOT NULL DEFAULT '{}'", `
+CREATE INDEX twins_reported ON twins USING GIN (reported jsonb_path_ops);
+CREATE INDEX twins_desired ON twins USING GIN (desired jsonb_path_ops);
+CREATE INDEX twins_tags ON twins USING GIN (tags jsonb_path_ops);
+`),
+  },
 ];
 
 /**
@@ -789,4 +801,42 @@ export async function migrate(db: Database, list: Migration[] = migrations): Pro
     const current = Math.max(0, ...list.map((m) => m.version));
     return { applied, current };
   });
+}
+
+function twins(ts: string, json: string, indexes: string): string {
+  return `
+CREATE TABLE twins (
+  device_id TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+  name TEXT NOT NULL,
+  org_id TEXT NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
+  version INTEGER NOT NULL,
+  desired ${json},
+  reported ${json},
+  tags ${json},
+  metadata ${json},
+  rejected ${json},
+  created_at ${ts},
+  updated_at ${ts},
+  PRIMARY KEY (device_id, name)
+);
+CREATE INDEX twins_org ON twins (org_id, name, device_id);
+CREATE TABLE twin_history (
+  device_id TEXT NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+  name TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  org_id TEXT NOT NULL,
+  actor_kind TEXT NOT NULL CHECK (actor_kind IN ('user', 'device', 'system')),
+  actor_id TEXT,
+  patch ${json},
+  created_at ${ts},
+  PRIMARY KEY (device_id, name, version)
+);
+CREATE INDEX twin_history_time ON twin_history (created_at);
+CREATE TABLE twin_settings (
+  org_id TEXT PRIMARY KEY REFERENCES organizations(id) ON DELETE CASCADE,
+  max_section_bytes INTEGER NOT NULL,
+  max_depth INTEGER NOT NULL,
+  updated_at ${ts}
+);
+${indexes}`;
 }

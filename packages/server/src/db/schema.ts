@@ -168,6 +168,14 @@ export interface ListenerCertificatesTable {
   created_at: string;
 }
 
+/** Per-organization twin limits (src/twins/); an organization without a row has the defaults. */
+export interface TwinSettingsTable {
+  org_id: string;
+  max_section_bytes: number;
+  max_depth: number;
+  updated_at: string;
+}
+
 export type RegistrationState = 'pending' | 'enrolled' | 'suspended' | 'revoked';
 
 export interface DeviceRegistrationsTable {
@@ -270,4 +278,5 @@ export interface Tables {
   device_certificates: DeviceCertificatesTable;
   identity_events: IdentityEventsTable;
   manufacturer_cas: ManufacturerCasTable;
+  twin_settings: TwinSettingsTable;
 }

@@ -29,6 +29,7 @@ import { wsRoutes } from './routes/live.js';
 import { endpointRoutes, type ListeningPorts } from './routes/endpoints.js';
 import { identityRoutes } from './routes/identity.js';
 import { estRoutes } from './routes/est.js';
+import { twinRoutes } from './routes/twins.js';
 import { installConsole, type ConsoleOptions } from './console.js';
 import websocket from '@fastify/websocket';
 import { chooseMqttSubprotocol, mqttOverWebSocket, type Broker } from '../mqtt/index.js';
@@ -144,6 +145,7 @@ export async function buildApp(platform: Platform, options: AppOptions = {}): Pr
   endpointRoutes(app, config, options.listening ?? (() => ({})), Boolean(options.mqttBroker));
   identityRoutes(app, platform, options.listening ?? (() => ({})), Boolean(options.mqttBroker));
   estRoutes(app, platform);
+  twinRoutes(app, platform);
   await installConsole(app, options.console);
   await app.register(websocket, {
     options: { maxPayload: platform.config.messageMaxSize + 64 * 1024, handleProtocols: (protocols) => chooseMqttSubprotocol(protocols) },

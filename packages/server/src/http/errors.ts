@@ -20,6 +20,8 @@ export const httpStatusOfCode: Partial<Record<ErrorCode, number>> = {
   'request.uri_too_long': 414,
   'request.headers_too_large': 431,
   'request.timeout': 408,
+  // the writer sent If-Match with a version the twin has moved past (RFC 9110 §13.1.1)
+  'twin.version_conflict': 412,
 };
 
 /** The HTTP status of an error code. */

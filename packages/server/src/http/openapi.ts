@@ -119,6 +119,7 @@ export async function installOpenApi(app: FastifyInstance, config: Config): Prom
         { name: 'groups', description: 'Groups of devices' },
         { name: 'connections', description: 'Which devices may publish or subscribe on which channels' },
         { name: 'messages', description: 'Publishing and reading messages, and the dead letters the writer set aside' },
+        { name: 'twins', description: 'Device twins: desired and reported state, their delta, history and fleet queries (docs/twins.md)' },
       ],
       components: {
         securitySchemes: {

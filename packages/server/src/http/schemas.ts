@@ -1,6 +1,7 @@
 import { STATUS_CODES } from 'node:http';
 import { Type, type Static, type TSchema } from 'typebox';
 import { AppError } from '../core/errors.js';
+import { jsonDepth } from '../core/json.js';
 import { isMetadataKey, type ListQuery } from '../db/list.js';
 
 /** RFC 9457 problem details, with our stable `code`. */
@@ -95,20 +96,6 @@ export function pageOf<K extends string>(key: K, item: TSchema) {
 export const maxMetadataBytes = 64 * 1024;
 /** Levels of objects and arrays in metadata, the top-level object included. */
 export const maxMetadataDepth = 16;
-
-/** Levels of nested objects and arrays in `value` (0 for a scalar), counted without recursion. */
-export function jsonDepth(value: unknown, stopAfter = Infinity): number {
-  let deepest = 0;
-  const stack: [unknown, number][] = [[value, 1]];
-  while (stack.length > 0) {
-    const [v, depth] = stack.pop()!;
-    if (v === null || typeof v !== 'object') continue;
-    deepest = Math.max(deepest, depth);
-    if (deepest > stopAfter) return deepest;
-    for (const child of Object.values(v)) if (child !== null && typeof child === 'object') stack.push([child, depth + 1]);
-  }
-  return deepest;
-}
 
 /** Rejects metadata nested deeper than 16 levels or larger than 64 KiB once serialised. */
 export function checkMetadata(m: Record<string, unknown> | undefined): void {

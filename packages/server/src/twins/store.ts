@@ -1,0 +1,241 @@
+import type { Database } from '../db/index.js';
+import { jsonColumn } from '../db/index.js';
+import { RawQueries } from '../db/raw.js';
+import { AppError } from '../core/errors.js';
+import type { Json, JsonObject, Rejections, Stamps } from './document.js';
+import type { TwinCondition, TwinSection } from './query.js';
+
+/** A twin as stored: its sections, their leaf stamps, the refused desired values, one version for all. */
+export interface TwinState {
+  org_id: string;
+  device_id: string;
+  name: string;
+  /** 0 for a twin never written (nothing stored yet). */
+  version: number;
+  desired: JsonObject;
+  reported: JsonObject;
+  tags: JsonObject;
+  metadata: { desired: Stamps; reported: Stamps; tags: Stamps };
+  rejected: Rejections;
+  created_at: string;
+  updated_at: string;
+}
+
+export type ActorKind = 'user' | 'device' | 'system';
+
+export interface TwinActor {
+  kind: ActorKind;
+  id?: string;
+}
+
+/** One accepted change: the patch as applied, who made it and when. */
+export interface TwinChange {
+  version: number;
+  actor: TwinActor;
+  patch: JsonObject;
+  at: string;
+}
+
+export interface TwinSettings {
+  max_section_bytes: number;
+  max_depth: number;
+}
+
+interface TwinRowRaw {
+  org_id: string;
+  device_id: string;
+  name: string;
+  version: number;
+  desired: unknown;
+  reported: unknown;
+  tags: unknown;
+  metadata: unknown;
+  rejected: unknown;
+  created_at: string;
+  updated_at: string;
+}
+
+function toState(row: TwinRowRaw): TwinState {
+  const metadata = jsonColumn<Partial<TwinState['metadata']>>(row.metadata);
+  return {
+    org_id: row.org_id,
+    device_id: row.device_id,
+    name: row.name,
+    version: Number(row.version),
+    desired: jsonColumn<JsonObject>(row.desired),
+    reported: jsonColumn<JsonObject>(row.reported),
+    tags: jsonColumn<JsonObject>(row.tags),
+    metadata: { desired: metadata.desired ?? {}, reported: metadata.reported ?? {}, tags: metadata.tags ?? {} },
+    rejected: jsonColumn<Rejections>(row.rejected),
+    created_at: row.created_at,
+    updated_at: row.updated_at,
+  };
+}
+
+const columns = 'org_id, device_id, name, version, desired, reported, tags, metadata, rejected, created_at, updated_at';
+
+/** A foreign key violation: the device went away while its twin was written. */
+function isForeignKeyError(e: unknown): boolean {
+  const err = e as { code?: string };
+  return err.code === '23503' || err.code === 'SQLITE_CONSTRAINT_FOREIGNKEY';
+}
+
+/** The twins' tables on either database. Writes are conditional on the version read: one statement (PostgreSQL) or one transaction (SQLite). */
+export class TwinStore {
+  private readonly raw: RawQueries;
+
+  constructor(private readonly db: Database) {
+    this.raw = new RawQueries(db);
+  }
+
+  async get(deviceId: string, name: string): Promise<TwinState | undefined> {
+    const [row] = await this.raw.all<TwinRowRaw>(`SELECT ${columns} FROM twins WHERE device_id = ? AND name = ?`, [deviceId, name]);
+    return row && toState(row);
+  }
+
+  /** Every twin of a device: its names, versions and when each last changed. */
+  async names(deviceId: string): Promise<{ name: string; version: number; updated_at: string }[]> {
+    const rows = await this.raw.all<{ name: string; version: number; updated_at: string }>('SELECT name, version, updated_at FROM twins WHERE device_id = ? ORDER BY name', [deviceId]);
+    return rows.map((r) => ({ name: r.name, version: Number(r.version), updated_at: r.updated_at }));
+  }
+
+  /**
+   * Stores `next` if the twin is still at `previousVersion` (0: not stored yet), with its change in
+   * the history, atomically. False when another writer got there first (nothing written).
+   */
+  async write(next: TwinState, previousVersion: number, change: TwinChange): Promise<boolean> {
+    const values = [next.version, JSON.stringify(next.desired), JSON.stringify(next.reported), JSON.stringify(next.tags), JSON.stringify(next.metadata), JSON.stringify(next.rejected), next.updated_at];
+    const history = [next.device_id, next.name, change.version, next.org_id, change.actor.kind, change.actor.id ?? null, JSON.stringify(change.patch), change.at];
+    try {
+      if (this.db.sqlite) return this.writeSqlite(next, previousVersion, values, history);
+      const j = '::jsonb';
+      const head = previousVersion === 0
+        ? `INSERT INTO twins (version, desired, reported, tags, metadata, rejected, updated_at, org_id, device_id, name, created_at) VALUES ($1, $2${j}, $3${j}, $4${j}, $5${j}, $6${j}, $7, $8, $9, $10, $7) ON CONFLICT DO NOTHING RETURNING 1`
+        : `UPDATE twins SET version = $1, desired = $2${j}, reported = $3${j}, tags = $4${j}, metadata = $5${j}, rejected = $6${j}, updated_at = $7 WHERE org_id = $8 AND device_id = $9 AND name = $10 AND version = $11 RETURNING 1`;
+      const params = [...values, next.org_id, next.device_id, next.name, ...(previousVersion === 0 ? [] : [previousVersion])];
+      const base = params.length;
+      const res = await this.db.pool!.query(
+        `WITH w AS (${head}) INSERT INTO twin_history (device_id, name, version, org_id, actor_kind, actor_id, patch, created_at) SELECT ${history.map((_, i) => `$${base + i + 1}${i === 6 ? j : ''}`).join(', ')} FROM w`,
+        [...params, ...history],
+      );
+      return res.rowCount === 1;
+    } catch (e) {
+      if (isForeignKeyError(e)) throw new AppError('device.not_found');
+      throw e;
+    }
+  }
+
+  private sqliteWrite: ((next: TwinState, previous: number, values: unknown[], history: unknown[]) => boolean) | undefined;
+
+  private writeSqlite(next: TwinState, previousVersion: number, values: unknown[], history: unknown[]): boolean {
+    if (!this.sqliteWrite) {
+      const db = this.db.sqlite!;
+      const insert = db.prepare('INSERT INTO twins (version, desired, reported, tags, metadata, rejected, updated_at, org_id, device_id, name, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING');
+      const update = db.prepare('UPDATE twins SET version = ?, desired = ?, reported = ?, tags = ?, metadata = ?, rejected = ?, updated_at = ? WHERE org_id = ? AND device_id = ? AND name = ? AND version = ?');
+      const log = db.prepare('INSERT INTO twin_history (device_id, name, version, org_id, actor_kind, actor_id, patch, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
+      const txn = db.transaction((n: TwinState, previous: number, v: unknown[], h: unknown[]) => {
+        const done = previous === 0 ? insert.run(...v, n.org_id, n.device_id, n.name, n.updated_at) : update.run(...v, n.org_id, n.device_id, n.name, previous);
+        if (done.changes === 0) return false;
+        log.run(...h);
+        return true;
+      });
+      // the message writer's thread has a connection of its own: take the write lock at BEGIN (db/database.ts)
+      this.sqliteWrite = (n, p, v, h) => txn.immediate(n, p, v, h);
+    }
+    return this.sqliteWrite(next, previousVersion, values, history);
+  }
+
+  /** Changes from `fromVersion` on (inclusive), oldest first, at most `limit`. */
+  async history(deviceId: string, name: string, fromVersion: number, limit: number): Promise<TwinChange[]> {
+    const rows = await this.raw.all<{ version: number; actor_kind: ActorKind; actor_id: string | null; patch: unknown; created_at: string }>(
+      'SELECT version, actor_kind, actor_id, patch, created_at FROM twin_history WHERE device_id = ? AND name = ? AND version >= ? ORDER BY version LIMIT ?',
+      [deviceId, name, fromVersion, limit],
+    );
+    return rows.map((r) => ({ version: Number(r.version), actor: { kind: r.actor_kind, ...(r.actor_id !== null ? { id: r.actor_id } : {}) }, patch: jsonColumn<JsonObject>(r.patch), at: r.created_at }));
+  }
+
+  /** Drops history older than `before`; the number of changes dropped. */
+  async pruneHistory(before: string): Promise<number> {
+    if (this.db.sqlite) return this.db.sqlite.prepare('DELETE FROM twin_history WHERE created_at < ?').run(before).changes;
+    return (await this.db.pool!.query('DELETE FROM twin_history WHERE created_at < $1', [before])).rowCount ?? 0;
+  }
+
+  async settings(orgId: string): Promise<TwinSettings | undefined> {
+    const row = await this.db.kysely.selectFrom('twin_settings').select(['max_section_bytes', 'max_depth']).where('org_id', '=', orgId).executeTakeFirst();
+    return row && { max_section_bytes: Number(row.max_section_bytes), max_depth: Number(row.max_depth) };
+  }
+
+  async setSettings(orgId: string, settings: TwinSettings, now: string): Promise<void> {
+    await this.db.kysely
+      .insertInto('twin_settings')
+      .values({ org_id: orgId, ...settings, updated_at: now })
+      .onConflict((oc) => oc.column('org_id').doUpdateSet({ ...settings, updated_at: now }))
+      .execute();
+  }
+
+  /** One page of an organization's twins matching every condition, by device id, with the total. */
+  async query(orgId: string, name: string | undefined, conditions: TwinCondition[], page: { offset: number; limit: number }): Promise<{ total: number; items: TwinState[] }> {
+    const params: unknown[] = [orgId];
+    const where = ['org_id = ?'];
+    if (name !== undefined) {
+      where.push('name = ?');
+      params.push(name);
+    }
+    for (const c of conditions) where.push(this.db.kind === 'postgres' ? pgCondition(c, params) : sqliteCondition(c, params));
+    const clause = where.join(' AND ');
+    const [count] = await this.raw.all<{ n: number }>(`SELECT COUNT(*) AS n FROM twins WHERE ${clause}`, params);
+    const rows = await this.raw.all<TwinRowRaw>(`SELECT ${columns} FROM twins WHERE ${clause} ORDER BY device_id, name LIMIT ? OFFSET ?`, [...params, page.limit, page.offset]);
+    return { total: Number(count?.n ?? 0), items: rows.map(toState) };
+  }
+}
+
+// Query paths hold only [A-Za-z0-9_-] keys (query.ts), so they go into the SQL text as they are.
+
+function sqlitePath(path: string[]): string {
+  return `'$${path.map((k) => `."${k}"`).join('')}'`;
+}
+
+function sqliteCondition(c: TwinCondition, params: unknown[]): string {
+  const left = `${c.section} -> ${sqlitePath(c.path)}`;
+  if (c.op === 'exists' || c.op === 'missing') return `json_type(${c.section}, ${sqlitePath(c.path)}) IS ${c.op === 'exists' ? 'NOT ' : ''}NULL`;
+  if ('ref' in c) {
+    // `->` gives each value as JSON text: equal texts are equal values of one type
+    const right = `${c.ref.section} -> ${sqlitePath(c.ref.path)}`;
+    return c.op === '=' ? `${left} = ${right}` : `${left} IS NOT ${right}`;
+  }
+  if (c.op === '=' || c.op === '!=') {
+    params.push(JSON.stringify(c.value));
+    return c.op === '=' ? `${left} = json(?)` : `${left} IS NOT json(?)`;
+  }
+  params.push((c as { value: number }).value);
+  const v = `json_extract(${c.section}, ${sqlitePath(c.path)})`;
+  return `(json_type(${c.section}, ${sqlitePath(c.path)}) IN ('integer', 'real') AND ${v} ${c.op} ?)`;
+}
+
+function pgCondition(c: TwinCondition, params: unknown[]): string {
+  const path = `'{${c.path.join(',')}}'`;
+  const left = `(${c.section} #> ${path})`;
+  if (c.op === 'exists' || c.op === 'missing') return `${left} IS ${c.op === 'exists' ? 'NOT ' : ''}NULL`;
+  if ('ref' in c) {
+    const right = `(${c.ref.section} #> '{${c.ref.path.join(',')}}')`;
+    return c.op === '=' ? `${left} = ${right}` : `${left} IS DISTINCT FROM ${right}`;
+  }
+  if (c.op === '=' || c.op === '!=') {
+    // containment finds the candidates through the GIN index; the exact comparison keeps arrays and objects whole
+    params.push(JSON.stringify(nest(c.path, c.value)));
+    const containment = `${c.section} @> ?::jsonb`;
+    params.push(JSON.stringify(c.value));
+    const exact = `${left} = ?::jsonb`;
+    return c.op === '=' ? `(${containment} AND ${exact})` : `NOT (${containment} AND ${exact})`;
+  }
+  params.push((c as { value: number }).value);
+  return `(jsonb_typeof(${left}) = 'number' AND (${c.section} #>> ${path})::double precision ${c.op} ?)`;
+}
+
+function nest(path: string[], value: Json): Json {
+  let v = value;
+  for (let i = path.length - 1; i >= 0; i--) v = { [path[i]!]: v };
+  return v;
+}
+
+export type { TwinSection };
