@@ -9,9 +9,10 @@ import { randomBytes } from 'node:crypto';
 import { isAppError } from '../core/errors.js';
 import type { Logger } from '../core/logger.js';
 import type { Caller, Enrolled, IdentityService } from '../identity/index.js';
-import { splitKey, type Broker } from './broker.js';
+import type { Broker } from './broker.js';
+import { deliverToSession } from './direct.js';
 import type { ConnectRequest, PolicyClient, PublishVerdict, SubscribeVerdict } from './policy.js';
-import { checkTopicName, topicMatches } from './topics.js';
+import { checkTopicName } from './topics.js';
 import { rc, type BrokerMessage, type ClientIdentity } from './types.js';
 
 /** The user name of a connection that comes to enrol. */
@@ -76,13 +77,7 @@ export function enrolmentTopics(deps: { identity: IdentityService; broker: () =>
       retain: false,
       properties: { contentType: 'application/json', ...(request.correlationData ? { correlationData: request.correlationData } : {}) },
     };
-    for (const [key, opts] of session.subscriptions) {
-      const { filter, group } = splitKey(key);
-      if (group !== undefined || !topicMatches(filter, topic)) continue;
-      session.deliver(message, opts.qos === 0 ? 0 : 1, false, opts.subscriptionId !== undefined ? [opts.subscriptionId] : undefined);
-      return true;
-    }
-    return false;
+    return deliverToSession(session, message);
   };
 
   return {

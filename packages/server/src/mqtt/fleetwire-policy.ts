@@ -14,6 +14,8 @@ import type { BrokerPolicy } from './policy.js';
 import { rc, type BrokerMessage, type ClientIdentity } from './types.js';
 import { enrolmentTopics } from './enrolment.js';
 import type { IdentityService } from '../identity/index.js';
+import type { TwinService } from '../twins/index.js';
+import { twinTopics } from './twins.js';
 
 /** Plain subscriptions share one feed per channel; each share group has its own. */
 function feedKey(channel: string, filter: string, group: string | undefined): string {
@@ -80,9 +82,12 @@ const cutReason = {
  * bus; the bus feeds every node's broker the channels its clients subscribe to, so a message
  * reaches each subscriber once, whichever protocol or node it came from.
  */
-export function fleetwirePolicy(deps: { authorizer: DeviceAuthorizer; messaging: MessagingService; bus: Bus; log: Logger; broker: () => Broker; accessChanges?: AccessChanges; identity?: IdentityService }): BrokerPolicy {
+export function fleetwirePolicy(deps: { authorizer: DeviceAuthorizer; messaging: MessagingService; bus: Bus; log: Logger; broker: () => Broker; accessChanges?: AccessChanges; identity?: IdentityService; twins?: TwinService }): BrokerPolicy {
   const { authorizer, messaging, bus, log } = deps;
   const enrolment = deps.identity && enrolmentTopics({ identity: deps.identity, broker: deps.broker, log });
+  const twins = deps.twins && twinTopics({ twins: deps.twins, broker: deps.broker, broadcasts: bus, log });
+  /** Device-addressed topics (`devices/<id>/…`) the policy serves itself; channels go through the bus. */
+  const deviceTopic = (topic: string) => twins !== undefined && topic.startsWith('devices/');
   /** channel → its bus subscription and how many filters use it. */
   const feeds = new Map<string, { refs: number; sub: Promise<LiveSubscription> }>();
   /**
@@ -169,6 +174,7 @@ export function fleetwirePolicy(deps: { authorizer: DeviceAuthorizer; messaging:
         return enrolment.publish(client, message, credential?.kind === 'certificate' && credential.serial !== undefined ? { deviceId: credential.deviceId, serial: credential.serial } : undefined);
       }
       if (client.identity.kind !== 'device') return { ok: false, reasonCode: rc.notAuthorized };
+      if (deviceTopic(message.topic)) return twins!.publish(client, message);
       const parsed = channelAddress(message.topic);
       if ('error' in parsed) return { ok: false, reasonCode: rc.notAuthorized, reason: parsed.error };
       const { contentType, ...kept } = message.properties ?? {};
@@ -215,6 +221,7 @@ export function fleetwirePolicy(deps: { authorizer: DeviceAuthorizer; messaging:
       const replies = enrolment?.subscribe(filter);
       if (replies) return replies;
       if (client.identity.kind !== 'device') return { ok: false, reasonCode: rc.notAuthorized, reason: 'an enrolment connection subscribes to enrolment/+ only' };
+      if (deviceTopic(filter)) return twins!.subscribe(client, filter);
       const parsed = channelAddress(filter);
       if ('error' in parsed) return { ok: false, reasonCode: rc.notAuthorized, reason: parsed.error };
       const sub = normaliseSubtopic(parsed.subtopic, true);
@@ -227,10 +234,19 @@ export function fleetwirePolicy(deps: { authorizer: DeviceAuthorizer; messaging:
       }
     },
 
+    subscribed(client, filter) {
+      if (deviceTopic(filter)) twins!.subscribed(client, filter);
+    },
+
+    connected(client) {
+      twins?.connected(client);
+    },
+
     feedsShareGroups: true,
 
     close() {
       stopListening?.();
+      twins?.close();
     },
 
     watch(filter, group) {

@@ -68,6 +68,10 @@ export interface BrokerPolicy {
   watch?(filter: string, group?: string): void | Promise<void>;
   /** The last local subscription to `filter` (or member of the share group) went away. */
   unwatch?(filter: string, group?: string): void;
+  /** A subscription was granted and SUBACK sent (after the retained messages): e.g. send what the filter is owed now. */
+  subscribed?(client: PolicyClient, filter: string): void;
+  /** A connection was accepted (CONNACK sent, what its session held resent): its session's subscriptions are in place. */
+  connected?(client: PolicyClient): void;
   /**
    * True when the policy feeds each share group on its own, so that a message reaches one member
    * across all nodes (`Broker.routeShared`); the broker's `route` then leaves share groups out.

@@ -116,4 +116,5 @@ export async function handleConnect(conn: Connection, packet: IConnectPacket): P
   // [MQTT-4.4.0-1]: resend unacknowledged messages, then what was queued
   session.resend();
   session.drain(conn.broker.clock.now());
+  broker.policy.connected?.({ clientId, identity: auth.identity });
 }

@@ -12,6 +12,7 @@ export async function handleSubscribe(conn: Connection, packet: ISubscribePacket
   if (subscriptionId === 0) return conn.disconnect(rc.protocolError, 'subscription identifier 0'); // [MQTT-3.8.2-?]
   const granted: number[] = [];
   const retainedFor: { filter: string; opts: SubscriptionOptions }[] = [];
+  const grantedFilters: string[] = [];
   let overQuota = 0;
 
   for (const s of packet.subscriptions) {
@@ -52,6 +53,7 @@ export async function handleSubscribe(conn: Connection, packet: ISubscribePacket
     const existed = session.subscriptions.has(s.topic);
     broker.subscribe(session, s.topic, filter, opts, shared ? shared.group : undefined); // replaces an identical filter [MQTT-3.8.4-3]
     granted.push(qos);
+    if (!shared) grantedFilters.push(filter);
     // Retained messages: not for shared subscriptions; rh 1 only for new ones; rh 2 never (§3.3.1.3)
     if (!shared && (opts.retainHandling === 0 || (opts.retainHandling === 1 && !existed))) retainedFor.push({ filter, opts });
   }
@@ -61,4 +63,6 @@ export async function handleSubscribe(conn: Connection, packet: ISubscribePacket
   if (conn.closed) return;
   conn.send(suback); // [MQTT-3.8.4-1]
   for (const { filter, opts } of retainedFor) await broker.sendRetained(conn, filter, opts);
+  if (conn.closed || !broker.policy.subscribed) return;
+  for (const filter of grantedFilters) broker.policy.subscribed({ clientId: conn.clientId, identity: conn.identity }, filter);
 }
