@@ -14,6 +14,9 @@ import type { CoapMetrics } from './metrics.js';
 import { decode, encode, headerOf, option, peerKey, readOptions, reset, uint, type OutOption, type Packet, type Peer, type RequestOptions } from './message.js';
 import { Observers, type Observer } from './observers.js';
 import { RecentMap } from './recent.js';
+import type { DeviceAuthorizer } from '../auth/decision.js';
+import type { TwinService } from '../twins/index.js';
+import { deltaFeed, getTwin, twinDevice, twinResource, updateTwin } from './twins.js';
 
 export interface CoapOptions extends TransmissionParameters {
   maxObserversPerAddress: number;
@@ -55,6 +58,9 @@ export interface CoapDeps {
   metrics: MessagingMetrics;
   coapMetrics: CoapMetrics;
   now(): number;
+  /** Device twins (coap/twins.ts); without them, twin paths are not served. */
+  twins?: TwinService;
+  authorizer?: DeviceAuthorizer;
 }
 
 /** Where a request goes, from its Uri-Path and Uri-Query. */
@@ -133,7 +139,10 @@ export class CoapEndpoint {
 
   private async recheck(o: Observer, client: Client): Promise<void> {
     try {
-      await this.deps.messaging.authorize(client, o.channel, 'subscribe');
+      if (o.kind === 'twin') {
+        const who = client.kind === 'device' && this.deps.authorizer ? await this.deps.authorizer.identify(client.credential) : undefined;
+        if (!who?.ok || who.device.id !== o.deviceId) throw new AppError('auth.invalid_credentials', 'the device or its credentials are no longer valid');
+      } else await this.deps.messaging.authorize(client, o.channel, 'subscribe');
     } catch (e) {
       if (!isAppError(e)) throw e;
       if (this.observers.get(o.key) !== o) return; // ended or replaced meanwhile
@@ -233,8 +242,12 @@ export class CoapEndpoint {
     const path = opts.uriPath;
     const address = parseAddress(path);
     if (!address.ok) throw new AppError('route.not_found', `CoAP resources are /${addressForms}`);
-    if (address.address.kind !== 'channel.messages') throw new AppError('route.not_found', notServed(address.address));
     const query = opts.uriQuery;
+    if (address.address.kind === 'device' && address.address.family === 'twin' && this.deps.twins) {
+      const auth = query.find((q) => q.startsWith('auth='))?.slice('auth='.length);
+      return this.twin(p, opts, peer, twinResource(address.address.device, address.address.rest), auth, `${path.join('/')}?${query.join('&')}`);
+    }
+    if (address.address.kind !== 'channel.messages') throw new AppError('route.not_found', notServed(address.address));
     const target: Target = {
       channel: address.address.channel,
       subtopic: address.address.subtopic,
@@ -249,6 +262,34 @@ export class CoapEndpoint {
       default:
         throw new CoapRefusal('4.05', 'coap.method_not_allowed', 'POST publishes, GET with Observe subscribes');
     }
+  }
+
+  /** A device's twin: GET, POST/PATCH/iPATCH (RFC 8132) an update, GET + Observe the delta (coap/twins.ts). */
+  private async twin(p: Packet, opts: RequestOptions, peer: Peer, target: ReturnType<typeof twinResource>, auth: string | undefined, uri: string): Promise<Reply> {
+    const twins = this.deps.twins!;
+    const who = await twinDevice(this.deps.authorizer!, auth, target);
+    if (p.code === '0.02' || p.code === '0.06' || p.code === '0.07') {
+      if (opts.block1 !== undefined) throw new CoapRefusal('4.13', 'coap.bad_block', 'a twin update fits one datagram: block-wise updates are not taken');
+      return updateTwin(twins, who, target, p.payload, opts.contentFormat);
+    }
+    if (p.code !== '0.01') throw new CoapRefusal('4.05', 'coap.method_not_allowed', 'GET reads (Observe the …/update/delta), POST or PATCH updates');
+    const observe = opts.observe;
+    if (observe === 1) {
+      this.observers.remove(Observers.key(peer, p.token), 'deregistered');
+      return getTwin(twins, who, target);
+    }
+    if (observe === undefined || !target.delta) return getTwin(twins, who, target);
+    if (observe !== 0) throw new CoapRefusal('4.00', 'coap.bad_observe', 'Observe must be 0 (register) or 1 (deregister)');
+    const key = Observers.key(peer, p.token);
+    if (!this.observers.get(key) && !this.observers.canAdd(peer.address)) {
+      throw new CoapRefusal('5.03', 'coap.too_many_observers', `At most ${this.options.maxObserversPerAddress} observations per address`, { maxAge: retryLaterSeconds });
+    }
+    // the answer is the delta now; the feed sends only newer versions after it (RFC 7641 §3.4)
+    const now = await getTwin(twins, who, target);
+    const since = (JSON.parse(now.payload!.toString()) as { version: number }).version;
+    const client: Client = { kind: 'device', credential: { kind: 'secret', secret: auth! } };
+    const o = await this.observers.add({ peer, token: p.token, channel: '', filter: '', uri, deviceId: who.deviceId, client, feed: deltaFeed(twins, who, target, since) });
+    return { ...now, options: [{ name: option.observe, value: uint(this.observers.nextSeq(o)) }, ...(now.options ?? [])] };
   }
 
   private client(auth: string | undefined): Client {

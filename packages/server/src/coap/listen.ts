@@ -34,7 +34,7 @@ export async function listenCoap(platform: Platform, overrides: Partial<CoapOpti
   // the gauges are read on scrape, once the endpoint exists
   const metrics: CoapMetrics = new CoapMetrics(platform.metrics, { observers: () => ep.observers.size, transfers: () => ep.transfers.size });
   const ep: CoapEndpoint = new CoapEndpoint(
-    { messaging: platform.messaging, accessChanges: platform.accessChanges, bus: platform.bus, log, metrics: platform.messagingMetrics, coapMetrics: metrics, now: () => platform.clock.now() },
+    { messaging: platform.messaging, accessChanges: platform.accessChanges, bus: platform.bus, log, metrics: platform.messagingMetrics, coapMetrics: metrics, now: () => platform.clock.now(), twins: platform.twins, authorizer: platform.authorizer },
     { ...coapOptionsFrom(config), ...overrides },
     (datagram, peer) => socket.send(datagram, peer.port, peer.address, (e) => e && log.debug({ err: e, address: peer.address }, 'CoAP send failed')),
   );

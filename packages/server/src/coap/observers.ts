@@ -18,9 +18,14 @@ const nonLifetimeMs = 145_000;
 /** Non-confirmable notifications remembered for matching RSTs, at most. */
 const maxRememberedNotifications = 65_536;
 
+/** What an observation is sent: a channel's message, or a notification the platform makes (a twin delta). */
+export type Notification = Pick<Envelope, 'id' | 'payload' | 'contentType'>;
+
 export interface Observer {
   /** Endpoint and token: what identifies an observation (RFC 7641 §3.1). */
   key: string;
+  /** A channel's messages (from the bus), or a device's twin delta (`channel` is then empty). */
+  kind: 'channel' | 'twin';
   peer: Peer;
   token: Buffer;
   channel: string;
@@ -97,20 +102,21 @@ export class Observers {
   }
 
   /** Registers an observation and subscribes it on the bus; resolves once messages flow to it. */
-  async add(spec: { peer: Peer; token: Buffer; channel: string; filter: string; uri: string; deviceId?: string; client?: Client }): Promise<Observer> {
+  /** Registers an observation of a channel (on the bus), or of what `feed` gives (`kind: 'twin'`); resolves once notifications flow to it. */
+  async add(spec: { peer: Peer; token: Buffer; channel: string; filter: string; uri: string; deviceId?: string; client?: Client; feed?: (deliver: (n: Notification) => void) => LiveSubscription }): Promise<Observer> {
     const key = Observers.key(spec.peer, spec.token);
     // RFC 7641 §4.1: a registration from the same endpoint with the same token replaces the entry
     if (this.byKey.has(key)) this.remove(key, 'replaced');
-    const { uri, deviceId, client, ...kept } = spec;
+    const { uri, deviceId, client, feed, ...kept } = spec;
     const resource = Observers.resource(spec.peer, uri);
-    const o: Observer = { key, ...kept, deviceId, client, resource, subscription: undefined, seq: 0, lastConfirmed: this.ctx.now(), confirming: false, closed: false, representation: undefined };
+    const o: Observer = { key, kind: feed ? 'twin' : 'channel', ...kept, deviceId, client, resource, subscription: undefined, seq: 0, lastConfirmed: this.ctx.now(), confirming: false, closed: false, representation: undefined };
     this.byKey.set(key, o);
     const same = this.byResource.get(resource);
     if (same) same.add(o);
     else this.byResource.set(resource, new Set([o]));
     this.perAddress.add(spec.peer.address);
     try {
-      const sub = await this.ctx.bus.subscribe(spec.channel, spec.filter, (env) => this.notify(o, env));
+      const sub = feed ? feed((n) => this.notify(o, n)) : await this.ctx.bus.subscribe(spec.channel, spec.filter, (env) => this.notify(o, env));
       if (o.closed) sub.unsubscribe();
       else o.subscription = sub;
     } catch (e) {
@@ -164,7 +170,8 @@ export class Observers {
     return true;
   }
 
-  private notify(o: Observer, env: Envelope): void {
+  /** Sends a notification to one observation (a twin delta: `feed` notifications come here too). */
+  notify(o: Observer, env: Notification): void {
     if (o.closed) return;
     const options: OutOption[] = [{ name: option.observe, value: uint(this.nextSeq(o)) }];
     const format = contentFormatOf(env.contentType);

@@ -31,12 +31,13 @@ test('formatting is the inverse of parsing', () => {
   assert.equal(channelTopic('c1', ''), 'channels/c1/messages');
 });
 
-test('device-addressed families are reserved: parsed to a typed target that edges refuse with one answer', () => {
+test('device-addressed families are parsed to a typed target; edges that do not serve one refuse it with one answer', () => {
   const twin = ok('devices/d1/twin/config');
   assert.deepEqual(twin, { kind: 'device', device: 'd1', family: 'twin', rest: ['config'] });
   assert.deepEqual(ok(['devices', 'd1', 'commands']), { kind: 'device', device: 'd1', family: 'commands', rest: [] });
   assert.equal(ok('devices/d1/events').kind, 'device');
-  assert.match(notServed(twin as Extract<Address, { kind: 'device' }>), /twin is reserved for device twins and not served yet/);
+  assert.match(notServed(twin as Extract<Address, { kind: 'device' }>), /device twins are read and written over MQTT .*, CoAP and HTTP/);
+  assert.match(notServed(ok('devices/d1/commands') as Extract<Address, { kind: 'device' }>), /commands is reserved for device commands and not served yet/);
   assert.match(refused('devices/d1/unknown'), /addresses are channels\/<channel id>\/messages/);
 });
 

@@ -7,9 +7,11 @@
  *   channels/<channel id>/messages[/<subtopic>]     a channel's messages (publish, subscribe, read)
  *   enrolment/<request|renew|accepted|rejected>     MQTT enrolment and renewal, request and replies,
  *                                                   private to the connection (docs/identity.md)
+ *   devices/<device id>/twin[/<name>][/<operation>...]  a device's twins (docs/twins.md): MQTT
+ *                                                   get/update and their replies, HTTP GET/PATCH of
+ *                                                   the twin, CoAP GET/POST and Observe of the delta
  * Reserved (parsed to a typed target so edges refuse them with one clear answer until they are
- * served; twins and commands fill them in):
- *   devices/<device id>/twin[/<name>][/<operation>...]
+ * served; commands fill them in):
  *   devices/<device id>/commands[/<command id>][/<operation>...]
  *   devices/<device id>/events[/...]
  *
@@ -69,7 +71,7 @@ export interface ChannelMessages {
   subtopic: string;
 }
 
-/** The families of device-addressed resources; reserved until the twins and commands issues serve them. */
+/** The families of device-addressed resources: `twin` is served (by MQTT, HTTP and CoAP), the others are reserved until their issues serve them. */
 export const deviceFamilies = ['twin', 'commands', 'events'] as const;
 export type DeviceFamily = (typeof deviceFamilies)[number];
 
@@ -144,5 +146,6 @@ export function channelTopic(channel: string, subtopic: string): string {
 /** Why an address is refused on an edge that does not serve it: one answer on every edge. */
 export function notServed(address: DeviceResource | EnrolmentTopic): string {
   if (address.kind === 'enrolment') return 'enrolment/… topics are MQTT only: over HTTP, POST /enrol and POST /renew';
-  return `devices/<id>/${address.family} is reserved for device ${address.family === 'twin' ? 'twins' : address.family} and not served yet`;
+  if (address.family === 'twin') return 'device twins are read and written over MQTT (devices/<id>/twin/get, …/update), CoAP and HTTP GET/PATCH /devices/<id>/twin (docs/twins.md), not here';
+  return `devices/<id>/${address.family} is reserved for device ${address.family} and not served yet`;
 }

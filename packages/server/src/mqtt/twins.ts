@@ -13,7 +13,7 @@ import type { Logger } from '../core/logger.js';
 import { parseAddress } from '../core/address.js';
 import type { Broadcasts } from '../core/broadcast.js';
 import { parseJsonText } from '../messaging/payload/json.js';
-import { defaultTwin, isObject, type JsonObject, type TwinChanged, type TwinService, type TwinUpdate } from '../twins/index.js';
+import { defaultTwin, isObject, type JsonObject, type TwinNotice, type TwinService, type TwinUpdate } from '../twins/index.js';
 import type { Broker } from './broker.js';
 import { splitKey } from './broker.js';
 import { deliverToSession } from './direct.js';
@@ -26,7 +26,7 @@ import { rc, type BrokerMessage } from './types.js';
 const maxRequestBytes = 1024 * 1024 + 4096;
 const maxClientToken = 64;
 /** Broadcast topic of twin changes between nodes. */
-const changesTopic = 'twins';
+const repliesTopic = 'twin-replies';
 
 type Operation = 'get' | 'update';
 type Reply = 'accepted' | 'rejected' | 'delta' | 'documents';
@@ -82,24 +82,10 @@ function readRequest(operation: Operation, payload: Buffer): Request | { error: 
 
 /** A reply, sent to every session of the device subscribed to its topic, on every node. */
 interface ReplyNotice {
-  kind: 'reply';
   node: string;
   device: string;
   topic: string;
   body: Record<string, unknown>;
-}
-
-/** A change as the nodes tell each other, and as the device is told it. */
-interface Notice {
-  kind: 'change';
-  node: string;
-  device: string;
-  name: string;
-  version: number;
-  /** When desired changed: the delta to send. */
-  delta?: JsonObject;
-  documents: { previous: { desired: JsonObject; reported: JsonObject }; current: { desired: JsonObject; reported: JsonObject } };
-  timestamp: number;
 }
 
 export interface TwinTopics {
@@ -158,38 +144,25 @@ export function twinTopics(deps: { twins: TwinService; broker: () => Broker; bro
     return out;
   };
 
-  const notify = (n: Notice | ReplyNotice): void => {
-    if (n.kind === 'reply') {
-      for (const session of sessionsOf(n.device)) deliverToSession(session, message(n.topic, n.body));
-      return;
-    }
-    for (const session of sessionsOf(n.device)) {
-      if (n.delta && Object.keys(n.delta).length > 0) sendDelta(session, n.device, n.name, n.version, n.delta, n.timestamp, true);
-      deliverToSession(session, message(twinTopic(n.device, n.name, 'update', 'documents'), { version: n.version, ...n.documents, timestamp: n.timestamp }));
+  const onNotice = (n: TwinNotice): void => {
+    for (const session of sessionsOf(n.deviceId)) {
+      if (n.delta && Object.keys(n.delta).length > 0) sendDelta(session, n.deviceId, n.name, n.version, n.delta, n.at, true);
+      deliverToSession(session, message(twinTopic(n.deviceId, n.name, 'update', 'documents'), { version: n.version, previous: n.previous, current: n.current, timestamp: n.at }));
     }
   };
+  const stopWatching = twins.watch(onNotice);
 
-  const onChange = (c: TwinChanged) => {
-    const n: Notice = {
-      kind: 'change', node, device: c.deviceId, name: c.name, version: c.version,
-      ...(c.desiredChanged ? { delta: c.delta } : {}),
-      documents: { previous: c.previous, current: { desired: c.twin.desired, reported: c.twin.reported } },
-      timestamp: Date.parse(c.twin.updated_at),
-    };
-    notify(n); // this node's sessions at once; the others through the bus
-    deps.broadcasts.broadcast(changesTopic, JSON.stringify(n));
+  const onReply = (n: ReplyNotice): void => {
+    for (const session of sessionsOf(n.device)) deliverToSession(session, message(n.topic, n.body));
   };
-  const stopChanges = twins.onChange(onChange);
-  const fromOthers = deps.broadcasts.onBroadcast(changesTopic, (data) => {
-    let n: Notice | ReplyNotice;
+  const fromOthers = deps.broadcasts.onBroadcast(repliesTopic, (data) => {
+    let n: ReplyNotice;
     try {
-      n = JSON.parse(data) as Notice | ReplyNotice;
+      n = JSON.parse(data) as ReplyNotice;
     } catch {
       return;
     }
-    if (n.node === node) return;
-    if (n.kind === 'change') twins.forget(n.device, n.name);
-    notify(n);
+    if (n.node !== node) onReply(n);
   });
 
   /** Sends the current delta of every twin of the device whose delta topic `filter` covers. */
@@ -235,9 +208,9 @@ export function twinTopics(deps: { twins: TwinService; broker: () => Broker; bro
       const answer = (reply: 'accepted' | 'rejected', body: Record<string, unknown>, clientToken: string | undefined) => {
         const full = { ...body, ...(clientToken !== undefined ? { client_token: clientToken } : {}) };
         if (responseTopic === undefined) {
-          const n: ReplyNotice = { kind: 'reply', node, device: deviceId, topic: twinTopic(deviceId, t.name, t.operation, reply), body: full };
-          notify(n);
-          deps.broadcasts.broadcast(changesTopic, JSON.stringify(n));
+          const n: ReplyNotice = { node, device: deviceId, topic: twinTopic(deviceId, t.name, t.operation, reply), body: full };
+          onReply(n);
+          deps.broadcasts.broadcast(repliesTopic, JSON.stringify(n));
           return;
         }
         const session = sessionOf(client);
@@ -292,7 +265,7 @@ export function twinTopics(deps: { twins: TwinService; broker: () => Broker; bro
     },
 
     close() {
-      stopChanges();
+      stopWatching();
       fromOthers.unsubscribe();
     },
   };

@@ -3,6 +3,8 @@ import type { Clock } from '../core/clock.js';
 import type { Logger } from '../core/logger.js';
 import { jsonDepth } from '../core/json.js';
 import type { AddressLimit } from '../auth/rate-limit.js';
+import type { Broadcasts } from '../core/broadcast.js';
+import { randomBytes } from 'node:crypto';
 import { computeDelta, isObject, jsonEqual, liveRejections, mergePatch, onlyRemovals, pointerTokens, stampPatch, valueAt, type Json, type JsonObject, type Rejections } from './document.js';
 import { parseConditions } from './query.js';
 import type { TwinActor, TwinChange, TwinSettings, TwinState, TwinStore } from './store.js';
@@ -71,6 +73,26 @@ export interface TwinChanged {
   rejectedNow: string[];
 }
 
+/**
+ * A change as every process hears of it (twins.watch): enough to notify the device, with no
+ * tags (the device's view). `delta` only when desired changed.
+ */
+export interface TwinNotice {
+  node: string;
+  orgId: string;
+  deviceId: string;
+  name: string;
+  version: number;
+  delta?: JsonObject;
+  previous: { desired: JsonObject; reported: JsonObject };
+  current: { desired: JsonObject; reported: JsonObject };
+  /** When the change was made, ms since the epoch. */
+  at: number;
+}
+
+/** Broadcast topic of twin changes between processes. */
+const noticeTopic = 'twins';
+
 export interface TwinServiceOptions {
   historyRetentionMs: number;
   /** Updates one device may make per `rateWindowMs`. */
@@ -126,7 +148,11 @@ export class TwinService {
   private readonly queues = new Map<string, Promise<unknown>>();
   private readonly settingsCache = new Map<string, { settings: TwinSettings; until: number }>();
   private readonly listeners = new Set<(change: TwinChanged) => void>();
+  private readonly watchers = new Set<(notice: TwinNotice) => void>();
   private pruneTimer: NodeJS.Timeout | undefined;
+  /** This process, in the notices it broadcasts: it hears its own from the bus too, and skips them. */
+  private readonly node = randomBytes(8).toString('hex');
+  private readonly fromOthers: { unsubscribe(): void } | undefined;
 
   constructor(
     private readonly store: TwinStore,
@@ -135,7 +161,39 @@ export class TwinService {
     private readonly log: Logger,
     private readonly options: TwinServiceOptions,
     private readonly rate: AddressLimit,
-  ) {}
+    private readonly broadcasts?: Broadcasts,
+  ) {
+    this.fromOthers = broadcasts?.onBroadcast(noticeTopic, (data) => {
+      let n: TwinNotice;
+      try {
+        n = JSON.parse(data) as TwinNotice;
+      } catch {
+        return;
+      }
+      if (n.node === this.node) return;
+      this.forget(n.deviceId, n.name);
+      this.tell(n);
+    });
+  }
+
+  /**
+   * Watches every change to every twin, made by any process sharing the bus (this one's at once,
+   * the others' as the bus brings them: best effort, so devices also catch up when they connect).
+   */
+  watch(watcher: (notice: TwinNotice) => void): () => void {
+    this.watchers.add(watcher);
+    return () => this.watchers.delete(watcher);
+  }
+
+  private tell(n: TwinNotice): void {
+    for (const w of this.watchers) {
+      try {
+        w(n);
+      } catch (e) {
+        this.log.error({ err: e, deviceId: n.deviceId, twin: n.name }, 'a twin watcher failed');
+      }
+    }
+  }
 
   /** Listens to every accepted change made in this process; returns the unsubscribe. */
   onChange(listener: (change: TwinChanged) => void): () => void {
@@ -311,6 +369,13 @@ export class TwinService {
         this.log.error({ err: e, deviceId, twin: name }, 'a twin change listener failed');
       }
     }
+    const notice: TwinNotice = {
+      node: this.node, orgId, deviceId, name, version: next.version,
+      ...(changed.desiredChanged ? { delta: changed.delta } : {}),
+      previous: changed.previous, current: { desired: next.desired, reported: next.reported }, at: now,
+    };
+    this.tell(notice);
+    this.broadcasts?.broadcast(noticeTopic, JSON.stringify(notice));
     return { twin: next, changed };
   }
 
@@ -374,6 +439,7 @@ export class TwinService {
   }
 
   stop(): void {
+    this.fromOthers?.unsubscribe();
     if (this.pruneTimer) clearInterval(this.pruneTimer);
     this.pruneTimer = undefined;
   }

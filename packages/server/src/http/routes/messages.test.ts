@@ -208,7 +208,7 @@ describe('HTTP publish and the readers API', () => {
     // a device that may not publish here learns that before its body is looked at, too
     const notAllowed = await publish(channel, Buffer.alloc(5000), 'application/octet-stream', `Device ${f.reader.secret}`);
     assert.equal(notAllowed.statusCode, 403);
-    // a reserved address is one answer: not served yet
+    // a device's twin is no channel: POST there publishes nothing
     const twin = await publish(`/devices/${f.device.id}/twin`, '{}', 'application/json', `Device ${f.device.secret}`);
     assert.equal(twin.statusCode, 404);
   });
