@@ -162,7 +162,8 @@ export async function createPlatform(config: Config, deps: PlatformDeps): Promis
     const groups = new GroupService(new GroupRepository(db), devices, clock);
     const connections = new ConnectionService(new ConnectionRepository(db), devices, channels, clock, invalidation);
     const metrics = new Registry();
-    const twins = new TwinService(new TwinStore(db), devices, clock, log, { historyRetentionMs: config.twinHistoryRetention, maxDeviceUpdates: config.twinDeviceRate, rateWindowMs: 10_000 }, new MemoryAddressLimiter({ maxPerAddress: config.twinDeviceRate, windowMs: 10_000 }, clock), bus);
+    // twin changes go to the other processes through the bus; an in-process bus has none to tell
+    const twins = new TwinService(new TwinStore(db), devices, clock, log, { historyRetentionMs: config.twinHistoryRetention, maxDeviceUpdates: config.twinDeviceRate, rateWindowMs: 10_000 }, new MemoryAddressLimiter({ maxPerAddress: config.twinDeviceRate, windowMs: 10_000 }, clock), bus.kind === 'nats' ? bus : undefined);
     const identityStore = new IdentityStore(db);
     const identity = new IdentityService(identityStore, keys, channels, groups, clock, log, {
       certificateDays: Math.max(1, Math.round(config.certificateLifetime / 86_400_000)),

@@ -66,7 +66,7 @@ describe('twins over CoAP', () => {
     await desire(d.id, { step: 6 });
     await eventually(() => assert.equal(seen.length, 2));
     assert.deepEqual(seen[1], { version: 6, state: { step: 6 } });
-    res.close();
+    (res as unknown as { close(): void }).close();
   });
 
   test('bad updates get the CoAP error and change nothing', async () => {

@@ -85,7 +85,7 @@ const cutReason = {
 export function fleetwirePolicy(deps: { authorizer: DeviceAuthorizer; messaging: MessagingService; bus: Bus; log: Logger; broker: () => Broker; accessChanges?: AccessChanges; identity?: IdentityService; twins?: TwinService }): BrokerPolicy {
   const { authorizer, messaging, bus, log } = deps;
   const enrolment = deps.identity && enrolmentTopics({ identity: deps.identity, broker: deps.broker, log });
-  const twins = deps.twins && twinTopics({ twins: deps.twins, broker: deps.broker, broadcasts: bus, log });
+  const twins = deps.twins && twinTopics({ twins: deps.twins, broker: deps.broker, ...(bus.kind === 'nats' ? { broadcasts: bus } : {}), log });
   /** Device-addressed topics (`devices/<id>/…`) the policy serves itself; channels go through the bus. */
   const deviceTopic = (topic: string) => twins !== undefined && topic.startsWith('devices/');
   /** channel → its bus subscription and how many filters use it. */

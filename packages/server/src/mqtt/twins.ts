@@ -98,7 +98,7 @@ export interface TwinTopics {
   close(): void;
 }
 
-export function twinTopics(deps: { twins: TwinService; broker: () => Broker; broadcasts: Broadcasts; log: Logger }): TwinTopics {
+export function twinTopics(deps: { twins: TwinService; broker: () => Broker; broadcasts?: Broadcasts; log: Logger }): TwinTopics {
   const { twins, log } = deps;
   const node = randomBytes(8).toString('hex');
   /** The last delta version each session was sent, per twin name: none older goes after it. */
@@ -155,7 +155,8 @@ export function twinTopics(deps: { twins: TwinService; broker: () => Broker; bro
   const onReply = (n: ReplyNotice): void => {
     for (const session of sessionsOf(n.device)) deliverToSession(session, message(n.topic, n.body));
   };
-  const fromOthers = deps.broadcasts.onBroadcast(repliesTopic, (data) => {
+  // other nodes' replies to this device's sessions here (no bus of other nodes: none)
+  const fromOthers = deps.broadcasts?.onBroadcast(repliesTopic, (data) => {
     let n: ReplyNotice;
     try {
       n = JSON.parse(data) as ReplyNotice;
@@ -210,7 +211,7 @@ export function twinTopics(deps: { twins: TwinService; broker: () => Broker; bro
         if (responseTopic === undefined) {
           const n: ReplyNotice = { node, device: deviceId, topic: twinTopic(deviceId, t.name, t.operation, reply), body: full };
           onReply(n);
-          deps.broadcasts.broadcast(repliesTopic, JSON.stringify(n));
+          deps.broadcasts?.broadcast(repliesTopic, JSON.stringify(n));
           return;
         }
         const session = sessionOf(client);
@@ -266,7 +267,7 @@ export function twinTopics(deps: { twins: TwinService; broker: () => Broker; bro
 
     close() {
       stopWatching();
-      fromOthers.unsubscribe();
+      fromOthers?.unsubscribe();
     },
   };
 }

@@ -1,3 +1,4 @@
+import type { Statement } from 'better-sqlite3';
 import type { Database } from '../db/index.js';
 import { jsonColumn } from '../db/index.js';
 import { RawQueries } from '../db/raw.js';
@@ -74,6 +75,19 @@ function toState(row: TwinRowRaw): TwinState {
 
 const columns = 'org_id, device_id, name, version, desired, reported, tags, metadata, rejected, created_at, updated_at';
 
+interface Pending {
+  next: TwinState;
+  previousVersion: number;
+  change: TwinChange;
+  resolve(written: boolean): void;
+  reject(e: unknown): void;
+}
+
+/** Twin writes per transaction at most. */
+const maxBatch = 500;
+/** Batches written at once: one on SQLite (one writer), a few on PostgreSQL (commits overlap). */
+const maxConcurrentBatches = (db: Database) => (db.sqlite ? 1 : 4);
+
 /** A foreign key violation: the device went away while its twin was written. */
 function isForeignKeyError(e: unknown): boolean {
   const err = e as { code?: string };
@@ -99,50 +113,113 @@ export class TwinStore {
     return rows.map((r) => ({ name: r.name, version: Number(r.version), updated_at: r.updated_at }));
   }
 
+  /** Writes waiting for the next batch, and whether one is being written. */
+  private queue: Pending[] = [];
+  private flushing = 0;
+  private scheduled = false;
+
   /**
    * Stores `next` if the twin is still at `previousVersion` (0: not stored yet), with its change in
-   * the history, atomically. False when another writer got there first (nothing written).
+   * the history, atomically. False when another writer got there first (nothing written). Writes
+   * made together go in one transaction (one commit for all: what makes thousands a second), each
+   * still conditional on its own version; a twin is in a batch once at most (the service applies
+   * one update at a time per twin).
    */
-  async write(next: TwinState, previousVersion: number, change: TwinChange): Promise<boolean> {
-    const values = [next.version, JSON.stringify(next.desired), JSON.stringify(next.reported), JSON.stringify(next.tags), JSON.stringify(next.metadata), JSON.stringify(next.rejected), next.updated_at];
-    const history = [next.device_id, next.name, change.version, next.org_id, change.actor.kind, change.actor.id ?? null, JSON.stringify(change.patch), change.at];
+  write(next: TwinState, previousVersion: number, change: TwinChange): Promise<boolean> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ next, previousVersion, change, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.queue.length === 0 || this.flushing >= maxConcurrentBatches(this.db)) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      const batch = this.queue.splice(0, maxBatch);
+      if (batch.length === 0) return;
+      this.flushing++;
+      this.writeBatch(batch).finally(() => {
+        this.flushing--;
+        this.schedule();
+      });
+      this.schedule();
+    });
+  }
+
+  /** Writes a batch in one transaction; if that fails, each write alone, so that only a bad one's writer hears of it. */
+  private async writeBatch(batch: Pending[]): Promise<void> {
     try {
-      if (this.db.sqlite) return this.writeSqlite(next, previousVersion, values, history);
-      const j = '::jsonb';
-      const head = previousVersion === 0
-        ? `INSERT INTO twins (version, desired, reported, tags, metadata, rejected, updated_at, org_id, device_id, name, created_at) VALUES ($1, $2${j}, $3${j}, $4${j}, $5${j}, $6${j}, $7, $8, $9, $10, $7) ON CONFLICT DO NOTHING RETURNING 1`
-        : `UPDATE twins SET version = $1, desired = $2${j}, reported = $3${j}, tags = $4${j}, metadata = $5${j}, rejected = $6${j}, updated_at = $7 WHERE org_id = $8 AND device_id = $9 AND name = $10 AND version = $11 RETURNING 1`;
-      const params = [...values, next.org_id, next.device_id, next.name, ...(previousVersion === 0 ? [] : [previousVersion])];
-      const base = params.length;
-      const res = await this.db.pool!.query(
-        `WITH w AS (${head}) INSERT INTO twin_history (device_id, name, version, org_id, actor_kind, actor_id, patch, created_at) SELECT ${history.map((_, i) => `$${base + i + 1}${i === 6 ? j : ''}`).join(', ')} FROM w`,
-        [...params, ...history],
-      );
-      return res.rowCount === 1;
+      const done = await this.writeMany(batch);
+      batch.forEach((p, i) => p.resolve(done[i]!));
+      return;
     } catch (e) {
-      if (isForeignKeyError(e)) throw new AppError('device.not_found');
-      throw e;
+      if (batch.length === 1) return batch[0]!.reject(isForeignKeyError(e) ? new AppError('device.not_found') : e);
+    }
+    for (const p of batch) {
+      try {
+        p.resolve((await this.writeMany([p]))[0]!);
+      } catch (e) {
+        p.reject(isForeignKeyError(e) ? new AppError('device.not_found') : e);
+      }
     }
   }
 
-  private sqliteWrite: ((next: TwinState, previous: number, values: unknown[], history: unknown[]) => boolean) | undefined;
+  private async writeMany(batch: Pending[]): Promise<boolean[]> {
+    const rows = batch.map(({ next, previousVersion, change }) => ({
+      prev: previousVersion,
+      values: [next.version, JSON.stringify(next.desired), JSON.stringify(next.reported), JSON.stringify(next.tags), JSON.stringify(next.metadata), JSON.stringify(next.rejected), next.updated_at, next.org_id, next.device_id, next.name],
+      history: [next.device_id, next.name, change.version, next.org_id, change.actor.kind, change.actor.id ?? null, JSON.stringify(change.patch), change.at],
+      created: next.created_at,
+    }));
+    if (this.db.sqlite) return this.sqliteBatch(rows);
+    const cols = (i: number) => rows.map((r) => r.values[i]);
+    const h = (i: number) => rows.map((r) => r.history[i]);
+    // one statement, one commit: the updates (version-checked), the new twins, and the history of those written
+    const res = await this.db.pool!.query(
+      `WITH v AS (
+         SELECT * FROM unnest($1::int[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[], $8::text[], $9::text[], $10::text[], $11::int[], $12::timestamptz[], $13::text[], $14::text[], $15::text[])
+           AS v(version, desired, reported, tags, metadata, rejected, updated_at, org_id, device_id, name, prev, created_at, actor_kind, actor_id, patch)
+       ),
+       u AS (
+         UPDATE twins t SET version = v.version, desired = v.desired::jsonb, reported = v.reported::jsonb, tags = v.tags::jsonb, metadata = v.metadata::jsonb, rejected = v.rejected::jsonb, updated_at = v.updated_at
+         FROM v WHERE v.prev > 0 AND t.org_id = v.org_id AND t.device_id = v.device_id AND t.name = v.name AND t.version = v.prev
+         RETURNING t.device_id, t.name
+       ),
+       i AS (
+         INSERT INTO twins (version, desired, reported, tags, metadata, rejected, updated_at, org_id, device_id, name, created_at)
+         SELECT version, desired::jsonb, reported::jsonb, tags::jsonb, metadata::jsonb, rejected::jsonb, updated_at, org_id, device_id, name, created_at FROM v WHERE v.prev = 0
+         ON CONFLICT DO NOTHING RETURNING device_id, name
+       ),
+       w AS (SELECT * FROM u UNION ALL SELECT * FROM i)
+       INSERT INTO twin_history (device_id, name, version, org_id, actor_kind, actor_id, patch, created_at)
+       SELECT v.device_id, v.name, v.version, v.org_id, v.actor_kind, v.actor_id, v.patch::jsonb, v.updated_at FROM v JOIN w ON w.device_id = v.device_id AND w.name = v.name
+       RETURNING device_id, name`,
+      [...Array.from({ length: 10 }, (_, i) => cols(i)), rows.map((r) => r.prev), rows.map((r) => r.created), h(4), h(5), h(6)],
+    );
+    const written = new Set(res.rows.map((r: { device_id: string; name: string }) => `${r.device_id}\u0000${r.name}`));
+    return batch.map((p) => written.has(`${p.next.device_id}\u0000${p.next.name}`));
+  }
 
-  private writeSqlite(next: TwinState, previousVersion: number, values: unknown[], history: unknown[]): boolean {
-    if (!this.sqliteWrite) {
-      const db = this.db.sqlite!;
-      const insert = db.prepare('INSERT INTO twins (version, desired, reported, tags, metadata, rejected, updated_at, org_id, device_id, name, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING');
-      const update = db.prepare('UPDATE twins SET version = ?, desired = ?, reported = ?, tags = ?, metadata = ?, rejected = ?, updated_at = ? WHERE org_id = ? AND device_id = ? AND name = ? AND version = ?');
-      const log = db.prepare('INSERT INTO twin_history (device_id, name, version, org_id, actor_kind, actor_id, patch, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
-      const txn = db.transaction((n: TwinState, previous: number, v: unknown[], h: unknown[]) => {
-        const done = previous === 0 ? insert.run(...v, n.org_id, n.device_id, n.name, n.updated_at) : update.run(...v, n.org_id, n.device_id, n.name, previous);
-        if (done.changes === 0) return false;
-        log.run(...h);
-        return true;
-      });
-      // the message writer's thread has a connection of its own: take the write lock at BEGIN (db/database.ts)
-      this.sqliteWrite = (n, p, v, h) => txn.immediate(n, p, v, h);
-    }
-    return this.sqliteWrite(next, previousVersion, values, history);
+  private sqliteStatements: { insert: Statement; update: Statement; log: Statement } | undefined;
+
+  private sqliteBatch(rows: { prev: number; values: unknown[]; history: unknown[]; created: string }[]): boolean[] {
+    const db = this.db.sqlite!;
+    this.sqliteStatements ??= {
+      insert: db.prepare('INSERT INTO twins (version, desired, reported, tags, metadata, rejected, updated_at, org_id, device_id, name, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING'),
+      update: db.prepare('UPDATE twins SET version = ?, desired = ?, reported = ?, tags = ?, metadata = ?, rejected = ?, updated_at = ? WHERE org_id = ? AND device_id = ? AND name = ? AND version = ?'),
+      log: db.prepare('INSERT INTO twin_history (device_id, name, version, org_id, actor_kind, actor_id, patch, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
+    };
+    const { insert, update, log } = this.sqliteStatements;
+    const txn = db.transaction(() => rows.map((r) => {
+      const done = r.prev === 0 ? insert.run(...r.values, r.created) : update.run(...r.values, r.prev);
+      if (done.changes === 0) return false;
+      log.run(...r.history);
+      return true;
+    }));
+    // the message writer's thread has a connection of its own: take the write lock at BEGIN (db/database.ts)
+    return txn.immediate();
   }
 
   /** Changes from `fromVersion` on (inclusive), oldest first, at most `limit`. */
