@@ -14,6 +14,7 @@ import { backoffDelay, definedOnly, resolveBackoff, type BackoffOptions } from '
 import { ConnectionRefusedError, FleetwireError, OutboxFullError, PublishRefusedError, SubscribeRefusedError } from './errors.js';
 import { senmlContentType, validateSenml, type SenmlPack, type SenmlRecord } from './senml.js';
 import { messageFilter, messageTopic, parseMessageTopic, topicMatches } from './topics.js';
+import { DeviceTwin, type TwinOptions } from './twin.js';
 
 export type QoS = 0 | 1 | 2;
 
@@ -157,6 +158,8 @@ interface Subscribed {
   channel: string;
   qos: QoS;
   handlers: Set<MessageHandler>;
+  /** A platform topic outside the channels (a twin's): its handlers get the topic and the bytes. */
+  raw?: Set<(topic: string, payload: Buffer) => void>;
   /** Granted in the platform's session for this client (kept across connections with `clean: false`). */
   inSession: boolean;
 }
@@ -188,6 +191,7 @@ export class FleetwireDevice extends EventEmitter<DeviceEvents> {
   /** The platform's Maximum Packet Size (MQTT 5 CONNACK), bytes; undefined: none given. */
   private maximumPacketSize: number | undefined;
   private readonly outbox = new Set<Outgoing>();
+  private readonly twins = new Map<string, DeviceTwin>();
   private readonly subscriptions = new Map<string, Subscribed>();
   /** Filters unsubscribed while offline that the platform's kept session still holds. */
   private readonly unsubscribedOffline = new Set<string>();
@@ -317,6 +321,13 @@ export class FleetwireDevice extends EventEmitter<DeviceEvents> {
     return subscription;
   }
 
+  /** The device's twin (`name` omitted: the default one) over this connection (twin.ts, docs/twins.md). */
+  twin(name = 'default', options: TwinOptions = {}): DeviceTwin {
+    let t = this.twins.get(name);
+    if (!t) this.twins.set(name, (t = new DeviceTwin(this, this.options.deviceId, name, options)));
+    return t;
+  }
+
   /**
    * Stops: no more attempts, QoS 1/2 messages not yet acknowledged are rejected with a `closed`
    * error, and a live connection ends with a DISCONNECT.
@@ -347,11 +358,55 @@ export class FleetwireDevice extends EventEmitter<DeviceEvents> {
 
   private send(channel: string, payload: Buffer, contentType: string, options: PublishOptions): Promise<void> {
     this.assertOpen();
-    const topic = messageTopic(channel, options.subtopic);
+    return this.sendTo(messageTopic(channel, options.subtopic), payload, contentType, options, true);
+  }
+
+  /**
+   * Publishes to a platform topic outside the channels (a twin's `…/get`, `…/update`), through
+   * the outbox as any QoS 1 message: sent once connected, again after a reconnection. For the
+   * SDK's own clients (twin.ts), not device programs.
+   * @internal
+   */
+  publishTopic(topic: string, payload: Buffer, options: { qos?: QoS } = {}): Promise<void> {
+    this.assertOpen();
+    // the platform reads these as JSON whatever their content type: MQTT 3.1.1 may send them too
+    return this.sendTo(topic, payload, 'application/json', options, false);
+  }
+
+  /**
+   * Calls `handler` with each message on a platform topic filter outside the channels (a twin's
+   * replies and notifications), restored on every new connection as channel subscriptions are.
+   * @internal
+   */
+  async subscribeTopic(filter: string, handler: (topic: string, payload: Buffer) => void, qos: QoS = 1): Promise<{ unsubscribe(): Promise<void> }> {
+    this.assertOpen();
+    let entry = this.subscriptions.get(filter);
+    const fresh = entry === undefined;
+    if (entry === undefined) {
+      entry = { channel: '', qos, handlers: new Set(), raw: new Set(), inSession: false };
+      this.subscriptions.set(filter, entry);
+    }
+    const raw = (entry.raw ??= new Set());
+    raw.add(handler);
+    // its removal goes through the channel path: one handler set per filter
+    const marker: MessageHandler = () => {};
+    entry.handlers.add(marker);
+    this.unsubscribedOffline.delete(filter);
+    if (fresh && this.client && this.connected) {
+      const outcome = await this.subscribeOn(this.client, filter, entry);
+      if (outcome instanceof SubscribeRefusedError) {
+        this.subscriptions.delete(filter);
+        throw outcome;
+      }
+    }
+    return { unsubscribe: async () => (raw.delete(handler), this.unsubscribe(filter, marker)) };
+  }
+
+  private sendTo(topic: string, payload: Buffer, contentType: string, options: PublishOptions, typed: boolean): Promise<void> {
     const qos = options.qos ?? 1;
     if (qos !== 0 && qos !== 1 && qos !== 2) throw new FleetwireError('invalid_options', `qos must be 0, 1 or 2, got ${String(qos)}`);
     // MQTT 3.1.1 has no Content Type property: the platform takes every message as its default type
-    if (this.options.protocolVersion === 4 && contentType !== this.options.defaultContentType) {
+    if (typed && this.options.protocolVersion === 4 && contentType !== this.options.defaultContentType) {
       throw new FleetwireError('content_type_needs_mqtt5', `MQTT 3.1.1 cannot say a message is ${contentType}: the platform would take it as ${this.options.defaultContentType}; connect with MQTT 5`);
     }
     const retain = options.retain ?? false;
@@ -486,10 +541,23 @@ export class FleetwireDevice extends EventEmitter<DeviceEvents> {
 
   private deliver(topic: string, payload: Buffer, packet: IPublishPacket): void {
     const address = parseMessageTopic(topic);
-    if (!address) return;
+    if (!address) {
+      // a platform topic (a twin's): to the SDK clients that subscribed to it
+      for (const [filter, entry] of this.subscriptions) {
+        if (!entry.raw || !topicMatches(filter, topic)) continue;
+        for (const handler of entry.raw) {
+          try {
+            handler(topic, payload);
+          } catch (e) {
+            this.report(asError(e));
+          }
+        }
+      }
+      return;
+    }
     let message: DeviceMessage | undefined;
     for (const [filter, entry] of this.subscriptions) {
-      if (!topicMatches(filter, topic)) continue;
+      if (entry.raw || !topicMatches(filter, topic)) continue;
       message ??= this.decode(address, topic, payload, packet);
       for (const handler of entry.handlers) {
         try {
