@@ -241,6 +241,32 @@ describe('fleetwire client commands', { concurrency: 3 }, () => {
     assertRefused(await u.run(['devices', 'show', device.id]), 'device.not_found');
   });
 
+  test('twin get, set, history and query: desired from the command line, reported from the device, a stale version refused', async () => {
+    const u = await signedIn();
+    await u.json(['orgs', 'create', 'Twins']);
+    assert.equal((await u.run(['orgs', 'use', 'Twins'])).code, 0);
+    const device = await u.json<{ id: string; secret: string }>(['devices', 'create', 'pump']);
+    const set = await u.json<{ version: number; delta: Record<string, unknown> }>(['twin', 'set', device.id, '{"mode":"eco"}', '--tags', '{"site":"berlin"}']);
+    assert.deepEqual([set.version, set.delta], [1, { mode: 'eco' }]);
+    // the device reports over HTTP with its own credentials
+    const reported = await fetch(`${server.api}/devices/${device.id}/twin`, { method: 'PATCH', headers: { authorization: `Device ${device.secret}`, 'content-type': 'application/json' }, body: JSON.stringify({ reported: { mode: 'eco', fw: '1.4.2' } }) });
+    assert.equal(reported.status, 200, await reported.text());
+    const twin = await u.json<{ version: number; delta: unknown; tags: unknown }>(['twin', 'get', device.id]);
+    assert.deepEqual([twin.version, twin.delta, twin.tags], [2, {}, { site: 'berlin' }]);
+    const plain = await u.run(['twin', 'get', device.id]);
+    assert.equal(plain.code, 0, plain.stderr);
+    assert.match(plain.stdout, /delta\s+\{\}/);
+    assertRefused(await u.run(['twin', 'set', device.id, '{"mode":"fast"}', '--if-version', '1']), 'twin.version_conflict');
+    assertUsage(await u.run(['twin', 'set', device.id, 'not-json']), /not JSON/);
+    const history = await u.json<{ changes: { version: number; actor: { kind: string } }[] }>(['twin', 'history', device.id]);
+    assert.deepEqual(history.changes.map((c) => [c.version, c.actor.kind]), [[1, 'user'], [2, 'device']]);
+    const found = await u.json<{ total: number; twins: { device_id: string }[] }>(['twin', 'query', 'reported.fw = 1.4.2', 'tags.site = berlin']);
+    assert.deepEqual(found.twins.map((t) => t.device_id), [device.id]);
+    assertRefused(await u.run(['twin', 'query', 'reported.fw ~ 1']), 'twin.invalid_query');
+    const named = await u.json<{ name: string; version: number }>(['twin', 'set', device.id, '{"url":"https://x/fw.bin"}', '--name', 'firmware']);
+    assert.deepEqual([named.name, named.version], ['firmware', 1]);
+  });
+
   test('list commands page through the server\'s pages with --limit, --offset and --all', async () => {
     const u = await signedIn();
     const created = await u.json<{ id: string }>(['orgs', 'create', 'paging']);

@@ -22,6 +22,7 @@ const fleet = () => import('./actions/fleet.js');
 const messages = () => import('./actions/messages.js');
 const tokens = () => import('./actions/tokens.js');
 const identity = () => import('./actions/identity.js');
+const twins = () => import('./actions/twins.js');
 
 const roles = ['owner', 'admin', 'operator', 'viewer'];
 type RevocationReason = NonNullable<NonNullable<operations['revokeCertificate']['requestBody']>['content']['application/json']['reason']>;
@@ -140,6 +141,22 @@ export function addClientCommands(cli: Command): void {
     .option('--subtopic <filter>', 'only these subtopics (+ and # wildcards allowed)')
     .option('--json', 'one JSON envelope per line (id, publisher, subtopic, content type, time, base64 payload)')
     .action(act(messages, 'subscribe'));
+
+  const tw = cli.command('twin').description("device twins: read, change desired state and tags, history, find devices by twin fields");
+  const twinName = (c: Command) => c.option('--name <twin>', 'a named twin (default: the default twin)');
+  json(twinName(withOrg(tw.command('get').description('show a device\'s twin: desired, reported, the delta between them, tags').argument('<device-id>')))).action(act(twins, 'getTwin'));
+  json(twinName(withOrg(tw.command('set').description('change desired state (a JSON merge patch: null removes a member) and tags').argument('<device-id>').argument('[desired]', 'JSON object merged into desired, e.g. \'{"mode":"eco"}\'', jsonObject))))
+    .option('--tags <json>', 'JSON object merged into the tags', jsonObject)
+    .option('--if-version <n>', 'refuse (412) when the twin moved past this version', (v) => {
+      if (!/^\d+$/.test(v)) throw new InvalidArgumentError('a version number');
+      return Number(v);
+    })
+    .action(act(twins, 'setTwin'));
+  json(twinName(withOrg(tw.command('history').description('the changes of a twin: version, when, who, the patch').argument('<device-id>'))))
+    .option('--from-version <n>', 'from this version on', (v) => Number(v))
+    .option('--limit <n>', 'at most this many changes (default 100)', (v) => Number(v))
+    .action(act(twins, 'twinHistory'));
+  pagingOptions(twinName(withOrg(tw.command('query').description('find twins whose fields match every condition, e.g. "reported.firmware.version = 1.4.2" "desired.mode != reported.mode"').argument('<condition...>')))).action(act(twins, 'queryTwins'));
 
   const msg = cli.command('messages').description('the stored messages of a channel: query, aggregate, export CSV');
   const filters = (x: Command) =>
