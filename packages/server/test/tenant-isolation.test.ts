@@ -96,6 +96,11 @@ describe('tenant isolation', () => {
       identityEvents: await read('/identity-events?limit=1000'),
       manufacturerCas: await read('/manufacturer-cas?limit=1000'),
       manufacturerCa: await read(`/manufacturer-cas/${a.manufacturerCa}`),
+      twin: await read(`/devices/${a.device}/twin`),
+      namedTwin: await read(`/devices/${a.device}/twins/config`),
+      twins: await read(`/twins?limit=1000`),
+      twinHistory: await read(`/devices/${a.device}/twin/history`),
+      twinSettings: await read('/twin-settings'),
       secretWorks: (await t.platform.authorizer.identify({ kind: 'secret', secret: a.secret })).ok,
       bobsDevices: (await t.request('GET', `/orgs/${b.org}/devices?limit=1000`, { token: bob.token })).json(),
     };
@@ -126,6 +131,9 @@ describe('tenant isolation', () => {
       'POST /orgs/:org/certificates/:serial/revoke': { reason: 'keyCompromise' },
       'POST /orgs/:org/manufacturer-cas': { name: 'planted', certificate: makerCa, serials: ['*'], channel_ids: [a.channel] },
       'PATCH /orgs/:org/manufacturer-cas/:id': { serials: ['*'], channel_ids: [a.channel] },
+      'PATCH /orgs/:org/devices/:id/twin': { desired: { hijacked: true }, tags: { owner: 'bob' } },
+      'PATCH /orgs/:org/devices/:id/twins/:name': { desired: { hijacked: true } },
+      'PUT /orgs/:org/twin-settings': { max_section_bytes: 1024, max_depth: 2 },
     };
   }
 
@@ -142,6 +150,7 @@ describe('tenant isolation', () => {
     if (name === 'org') return a.org;
     if (name === 'user_id') return alice.id;
     if (name === 'serial') return a.certificate;
+    if (name === 'name') return 'config'; // A's named twin
     const bySegment: Record<string, string> = { devices: a.device, channels: a.channel, groups: a.group, 'dead-letters': a.deadLetter, invitations: a.invitation, registrations: a.registration, 'enrolment-tokens': a.token, 'manufacturer-cas': a.manufacturerCa };
     return bySegment[segmentBefore] ?? randomUUID();
   }
@@ -178,6 +187,8 @@ describe('tenant isolation', () => {
     assert.equal(enrolled.statusCode, 201, enrolled.body);
     a.certificate = enrolled.json().serial;
     a.token = (await asAlice('POST', `/orgs/${a.org}/enrolment-tokens`, {})).id;
+    await asAlice('PATCH', `/orgs/${a.org}/devices/${a.device}/twin`, { desired: { mode: 'eco' }, tags: { site: 'a' } });
+    await asAlice('PATCH', `/orgs/${a.org}/devices/${a.device}/twins/config`, { desired: { interval: 60 } });
     a.manufacturerCa = (await asAlice('POST', `/orgs/${a.org}/manufacturer-cas`, { name: 'a-maker', certificate: makerCa, serials: ['A-*'], channel_ids: [a.channel] })).id;
 
     b.org = (await asBob('POST', '/orgs', { name: 'B' })).id;

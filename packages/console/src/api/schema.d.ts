@@ -1693,7 +1693,7 @@ export interface paths {
         };
         /**
          * A device reads its twin
-         * @description Device credentials (`Authorization: Device <secret>`, Basic `<device id>:<secret>`, or its platform certificate over HTTPS). Tags are not shown to the device.
+         * @description Device credentials (`Authorization: Device <secret>`, Basic `<device id>:<secret>`, or its platform certificate over HTTPS): tags are not shown. A user's Bearer token with `twins:read` in the device's organization reads it too, tags included.
          */
         get: operations["getOwnTwin"];
         put?: never;
@@ -1717,7 +1717,7 @@ export interface paths {
         };
         /**
          * A device reads its named twin
-         * @description Device credentials (`Authorization: Device <secret>`, Basic `<device id>:<secret>`, or its platform certificate over HTTPS). Tags are not shown to the device.
+         * @description Device credentials (`Authorization: Device <secret>`, Basic `<device id>:<secret>`, or its platform certificate over HTTPS): tags are not shown. A user's Bearer token with `twins:read` in the device's organization reads it too, tags included.
          */
         get: operations["getOwnNamedTwin"];
         put?: never;

@@ -251,6 +251,11 @@ export class TwinService {
     return this.view(await this.state(orgId, deviceId, name, { trustedDevice }), audience);
   }
 
+  /** The organization a device is in (undefined: no such device). */
+  orgOfDevice(deviceId: string): Promise<string | undefined> {
+    return this.store.orgOfDevice(deviceId);
+  }
+
   /** A device's twins: the default one always, then the named ones. */
   async list(orgId: string, deviceId: string): Promise<{ name: string; version: number; updated_at?: string }[]> {
     await this.devices.get(orgId, deviceId);

@@ -107,6 +107,12 @@ export class TwinStore {
     return row && toState(row);
   }
 
+  /** The organization of a device, by its id alone (a user reaching a device's own paths). */
+  async orgOfDevice(deviceId: string): Promise<string | undefined> {
+    const [row] = await this.raw.all<{ org_id: string }>('SELECT org_id FROM devices WHERE id = ?', [deviceId]);
+    return row?.org_id;
+  }
+
   /** Every twin of a device: its names, versions and when each last changed. */
   async names(deviceId: string): Promise<{ name: string; version: number; updated_at: string }[]> {
     const rows = await this.raw.all<{ name: string; version: number; updated_at: string }>('SELECT name, version, updated_at FROM twins WHERE device_id = ? ORDER BY name', [deviceId]);

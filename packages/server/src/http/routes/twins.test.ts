@@ -83,7 +83,13 @@ describe('twins over HTTP', () => {
     assertProblem(await asDevice(d, 'PATCH', '', { tags: { a: 1 } }), 400, 'request.invalid');
     const other = await device('other');
     assertProblem(await t.request('GET', `/devices/${other.id}/twin`, { headers: { authorization: `Device ${d.secret}` } }), 404, 'device.not_found');
-    assertProblem(await t.request('GET', `/devices/${d.id}/twin`, { token: alice.token }), 403, 'auth.forbidden');
+    // a member's token reads the device's own path (tags included) but does not write there
+    const byUser = await t.request('GET', `/devices/${d.id}/twin`, { token: alice.token });
+    assert.equal(byUser.statusCode, 200, byUser.body);
+    assert.deepEqual(byUser.json().tags, {});
+    assertProblem(await t.request('PATCH', `/devices/${d.id}/twin`, { token: alice.token, body: { reported: { a: 1 } } }), 403, 'auth.forbidden');
+    const outsider = await t.user(`outsider-${d.id}@example.com`);
+    assertProblem(await t.request('GET', `/devices/${d.id}/twin`, { token: outsider.token }), 404, 'device.not_found');
     assertProblem(await t.request('GET', `/devices/${d.id}/twin`, { headers: { authorization: 'Device wrong' } }), 401, 'auth.invalid_credentials');
     assert.equal((await asUser('GET', `/devices/${d.id}/twin`)).json().version, 0, 'nothing was applied');
   });

@@ -2,7 +2,8 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { Platform } from '../../platform.js';
-import { AppError } from '../../core/errors.js';
+import { AppError, isAppError } from '../../core/errors.js';
+import { isUuid } from '../../core/ids.js';
 import { orgOf } from '../auth.js';
 import { certificateOf, clientFromAuthorization } from '../credentials.js';
 import { Offset, OrgIdParams, OrgParams, Timestamp, problems } from '../schemas.js';
@@ -193,36 +194,55 @@ export function twinRoutes(fastify: FastifyInstance, platform: Platform): void {
     },
   }, async (req) => twins.setSettings(orgOf(req).orgId, req.body));
 
-  // the device's own side: its credentials, its own twins
-  const deviceOf = async (req: FastifyRequest<{ Params: { id: string } }>): Promise<{ orgId: string; deviceId: string }> => {
+  // the device's own side: its credentials, its own twins. A user's token is taken too (the
+  // twin as the service side sees it, reading only), as on the channels' message paths; who
+  // may not see the device gets 404 before the body is looked at.
+  interface Caller { orgId: string; deviceId: string; audience: Audience; user?: true }
+  const callers = new WeakMap<FastifyRequest, Caller>();
+  const identifyCaller = async (req: FastifyRequest): Promise<void> => {
+    const id = (req.params as { id: string }).id;
     const client = await clientFromAuthorization(req.headers.authorization, platform.auth, certificateOf(req, platform.trust.current()));
-    if (client.kind !== 'device') throw new AppError('auth.forbidden', 'devices read and write their own twin here; users and apps use /orgs/{org}/devices/{id}/twin');
+    if (client.kind === 'user') {
+      const orgId = isUuid(id) ? await twins.orgOfDevice(id) : undefined;
+      try {
+        if (!orgId) throw new AppError('org.not_found');
+        await platform.orgs.authorize(client.principal, orgId, 'twins:read');
+      } catch (e) {
+        if (isAppError(e) && e.code === 'org.not_found') throw new AppError('device.not_found');
+        throw e;
+      }
+      callers.set(req, { orgId, deviceId: id, audience: 'service', user: true });
+      return;
+    }
+    if (client.kind !== 'device') throw new AppError('auth.required');
     const who = await platform.authorizer.identify(client.credential);
     if (!who.ok) throw new AppError(who.reason === 'device_disabled' ? 'message.device_disabled' : 'auth.invalid_credentials');
     // another device's twin does not exist for this one
-    if (who.device.id !== req.params.id) throw new AppError('device.not_found', 'a device reads and writes its own twin only');
-    return { orgId: who.device.orgId, deviceId: who.device.id };
+    if (who.device.id !== id) throw new AppError('device.not_found', 'a device reads and writes its own twin only');
+    callers.set(req, { orgId: who.device.orgId, deviceId: who.device.id, audience: 'device' });
   };
-  const deviceAudience: Audience = 'device';
+  const deviceOf = (req: FastifyRequest): Caller => callers.get(req)!;
   for (const named of [false, true]) {
     const path = named ? '/devices/:id/twin/:name' : '/devices/:id/twin';
     const nameOf = (p: { name?: string }) => p.name ?? defaultTwin;
     app.get(path, {
       config: { auth: 'device' },
+      preValidation: identifyCaller,
       schema: {
         operationId: named ? 'getOwnNamedTwin' : 'getOwnTwin',
         tags: ['twins'],
         summary: `A device reads its ${named ? 'named twin' : 'twin'}`,
-        description: 'Device credentials (`Authorization: Device <secret>`, Basic `<device id>:<secret>`, or its platform certificate over HTTPS). Tags are not shown to the device.',
+        description: 'Device credentials (`Authorization: Device <secret>`, Basic `<device id>:<secret>`, or its platform certificate over HTTPS): tags are not shown. A user\'s Bearer token with `twins:read` in the device\'s organization reads it too, tags included.',
         params: named ? DeviceNameParams : DeviceParams,
         response: { 200: TwinSchema, ...problems(401, 403, 404) },
       },
     }, async (req, reply) => {
-      const { orgId, deviceId } = await deviceOf(req);
-      return send(reply, await twins.get(orgId, deviceId, nameOf(req.params as { name?: string }), deviceAudience, true));
+      const { orgId, deviceId, audience } = deviceOf(req);
+      return send(reply, await twins.get(orgId, deviceId, nameOf(req.params as { name?: string }), audience, audience === 'device'));
     });
     app.patch(path, {
       config: { auth: 'device' },
+      preValidation: identifyCaller,
       schema: {
         operationId: named ? 'reportOwnNamedTwin' : 'reportOwnTwin',
         tags: ['twins'],
@@ -234,10 +254,11 @@ export function twinRoutes(fastify: FastifyInstance, platform: Platform): void {
         response: { 200: TwinSchema, ...problems(400, 401, 403, 404, 412, 413, 429) },
       },
     }, async (req, reply) => {
-      const { orgId, deviceId } = await deviceOf(req);
+      const { orgId, deviceId, user } = deviceOf(req);
+      if (user) throw new AppError('auth.forbidden', 'users and apps change desired state and tags at PATCH /orgs/{org}/devices/{id}/twin; this path is the device\'s');
       const { version, ...update } = req.body;
       const { twin } = await twins.update(orgId, deviceId, nameOf(req.params as { name?: string }), update as TwinUpdate, { actor: { kind: 'device', id: deviceId }, version: versionOf(req.headers['if-match'], version), trustedDevice: true });
-      return send(reply, twins.view(twin, deviceAudience));
+      return send(reply, twins.view(twin, 'device'));
     });
   }
 }
