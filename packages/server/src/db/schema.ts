@@ -247,6 +247,19 @@ export interface IdentityEventsTable {
   created_at: string;
 }
 
+export interface FleetEventsTable {
+  id: string;
+  org_id: string;
+  type: string;
+  actor_kind: 'user' | 'device' | 'system';
+  actor_id: string | null;
+  subject_kind: string;
+  subject_id: string;
+  /** JSON object (text on SQLite). */
+  data: unknown;
+  created_at: string;
+}
+
 export interface Tables {
   users: UsersTable;
   organizations: OrganizationsTable;
@@ -270,4 +283,5 @@ export interface Tables {
   device_certificates: DeviceCertificatesTable;
   identity_events: IdentityEventsTable;
   manufacturer_cas: ManufacturerCasTable;
+  fleet_events: FleetEventsTable;
 }
