@@ -25,10 +25,11 @@ export const actions = [
   'dead-letters:write',
   'identity:read',
   'identity:write',
+  'events:read',
 ] as const;
 export type Action = (typeof actions)[number];
 
-const read: Action[] = ['org:read', 'members:read', 'devices:read', 'channels:read', 'groups:read', 'connections:read', 'messages:read', 'identity:read'];
+const read: Action[] = ['org:read', 'members:read', 'devices:read', 'channels:read', 'groups:read', 'connections:read', 'messages:read', 'identity:read', 'events:read'];
 const operate: Action[] = [...read, 'devices:write', 'channels:write', 'groups:write', 'connections:write', 'messages:publish', 'identity:write'];
 const administer: Action[] = [...operate, 'org:update', 'members:write', 'dead-letters:read', 'dead-letters:write'];
 
@@ -59,6 +60,7 @@ export const actionDescriptions: Record<Action, string> = {
   'dead-letters:write': 'Delete dead letters',
   'identity:read': 'List registrations, enrolment tokens (never the token itself), certificates and the identity audit trail',
   'identity:write': 'Register devices, make enrolment tokens, suspend, reset and revoke registrations, revoke certificates',
+  'events:read': "List and follow the organization's fleet events and audit log (HTTP, WebSocket, MQTT)",
 };
 
 export function roleAllows(role: OrgRole, action: Action): boolean {

@@ -2,9 +2,10 @@ import type { Broadcasts } from '../core/broadcast.js';
 import { iso, type Clock } from '../core/clock.js';
 import { uuidv7 } from '../core/ids.js';
 import type { Logger } from '../core/logger.js';
-import type { EventStore } from './store.js';
+import type { EventQuery, EventStore } from './store.js';
 import { toRow } from './store.js';
 import type { EventRecorder, FleetEvent, NewEvent } from './types.js';
+import type { FleetEventsTable } from '../db/schema.js';
 
 /** The broadcast topic live events travel on between processes (a batch of events, JSON, per message). */
 export const eventsTopic = 'fleet-events';
@@ -36,7 +37,7 @@ export type EventListener = (event: FleetEvent) => void;
  * once; the table is the record.
  */
 export class EventLog implements EventRecorder {
-  private buffer: FleetEvent[] = [];
+  private buffer: FleetEventsTable[] = [];
   private outgoing: FleetEvent[] = [];
   private outgoingScheduled = false;
   private flushTimer: NodeJS.Timeout | undefined;
@@ -75,7 +76,8 @@ export class EventLog implements EventRecorder {
         subject: { kind: input.subject.kind, id: input.subject.id },
         data: input.data ?? {},
       };
-      this.buffer.push(event);
+      // serialised now: data that is no JSON is the caller's mistake, refused here rather than in a batch
+      this.buffer.push(toRow(event, JSON.stringify(event.data)));
       if (this.buffer.length > this.options.maxBuffered) {
         const over = this.buffer.length - this.options.maxBuffered;
         this.buffer.splice(0, over);
@@ -102,6 +104,12 @@ export class EventLog implements EventRecorder {
   onEvent(listener: EventListener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  /** One page of an organization's stored events; what this process recorded until now is in it. */
+  async list(orgId: string, q: EventQuery): Promise<{ total: number; items: FleetEvent[] }> {
+    await this.flush();
+    return this.store.list(orgId, q);
   }
 
   /** Writes what is buffered; resolves once it is written (or was given up on, and logged). */
@@ -145,7 +153,7 @@ export class EventLog implements EventRecorder {
   private async writeAll(): Promise<void> {
     while (this.buffer.length > 0) {
       const batch = this.buffer.splice(0, this.options.batchSize);
-      const rows = batch.map(toRow);
+      const rows = batch;
       try {
         await this.store.insertMany(rows);
       } catch (e) {

@@ -20,8 +20,9 @@ export interface EventQuery {
   order?: 'desc' | 'asc';
 }
 
-export function toRow(e: FleetEvent): FleetEventsTable {
-  return { id: e.id, org_id: e.org_id, type: e.type, actor_kind: e.actor.kind, actor_id: e.actor.id, subject_kind: e.subject.kind, subject_id: e.subject.id, data: JSON.stringify(e.data), created_at: e.time };
+/** The row of an event, its data serialised already. */
+export function toRow(e: FleetEvent, data: string): FleetEventsTable {
+  return { id: e.id, org_id: e.org_id, type: e.type, actor_kind: e.actor.kind, actor_id: e.actor.id, subject_kind: e.subject.kind, subject_id: e.subject.id, data, created_at: e.time };
 }
 
 function toEvent(r: FleetEventsTable): FleetEvent {
@@ -63,7 +64,7 @@ export class EventStore {
     if (q.types && (q.types.exact.length > 0 || q.types.prefixes.length > 0)) {
       const { exact, prefixes } = q.types;
       if (!prefixes.includes('')) {
-        base = base.where((eb) => eb.or([...(exact.length > 0 ? [eb('type', 'in', exact)] : []), ...prefixes.map((p) => eb(sql<boolean>`type LIKE ${prefixPattern(p)} ESCAPE '\\'`, '=', true))]));
+        base = base.where((eb) => eb.or([...(exact.length > 0 ? [eb('type', 'in', exact)] : []), ...prefixes.map((p) => sql<boolean>`type LIKE ${prefixPattern(p)} ESCAPE '\\'`)]));
       }
     }
     if (q.device !== undefined) base = base.where('subject_kind', '=', 'device').where('subject_id', '=', q.device);

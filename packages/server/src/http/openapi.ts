@@ -119,6 +119,7 @@ export async function installOpenApi(app: FastifyInstance, config: Config): Prom
         { name: 'groups', description: 'Groups of devices' },
         { name: 'connections', description: 'Which devices may publish or subscribe on which channels' },
         { name: 'messages', description: 'Publishing and reading messages, and the dead letters the writer set aside' },
+        { name: 'events', description: "The organization's fleet events and audit log, stored and live" },
       ],
       components: {
         securitySchemes: {
