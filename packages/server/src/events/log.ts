@@ -28,6 +28,12 @@ export const defaultEventLogOptions: EventLogOptions = { batchSize: 500, flushIn
 /** Largest broadcast of live events, bytes: NATS takes 1 MiB per message by default. */
 const maxBroadcastBytes = 256 * 1024;
 
+/** The id after a UUID v7 in sort order: its last 48 random bits plus one (they are not all ones in practice). */
+function following(id: string): string {
+  const tail = Number.parseInt(id.slice(24), 16);
+  return tail >= 0xffffffffffff ? id : id.slice(0, 24) + (tail + 1).toString(16).padStart(12, '0');
+}
+
 export type EventListener = (event: FleetEvent) => void;
 
 /**
@@ -46,6 +52,8 @@ export class EventLog implements EventRecorder {
   private readonly listeners = new Set<EventListener>();
   private readonly subscription: { unsubscribe(): void };
   private closed = false;
+  /** The last id given: ids of one process increase, so events of the same millisecond list in the order recorded. */
+  private lastId = '';
   /** Events lost: refused by the database (their organization is gone) or dropped while it was away. */
   dropped = 0;
 
@@ -67,8 +75,11 @@ export class EventLog implements EventRecorder {
     try {
       if (this.closed) return;
       const now = this.clock.now();
+      let id = uuidv7(now);
+      if (id <= this.lastId) id = following(this.lastId);
+      this.lastId = id;
       const event: FleetEvent = {
-        id: uuidv7(now),
+        id,
         org_id: input.orgId,
         type: input.type,
         time: iso(now),
