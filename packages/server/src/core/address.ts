@@ -7,6 +7,8 @@
  *   channels/<channel id>/messages[/<subtopic>]     a channel's messages (publish, subscribe, read)
  *   enrolment/<request|renew|accepted|rejected>     MQTT enrolment and renewal, request and replies,
  *                                                   private to the connection (docs/identity.md)
+ *   orgs/<org id>/events[/<kind>/<verb>/<subject>]   an organization's fleet events (subscribe
+ *                                                   only, MQTT; docs/events.md)
  * Reserved (parsed to a typed target so edges refuse them with one clear answer until they are
  * served; twins and commands fill them in):
  *   devices/<device id>/twin[/<name>][/<operation>...]
@@ -92,7 +94,15 @@ export interface EnrolmentTopic {
   operation: EnrolmentOperation;
 }
 
-export type Address = ChannelMessages | DeviceResource | EnrolmentTopic;
+/** `orgs/<org>/events[/<rest>]`: an organization's fleet events, `<kind>/<verb>/<subject id>` for event type `<kind>.<verb>`. */
+export interface OrgEvents {
+  kind: 'org.events';
+  org: string;
+  /** The segments after `events`, as sent. */
+  rest: string[];
+}
+
+export type Address = ChannelMessages | DeviceResource | EnrolmentTopic | OrgEvents;
 
 export type AddressResult = { ok: true; address: Address } | { ok: false; error: string };
 
@@ -122,6 +132,10 @@ export function parseAddress(address: string | readonly string[], options: { ws?
   if (root === 'enrolment' && segments.length === 2 && (enrolmentOperations as readonly string[]).includes(id!)) {
     return { ok: true, address: { kind: 'enrolment', operation: id as EnrolmentOperation } };
   }
+  if (root === 'orgs' && id && family === 'events') {
+    if (id === '+' || id === '#') return { ok: false, error: 'an organization id may not be a wildcard' };
+    return { ok: true, address: { kind: 'org.events', org: id, rest: segments.slice(3) } };
+  }
   if (root === 'devices' && id && family !== undefined && isFamily(family)) {
     if (id === '+' || id === '#') return { ok: false, error: 'a device id may not be a wildcard' };
     return { ok: true, address: { kind: 'device', device: id, family, rest: segments.slice(3) } };
@@ -133,6 +147,7 @@ export function parseAddress(address: string | readonly string[], options: { ws?
 export function formatAddress(address: Address): string {
   if (address.kind === 'channel.messages') return address.subtopic ? `channels/${address.channel}/messages/${address.subtopic}` : `channels/${address.channel}/messages`;
   if (address.kind === 'enrolment') return `enrolment/${address.operation}`;
+  if (address.kind === 'org.events') return ['orgs', address.org, 'events', ...address.rest].join('/');
   return ['devices', address.device, address.family, ...address.rest].join('/');
 }
 
@@ -142,7 +157,8 @@ export function channelTopic(channel: string, subtopic: string): string {
 }
 
 /** Why an address is refused on an edge that does not serve it: one answer on every edge. */
-export function notServed(address: DeviceResource | EnrolmentTopic): string {
+export function notServed(address: DeviceResource | EnrolmentTopic | OrgEvents): string {
   if (address.kind === 'enrolment') return 'enrolment/… topics are MQTT only: over HTTP, POST /enrol and POST /renew';
+  if (address.kind === 'org.events') return 'orgs/<id>/events is subscribed to over MQTT with a user token; over HTTP, GET /orgs/<id>/events and the WebSocket /ws/orgs/<id>/events';
   return `devices/<id>/${address.family} is reserved for device ${address.family === 'twin' ? 'twins' : address.family} and not served yet`;
 }

@@ -14,6 +14,7 @@ import type { BrokerPolicy } from './policy.js';
 import { rc, type BrokerMessage, type ClientIdentity } from './types.js';
 import { enrolmentTopics } from './enrolment.js';
 import type { IdentityService } from '../identity/index.js';
+import { eventTopics, type EventTopicDeps } from './events.js';
 
 /** Plain subscriptions share one feed per channel; each share group has its own. */
 function feedKey(channel: string, filter: string, group: string | undefined): string {
@@ -80,9 +81,10 @@ const cutReason = {
  * bus; the bus feeds every node's broker the channels its clients subscribe to, so a message
  * reaches each subscriber once, whichever protocol or node it came from.
  */
-export function fleetwirePolicy(deps: { authorizer: DeviceAuthorizer; messaging: MessagingService; bus: Bus; log: Logger; broker: () => Broker; accessChanges?: AccessChanges; identity?: IdentityService }): BrokerPolicy {
+export function fleetwirePolicy(deps: { authorizer: DeviceAuthorizer; messaging: MessagingService; bus: Bus; log: Logger; broker: () => Broker; accessChanges?: AccessChanges; identity?: IdentityService; events?: Omit<EventTopicDeps, 'broker' | 'log'> }): BrokerPolicy {
   const { authorizer, messaging, bus, log } = deps;
   const enrolment = deps.identity && enrolmentTopics({ identity: deps.identity, broker: deps.broker, log });
+  const events = deps.events && eventTopics({ ...deps.events, broker: deps.broker, log });
   /** channel → its bus subscription and how many filters use it. */
   const feeds = new Map<string, { refs: number; sub: Promise<LiveSubscription> }>();
   /**
@@ -146,6 +148,8 @@ export function fleetwirePolicy(deps: { authorizer: DeviceAuthorizer; messaging:
       const { username, password, meta } = req;
       const enrolling = enrolment?.authenticate(req);
       if (enrolling) return enrolling;
+      const following = events?.authenticate(req);
+      if (following) return following;
       let result;
       if (meta.certificateCn) {
         if (username && username !== meta.certificateCn) return { ok: false, reasonCode: rc.badUsernameOrPassword, reason: 'the username does not match the certificate' };
@@ -214,6 +218,9 @@ export function fleetwirePolicy(deps: { authorizer: DeviceAuthorizer; messaging:
       // enrolment replies: every connection's own (a device's renewals, an enrolling connection's only topics)
       const replies = enrolment?.subscribe(filter);
       if (replies) return replies;
+      // fleet events: a user token connection's only topics
+      const eventVerdict = events?.subscribe(client, filter);
+      if (eventVerdict) return eventVerdict;
       if (client.identity.kind !== 'device') return { ok: false, reasonCode: rc.notAuthorized, reason: 'an enrolment connection subscribes to enrolment/+ only' };
       const parsed = channelAddress(filter);
       if ('error' in parsed) return { ok: false, reasonCode: rc.notAuthorized, reason: parsed.error };
@@ -231,6 +238,7 @@ export function fleetwirePolicy(deps: { authorizer: DeviceAuthorizer; messaging:
 
     close() {
       stopListening?.();
+      events?.close();
     },
 
     watch(filter, group) {
