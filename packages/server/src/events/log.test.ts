@@ -1,10 +1,13 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { repositoryRoot } from '../../scripts/docs-content.js';
 import { startTestPlatform, type TestPlatform } from '../../test/helpers/platform.js';
 import { eventually } from '../../test/helpers/eventually.js';
 import { MemoryBus } from '../messaging/memory-bus.js';
 import { uuidv7 } from '../core/ids.js';
-import { eventTypes, parseTypeFilter, type FleetEvent } from './index.js';
+import { eventTypeTable, eventTypes, parseTypeFilter, type FleetEvent } from './index.js';
 
 describe('fleet event log', () => {
   let t: TestPlatform;
@@ -118,4 +121,9 @@ describe('fleet events across nodes', () => {
       await bus.close();
     }
   });
+});
+
+test('docs/events.md lists every event type with its meaning, as src/events/types.ts does', () => {
+  const doc = readFileSync(join(repositoryRoot, 'docs/events.md'), 'utf8');
+  assert.ok(doc.includes(eventTypeTable()), 'the table of docs/events.md is out of date: paste eventTypeTable() from src/events/types.ts');
 });

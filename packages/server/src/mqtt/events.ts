@@ -23,7 +23,8 @@ export const tokenUsername = 'token';
 /** The topic an event is sent on. */
 export function eventTopic(event: FleetEvent): string {
   const dot = event.type.indexOf('.');
-  const safe = (s: string) => (/^[^/+#\u0000]+$/.test(s) ? s : '_');
+  // a subject id is one topic level: never a separator or a wildcard [MQTT-4.7.1-1], never U+0000 [MQTT-4.7.3-2]
+  const safe = (s: string) => (s.length > 0 && !/[/+#]/.test(s) && !s.includes('\u0000') ? s : '_');
   return `orgs/${event.org_id}/events/${event.type.slice(0, dot)}/${event.type.slice(dot + 1)}/${safe(event.subject.id)}`;
 }
 
