@@ -7,7 +7,8 @@ import { Link, useLocation, useSearch } from 'wouter';
 import { api, currentToken, renewSession } from '../api/client';
 import type { paths } from '../api/schema';
 import { useOrg } from '../app';
-import { ErrorNote, formatTime, searchOf, useLoad, useTitle } from '../ui';
+import { useSession } from '../session';
+import { ErrorNote, formatTime, searchOf, useDeviceNames, useLoad, useTitle } from '../ui';
 import { Pager, pageSize } from './pager';
 
 type FleetEvent = paths['/orgs/{org}/events']['get']['responses'][200]['content']['application/json']['events'][number];
@@ -69,17 +70,22 @@ function useLiveEvents(orgId: string, view: View, on: boolean): { events: FleetE
   return { events, state, reason };
 }
 
+/** An id shortened to its end: UUID v7s of one moment share their beginning (the time). */
+const short = (id: string) => `…${id.slice(-8)}`;
+
 /** Who did it, in words. */
-function actorWords(e: FleetEvent): string {
+function actorWords(e: FleetEvent, me: string | undefined): string {
   if (e.actor.kind === 'system') return 'the platform';
-  return e.actor.id ? `${e.actor.kind} ${e.actor.id.slice(0, 8)}…` : e.actor.kind;
+  if (!e.actor.id) return e.actor.kind;
+  return e.actor.kind === 'user' && e.actor.id === me ? 'you' : `${e.actor.kind} ${short(e.actor.id)}`;
 }
 
-/** What it is about: a link to a device, channel or group page, the kind and id otherwise. */
-function SubjectLink({ e }: { e: FleetEvent }) {
+/** What it is about: a link to a device (by its name), channel or group page, the kind and id otherwise. */
+function SubjectLink({ e, names }: { e: FleetEvent; names: Map<string, string> }) {
   const pages: Record<string, string> = { device: 'devices', channel: 'channels', group: 'groups' };
   const page = pages[e.subject.kind];
-  const text = `${e.subject.kind} ${e.subject.id.slice(0, 8)}…`;
+  const name = e.subject.kind === 'device' ? names.get(e.subject.id) : undefined;
+  const text = name ? `device ${name}` : `${e.subject.kind} ${short(e.subject.id)}`;
   if (!page || e.type.endsWith('.deleted')) return <span title={e.subject.id}>{text}</span>;
   return (
     <Link href={`/${page}/${e.subject.id}`} title={e.subject.id}>
@@ -95,15 +101,15 @@ function detail(e: FleetEvent): string {
   return [call, ...facts].filter(Boolean).join(' · ');
 }
 
-function EventRow({ e, live }: { e: FleetEvent; live?: boolean }) {
+function EventRow({ e, live, names, me }: { e: FleetEvent; live?: boolean; names: Map<string, string>; me: string | undefined }) {
   return (
     <tr className={live ? 'fresh' : undefined}>
       <td className="nowrap">{formatTime(e.time)}</td>
       <td data-testid="fleet-event">{e.type}</td>
       <td>
-        <SubjectLink e={e} />
+        <SubjectLink e={e} names={names} />
       </td>
-      <td className="optional">{actorWords(e)}</td>
+      <td className="optional">{actorWords(e, me)}</td>
       <td className="reason">{detail(e)}</td>
     </tr>
   );
@@ -122,6 +128,8 @@ export function FleetEvents() {
   // live on the first page only: later pages are history
   const live = useLiveEvents(org.id, view, view.offset === 0 && !stored.error);
   useTitle(`Events · ${org.name}`);
+  const { user } = useSession();
+  const names = useDeviceNames(org.id, (stored.data?.events ?? []).filter((e) => e.subject.kind === 'device').map((e) => e.subject.id));
 
   function applyFilters(e: FormEvent<HTMLFormElement>) {
     e.preventDefault();
@@ -175,10 +183,10 @@ export function FleetEvents() {
               </thead>
               <tbody>
                 {live.events.map((e) => (
-                  <EventRow key={e.id} e={e} live />
+                  <EventRow key={e.id} e={e} live names={names} me={user?.id} />
                 ))}
                 {stored.data.events.filter((e) => !liveIds.has(e.id)).map((e) => (
-                  <EventRow key={e.id} e={e} />
+                  <EventRow key={e.id} e={e} names={names} me={user?.id} />
                 ))}
               </tbody>
             </table>
