@@ -48,6 +48,9 @@ export const eventTypes = {
 
 export type EventType = keyof typeof eventTypes;
 
+/** Events after which live followers of the organization are authorised again: who may read its events may have changed. */
+export const membershipTypes: ReadonlySet<string> = new Set<EventType>(['member.removed', 'member.updated', 'org.deleted']);
+
 export function isEventType(type: string): type is EventType {
   return Object.hasOwn(eventTypes, type);
 }

@@ -109,6 +109,16 @@ describe('fleet events over MQTT', () => {
     assert.equal(await subscribe(d, `orgs/${org}/events/#`), 0x87);
   });
 
+  test('a token connection is cut off when its user is removed from the organization', async () => {
+    const user = await t.user('mqtt-events-removed@example.com');
+    await addMember(t, org, owner.token, user, 'viewer');
+    const c = await mqttClient(url, { protocolVersion: 5, username: 'token', password: user.token }, clients);
+    assert.equal(await subscribe(c, `orgs/${org}/events/#`), 1);
+    const closed = new Promise<void>((resolve) => c.once('close', () => resolve()));
+    assert.equal((await t.request('DELETE', `/orgs/${org}/members/${user.id}`, { token: owner.token })).statusCode, 204);
+    await closed;
+  });
+
   test("a token connection is cut off when its access token's session ends", async () => {
     const user = await t.user('mqtt-events-leaving@example.com');
     await addMember(t, org, owner.token, user, 'viewer');

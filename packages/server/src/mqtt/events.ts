@@ -11,7 +11,7 @@ import { parseAddress } from '../core/address.js';
 import type { AuthService, Principal } from '../auth/service.js';
 import type { OrgService } from '../orgs/service.js';
 import type { SessionRegistry } from '../auth/sessions.js';
-import type { EventLog, FleetEvent } from '../events/index.js';
+import { membershipTypes, type EventLog, type FleetEvent } from '../events/index.js';
 import { splitKey, type Broker } from './broker.js';
 import type { ConnectRequest, PolicyClient, SubscribeVerdict } from './policy.js';
 import { topicMatches } from './topics.js';
@@ -75,7 +75,29 @@ export function eventTopics(deps: EventTopicDeps): EventTopics {
     }
     if (ids.size === 0) watchers.delete(event.org_id);
   };
-  const stopEvents = deps.events.onEvent(deliver);
+  /** Connections whose user may no longer read the organization's events are cut off. */
+  const recheck = (orgId: string) => {
+    const broker = deps.broker();
+    for (const clientId of watchers.get(orgId) ?? []) {
+      const session = broker.sessions.get(clientId);
+      const principal = session?.identity.kind === 'user' ? principals.get(session.identity) : undefined;
+      if (!session || !principal) continue;
+      deps.orgs.authorize(principal, orgId, 'events:read').then(
+        () => {},
+        (e: unknown) => {
+          if (!isAppError(e) || broker.sessions.get(clientId) !== session) return;
+          watchers.get(orgId)?.delete(clientId);
+          broker.cutOff(session, rc.notAuthorized, `${e.code}: may no longer read the events of ${orgId}`, 'session');
+        },
+      );
+    }
+  };
+  const stopEvents = deps.events.onEvent((event) => {
+    deliver(event);
+    if (membershipTypes.has(event.type)) recheck(event.org_id);
+  });
+  const periodic = setInterval(() => [...watchers.keys()].forEach(recheck), 60_000);
+  periodic.unref();
 
   // a connection lives no longer than the login session of the access token it came with
   const stopSessions = deps.sessions.onEnded((ended) => {
@@ -132,6 +154,7 @@ export function eventTopics(deps: EventTopicDeps): EventTopics {
     },
 
     close() {
+      clearInterval(periodic);
       stopEvents();
       stopSessions();
     },

@@ -242,6 +242,17 @@ describe('fleet events over HTTP and WebSocket', () => {
     for (const s of [all, devices, one]) s.ws.close();
   });
 
+  test('a socket closes with 4403 when its user is removed from the organization', async () => {
+    const user = await t.user('events-removed@example.com');
+    await addMember(t, org, owner.token, user, 'viewer');
+    const s = await opened(`/ws/orgs/${org}/events`, { authorization: `Bearer ${user.token}` });
+    await call(owner, 'DELETE', `/orgs/${org}/members/${user.id}`);
+    const closed = await s.closed;
+    assert.equal(closed.code, 4403);
+    assert.match(closed.reason, /^org\.not_found: access withdrawn/);
+    assert.deepEqual(s.events.map((e) => e.type), ['member.removed'], 'the removal is the last event it got');
+  });
+
   test("a socket closes with 4401 when its access token's session ends", async () => {
     const user = await t.user('events-leaving@example.com');
     await addMember(t, org, owner.token, user, 'viewer');

@@ -2,10 +2,10 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { WebSocket } from 'ws';
 import { Type, type Static } from 'typebox';
-import { AppError } from '../../core/errors.js';
+import { AppError, isAppError } from '../../core/errors.js';
 import type { Platform } from '../../platform.js';
 import type { Principal } from '../../auth/service.js';
-import { parseTypeFilter, typeMatches, type FleetEvent } from '../../events/index.js';
+import { membershipTypes, parseTypeFilter, typeMatches, type FleetEvent } from '../../events/index.js';
 import type { EventQuery } from '../../events/store.js';
 import { bearerToken, orgOf } from '../auth.js';
 import { OrgParams, PageQuery, StringEnum, Timestamp, Uuid, pageOf, problems } from '../schemas.js';
@@ -54,6 +54,9 @@ function instant(text: string | undefined, name: string): string | undefined {
   if (Number.isNaN(ms)) throw new AppError('request.invalid', `${name}: an ISO 8601 time`);
   return new Date(ms).toISOString();
 }
+
+/** How often open event sockets are authorised again anyway, ms. */
+const recheckIntervalMs = 60_000;
 
 /** Close reasons are at most 123 bytes (RFC 6455 §5.5). */
 function reason(text: string): string {
@@ -131,7 +134,26 @@ export function eventRoutes(fastify: FastifyInstance, platform: Platform): void 
       w.socket.send(frame);
     }
   };
-  const stopEvents = events.onEvent(deliver);
+  /** A socket whose user may no longer read the organization's events (removed, role changed, organization deleted) is closed with 4403. */
+  const recheck = (orgId: string) => {
+    for (const w of watchers.get(orgId) ?? []) {
+      platform.orgs.authorize(w.principal, orgId, 'events:read').then(
+        () => {},
+        (e: unknown) => {
+          if (!isAppError(e) || !watchers.get(orgId)?.has(w)) return;
+          remove(w);
+          w.socket.close(close.accessWithdrawn, reason(`${e.code}: access withdrawn`));
+        },
+      );
+    }
+  };
+  const stopEvents = events.onEvent((event) => {
+    deliver(event);
+    if (membershipTypes.has(event.type)) recheck(event.org_id);
+  });
+  // what no event announces (a platform admin's role taken away…) is caught within a minute
+  const periodic = setInterval(() => [...watchers.keys()].forEach(recheck), recheckIntervalMs);
+  periodic.unref();
   // a socket lives no longer than the login session of the access token it was opened with
   const stopSessions = platform.sessions.onEnded((ended) => {
     for (const set of watchers.values()) {
@@ -145,6 +167,7 @@ export function eventRoutes(fastify: FastifyInstance, platform: Platform): void 
     }
   });
   app.addHook('onClose', async () => {
+    clearInterval(periodic);
     stopEvents();
     stopSessions();
   });
