@@ -6,8 +6,9 @@ import type { EventType, Subject } from '../events/index.js';
  * The audit log: every change a user (or a personal access token) makes through the API is a fleet
  * event of the organization it was made in, with the user as actor. A route's event type comes from
  * its `config.event`, else from the table below, else it is `api.change` (method, route, status):
- * no mutating route is left out. Changes outside any organization (your own account, tokens,
- * sessions, signing up, declining an invitation) belong to no organization's stream.
+ * no mutating route is left out. Accepting or declining an invitation is the inviting
+ * organization's; other changes outside any organization (your own account, tokens, sessions,
+ * signing up) belong to no organization's stream.
  */
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -79,6 +80,8 @@ export const routeEvents: Record<string, EventSpec> = {
   // identity/service.ts records certificate.revoked (with the device as subject) when it revokes
   'POST /orgs/:org/certificates/:serial/revoke': 'service',
 };
+routeEvents['POST /users/me/invitations/:id/accept'] = 'member.added';
+routeEvents['POST /users/me/invitations/:id/decline'] = 'invitation.deleted';
 for (const action of ['suspend', 'resume', 'reset', 'revoke']) routeEvents[`POST /orgs/:org/registrations/:id/${action}`] = 'registration.updated';
 
 /** The subject kind of a path segment (`devices/:id` is a device). */
@@ -154,7 +157,34 @@ function callData(req: FastifyRequest, route: string, status: number): Record<st
   };
 }
 
+/** The organization of one of the caller's invitations (looked up before the call: afterwards it is gone). */
+async function invitationOrg(req: FastifyRequest, platform: Platform): Promise<string | undefined> {
+  const id = (req.params as { id?: string }).id;
+  for (let offset = 0; req.principal && offset < 10_000; offset += 1000) {
+    const page = await platform.orgs.invitationsOf(req.principal, offset, 1000);
+    const found = page.items.find((i) => i.id === id);
+    if (found) return found.org_id;
+    if (offset + page.items.length >= page.total) break;
+  }
+  return undefined;
+}
+
+/** Routes outside /orgs/{org} whose change belongs to an organization all the same, and how to find it. */
+const orgBeforeCall: Record<string, (req: FastifyRequest, platform: Platform) => Promise<string | undefined>> = {
+  'POST /users/me/invitations/:id/accept': invitationOrg,
+  'POST /users/me/invitations/:id/decline': invitationOrg,
+};
+
 export function installAudit(app: FastifyInstance, platform: Platform): void {
+  /** The organization a call outside /orgs/{org} changes (orgBeforeCall). */
+  const orgOfCall = new WeakMap<FastifyRequest, string>();
+  app.addHook('preHandler', async (req) => {
+    const find = req.routeOptions.url !== undefined && req.principal ? orgBeforeCall[`${req.method} ${req.routeOptions.url}`] : undefined;
+    if (!find) return;
+    const orgId = await find(req, platform).catch((e: unknown) => req.log.error({ err: e }, 'could not find the organization of an audited call'));
+    if (orgId) orgOfCall.set(req, orgId);
+  });
+
   app.addHook('onSend', async (req, reply, payload) => {
     if (!mutating.has(req.method) || reply.statusCode >= 400 || !req.principal) return payload;
     const cfg = req.routeOptions.config;
@@ -165,13 +195,15 @@ export function installAudit(app: FastifyInstance, platform: Platform): void {
       if (spec === 'service') return payload;
       const response = parsedBody(reply, payload);
       // the organization the call ran in; creating one: the new one
-      const orgId = req.orgAccess?.orgId ?? (route === '/orgs' && isObject(response) && typeof response.id === 'string' ? response.id : undefined);
+      const orgId = req.orgAccess?.orgId ?? orgOfCall.get(req) ?? (route === '/orgs' && isObject(response) && typeof response.id === 'string' ? response.id : undefined);
       if (orgId === undefined) return payload;
       const params = (req.params ?? {}) as Record<string, string>;
       const types = typeof spec === 'function' ? spec({ body: isObject(req.body) ? req.body : {}, status: reply.statusCode, params }) : [spec];
       const data = callData(req, route, reply.statusCode);
       const actor = { kind: 'user' as const, id: req.principal.userId };
-      for (const subject of subjectsOf(route, params, orgId, response)) {
+      // who joined: the caller
+      const subjects = route === '/users/me/invitations/:id/accept' ? [{ kind: 'user', id: req.principal.userId }] : subjectsOf(route, params, orgId, response);
+      for (const subject of subjects) {
         for (const type of types) platform.events.record({ orgId, type, actor, subject, data });
       }
     } catch (e) {

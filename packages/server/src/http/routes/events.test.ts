@@ -180,6 +180,20 @@ describe('fleet events over HTTP and WebSocket', () => {
     assert.ok(seen.some((e) => e.org_id === o && e.type === 'org.deleted'));
   });
 
+  test("accepting or declining an invitation is an event of the inviting organization", async () => {
+    const joiner = await t.user('events-joiner@example.com');
+    const decliner = await t.user('events-decliner@example.com');
+    for (const u of [joiner, decliner]) await call(owner, 'POST', `/orgs/${org}/members`, { email: u.email, role: 'viewer' });
+    const invitationOf = async (u: TestUser) => (await call(u, 'GET', '/users/me/invitations')).json().invitations[0].id as string;
+    const declined = await invitationOf(decliner);
+    await call(joiner, 'POST', `/users/me/invitations/${await invitationOf(joiner)}/accept`);
+    await call(decliner, 'POST', `/users/me/invitations/${declined}/decline`);
+    const added = (await call(owner, 'GET', `/orgs/${org}/events?type=member.added`)).json().events[0] as FleetEvent;
+    assert.deepEqual([added.actor, added.subject], [{ kind: 'user', id: joiner.id }, { kind: 'user', id: joiner.id }]);
+    const gone = (await call(owner, 'GET', `/orgs/${org}/events?type=invitation.deleted&actor=${decliner.id}`)).json().events as FleetEvent[];
+    assert.deepEqual(gone.map((e) => e.subject), [{ kind: 'invitation', id: declined }]);
+  });
+
   test('refused and reading calls record nothing', async () => {
     const before = (await call(owner, 'GET', `/orgs/${org}/events`)).json().total;
     assertProblem(await t.request('PATCH', `/orgs/${org}/devices/${uuidv7()}`, { token: owner.token, body: { name: 'x' } }), 404, 'device.not_found');
@@ -202,7 +216,7 @@ describe('fleet events over HTTP and WebSocket', () => {
     assert.ok(prefixed.events.length >= 2 && prefixed.events.every((e: FleetEvent) => e.type.startsWith('device.')));
     assert.ok((await list('type=channel.created,org.created')).events.every((e: FleetEvent) => ['channel.created', 'org.created'].includes(e.type)));
     assert.equal((await list(`actor=${owner.id}&type=device.disabled`)).total, 1);
-    assert.equal((await list(`actor=${viewer.id}`)).total, 0);
+    assert.deepEqual((await list(`actor=${viewer.id}`)).events.map((e: FleetEvent) => e.type), ['member.added'], 'the viewer only joined');
     const first = byDevice.events[1] as FleetEvent;
     assert.equal((await list(`device=${d}&from=${encodeURIComponent(byDevice.events[0].time)}`)).total, byDevice.events[0].time === first.time ? 2 : 1);
     assert.equal((await list(`device=${d}&to=${encodeURIComponent(first.time)}`)).total, 0);
