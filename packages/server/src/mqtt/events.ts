@@ -48,6 +48,8 @@ export interface EventTopicDeps {
 export function eventTopics(deps: EventTopicDeps): EventTopics {
   /** The principal of each user connection, by its identity object (never stored: such a session is never kept). */
   const principals = new WeakMap<ClientIdentity, Principal>();
+  /** The personal access token of a connection that came with one: checked again, it may be revoked. */
+  const tokens = new WeakMap<ClientIdentity, string>();
   /** The client ids that subscribed to an organization's events on this node (pruned as they go). */
   const watchers = new Map<string, Set<string>>();
 
@@ -65,8 +67,9 @@ export function eventTopics(deps: EventTopicDeps): EventTopics {
       message ??= { topic: eventTopic(event), payload: Buffer.from(JSON.stringify(event)), qos: 1, retain: false, properties: { contentType: 'application/json' } };
       let matched = false;
       for (const [key, opts] of session.subscriptions) {
-        const { filter, group } = splitKey(key);
-        if (group !== undefined || !topicMatches(filter, message.topic)) continue;
+        // a share group is served as a plain subscription: every member follows the whole stream
+        const { filter } = splitKey(key);
+        if (!topicMatches(filter, message.topic)) continue;
         matched = true;
         session.deliver(message, opts.qos === 0 ? 0 : 1, false, opts.subscriptionId !== undefined ? [opts.subscriptionId] : undefined);
         break;
@@ -82,7 +85,9 @@ export function eventTopics(deps: EventTopicDeps): EventTopics {
       const session = broker.sessions.get(clientId);
       const principal = session?.identity.kind === 'user' ? principals.get(session.identity) : undefined;
       if (!session || !principal) continue;
-      deps.orgs.authorize(principal, orgId, 'events:read').then(
+      const token = tokens.get(session.identity);
+      const current = token !== undefined ? deps.auth.authenticate(token) : Promise.resolve(principal);
+      current.then((p) => deps.orgs.authorize(p, orgId, 'events:read')).then(
         () => {},
         (e: unknown) => {
           if (!isAppError(e) || broker.sessions.get(clientId) !== session) return;
@@ -121,6 +126,7 @@ export function eventTopics(deps: EventTopicDeps): EventTopics {
           const principal = await deps.auth.authenticate(token);
           const identity: ClientIdentity = { kind: 'user', userId: principal.userId, connection: randomBytes(9).toString('base64url') };
           principals.set(identity, principal);
+          if (principal.scope) tokens.set(identity, token);
           return { ok: true, identity };
         } catch (e) {
           if (!isAppError(e)) throw e;

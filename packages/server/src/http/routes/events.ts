@@ -67,6 +67,8 @@ interface Watcher {
   socket: WebSocket;
   orgId: string;
   principal: Principal;
+  /** The token it came with: a personal access token is checked again (it may have been revoked). */
+  token: string;
   types: EventQuery['types'];
   device: string | undefined;
 }
@@ -137,7 +139,9 @@ export function eventRoutes(fastify: FastifyInstance, platform: Platform): void 
   /** A socket whose user may no longer read the organization's events (removed, role changed, organization deleted) is closed with 4403. */
   const recheck = (orgId: string) => {
     for (const w of watchers.get(orgId) ?? []) {
-      platform.orgs.authorize(w.principal, orgId, 'events:read').then(
+      // a personal access token may have been revoked or expired since; an access token's session is followed on its own
+      const current = w.principal.scope ? platform.auth.authenticate(w.token) : Promise.resolve(w.principal);
+      current.then((p) => platform.orgs.authorize(p, orgId, 'events:read')).then(
         () => {},
         (e: unknown) => {
           if (!isAppError(e) || !watchers.get(orgId)?.has(w)) return;
@@ -180,7 +184,7 @@ export function eventRoutes(fastify: FastifyInstance, platform: Platform): void 
     const principal = await platform.auth.authenticate(token);
     const { org } = req.params as { org: string };
     const access = await platform.orgs.authorize(principal, org, 'events:read');
-    req.eventWatch = { orgId: access.orgId, principal, types: typesOf(q.type), device: q.device };
+    req.eventWatch = { orgId: access.orgId, principal, token, types: typesOf(q.type), device: q.device };
   };
 
   app.get('/ws/orgs/:org/events', {
