@@ -110,7 +110,7 @@ function isObject(v: unknown): v is Record<string, unknown> {
  * What a call changed: the resource its path names (`…/devices/:id`), else those its response
  * created (an `id`, or a bulk list), else the organization.
  */
-function subjectsOf(route: string, params: Record<string, string>, orgId: string, response: unknown): Subject[] {
+function subjectsOf(route: string, params: Record<string, string>, orgId: string, response: unknown, typeKind: string | undefined): Subject[] {
   const parts = route.split('/');
   for (let i = parts.length - 1; i > 0; i--) {
     const p = parts[i]!;
@@ -120,7 +120,8 @@ function subjectsOf(route: string, params: Record<string, string>, orgId: string
   }
   const last = [...parts].reverse().find((p) => p && !p.startsWith(':') && p !== 'bulk') ?? 'org';
   if (isObject(response)) {
-    if (typeof response.id === 'string') return [{ kind: kindOfSegment[last] ?? last, id: response.id }];
+    // what was made is what the event type names (an invitation made on …/members), else what the path names
+    if (typeof response.id === 'string') return [{ kind: typeKind ?? kindOfSegment[last] ?? last, id: response.id }];
     if (typeof response.user_id === 'string') return [{ kind: 'user', id: response.user_id }];
     for (const key of bulkKeys) {
       const items = response[key];
@@ -202,7 +203,7 @@ export function installAudit(app: FastifyInstance, platform: Platform): void {
       const data = callData(req, route, reply.statusCode);
       const actor = { kind: 'user' as const, id: req.principal.userId };
       // who joined: the caller
-      const subjects = route === '/users/me/invitations/:id/accept' ? [{ kind: 'user', id: req.principal.userId }] : subjectsOf(route, params, orgId, response);
+      const subjects = route === '/users/me/invitations/:id/accept' ? [{ kind: 'user', id: req.principal.userId }] : subjectsOf(route, params, orgId, response, types[0] === 'api.change' ? undefined : types[0]?.slice(0, types[0].indexOf('.')));
       for (const subject of subjects) {
         for (const type of types) platform.events.record({ orgId, type, actor, subject, data });
       }

@@ -174,6 +174,8 @@ describe('fleet events over HTTP and WebSocket', () => {
     assert.deepEqual(types('/orgs/:org/devices/:id/enable', 'POST'), ['device.enabled']);
     const created = seen.find((e) => e.org_id === o && e.type === 'device.created' && e.data.route === '/orgs/:org/devices')!;
     assert.equal(created.subject.kind, 'device');
+    const invited = seen.find((e) => e.org_id === o && e.type === 'invitation.created' && e.data.status === 202)!;
+    assert.equal(invited.subject.kind, 'invitation');
     assert.ok(!JSON.stringify(seen).includes('"secret"'), 'no secret is ever in an event');
     assert.equal(seen.find((e) => e.org_id === o && e.type === 'certificate.revoked')!.subject.id, enrolled.json().device_id);
     assert.ok(seen.some((e) => e.org_id === o && e.type === 'device.enrolled' && e.subject.id === enrolled.json().device_id && e.actor.kind === 'device'));
