@@ -28,6 +28,7 @@ const Registrations = lazy(() => import('./pages/registrations').then((m) => ({ 
 const EnrolmentTokens = lazy(() => import('./pages/enrolment-tokens').then((m) => ({ default: m.EnrolmentTokens })));
 const Certificates = lazy(() => import('./pages/certificates').then((m) => ({ default: m.Certificates })));
 const CertificatePage = lazy(() => import('./pages/certificate').then((m) => ({ default: m.CertificatePage })));
+const FleetEvents = lazy(() => import('./pages/fleet-events').then((m) => ({ default: m.FleetEvents })));
 const IdentityEvents = lazy(() => import('./pages/identity-events').then((m) => ({ default: m.IdentityEvents })));
 const ManufacturerCas = lazy(() => import('./pages/manufacturer-cas').then((m) => ({ default: m.ManufacturerCas })));
 const ManufacturerCaPage = lazy(() => import('./pages/manufacturer-ca').then((m) => ({ default: m.ManufacturerCaPage })));
@@ -166,6 +167,7 @@ function InOrg({ children }: { children: ReactNode }) {
         <Tab href="/channels">Channels</Tab>
         <Tab href="/groups">Groups</Tab>
         <Tab href="/members">Members</Tab>
+        <Tab href="/events">Events</Tab>
         {canReadIdentity && (
           <Tab href="/registrations" covers={identityPages.map(([href]) => href)}>
             Identity
@@ -216,6 +218,11 @@ export function App() {
                   <Route path="/groups" component={Groups} />
                   <Route path="/groups/:id" component={GroupPage} />
                   <Route path="/members" component={Members} />
+                  <Route path="/events">
+                    <Suspense fallback={<p className="muted">Loading…</p>}>
+                      <FleetEvents />
+                    </Suspense>
+                  </Route>
                   <Route path="/dead-letters">
                     <Suspense fallback={<p className="muted">Loading…</p>}>
                       <DeadLetters />

@@ -33,6 +33,7 @@ import { createMessageSink } from './storage/sink.js';
 import { MessageReaders } from './storage/readers.js';
 import { DeadLetterRepository } from './storage/dead-letters.js';
 import { TwinService, TwinStore } from './twins/index.js';
+import { EventLog, EventStore } from './events/index.js';
 
 /** Every domain service, wired over one database. Transports receive this and nothing else. */
 export interface Platform {
@@ -67,6 +68,8 @@ export interface Platform {
   writer: MessageWriter;
   /** Messages the writer could not store (migration 5). */
   deadLetters: DeadLetterRepository;
+  /** The fleet event stream and audit log of every organization (src/events/). */
+  events: EventLog;
   /** Prometheus registry every part registers its metrics in. */
   metrics: Registry;
   messagingMetrics: MessagingMetrics;
@@ -175,6 +178,14 @@ export async function createPlatform(config: Config, deps: PlatformDeps): Promis
     // a renewed certificate's first use revokes the one it replaces
     authorizer.onCertificateSeen = (deviceId, serial) => void identity.certificateUsed(deviceId, serial).catch((e: unknown) => log.error({ err: e, deviceId, serial }, 'could not retire the certificate a renewed one replaces'));
     await identity.root();
+    const events = new EventLog(new EventStore(db), bus, clock, log, {
+      batchSize: 500,
+      flushIntervalMs: 100,
+      retentionMs: config.eventRetention,
+      pruneIntervalMs: Math.min(5 * 60_000, Math.max(1000, config.eventRetention / 10)),
+      maxBuffered: 100_000,
+    });
+    identity.events = events;
     const trust = new DeviceTrustCache(identity, bus, log);
     await trust.load();
     const messagingMetrics = new MessagingMetrics(metrics, bus);
@@ -200,10 +211,11 @@ export async function createPlatform(config: Config, deps: PlatformDeps): Promis
     }
     return {
       config, db, clock, log, keys, users, auth, orgs, devices, channels, groups, connections, twins, identity, trust, authorizer, accessChanges: invalidation, sessions,
-      bus, messaging, consumers, readers: new MessageReaders(db), writer, deadLetters, metrics, messagingMetrics,
+      bus, messaging, consumers, readers: new MessageReaders(db), writer, deadLetters, events, metrics, messagingMetrics,
       close: async () => {
         await consumers.stop();
         twins.stop();
+        await events.close();
         invalidation.stop();
         trust.stop();
         sessions.stop();

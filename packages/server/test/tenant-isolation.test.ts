@@ -94,6 +94,8 @@ describe('tenant isolation', () => {
       tokens: await read('/enrolment-tokens?limit=1000'),
       certificates: await read('/certificates?limit=1000'),
       identityEvents: await read('/identity-events?limit=1000'),
+      // an outsider's refused attempts leave no trace in A's event stream either
+      events: await read('/events?limit=1000'),
       manufacturerCas: await read('/manufacturer-cas?limit=1000'),
       manufacturerCa: await read(`/manufacturer-cas/${a.manufacturerCa}`),
       twin: await read(`/devices/${a.device}/twin`),

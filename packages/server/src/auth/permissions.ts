@@ -27,10 +27,11 @@ export const actions = [
   'identity:write',
   'twins:read',
   'twins:write',
+  'events:read',
 ] as const;
 export type Action = (typeof actions)[number];
 
-const read: Action[] = ['org:read', 'members:read', 'devices:read', 'channels:read', 'groups:read', 'connections:read', 'messages:read', 'identity:read', 'twins:read'];
+const read: Action[] = ['org:read', 'members:read', 'devices:read', 'channels:read', 'groups:read', 'connections:read', 'messages:read', 'identity:read', 'twins:read', 'events:read'];
 const operate: Action[] = [...read, 'devices:write', 'channels:write', 'groups:write', 'connections:write', 'messages:publish', 'identity:write', 'twins:write'];
 const administer: Action[] = [...operate, 'org:update', 'members:write', 'dead-letters:read', 'dead-letters:write'];
 
@@ -63,6 +64,7 @@ export const actionDescriptions: Record<Action, string> = {
   'identity:write': 'Register devices, make enrolment tokens, suspend, reset and revoke registrations, revoke certificates',
   'twins:read': "Read devices' twins, their history, and query the fleet by twin fields",
   'twins:write': "Change twins' desired state and tags, and the organization's twin limits",
+  'events:read': "List and follow the organization's fleet events and audit log (HTTP, WebSocket, MQTT)",
 };
 
 export function roleAllows(role: OrgRole, action: Action): boolean {

@@ -1872,6 +1872,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/orgs/{org}/events": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The organization's fleet events and audit log
+         * @description Lifecycle facts (devices connected, enrolled, disabled…) and every change a user made through the API, newest first. Filter by `type` (`device.*` for a prefix, commas for several), `device` (the subject), `actor` (a user id) and time (`from` inclusive, `to` exclusive). Events are kept for FLEETWIRE_EVENT_RETENTION. Needs `events:read` in the organization (docs/permissions.md).
+         */
+        get: operations["listEvents"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -2399,7 +2419,7 @@ export interface operations {
                     name: string;
                     /** Format: uuid */
                     org_id: string;
-                    actions: ("org:read" | "org:update" | "org:delete" | "members:read" | "members:write" | "devices:read" | "devices:write" | "channels:read" | "channels:write" | "groups:read" | "groups:write" | "connections:read" | "connections:write" | "messages:read" | "messages:publish" | "dead-letters:read" | "dead-letters:write" | "identity:read" | "identity:write" | "twins:read" | "twins:write")[];
+                    actions: ("org:read" | "org:update" | "org:delete" | "members:read" | "members:write" | "devices:read" | "devices:write" | "channels:read" | "channels:write" | "groups:read" | "groups:write" | "connections:read" | "connections:write" | "messages:read" | "messages:publish" | "dead-letters:read" | "dead-letters:write" | "identity:read" | "identity:write" | "twins:read" | "twins:write" | "events:read")[];
                     /** @description Lifetime in seconds (at most 366 days) */
                     expires_in: number;
                 };
@@ -11677,6 +11697,113 @@ export interface operations {
             };
             /** @description Unsupported Media Type: problem details with a stable `code` */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: problem details with a stable `code` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listEvents: {
+        parameters: {
+            query?: {
+                offset?: number;
+                limit?: number;
+                /** @description Event types, comma-separated; a prefix ends in `.*` (`device.*`), `*` is every type */
+                type?: string;
+                device?: string;
+                /** @description The user (or device) who caused the event */
+                actor?: string;
+                from?: string;
+                to?: string;
+                /** @description Newest first (default) or oldest first */
+                order?: "desc" | "asc";
+            };
+            header?: never;
+            path: {
+                /** @description Organization id */
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        total: number;
+                        offset: number;
+                        limit: number;
+                        events: {
+                            /** Format: uuid */
+                            id: string;
+                            /** Format: uuid */
+                            org_id: string;
+                            /** @description Stable dotted type, e.g. `device.created` (docs/events.md lists them) */
+                            type: string;
+                            /** Format: date-time */
+                            time: string;
+                            actor: {
+                                /** @enum {string} */
+                                kind: "user" | "device" | "system";
+                                id: string | null;
+                            };
+                            subject: {
+                                /** @description `device`, `channel`, `group`, `org`, `user`, … */
+                                kind: string;
+                                id: string;
+                            };
+                            data: {
+                                [key: string]: unknown;
+                            };
+                        }[];
+                    };
+                };
+            };
+            /** @description Bad Request: problem details with a stable `code` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized: problem details with a stable `code` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: problem details with a stable `code` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found: problem details with a stable `code` */
+            404: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -10,6 +10,8 @@
  *   devices/<device id>/twin[/<name>][/<operation>...]  a device's twins (docs/twins.md): MQTT
  *                                                   get/update and their replies, HTTP GET/PATCH of
  *                                                   the twin, CoAP GET/POST and Observe of the delta
+ *   orgs/<org id>/events[/<kind>/<verb>/<subject>]   an organization's fleet events (subscribe
+ *                                                   only, MQTT; docs/events.md)
  * Reserved (parsed to a typed target so edges refuse them with one clear answer until they are
  * served; commands fill them in):
  *   devices/<device id>/commands[/<command id>][/<operation>...]
@@ -94,7 +96,15 @@ export interface EnrolmentTopic {
   operation: EnrolmentOperation;
 }
 
-export type Address = ChannelMessages | DeviceResource | EnrolmentTopic;
+/** `orgs/<org>/events[/<rest>]`: an organization's fleet events, `<kind>/<verb>/<subject id>` for event type `<kind>.<verb>`. */
+export interface OrgEvents {
+  kind: 'org.events';
+  org: string;
+  /** The segments after `events`, as sent. */
+  rest: string[];
+}
+
+export type Address = ChannelMessages | DeviceResource | EnrolmentTopic | OrgEvents;
 
 export type AddressResult = { ok: true; address: Address } | { ok: false; error: string };
 
@@ -124,6 +134,10 @@ export function parseAddress(address: string | readonly string[], options: { ws?
   if (root === 'enrolment' && segments.length === 2 && (enrolmentOperations as readonly string[]).includes(id!)) {
     return { ok: true, address: { kind: 'enrolment', operation: id as EnrolmentOperation } };
   }
+  if (root === 'orgs' && id && family === 'events') {
+    if (id === '+' || id === '#') return { ok: false, error: 'an organization id may not be a wildcard' };
+    return { ok: true, address: { kind: 'org.events', org: id, rest: segments.slice(3) } };
+  }
   if (root === 'devices' && id && family !== undefined && isFamily(family)) {
     if (id === '+' || id === '#') return { ok: false, error: 'a device id may not be a wildcard' };
     return { ok: true, address: { kind: 'device', device: id, family, rest: segments.slice(3) } };
@@ -135,6 +149,7 @@ export function parseAddress(address: string | readonly string[], options: { ws?
 export function formatAddress(address: Address): string {
   if (address.kind === 'channel.messages') return address.subtopic ? `channels/${address.channel}/messages/${address.subtopic}` : `channels/${address.channel}/messages`;
   if (address.kind === 'enrolment') return `enrolment/${address.operation}`;
+  if (address.kind === 'org.events') return ['orgs', address.org, 'events', ...address.rest].join('/');
   return ['devices', address.device, address.family, ...address.rest].join('/');
 }
 
@@ -144,8 +159,9 @@ export function channelTopic(channel: string, subtopic: string): string {
 }
 
 /** Why an address is refused on an edge that does not serve it: one answer on every edge. */
-export function notServed(address: DeviceResource | EnrolmentTopic): string {
+export function notServed(address: DeviceResource | EnrolmentTopic | OrgEvents): string {
   if (address.kind === 'enrolment') return 'enrolment/… topics are MQTT only: over HTTP, POST /enrol and POST /renew';
+  if (address.kind === 'org.events') return 'orgs/<id>/events is subscribed to over MQTT with a user token; over HTTP, GET /orgs/<id>/events and the WebSocket /ws/orgs/<id>/events';
   if (address.family === 'twin') return 'device twins are read and written over MQTT (devices/<id>/twin/get, …/update), CoAP and HTTP GET/PATCH /devices/<id>/twin (docs/twins.md), not here';
   return `devices/<id>/${address.family} is reserved for device ${address.family} and not served yet`;
 }

@@ -255,6 +255,19 @@ export interface IdentityEventsTable {
   created_at: string;
 }
 
+export interface FleetEventsTable {
+  id: string;
+  org_id: string;
+  type: string;
+  actor_kind: 'user' | 'device' | 'system';
+  actor_id: string | null;
+  subject_kind: string;
+  subject_id: string;
+  /** JSON object (text on SQLite). */
+  data: unknown;
+  created_at: string;
+}
+
 export interface Tables {
   users: UsersTable;
   organizations: OrganizationsTable;
@@ -279,4 +292,5 @@ export interface Tables {
   identity_events: IdentityEventsTable;
   manufacturer_cas: ManufacturerCasTable;
   twin_settings: TwinSettingsTable;
+  fleet_events: FleetEventsTable;
 }

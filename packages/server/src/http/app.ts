@@ -30,6 +30,8 @@ import { endpointRoutes, type ListeningPorts } from './routes/endpoints.js';
 import { identityRoutes } from './routes/identity.js';
 import { estRoutes } from './routes/est.js';
 import { twinRoutes } from './routes/twins.js';
+import { eventRoutes } from './routes/events.js';
+import { installAudit } from './audit.js';
 import { installConsole, type ConsoleOptions } from './console.js';
 import websocket from '@fastify/websocket';
 import { chooseMqttSubprotocol, mqttOverWebSocket, type Broker } from '../mqtt/index.js';
@@ -126,6 +128,7 @@ export async function buildApp(platform: Platform, options: AppOptions = {}): Pr
   app.addSchema(Problem);
   installProblemHandlers(app);
   installAuth(app, platform);
+  installAudit(app, platform);
   installTextChecks(app);
   const registry = createMetrics(platform);
   installHttpMetrics(app, registry);
@@ -165,6 +168,7 @@ export async function buildApp(platform: Platform, options: AppOptions = {}): Pr
     },
   });
   wsRoutes(app, platform);
+  eventRoutes(app, platform);
   if (options.mqttBroker) mqttOverWebSocket(app, options.mqttBroker);
   return app;
 }

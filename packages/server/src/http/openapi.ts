@@ -120,6 +120,7 @@ export async function installOpenApi(app: FastifyInstance, config: Config): Prom
         { name: 'connections', description: 'Which devices may publish or subscribe on which channels' },
         { name: 'messages', description: 'Publishing and reading messages, and the dead letters the writer set aside' },
         { name: 'twins', description: 'Device twins: desired and reported state, their delta, history and fleet queries (docs/twins.md)' },
+        { name: 'events', description: "The organization's fleet events and audit log, stored and live" },
       ],
       components: {
         securitySchemes: {

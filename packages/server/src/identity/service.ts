@@ -16,6 +16,7 @@ import type { ChannelService } from '../channels/service.js';
 import type { RegistrationState } from '../db/schema.js';
 import { CsrError, PkiError, certificateFacts, createCrl, createOcspResponse, ocspErrorResponse, ocspQueryOf, readOcspRequest, type OcspAnswer, encryptPrivateKey, generateIssuing, generateRoot, importRoot, issueDeviceCertificate, loadCa, pemToDer, verifyCsr, type CaKeyPair, type RevocationReason } from './pki.js';
 import type { DeviceCertificate, EnrolmentToken, IdentityEvent, IdentityStore, ManufacturerCa, Paged, Registration } from './store.js';
+import { noEvents, type Actor, type EventRecorder } from '../events/types.js';
 
 export const maxBulkRegistrations = 1000;
 /** How far in the future a factory certificate's notBefore may be (clocks differ). */
@@ -133,6 +134,9 @@ export class IdentityService {
     private readonly limiter?: AddressLimit,
     private readonly metrics?: IdentityMetrics,
   ) {}
+
+  /** Where enrolments and revocations go as fleet events (the platform sets its event log). */
+  events: EventRecorder = noEvents;
 
   // --- certificate authorities
 
@@ -659,6 +663,11 @@ export class IdentityService {
     // a renewal may have revoked an earlier renewal's certificate, never used: its cached answer goes
     this.access.invalidateDevice(deviceId);
     this.metrics?.enrolments.inc({ outcome: renewal ? 'renewed' : 'issued', code: '' });
+    if (!renewal) {
+      const data = { serial: registration.serial, registration_id: registration.id, certificate_serial: cert.serial, transport: caller.transport };
+      if (!registration.device_id) this.events.record({ orgId, type: 'device.created', actor: { kind: 'system' }, subject: { kind: 'device', id: deviceId }, data: { ...data, by: 'enrolment' } });
+      this.events.record({ orgId, type: 'device.enrolled', actor: { kind: 'device', id: deviceId }, subject: { kind: 'device', id: deviceId }, data });
+    }
     this.log.info({ orgId, registrationId: registration.id, deviceId, serial: cert.serial, transport: caller.transport, ...(renewal ? { replaces: how.replaces } : {}) }, renewal ? 'device certificate renewed' : 'device enrolled');
     return {
       certificate: cert.pem,
@@ -692,6 +701,7 @@ export class IdentityService {
       await this.store.revokeCertificates(orgId, { serial }, iso(this.clock.now()), reason);
       this.access.invalidateDevice(c.device_id);
       await this.audit(orgId, c.registration_id ?? undefined, 'revoke_certificate', caller, 'ok', undefined, `${serial} (${reason})`);
+      this.events.record({ orgId, type: 'certificate.revoked', actor: actorOf(caller), subject: { kind: 'device', id: c.device_id }, data: { serial, reason } });
       this.log.info({ orgId, serial, deviceId: c.device_id, reason, actor: caller.actor }, 'certificate revoked');
     }
     return this.certificate(orgId, serial);
@@ -708,6 +718,11 @@ export class IdentityService {
   private async audit(orgId: string | null, registrationId: string | undefined, action: string, caller: Caller, outcome: 'ok' | 'refused', code: string | undefined, detail: string): Promise<void> {
     await this.store.addEvent(this.event(orgId, registrationId, action, caller, outcome, code, detail));
   }
+}
+
+/** The fleet event actor of an identity caller (`user:<id>` from the API; anything else is the platform's doing). */
+function actorOf(caller: Caller): Actor {
+  return caller.actor.startsWith('user:') ? { kind: 'user', id: caller.actor.slice('user:'.length) } : { kind: 'system' };
 }
 
 /** The serial a factory certificate's subject names (node:crypto's one `key=value` a line): serialNumber, else CN. */

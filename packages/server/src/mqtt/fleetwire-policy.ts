@@ -16,6 +16,7 @@ import { enrolmentTopics } from './enrolment.js';
 import type { IdentityService } from '../identity/index.js';
 import type { TwinService } from '../twins/index.js';
 import { twinTopics } from './twins.js';
+import { eventTopics, type EventTopicDeps } from './events.js';
 
 /** Plain subscriptions share one feed per channel; each share group has its own. */
 function feedKey(channel: string, filter: string, group: string | undefined): string {
@@ -82,9 +83,10 @@ const cutReason = {
  * bus; the bus feeds every node's broker the channels its clients subscribe to, so a message
  * reaches each subscriber once, whichever protocol or node it came from.
  */
-export function fleetwirePolicy(deps: { authorizer: DeviceAuthorizer; messaging: MessagingService; bus: Bus; log: Logger; broker: () => Broker; accessChanges?: AccessChanges; identity?: IdentityService; twins?: TwinService }): BrokerPolicy {
+export function fleetwirePolicy(deps: { authorizer: DeviceAuthorizer; messaging: MessagingService; bus: Bus; log: Logger; broker: () => Broker; accessChanges?: AccessChanges; identity?: IdentityService; twins?: TwinService; events?: Omit<EventTopicDeps, 'broker' | 'log'> }): BrokerPolicy {
   const { authorizer, messaging, bus, log } = deps;
   const enrolment = deps.identity && enrolmentTopics({ identity: deps.identity, broker: deps.broker, log });
+  const events = deps.events && eventTopics({ ...deps.events, broker: deps.broker, log });
   const twins = deps.twins && twinTopics({ twins: deps.twins, broker: deps.broker, ...(bus.kind === 'nats' ? { broadcasts: bus } : {}), log });
   /** Device-addressed topics (`devices/<id>/…`) the policy serves itself; channels go through the bus. */
   const deviceTopic = (topic: string) => twins !== undefined && topic.startsWith('devices/');
@@ -151,6 +153,8 @@ export function fleetwirePolicy(deps: { authorizer: DeviceAuthorizer; messaging:
       const { username, password, meta } = req;
       const enrolling = enrolment?.authenticate(req);
       if (enrolling) return enrolling;
+      const following = events?.authenticate(req);
+      if (following) return following;
       let result;
       if (meta.certificateCn) {
         if (username && username !== meta.certificateCn) return { ok: false, reasonCode: rc.badUsernameOrPassword, reason: 'the username does not match the certificate' };
@@ -220,6 +224,9 @@ export function fleetwirePolicy(deps: { authorizer: DeviceAuthorizer; messaging:
       // enrolment replies: every connection's own (a device's renewals, an enrolling connection's only topics)
       const replies = enrolment?.subscribe(filter);
       if (replies) return replies;
+      // fleet events: a user token connection's only topics
+      const eventVerdict = events?.subscribe(client, filter);
+      if (eventVerdict) return eventVerdict;
       if (client.identity.kind !== 'device') return { ok: false, reasonCode: rc.notAuthorized, reason: 'an enrolment connection subscribes to enrolment/+ only' };
       if (deviceTopic(filter)) return twins!.subscribe(client, filter);
       const parsed = channelAddress(filter);
@@ -247,6 +254,7 @@ export function fleetwirePolicy(deps: { authorizer: DeviceAuthorizer; messaging:
     close() {
       stopListening?.();
       twins?.close();
+      events?.close();
     },
 
     watch(filter, group) {

@@ -55,7 +55,7 @@ export function brokerOptionsFrom(config: Config, maxConnections = config.mqttMa
 export function createMqtt(platform: Platform): { broker: Broker; openBroker: Broker | undefined } {
   const { config, log } = platform;
   // the policy and the metrics reach the broker lazily: it is built from them
-  const policy = fleetwirePolicy({ authorizer: platform.authorizer, messaging: platform.messaging, bus: platform.bus, log, broker: () => broker, accessChanges: platform.accessChanges, identity: platform.identity, twins: platform.twins });
+  const policy = fleetwirePolicy({ authorizer: platform.authorizer, messaging: platform.messaging, bus: platform.bus, log, broker: () => broker, accessChanges: platform.accessChanges, identity: platform.identity, twins: platform.twins, events: { events: platform.events, auth: platform.auth, orgs: platform.orgs, sessions: platform.sessions } });
   const queries = new RawQueries(platform.db);
   const nodeId = config.nodeId || hostname();
   const brokerLog = log.child({ component: 'mqtt' });

@@ -46,7 +46,9 @@ export type ClientIdentity =
   | { kind: 'device'; deviceId: string; orgId: string }
   | { kind: 'anonymous' }
   /** A connection that came to enrol (mqtt/enrolment.ts): `connection` is its own, so that no other takes its session. */
-  | { kind: 'enrolment'; connection: string };
+  | { kind: 'enrolment'; connection: string }
+  /** A user following fleet events with a token (mqtt/events.ts): `connection` is its own, as an enrolment's. */
+  | { kind: 'user'; userId: string; connection: string };
 
 /**
  * Whose a session is: a device's, or the open listener's anonymous clients'. A client id names a
@@ -55,6 +57,7 @@ export type ClientIdentity =
  */
 export function ownerOf(identity: ClientIdentity): string {
   if (identity.kind === 'device') return `device:${identity.deviceId}`;
+  if (identity.kind === 'user') return `user:${identity.connection}`;
   return identity.kind === 'enrolment' ? `enrolment:${identity.connection}` : identity.kind;
 }
 

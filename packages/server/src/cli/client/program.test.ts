@@ -33,7 +33,7 @@ test('every client command has a description and prints its usage with --help, r
 });
 
 test('list commands take --limit, --offset, --all and --json, and refuse a --limit the server would', async () => {
-  for (const path of [['orgs', 'list'], ['members', 'list'], ['devices', 'list'], ['channels', 'list'], ['groups', 'list'], ['groups', 'devices'], ['messages', 'query'], ['tokens', 'list'], ['registrations', 'list'], ['enrolment-tokens', 'list'], ['certificates', 'list'], ['identity', 'events']]) {
+  for (const path of [['orgs', 'list'], ['members', 'list'], ['devices', 'list'], ['channels', 'list'], ['groups', 'list'], ['groups', 'devices'], ['messages', 'query'], ['tokens', 'list'], ['registrations', 'list'], ['enrolment-tokens', 'list'], ['certificates', 'list'], ['identity', 'events'], ['events', 'list']]) {
     const command = path.reduce<Command>((c, name) => c.commands.find((s) => s.name() === name) as Command, program().cli);
     const flags = command.options.map((o) => o.long);
     for (const flag of ['--limit', '--offset', '--all', '--json']) assert.ok(flags.includes(flag), `${path.join(' ')} ${flag}`);

@@ -3,7 +3,7 @@
 import { Argument, InvalidArgumentError, Option, type Command } from 'commander';
 import type { operations } from '../api-types.js';
 import { pagingOptions } from './paging.js';
-import { instant, lifetime } from './time.js';
+import { instant, lifetime, parseSeconds } from './time.js';
 
 type Action = (env: NodeJS.ProcessEnv, args: unknown[], options: Record<string, unknown>) => Promise<void>;
 
@@ -23,6 +23,7 @@ const messages = () => import('./actions/messages.js');
 const tokens = () => import('./actions/tokens.js');
 const identity = () => import('./actions/identity.js');
 const twins = () => import('./actions/twins.js');
+const events = () => import('./actions/events.js');
 
 const roles = ['owner', 'admin', 'operator', 'viewer'];
 type RevocationReason = NonNullable<NonNullable<operations['revokeCertificate']['requestBody']>['content']['application/json']['reason']>;
@@ -187,6 +188,34 @@ export function addClientCommands(cli: Command): void {
   json(t.command('revoke').description('revoke a token: it stops working at once').argument('<id>')).action(act(tokens, 'revokeToken'));
 
   addIdentityCommands(cli);
+  addEventCommands(cli);
+}
+
+/** A time in the past: ISO 8601, or how long ago (`15m`, `2h`, `7d`). */
+function since(raw: string): string {
+  const ago = parseSeconds(raw);
+  if (ago !== undefined && /[smhd]$/.test(raw.trim())) return new Date(Date.now() - ago * 1000).toISOString();
+  const t = /^\d{4}-\d{2}-\d{2}/.test(raw.trim()) ? Date.parse(raw.trim()) : Number.NaN;
+  if (Number.isNaN(t)) throw new InvalidArgumentError('the time is ISO 8601 (2027-01-31, 2027-01-31T12:00:00Z) or how long ago (15m, 2h, 7d)');
+  return new Date(t).toISOString();
+}
+
+/** `fleetwire events list|tail`: the organization's fleet events and audit log (docs/events.md). */
+function addEventCommands(cli: Command): void {
+  const e = cli.command('events').description('the organization\'s fleet events and audit log: list what is stored, tail what happens');
+  const filters = (x: Command) =>
+    withOrg(x)
+      .option('--type <types>', 'only these types; a prefix ends in .* (device.*); repeat, or separate with commas', collect)
+      .option('--device <id>', 'only events about this device');
+  pagingOptions(filters(e.command('list').description('list stored events, newest first')))
+    .option('--actor <user-id>', 'only what this user did')
+    .option('--from <time>', 'from this time: ISO 8601, or how long ago (15m, 2h, 7d)', since)
+    .option('--to <time>', 'before this time', since)
+    .option('--oldest-first', 'oldest first')
+    .action(act(events, 'listEvents'));
+  filters(e.command('tail').description('print events as they happen, over WebSocket, until Ctrl-C'))
+    .option('--json', 'one JSON event per line')
+    .action(act(events, 'tailEvents'));
 }
 
 /** `fleetwire registrations|enrolment-tokens|manufacturer-cas|certificates|identity`: device identity (docs/identity.md). */

@@ -321,6 +321,7 @@ describe('organizations over HTTP', () => {
       'dead-letters:write': { method: 'DELETE', url: `${base}/dead-letters`, allowed: 200 },
       'identity:read': { method: 'GET', url: `${base}/registrations`, allowed: 200 },
       'identity:write': { method: 'POST', url: `${base}/enrolment-tokens`, body: {}, allowed: 201 },
+      'events:read': { method: 'GET', url: `${base}/events`, allowed: 200 },
       'org:delete': { method: 'DELETE', url: base, allowed: 204 }, // last: the owner's probe deletes the organization
     };
     const withoutRoute = new Set<Action>(['messages:read', 'messages:publish']); // served by the messaging adapters, not this API

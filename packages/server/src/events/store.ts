@@ -1,0 +1,91 @@
+import { sql } from 'kysely';
+import { jsonColumn, type Database } from '../db/index.js';
+import type { FleetEventsTable } from '../db/schema.js';
+import type { EventType, FleetEvent } from './types.js';
+
+export interface EventQuery {
+  offset: number;
+  limit: number;
+  /** Exact types and type prefixes (`device.`): an event matches any one. None given: every type. */
+  types?: { exact: string[]; prefixes: string[] };
+  /** Events whose subject is this device. */
+  device?: string;
+  /** Events this user (or device) caused. */
+  actor?: string;
+  /** From this time on (inclusive), ISO 8601. */
+  from?: string;
+  /** Before this time (exclusive), ISO 8601. */
+  to?: string;
+  /** Newest first (default) or oldest first. */
+  order?: 'desc' | 'asc';
+}
+
+/** The row of an event, its data serialised already. */
+export function toRow(e: FleetEvent, data: string): FleetEventsTable {
+  return { id: e.id, org_id: e.org_id, type: e.type, actor_kind: e.actor.kind, actor_id: e.actor.id, subject_kind: e.subject.kind, subject_id: e.subject.id, data, created_at: e.time };
+}
+
+function toEvent(r: FleetEventsTable): FleetEvent {
+  return { id: r.id, org_id: r.org_id, type: r.type as EventType, time: r.created_at, actor: { kind: r.actor_kind, id: r.actor_id }, subject: { kind: r.subject_kind, id: r.subject_id }, data: jsonColumn<Record<string, unknown>>(r.data) };
+}
+
+/** LIKE pattern of a type prefix: types hold letters, `_` and dots only, and `_` is LIKE's wildcard. */
+function prefixPattern(prefix: string): string {
+  return `${prefix.replace(/_/g, '\\_')}%`;
+}
+
+/** The fleet_events table (migration 18). */
+export class EventStore {
+  constructor(private readonly db: Database) {}
+
+  /** Inserts the rows in one statement per 200 (one transaction). */
+  async insertMany(rows: FleetEventsTable[]): Promise<void> {
+    if (rows.length === 0) return;
+    await this.db.kysely.transaction().execute(async (trx) => {
+      for (let i = 0; i < rows.length; i += 200) await trx.insertInto('fleet_events').values(rows.slice(i, i + 200)).execute();
+    });
+  }
+
+  /** Inserts each row on its own, leaving out those the database refuses (their organization is gone); returns how many it left out. */
+  async insertEach(rows: FleetEventsTable[]): Promise<number> {
+    let refused = 0;
+    for (const row of rows) {
+      try {
+        await this.db.kysely.insertInto('fleet_events').values(row).execute();
+      } catch {
+        refused++;
+      }
+    }
+    return refused;
+  }
+
+  async list(orgId: string, q: EventQuery): Promise<{ total: number; items: FleetEvent[] }> {
+    let base = this.db.kysely.selectFrom('fleet_events').where('org_id', '=', orgId);
+    if (q.types && (q.types.exact.length > 0 || q.types.prefixes.length > 0)) {
+      const { exact, prefixes } = q.types;
+      if (!prefixes.includes('')) {
+        base = base.where((eb) => eb.or([...(exact.length > 0 ? [eb('type', 'in', exact)] : []), ...prefixes.map((p) => sql<boolean>`type LIKE ${prefixPattern(p)} ESCAPE '\\'`)]));
+      }
+    }
+    if (q.device !== undefined) base = base.where('subject_kind', '=', 'device').where('subject_id', '=', q.device);
+    if (q.actor !== undefined) base = base.where('actor_id', '=', q.actor);
+    if (q.from !== undefined) base = base.where('created_at', '>=', q.from);
+    if (q.to !== undefined) base = base.where('created_at', '<', q.to);
+    const { n } = await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    const dir = q.order ?? 'desc';
+    const rows = await base.selectAll().orderBy('created_at', dir).orderBy('id', dir).offset(q.offset).limit(q.limit).execute();
+    return { total: Number(n), items: rows.map(toEvent) };
+  }
+
+  /** Whether the database answers (a failed write is then the rows' fault, not its absence). */
+  reachable(): Promise<boolean> {
+    return this.db.ping();
+  }
+
+  /** Deletes up to `limit` events older than `before` (ISO 8601); returns how many. */
+  async pruneBefore(before: string, limit: number): Promise<number> {
+    const old = this.db.kysely.selectFrom('fleet_events').select('id').where('created_at', '<', before).limit(limit);
+    const r = await this.db.kysely.deleteFrom('fleet_events').where('id', 'in', old).executeTakeFirst();
+    return Number(r.numDeletedRows);
+  }
+}
