@@ -1532,6 +1532,206 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/orgs/{org}/devices/{id}/twin": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get a device's default twin
+         * @description Desired and reported state, the delta between them, tags, a timestamp per leaf, the refused desired values and the version (also the ETag). Needs `twins:read` in the organization (docs/permissions.md).
+         */
+        get: operations["getTwin"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Change the desired state or tags of a device's default twin
+         * @description JSON merge patches (RFC 7386): members are set, `null` removes one. With If-Match (the ETag read) the update is refused with 412 when the twin changed meanwhile; nothing is partly applied. The device is sent the new delta at once when connected, and when it next connects otherwise. Needs `twins:write` in the organization (docs/permissions.md).
+         */
+        patch: operations["updateTwin"];
+        trace?: never;
+    };
+    "/orgs/{org}/devices/{id}/twin/history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The changes of a device's default twin
+         * @description Every accepted change from `from_version` on, oldest first: the version it made, who made it (a user, the device, or the system) and the patch as applied. Kept for FLEETWIRE_TWIN_HISTORY_RETENTION. Needs `twins:read` in the organization (docs/permissions.md).
+         */
+        get: operations["getTwinHistory"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/orgs/{org}/devices/{id}/twins/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Get a named twin of a device
+         * @description Desired and reported state, the delta between them, tags, a timestamp per leaf, the refused desired values and the version (also the ETag). Needs `twins:read` in the organization (docs/permissions.md).
+         */
+        get: operations["getNamedTwin"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * Change the desired state or tags of a named twin of a device
+         * @description JSON merge patches (RFC 7386): members are set, `null` removes one. With If-Match (the ETag read) the update is refused with 412 when the twin changed meanwhile; nothing is partly applied. The device is sent the new delta at once when connected, and when it next connects otherwise. A named twin is made by its first update (16 per device at most). Needs `twins:write` in the organization (docs/permissions.md).
+         */
+        patch: operations["updateNamedTwin"];
+        trace?: never;
+    };
+    "/orgs/{org}/devices/{id}/twins/{name}/history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The changes of a named twin of a device
+         * @description Every accepted change from `from_version` on, oldest first: the version it made, who made it (a user, the device, or the system) and the patch as applied. Kept for FLEETWIRE_TWIN_HISTORY_RETENTION. Needs `twins:read` in the organization (docs/permissions.md).
+         */
+        get: operations["getNamedTwinHistory"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/orgs/{org}/devices/{id}/twins": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A device's twins
+         * @description The default twin and the named ones, with their versions. Needs `twins:read` in the organization (docs/permissions.md).
+         */
+        get: operations["listDeviceTwins"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/orgs/{org}/twins": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Find twins across the fleet
+         * @description Every `where` condition must hold: `<section>.<path> <op> <value>` with section desired, reported or tags, op one of `= != < <= > >=`, or `<section>.<path> exists|missing`. A value is JSON when it parses as JSON (`14`, `true`, `"14"`), another field when it names one (`desired.mode != reported.mode`), text otherwise (`reported.firmware.version = 1.4.2`). Path keys are letters, digits, `_` and `-`. Sorted by device id. Needs `twins:read` in the organization (docs/permissions.md).
+         */
+        get: operations["queryTwins"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/orgs/{org}/twin-settings": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The organization's twin limits
+         * @description Needs `twins:read` in the organization (docs/permissions.md).
+         */
+        get: operations["getTwinSettings"];
+        /**
+         * Change the organization's twin limits
+         * @description Applies to updates from now on (every process within 10 s); twins already larger are kept, and their next update must bring them within the limits. Needs `twins:write` in the organization (docs/permissions.md).
+         */
+        put: operations["setTwinSettings"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/devices/{id}/twin": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A device reads its twin
+         * @description Device credentials (`Authorization: Device <secret>`, Basic `<device id>:<secret>`, or its platform certificate over HTTPS). Tags are not shown to the device.
+         */
+        get: operations["getOwnTwin"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * A device reports its state
+         * @description `reported` is a JSON merge patch (RFC 7386). `rejected` declares desired values the device cannot apply (by JSON pointer, with a reason) so that they leave the delta until desired changes there; `desired` may only remove members (clear what the device is done with). Device credentials as for GET.
+         */
+        patch: operations["reportOwnTwin"];
+        trace?: never;
+    };
+    "/devices/{id}/twin/{name}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A device reads its named twin
+         * @description Device credentials (`Authorization: Device <secret>`, Basic `<device id>:<secret>`, or its platform certificate over HTTPS). Tags are not shown to the device.
+         */
+        get: operations["getOwnNamedTwin"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        /**
+         * A device reports its state to a named twin
+         * @description `reported` is a JSON merge patch (RFC 7386). `rejected` declares desired values the device cannot apply (by JSON pointer, with a reason) so that they leave the delta until desired changes there; `desired` may only remove members (clear what the device is done with). Device credentials as for GET.
+         */
+        patch: operations["reportOwnNamedTwin"];
+        trace?: never;
+    };
     "/channels/{id}/messages/{subtopic}": {
         parameters: {
             query?: never;
@@ -2199,7 +2399,7 @@ export interface operations {
                     name: string;
                     /** Format: uuid */
                     org_id: string;
-                    actions: ("org:read" | "org:update" | "org:delete" | "members:read" | "members:write" | "devices:read" | "devices:write" | "channels:read" | "channels:write" | "groups:read" | "groups:write" | "connections:read" | "connections:write" | "messages:read" | "messages:publish" | "dead-letters:read" | "dead-letters:write" | "identity:read" | "identity:write")[];
+                    actions: ("org:read" | "org:update" | "org:delete" | "members:read" | "members:write" | "devices:read" | "devices:write" | "channels:read" | "channels:write" | "groups:read" | "groups:write" | "connections:read" | "connections:write" | "messages:read" | "messages:publish" | "dead-letters:read" | "dead-letters:write" | "identity:read" | "identity:write" | "twins:read" | "twins:write")[];
                     /** @description Lifetime in seconds (at most 366 days) */
                     expires_in: number;
                 };
@@ -9280,6 +9480,1607 @@ export interface operations {
             };
             /** @description Not Found: problem details with a stable `code` */
             404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: problem details with a stable `code` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getTwin: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org: string;
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        device_id: string;
+                        /** @description `default` for the twin every device has */
+                        name: string;
+                        /** @description Goes up by one with every accepted change; 0 for a twin never written */
+                        version: number;
+                        /** @description A JSON object */
+                        desired: {
+                            [key: string]: unknown;
+                        };
+                        /** @description A JSON object */
+                        reported: {
+                            [key: string]: unknown;
+                        };
+                        /** @description What desired asks that reported does not have yet (refused values left out) */
+                        delta: {
+                            [key: string]: unknown;
+                        };
+                        /** @description Service-side only: never shown to the device */
+                        tags?: {
+                            [key: string]: unknown;
+                        };
+                        metadata: {
+                            /** @description The shape of the section, each leaf the time it last changed (milliseconds since the epoch) */
+                            desired: {
+                                [key: string]: unknown;
+                            };
+                            /** @description The shape of the section, each leaf the time it last changed (milliseconds since the epoch) */
+                            reported: {
+                                [key: string]: unknown;
+                            };
+                            /** @description The shape of the section, each leaf the time it last changed (milliseconds since the epoch) */
+                            tags?: {
+                                [key: string]: unknown;
+                            };
+                        };
+                        /** @description Desired values the device declared it cannot apply, by JSON pointer into desired */
+                        rejected: {
+                            [key: string]: {
+                                reason: string;
+                                /** @description The desired value refused: a new desired value there asks again */
+                                value: unknown;
+                                version: number;
+                                /** @description Milliseconds since the epoch */
+                                at: number;
+                            };
+                        };
+                        /** Format: date-time */
+                        created_at?: string;
+                        /** Format: date-time */
+                        updated_at?: string;
+                    };
+                };
+            };
+            /** @description Unauthorized: problem details with a stable `code` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: problem details with a stable `code` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found: problem details with a stable `code` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: problem details with a stable `code` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    updateTwin: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The version read (its ETag, e.g. `"4"`): the update is refused with 412 when the twin moved on */
+                "if-match"?: string;
+            };
+            path: {
+                org: string;
+                id: string;
+            };
+            cookie?: never;
+        };
+        /** @description JSON merge patches (RFC 7386): members are set, `null` removes one */
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description A JSON object */
+                    desired?: {
+                        [key: string]: unknown;
+                    };
+                    /** @description A JSON object */
+                    tags?: {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        device_id: string;
+                        /** @description `default` for the twin every device has */
+                        name: string;
+                        /** @description Goes up by one with every accepted change; 0 for a twin never written */
+                        version: number;
+                        /** @description A JSON object */
+                        desired: {
+                            [key: string]: unknown;
+                        };
+                        /** @description A JSON object */
+                        reported: {
+                            [key: string]: unknown;
+                        };
+                        /** @description What desired asks that reported does not have yet (refused values left out) */
+                        delta: {
+                            [key: string]: unknown;
+                        };
+                        /** @description Service-side only: never shown to the device */
+                        tags?: {
+                            [key: string]: unknown;
+                        };
+                        metadata: {
+                            /** @description The shape of the section, each leaf the time it last changed (milliseconds since the epoch) */
+                            desired: {
+                                [key: string]: unknown;
+                            };
+                            /** @description The shape of the section, each leaf the time it last changed (milliseconds since the epoch) */
+                            reported: {
+                                [key: string]: unknown;
+                            };
+                            /** @description The shape of the section, each leaf the time it last changed (milliseconds since the epoch) */
+                            tags?: {
+                                [key: string]: unknown;
+                            };
+                        };
+                        /** @description Desired values the device declared it cannot apply, by JSON pointer into desired */
+                        rejected: {
+                            [key: string]: {
+                                reason: string;
+                                /** @description The desired value refused: a new desired value there asks again */
+                                value: unknown;
+                                version: number;
+                                /** @description Milliseconds since the epoch */
+                                at: number;
+                            };
+                        };
+                        /** Format: date-time */
+                        created_at?: string;
+                        /** Format: date-time */
+                        updated_at?: string;
+                    };
+                };
+            };
+            /** @description Bad Request: problem details with a stable `code` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized: problem details with a stable `code` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: problem details with a stable `code` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found: problem details with a stable `code` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Precondition Failed: problem details with a stable `code` */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Payload Too Large: problem details with a stable `code` */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: problem details with a stable `code` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getTwinHistory: {
+        parameters: {
+            query?: {
+                from_version?: number;
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                org: string;
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        changes: {
+                            version: number;
+                            actor: {
+                                kind: "user" | "device" | "system";
+                                id?: string;
+                            };
+                            /** @description The update as applied */
+                            patch: {
+                                [key: string]: unknown;
+                            };
+                            /** Format: date-time */
+                            at: string;
+                        }[];
+                        /** @description Pass as from_version for the next page, when changes follow */
+                        next_version?: number;
+                    };
+                };
+            };
+            /** @description Bad Request: problem details with a stable `code` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized: problem details with a stable `code` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: problem details with a stable `code` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found: problem details with a stable `code` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: problem details with a stable `code` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getNamedTwin: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org: string;
+                id: string;
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        device_id: string;
+                        /** @description `default` for the twin every device has */
+                        name: string;
+                        /** @description Goes up by one with every accepted change; 0 for a twin never written */
+                        version: number;
+                        /** @description A JSON object */
+                        desired: {
+                            [key: string]: unknown;
+                        };
+                        /** @description A JSON object */
+                        reported: {
+                            [key: string]: unknown;
+                        };
+                        /** @description What desired asks that reported does not have yet (refused values left out) */
+                        delta: {
+                            [key: string]: unknown;
+                        };
+                        /** @description Service-side only: never shown to the device */
+                        tags?: {
+                            [key: string]: unknown;
+                        };
+                        metadata: {
+                            /** @description The shape of the section, each leaf the time it last changed (milliseconds since the epoch) */
+                            desired: {
+                                [key: string]: unknown;
+                            };
+                            /** @description The shape of the section, each leaf the time it last changed (milliseconds since the epoch) */
+                            reported: {
+                                [key: string]: unknown;
+                            };
+                            /** @description The shape of the section, each leaf the time it last changed (milliseconds since the epoch) */
+                            tags?: {
+                                [key: string]: unknown;
+                            };
+                        };
+                        /** @description Desired values the device declared it cannot apply, by JSON pointer into desired */
+                        rejected: {
+                            [key: string]: {
+                                reason: string;
+                                /** @description The desired value refused: a new desired value there asks again */
+                                value: unknown;
+                                version: number;
+                                /** @description Milliseconds since the epoch */
+                                at: number;
+                            };
+                        };
+                        /** Format: date-time */
+                        created_at?: string;
+                        /** Format: date-time */
+                        updated_at?: string;
+                    };
+                };
+            };
+            /** @description Unauthorized: problem details with a stable `code` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: problem details with a stable `code` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found: problem details with a stable `code` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: problem details with a stable `code` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    updateNamedTwin: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The version read (its ETag, e.g. `"4"`): the update is refused with 412 when the twin moved on */
+                "if-match"?: string;
+            };
+            path: {
+                org: string;
+                id: string;
+                name: string;
+            };
+            cookie?: never;
+        };
+        /** @description JSON merge patches (RFC 7386): members are set, `null` removes one */
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description A JSON object */
+                    desired?: {
+                        [key: string]: unknown;
+                    };
+                    /** @description A JSON object */
+                    tags?: {
+                        [key: string]: unknown;
+                    };
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        device_id: string;
+                        /** @description `default` for the twin every device has */
+                        name: string;
+                        /** @description Goes up by one with every accepted change; 0 for a twin never written */
+                        version: number;
+                        /** @description A JSON object */
+                        desired: {
+                            [key: string]: unknown;
+                        };
+                        /** @description A JSON object */
+                        reported: {
+                            [key: string]: unknown;
+                        };
+                        /** @description What desired asks that reported does not have yet (refused values left out) */
+                        delta: {
+                            [key: string]: unknown;
+                        };
+                        /** @description Service-side only: never shown to the device */
+                        tags?: {
+                            [key: string]: unknown;
+                        };
+                        metadata: {
+                            /** @description The shape of the section, each leaf the time it last changed (milliseconds since the epoch) */
+                            desired: {
+                                [key: string]: unknown;
+                            };
+                            /** @description The shape of the section, each leaf the time it last changed (milliseconds since the epoch) */
+                            reported: {
+                                [key: string]: unknown;
+                            };
+                            /** @description The shape of the section, each leaf the time it last changed (milliseconds since the epoch) */
+                            tags?: {
+                                [key: string]: unknown;
+                            };
+                        };
+                        /** @description Desired values the device declared it cannot apply, by JSON pointer into desired */
+                        rejected: {
+                            [key: string]: {
+                                reason: string;
+                                /** @description The desired value refused: a new desired value there asks again */
+                                value: unknown;
+                                version: number;
+                                /** @description Milliseconds since the epoch */
+                                at: number;
+                            };
+                        };
+                        /** Format: date-time */
+                        created_at?: string;
+                        /** Format: date-time */
+                        updated_at?: string;
+                    };
+                };
+            };
+            /** @description Bad Request: problem details with a stable `code` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized: problem details with a stable `code` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: problem details with a stable `code` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found: problem details with a stable `code` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Precondition Failed: problem details with a stable `code` */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Payload Too Large: problem details with a stable `code` */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: problem details with a stable `code` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getNamedTwinHistory: {
+        parameters: {
+            query?: {
+                from_version?: number;
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                org: string;
+                id: string;
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        changes: {
+                            version: number;
+                            actor: {
+                                kind: "user" | "device" | "system";
+                                id?: string;
+                            };
+                            /** @description The update as applied */
+                            patch: {
+                                [key: string]: unknown;
+                            };
+                            /** Format: date-time */
+                            at: string;
+                        }[];
+                        /** @description Pass as from_version for the next page, when changes follow */
+                        next_version?: number;
+                    };
+                };
+            };
+            /** @description Bad Request: problem details with a stable `code` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized: problem details with a stable `code` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: problem details with a stable `code` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found: problem details with a stable `code` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: problem details with a stable `code` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    listDeviceTwins: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org: string;
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        twins: {
+                            name: string;
+                            version: number;
+                            /** Format: date-time */
+                            updated_at?: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description Unauthorized: problem details with a stable `code` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: problem details with a stable `code` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found: problem details with a stable `code` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: problem details with a stable `code` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    queryTwins: {
+        parameters: {
+            query?: {
+                where?: string | string[];
+                /** @description Only twins of this name (`default` for the default twin) */
+                name?: string;
+                offset?: number;
+                limit?: number;
+            };
+            header?: never;
+            path: {
+                /** @description Organization id */
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        total: number;
+                        offset: number;
+                        limit: number;
+                        twins: {
+                            device_id: string;
+                            /** @description `default` for the twin every device has */
+                            name: string;
+                            /** @description Goes up by one with every accepted change; 0 for a twin never written */
+                            version: number;
+                            /** @description A JSON object */
+                            desired: {
+                                [key: string]: unknown;
+                            };
+                            /** @description A JSON object */
+                            reported: {
+                                [key: string]: unknown;
+                            };
+                            /** @description What desired asks that reported does not have yet (refused values left out) */
+                            delta: {
+                                [key: string]: unknown;
+                            };
+                            /** @description Service-side only: never shown to the device */
+                            tags?: {
+                                [key: string]: unknown;
+                            };
+                            metadata: {
+                                /** @description The shape of the section, each leaf the time it last changed (milliseconds since the epoch) */
+                                desired: {
+                                    [key: string]: unknown;
+                                };
+                                /** @description The shape of the section, each leaf the time it last changed (milliseconds since the epoch) */
+                                reported: {
+                                    [key: string]: unknown;
+                                };
+                                /** @description The shape of the section, each leaf the time it last changed (milliseconds since the epoch) */
+                                tags?: {
+                                    [key: string]: unknown;
+                                };
+                            };
+                            /** @description Desired values the device declared it cannot apply, by JSON pointer into desired */
+                            rejected: {
+                                [key: string]: {
+                                    reason: string;
+                                    /** @description The desired value refused: a new desired value there asks again */
+                                    value: unknown;
+                                    version: number;
+                                    /** @description Milliseconds since the epoch */
+                                    at: number;
+                                };
+                            };
+                            /** Format: date-time */
+                            created_at?: string;
+                            /** Format: date-time */
+                            updated_at?: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description Bad Request: problem details with a stable `code` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized: problem details with a stable `code` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: problem details with a stable `code` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found: problem details with a stable `code` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: problem details with a stable `code` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getTwinSettings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Organization id */
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description Largest desired, reported or tags section, as JSON bytes */
+                        max_section_bytes: number;
+                        /** @description Deepest nesting of a section (the section itself is level 1) */
+                        max_depth: number;
+                    };
+                };
+            };
+            /** @description Unauthorized: problem details with a stable `code` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: problem details with a stable `code` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found: problem details with a stable `code` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: problem details with a stable `code` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    setTwinSettings: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Organization id */
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description Largest desired, reported or tags section, as JSON bytes */
+                    max_section_bytes: number;
+                    /** @description Deepest nesting of a section (the section itself is level 1) */
+                    max_depth: number;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** @description Largest desired, reported or tags section, as JSON bytes */
+                        max_section_bytes: number;
+                        /** @description Deepest nesting of a section (the section itself is level 1) */
+                        max_depth: number;
+                    };
+                };
+            };
+            /** @description Bad Request: problem details with a stable `code` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized: problem details with a stable `code` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: problem details with a stable `code` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found: problem details with a stable `code` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: problem details with a stable `code` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getOwnTwin: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        device_id: string;
+                        /** @description `default` for the twin every device has */
+                        name: string;
+                        /** @description Goes up by one with every accepted change; 0 for a twin never written */
+                        version: number;
+                        /** @description A JSON object */
+                        desired: {
+                            [key: string]: unknown;
+                        };
+                        /** @description A JSON object */
+                        reported: {
+                            [key: string]: unknown;
+                        };
+                        /** @description What desired asks that reported does not have yet (refused values left out) */
+                        delta: {
+                            [key: string]: unknown;
+                        };
+                        /** @description Service-side only: never shown to the device */
+                        tags?: {
+                            [key: string]: unknown;
+                        };
+                        metadata: {
+                            /** @description The shape of the section, each leaf the time it last changed (milliseconds since the epoch) */
+                            desired: {
+                                [key: string]: unknown;
+                            };
+                            /** @description The shape of the section, each leaf the time it last changed (milliseconds since the epoch) */
+                            reported: {
+                                [key: string]: unknown;
+                            };
+                            /** @description The shape of the section, each leaf the time it last changed (milliseconds since the epoch) */
+                            tags?: {
+                                [key: string]: unknown;
+                            };
+                        };
+                        /** @description Desired values the device declared it cannot apply, by JSON pointer into desired */
+                        rejected: {
+                            [key: string]: {
+                                reason: string;
+                                /** @description The desired value refused: a new desired value there asks again */
+                                value: unknown;
+                                version: number;
+                                /** @description Milliseconds since the epoch */
+                                at: number;
+                            };
+                        };
+                        /** Format: date-time */
+                        created_at?: string;
+                        /** Format: date-time */
+                        updated_at?: string;
+                    };
+                };
+            };
+            /** @description Unauthorized: problem details with a stable `code` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: problem details with a stable `code` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found: problem details with a stable `code` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: problem details with a stable `code` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    reportOwnTwin: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The version read (its ETag, e.g. `"4"`): the update is refused with 412 when the twin moved on */
+                "if-match"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description A JSON object */
+                    reported?: {
+                        [key: string]: unknown;
+                    };
+                    /** @description Only removals (`null` members): a device clears desired values it is done with */
+                    desired?: {
+                        [key: string]: unknown;
+                    };
+                    /** @description JSON pointer into desired → why the device cannot apply it; `null` withdraws the refusal */
+                    rejected?: {
+                        [key: string]: string | null;
+                    };
+                    /** @description The version the device read: refused with 412 when the twin moved on (If-Match works too) */
+                    version?: number;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        device_id: string;
+                        /** @description `default` for the twin every device has */
+                        name: string;
+                        /** @description Goes up by one with every accepted change; 0 for a twin never written */
+                        version: number;
+                        /** @description A JSON object */
+                        desired: {
+                            [key: string]: unknown;
+                        };
+                        /** @description A JSON object */
+                        reported: {
+                            [key: string]: unknown;
+                        };
+                        /** @description What desired asks that reported does not have yet (refused values left out) */
+                        delta: {
+                            [key: string]: unknown;
+                        };
+                        /** @description Service-side only: never shown to the device */
+                        tags?: {
+                            [key: string]: unknown;
+                        };
+                        metadata: {
+                            /** @description The shape of the section, each leaf the time it last changed (milliseconds since the epoch) */
+                            desired: {
+                                [key: string]: unknown;
+                            };
+                            /** @description The shape of the section, each leaf the time it last changed (milliseconds since the epoch) */
+                            reported: {
+                                [key: string]: unknown;
+                            };
+                            /** @description The shape of the section, each leaf the time it last changed (milliseconds since the epoch) */
+                            tags?: {
+                                [key: string]: unknown;
+                            };
+                        };
+                        /** @description Desired values the device declared it cannot apply, by JSON pointer into desired */
+                        rejected: {
+                            [key: string]: {
+                                reason: string;
+                                /** @description The desired value refused: a new desired value there asks again */
+                                value: unknown;
+                                version: number;
+                                /** @description Milliseconds since the epoch */
+                                at: number;
+                            };
+                        };
+                        /** Format: date-time */
+                        created_at?: string;
+                        /** Format: date-time */
+                        updated_at?: string;
+                    };
+                };
+            };
+            /** @description Bad Request: problem details with a stable `code` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized: problem details with a stable `code` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: problem details with a stable `code` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found: problem details with a stable `code` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Precondition Failed: problem details with a stable `code` */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Payload Too Large: problem details with a stable `code` */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests: problem details with a stable `code` */
+            429: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: problem details with a stable `code` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getOwnNamedTwin: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        device_id: string;
+                        /** @description `default` for the twin every device has */
+                        name: string;
+                        /** @description Goes up by one with every accepted change; 0 for a twin never written */
+                        version: number;
+                        /** @description A JSON object */
+                        desired: {
+                            [key: string]: unknown;
+                        };
+                        /** @description A JSON object */
+                        reported: {
+                            [key: string]: unknown;
+                        };
+                        /** @description What desired asks that reported does not have yet (refused values left out) */
+                        delta: {
+                            [key: string]: unknown;
+                        };
+                        /** @description Service-side only: never shown to the device */
+                        tags?: {
+                            [key: string]: unknown;
+                        };
+                        metadata: {
+                            /** @description The shape of the section, each leaf the time it last changed (milliseconds since the epoch) */
+                            desired: {
+                                [key: string]: unknown;
+                            };
+                            /** @description The shape of the section, each leaf the time it last changed (milliseconds since the epoch) */
+                            reported: {
+                                [key: string]: unknown;
+                            };
+                            /** @description The shape of the section, each leaf the time it last changed (milliseconds since the epoch) */
+                            tags?: {
+                                [key: string]: unknown;
+                            };
+                        };
+                        /** @description Desired values the device declared it cannot apply, by JSON pointer into desired */
+                        rejected: {
+                            [key: string]: {
+                                reason: string;
+                                /** @description The desired value refused: a new desired value there asks again */
+                                value: unknown;
+                                version: number;
+                                /** @description Milliseconds since the epoch */
+                                at: number;
+                            };
+                        };
+                        /** Format: date-time */
+                        created_at?: string;
+                        /** Format: date-time */
+                        updated_at?: string;
+                    };
+                };
+            };
+            /** @description Unauthorized: problem details with a stable `code` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: problem details with a stable `code` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found: problem details with a stable `code` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: problem details with a stable `code` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    reportOwnNamedTwin: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The version read (its ETag, e.g. `"4"`): the update is refused with 412 when the twin moved on */
+                "if-match"?: string;
+            };
+            path: {
+                id: string;
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description A JSON object */
+                    reported?: {
+                        [key: string]: unknown;
+                    };
+                    /** @description Only removals (`null` members): a device clears desired values it is done with */
+                    desired?: {
+                        [key: string]: unknown;
+                    };
+                    /** @description JSON pointer into desired → why the device cannot apply it; `null` withdraws the refusal */
+                    rejected?: {
+                        [key: string]: string | null;
+                    };
+                    /** @description The version the device read: refused with 412 when the twin moved on (If-Match works too) */
+                    version?: number;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        device_id: string;
+                        /** @description `default` for the twin every device has */
+                        name: string;
+                        /** @description Goes up by one with every accepted change; 0 for a twin never written */
+                        version: number;
+                        /** @description A JSON object */
+                        desired: {
+                            [key: string]: unknown;
+                        };
+                        /** @description A JSON object */
+                        reported: {
+                            [key: string]: unknown;
+                        };
+                        /** @description What desired asks that reported does not have yet (refused values left out) */
+                        delta: {
+                            [key: string]: unknown;
+                        };
+                        /** @description Service-side only: never shown to the device */
+                        tags?: {
+                            [key: string]: unknown;
+                        };
+                        metadata: {
+                            /** @description The shape of the section, each leaf the time it last changed (milliseconds since the epoch) */
+                            desired: {
+                                [key: string]: unknown;
+                            };
+                            /** @description The shape of the section, each leaf the time it last changed (milliseconds since the epoch) */
+                            reported: {
+                                [key: string]: unknown;
+                            };
+                            /** @description The shape of the section, each leaf the time it last changed (milliseconds since the epoch) */
+                            tags?: {
+                                [key: string]: unknown;
+                            };
+                        };
+                        /** @description Desired values the device declared it cannot apply, by JSON pointer into desired */
+                        rejected: {
+                            [key: string]: {
+                                reason: string;
+                                /** @description The desired value refused: a new desired value there asks again */
+                                value: unknown;
+                                version: number;
+                                /** @description Milliseconds since the epoch */
+                                at: number;
+                            };
+                        };
+                        /** Format: date-time */
+                        created_at?: string;
+                        /** Format: date-time */
+                        updated_at?: string;
+                    };
+                };
+            };
+            /** @description Bad Request: problem details with a stable `code` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized: problem details with a stable `code` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: problem details with a stable `code` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found: problem details with a stable `code` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Precondition Failed: problem details with a stable `code` */
+            412: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Payload Too Large: problem details with a stable `code` */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Too Many Requests: problem details with a stable `code` */
+            429: {
                 headers: {
                     [name: string]: unknown;
                 };
