@@ -18,6 +18,7 @@ const actionsInOrder: Record<TokenAction, number> = {
   'devices:read': 5, 'devices:write': 6, 'channels:read': 7, 'channels:write': 8, 'groups:read': 9,
   'groups:write': 10, 'connections:read': 11, 'connections:write': 12, 'messages:read': 13,
   'messages:publish': 14, 'dead-letters:read': 15, 'dead-letters:write': 16, 'identity:read': 17, 'identity:write': 18,
+  'twins:read': 19, 'twins:write': 20,
 };
 const tokenActions = (Object.keys(actionsInOrder) as TokenAction[]).sort((a, b) => actionsInOrder[a] - actionsInOrder[b]);
 

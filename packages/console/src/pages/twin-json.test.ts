@@ -1,7 +1,7 @@
 // The twin tab's merge patches, leaf stamps and query fields: run with `npm test -w @fleetwire/console`.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { applyMergePatch, conditionLines, fieldValue, leafStamps, mergePatchBetween, parseSection, queryFields, stampAt, type JsonObject } from './twin-json.ts';
+import { applyMergePatch, conditionLines, fieldValue, leafCount, leafStamps, mergePatchBetween, parseSection, queryFields, type JsonObject } from './twin-json.ts';
 
 test('the patch sets what was added or changed and nulls what was removed, nested objects member by member', () => {
   const from = { mode: 'eco', net: { ssid: 'plant', channel: 6 }, led: true, gone: 1 };
@@ -57,14 +57,12 @@ test('the editor text is a JSON object without null members, or says why not', (
   assert.match(parseSection('{"a": {"b/c": null}}', 'Desired').error!, /cannot hold null \(\/a\/b~1c\)/);
 });
 
-test('leaf stamps become pointers, newest first; a leaf is found by its keys', () => {
+test('leaf stamps become pointers, newest first; leaves are counted', () => {
   const stamps = { mode: 100, net: { ssid: 300, channel: 200 }, 'a/b': 50 };
   assert.deepEqual(leafStamps(stamps), [['/net/ssid', 300], ['/net/channel', 200], ['/mode', 100], ['/a~1b', 50]]);
   assert.deepEqual(leafStamps({}), []);
-  assert.equal(stampAt(stamps, ['net', 'channel']), 200);
-  assert.equal(stampAt(stamps, ['net']), undefined, 'an object has no stamp of its own');
-  assert.equal(stampAt({ list: 7 }, ['list', '0']), 7, 'inside an array: the array’s stamp');
-  assert.equal(stampAt(stamps, ['nothing']), undefined);
+  assert.equal(leafCount({ mode: 'eco', net: { ssid: 'x', channel: 6 }, list: [1, 2] }), 4);
+  assert.equal(leafCount({}), 0);
 });
 
 test('a query’s fields are its columns: each once, both sides of a comparison of fields', () => {

@@ -91,15 +91,11 @@ export function leafStamps(stamps: unknown, at = ''): [string, number][] {
   return out.sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
 }
 
-/** The stamp of the leaf at `path` (keys), or of the nearest stamped value above it. */
-export function stampAt(stamps: unknown, path: readonly string[]): number | undefined {
-  let node = stamps;
-  for (const key of path) {
-    if (typeof node === 'number') return node;
-    if (!isObject(node)) return undefined;
-    node = node[key];
-  }
-  return typeof node === 'number' ? node : undefined;
+/** How many leaves a value has (a scalar or an array is one; an object the sum of its members', an empty one none). */
+export function leafCount(value: Json): number {
+  if (!isObject(value)) return 1;
+  const members = Object.values(value);
+  return members.length ? members.reduce<number>((n, v) => n + leafCount(v), 0) : 0;
 }
 
 export const twinSections = ['desired', 'reported', 'tags'] as const;
