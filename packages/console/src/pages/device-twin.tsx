@@ -95,10 +95,10 @@ export function DeviceTwin({ deviceId }: { deviceId: string }) {
 
   const names = list.data?.twins ?? [];
   return (
-    <section aria-label="Twin">
+    <section aria-label="Device twin">
       <div className="toolbar">
         <label>
-          Twin
+          Show twin
           <select value={name} onChange={(e) => choose(e.target.value)}>
             {names.map((t) => (
               <option key={t.name} value={t.name}>
@@ -157,7 +157,8 @@ function NewTwin({ onOpen }: { onOpen(name: string): void }) {
 /** Pretty JSON whose leaves say, on hover, when they last changed. */
 function JsonView({ value, stamps, label }: { value: unknown; stamps: unknown; label: string }) {
   return (
-    <pre className="json" aria-label={label} tabIndex={0} data-testid={`twin-${label.toLowerCase()}`}>
+    // focusable: it scrolls on its own when long
+    <pre className="json" tabIndex={0} data-testid={`twin-${label.toLowerCase()}`}>
       {render(value as Json, stamps, 0)}
     </pre>
   );
@@ -213,26 +214,26 @@ function TwinView({ doc }: { doc: Twin }) {
       </dl>
       <div className="twin-sections">
         <section aria-label="Desired state">
-          <h4>Desired</h4>
+          <h3>Desired</h3>
           <JsonView value={doc.desired} stamps={doc.metadata.desired} label="Desired" />
         </section>
         <section aria-label="Reported state">
-          <h4>Reported</h4>
+          <h3>Reported</h3>
           <JsonView value={doc.reported} stamps={doc.metadata.reported} label="Reported" />
         </section>
         <section aria-label="Delta">
-          <h4>Delta</h4>
+          <h3>Delta</h3>
           <JsonView value={doc.delta} stamps={doc.metadata.desired} label="Delta" />
         </section>
       </div>
       <div className="twin-sections two">
         <section aria-label="Tags">
-          <h4>Tags</h4>
+          <h3>Tags</h3>
           <p className="muted">Service-side only: never shown to the device.</p>
           <JsonView value={doc.tags ?? {}} stamps={doc.metadata.tags} label="Tags" />
         </section>
         <section aria-label="Last changed">
-          <h4>Last changed</h4>
+          <h3>Last changed</h3>
           {recent.length === 0 ? (
             <p className="muted">Nothing written yet.</p>
           ) : (
@@ -262,7 +263,7 @@ function TwinView({ doc }: { doc: Twin }) {
       </div>
       {rejected.length > 0 && (
         <section aria-label="Refused values">
-          <h4>Refused by the device</h4>
+          <h3>Refused by the device</h3>
           <p className="muted">Left out of the delta until desired changes there.</p>
           <table aria-label="Refused values">
             <thead>
