@@ -164,6 +164,8 @@ function JsonView({ value, stamps, label }: { value: unknown; stamps: unknown; l
   );
 }
 
+const isShortList = (value: Json): value is Json[] => Array.isArray(value) && value.every((v) => !isObject(v) && !Array.isArray(v)) && JSON.stringify(value).length <= 60;
+
 function render(value: Json, stamps: unknown, depth: number): ReactNode {
   const pad = '  '.repeat(depth);
   if (isObject(value) && Object.keys(value).length > 0) {
@@ -186,8 +188,8 @@ function render(value: Json, stamps: unknown, depth: number): ReactNode {
       </>
     );
   }
-  // a leaf: a scalar, an array (set whole) or an empty object
-  const text = JSON.stringify(value, null, 2).replaceAll('\n', `\n${pad}`);
+  // a leaf: a scalar, an array (set whole) or an empty object; a short array of scalars on one line
+  const text = isShortList(value) ? `[${value.map((v) => JSON.stringify(v)).join(', ')}]` : JSON.stringify(value, null, 2).replaceAll('\n', `\n${pad}`);
   return typeof stamps === 'number' ? <span title={`changed ${msTime(stamps)}`}>{text}</span> : text;
 }
 
