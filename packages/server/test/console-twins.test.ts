@@ -128,6 +128,7 @@ test('an operator edits a twin in the console (only the patch is sent, conflicts
   // the device reports and refuses a value: the open tab shows it without a reload
   await report(pump1, { reported: { level: 2 }, rejected: { '/flow/max': 'the pump reaches 15 l/min at most' } });
   await page.getByRole('table', { name: 'Refused values' }).getByRole('row').filter({ hasText: 'desired/flow/max' }).filter({ hasText: 'the pump reaches 15 l/min at most' }).waitFor();
+  assert.equal(await page.getByTestId('twin-desired').getByTitle('refused by the device: the pump reaches 15 l/min at most').textContent(), '"max"', 'the refused member is marked in desired');
   await waitShown(page, 'reported', { mode: 'eco', level: 2, schedule: { start: '06:00', days: ['mon', 'wed'] }, firmware: '1.4.2' });
   await waitShown(page, 'delta', {});
   await page.getByTestId('twin-version').filter({ hasText: '6' }).waitFor();

@@ -12,7 +12,7 @@ import { api, problemText } from '../api/client';
 import type { Twin, TwinChange } from '../api/types';
 import { useOrg } from '../app';
 import { ErrorNote, formatTime, useLoad } from '../ui';
-import { applyMergePatch, isObject, leafCount, leafStamps, mergePatchBetween, parseSection, type Json, type JsonObject } from './twin-json';
+import { applyMergePatch, isObject, leafCount, leafStamps, mergePatchBetween, parseSection, pointerKey, type Json, type JsonObject } from './twin-json';
 
 export const defaultTwin = 'default';
 const pollMs = 3000; // how often the open tab reads the twin again
@@ -91,7 +91,12 @@ export function DeviceTwin({ deviceId }: { deviceId: string }) {
   const version = twin.doc?.version;
   const { reload: reloadList } = list;
   useEffect(() => reloadList(), [version, reloadList]);
-  const choose = (next: string) => navigate(`/devices/${deviceId}?view=twin${next === defaultTwin ? '' : `&twin=${encodeURIComponent(next)}`}`);
+  const editing = useRef(false); // the editor holds an unsaved edit
+  const choose = (next: string) => {
+    if (next === name || (editing.current && !window.confirm('Leave your unsaved edit of this twin?'))) return;
+    editing.current = false;
+    navigate(`/devices/${deviceId}?view=twin${next === defaultTwin ? '' : `&twin=${encodeURIComponent(next)}`}`);
+  };
 
   const names = list.data?.twins ?? [];
   return (
@@ -117,7 +122,9 @@ export function DeviceTwin({ deviceId }: { deviceId: string }) {
         </p>
       )}
       {twin.doc && <TwinView doc={twin.doc} />}
-      {canWriteTwins && (twin.doc || twin.missing) && <TwinEditor key={name} where={where} loaded={twin.doc ?? emptyTwin(deviceId, name)} refresh={twin.refresh} onSaved={twin.replace} />}
+      {canWriteTwins && (twin.doc || twin.missing) && <TwinEditor key={name} where={where} loaded={twin.doc ?? emptyTwin(deviceId, name)} refresh={twin.refresh} onSaved={twin.replace} onDirty={(d) => {
+            editing.current = d;
+          }} />}
       {twin.doc && twin.doc.version > 0 && <TwinHistory where={where} version={twin.doc.version} />}
     </section>
   );
@@ -155,34 +162,45 @@ function NewTwin({ onOpen }: { onOpen(name: string): void }) {
 }
 
 /** Pretty JSON whose leaves say, on hover, when they last changed. */
-function JsonView({ value, stamps, label }: { value: unknown; stamps: unknown; label: string }) {
+/** Pretty JSON whose leaves say, on hover, when they last changed; members in `refused` (JSON pointer → why) are marked. */
+function JsonView({ value, stamps, label, refused = {} }: { value: unknown; stamps: unknown; label: string; refused?: Record<string, string> }) {
   return (
     // focusable: it scrolls on its own when long
     <pre className="json" tabIndex={0} data-testid={`twin-${label.toLowerCase()}`}>
-      {render(value as Json, stamps, 0)}
+      {render(value as Json, stamps, 0, '', refused)}
     </pre>
   );
 }
 
 const isShortList = (value: Json): value is Json[] => Array.isArray(value) && value.every((v) => !isObject(v) && !Array.isArray(v)) && JSON.stringify(value).length <= 60;
 
-function render(value: Json, stamps: unknown, depth: number): ReactNode {
+function render(value: Json, stamps: unknown, depth: number, pointer: string, refused: Record<string, string>): ReactNode {
   const pad = '  '.repeat(depth);
   if (isObject(value) && Object.keys(value).length > 0) {
     const entries = Object.entries(value);
     return (
       <>
         {'{\n'}
-        {entries.map(([k, v], i) => (
-          <Fragment key={k}>
-            {pad}
-            {'  '}
-            <span className="key">{JSON.stringify(k)}</span>
-            {': '}
-            {render(v, isObject(stamps) ? stamps[k] : stamps, depth + 1)}
-            {i < entries.length - 1 ? ',\n' : '\n'}
-          </Fragment>
-        ))}
+        {entries.map(([k, v], i) => {
+          const at = `${pointer}/${pointerKey(k)}`;
+          const why = refused[at];
+          return (
+            <Fragment key={k}>
+              {pad}
+              {'  '}
+              {why === undefined ? (
+                <span className="key">{JSON.stringify(k)}</span>
+              ) : (
+                <span className="key refused" title={`refused by the device: ${why}`}>
+                  {JSON.stringify(k)}
+                </span>
+              )}
+              {': '}
+              {render(v, isObject(stamps) ? stamps[k] : stamps, depth + 1, at, refused)}
+              {i < entries.length - 1 ? ',\n' : '\n'}
+            </Fragment>
+          );
+        })}
         {pad}
         {'}'}
       </>
@@ -217,7 +235,7 @@ function TwinView({ doc }: { doc: Twin }) {
       <div className="twin-sections">
         <section aria-label="Desired state">
           <h3>Desired</h3>
-          <JsonView value={doc.desired} stamps={doc.metadata.desired} label="Desired" />
+          <JsonView value={doc.desired} stamps={doc.metadata.desired} label="Desired" refused={Object.fromEntries(rejected.map(([pointer, r]) => [pointer, r.reason]))} />
         </section>
         <section aria-label="Reported state">
           <h3>Reported</h3>
@@ -314,7 +332,7 @@ function sectionsOf(doc: Twin): { desired: JsonObject; tags: JsonObject } {
  * Desired and tags as JSON text. Saving sends the merge patch from the version loaded to the text,
  * with If-Match: that version. While the text is untouched it follows the twin as it changes.
  */
-function TwinEditor({ where, loaded, refresh, onSaved }: { where: Where; loaded: Twin; refresh(): Promise<Twin | undefined>; onSaved(doc: Twin): void }) {
+function TwinEditor({ where, loaded, refresh, onSaved, onDirty }: { where: Where; loaded: Twin; refresh(): Promise<Twin | undefined>; onSaved(doc: Twin): void; onDirty(dirty: boolean): void }) {
   const [base, setBase] = useState(loaded);
   const [desiredText, setDesiredText] = useState(() => pretty(loaded.desired));
   const [tagsText, setTagsText] = useState(() => pretty(loaded.tags));
@@ -324,6 +342,9 @@ function TwinEditor({ where, loaded, refresh, onSaved }: { where: Where; loaded:
   const [conflict, setConflict] = useState<Conflict>();
   const [busy, setBusy] = useState(false);
   const dirty = desiredText !== pretty(base.desired) || tagsText !== pretty(base.tags);
+  useEffect(() => {
+    onDirty(dirty);
+  }, [dirty, onDirty]);
 
   // an untouched editor follows the twin; an edit keeps the version it started from
   useEffect(() => {

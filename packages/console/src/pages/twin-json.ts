@@ -64,7 +64,7 @@ export function nullMembers(value: Json, at = ''): string[] {
 }
 
 /** RFC 6901 §3: `~` and `/` escaped in a pointer's key. */
-const pointerKey = (key: string) => key.replaceAll('~', '~0').replaceAll('/', '~1');
+export const pointerKey = (key: string) => key.replaceAll('~', '~0').replaceAll('/', '~1');
 
 /** What the text of an editor is: a JSON object, or why not (shown beside the field, never sent). */
 export function parseSection(text: string, what: string): { value: JsonObject; error?: undefined } | { value?: undefined; error: string } {
