@@ -208,6 +208,11 @@ test('an operator edits a twin in the console (only the patch is sent, conflicts
   await seen.page.getByLabel('Show twin').selectOption('firmware');
   await waitShown(seen.page, 'desired', { version: '2.0.0' });
   assert.deepEqual(await accessibilityViolations(seen.page), [], 'viewer twin: accessibility (axe-core)');
+  // on a phone-sized screen the sections stack and nothing scrolls sideways
+  await seen.page.setViewportSize({ width: 390, height: 844 });
+  await seen.page.getByLabel('Show twin').selectOption('default');
+  await seen.page.getByRole('table', { name: 'Refused values' }).waitFor();
+  assert.ok((await seen.page.evaluate('document.documentElement.scrollWidth')) as number <= 390, 'no sideways scrolling');
 
   assert.deepEqual([...elsewhere, ...seen.elsewhere], [], 'everything comes from the platform');
   // the refused save's 412, the refused query's 400 and the named twin not made yet (404) are the
