@@ -51,6 +51,7 @@ interface TwinState {
 /** The twin, read now and again every few seconds; `refresh()` reads it at once and answers it. */
 function useTwin(w: Where): TwinState & { refresh(): Promise<Twin | undefined>; replace(doc: Twin): void } {
   const [state, setState] = useState<TwinState>({ missing: false });
+  const missing = useRef(false); // a twin not made yet is not asked for again (only this user's save makes it here)
   const current = useRef(w);
   current.current = w;
   const key = `${w.org}/${w.id}/${w.name}`;
@@ -58,24 +59,33 @@ function useTwin(w: Where): TwinState & { refresh(): Promise<Twin | undefined>; 
     const asked = `${current.current.org}/${current.current.id}/${current.current.name}`;
     const { data, error } = await readTwin(current.current).catch((e: unknown) => ({ data: undefined, error: e instanceof Error ? e.message : e }));
     if (asked !== `${current.current.org}/${current.current.id}/${current.current.name}`) return undefined; // another twin was chosen meanwhile
+    missing.current = false;
     if (data) {
       // the same version is the same twin: no new state, no re-render
       setState((s) => (s.doc && s.doc.version === data.version && s.doc.name === data.name && !s.error ? s : { doc: data, missing: false }));
       return data;
     }
-    if (isNotFound(error) && current.current.name !== defaultTwin) setState({ missing: true });
-    else setState((s) => ({ ...s, error: problemText(error) }));
+    if (isNotFound(error) && current.current.name !== defaultTwin) {
+      missing.current = true;
+      setState({ missing: true });
+    } else {
+      setState((s) => ({ ...s, error: problemText(error) }));
+    }
     return undefined;
   }, []);
   useEffect(() => {
     setState({ missing: false });
+    missing.current = false;
     void refresh();
     const timer = setInterval(() => {
-      if (!document.hidden) void refresh();
+      if (!document.hidden && !missing.current) void refresh();
     }, pollMs);
     return () => clearInterval(timer);
   }, [key, refresh]);
-  const replace = useCallback((doc: Twin) => setState({ doc, missing: false }), []);
+  const replace = useCallback((doc: Twin) => {
+    missing.current = false;
+    setState({ doc, missing: false });
+  }, []);
   return { ...state, refresh, replace };
 }
 
@@ -92,6 +102,9 @@ export function DeviceTwin({ deviceId }: { deviceId: string }) {
   const { reload: reloadList } = list;
   useEffect(() => reloadList(), [version, reloadList]);
   const editing = useRef(false); // the editor holds an unsaved edit
+  const setEditing = useCallback((dirty: boolean) => {
+    editing.current = dirty;
+  }, []);
   const choose = (next: string) => {
     if (next === name || (editing.current && !window.confirm('Leave your unsaved edit of this twin?'))) return;
     editing.current = false;
@@ -122,9 +135,7 @@ export function DeviceTwin({ deviceId }: { deviceId: string }) {
         </p>
       )}
       {twin.doc && <TwinView doc={twin.doc} />}
-      {canWriteTwins && (twin.doc || twin.missing) && <TwinEditor key={name} where={where} loaded={twin.doc ?? emptyTwin(deviceId, name)} refresh={twin.refresh} onSaved={twin.replace} onDirty={(d) => {
-            editing.current = d;
-          }} />}
+      {canWriteTwins && (twin.doc || twin.missing) && <TwinEditor key={name} where={where} loaded={twin.doc ?? emptyTwin(deviceId, name)} refresh={twin.refresh} onSaved={twin.replace} onDirty={setEditing} />}
       {twin.doc && twin.doc.version > 0 && <TwinHistory where={where} version={twin.doc.version} />}
     </section>
   );
