@@ -32,6 +32,7 @@ const FleetEvents = lazy(() => import('./pages/fleet-events').then((m) => ({ def
 const IdentityEvents = lazy(() => import('./pages/identity-events').then((m) => ({ default: m.IdentityEvents })));
 const ManufacturerCas = lazy(() => import('./pages/manufacturer-cas').then((m) => ({ default: m.ManufacturerCas })));
 const ManufacturerCaPage = lazy(() => import('./pages/manufacturer-ca').then((m) => ({ default: m.ManufacturerCaPage })));
+const TwinQuery = lazy(() => import('./pages/twin-query').then((m) => ({ default: m.TwinQuery })));
 const EnrolDevice = lazy(() => import('./pages/enrol-device').then((m) => ({ default: m.EnrolDevice })));
 
 /** The device identity pages, one tab of the organization's with their own row of links (so the tabs fit 1280 px on one line). */
@@ -47,6 +48,8 @@ const identityPages: [href: string, label: string][] = [
 // which roles hold the identity actions (docs/permissions.md): every member reads, a viewer changes nothing
 const identityReaders: readonly Role[] = ['owner', 'admin', 'operator', 'viewer'];
 const identityWriters: readonly Role[] = ['owner', 'admin', 'operator'];
+// and the twin actions: every member reads twins, a viewer changes none
+const twinWriters: readonly Role[] = ['owner', 'admin', 'operator'];
 
 /** The organization the pages under /organizations/:org work in, and what the user may do there. */
 interface OrgScope {
@@ -60,6 +63,8 @@ interface OrgScope {
   canReadIdentity: boolean;
   /** `identity:write`: registers devices, makes tokens, suspends, resets and revokes, adds and changes manufacturer CAs. */
   canWriteIdentity: boolean;
+  /** `twins:write`: changes twins' desired state and tags (every member has `twins:read`). */
+  canWriteTwins: boolean;
 }
 
 const OrgContext = createContext<OrgScope | undefined>(undefined);
@@ -158,8 +163,9 @@ function InOrg({ children }: { children: ReactNode }) {
   const canAdminister = role ? role === 'owner' || role === 'admin' : user?.role === 'admin';
   const canReadIdentity = role ? identityReaders.includes(role) : user?.role === 'admin';
   const canWriteIdentity = role ? identityWriters.includes(role) : user?.role === 'admin';
+  const canWriteTwins = role ? twinWriters.includes(role) : user?.role === 'admin';
   return (
-    <OrgContext.Provider value={{ org: org.data, role, canEdit, canAdminister, canReadIdentity, canWriteIdentity }}>
+    <OrgContext.Provider value={{ org: org.data, role, canEdit, canAdminister, canReadIdentity, canWriteIdentity, canWriteTwins }}>
       <nav className="tabs" aria-label="Organization">
         <h1>{org.data.name}</h1>
         <span className="muted">{role ? `your role: ${role}` : 'platform admin'}</span>
@@ -211,6 +217,11 @@ export function App() {
                 <Switch>
                   <Route path="/devices" component={Devices} />
                   <Route path="/devices/import" component={DeviceImport} />
+                  <Route path="/devices/twins">
+                    <Suspense fallback={<p className="muted">Loading…</p>}>
+                      <TwinQuery />
+                    </Suspense>
+                  </Route>
                   <Route path="/devices/:id/connect" component={ConnectPage} />
                   <Route path="/devices/:id" component={DevicePage} />
                   <Route path="/channels" component={Channels} />

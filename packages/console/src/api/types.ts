@@ -26,3 +26,7 @@ export type IdentityEvent = Ok<'/orgs/{org}/identity-events', 'get'>['events'][n
 export type ManufacturerCa = Ok<'/orgs/{org}/manufacturer-cas/{id}', 'get'>;
 export type NewManufacturerCa = NonNullable<paths['/orgs/{org}/manufacturer-cas']['post']['requestBody']>['content']['application/json'];
 export type ManufacturerCaChange = NonNullable<paths['/orgs/{org}/manufacturer-cas/{id}']['patch']['requestBody']>['content']['application/json'];
+export type Twin = Ok<'/orgs/{org}/devices/{id}/twin', 'get'>;
+export type TwinSummary = Ok<'/orgs/{org}/devices/{id}/twins', 'get'>['twins'][number];
+export type TwinChange = Ok<'/orgs/{org}/devices/{id}/twin/history', 'get'>['changes'][number];
+export type TwinPage = Ok<'/orgs/{org}/twins', 'get'>;

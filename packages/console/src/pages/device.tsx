@@ -1,17 +1,23 @@
 // A device: its details, its status and secret, its tags and metadata (edited in place), the
 // channels it is connected to (connect and disconnect here), the groups it belongs to and, once it
-// enrolled, its certificates.
-import { useState, type FormEvent } from 'react';
-import { Link, useParams } from 'wouter';
+// enrolled, its certificates; its twins on a tab of their own (device-twin.tsx, `?view=twin`).
+import { lazy, Suspense, useState, type FormEvent } from 'react';
+import { Link, useParams, useSearch } from 'wouter';
 import { api, problemText } from '../api/client';
 import type { Device } from '../api/types';
 import { useOrg } from '../app';
 import { ConnectionTypeChoices, ErrorNote, SecretOnce, formatTime, useLoad, useTitle } from '../ui';
 import { DeviceCertificates } from './device-certificates';
 
+// loaded when first shown, as a channel's data views are
+const DeviceTwin = lazy(() => import('./device-twin').then((m) => ({ default: m.DeviceTwin })));
+
+type View = 'details' | 'twin';
+
 export function DevicePage() {
   const { org, canEdit } = useOrg();
   const { id } = useParams<{ id: string }>();
+  const view: View = new URLSearchParams(useSearch()).get('view') === 'twin' ? 'twin' : 'details';
   const path = { org: org.id, id };
   const device = useLoad(() => api.GET('/orgs/{org}/devices/{id}', { params: { path } }), [org.id, id]);
   const [secret, setSecret] = useState<string>();
@@ -65,7 +71,20 @@ export function DevicePage() {
             <dt>Created</dt>
             <dd>{formatTime(d.created_at)}</dd>
           </dl>
-          {canEdit && (
+          <nav className="views" aria-label="Device views">
+            <Link href={`/devices/${d.id}`} aria-current={view === 'details' ? 'page' : undefined}>
+              Details
+            </Link>
+            <Link href={`/devices/${d.id}?view=twin`} aria-current={view === 'twin' ? 'page' : undefined}>
+              Twin
+            </Link>
+          </nav>
+          {view === 'twin' && (
+            <Suspense fallback={<p className="muted">Loading…</p>}>
+              <DeviceTwin deviceId={d.id} />
+            </Suspense>
+          )}
+          {view === 'details' && canEdit && (
             <div className="row">
               {d.status === 'enabled' ? (
                 <button type="button" className="secondary" onClick={() => void setStatus(false)}>
@@ -81,12 +100,16 @@ export function DevicePage() {
               </button>
             </div>
           )}
-          <ErrorNote error={error} />
-          {secret && <SecretOnce secret={secret} onDone={() => setSecret(undefined)} />}
-          {canEdit && <EditLabels device={d} onSaved={device.reload} />}
-          <Connections deviceId={d.id} />
-          <DeviceGroups device={d} />
-          <DeviceCertificates deviceId={d.id} />
+          {view === 'details' && (
+            <>
+              <ErrorNote error={error} />
+              {secret && <SecretOnce secret={secret} onDone={() => setSecret(undefined)} />}
+              {canEdit && <EditLabels device={d} onSaved={device.reload} />}
+              <Connections deviceId={d.id} />
+              <DeviceGroups device={d} />
+              <DeviceCertificates deviceId={d.id} />
+            </>
+          )}
         </>
       )}
     </>

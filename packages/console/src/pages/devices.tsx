@@ -253,6 +253,8 @@ export function Devices() {
             Show all devices
           </button>
         )}
+        <span className="grow" />
+        <Link href="/devices/twins">Find devices by twin fields</Link>
       </div>
 
       {canEdit && (
