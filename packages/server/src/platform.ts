@@ -186,6 +186,13 @@ export async function createPlatform(config: Config, deps: PlatformDeps): Promis
       maxBuffered: 100_000,
     });
     identity.events = events;
+    // every accepted twin change is a fact of the fleet: who changed which twin, what is left to do
+    twins.onChange((c) => {
+      const subject = { kind: 'device', id: c.deviceId };
+      events.record({ orgId: c.orgId, type: 'twin.updated', actor: c.actor, subject, data: { twin: c.name, version: c.version, patch: c.patch } });
+      if (c.desiredChanged && Object.keys(c.delta).length > 0) events.record({ orgId: c.orgId, type: 'twin.delta', actor: c.actor, subject, data: { twin: c.name, version: c.version, delta: c.delta } });
+      if (c.rejectedNow.length > 0) events.record({ orgId: c.orgId, type: 'twin.rejected', actor: c.actor, subject, data: { twin: c.name, version: c.version, rejected: Object.fromEntries(c.rejectedNow.map((p) => [p, c.twin.rejected[p]!.reason])) } });
+    });
     const trust = new DeviceTrustCache(identity, bus, log);
     await trust.load();
     const messagingMetrics = new MessagingMetrics(metrics, bus);

@@ -40,9 +40,9 @@ export const eventTypes = {
   'manufacturer_ca.updated': "A device maker's CA was changed",
   'manufacturer_ca.deleted': "A device maker's CA was removed",
   'dead_letter.deleted': 'Dead letters were deleted',
-  'twin.updated': "A device twin's reported or desired state changed",
-  'twin.delta': "A device twin's desired state differs from its reported state",
-  'twin.rejected': 'A device twin update was refused',
+  'twin.updated': "A device twin changed: desired, reported, tags or refusals (data: twin name, version, the patch)",
+  'twin.delta': "A change of desired state left a delta for the device to apply (data: twin name, version, delta)",
+  'twin.rejected': 'The device declared desired values it cannot apply (data: twin name, version, pointers and reasons)',
   'api.change': 'Any other change made through the API (data: method, route, status)',
 } as const satisfies Record<string, string>;
 

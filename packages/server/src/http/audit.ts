@@ -79,6 +79,9 @@ export const routeEvents: Record<string, EventSpec> = {
   'DELETE /orgs/:org/enrolment-tokens/:id': 'enrolment_token.deleted',
   // identity/service.ts records certificate.revoked (with the device as subject) when it revokes
   'POST /orgs/:org/certificates/:serial/revoke': 'service',
+  // twins/service.ts changes are recorded as twin.updated (and twin.delta), whoever made them (platform.ts)
+  'PATCH /orgs/:org/devices/:id/twin': 'service',
+  'PATCH /orgs/:org/devices/:id/twins/:name': 'service',
 };
 routeEvents['POST /users/me/invitations/:id/accept'] = 'member.added';
 routeEvents['POST /users/me/invitations/:id/decline'] = 'invitation.deleted';

@@ -139,6 +139,9 @@ describe('fleet events over HTTP and WebSocket', () => {
       'POST /orgs/:org/certificates/:serial/revoke': { reason: 'keyCompromise' },
       'POST /orgs/:org/manufacturer-cas': { name: 'm2', certificate: readFileSync(certificateAuthority([]).ca, 'utf8'), serials: ['X-*'], channel_ids: [channel] },
       'PATCH /orgs/:org/manufacturer-cas/:id': { serials: ['*'] },
+      'PATCH /orgs/:org/devices/:id/twin': { desired: { audited: true } },
+      'PATCH /orgs/:org/devices/:id/twins/:name': { desired: { audited: true } },
+      'PUT /orgs/:org/twin-settings': { max_section_bytes: 32768, max_depth: 10 },
     };
     // changes first, the revocation before the registration's transitions (reset revokes too), deletions last
     const rank = (r: { method: string; url: string }) => (r.url.endsWith('/revoke') && r.url.includes('certificates') ? -1 : r.url === '/orgs/:org' && r.method === 'DELETE' ? 2 : r.method === 'DELETE' ? (r.url === '/orgs/:org/dead-letters/:id' ? 0.4 : r.url.endsWith('/:id') || r.url.endsWith('/:user_id') ? 1 : 0.5) : 0);
@@ -147,14 +150,17 @@ describe('fleet events over HTTP and WebSocket', () => {
     const missing: string[] = [];
     for (const route of mutating) {
       const parts = route.url.split('/');
-      const url = parts.map((p, i) => (p === ':org' ? o : p === ':user_id' ? member.id : p === ':serial' ? certificate : p.startsWith(':') ? ids[parts[i - 1]!] ?? uuidv7() : p)).join('/');
+      const url = parts.map((p, i) => (p === ':org' ? o : p === ':user_id' ? member.id : p === ':serial' ? certificate : p === ':name' ? 'config' : p.startsWith(':') ? ids[parts[i - 1]!] ?? uuidv7() : p)).join('/');
       const key = `${route.method} ${route.url}`;
       const body = key in bodies ? bodies[key] : ['POST', 'PUT', 'PATCH'].includes(route.method) ? {} : undefined;
       const res = await t.request(route.method, url, { token: owner.token, body });
       assert.ok(res.statusCode < 300, `${key}: ${res.statusCode} ${res.body}`);
       const requestId = res.headers['x-request-id'];
       const byService = route.url === '/orgs/:org/certificates/:serial/revoke';
-      const mine = (e: FleetEvent) => e.org_id === o && (byService ? e.type === 'certificate.revoked' && e.data.serial === certificate : e.data.request_id === requestId);
+      // twins/service.ts records its changes itself (twin.updated, the twin's new version)
+      const twinName = route.url.endsWith('/twin') ? 'default' : route.url.endsWith('/twins/:name') ? 'config' : undefined;
+      const twinVersion = twinName ? (res.json() as { version: number }).version : undefined;
+      const mine = (e: FleetEvent) => e.org_id === o && (byService ? e.type === 'certificate.revoked' && e.data.serial === certificate : twinName ? e.type === 'twin.updated' && e.data.twin === twinName && e.data.version === twinVersion : e.data.request_id === requestId);
       try {
         await eventually(() => assert.ok(seen.some(mine)), 2000);
       } catch {
@@ -163,7 +169,7 @@ describe('fleet events over HTTP and WebSocket', () => {
       }
       const event = seen.find(mine)!;
       assert.deepEqual(event.actor, { kind: 'user', id: owner.id }, key);
-      if (!byService) assert.equal(event.data.route, route.url);
+      if (!byService && !twinName) assert.equal(event.data.route, route.url);
     }
     stop();
     assert.deepEqual(missing, []);

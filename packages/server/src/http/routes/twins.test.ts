@@ -181,6 +181,20 @@ describe('twins over HTTP', () => {
     assert.equal((await asDevice(d, 'PATCH', '', { reported: { n: 100 } })).statusCode, 200);
   });
 
+  test('twin changes are fleet events: updated, delta and rejected, with who made them', async () => {
+    const d = await device();
+    await asUser('PATCH', `/devices/${d.id}/twin`, { desired: { mode: 'turbo' } });
+    await asDevice(d, 'PATCH', '', { rejected: { '/mode': 'no turbo here' }, reported: { up: true } });
+    await t.platform.events.flush();
+    const res = await asUser('GET', `/events?device=${d.id}&type=${encodeURIComponent('twin.*')}&order=asc&limit=10`);
+    assert.equal(res.statusCode, 200, res.body);
+    const seen = res.json().events.map((e: { type: string; actor: { kind: string }; data: { version: number } }) => [e.type, e.actor.kind, e.data.version]);
+    assert.deepEqual(seen, [['twin.updated', 'user', 1], ['twin.delta', 'user', 1], ['twin.updated', 'device', 2], ['twin.rejected', 'device', 2]]);
+    // the operator's PATCH is one twin.updated, no generic api.change beside it
+    const all = await asUser('GET', `/events?device=${d.id}&limit=50`);
+    assert.equal(all.json().events.filter((e: { type: string }) => e.type === 'api.change').length, 0);
+  });
+
   test('fleet queries by twin fields', async () => {
     const q = await (async () => {
       const r = await t.request('POST', '/orgs', { token: alice.token, body: { name: 'fleet' } });
