@@ -32,6 +32,8 @@ import { WriterThread } from './storage/writer-thread.js';
 import { createMessageSink } from './storage/sink.js';
 import { MessageReaders } from './storage/readers.js';
 import { DeadLetterRepository } from './storage/dead-letters.js';
+import { hostname } from 'node:os';
+import { PresenceRepository, PresenceService } from './presence/index.js';
 
 /** Every domain service, wired over one database. Transports receive this and nothing else. */
 export interface Platform {
@@ -64,6 +66,8 @@ export interface Platform {
   writer: MessageWriter;
   /** Messages the writer could not store (migration 5). */
   deadLetters: DeadLetterRepository;
+  /** Who is online, idle or offline (presence/); transports report connections and activity to it. */
+  presence: PresenceService;
   /** Prometheus registry every part registers its metrics in. */
   metrics: Registry;
   messagingMetrics: MessagingMetrics;
@@ -187,13 +191,24 @@ export async function createPlatform(config: Config, deps: PlatformDeps): Promis
       const health = writer.health();
       return health.ok ? undefined : health.reason;
     };
-    const messaging = new MessagingService(authorizer, orgs, channels, bus, clock, { maxPayloadBytes: config.messageMaxSize, maxPayloadDepth: config.messageMaxDepth, rememberParse, refuse, storeTimeoutMs: config.storeTimeout });
+    const presence = new PresenceService(new PresenceRepository(db), clock, log.child({ component: 'presence' }), {
+      nodeId: config.nodeId || hostname(),
+      flushIntervalMs: config.presenceFlushInterval,
+      nodeTimeoutMs: config.presenceNodeTimeout,
+      defaultIntervalMs: config.presenceDefaultInterval,
+      retentionMs: config.presenceRetention,
+    });
+    const deviceSeen = (deviceId: string, orgId: string, protocol: string) => presence.seen(deviceId, orgId, protocol);
+    const messaging = new MessagingService(authorizer, orgs, channels, bus, clock, { maxPayloadBytes: config.messageMaxSize, maxPayloadDepth: config.messageMaxDepth, rememberParse, refuse, storeTimeoutMs: config.storeTimeout, deviceSeen });
     consumers.attach(writerConsumer, writer);
     if (deps.writer !== false) await consumers.start();
+    // a one-off command (no writer) is no node: it would take the running server's connections as its own leftovers
+    if (deps.writer !== false) await presence.start();
     return {
       config, db, clock, log, keys, users, auth, orgs, devices, channels, groups, connections, identity, trust, authorizer, accessChanges: invalidation, sessions,
-      bus, messaging, consumers, readers: new MessageReaders(db), writer, deadLetters, metrics, messagingMetrics,
+      bus, messaging, consumers, readers: new MessageReaders(db), writer, deadLetters, presence, metrics, messagingMetrics,
       close: async () => {
+        await presence.close();
         await consumers.stop();
         invalidation.stop();
         trust.stop();

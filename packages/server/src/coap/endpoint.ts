@@ -55,6 +55,11 @@ export interface CoapDeps {
   metrics: MessagingMetrics;
   coapMetrics: CoapMetrics;
   now(): number;
+  /**
+   * A device's heartbeat (`POST devices/<id>/presence?auth=<secret>`, docs/presence.md): checks the
+   * secret names the device in the path and tells presence. Without it the path is not served.
+   */
+  heartbeat?: (secret: string, deviceId: string, intervalSeconds: number | undefined) => Promise<void>;
 }
 
 /** Where a request goes, from its Uri-Path and Uri-Query. */
@@ -233,8 +238,12 @@ export class CoapEndpoint {
     const path = opts.uriPath;
     const address = parseAddress(path);
     if (!address.ok) throw new AppError('route.not_found', `CoAP resources are /${addressForms}`);
-    if (address.address.kind !== 'channel.messages') throw new AppError('route.not_found', notServed(address.address));
     const query = opts.uriQuery;
+    if (address.address.kind === 'device' && address.address.family === 'presence' && address.address.rest.length === 0 && this.deps.heartbeat) {
+      if (p.code !== '0.02') throw new CoapRefusal('4.05', 'coap.method_not_allowed', 'POST sends a heartbeat; the presence is read over HTTP');
+      return this.heartbeat(address.address.device, query, p.payload, this.deps.heartbeat);
+    }
+    if (address.address.kind !== 'channel.messages') throw new AppError('route.not_found', notServed(address.address));
     const target: Target = {
       channel: address.address.channel,
       subtopic: address.address.subtopic,
@@ -249,6 +258,27 @@ export class CoapEndpoint {
       default:
         throw new CoapRefusal('4.05', 'coap.method_not_allowed', 'POST publishes, GET with Observe subscribes');
     }
+  }
+
+  /** A heartbeat: the interval from `?interval=<seconds>` or a JSON payload `{"interval": <seconds>}`, or none. */
+  private async heartbeat(deviceId: string, query: readonly string[], payload: Buffer, heartbeat: NonNullable<CoapDeps['heartbeat']>): Promise<Reply> {
+    const auth = query.find((q) => q.startsWith('auth='))?.slice('auth='.length);
+    if (!auth) throw new AppError('auth.required', 'Send the device secret as ?auth=<secret>');
+    let interval: unknown = query.find((q) => q.startsWith('interval='))?.slice('interval='.length);
+    if (interval !== undefined) interval = /^\d{1,9}$/.test(interval as string) ? Number(interval) : interval;
+    else if (payload.length > 0) {
+      let body: unknown;
+      try {
+        body = JSON.parse(payload.toString('utf8'));
+      } catch {
+        throw new AppError('request.invalid', 'The payload of a heartbeat is empty or JSON: {"interval": <seconds>}');
+      }
+      if (typeof body !== 'object' || body === null || Array.isArray(body) || Object.keys(body).some((k) => k !== 'interval')) throw new AppError('request.invalid', 'The payload of a heartbeat is empty or JSON: {"interval": <seconds>}');
+      interval = (body as { interval?: unknown }).interval;
+    }
+    if (interval !== undefined && typeof interval !== 'number') throw new AppError('presence.invalid_interval', `interval must be a whole number of seconds, got ${JSON.stringify(interval)}`);
+    await heartbeat(auth, deviceId, interval);
+    return { code: '2.04' };
   }
 
   private client(auth: string | undefined): Client {

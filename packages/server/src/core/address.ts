@@ -12,6 +12,8 @@
  *   devices/<device id>/twin[/<name>][/<operation>...]
  *   devices/<device id>/commands[/<command id>][/<operation>...]
  *   devices/<device id>/events[/...]
+ * Served by HTTP and CoAP (POST, a device's heartbeat: docs/presence.md):
+ *   devices/<device id>/presence
  *
  * Subtopic segments map one to one onto NATS subject tokens, so a segment may not hold what NATS
  * gives meaning to (`.`, `*`, `>`) nor white space.
@@ -70,7 +72,7 @@ export interface ChannelMessages {
 }
 
 /** The families of device-addressed resources; reserved until the twins and commands issues serve them. */
-export const deviceFamilies = ['twin', 'commands', 'events'] as const;
+export const deviceFamilies = ['twin', 'commands', 'events', 'presence'] as const;
 export type DeviceFamily = (typeof deviceFamilies)[number];
 
 /** `devices/<device>/<family>[/<rest>]`: a resource of one device. */
@@ -144,5 +146,6 @@ export function channelTopic(channel: string, subtopic: string): string {
 /** Why an address is refused on an edge that does not serve it: one answer on every edge. */
 export function notServed(address: DeviceResource | EnrolmentTopic): string {
   if (address.kind === 'enrolment') return 'enrolment/… topics are MQTT only: over HTTP, POST /enrol and POST /renew';
+  if (address.family === 'presence') return 'devices/<id>/presence takes heartbeats over HTTP and CoAP (POST); an MQTT device is present while it is connected';
   return `devices/<id>/${address.family} is reserved for device ${address.family === 'twin' ? 'twins' : address.family} and not served yet`;
 }

@@ -1,0 +1,333 @@
+import type { Database } from '../db/index.js';
+import type { DevicePresenceTable, PresenceChangesTable, PresenceState } from '../db/schema.js';
+
+export type { PresenceState };
+
+/** Why a device went offline (docs/presence.md). */
+export const offlineReasons = ['client_disconnect', 'keepalive_timeout', 'connection_lost', 'taken_over', 'kicked', 'revoked', 'server_shutdown'] as const;
+export type OfflineReason = (typeof offlineReasons)[number];
+
+/** One thing that happened to a device's presence, in the order it happened on its node. Times are Unix ms. */
+export type PresenceOp =
+  /** An MQTT connection of the device was authenticated on `node`. */
+  | { kind: 'connect'; key: string; deviceId: string; orgId: string; clientId: string; protocol: string; node: string; at: number }
+  /** That connection ended. `taken_over` never makes the device offline: the connection that took over is its presence. */
+  | { kind: 'disconnect'; key: string; deviceId: string; orgId: string; reason: OfflineReason; node: string; at: number; takeoverGraceMs: number }
+  /** The device sent something without a connection (HTTP, WebSocket or CoAP publish, heartbeat), or published over MQTT (`last_seen` only). */
+  | { kind: 'seen'; deviceId: string; orgId: string; protocol: string; node: string; at: number; intervalSeconds: number | undefined; defaultIntervalSeconds: number };
+
+/** A change of state the repository made, for the service's listeners. */
+export interface StoredChange {
+  orgId: string;
+  deviceId: string;
+  state: PresenceState;
+  previous: PresenceState;
+  reason?: OfflineReason;
+  protocol?: string;
+  node?: string;
+  at: number;
+}
+
+/** How long past its interval an idle device is still taken as present: 1.5 × (as MQTT keep-alive, [MQTT-3.1.2-24]). */
+export const intervalGrace = 1.5;
+
+/** A statement for the executor: `all` returns rows, `run` the number of rows changed. */
+type Query = { mode: 'all' | 'run'; text: string; params: unknown[] };
+/** A unit of work written once for both databases: it yields statements and is given their results. */
+type Work<T> = Generator<Query, T, unknown>;
+
+const all = (text: string, ...params: unknown[]): Query => ({ mode: 'all', text, params });
+const run = (text: string, ...params: unknown[]): Query => ({ mode: 'run', text, params });
+
+interface Current {
+  state: PresenceState;
+  last_seen: number | null;
+  interval_seconds: number | null;
+}
+
+/**
+ * Presence on either database. Every write is one transaction over a batch of operations, written
+ * once as a generator of statements: SQLite runs it synchronously inside `transaction()`,
+ * PostgreSQL statement by statement on one pooled connection, locking each device's row
+ * (FOR UPDATE) in device id order, so that two nodes writing the same devices never deadlock.
+ */
+export class PresenceRepository {
+  private readonly statements = new Map<string, import('better-sqlite3').Statement<unknown[]>>();
+
+  constructor(private readonly db: Database) {}
+
+  private get forUpdate(): string {
+    return this.db.kind === 'postgres' ? ' FOR UPDATE' : '';
+  }
+
+  private pgText(text: string): string {
+    let i = 0;
+    return text.replace(/\?/g, () => `$${++i}`);
+  }
+
+  private prepare(text: string) {
+    let st = this.statements.get(text);
+    if (!st) {
+      st = this.db.sqlite!.prepare(text);
+      this.statements.set(text, st);
+    }
+    return st;
+  }
+
+  /** Runs a unit of work in one transaction. */
+  private async transact<T>(work: () => Work<T>): Promise<T> {
+    if (this.db.sqlite) {
+      return this.db.sqlite.transaction(() => {
+        const gen = work();
+        let next = gen.next();
+        while (!next.done) {
+          const q = next.value;
+          const st = this.prepare(q.text);
+          next = gen.next(q.mode === 'all' ? st.all(...q.params) : st.run(...q.params).changes);
+        }
+        return next.value;
+      }).immediate();
+    }
+    return this.db.pgTransaction(async (client) => {
+      const gen = work();
+      let next = gen.next();
+      while (!next.done) {
+        const q = next.value;
+        const res = await client.query(this.pgText(q.text), q.params);
+        next = gen.next(q.mode === 'all' ? res.rows : (res.rowCount ?? 0));
+      }
+      return next.value;
+    });
+  }
+
+  /** Applies operations in order (per device; devices in id order) and returns the changes of state they made. */
+  apply(ops: readonly PresenceOp[]): Promise<StoredChange[]> {
+    // a stable sort: each device's operations keep their order
+    const sorted = [...ops].sort((a, b) => (a.deviceId < b.deviceId ? -1 : a.deviceId > b.deviceId ? 1 : 0));
+    const self = this;
+    return this.transact(function* () {
+      const changes: StoredChange[] = [];
+      for (const op of sorted) yield* self.applyOne(op, changes);
+      return changes;
+    });
+  }
+
+  private *applyOne(op: PresenceOp, changes: StoredChange[]): Work<void> {
+    switch (op.kind) {
+      case 'connect': {
+        yield run('INSERT INTO presence_connections (connection_key, device_id, org_id, node, protocol, client_id, since) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (connection_key) DO NOTHING', op.key, op.deviceId, op.orgId, op.node, op.protocol, op.clientId, op.at);
+        const current = yield* this.current(op.deviceId, op.orgId, op.at);
+        if (!current) return;
+        if (current.state === 'online') {
+          yield run('UPDATE device_presence SET last_seen = ?, protocol = ?, node = ?, deadline = NULL WHERE device_id = ?', op.at, op.protocol, op.node, op.deviceId);
+          return;
+        }
+        yield* this.transition(op.deviceId, op.orgId, current.state, 'online', op.at, { protocol: op.protocol, node: op.node, lastSeen: op.at, intervalSeconds: current.interval_seconds, deadline: null }, changes);
+        return;
+      }
+      case 'disconnect': {
+        const gone = (yield run('DELETE FROM presence_connections WHERE connection_key = ?', op.key)) as number;
+        if (gone === 0) return; // removed already: its node was taken as dead, or it never was written
+        const left = (yield all('SELECT 1 FROM presence_connections WHERE device_id = ? LIMIT 1', op.deviceId)) as unknown[];
+        if (left.length > 0) return; // another connection of the device is live: still online
+        const current = yield* this.current(op.deviceId, op.orgId, op.at);
+        if (!current || current.state !== 'online') return;
+        if (op.reason === 'taken_over') {
+          // the connection that took over (here or on another node) is written in a moment: until
+          // then the device stays online, and is offline only if none comes within the grace
+          yield run('UPDATE device_presence SET last_seen = ?, deadline = ? WHERE device_id = ?', op.at, op.at + op.takeoverGraceMs, op.deviceId);
+          return;
+        }
+        yield* this.transition(op.deviceId, op.orgId, 'online', 'offline', op.at, { reason: op.reason, node: op.node, lastSeen: op.at, intervalSeconds: current.interval_seconds, deadline: null }, changes);
+        return;
+      }
+      case 'seen': {
+        if (op.protocol === 'mqtt') {
+          // a connected client's message: the connection is its presence, this only says when it was last heard
+          yield run('UPDATE device_presence SET last_seen = ? WHERE device_id = ? AND (last_seen IS NULL OR last_seen < ?)', op.at, op.deviceId, op.at);
+          return;
+        }
+        const current = yield* this.current(op.deviceId, op.orgId, op.at);
+        if (!current) return;
+        const interval = op.intervalSeconds ?? current.interval_seconds ?? op.defaultIntervalSeconds;
+        const declared = op.intervalSeconds ?? current.interval_seconds;
+        const lastSeen = Math.max(op.at, current.last_seen ?? 0);
+        const deadline = lastSeen + Math.round(interval * 1000 * intervalGrace);
+        if (current.state === 'online') {
+          yield run('UPDATE device_presence SET last_seen = ?, interval_seconds = ? WHERE device_id = ?', lastSeen, declared, op.deviceId);
+        } else if (current.state === 'idle') {
+          yield run('UPDATE device_presence SET last_seen = ?, interval_seconds = ?, deadline = ?, protocol = ?, node = ? WHERE device_id = ?', lastSeen, declared, deadline, op.protocol, op.node, op.deviceId);
+        } else {
+          yield* this.transition(op.deviceId, op.orgId, current.state, 'idle', op.at, { protocol: op.protocol, node: op.node, lastSeen, intervalSeconds: declared, deadline }, changes);
+        }
+        return;
+      }
+    }
+  }
+
+  /** The device's row, locked; made (offline, since now) the first time the device is heard of. Undefined when the device does not exist. */
+  private *current(deviceId: string, orgId: string, at: number): Work<Current | undefined> {
+    const select = `SELECT state, last_seen, interval_seconds FROM device_presence WHERE device_id = ?${this.forUpdate}`;
+    let rows = (yield all(select, deviceId)) as Current[];
+    if (rows.length === 0) {
+      // only for a device that exists (one deleted meanwhile has nothing to be present with)
+      yield run("INSERT INTO device_presence (device_id, org_id, state, since) SELECT id, org_id, 'offline', CAST(? AS BIGINT) FROM devices WHERE id = ? AND org_id = ? ON CONFLICT (device_id) DO NOTHING", at, deviceId, orgId);
+      rows = (yield all(select, deviceId)) as Current[];
+    }
+    return rows[0];
+  }
+
+  private *transition(
+    deviceId: string,
+    orgId: string,
+    previous: PresenceState,
+    state: PresenceState,
+    at: number,
+    f: { reason?: OfflineReason; protocol?: string; node?: string; lastSeen: number; intervalSeconds: number | null; deadline: number | null },
+    changes: StoredChange[],
+  ): Work<void> {
+    yield run(
+      `UPDATE device_presence SET state = ?, since = ?, reason = ?, last_seen = ?, interval_seconds = ?, deadline = ?${f.protocol !== undefined ? ', protocol = ?' : ''}${f.node !== undefined ? ', node = ?' : ''} WHERE device_id = ?`,
+      state, at, f.reason ?? null, f.lastSeen, f.intervalSeconds, f.deadline,
+      ...(f.protocol !== undefined ? [f.protocol] : []), ...(f.node !== undefined ? [f.node] : []),
+      deviceId,
+    );
+    yield run('INSERT INTO presence_changes (device_id, org_id, state, reason, protocol, node, at) VALUES (?, ?, ?, ?, ?, ?, ?)', deviceId, orgId, state, f.reason ?? null, f.protocol ?? null, f.node ?? null, at);
+    changes.push({ orgId, deviceId, state, previous, ...(f.reason ? { reason: f.reason } : {}), ...(f.protocol ? { protocol: f.protocol } : {}), ...(f.node ? { node: f.node } : {}), at });
+  }
+
+  /**
+   * Devices past their deadline go offline: an idle one whose interval passed without a word
+   * (keepalive_timeout), an online one whose connection was taken over and none came
+   * (connection_lost).
+   */
+  expire(now: number): Promise<StoredChange[]> {
+    const self = this;
+    return this.transact(function* () {
+      const changes: StoredChange[] = [];
+      const due = (yield all("SELECT device_id, org_id FROM device_presence WHERE deadline IS NOT NULL AND deadline <= ? AND state IN ('idle', 'online') ORDER BY device_id LIMIT 10000", now)) as { device_id: string; org_id: string }[];
+      for (const d of due) {
+        const rows = (yield all(`SELECT state, last_seen, interval_seconds, deadline FROM device_presence WHERE device_id = ?${self.forUpdate}`, d.device_id)) as (Current & { deadline: number | null })[];
+        const row = rows[0];
+        if (!row || row.deadline === null || row.deadline > now) continue; // seen again meanwhile
+        if (row.state === 'online') {
+          const live = (yield all('SELECT 1 FROM presence_connections WHERE device_id = ? LIMIT 1', d.device_id)) as unknown[];
+          if (live.length > 0) {
+            yield run('UPDATE device_presence SET deadline = NULL WHERE device_id = ?', d.device_id);
+            continue;
+          }
+        }
+        if (row.state !== 'online' && row.state !== 'idle') continue;
+        yield* self.transition(d.device_id, d.org_id, row.state, 'offline', now, { reason: row.state === 'idle' ? 'keepalive_timeout' : 'connection_lost', lastSeen: row.last_seen ?? now, intervalSeconds: row.interval_seconds, deadline: null }, changes);
+      }
+      return changes;
+    });
+  }
+
+  /**
+   * A node is gone: its connections are removed, and the devices they held that have no other go
+   * offline with `reason`. With `silentSince`, only if the node's heartbeat is still older than it
+   * (another node may have taken it first, or it came back): then false, and nothing changes.
+   */
+  nodeGone(node: string, at: number, reason: OfflineReason, silentSince?: number): Promise<{ taken: boolean; changes: StoredChange[] }> {
+    const self = this;
+    return this.transact(function* () {
+      const changes: StoredChange[] = [];
+      if (silentSince !== undefined) {
+        const taken = (yield run('DELETE FROM presence_nodes WHERE node = ? AND seen_at < ?', node, silentSince)) as number;
+        if (taken === 0) return { taken: false, changes };
+      } else {
+        yield run('DELETE FROM presence_nodes WHERE node = ?', node);
+      }
+      const held = (yield all('SELECT DISTINCT device_id, org_id FROM presence_connections WHERE node = ? ORDER BY device_id', node)) as { device_id: string; org_id: string }[];
+      yield run('DELETE FROM presence_connections WHERE node = ?', node);
+      for (const d of held) {
+        const left = (yield all('SELECT 1 FROM presence_connections WHERE device_id = ? LIMIT 1', d.device_id)) as unknown[];
+        if (left.length > 0) continue;
+        const current = yield* self.current(d.device_id, d.org_id, at);
+        if (!current || current.state !== 'online') continue;
+        yield* self.transition(d.device_id, d.org_id, 'online', 'offline', at, { reason, node, lastSeen: current.last_seen ?? at, intervalSeconds: current.interval_seconds, deadline: null }, changes);
+      }
+      return { taken: true, changes };
+    });
+  }
+
+  /** This node's heartbeat; false when its row was gone (another node took it as dead, or it is new). */
+  heartbeat(node: string, at: number): Promise<boolean> {
+    return this.transact(function* () {
+      const updated = (yield run('UPDATE presence_nodes SET seen_at = ? WHERE node = ?', at, node)) as number;
+      if (updated > 0) return true;
+      yield run('INSERT INTO presence_nodes (node, seen_at) VALUES (?, ?) ON CONFLICT (node) DO UPDATE SET seen_at = excluded.seen_at', node, at);
+      return false;
+    });
+  }
+
+  /** Nodes whose heartbeat is older than `before`. */
+  async silentNodes(before: number): Promise<string[]> {
+    const rows = await this.db.kysely.selectFrom('presence_nodes').select('node').where('seen_at', '<', before).execute();
+    return rows.map((r) => r.node);
+  }
+
+  /** Deletes changes older than `before`. */
+  async prune(before: number): Promise<number> {
+    const res = await this.db.kysely.deleteFrom('presence_changes').where('at', '<', before).executeTakeFirst();
+    return Number(res.numDeletedRows);
+  }
+
+  /** The organization of a device, if it exists. */
+  async deviceOrg(deviceId: string): Promise<string | undefined> {
+    const row = await this.db.kysely.selectFrom('devices').select('org_id').where('id', '=', deviceId).executeTakeFirst();
+    return row?.org_id;
+  }
+
+  async find(deviceId: string): Promise<DevicePresenceTable | undefined> {
+    return this.db.kysely.selectFrom('device_presence').selectAll().where('device_id', '=', deviceId).executeTakeFirst();
+  }
+
+  async findMany(orgId: string, deviceIds: readonly string[]): Promise<DevicePresenceTable[]> {
+    if (deviceIds.length === 0) return [];
+    return this.db.kysely.selectFrom('device_presence').selectAll().where('org_id', '=', orgId).where('device_id', 'in', [...deviceIds]).execute();
+  }
+
+  /** The live connections of a device, on every node. */
+  async connectionsOf(deviceId: string): Promise<{ node: string; protocol: string; client_id: string; since: number }[]> {
+    return this.db.kysely.selectFrom('presence_connections').select(['node', 'protocol', 'client_id', 'since']).where('device_id', '=', deviceId).orderBy('since').execute();
+  }
+
+  /** The changes in [from, to), oldest first, at most `limit`, and the last change before `from` (the state at `from`). */
+  async history(deviceId: string, from: number, to: number, limit: number): Promise<{ before: PresenceChangesTable | undefined; changes: PresenceChangesTable[] }> {
+    const before = await this.db.kysely.selectFrom('presence_changes').selectAll().where('device_id', '=', deviceId).where('at', '<', from).orderBy('at', 'desc').limit(1).executeTakeFirst();
+    const changes = await this.db.kysely.selectFrom('presence_changes').selectAll().where('device_id', '=', deviceId).where('at', '>=', from).where('at', '<', to).orderBy('at').limit(limit).execute();
+    return { before, changes };
+  }
+
+  /** An organization's devices counted by presence (a device never heard of is offline), by enrolment and by group. */
+  async summary(orgId: string): Promise<{
+    presence: { state: PresenceState; n: number }[];
+    enrolment: { state: string | null; n: number }[];
+    pending: number;
+    groups: { id: string; name: string; state: PresenceState; n: number }[];
+    total: number;
+  }> {
+    const k = this.db.kysely;
+    const state = "COALESCE(p.state, 'offline')";
+    const q = (text: string, params: unknown[]) => this.raw(text, params);
+    const presence = await q(`SELECT ${state} AS state, COUNT(*) AS n FROM devices d LEFT JOIN device_presence p ON p.device_id = d.id WHERE d.org_id = ? GROUP BY ${state}`, [orgId]);
+    const enrolment = await q('SELECT r.state AS state, COUNT(*) AS n FROM devices d LEFT JOIN device_registrations r ON r.device_id = d.id WHERE d.org_id = ? GROUP BY r.state', [orgId]);
+    const pending = await k.selectFrom('device_registrations').select((eb) => eb.fn.countAll<number>().as('n')).where('org_id', '=', orgId).where('device_id', 'is', null).executeTakeFirstOrThrow();
+    const groups = await q(`SELECT g.id AS id, g.name AS name, ${state} AS state, COUNT(*) AS n FROM groups g JOIN group_devices gd ON gd.group_id = g.id JOIN devices d ON d.id = gd.device_id LEFT JOIN device_presence p ON p.device_id = d.id WHERE g.org_id = ? GROUP BY g.id, g.name, ${state} ORDER BY g.name, g.id`, [orgId]);
+    const total = presence.reduce((sum, r) => sum + Number(r.n), 0);
+    return {
+      presence: presence.map((r) => ({ state: r.state as PresenceState, n: Number(r.n) })),
+      enrolment: enrolment.map((r) => ({ state: (r.state as string | null) ?? null, n: Number(r.n) })),
+      pending: Number(pending.n),
+      groups: groups.map((r) => ({ id: r.id as string, name: r.name as string, state: r.state as PresenceState, n: Number(r.n) })),
+      total,
+    };
+  }
+
+  private async raw(text: string, params: unknown[]): Promise<Record<string, unknown>[]> {
+    if (this.db.sqlite) return this.prepare(text).all(...params) as Record<string, unknown>[];
+    return (await this.db.pool!.query(this.pgText(text), params)).rows as Record<string, unknown>[];
+  }
+}
