@@ -218,7 +218,8 @@ export class PresenceRepository {
           }
         }
         if (row.state !== 'online' && row.state !== 'idle') continue;
-        yield* self.transition(d.device_id, d.org_id, row.state, 'offline', now, { reason: row.state === 'idle' ? 'keepalive_timeout' : 'connection_lost', lastSeen: row.last_seen ?? now, intervalSeconds: row.interval_seconds, deadline: null }, changes);
+        // offline from the moment its deadline passed, however late the sweep came
+        yield* self.transition(d.device_id, d.org_id, row.state, 'offline', row.deadline, { reason: row.state === 'idle' ? 'keepalive_timeout' : 'connection_lost', lastSeen: row.last_seen ?? now, intervalSeconds: row.interval_seconds, deadline: null }, changes);
       }
       return changes;
     });

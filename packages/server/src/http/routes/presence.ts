@@ -75,6 +75,10 @@ export function presenceRoutes(fastify: FastifyInstance, platform: Platform): vo
 
   app.post('/devices/:id/presence', {
     config: { auth: 'device' },
+    // a heartbeat with nothing to declare may come without a body (`curl -X POST`)
+    preValidation: async (req) => {
+      if (req.body === undefined) req.body = {};
+    },
     schema: {
       operationId: 'sendPresenceHeartbeat',
       tags: ['presence'],
@@ -117,7 +121,8 @@ export function presenceRoutes(fastify: FastifyInstance, platform: Platform): vo
       response: { 200: HistorySchema, ...problems(400, 401, 403, 404) },
     },
   }, async (req) => {
-    const to = req.query.to !== undefined ? parseTime(req.query.to, 'to') : platform.clock.now();
+    // by default up to now, the changes made at this very millisecond included
+    const to = req.query.to !== undefined ? parseTime(req.query.to, 'to') : platform.clock.now() + 1;
     const from = req.query.from !== undefined ? parseTime(req.query.from, 'from') : to - 86_400_000;
     return presence.history(orgOf(req).orgId, req.params.id, from, to);
   });
