@@ -1,3 +1,4 @@
+import type { Statement } from 'better-sqlite3';
 import type { Database } from '../db/index.js';
 import type { DevicePresenceTable, PresenceChangesTable, PresenceState } from '../db/schema.js';
 
@@ -52,7 +53,7 @@ interface Current {
  * (FOR UPDATE) in device id order, so that two nodes writing the same devices never deadlock.
  */
 export class PresenceRepository {
-  private readonly statements = new Map<string, import('better-sqlite3').Statement<unknown[]>>();
+  private readonly statements = new Map<string, Statement<unknown[]>>();
 
   constructor(private readonly db: Database) {}
 
@@ -104,12 +105,13 @@ export class PresenceRepository {
   apply(ops: readonly PresenceOp[]): Promise<StoredChange[]> {
     // a stable sort: each device's operations keep their order
     const sorted = [...ops].sort((a, b) => (a.deviceId < b.deviceId ? -1 : a.deviceId > b.deviceId ? 1 : 0));
-    const self = this;
-    return this.transact(function* () {
-      const changes: StoredChange[] = [];
-      for (const op of sorted) yield* self.applyOne(op, changes);
-      return changes;
-    });
+    return this.transact(() => this.applyAll(sorted));
+  }
+
+  private *applyAll(ops: readonly PresenceOp[]): Work<StoredChange[]> {
+    const changes: StoredChange[] = [];
+    for (const op of ops) yield* this.applyOne(op, changes);
+    return changes;
   }
 
   private *applyOne(op: PresenceOp, changes: StoredChange[]): Work<void> {
@@ -202,27 +204,28 @@ export class PresenceRepository {
    * (connection_lost).
    */
   expire(now: number): Promise<StoredChange[]> {
-    const self = this;
-    return this.transact(function* () {
-      const changes: StoredChange[] = [];
-      const due = (yield all("SELECT device_id, org_id FROM device_presence WHERE deadline IS NOT NULL AND deadline <= ? AND state IN ('idle', 'online') ORDER BY device_id LIMIT 10000", now)) as { device_id: string; org_id: string }[];
-      for (const d of due) {
-        const rows = (yield all(`SELECT state, last_seen, interval_seconds, deadline FROM device_presence WHERE device_id = ?${self.forUpdate}`, d.device_id)) as (Current & { deadline: number | null })[];
-        const row = rows[0];
-        if (!row || row.deadline === null || row.deadline > now) continue; // seen again meanwhile
-        if (row.state === 'online') {
-          const live = (yield all('SELECT 1 FROM presence_connections WHERE device_id = ? LIMIT 1', d.device_id)) as unknown[];
-          if (live.length > 0) {
-            yield run('UPDATE device_presence SET deadline = NULL WHERE device_id = ?', d.device_id);
-            continue;
-          }
+    return this.transact(() => this.expireDue(now));
+  }
+
+  private *expireDue(now: number): Work<StoredChange[]> {
+    const changes: StoredChange[] = [];
+    const due = (yield all("SELECT device_id, org_id FROM device_presence WHERE deadline IS NOT NULL AND deadline <= ? AND state IN ('idle', 'online') ORDER BY device_id LIMIT 10000", now)) as { device_id: string; org_id: string }[];
+    for (const d of due) {
+      const rows = (yield all(`SELECT state, last_seen, interval_seconds, deadline FROM device_presence WHERE device_id = ?${this.forUpdate}`, d.device_id)) as (Current & { deadline: number | null })[];
+      const row = rows[0];
+      if (!row || row.deadline === null || row.deadline > now) continue; // seen again meanwhile
+      if (row.state === 'online') {
+        const live = (yield all('SELECT 1 FROM presence_connections WHERE device_id = ? LIMIT 1', d.device_id)) as unknown[];
+        if (live.length > 0) {
+          yield run('UPDATE device_presence SET deadline = NULL WHERE device_id = ?', d.device_id);
+          continue;
         }
-        if (row.state !== 'online' && row.state !== 'idle') continue;
-        // offline from the moment its deadline passed, however late the sweep came
-        yield* self.transition(d.device_id, d.org_id, row.state, 'offline', row.deadline, { reason: row.state === 'idle' ? 'keepalive_timeout' : 'connection_lost', lastSeen: row.last_seen ?? now, intervalSeconds: row.interval_seconds, deadline: null }, changes);
       }
-      return changes;
-    });
+      if (row.state !== 'online' && row.state !== 'idle') continue;
+      // offline from the moment its deadline passed, however late the sweep came
+      yield* this.transition(d.device_id, d.org_id, row.state, 'offline', row.deadline, { reason: row.state === 'idle' ? 'keepalive_timeout' : 'connection_lost', lastSeen: row.last_seen ?? now, intervalSeconds: row.interval_seconds, deadline: null }, changes);
+    }
+    return changes;
   }
 
   /**
@@ -231,26 +234,27 @@ export class PresenceRepository {
    * (another node may have taken it first, or it came back): then false, and nothing changes.
    */
   nodeGone(node: string, at: number, reason: OfflineReason, silentSince?: number): Promise<{ taken: boolean; changes: StoredChange[] }> {
-    const self = this;
-    return this.transact(function* () {
-      const changes: StoredChange[] = [];
-      if (silentSince !== undefined) {
-        const taken = (yield run('DELETE FROM presence_nodes WHERE node = ? AND seen_at < ?', node, silentSince)) as number;
-        if (taken === 0) return { taken: false, changes };
-      } else {
-        yield run('DELETE FROM presence_nodes WHERE node = ?', node);
-      }
-      const held = (yield all('SELECT DISTINCT device_id, org_id FROM presence_connections WHERE node = ? ORDER BY device_id', node)) as { device_id: string; org_id: string }[];
-      yield run('DELETE FROM presence_connections WHERE node = ?', node);
-      for (const d of held) {
-        const left = (yield all('SELECT 1 FROM presence_connections WHERE device_id = ? LIMIT 1', d.device_id)) as unknown[];
-        if (left.length > 0) continue;
-        const current = yield* self.current(d.device_id, d.org_id, at);
-        if (!current || current.state !== 'online') continue;
-        yield* self.transition(d.device_id, d.org_id, 'online', 'offline', at, { reason, node, lastSeen: current.last_seen ?? at, intervalSeconds: current.interval_seconds, deadline: null }, changes);
-      }
-      return { taken: true, changes };
-    });
+    return this.transact(() => this.removeNode(node, at, reason, silentSince));
+  }
+
+  private *removeNode(node: string, at: number, reason: OfflineReason, silentSince: number | undefined): Work<{ taken: boolean; changes: StoredChange[] }> {
+    const changes: StoredChange[] = [];
+    if (silentSince !== undefined) {
+      const taken = (yield run('DELETE FROM presence_nodes WHERE node = ? AND seen_at < ?', node, silentSince)) as number;
+      if (taken === 0) return { taken: false, changes };
+    } else {
+      yield run('DELETE FROM presence_nodes WHERE node = ?', node);
+    }
+    const held = (yield all('SELECT DISTINCT device_id, org_id FROM presence_connections WHERE node = ? ORDER BY device_id', node)) as { device_id: string; org_id: string }[];
+    yield run('DELETE FROM presence_connections WHERE node = ?', node);
+    for (const d of held) {
+      const left = (yield all('SELECT 1 FROM presence_connections WHERE device_id = ? LIMIT 1', d.device_id)) as unknown[];
+      if (left.length > 0) continue;
+      const current = yield* this.current(d.device_id, d.org_id, at);
+      if (!current || current.state !== 'online') continue;
+      yield* this.transition(d.device_id, d.org_id, 'online', 'offline', at, { reason, node, lastSeen: current.last_seen ?? at, intervalSeconds: current.interval_seconds, deadline: null }, changes);
+    }
+    return { taken: true, changes };
   }
 
   /** This node's heartbeat; false when its row was gone (another node took it as dead, or it is new). */
