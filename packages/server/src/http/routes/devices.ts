@@ -20,8 +20,11 @@ export const DeviceSchema = Type.Object({
   updated_at: Timestamp,
 });
 
-/** A device as read (list, get): with its presence beside it. */
-const DeviceWithPresence = Type.Intersect([DeviceSchema, Type.Object({ presence: PresenceBriefSchema })]);
+/** A page of devices, with the presence of each beside them (by device id). */
+const DevicePage = Type.Intersect([
+  pageOf('devices', DeviceSchema),
+  Type.Object({ presence: Type.Record(Type.String(), PresenceBriefSchema, { description: 'The presence of each device of the page, by device id (docs/presence.md)' }) }),
+]);
 
 const DeviceWithSecret = Type.Intersect([DeviceSchema, Type.Object({ secret: Type.String({ description: 'The device secret. Shown only now: store it on the device.' }) })]);
 
@@ -75,28 +78,23 @@ export function deviceRoutes(fastify: FastifyInstance, platform: Platform): void
       operationId: 'listDevices',
       tags: ['devices'],
       summary: 'List devices',
-      description: 'Filter by name, tag, metadata, status, group or presence (`online`, `idle`, `offline`: docs/presence.md); sorted and paged. Each device carries its presence. Needs `devices:read` in the organization (docs/permissions.md).',
+      description: 'Filter by name, tag, metadata, status, group or presence (`online`, `idle`, `offline`: docs/presence.md); sorted and paged. Beside the devices, `presence` has the presence of each. Needs `devices:read` in the organization (docs/permissions.md).',
       params: OrgParams,
       querystring: Type.Intersect([ListQuerySchema, Type.Object({ status: Type.Optional(Status), group_id: Type.Optional(Uuid), presence: Type.Optional(PresenceStateSchema) })]),
-      response: { 200: pageOf('devices', DeviceWithPresence), ...problems(400, 401, 404) },
+      response: { 200: DevicePage, ...problems(400, 401, 404) },
     },
   }, async (req) => {
     const q = { ...toListQuery(req.query), status: req.query.status, group_id: req.query.group_id, presence: req.query.presence };
     const orgId = orgOf(req).orgId;
     const { total, items } = await devices.list(orgId, q);
     const presence = await platform.presence.ofDevices(orgId, items.map((d) => d.id));
-    return { total, offset: q.offset, limit: q.limit, devices: items.map((d) => ({ ...d, presence: presence.get(d.id)! })) };
+    return { total, offset: q.offset, limit: q.limit, devices: items, presence: Object.fromEntries(presence) };
   });
 
   app.get('/orgs/:org/devices/:id', {
     config: { action: 'devices:read' },
-    schema: { operationId: 'getDevice', tags: ['devices'], summary: 'Get a device', description: 'The device without its secret, with its presence (GET …/presence has the details). Needs `devices:read` in the organization (docs/permissions.md).', params: OrgIdParams, response: { 200: DeviceWithPresence, ...problems(401, 404) } },
-  }, async (req) => {
-    const orgId = orgOf(req).orgId;
-    const d = await devices.get(orgId, req.params.id);
-    const presence = await platform.presence.ofDevices(orgId, [d.id]);
-    return { ...d, presence: presence.get(d.id)! };
-  });
+    schema: { operationId: 'getDevice', tags: ['devices'], summary: 'Get a device', description: 'The device without its secret (its presence: GET …/presence). Needs `devices:read` in the organization (docs/permissions.md).', params: OrgIdParams, response: { 200: DeviceSchema, ...problems(401, 404) } },
+  }, async (req) => devices.get(orgOf(req).orgId, req.params.id));
 
   app.patch('/orgs/:org/devices/:id', {
     config: { action: 'devices:write' },

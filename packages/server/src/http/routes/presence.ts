@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { AppError } from '../../core/errors.js';
@@ -73,8 +73,22 @@ export function presenceRoutes(fastify: FastifyInstance, platform: Platform): vo
   const app = fastify.withTypeProvider<TypeBoxTypeProvider>();
   const { presence } = platform;
 
+  // who sends a heartbeat is settled before its body is read: another device, a user or bad
+  // credentials learn nothing from the body's validation
+  const senders = new WeakMap<FastifyRequest, { id: string; orgId: string }>();
+  const identifySender = async (req: FastifyRequest) => {
+    const client = await clientFromAuthorization(req.headers.authorization, platform.auth, certificateOf(req, platform.trust.current()));
+    // a user's token names no device: for it, as for another device's credentials, the device is not there
+    if (client.kind !== 'device') throw new AppError('device.not_found', 'A heartbeat is sent with the credentials of the device it is for');
+    const who = await platform.authorizer.identify(client.credential);
+    if (!who.ok) throw who.reason === 'device_disabled' ? new AppError('message.device_disabled') : new AppError('auth.invalid_credentials', 'Unknown device credentials');
+    if (who.device.id !== (req.params as { id: string }).id) throw new AppError('device.not_found', 'The credentials are those of another device');
+    senders.set(req, who.device);
+  };
+
   app.post('/devices/:id/presence', {
     config: { auth: 'device' },
+    onRequest: identifySender,
     // a heartbeat with nothing to declare may come without a body (`curl -X POST`)
     preValidation: async (req) => {
       if (req.body === undefined) req.body = {};
@@ -89,11 +103,7 @@ export function presenceRoutes(fastify: FastifyInstance, platform: Platform): vo
       response: { 204: Type.Null(), ...problems(400, 401, 403, 404) },
     },
   }, async (req, reply) => {
-    const client = await clientFromAuthorization(req.headers.authorization, platform.auth, certificateOf(req, platform.trust.current()));
-    if (client.kind !== 'device') throw new AppError('auth.forbidden', 'A heartbeat is sent with the credentials of the device it is for');
-    const who = await platform.authorizer.identify(client.credential);
-    if (!who.ok) throw who.reason === 'device_disabled' ? new AppError('message.device_disabled') : new AppError('auth.invalid_credentials', 'Unknown device credentials');
-    presence.heartbeat(who.device, req.params.id, 'http', req.body?.interval);
+    presence.heartbeat(senders.get(req)!, req.params.id, 'http', req.body?.interval);
     return reply.code(204).send(null);
   });
 
