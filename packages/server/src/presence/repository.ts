@@ -15,7 +15,7 @@ export type PresenceOp =
   /** That connection ended. `taken_over` never makes the device offline: the connection that took over is its presence. */
   | { kind: 'disconnect'; key: string; deviceId: string; orgId: string; reason: OfflineReason; node: string; at: number; takeoverGraceMs: number }
   /** The device sent something without a connection (HTTP, WebSocket or CoAP publish, heartbeat), or published over MQTT (`last_seen` only). */
-  | { kind: 'seen'; deviceId: string; orgId: string; protocol: string; node: string; at: number; intervalSeconds: number | undefined; defaultIntervalSeconds: number };
+  | { kind: 'seen'; deviceId: string; orgId: string; protocol: string; node: string; at: number; intervalSeconds: number | undefined; defaultIntervalSeconds: number; /** The first of the reports coalesced into this one (`at` is the last). */ firstAt?: number };
 
 /** A change of state the repository made, for the service's listeners. */
 export interface StoredChange {
@@ -160,7 +160,8 @@ export class PresenceRepository {
         } else if (current.state === 'idle') {
           yield run('UPDATE device_presence SET last_seen = ?, interval_seconds = ?, deadline = ?, protocol = ?, node = ? WHERE device_id = ?', lastSeen, declared, deadline, op.protocol, op.node, op.deviceId);
         } else {
-          yield* this.transition(op.deviceId, op.orgId, current.state, 'idle', op.at, { protocol: op.protocol, node: op.node, lastSeen, intervalSeconds: declared, deadline }, changes);
+          // present from the first report of the flush on
+          yield* this.transition(op.deviceId, op.orgId, current.state, 'idle', op.firstAt ?? op.at, { protocol: op.protocol, node: op.node, lastSeen, intervalSeconds: declared, deadline }, changes);
         }
         return;
       }

@@ -167,7 +167,7 @@ export class PresenceService {
     const at = this.clock.now();
     // a device connected over MQTT that also posts over HTTP: the non-MQTT report is the one that counts
     const keep = before && before.protocol !== 'mqtt' && protocol === 'mqtt' ? before.protocol : protocol;
-    this.seenSince.set(deviceId, { kind: 'seen', deviceId, orgId, protocol: keep, node: this.nodeId, at, intervalSeconds: intervalSeconds ?? before?.intervalSeconds, defaultIntervalSeconds: Math.round(this.options.defaultIntervalMs / 1000) });
+    this.seenSince.set(deviceId, { kind: 'seen', deviceId, orgId, protocol: keep, node: this.nodeId, at, firstAt: before ? (before.firstAt ?? before.at) : at, intervalSeconds: intervalSeconds ?? before?.intervalSeconds, defaultIntervalSeconds: Math.round(this.options.defaultIntervalMs / 1000) });
   }
 
   /** A device's heartbeat (`POST /devices/{id}/presence`, CoAP POST): `device` is who the credentials name, `deviceId` the path's. */
