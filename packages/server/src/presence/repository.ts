@@ -101,71 +101,60 @@ export class PresenceRepository {
     });
   }
 
-  /** Applies operations in order (per device; devices in id order) and returns the changes of state they made. */
+  /**
+   * Applies operations in order and returns the changes of state they made. Set-based, so that a
+   * batch costs a handful of statements however many devices it holds: the rows of its devices are
+   * read (and locked, in device id order) at once, the operations are played on them in memory,
+   * and what changed is written back in bulk.
+   */
   apply(ops: readonly PresenceOp[]): Promise<StoredChange[]> {
-    // a stable sort: each device's operations keep their order
-    const sorted = [...ops].sort((a, b) => (a.deviceId < b.deviceId ? -1 : a.deviceId > b.deviceId ? 1 : 0));
-    return this.transact(() => this.applyAll(sorted));
+    if (ops.length === 0) return Promise.resolve([]);
+    return this.transact(() => this.applyBatch(ops));
   }
 
-  private *applyAll(ops: readonly PresenceOp[]): Work<StoredChange[]> {
-    const changes: StoredChange[] = [];
-    for (const op of ops) yield* this.applyOne(op, changes);
-    return changes;
-  }
-
-  private *applyOne(op: PresenceOp, changes: StoredChange[]): Work<void> {
-    switch (op.kind) {
-      case 'connect': {
-        yield run('INSERT INTO presence_connections (connection_key, device_id, org_id, node, protocol, client_id, since) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (connection_key) DO NOTHING', op.key, op.deviceId, op.orgId, op.node, op.protocol, op.clientId, op.at);
-        const current = yield* this.current(op.deviceId, op.orgId, op.at);
-        if (!current) return;
-        if (current.state === 'online') {
-          yield run('UPDATE device_presence SET last_seen = ?, protocol = ?, node = ?, deadline = NULL WHERE device_id = ?', op.at, op.protocol, op.node, op.deviceId);
-          return;
-        }
-        yield* this.transition(op.deviceId, op.orgId, current.state, 'online', op.at, { protocol: op.protocol, node: op.node, lastSeen: op.at, intervalSeconds: current.interval_seconds, deadline: null }, changes);
-        return;
-      }
-      case 'disconnect': {
-        const gone = (yield run('DELETE FROM presence_connections WHERE connection_key = ?', op.key)) as number;
-        if (gone === 0) return; // removed already: its node was taken as dead, or it never was written
-        const left = (yield all('SELECT 1 FROM presence_connections WHERE device_id = ? LIMIT 1', op.deviceId)) as unknown[];
-        if (left.length > 0) return; // another connection of the device is live: still online
-        const current = yield* this.current(op.deviceId, op.orgId, op.at);
-        if (!current || current.state !== 'online') return;
-        if (op.reason === 'taken_over') {
-          // the connection that took over (here or on another node) is written in a moment: until
-          // then the device stays online, and is offline only if none comes within the grace
-          yield run('UPDATE device_presence SET last_seen = ?, deadline = ? WHERE device_id = ?', op.at, op.at + op.takeoverGraceMs, op.deviceId);
-          return;
-        }
-        yield* this.transition(op.deviceId, op.orgId, 'online', 'offline', op.at, { reason: op.reason, node: op.node, lastSeen: op.at, intervalSeconds: current.interval_seconds, deadline: null }, changes);
-        return;
-      }
-      case 'seen': {
-        if (op.protocol === 'mqtt') {
-          // a connected client's message: the connection is its presence, this only says when it was last heard
-          yield run('UPDATE device_presence SET last_seen = ? WHERE device_id = ? AND (last_seen IS NULL OR last_seen < ?)', op.at, op.deviceId, op.at);
-          return;
-        }
-        const current = yield* this.current(op.deviceId, op.orgId, op.at);
-        if (!current) return;
-        const interval = op.intervalSeconds ?? current.interval_seconds ?? op.defaultIntervalSeconds;
-        const declared = op.intervalSeconds ?? current.interval_seconds;
-        const lastSeen = Math.max(op.at, current.last_seen ?? 0);
-        const deadline = lastSeen + Math.round(interval * 1000 * intervalGrace);
-        if (current.state === 'online') {
-          yield run('UPDATE device_presence SET last_seen = ?, interval_seconds = ? WHERE device_id = ?', lastSeen, declared, op.deviceId);
-        } else if (current.state === 'idle') {
-          yield run('UPDATE device_presence SET last_seen = ?, interval_seconds = ?, deadline = ?, protocol = ?, node = ? WHERE device_id = ?', lastSeen, declared, deadline, op.protocol, op.node, op.deviceId);
-        } else {
-          // present from the first report of the flush on
-          yield* this.transition(op.deviceId, op.orgId, current.state, 'idle', op.firstAt ?? op.at, { protocol: op.protocol, node: op.node, lastSeen, intervalSeconds: declared, deadline }, changes);
-        }
-        return;
-      }
+  private *applyBatch(ops: readonly PresenceOp[]): Work<StoredChange[]> {
+    const ids = [...new Set(ops.map((o) => o.deviceId))].sort();
+    // a row for each device that may become present (first heard of: offline since its first report)
+    const firstAt = new Map<string, number>();
+    for (const o of ops) if ((o.kind === 'connect' || (o.kind === 'seen' && o.protocol !== 'mqtt')) && !firstAt.has(o.deviceId)) firstAt.set(o.deviceId, o.kind === 'seen' ? (o.firstAt ?? o.at) : o.at);
+    const making = [...firstAt.keys()].sort();
+    for (const chunk of chunks(making, 500)) {
+      yield run(`INSERT INTO device_presence (device_id, org_id, state, since) SELECT id, org_id, 'offline', CAST(? AS BIGINT) FROM devices WHERE id IN (${marks(chunk.length)}) ORDER BY id ON CONFLICT (device_id) DO NOTHING`, Math.min(...chunk.map((id) => firstAt.get(id)!)), ...chunk);
     }
+    const rows = new Map<string, Row>();
+    const live = new Map<string, Set<string>>();
+    for (const chunk of chunks(ids, 500)) {
+      const found = (yield all(`SELECT device_id, org_id, state, since, last_seen, protocol, node, reason, interval_seconds, deadline FROM device_presence WHERE device_id IN (${marks(chunk.length)}) ORDER BY device_id${this.forUpdate}`, ...chunk)) as DevicePresenceTable[];
+      for (const r of found) rows.set(r.device_id, { ...r, since: Number(r.since), last_seen: r.last_seen === null ? null : Number(r.last_seen), deadline: r.deadline === null ? null : Number(r.deadline), dirty: false });
+      const conns = (yield all(`SELECT device_id, connection_key FROM presence_connections WHERE device_id IN (${marks(chunk.length)})`, ...chunk)) as { device_id: string; connection_key: string }[];
+      for (const c of conns) liveOf(live, c.device_id).add(c.connection_key);
+    }
+
+    const play = new Replay(rows, live);
+    for (const op of ops) play.apply(op);
+
+    for (const chunk of chunks([...play.deleted], 500)) yield run(`DELETE FROM presence_connections WHERE connection_key IN (${marks(chunk.length)})`, ...chunk);
+    for (const chunk of chunks([...play.inserted.values()], 200)) {
+      yield run(`INSERT INTO presence_connections (connection_key, device_id, org_id, node, protocol, client_id, since) VALUES ${chunk.map(() => '(?, ?, ?, ?, ?, ?, ?)').join(', ')} ON CONFLICT (connection_key) DO NOTHING`, ...chunk.flatMap((c) => [c.key, c.deviceId, c.orgId, c.node, c.protocol, c.clientId, c.at]));
+    }
+    const dirty = [...rows.values()].filter((r) => r.dirty);
+    if (this.db.kind === 'postgres') {
+      for (const chunk of chunks(dirty, 5000)) {
+        const col = <K extends keyof Row>(k: K) => chunk.map((r) => r[k]);
+        yield run(
+          `UPDATE device_presence AS p SET state = u.state, since = u.since, last_seen = u.last_seen, protocol = u.protocol, node = u.node, reason = u.reason, interval_seconds = u.interval_seconds, deadline = u.deadline
+           FROM unnest(?::text[], ?::text[], ?::bigint[], ?::bigint[], ?::text[], ?::text[], ?::text[], ?::int[], ?::bigint[]) AS u(device_id, state, since, last_seen, protocol, node, reason, interval_seconds, deadline)
+           WHERE p.device_id = u.device_id`,
+          col('device_id'), col('state'), col('since'), col('last_seen'), col('protocol'), col('node'), col('reason'), col('interval_seconds'), col('deadline'),
+        );
+      }
+    } else {
+      for (const r of dirty) yield run('UPDATE device_presence SET state = ?, since = ?, last_seen = ?, protocol = ?, node = ?, reason = ?, interval_seconds = ?, deadline = ? WHERE device_id = ?', r.state, r.since, r.last_seen, r.protocol, r.node, r.reason, r.interval_seconds, r.deadline, r.device_id);
+    }
+    for (const chunk of chunks(play.changes, 500)) {
+      yield run(`INSERT INTO presence_changes (device_id, org_id, state, reason, protocol, node, at) VALUES ${chunk.map(() => '(?, ?, ?, ?, ?, ?, ?)').join(', ')}`, ...chunk.flatMap((c) => [c.deviceId, c.orgId, c.state, c.reason ?? null, c.protocol ?? null, c.node ?? null, c.at]));
+    }
+    return play.changes;
   }
 
   /** The device's row, locked; made (offline, since now) the first time the device is heard of. Undefined when the device does not exist. */
@@ -335,5 +324,90 @@ export class PresenceRepository {
   private async raw(text: string, params: unknown[]): Promise<Record<string, unknown>[]> {
     if (this.db.sqlite) return this.prepare(text).all(...params) as Record<string, unknown>[];
     return (await this.db.pool!.query(this.pgText(text), params)).rows as Record<string, unknown>[];
+  }
+}
+
+/** A device's presence row while a batch is played on it. */
+type Row = Omit<DevicePresenceTable, 'reason'> & { reason: string | null; dirty: boolean };
+
+function liveOf(live: Map<string, Set<string>>, deviceId: string): Set<string> {
+  let set = live.get(deviceId);
+  if (!set) live.set(deviceId, (set = new Set()));
+  return set;
+}
+
+function* chunks<T>(items: readonly T[], size: number): Generator<T[]> {
+  for (let i = 0; i < items.length; i += size) yield items.slice(i, i + size);
+}
+
+function marks(n: number): string {
+  return Array.from({ length: n }, () => '?').join(', ');
+}
+
+/**
+ * A batch of operations played, in order, on the rows and live connections of its devices as the
+ * database holds them: what to write back, and the changes of state.
+ */
+class Replay {
+  readonly changes: StoredChange[] = [];
+  /** Connections to write, by key (one made and ended in the same batch is never written). */
+  readonly inserted = new Map<string, Extract<PresenceOp, { kind: 'connect' }>>();
+  /** Connections of the database to remove. */
+  readonly deleted = new Set<string>();
+
+  constructor(
+    private readonly rows: Map<string, Row>,
+    private readonly live: Map<string, Set<string>>,
+  ) {}
+
+  apply(op: PresenceOp): void {
+    const row = this.rows.get(op.deviceId); // none: the device does not exist (deleted meanwhile)
+    switch (op.kind) {
+      case 'connect': {
+        const conns = liveOf(this.live, op.deviceId);
+        if (!conns.has(op.key)) {
+          conns.add(op.key);
+          this.inserted.set(op.key, op);
+        }
+        if (!row) return;
+        if (row.state === 'online') return this.set(row, { last_seen: op.at, protocol: op.protocol, node: op.node, deadline: null });
+        return this.transition(row, 'online', op.at, { protocol: op.protocol, node: op.node, last_seen: op.at, deadline: null });
+      }
+      case 'disconnect': {
+        const conns = this.live.get(op.deviceId);
+        if (!conns?.delete(op.key)) return; // removed already: its node was taken as dead, or it never was written
+        if (!this.inserted.delete(op.key)) this.deleted.add(op.key);
+        if (conns.size > 0) return; // another connection of the device is live: still online
+        if (!row || row.state !== 'online') return;
+        // the connection that took over (here or on another node) is written in a moment: until
+        // then the device stays online, and is offline only if none comes within the grace
+        if (op.reason === 'taken_over') return this.set(row, { last_seen: op.at, deadline: op.at + op.takeoverGraceMs });
+        return this.transition(row, 'offline', op.at, { reason: op.reason, node: op.node, last_seen: op.at, deadline: null });
+      }
+      case 'seen': {
+        if (!row) return;
+        // a connected client's message: the connection is its presence, this only says when it was last heard
+        if (op.protocol === 'mqtt') return row.last_seen === null || row.last_seen < op.at ? this.set(row, { last_seen: op.at }) : undefined;
+        const interval = op.intervalSeconds ?? row.interval_seconds ?? op.defaultIntervalSeconds;
+        const declared = op.intervalSeconds ?? row.interval_seconds;
+        const lastSeen = Math.max(op.at, row.last_seen ?? 0);
+        const deadline = lastSeen + Math.round(interval * 1000 * intervalGrace);
+        if (row.state === 'online') return this.set(row, { last_seen: lastSeen, interval_seconds: declared });
+        if (row.state === 'idle') return this.set(row, { last_seen: lastSeen, interval_seconds: declared, deadline, protocol: op.protocol, node: op.node });
+        // present from the first report of the flush on
+        return this.transition(row, 'idle', op.firstAt ?? op.at, { protocol: op.protocol, node: op.node, last_seen: lastSeen, interval_seconds: declared, deadline });
+      }
+    }
+  }
+
+  private set(row: Row, fields: Partial<Row>): void {
+    Object.assign(row, fields);
+    row.dirty = true;
+  }
+
+  private transition(row: Row, state: PresenceState, at: number, f: Partial<Row> & { reason?: OfflineReason }): void {
+    const previous = row.state;
+    this.set(row, { reason: null, ...f, state, since: at });
+    this.changes.push({ orgId: row.org_id, deviceId: row.device_id, state, previous, ...(f.reason ? { reason: f.reason } : {}), ...(f.protocol ? { protocol: f.protocol } : {}), ...(f.node ? { node: f.node } : {}), at });
   }
 }

@@ -85,6 +85,9 @@ type LiveConnection = { deviceId: string; orgId: string; clientId: string; proto
 
 const historyLimit = 1000;
 
+/** Operations written per transaction at most (a 10,000-device storm: five transactions of about 50 ms on SQLite). */
+const opsPerTransaction = 2000;
+
 /**
  * Who is online, idle or offline, and since when. Transports report what they see (a connection
  * authenticated or closed, a device heard from) without waiting: the reports are queued and
@@ -201,14 +204,20 @@ export class PresenceService {
     this.seenSince = new Map();
     // connections first: a device heard from while it disconnected in the same flush was present then
     const batch = seen.size > 0 ? [...ops, ...seen.values()] : ops;
-    this.flushing = this.repo.apply(batch).then(
-      (changes) => this.tell(changes),
-      (e: unknown) => {
-        this.log.warn({ err: e, operations: batch.length }, 'presence: writing changes failed; trying again at the next flush');
-        this.queue = [...ops, ...this.queue];
-        for (const [id, s] of seen) if (!this.seenSince.has(id)) this.seenSince.set(id, s);
-      },
-    ).finally(() => {
+    this.flushing = (async () => {
+      // a transaction per slice: SQLite holds the event loop for one slice at a time, not a whole storm
+      for (let i = 0; i < batch.length; i += opsPerTransaction) {
+        const slice = batch.slice(i, i + opsPerTransaction);
+        try {
+          this.tell(await this.repo.apply(slice));
+        } catch (e) {
+          this.log.warn({ err: e, operations: batch.length - i }, 'presence: writing changes failed; trying again at the next flush');
+          this.queue = [...batch.slice(i).filter((o) => o.kind !== 'seen'), ...this.queue];
+          for (const o of batch.slice(i)) if (o.kind === 'seen' && !this.seenSince.has(o.deviceId)) this.seenSince.set(o.deviceId, o);
+          return;
+        }
+      }
+    })().finally(() => {
       this.flushing = undefined;
     });
     return this.flushing;
