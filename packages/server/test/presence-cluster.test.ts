@@ -118,7 +118,8 @@ describe('presence across two nodes', { skip: available === true ? false : avail
       const enrolled = await call<{ certificate: string; serial: string; root_ca: string; device_id: string }>(a.api, 'POST', '/enrol', { body: { csr: device.csr } });
       assert.equal(enrolled.status, 201, JSON.stringify(enrolled.body));
       const urlB = `mqtts://127.0.0.1:${await announcedPort(b, 'MQTT over TLS listening')}`;
-      const onB = await mqttClient(urlB, { protocolVersion: 5, ca: enrolled.body.root_ca, cert: enrolled.body.certificate, key: readFileSync(device.keyFile), clientId: 'presence-1' }, opened);
+      // node B trusts the organization's new issuing CA once A's broadcast reaches it: until then the certificate is not taken
+      const onB = await eventually(() => mqttClient(urlB, { protocolVersion: 5, ca: enrolled.body.root_ca, cert: enrolled.body.certificate, key: readFileSync(device.keyFile), clientId: 'presence-1' }, opened), 5000, 100);
       const deviceId = enrolled.body.device_id;
       const presence = async () => (await call<Presence>(a.api, 'GET', `/orgs/${s.org}/devices/${deviceId}/presence`, { token })).body;
       await eventually(async () => assert.equal((await presence()).state, 'online'));
