@@ -319,6 +319,35 @@ describe('device presence', () => {
     await again.close();
   });
 
+  test('a connection taken over for one that never comes: offline (connection_lost) once the grace passes, from the takeover on', async () => {
+    const d = await device('taken-for-nothing');
+    const elsewhere = new PresenceService(new PresenceRepository(t.platform.db), t.clock, createLogger('silent'), { ...t.platform.presence.options, nodeId: 'node-of-the-old-connection' });
+    const key = elsewhere.connected({ deviceId: d.id, orgId: org, clientId: 'z', protocol: 'mqtt' });
+    await elsewhere.flush();
+    const takenAt = t.clock.now();
+    elsewhere.disconnected(key, 'taken_over');
+    await elsewhere.flush();
+    await t.platform.presence.sweep();
+    assert.equal((await presenceOf(d)).state, 'online', 'the new connection is on its way');
+    t.clock.advance(t.platform.presence.options.nodeTimeoutMs + 1);
+    await t.platform.presence.sweep();
+    const off = await presenceOf(d);
+    assert.equal(off.state, 'offline');
+    assert.equal(off.reason, 'connection_lost');
+    assert.equal(Date.parse(off.since), takenAt + t.platform.presence.options.nodeTimeoutMs);
+    await elsewhere.close();
+  });
+
+  test('changes older than the retention are pruned', async () => {
+    const d = await device('pruned');
+    const repo = new PresenceRepository(t.platform.db);
+    const old = t.clock.now() - 40 * 86_400_000;
+    await t.platform.db.kysely.insertInto('presence_changes').values([{ device_id: d.id, org_id: org, state: 'online', reason: null, protocol: 'mqtt', node: 'n', at: old }, { device_id: d.id, org_id: org, state: 'offline', reason: 'client_disconnect', protocol: null, node: 'n', at: t.clock.now() - 1000 }]).execute();
+    assert.equal(await repo.prune(t.clock.now() - t.platform.config.presenceRetention), 1);
+    const h = await history(d, `?from=${(old - 1000) / 1000}`);
+    assert.deepEqual(h.changes.map((c: { state: string }) => c.state), ['offline']);
+  });
+
   test('MQTT publishes refresh last_seen of a connected device', async () => {
     const d = await device('mqtt-publisher');
     await t.request('POST', `/orgs/${org}/connections`, { token, body: { device_ids: [d.id], channel_ids: [channel], types: ['publish'] } });

@@ -40,12 +40,6 @@ type Work<T> = Generator<Query, T, unknown>;
 const all = (text: string, ...params: unknown[]): Query => ({ mode: 'all', text, params });
 const run = (text: string, ...params: unknown[]): Query => ({ mode: 'run', text, params });
 
-interface Current {
-  state: PresenceState;
-  last_seen: number | null;
-  interval_seconds: number | null;
-}
-
 /**
  * Presence on either database. Every write is one transaction over a batch of operations, written
  * once as a generator of statements: SQLite runs it synchronously inside `transaction()`,
@@ -113,6 +107,7 @@ export class PresenceRepository {
   }
 
   private *applyBatch(ops: readonly PresenceOp[]): Work<StoredChange[]> {
+    if (ops.length === 0) return [];
     const ids = [...new Set(ops.map((o) => o.deviceId))].sort();
     // a row for each device that may become present (first heard of: offline since its first report)
     const firstAt = new Map<string, number>();
@@ -157,37 +152,6 @@ export class PresenceRepository {
     return play.changes;
   }
 
-  /** The device's row, locked; made (offline, since now) the first time the device is heard of. Undefined when the device does not exist. */
-  private *current(deviceId: string, orgId: string, at: number): Work<Current | undefined> {
-    const select = `SELECT state, last_seen, interval_seconds FROM device_presence WHERE device_id = ?${this.forUpdate}`;
-    let rows = (yield all(select, deviceId)) as Current[];
-    if (rows.length === 0) {
-      // only for a device that exists (one deleted meanwhile has nothing to be present with)
-      yield run("INSERT INTO device_presence (device_id, org_id, state, since) SELECT id, org_id, 'offline', CAST(? AS BIGINT) FROM devices WHERE id = ? AND org_id = ? ON CONFLICT (device_id) DO NOTHING", at, deviceId, orgId);
-      rows = (yield all(select, deviceId)) as Current[];
-    }
-    return rows[0];
-  }
-
-  private *transition(
-    deviceId: string,
-    orgId: string,
-    previous: PresenceState,
-    state: PresenceState,
-    at: number,
-    f: { reason?: OfflineReason; protocol?: string; node?: string; lastSeen: number; intervalSeconds: number | null; deadline: number | null },
-    changes: StoredChange[],
-  ): Work<void> {
-    yield run(
-      `UPDATE device_presence SET state = ?, since = ?, reason = ?, last_seen = ?, interval_seconds = ?, deadline = ?${f.protocol !== undefined ? ', protocol = ?' : ''}${f.node !== undefined ? ', node = ?' : ''} WHERE device_id = ?`,
-      state, at, f.reason ?? null, f.lastSeen, f.intervalSeconds, f.deadline,
-      ...(f.protocol !== undefined ? [f.protocol] : []), ...(f.node !== undefined ? [f.node] : []),
-      deviceId,
-    );
-    yield run('INSERT INTO presence_changes (device_id, org_id, state, reason, protocol, node, at) VALUES (?, ?, ?, ?, ?, ?, ?)', deviceId, orgId, state, f.reason ?? null, f.protocol ?? null, f.node ?? null, at);
-    changes.push({ orgId, deviceId, state, previous, ...(f.reason ? { reason: f.reason } : {}), ...(f.protocol ? { protocol: f.protocol } : {}), ...(f.node ? { node: f.node } : {}), at });
-  }
-
   /**
    * Devices past their deadline go offline: an idle one whose interval passed without a word
    * (keepalive_timeout), an online one whose connection was taken over and none came
@@ -198,22 +162,22 @@ export class PresenceRepository {
   }
 
   private *expireDue(now: number): Work<StoredChange[]> {
-    const changes: StoredChange[] = [];
-    const due = (yield all("SELECT device_id, org_id FROM device_presence WHERE deadline IS NOT NULL AND deadline <= ? AND state IN ('idle', 'online') ORDER BY device_id LIMIT 10000", now)) as { device_id: string; org_id: string }[];
-    for (const d of due) {
-      const rows = (yield all(`SELECT state, last_seen, interval_seconds, deadline FROM device_presence WHERE device_id = ?${this.forUpdate}`, d.device_id)) as (Current & { deadline: number | null })[];
-      const row = rows[0];
-      if (!row || row.deadline === null || row.deadline > now) continue; // seen again meanwhile
-      if (row.state === 'online') {
-        const live = (yield all('SELECT 1 FROM presence_connections WHERE device_id = ? LIMIT 1', d.device_id)) as unknown[];
-        if (live.length > 0) {
-          yield run('UPDATE device_presence SET deadline = NULL WHERE device_id = ?', d.device_id);
-          continue;
-        }
-      }
-      if (row.state !== 'online' && row.state !== 'idle') continue;
+    const due = (yield all(`SELECT device_id, org_id, state, deadline FROM device_presence WHERE deadline IS NOT NULL AND deadline <= ? AND state IN ('idle', 'online') ORDER BY device_id LIMIT 10000${this.forUpdate}`, now)) as { device_id: string; org_id: string; state: PresenceState; deadline: number }[];
+    if (due.length === 0) return [];
+    // an online device whose connection was taken over, and another came meanwhile: nothing to do but forget the deadline
+    const live = new Set<string>();
+    for (const chunk of chunks(due.filter((d) => d.state === 'online').map((d) => d.device_id), 500)) {
+      for (const r of (yield all(`SELECT DISTINCT device_id FROM presence_connections WHERE device_id IN (${marks(chunk.length)})`, ...chunk)) as { device_id: string }[]) live.add(r.device_id);
+    }
+    for (const chunk of chunks([...live], 500)) yield run(`UPDATE device_presence SET deadline = NULL WHERE device_id IN (${marks(chunk.length)})`, ...chunk);
+    const gone = due.filter((d) => !live.has(d.device_id));
+    for (const chunk of chunks(gone.map((d) => d.device_id), 500)) {
       // offline from the moment its deadline passed, however late the sweep came
-      yield* this.transition(d.device_id, d.org_id, row.state, 'offline', row.deadline, { reason: row.state === 'idle' ? 'keepalive_timeout' : 'connection_lost', lastSeen: row.last_seen ?? now, intervalSeconds: row.interval_seconds, deadline: null }, changes);
+      yield run(`UPDATE device_presence SET state = 'offline', since = deadline, reason = CASE WHEN state = 'idle' THEN 'keepalive_timeout' ELSE 'connection_lost' END, deadline = NULL WHERE device_id IN (${marks(chunk.length)})`, ...chunk);
+    }
+    const changes = gone.map((d): StoredChange => ({ orgId: d.org_id, deviceId: d.device_id, state: 'offline', previous: d.state, reason: d.state === 'idle' ? 'keepalive_timeout' : 'connection_lost', at: Number(d.deadline) }));
+    for (const chunk of chunks(changes, 500)) {
+      yield run(`INSERT INTO presence_changes (device_id, org_id, state, reason, protocol, node, at) VALUES ${chunk.map(() => '(?, ?, ?, ?, NULL, NULL, ?)').join(', ')}`, ...chunk.flatMap((c) => [c.deviceId, c.orgId, c.state, c.reason, c.at]));
     }
     return changes;
   }
@@ -235,15 +199,9 @@ export class PresenceRepository {
     } else {
       yield run('DELETE FROM presence_nodes WHERE node = ?', node);
     }
-    const held = (yield all('SELECT DISTINCT device_id, org_id FROM presence_connections WHERE node = ? ORDER BY device_id', node)) as { device_id: string; org_id: string }[];
-    yield run('DELETE FROM presence_connections WHERE node = ?', node);
-    for (const d of held) {
-      const left = (yield all('SELECT 1 FROM presence_connections WHERE device_id = ? LIMIT 1', d.device_id)) as unknown[];
-      if (left.length > 0) continue;
-      const current = yield* this.current(d.device_id, d.org_id, at);
-      if (!current || current.state !== 'online') continue;
-      yield* this.transition(d.device_id, d.org_id, 'online', 'offline', at, { reason, node, lastSeen: current.last_seen ?? at, intervalSeconds: current.interval_seconds, deadline: null }, changes);
-    }
+    // each of its connections ends as a disconnect would: set-based, however many it held
+    const held = (yield all('SELECT connection_key, device_id, org_id FROM presence_connections WHERE node = ?', node)) as { connection_key: string; device_id: string; org_id: string }[];
+    changes.push(...(yield* this.applyBatch(held.map((c): PresenceOp => ({ kind: 'disconnect', key: c.connection_key, deviceId: c.device_id, orgId: c.org_id, reason, node, at, takeoverGraceMs: 0 })))));
     return { taken: true, changes };
   }
 
