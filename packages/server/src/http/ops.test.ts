@@ -102,7 +102,7 @@ describe('operations endpoints', () => {
 
   type OpenApi = { paths: Record<string, Record<string, { security?: Record<string, unknown>[] }>>; components: { securitySchemes: Record<string, unknown> } };
   /** Device messaging (`/channels/{id}/messages…`) authenticates devices, not users: see the next tests. */
-  const isDeviceMessaging = (path: string) => path.startsWith('/channels/');
+  const isDeviceMessaging = (path: string) => path.startsWith('/channels/') || path === '/devices/{id}/presence';
   /** Operations a device calls with its platform certificate as TLS client certificate. */
   const byCertificate = ['POST /renew'];
 

@@ -98,6 +98,7 @@ export function presenceRoutes(fastify: FastifyInstance, platform: Platform): vo
       tags: ['presence'],
       summary: 'A device says it is there',
       description: `For a device that reports over HTTP or CoAP on a schedule and may have nothing to publish: it is \`idle\` (present) until 1.5 × \`interval\` passes without a message or heartbeat, then \`offline\`. \`interval\` (seconds, ${minIntervalSeconds} to ${maxIntervalSeconds}) is kept until the device declares another; without one, FLEETWIRE_PRESENCE_DEFAULT_INTERVAL. Device credentials only (\`Authorization: Device <secret>\`, Basic, or its platform certificate over HTTPS), of the device in the path. Every message the device publishes counts as a heartbeat too.`,
+      security: [{ device: [] }, { deviceCertificate: [] }],
       params: Type.Object({ id: Type.String({ description: 'Device id' }) }),
       body: Type.Optional(Type.Object({ interval: Type.Optional(Type.Integer({ minimum: minIntervalSeconds, maximum: maxIntervalSeconds, description: 'Seconds until the next heartbeat or message at the latest' })) }, { additionalProperties: false })),
       response: { 204: Type.Null(), ...problems(400, 401, 403, 404) },
