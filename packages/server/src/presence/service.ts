@@ -166,11 +166,17 @@ export class PresenceService {
   /** The device was heard from: a message it published (any protocol), or a heartbeat with the interval it declares. Cheap: coalesced in memory. */
   seen(deviceId: string, orgId: string, protocol: string, intervalSeconds?: number): void {
     if (this.closed) return;
-    const before = this.seenSince.get(deviceId);
     const at = this.clock.now();
-    // a device connected over MQTT that also posts over HTTP: the non-MQTT report is the one that counts
-    const keep = before && before.protocol !== 'mqtt' && protocol === 'mqtt' ? before.protocol : protocol;
-    this.seenSince.set(deviceId, { kind: 'seen', deviceId, orgId, protocol: keep, node: this.nodeId, at, firstAt: before ? (before.firstAt ?? before.at) : at, intervalSeconds: intervalSeconds ?? before?.intervalSeconds, defaultIntervalSeconds: Math.round(this.options.defaultIntervalMs / 1000) });
+    const before = this.seenSince.get(deviceId);
+    if (before) {
+      // the report waiting for the flush is brought up to date: a busy device allocates nothing per message
+      before.at = at;
+      // a device connected over MQTT that also posts over HTTP: the non-MQTT report is the one that counts
+      if (protocol !== 'mqtt') before.protocol = protocol;
+      if (intervalSeconds !== undefined) before.intervalSeconds = intervalSeconds;
+      return;
+    }
+    this.seenSince.set(deviceId, { kind: 'seen', deviceId, orgId, protocol, node: this.nodeId, at, firstAt: at, intervalSeconds, defaultIntervalSeconds: Math.round(this.options.defaultIntervalMs / 1000) });
   }
 
   /** A device's heartbeat (`POST /devices/{id}/presence`, CoAP POST): `device` is who the credentials name, `deviceId` the path's. */
