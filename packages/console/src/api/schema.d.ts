@@ -5269,7 +5269,7 @@ export interface operations {
                         enrolment: {
                             /** @description Devices created without a registration */
                             none: number;
-                            /** @description Registrations whose device has not enrolled yet */
+                            /** @description Registrations waiting for their device to enrol (again, after a reset) */
                             pending: number;
                             enrolled: number;
                             suspended: number;

@@ -1,12 +1,14 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import { rmSync } from 'node:fs';
 import coap from 'coap';
 import mqttPacket from 'mqtt-packet';
 import type { MqttClient } from 'mqtt';
 import { startTestPlatform, type TestPlatform } from '../../test/helpers/platform.js';
 import { eventually } from '../../test/helpers/eventually.js';
 import { mqttClient } from '../../test/helpers/mqtt.js';
+import { deviceRequest } from '../../test/helpers/tls.js';
 import { createMqtt, listenMqtt, type MqttServers } from '../mqtt/index.js';
 import { listenCoap, type CoapListener } from '../coap/index.js';
 import { createLogger } from '../core/logger.js';
@@ -276,6 +278,27 @@ describe('device presence', () => {
       groups: [{ id: group, name: 'g', devices: 2, online: 1, idle: 0, offline: 1 }],
     });
     assert.equal((await t.request('GET', `/orgs/${otherOrg}/fleet/summary`, { token })).json().total, 1);
+  });
+
+  test('the fleet summary counts devices by the state of their registration, and registrations still waiting', async () => {
+    const o = (await t.request('POST', '/orgs', { token, body: { name: 'enrolling' } })).json().id;
+    await device('plain', o);
+    const enrolling = deviceRequest('/serialNumber=PRESENCE-SUMMARY-1');
+    const waiting = deviceRequest('/serialNumber=PRESENCE-SUMMARY-2');
+    try {
+      for (const [serial, d] of [['PRESENCE-SUMMARY-1', enrolling], ['PRESENCE-SUMMARY-2', waiting]] as const) {
+        const res = await t.request('POST', `/orgs/${o}/registrations`, { token, body: { serial, public_key: d.publicKey } });
+        assert.equal(res.statusCode, 201, res.body);
+      }
+      const enrolled = await t.request('POST', '/enrol', { body: { csr: enrolling.csr } });
+      assert.equal(enrolled.statusCode, 201, enrolled.body);
+      const summary = (await t.request('GET', `/orgs/${o}/fleet/summary`, { token })).json();
+      assert.equal(summary.total, 2);
+      assert.deepEqual(summary.enrolment, { none: 1, pending: 1, enrolled: 1, suspended: 0, revoked: 0 });
+    } finally {
+      rmSync(enrolling.dir, { recursive: true, force: true });
+      rmSync(waiting.dir, { recursive: true, force: true });
+    }
   });
 
   test('a node that stops heartbeating leaves its devices offline (connection_lost), as the others see it', async () => {

@@ -76,7 +76,7 @@ export interface PresenceHistory {
 export interface FleetSummary {
   total: number;
   presence: Record<PresenceState, number>;
-  /** Devices by the state of their registration (`none`: created without one), and registrations waiting for their device (`pending`). */
+  /** Devices by the state of their registration (`none`: created without one); `pending` also counts the registrations still waiting for their device to enrol. */
   enrolment: { none: number; pending: number; enrolled: number; suspended: number; revoked: number };
   groups: { id: string; name: string; devices: number; online: number; idle: number; offline: number }[];
 }
@@ -332,10 +332,8 @@ export class PresenceService {
     for (const r of s.presence) presence[r.state] += r.n;
     const enrolment = { none: 0, pending: s.pending, enrolled: 0, suspended: 0, revoked: 0 };
     for (const r of s.enrolment) {
-      // a registration is `pending` only until its device exists: a device's is one of the others
-      if (r.state === null) enrolment.none += r.n;
-      else if (r.state === 'enrolled' || r.state === 'suspended' || r.state === 'revoked') enrolment[r.state] += r.n;
-      else enrolment.none += r.n;
+      if (r.state === 'pending' || r.state === 'enrolled' || r.state === 'suspended' || r.state === 'revoked') enrolment[r.state] += r.n;
+      else enrolment.none += r.n; // created without a registration
     }
     const groups = new Map<string, FleetSummary['groups'][number]>();
     for (const r of s.groups) {

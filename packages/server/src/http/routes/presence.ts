@@ -50,7 +50,7 @@ const SummarySchema = Type.Object({
   presence: Type.Object(counts),
   enrolment: Type.Object({
     none: Type.Integer({ description: 'Devices created without a registration' }),
-    pending: Type.Integer({ description: 'Registrations whose device has not enrolled yet' }),
+    pending: Type.Integer({ description: 'Registrations waiting for their device to enrol (again, after a reset)' }),
     enrolled: Type.Integer(),
     suspended: Type.Integer(),
     revoked: Type.Integer(),
