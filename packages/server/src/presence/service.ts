@@ -4,7 +4,7 @@ import { iso, type Clock } from '../core/clock.js';
 import { isUuid } from '../core/ids.js';
 import type { Logger } from '../core/logger.js';
 import type { DevicePresenceTable } from '../db/schema.js';
-import { intervalGrace, type OfflineReason, type PresenceOp, type PresenceRepository, type PresenceState, type StoredChange } from './repository.js';
+import { type OfflineReason, type PresenceOp, type PresenceRepository, type PresenceState, type StoredChange } from './repository.js';
 
 export interface PresenceOptions {
   /** This process's name (FLEETWIRE_NODE_ID, or the host name): its connections are written under it. */
@@ -385,4 +385,3 @@ function brief(row: DevicePresenceTable | undefined): PresenceBrief {
   };
 }
 
-export { intervalGrace };
