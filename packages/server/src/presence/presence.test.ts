@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { rmSync } from 'node:fs';
 import coap from 'coap';
+import WebSocket from 'ws';
 import mqttPacket from 'mqtt-packet';
 import type { MqttClient } from 'mqtt';
 import { startTestPlatform, type TestPlatform } from '../../test/helpers/platform.js';
@@ -192,6 +193,22 @@ describe('device presence', () => {
     const p = await becomes(d, 'idle');
     assert.equal(p.protocol, 'http');
     assert.equal(Date.parse(p.expires_at) - Date.parse(p.last_seen), t.platform.config.presenceDefaultInterval * 1.5);
+  });
+
+  test('a frame published over WebSocket counts as seen too', async () => {
+    const d = await device('ws-publisher');
+    await t.request('POST', `/orgs/${org}/connections`, { token, body: { device_ids: [d.id], channel_ids: [channel], types: ['publish'] } });
+    await t.app.listen({ host: '127.0.0.1', port: 0 });
+    const { port } = t.app.server.address() as net.AddressInfo;
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/ws/channels/${channel}/messages`, { headers: { authorization: `Device ${d.secret}` } });
+    try {
+      await new Promise((resolve, reject) => (ws.once('open', resolve), ws.once('error', reject)));
+      ws.send('[{"n":"t","v":2}]');
+      const p = await becomes(d, 'idle');
+      assert.equal(p.protocol, 'ws');
+    } finally {
+      ws.close();
+    }
   });
 
   test('a CoAP heartbeat (POST devices/<id>/presence) makes the device idle; bad input is 4.00, another device 4.04', async () => {
