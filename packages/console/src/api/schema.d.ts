@@ -752,7 +752,11 @@ export interface paths {
          * @description Online, idle or offline, since when, when it was last heard from, over which protocol and node, why it went offline, and its live MQTT connections. Needs `devices:read` in the organization (docs/permissions.md).
          */
         get: operations["getDevicePresence"];
-        put?: never;
+        /**
+         * Give a device the interval it reports at
+         * @description For an HTTP or CoAP device that cannot declare its interval itself: it is `idle` until 1.5 × `interval` (seconds, 1 to 604800) passes without a message, then `offline`. `null` (or no `interval`) goes back to FLEETWIRE_PRESENCE_DEFAULT_INTERVAL. A heartbeat that declares an interval replaces it. Needs `devices:write` in the organization (docs/permissions.md).
+         */
+        put: operations["setDevicePresenceInterval"];
         post?: never;
         delete?: never;
         options?: never;
@@ -5098,6 +5102,103 @@ export interface operations {
                             since: string;
                         }[];
                     };
+                };
+            };
+            /** @description Unauthorized: problem details with a stable `code` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: problem details with a stable `code` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found: problem details with a stable `code` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: problem details with a stable `code` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    setDevicePresenceInterval: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org: string;
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description null or left out: the default interval */
+                    interval?: number | null;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Format: uuid */
+                        device_id: string;
+                        /**
+                         * @description `online`: connected (MQTT); `idle`: reports on a schedule (HTTP, CoAP) and its interval has not passed; `offline`
+                         * @enum {string}
+                         */
+                        state: "online" | "idle" | "offline";
+                        since: string | null;
+                        last_seen: string | null;
+                        protocol: string | null;
+                        node: string | null;
+                        reason: ("client_disconnect" | "keepalive_timeout" | "connection_lost" | "taken_over" | "kicked" | "revoked" | "server_shutdown") | null;
+                        interval: number | null;
+                        expires_at: string | null;
+                        connections: {
+                            client_id: string;
+                            node: string;
+                            protocol: string;
+                            /** Format: date-time */
+                            since: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description Bad Request: problem details with a stable `code` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
                 };
             };
             /** @description Unauthorized: problem details with a stable `code` */

@@ -185,6 +185,24 @@ describe('device presence', () => {
     assert.equal(mid.uptime_fraction, 1);
   });
 
+  test('an operator gives a device its interval (PUT …/presence); null goes back to the default', async () => {
+    const d = await device('given-interval');
+    const given = await t.request('PUT', `/orgs/${org}/devices/${d.id}/presence`, { token, body: { interval: 30 } });
+    assert.equal(given.statusCode, 200, given.body);
+    assert.equal(given.json().interval, 30);
+    assert.equal(given.json().state, 'offline');
+    assert.equal((await heartbeat(d)).statusCode, 204);
+    const idle = await presenceOf(d);
+    assert.equal(idle.state, 'idle');
+    assert.equal(Date.parse(idle.expires_at) - Date.parse(idle.last_seen), 45_000);
+    const back = (await t.request('PUT', `/orgs/${org}/devices/${d.id}/presence`, { token, body: { interval: null } })).json();
+    assert.equal(back.interval, null);
+    assert.equal(Date.parse(back.expires_at) - Date.parse(back.last_seen), t.platform.config.presenceDefaultInterval * 1.5);
+    for (const body of [{ interval: 0 }, { interval: 7 * 86_400 + 1 }, { interval: 'soon' }, { interval: 30, other: 1 }]) assert.equal((await t.request('PUT', `/orgs/${org}/devices/${d.id}/presence`, { token, body })).statusCode, 400, JSON.stringify(body));
+    const foreign = await device('given-foreign', otherOrg);
+    assert.equal((await t.request('PUT', `/orgs/${org}/devices/${foreign.id}/presence`, { token, body: { interval: 30 } })).statusCode, 404);
+  });
+
   test('a message published over HTTP counts as seen: idle with the default interval', async () => {
     const d = await device('http-publisher');
     await t.request('POST', `/orgs/${org}/connections`, { token, body: { device_ids: [d.id], channel_ids: [channel], types: ['publish'] } });
@@ -294,7 +312,8 @@ describe('device presence', () => {
       enrolment: { none: 3, pending: 0, enrolled: 0, suspended: 0, revoked: 0 },
       groups: [{ id: group, name: 'g', devices: 2, online: 1, idle: 0, offline: 1 }],
     });
-    assert.equal((await t.request('GET', `/orgs/${otherOrg}/fleet/summary`, { token })).json().total, 1);
+    const others = (await t.request('GET', `/orgs/${otherOrg}/devices`, { token })).json().total;
+    assert.equal((await t.request('GET', `/orgs/${otherOrg}/fleet/summary`, { token })).json().total, others, "each organization's own devices");
   });
 
   test('the fleet summary counts devices by the state of their registration, and registrations still waiting', async () => {

@@ -205,6 +205,15 @@ export class PresenceRepository {
     return { taken: true, changes };
   }
 
+  /** Sets (or, with null, forgets) the interval a device is expected to report at; an idle device's deadline follows at once. */
+  setInterval(deviceId: string, intervalSeconds: number | null, defaultIntervalSeconds: number, at: number): Promise<void> {
+    return this.transact(function* () {
+      yield run("INSERT INTO device_presence (device_id, org_id, state, since) SELECT id, org_id, 'offline', CAST(? AS BIGINT) FROM devices WHERE id = ? ON CONFLICT (device_id) DO NOTHING", at, deviceId);
+      const graceMs = Math.round((intervalSeconds ?? defaultIntervalSeconds) * 1000 * intervalGrace);
+      yield run("UPDATE device_presence SET interval_seconds = ?, deadline = CASE WHEN state = 'idle' AND last_seen IS NOT NULL THEN last_seen + ? ELSE deadline END WHERE device_id = ?", intervalSeconds, graceMs, deviceId);
+    });
+  }
+
   /** This node's heartbeat; false when its row was gone (another node took it as dead, or it is new). */
   heartbeat(node: string, at: number): Promise<boolean> {
     return this.transact(function* () {

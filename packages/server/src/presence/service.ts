@@ -189,6 +189,20 @@ export class PresenceService {
     this.seen(device.id, device.orgId, protocol, intervalSeconds);
   }
 
+  /**
+   * An operator gives a device the interval it is expected to report at (null: the default), as if
+   * the device had declared it; the device may declare another with its next heartbeat.
+   */
+  async setInterval(orgId: string, deviceId: string, intervalSeconds: number | null): Promise<DevicePresence> {
+    if (intervalSeconds !== null && (!Number.isInteger(intervalSeconds) || intervalSeconds < minIntervalSeconds || intervalSeconds > maxIntervalSeconds)) {
+      throw new AppError('presence.invalid_interval', `interval must be a whole number of seconds from ${minIntervalSeconds} to ${maxIntervalSeconds}, or null, got ${JSON.stringify(intervalSeconds)}`);
+    }
+    await this.owned(orgId, deviceId);
+    await this.flush(); // what the device said before this comes first
+    await this.repo.setInterval(deviceId, intervalSeconds, Math.round(this.options.defaultIntervalMs / 1000), this.clock.now());
+    return this.get(orgId, deviceId);
+  }
+
   private enqueue(op: PresenceOp): void {
     if (this.closed) return;
     this.queue.push(op);

@@ -120,6 +120,24 @@ export function presenceRoutes(fastify: FastifyInstance, platform: Platform): vo
     },
   }, async (req) => presence.get(orgOf(req).orgId, req.params.id));
 
+  // the interval as sent: validation coerces (null to 0 on the way through the union's integer), the service checks the range
+  const sentInterval = new WeakMap<FastifyRequest, unknown>();
+  app.put('/orgs/:org/devices/:id/presence', {
+    config: { action: 'devices:write' },
+    preValidation: async (req) => {
+      sentInterval.set(req, (req.body as { interval?: unknown } | undefined)?.interval ?? null);
+    },
+    schema: {
+      operationId: 'setDevicePresenceInterval',
+      tags: ['presence'],
+      summary: 'Give a device the interval it reports at',
+      description: `For an HTTP or CoAP device that cannot declare its interval itself: it is \`idle\` until 1.5 × \`interval\` (seconds, ${minIntervalSeconds} to ${maxIntervalSeconds}) passes without a message, then \`offline\`. \`null\` (or no \`interval\`) goes back to FLEETWIRE_PRESENCE_DEFAULT_INTERVAL. A heartbeat that declares an interval replaces it. Needs \`devices:write\` in the organization (docs/permissions.md).`,
+      params: OrgIdParams,
+      body: Type.Object({ interval: Type.Optional(Type.Union([Type.Integer({ description: `Seconds, ${minIntervalSeconds} to ${maxIntervalSeconds}` }), Type.Null()], { description: 'null or left out: the default interval' })) }, { additionalProperties: false }),
+      response: { 200: DevicePresenceSchema, ...problems(400, 401, 403, 404) },
+    },
+  }, async (req) => presence.setInterval(orgOf(req).orgId, req.params.id, sentInterval.get(req) as number | null));
+
   app.get('/orgs/:org/devices/:id/presence/history', {
     config: { action: 'devices:read' },
     schema: {
