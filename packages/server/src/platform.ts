@@ -34,6 +34,8 @@ import { MessageReaders } from './storage/readers.js';
 import { DeadLetterRepository } from './storage/dead-letters.js';
 import { TwinService, TwinStore } from './twins/index.js';
 import { EventLog, EventStore } from './events/index.js';
+import { hostname } from 'node:os';
+import { PresenceRepository, PresenceService } from './presence/index.js';
 
 /** Every domain service, wired over one database. Transports receive this and nothing else. */
 export interface Platform {
@@ -70,6 +72,8 @@ export interface Platform {
   deadLetters: DeadLetterRepository;
   /** The fleet event stream and audit log of every organization (src/events/). */
   events: EventLog;
+  /** Who is online, idle or offline (presence/); transports report connections and activity to it. */
+  presence: PresenceService;
   /** Prometheus registry every part registers its metrics in. */
   metrics: Registry;
   messagingMetrics: MessagingMetrics;
@@ -210,16 +214,36 @@ export async function createPlatform(config: Config, deps: PlatformDeps): Promis
       const health = writer.health();
       return health.ok ? undefined : health.reason;
     };
-    const messaging = new MessagingService(authorizer, orgs, channels, bus, clock, { maxPayloadBytes: config.messageMaxSize, maxPayloadDepth: config.messageMaxDepth, rememberParse, refuse, storeTimeoutMs: config.storeTimeout });
+    const presence = new PresenceService(new PresenceRepository(db), clock, log.child({ component: 'presence' }), {
+      nodeId: config.nodeId || hostname(),
+      flushIntervalMs: config.presenceFlushInterval,
+      nodeTimeoutMs: config.presenceNodeTimeout,
+      defaultIntervalMs: config.presenceDefaultInterval,
+      retentionMs: config.presenceRetention,
+    });
+    // a device coming and going is a fact of the fleet (recorded once, by the node that stored the change)
+    presence.onChange((c) => {
+      const came = c.previous === 'offline' && c.state !== 'offline';
+      if (!came && c.state !== 'offline') return; // online ⇄ idle: still there
+      events.record({
+        orgId: c.orgId, type: came ? 'device.connected' : 'device.disconnected', actor: { kind: came ? 'device' : 'system', ...(came ? { id: c.deviceId } : {}) }, subject: { kind: 'device', id: c.deviceId },
+        data: { state: c.state, previous: c.previous, ...(c.reason ? { reason: c.reason } : {}), ...(c.protocol ? { protocol: c.protocol } : {}), ...(c.node ? { node: c.node } : {}) },
+      });
+    });
+    const deviceSeen = (deviceId: string, orgId: string, protocol: string) => presence.seen(deviceId, orgId, protocol);
+    const messaging = new MessagingService(authorizer, orgs, channels, bus, clock, { maxPayloadBytes: config.messageMaxSize, maxPayloadDepth: config.messageMaxDepth, rememberParse, refuse, storeTimeoutMs: config.storeTimeout, deviceSeen });
     consumers.attach(writerConsumer, writer);
     if (deps.writer !== false) {
       await consumers.start();
       twins.start();
+      // a one-off command (no writer) is no node: it would take the running server's connections as its own leftovers
+      await presence.start();
     }
     return {
       config, db, clock, log, keys, users, auth, orgs, devices, channels, groups, connections, twins, identity, trust, authorizer, accessChanges: invalidation, sessions,
-      bus, messaging, consumers, readers: new MessageReaders(db), writer, deadLetters, events, metrics, messagingMetrics,
+      bus, messaging, consumers, readers: new MessageReaders(db), writer, deadLetters, events, presence, metrics, messagingMetrics,
       close: async () => {
+        await presence.close();
         await consumers.stop();
         twins.stop();
         await events.close();

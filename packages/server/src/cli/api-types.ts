@@ -597,7 +597,7 @@ export interface paths {
         };
         /**
          * List devices
-         * @description Filter by name, tag, metadata, status or group; sorted and paged. Needs `devices:read` in the organization (docs/permissions.md).
+         * @description Filter by name, tag, metadata, status, group or presence (`online`, `idle`, `offline`: docs/presence.md); sorted and paged. Beside the devices, `presence` has the presence of each. Needs `devices:read` in the organization (docs/permissions.md).
          */
         get: operations["listDevices"];
         put?: never;
@@ -641,7 +641,7 @@ export interface paths {
         };
         /**
          * Get a device
-         * @description The device without its secret. Needs `devices:read` in the organization (docs/permissions.md).
+         * @description The device without its secret (its presence: GET …/presence). Needs `devices:read` in the organization (docs/permissions.md).
          */
         get: operations["getDevice"];
         put?: never;
@@ -714,6 +714,90 @@ export interface paths {
          * @description Returns the new secret once; the old one stops working immediately on every protocol.
          */
         post: operations["rotateDeviceSecret"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/devices/{id}/presence": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * A device says it is there
+         * @description For a device that reports over HTTP or CoAP on a schedule and may have nothing to publish: it is `idle` (present) until 1.5 × `interval` passes without a message or heartbeat, then `offline`. `interval` (seconds, 1 to 604800) is kept until the device declares another; without one, FLEETWIRE_PRESENCE_DEFAULT_INTERVAL. Device credentials only (`Authorization: Device <secret>`, Basic, or its platform certificate over HTTPS), of the device in the path. Every message the device publishes counts as a heartbeat too.
+         */
+        post: operations["sendPresenceHeartbeat"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/orgs/{org}/devices/{id}/presence": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A device's presence
+         * @description Online, idle or offline, since when, when it was last heard from, over which protocol and node, why it went offline, and its live MQTT connections. Needs `devices:read` in the organization (docs/permissions.md).
+         */
+        get: operations["getDevicePresence"];
+        /**
+         * Give a device the interval it reports at
+         * @description For an HTTP or CoAP device that cannot declare its interval itself: it is `idle` until 1.5 × `interval` (seconds, 1 to 604800) passes without a message, then `offline`. `null` (or no `interval`) goes back to FLEETWIRE_PRESENCE_DEFAULT_INTERVAL. A heartbeat that declares an interval replaces it. Needs `devices:write` in the organization (docs/permissions.md).
+         */
+        put: operations["setDevicePresenceInterval"];
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/orgs/{org}/devices/{id}/presence/history": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * A device's presence changes and uptime over a time range
+         * @description The changes in [from, to), oldest first (kept for FLEETWIRE_PRESENCE_RETENTION), the state at `from`, and how long the device was present (online or idle) in the range up to now. Default range: the last 24 hours. Needs `devices:read` in the organization (docs/permissions.md).
+         */
+        get: operations["getDevicePresenceHistory"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/orgs/{org}/fleet/summary": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * The organization's devices counted by presence, enrolment and group
+         * @description A device never heard from counts as offline. Needs `devices:read` in the organization (docs/permissions.md).
+         */
+        get: operations["getFleetSummary"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -4369,6 +4453,8 @@ export interface operations {
                 metadata?: string;
                 status?: "enabled" | "disabled";
                 group_id?: string;
+                /** @description `online`: connected (MQTT); `idle`: reports on a schedule (HTTP, CoAP) and its interval has not passed; `offline` */
+                presence?: "online" | "idle" | "offline";
             };
             header?: never;
             path: {
@@ -4406,6 +4492,20 @@ export interface operations {
                             /** Format: date-time */
                             updated_at: string;
                         }[];
+                    } & {
+                        /** @description The presence of each device of the page, by device id (docs/presence.md) */
+                        presence: {
+                            [key: string]: {
+                                /**
+                                 * @description `online`: connected (MQTT); `idle`: reports on a schedule (HTTP, CoAP) and its interval has not passed; `offline`
+                                 * @enum {string}
+                                 */
+                                state: "online" | "idle" | "offline";
+                                since: string | null;
+                                last_seen: string | null;
+                                reason: ("client_disconnect" | "keepalive_timeout" | "connection_lost" | "taken_over" | "kicked" | "revoked" | "server_shutdown") | null;
+                            };
+                        };
                     };
                 };
             };
@@ -5067,6 +5167,444 @@ export interface operations {
                     } & {
                         /** @description The device secret. Shown only now: store it on the device. */
                         secret: string;
+                    };
+                };
+            };
+            /** @description Unauthorized: problem details with a stable `code` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: problem details with a stable `code` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found: problem details with a stable `code` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: problem details with a stable `code` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    sendPresenceHeartbeat: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Device id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description Seconds until the next heartbeat or message at the latest */
+                    interval?: number;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Bad Request: problem details with a stable `code` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized: problem details with a stable `code` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: problem details with a stable `code` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found: problem details with a stable `code` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: problem details with a stable `code` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getDevicePresence: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org: string;
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Format: uuid */
+                        device_id: string;
+                        /**
+                         * @description `online`: connected (MQTT); `idle`: reports on a schedule (HTTP, CoAP) and its interval has not passed; `offline`
+                         * @enum {string}
+                         */
+                        state: "online" | "idle" | "offline";
+                        since: string | null;
+                        last_seen: string | null;
+                        protocol: string | null;
+                        node: string | null;
+                        reason: ("client_disconnect" | "keepalive_timeout" | "connection_lost" | "taken_over" | "kicked" | "revoked" | "server_shutdown") | null;
+                        interval: number | null;
+                        expires_at: string | null;
+                        connections: {
+                            client_id: string;
+                            node: string;
+                            protocol: string;
+                            /** Format: date-time */
+                            since: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description Unauthorized: problem details with a stable `code` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: problem details with a stable `code` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found: problem details with a stable `code` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: problem details with a stable `code` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    setDevicePresenceInterval: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                org: string;
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @description null or left out: the default interval */
+                    interval?: number | null;
+                };
+            };
+        };
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Format: uuid */
+                        device_id: string;
+                        /**
+                         * @description `online`: connected (MQTT); `idle`: reports on a schedule (HTTP, CoAP) and its interval has not passed; `offline`
+                         * @enum {string}
+                         */
+                        state: "online" | "idle" | "offline";
+                        since: string | null;
+                        last_seen: string | null;
+                        protocol: string | null;
+                        node: string | null;
+                        reason: ("client_disconnect" | "keepalive_timeout" | "connection_lost" | "taken_over" | "kicked" | "revoked" | "server_shutdown") | null;
+                        interval: number | null;
+                        expires_at: string | null;
+                        connections: {
+                            client_id: string;
+                            node: string;
+                            protocol: string;
+                            /** Format: date-time */
+                            since: string;
+                        }[];
+                    };
+                };
+            };
+            /** @description Bad Request: problem details with a stable `code` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized: problem details with a stable `code` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: problem details with a stable `code` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found: problem details with a stable `code` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: problem details with a stable `code` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getDevicePresenceHistory: {
+        parameters: {
+            query?: {
+                /** @description Unix seconds (fractions allowed) or RFC 3339 */
+                from?: string;
+                /** @description Unix seconds (fractions allowed) or RFC 3339 */
+                to?: string;
+            };
+            header?: never;
+            path: {
+                org: string;
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /** Format: uuid */
+                        device_id: string;
+                        /** Format: date-time */
+                        from: string;
+                        /** Format: date-time */
+                        to: string;
+                        /**
+                         * @description `online`: connected (MQTT); `idle`: reports on a schedule (HTTP, CoAP) and its interval has not passed; `offline`
+                         * @enum {string}
+                         */
+                        initial: "online" | "idle" | "offline";
+                        changes: {
+                            /**
+                             * @description `online`: connected (MQTT); `idle`: reports on a schedule (HTTP, CoAP) and its interval has not passed; `offline`
+                             * @enum {string}
+                             */
+                            state: "online" | "idle" | "offline";
+                            reason: ("client_disconnect" | "keepalive_timeout" | "connection_lost" | "taken_over" | "kicked" | "revoked" | "server_shutdown") | null;
+                            protocol: string | null;
+                            node: string | null;
+                            /** Format: date-time */
+                            at: string;
+                        }[];
+                        /** @description Seconds of the range (up to now) the device was online or idle */
+                        uptime_seconds: number;
+                        /** @description uptime_seconds over the length of the range up to now, 0 to 1 */
+                        uptime_fraction: number;
+                        /** @description More changes than one answer holds (1000): ask again from the last one */
+                        truncated: boolean;
+                    };
+                };
+            };
+            /** @description Bad Request: problem details with a stable `code` */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unauthorized: problem details with a stable `code` */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Forbidden: problem details with a stable `code` */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not Found: problem details with a stable `code` */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Internal Server Error: problem details with a stable `code` */
+            500: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    getFleetSummary: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Organization id */
+                org: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Default Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        total: number;
+                        presence: {
+                            online: number;
+                            idle: number;
+                            offline: number;
+                        };
+                        enrolment: {
+                            /** @description Devices created without a registration */
+                            none: number;
+                            /** @description Registrations waiting for their device to enrol (again, after a reset) */
+                            pending: number;
+                            enrolled: number;
+                            suspended: number;
+                            revoked: number;
+                        };
+                        groups: {
+                            /** Format: uuid */
+                            id: string;
+                            name: string;
+                            devices: number;
+                            online: number;
+                            idle: number;
+                            offline: number;
+                        }[];
                     };
                 };
             };

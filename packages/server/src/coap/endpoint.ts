@@ -61,6 +61,11 @@ export interface CoapDeps {
   /** Device twins (coap/twins.ts); without them, twin paths are not served. */
   twins?: TwinService;
   authorizer?: DeviceAuthorizer;
+  /**
+   * A device's heartbeat (`POST devices/<id>/presence?auth=<secret>`, docs/presence.md): checks the
+   * secret names the device in the path and tells presence. Without it the path is not served.
+   */
+  heartbeat?: (secret: string, deviceId: string, intervalSeconds: number | undefined) => Promise<void>;
 }
 
 /** Where a request goes, from its Uri-Path and Uri-Query. */
@@ -243,6 +248,10 @@ export class CoapEndpoint {
     const address = parseAddress(path);
     if (!address.ok) throw new AppError('route.not_found', `CoAP resources are /${addressForms}`);
     const query = opts.uriQuery;
+    if (address.address.kind === 'device' && address.address.family === 'presence' && address.address.rest.length === 0 && this.deps.heartbeat) {
+      if (p.code !== '0.02') throw new CoapRefusal('4.05', 'coap.method_not_allowed', 'POST sends a heartbeat; the presence is read over HTTP');
+      return this.heartbeat(address.address.device, query, p.payload, this.deps.heartbeat);
+    }
     if (address.address.kind === 'device' && address.address.family === 'twin' && this.deps.twins) {
       const auth = query.find((q) => q.startsWith('auth='))?.slice('auth='.length);
       return this.twin(p, opts, peer, twinResource(address.address.device, address.address.rest), auth, `${path.join('/')}?${query.join('&')}`);
@@ -290,6 +299,27 @@ export class CoapEndpoint {
     const client: Client = { kind: 'device', credential: { kind: 'secret', secret: auth! } };
     const o = await this.observers.add({ peer, token: p.token, channel: '', filter: '', uri, deviceId: who.deviceId, client, feed: deltaFeed(twins, who, target, since) });
     return { ...now, options: [{ name: option.observe, value: uint(this.observers.nextSeq(o)) }, ...(now.options ?? [])] };
+  }
+
+  /** A heartbeat: the interval from `?interval=<seconds>` or a JSON payload `{"interval": <seconds>}`, or none. */
+  private async heartbeat(deviceId: string, query: readonly string[], payload: Buffer, heartbeat: NonNullable<CoapDeps['heartbeat']>): Promise<Reply> {
+    const auth = query.find((q) => q.startsWith('auth='))?.slice('auth='.length);
+    if (!auth) throw new AppError('auth.required', 'Send the device secret as ?auth=<secret>');
+    let interval: unknown = query.find((q) => q.startsWith('interval='))?.slice('interval='.length);
+    if (interval !== undefined) interval = /^\d{1,9}$/.test(interval as string) ? Number(interval) : interval;
+    else if (payload.length > 0) {
+      let body: unknown;
+      try {
+        body = JSON.parse(payload.toString('utf8'));
+      } catch {
+        throw new AppError('request.invalid', 'The payload of a heartbeat is empty or JSON: {"interval": <seconds>}');
+      }
+      if (typeof body !== 'object' || body === null || Array.isArray(body) || Object.keys(body).some((k) => k !== 'interval')) throw new AppError('request.invalid', 'The payload of a heartbeat is empty or JSON: {"interval": <seconds>}');
+      interval = (body as { interval?: unknown }).interval;
+    }
+    if (interval !== undefined && typeof interval !== 'number') throw new AppError('presence.invalid_interval', `interval must be a whole number of seconds, got ${JSON.stringify(interval)}`);
+    await heartbeat(auth, deviceId, interval);
+    return { code: '2.04' };
   }
 
   private client(auth: string | undefined): Client {

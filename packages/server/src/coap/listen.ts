@@ -4,6 +4,7 @@ import { ConfigError, type Config } from '../core/config.js';
 import type { Platform } from '../platform.js';
 import { CoapEndpoint, defaultCoapOptions, type CoapOptions } from './endpoint.js';
 import { CoapMetrics } from './metrics.js';
+import { AppError } from '../core/errors.js';
 
 export interface CoapListener {
   endpoint: CoapEndpoint;
@@ -34,7 +35,14 @@ export async function listenCoap(platform: Platform, overrides: Partial<CoapOpti
   // the gauges are read on scrape, once the endpoint exists
   const metrics: CoapMetrics = new CoapMetrics(platform.metrics, { observers: () => ep.observers.size, transfers: () => ep.transfers.size });
   const ep: CoapEndpoint = new CoapEndpoint(
-    { messaging: platform.messaging, accessChanges: platform.accessChanges, bus: platform.bus, log, metrics: platform.messagingMetrics, coapMetrics: metrics, now: () => platform.clock.now(), twins: platform.twins, authorizer: platform.authorizer },
+    {
+      messaging: platform.messaging, accessChanges: platform.accessChanges, bus: platform.bus, log, metrics: platform.messagingMetrics, coapMetrics: metrics, now: () => platform.clock.now(), twins: platform.twins, authorizer: platform.authorizer,
+      heartbeat: async (secret, deviceId, interval) => {
+        const who = await platform.authorizer.identify({ kind: 'secret', secret });
+        if (!who.ok) throw who.reason === 'device_disabled' ? new AppError('message.device_disabled') : new AppError('auth.invalid_credentials', 'Unknown device credentials');
+        platform.presence.heartbeat(who.device, deviceId, 'coap', interval);
+      },
+    },
     { ...coapOptionsFrom(config), ...overrides },
     (datagram, peer) => socket.send(datagram, peer.port, peer.address, (e) => e && log.debug({ err: e, address: peer.address }, 'CoAP send failed')),
   );

@@ -16,6 +16,8 @@
  * served; commands fill them in):
  *   devices/<device id>/commands[/<command id>][/<operation>...]
  *   devices/<device id>/events[/...]
+ * Served by HTTP and CoAP (POST, a device's heartbeat: docs/presence.md):
+ *   devices/<device id>/presence
  *
  * Subtopic segments map one to one onto NATS subject tokens, so a segment may not hold what NATS
  * gives meaning to (`.`, `*`, `>`) nor white space.
@@ -73,8 +75,8 @@ export interface ChannelMessages {
   subtopic: string;
 }
 
-/** The families of device-addressed resources: `twin` is served (by MQTT, HTTP and CoAP), the others are reserved until their issues serve them. */
-export const deviceFamilies = ['twin', 'commands', 'events'] as const;
+/** The families of device-addressed resources: `twin` and `presence` are served, the others are reserved until their issues serve them. */
+export const deviceFamilies = ['twin', 'commands', 'events', 'presence'] as const;
 export type DeviceFamily = (typeof deviceFamilies)[number];
 
 /** `devices/<device>/<family>[/<rest>]`: a resource of one device. */
@@ -162,6 +164,7 @@ export function channelTopic(channel: string, subtopic: string): string {
 export function notServed(address: DeviceResource | EnrolmentTopic | OrgEvents): string {
   if (address.kind === 'enrolment') return 'enrolment/… topics are MQTT only: over HTTP, POST /enrol and POST /renew';
   if (address.kind === 'org.events') return 'orgs/<id>/events is subscribed to over MQTT with a user token; over HTTP, GET /orgs/<id>/events and the WebSocket /ws/orgs/<id>/events';
+  if (address.family === 'presence') return 'devices/<id>/presence takes heartbeats over HTTP and CoAP (POST); an MQTT device is present while it is connected';
   if (address.family === 'twin') return 'device twins are read and written over MQTT (devices/<id>/twin/get, …/update), CoAP and HTTP GET/PATCH /devices/<id>/twin (docs/twins.md), not here';
   return `devices/<id>/${address.family} is reserved for device ${address.family} and not served yet`;
 }

@@ -69,6 +69,8 @@ export const errorCodes = {
   'message.overloaded': { kind: 'unavailable', title: 'The message store is behind; try again later' },
   'message.invalid_query': { kind: 'invalid', title: 'The message query is not valid' },
   'dead_letter.not_found': { kind: 'not_found', title: 'Dead letter not found' },
+  'presence.invalid_interval': { kind: 'invalid', title: 'The reporting interval is out of range' },
+  'presence.invalid_range': { kind: 'invalid', title: 'The time range is not valid' },
 
   'registration.not_found': { kind: 'not_found', title: 'Registration not found' },
   'registration.serial_taken': { kind: 'conflict', title: 'A registration with this serial already exists in the organization' },

@@ -592,6 +592,57 @@ CREATE INDEX fleet_events_time ON fleet_events (created_at);
 `,
     ),
   },
+  {
+    version: 17,
+    name: 'device presence',
+    // presence/repository.ts: the current state per device, the live connections it rests on (one
+    // row per MQTT connection, under the node that serves it), each node's heartbeat, and the
+    // history of changes. Times are Unix ms (BIGINT): compared and summed, never shown as stored.
+    ...both(
+      () => `
+CREATE TABLE device_presence (
+  device_id TEXT PRIMARY KEY REFERENCES devices(id) ON DELETE CASCADE,
+  org_id TEXT NOT NULL,
+  state TEXT NOT NULL CHECK (state IN ('online', 'offline', 'idle')),
+  since BIGINT NOT NULL,
+  last_seen BIGINT,
+  protocol TEXT,
+  node TEXT,
+  reason TEXT,
+  interval_seconds INTEGER,
+  deadline BIGINT
+);
+CREATE INDEX device_presence_org_state ON device_presence (org_id, state);
+CREATE INDEX device_presence_deadline ON device_presence (deadline) WHERE state = 'idle';
+CREATE TABLE presence_connections (
+  connection_key TEXT PRIMARY KEY,
+  device_id TEXT NOT NULL,
+  org_id TEXT NOT NULL,
+  node TEXT NOT NULL,
+  protocol TEXT NOT NULL,
+  client_id TEXT NOT NULL,
+  since BIGINT NOT NULL
+);
+CREATE INDEX presence_connections_device ON presence_connections (device_id);
+CREATE INDEX presence_connections_node ON presence_connections (node);
+CREATE TABLE presence_nodes (
+  node TEXT PRIMARY KEY,
+  seen_at BIGINT NOT NULL
+);
+CREATE TABLE presence_changes (
+  device_id TEXT NOT NULL,
+  org_id TEXT NOT NULL,
+  state TEXT NOT NULL,
+  reason TEXT,
+  protocol TEXT,
+  node TEXT,
+  at BIGINT NOT NULL
+);
+CREATE INDEX presence_changes_device_at ON presence_changes (device_id, at);
+CREATE INDEX presence_changes_at ON presence_changes (at);
+`,
+    ),
+  },
 ];
 
 /**

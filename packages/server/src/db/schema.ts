@@ -268,6 +268,48 @@ export interface FleetEventsTable {
   created_at: string;
 }
 
+export type PresenceState = 'online' | 'offline' | 'idle';
+
+/** Times in the presence tables are Unix ms. */
+export interface DevicePresenceTable {
+  device_id: string;
+  org_id: string;
+  state: PresenceState;
+  since: number;
+  last_seen: number | null;
+  protocol: string | null;
+  node: string | null;
+  reason: string | null;
+  interval_seconds: number | null;
+  /** When an idle device turns offline (last seen + 1.5 × its interval). */
+  deadline: number | null;
+}
+
+export interface PresenceConnectionsTable {
+  connection_key: string;
+  device_id: string;
+  org_id: string;
+  node: string;
+  protocol: string;
+  client_id: string;
+  since: number;
+}
+
+export interface PresenceNodesTable {
+  node: string;
+  seen_at: number;
+}
+
+export interface PresenceChangesTable {
+  device_id: string;
+  org_id: string;
+  state: PresenceState;
+  reason: string | null;
+  protocol: string | null;
+  node: string | null;
+  at: number;
+}
+
 export interface Tables {
   users: UsersTable;
   organizations: OrganizationsTable;
@@ -293,4 +335,8 @@ export interface Tables {
   manufacturer_cas: ManufacturerCasTable;
   twin_settings: TwinSettingsTable;
   fleet_events: FleetEventsTable;
+  device_presence: DevicePresenceTable;
+  presence_connections: PresenceConnectionsTable;
+  presence_nodes: PresenceNodesTable;
+  presence_changes: PresenceChangesTable;
 }

@@ -20,6 +20,8 @@ export interface Device {
 export interface DeviceListQuery extends ListQuery {
   status?: DeviceStatus;
   group_id?: string;
+  /** Devices in this presence state (presence/): one never heard from is offline. */
+  presence?: 'online' | 'idle' | 'offline';
 }
 
 export interface DevicePatch {
@@ -53,6 +55,8 @@ export class DeviceRepository extends OrgResourceRepository<'devices', Device> {
     const extra: RawBuilder<boolean>[] = [];
     if (q.status) extra.push(sql<boolean>`devices.status = ${q.status}`);
     if (q.group_id) extra.push(sql<boolean>`devices.id IN (SELECT device_id FROM group_devices WHERE group_id = ${q.group_id})`);
+    if (q.presence === 'offline') extra.push(sql<boolean>`devices.id NOT IN (SELECT device_id FROM device_presence WHERE org_id = ${orgId} AND state <> 'offline')`);
+    else if (q.presence) extra.push(sql<boolean>`devices.id IN (SELECT device_id FROM device_presence WHERE org_id = ${orgId} AND state = ${q.presence})`);
     return super.list(orgId, q, extra);
   }
 

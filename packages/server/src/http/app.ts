@@ -20,6 +20,7 @@ import { authRoutes } from './routes/auth.js';
 import { userRoutes } from './routes/users.js';
 import { orgRoutes } from './routes/orgs.js';
 import { deviceRoutes } from './routes/devices.js';
+import { presenceRoutes } from './routes/presence.js';
 import { channelRoutes } from './routes/channels.js';
 import { groupRoutes } from './routes/groups.js';
 import { connectionRoutes } from './routes/connections.js';
@@ -140,6 +141,7 @@ export async function buildApp(platform: Platform, options: AppOptions = {}): Pr
   userRoutes(app, platform);
   orgRoutes(app, platform);
   deviceRoutes(app, platform);
+  presenceRoutes(app, platform);
   channelRoutes(app, platform);
   groupRoutes(app, platform);
   connectionRoutes(app, platform);

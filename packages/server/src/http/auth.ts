@@ -56,7 +56,8 @@ export function installAuth(app: FastifyInstance, platform: Platform): void {
   app.addHook('onRoute', (route) => {
     if (route.config?.auth === 'none') return;
     const security: Record<string, string[]>[] = route.config?.auth === 'device' ? [{ device: [] }, { bearer: [] }] : [{ bearer: [] }];
-    route.schema = { ...route.schema, security } as typeof route.schema;
+    // a route that declares its own (a device's heartbeat: device credentials only) keeps it
+    route.schema = { security, ...route.schema } as typeof route.schema;
   });
 }
 

@@ -115,6 +115,7 @@ export async function installOpenApi(app: FastifyInstance, config: Config): Prom
         { name: 'users', description: 'User accounts' },
         { name: 'organizations', description: 'Organizations, their members and invitations' },
         { name: 'devices', description: 'Devices and their secrets' },
+        { name: 'presence', description: 'Which devices are online, idle or offline, their history and the fleet summary' },
         { name: 'channels', description: 'Channels messages are published on' },
         { name: 'groups', description: 'Groups of devices' },
         { name: 'connections', description: 'Which devices may publish or subscribe on which channels' },

@@ -101,8 +101,8 @@ describe('operations endpoints', () => {
   });
 
   type OpenApi = { paths: Record<string, Record<string, { security?: Record<string, unknown>[] }>>; components: { securitySchemes: Record<string, unknown> } };
-  /** Device messaging (`/channels/{id}/messages…`) authenticates devices, not users: see the next tests. */
-  const isDeviceMessaging = (path: string) => path.startsWith('/channels/');
+  /** Device messaging (`/channels/{id}/messages…`) and a device's own paths (`/devices/{id}/…`: heartbeat, twin) authenticate devices: see the next tests. */
+  const isDeviceMessaging = (path: string) => path.startsWith('/channels/') || path.startsWith('/devices/');
   /** Operations a device calls with its platform certificate as TLS client certificate. */
   const byCertificate = ['POST /renew'];
 

@@ -62,6 +62,8 @@ export interface MessagingOptions {
   rememberParse?: boolean;
   /** How long `publish` waits for the message to be stored before it refuses with message.overloaded (ms). Default 10 s. */
   storeTimeoutMs?: number;
+  /** Told of every message a device published once the bus took it (presence: the device was heard from). Must be cheap and must not throw. */
+  deviceSeen?: (deviceId: string, orgId: string, protocol: Protocol) => void;
 }
 
 /** A message the bus has taken (live subscribers have it), with the promise of its storage. */
@@ -191,6 +193,7 @@ export class MessagingService {
       // the bus is unreachable (NATS down or reconnecting, the bus closing): the publisher may try again, as for a store that is behind
       throw new AppError('message.overloaded', `The message bus did not take the message: ${(e as Error).message}`);
     }
+    if (input.client.kind !== 'user') this.options.deviceSeen?.(granted.publisher, granted.org, input.protocol);
     return { env, stored: () => this.stored(accepted) };
   }
 

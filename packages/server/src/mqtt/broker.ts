@@ -89,6 +89,15 @@ function sessionEnd(s: Pick<SessionRecord, 'disconnectedAt' | 'expirySeconds'>):
   return s.disconnectedAt + s.expirySeconds * 1000;
 }
 
+/** Why a connection that was accepted ended, as presence tells it (docs/presence.md). */
+export type ConnectionEnd = 'client_disconnect' | 'keepalive_timeout' | 'connection_lost' | 'taken_over' | 'kicked' | 'revoked' | 'server_shutdown';
+
+/** Told when a client's CONNECT is accepted (CONNACK sent) and when that connection ends. Must not throw and must not wait. */
+export interface PresenceObserver {
+  connected(conn: Connection): void;
+  closed(conn: Connection, why: ConnectionEnd): void;
+}
+
 /** What became of a PUBLISH; `stored` (when the policy stores messages) says when it may be acknowledged. */
 export type PublishOutcome = { ok: true; matched?: boolean; stored?: StoredCheck } | { ok: false; reasonCode: number; reason?: string };
 
@@ -123,6 +132,7 @@ export class Broker {
   // one of each for all sessions, not one per session
   private readonly sessionLimits: SessionLimits;
   private readonly sessionDropped = (reason: string): void => this.metrics.dropped(reason);
+  private readonly presenceObservers = new Set<PresenceObserver>();
 
   constructor(
     readonly policy: BrokerPolicy,
@@ -232,6 +242,18 @@ export class Broker {
   /** The connection's CONNECT was accepted: it counts as a connection, no longer as waiting for one. */
   authenticated(conn: Connection): void {
     this.unauthenticated.delete(conn);
+  }
+
+  /** Observes accepted connections and how they end (presence). Returns the function that stops it. */
+  onPresence(observer: PresenceObserver): () => void {
+    this.presenceObservers.add(observer);
+    return () => this.presenceObservers.delete(observer);
+  }
+
+  /** The connection's CONNACK went out: it counts as present from now on. */
+  announceConnected(conn: Connection): void {
+    conn.announced = true;
+    for (const o of this.presenceObservers) o.connected(conn);
   }
 
   /** Whether one more client may connect: connections that completed CONNECT count, those still waiting for it do not. */
@@ -508,7 +530,7 @@ export class Broker {
    * reason (MQTT 5: DISCONNECT first), and either the whole session ends (`'session'`: nothing is
    * kept for a later connection) or the session loses the subscriptions given by key.
    */
-  cutOff(session: Session, reasonCode: number, reason: string, drop: 'session' | readonly string[]): void {
+  cutOff(session: Session, reasonCode: number, reason: string, drop: 'session' | readonly string[], end: 'kicked' | 'revoked' = 'kicked'): void {
     if (drop !== 'session') {
       for (const key of drop) {
         if (!session.subscriptions.has(key)) continue;
@@ -518,6 +540,7 @@ export class Broker {
     }
     if (session.connection) {
       this.log.info({ clientId: session.clientId, reasonCode, reason }, 'MQTT client cut off');
+      session.connection.endReason = end;
       session.connection.disconnect(reasonCode, reason);
     }
     // a clean session ended with its connection already
@@ -553,6 +576,11 @@ export class Broker {
 
   /** Called once per connection when it closes: will message, session expiry. */
   connectionClosed(conn: Connection): void {
+    if (conn.announced) {
+      conn.announced = false; // told once
+      const why = conn.endReason ?? 'connection_lost';
+      for (const o of this.presenceObservers) o.closed(conn, why);
+    }
     this.connections.delete(conn);
     this.unauthenticated.delete(conn);
     this.publishRate.delete(conn);

@@ -1,6 +1,6 @@
 import type { Duplex } from 'node:stream';
 import mqtt, { type IConnectPacket, type IPublishPacket, type Packet } from 'mqtt-packet';
-import type { Broker } from './broker.js';
+import type { Broker, ConnectionEnd } from './broker.js';
 import type { ConnectionMeta } from './policy.js';
 import type { Session } from './session.js';
 import { rc, type BrokerMessage, type ClientIdentity, type ProtocolVersion } from './types.js';
@@ -52,6 +52,10 @@ export class Connection {
   will: Will | undefined;
   /** Set by a DISCONNECT that ends the connection normally: no will [MQTT-3.14.4-3]. */
   normalDisconnect = false;
+  /** Why the connection ends, once that is known (presence); a stream that just goes away is `connection_lost`. */
+  endReason: ConnectionEnd | undefined;
+  /** Presence observers were told it connected (Broker.announceConnected), and are told once when it ends. */
+  announced = false;
   /** The client's limits (CONNECT properties, MQTT 5). */
   clientReceiveMaximum = 65535;
   clientMaximumPacketSize = Infinity;
@@ -510,6 +514,7 @@ export class Connection {
   /** Ends the connection: MQTT 5 clients get a DISCONNECT with the reason first (§3.14). */
   disconnect(reasonCode: number, reason?: string): void {
     if (this.closed) return;
+    this.endReason ??= endOf(reasonCode);
     if (this.protocolVersion === 5 && this.connected) {
       const packet: Packet = { cmd: 'disconnect', reasonCode };
       if (reason) packet.properties = { reasonString: reason };
@@ -538,6 +543,22 @@ export class Connection {
     setTimeout(() => this.stream.destroy(), lingerMs).unref();
     this.broker.connectionClosed(this);
     this.releaseWaiters();
+  }
+}
+
+/** Why a connection we close ends, by the reason code we close it with (§2.4). */
+function endOf(reasonCode: number): ConnectionEnd {
+  switch (reasonCode) {
+    case rc.sessionTakenOver:
+      return 'taken_over';
+    case rc.keepAliveTimeout:
+      return 'keepalive_timeout';
+    case rc.serverShuttingDown:
+      return 'server_shutdown';
+    case rc.administrativeAction:
+      return 'kicked';
+    default:
+      return 'connection_lost'; // a protocol error, a slow consumer: the server dropped the connection
   }
 }
 

@@ -112,7 +112,9 @@ export function fleetwirePolicy(deps: { authorizer: DeviceAuthorizer; messaging:
     // the session may have ended, or got a new connection (authenticated after the change), meanwhile
     const current = () => broker.sessions.get(session.clientId) === session && session.connection === conn;
     if (!who.ok || who.device.id !== deviceId) {
-      if (current()) broker.cutOff(session, rc.administrativeAction, cutReason[who.ok ? 'invalid_credentials' : who.reason], 'session');
+      // a platform certificate that no longer authenticates was revoked (presence tells it apart from a kick)
+      const end = !who.ok && who.reason === 'invalid_credentials' && credential.kind === 'certificate' && credential.serial !== undefined ? 'revoked' : 'kicked';
+      if (current()) broker.cutOff(session, rc.administrativeAction, cutReason[who.ok ? 'invalid_credentials' : who.reason], 'session', end);
       return;
     }
     const lost: string[] = [];

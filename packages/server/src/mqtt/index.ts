@@ -16,6 +16,7 @@ import { promBrokerMetrics } from './metrics.js';
 import { listenTcp } from './transports/tcp.js';
 import { listenTls, listenerContextOptions, readTlsFiles, type DeviceTrust, type ListenerIdentity } from './transports/tls.js';
 import type { ListenerCertificates } from '../identity/listener.js';
+import { reportPresence } from './presence.js';
 
 export { Broker, defaultBrokerOptions, type BrokerOptions } from './broker.js';
 export { mqttOverWebSocket, chooseMqttSubprotocol } from './transports/ws.js';
@@ -72,6 +73,8 @@ export function createMqtt(platform: Platform): { broker: Broker; openBroker: Br
     clock: platform.clock,
     ...(platform.bus.kind === 'nats' ? { cluster: busClusterLink(platform.bus, nodeId, brokerLog) } : {}),
   });
+  // the device broker's connections are device presence; the open listener's anonymous clients are not
+  reportPresence(broker, platform.presence);
   let openBroker: Broker | undefined;
   if (config.mqttOpenPort >= 0) {
     const rules = config.mqttOpenAclFile ? parseAcl(readFileSync(config.mqttOpenAclFile, 'utf8')) : undefined;

@@ -5,6 +5,7 @@ import type { Platform } from '../../platform.js';
 import { orgOf } from '../auth.js';
 import { ListQuerySchema, Metadata, Name, OrgIdParams, OrgParams, StringEnum, Tags, Timestamp, Uuid, checkMetadata, pageOf, problems, toListQuery } from '../schemas.js';
 import { maxBulkDevices } from '../../devices/service.js';
+import { PresenceBriefSchema, PresenceStateSchema } from './presence.js';
 
 const Status = StringEnum(['enabled', 'disabled']);
 
@@ -18,6 +19,12 @@ export const DeviceSchema = Type.Object({
   created_at: Timestamp,
   updated_at: Timestamp,
 });
+
+/** A page of devices, with the presence of each beside them (by device id). */
+const DevicePage = Type.Intersect([
+  pageOf('devices', DeviceSchema),
+  Type.Object({ presence: Type.Record(Type.String(), PresenceBriefSchema, { description: 'The presence of each device of the page, by device id (docs/presence.md)' }) }),
+]);
 
 const DeviceWithSecret = Type.Intersect([DeviceSchema, Type.Object({ secret: Type.String({ description: 'The device secret. Shown only now: store it on the device.' }) })]);
 
@@ -71,20 +78,22 @@ export function deviceRoutes(fastify: FastifyInstance, platform: Platform): void
       operationId: 'listDevices',
       tags: ['devices'],
       summary: 'List devices',
-      description: 'Filter by name, tag, metadata, status or group; sorted and paged. Needs `devices:read` in the organization (docs/permissions.md).',
+      description: 'Filter by name, tag, metadata, status, group or presence (`online`, `idle`, `offline`: docs/presence.md); sorted and paged. Beside the devices, `presence` has the presence of each. Needs `devices:read` in the organization (docs/permissions.md).',
       params: OrgParams,
-      querystring: Type.Intersect([ListQuerySchema, Type.Object({ status: Type.Optional(Status), group_id: Type.Optional(Uuid) })]),
-      response: { 200: pageOf('devices', DeviceSchema), ...problems(400, 401, 404) },
+      querystring: Type.Intersect([ListQuerySchema, Type.Object({ status: Type.Optional(Status), group_id: Type.Optional(Uuid), presence: Type.Optional(PresenceStateSchema) })]),
+      response: { 200: DevicePage, ...problems(400, 401, 404) },
     },
   }, async (req) => {
-    const q = { ...toListQuery(req.query), status: req.query.status, group_id: req.query.group_id };
-    const { total, items } = await devices.list(orgOf(req).orgId, q);
-    return { total, offset: q.offset, limit: q.limit, devices: items };
+    const q = { ...toListQuery(req.query), status: req.query.status, group_id: req.query.group_id, presence: req.query.presence };
+    const orgId = orgOf(req).orgId;
+    const { total, items } = await devices.list(orgId, q);
+    const presence = await platform.presence.ofDevices(orgId, items.map((d) => d.id));
+    return { total, offset: q.offset, limit: q.limit, devices: items, presence: Object.fromEntries(presence) };
   });
 
   app.get('/orgs/:org/devices/:id', {
     config: { action: 'devices:read' },
-    schema: { operationId: 'getDevice', tags: ['devices'], summary: 'Get a device', description: 'The device without its secret. Needs `devices:read` in the organization (docs/permissions.md).', params: OrgIdParams, response: { 200: DeviceSchema, ...problems(401, 404) } },
+    schema: { operationId: 'getDevice', tags: ['devices'], summary: 'Get a device', description: 'The device without its secret (its presence: GET …/presence). Needs `devices:read` in the organization (docs/permissions.md).', params: OrgIdParams, response: { 200: DeviceSchema, ...problems(401, 404) } },
   }, async (req) => devices.get(orgOf(req).orgId, req.params.id));
 
   app.patch('/orgs/:org/devices/:id', {

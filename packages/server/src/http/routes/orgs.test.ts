@@ -322,6 +322,8 @@ describe('organizations over HTTP', () => {
       'identity:read': { method: 'GET', url: `${base}/registrations`, allowed: 200 },
       'identity:write': { method: 'POST', url: `${base}/enrolment-tokens`, body: {}, allowed: 201 },
       'events:read': { method: 'GET', url: `${base}/events`, allowed: 200 },
+      'twins:read': { method: 'GET', url: `${base}/devices/${device.id}/twin`, allowed: 200 },
+      'twins:write': { method: 'PATCH', url: `${base}/devices/${device.id}/twin`, body: { tags: { probe: true } }, allowed: 200 },
       'org:delete': { method: 'DELETE', url: base, allowed: 204 }, // last: the owner's probe deletes the organization
     };
     const withoutRoute = new Set<Action>(['messages:read', 'messages:publish']); // served by the messaging adapters, not this API

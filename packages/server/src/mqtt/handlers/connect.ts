@@ -110,6 +110,7 @@ export async function handleConnect(conn: Connection, packet: IConnectPacket): P
   conn.connected = true;
   conn.send(connack);
   conn.accepted();
+  broker.announceConnected(conn);
   conn.startKeepAlive(keepAlive);
   broker.metrics.connected();
   broker.log.debug({ clientId, protocolVersion: conn.protocolVersion, sessionPresent: present, identity: auth.identity.kind }, 'MQTT client connected');

@@ -12,5 +12,6 @@ export function handleDisconnect(conn: Connection, packet: IDisconnectPacket): v
   }
   // Reason 0x04 asks for the will to be published anyway; any other DISCONNECT discards it [MQTT-3.14.4-3]
   conn.normalDisconnect = (packet.reasonCode ?? 0) !== rc.disconnectWithWill;
+  conn.endReason = 'client_disconnect';
   conn.close();
 }
