@@ -10,3 +10,4 @@ export { messageFilter, messageTopic, parseMessageTopic } from './topics.js';
 export { ConnectionRefusedError, FleetwireError, OutboxFullError, PublishRefusedError, SenmlError, SubscribeRefusedError, PlatformRefusedError, type FleetwireErrorCode, type PlatformErrorCode } from './errors.js';
 export * from './identity/index.js';
 export { DeviceTwin, TwinRefusedError, type DeltaHandler, type TwinDelta, type TwinDocument, type TwinOptions, type TwinUpdateResult } from './twin.js';
+export { sendHeartbeat, startHeartbeat, type Heartbeat, type HeartbeatOptions } from './presence.js';
