@@ -568,31 +568,6 @@ CREATE INDEX twins_tags ON twins USING GIN (tags jsonb_path_ops);
 `),
   },
   {
-    version: 18,
-    name: 'fleet events',
-    // one stream per organization of lifecycle facts and API changes (src/events/), listed by time,
-    // by subject (a device's history) and by type; pruned after FLEETWIRE_EVENT_RETENTION
-    ...both(
-      (t) => `
-CREATE TABLE fleet_events (
-  id TEXT PRIMARY KEY,
-  org_id TEXT NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
-  type TEXT NOT NULL,
-  actor_kind TEXT NOT NULL CHECK (actor_kind IN ('user', 'device', 'system')),
-  actor_id TEXT,
-  subject_kind TEXT NOT NULL,
-  subject_id TEXT NOT NULL,
-  data ${t.json},
-  created_at ${t.ts}
-);
-CREATE INDEX fleet_events_org_time ON fleet_events (org_id, created_at, id);
-CREATE INDEX fleet_events_org_subject_time ON fleet_events (org_id, subject_id, created_at);
-CREATE INDEX fleet_events_org_type_time ON fleet_events (org_id, type, created_at);
-CREATE INDEX fleet_events_time ON fleet_events (created_at);
-`,
-    ),
-  },
-  {
     version: 17,
     name: 'device presence',
     // presence/repository.ts: the current state per device, the live connections it rests on (one
@@ -640,6 +615,31 @@ CREATE TABLE presence_changes (
 );
 CREATE INDEX presence_changes_device_at ON presence_changes (device_id, at);
 CREATE INDEX presence_changes_at ON presence_changes (at);
+`,
+    ),
+  },
+  {
+    version: 18,
+    name: 'fleet events',
+    // one stream per organization of lifecycle facts and API changes (src/events/), listed by time,
+    // by subject (a device's history) and by type; pruned after FLEETWIRE_EVENT_RETENTION
+    ...both(
+      (t) => `
+CREATE TABLE fleet_events (
+  id TEXT PRIMARY KEY,
+  org_id TEXT NOT NULL REFERENCES organizations(id) ON DELETE CASCADE,
+  type TEXT NOT NULL,
+  actor_kind TEXT NOT NULL CHECK (actor_kind IN ('user', 'device', 'system')),
+  actor_id TEXT,
+  subject_kind TEXT NOT NULL,
+  subject_id TEXT NOT NULL,
+  data ${t.json},
+  created_at ${t.ts}
+);
+CREATE INDEX fleet_events_org_time ON fleet_events (org_id, created_at, id);
+CREATE INDEX fleet_events_org_subject_time ON fleet_events (org_id, subject_id, created_at);
+CREATE INDEX fleet_events_org_type_time ON fleet_events (org_id, type, created_at);
+CREATE INDEX fleet_events_time ON fleet_events (created_at);
 `,
     ),
   },
