@@ -37,6 +37,8 @@ const stormCount = Math.max(0, Math.floor(numberOption('storm', 'FLEETWIRE_BENCH
 const concurrency = Math.max(1, Math.floor(numberOption('concurrency', 'FLEETWIRE_BENCH_TWIN_CONCURRENCY', 100)));
 const dbArg = process.argv.find((a) => a.startsWith('--db='))?.slice(5) ?? process.argv[process.argv.indexOf('--db') + 1];
 const databases = (process.argv.includes('--db') || process.argv.some((a) => a.startsWith('--db=')) ? dbArg! : 'sqlite,postgres').split(',') as ('sqlite' | 'postgres')[];
+/** `--profile DIR`: the server writes a CPU profile there when it stops. */
+const profileDir = process.argv.includes('--profile') ? process.argv[process.argv.indexOf('--profile') + 1] : undefined;
 const admin = { email: 'twin-bench@example.com', password: 'twin-bench-password' };
 const targets = { sqlite: 10_000, postgres: 5_000, deltaP99Ms: 20 };
 
@@ -117,7 +119,7 @@ async function forDatabase(kind: 'sqlite' | 'postgres', url?: string): Promise<D
     FLEETWIRE_ADMIN_EMAIL: admin.email, FLEETWIRE_ADMIN_PASSWORD: admin.password, FLEETWIRE_SECRET_KEY: 'd'.repeat(64),
     FLEETWIRE_TWIN_DEVICE_RATE: '1000000', FLEETWIRE_MQTT_MAX_CONNECT_RATE: '0',
     ...(url ? { FLEETWIRE_DATABASE_URL: url } : {}),
-  }), { built: true });
+  }), { built: true, ...(profileDir ? { nodeArgs: ['--cpu-prof', '--cpu-prof-dir', profileDir] } : {}) });
   try {
     const port = await announcedPort(server, 'MQTT listening');
     const { token } = await login(server.api, admin.email, admin.password);

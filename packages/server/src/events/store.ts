@@ -38,12 +38,36 @@ function prefixPattern(prefix: string): string {
 export class EventStore {
   constructor(private readonly db: Database) {}
 
-  /** Inserts the rows in one statement per 200 (one transaction). */
+  private sqliteInsert: ((rows: FleetEventsTable[]) => void) | undefined;
+
+  /**
+   * Inserts the rows in one transaction: a prepared statement per row on SQLite, one statement
+   * over arrays on PostgreSQL (events come with every twin update: the query builder's compile
+   * per batch was as costly as the twins' own writes, bench/twins).
+   */
   async insertMany(rows: FleetEventsTable[]): Promise<void> {
     if (rows.length === 0) return;
-    await this.db.kysely.transaction().execute(async (trx) => {
-      for (let i = 0; i < rows.length; i += 200) await trx.insertInto('fleet_events').values(rows.slice(i, i + 200)).execute();
-    });
+    if (this.db.sqlite) {
+      if (!this.sqliteInsert) {
+        const db = this.db.sqlite;
+        const st = db.prepare('INSERT INTO fleet_events (id, org_id, type, actor_kind, actor_id, subject_kind, subject_id, data, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)');
+        const txn = db.transaction((batch: FleetEventsTable[]) => {
+          for (const r of batch) st.run(r.id, r.org_id, r.type, r.actor_kind, r.actor_id, r.subject_kind, r.subject_id, typeof r.data === 'string' ? r.data : JSON.stringify(r.data), r.created_at);
+        });
+        // the message writer's thread has a connection of its own: take the write lock at BEGIN (db/database.ts)
+        this.sqliteInsert = (batch) => txn.immediate(batch);
+      }
+      this.sqliteInsert(rows);
+      return;
+    }
+    const col = <K extends keyof FleetEventsTable>(k: K) => rows.map((r) => r[k]);
+    await this.db.pool!.query(
+      `INSERT INTO fleet_events (id, org_id, type, actor_kind, actor_id, subject_kind, subject_id, data, created_at)
+       SELECT id, org_id, type, actor_kind, actor_id, subject_kind, subject_id, data::jsonb, created_at
+       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::timestamptz[])
+         AS v(id, org_id, type, actor_kind, actor_id, subject_kind, subject_id, data, created_at)`,
+      [col('id'), col('org_id'), col('type'), col('actor_kind'), col('actor_id'), col('subject_kind'), col('subject_id'), rows.map((r) => (typeof r.data === 'string' ? r.data : JSON.stringify(r.data))), col('created_at')],
+    );
   }
 
   /** Inserts each row on its own, leaving out those the database refuses (their organization is gone); returns how many it left out. */
