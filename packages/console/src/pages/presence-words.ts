@@ -38,12 +38,20 @@ export function sinceText(since: string | null | undefined, now: number): string
   return `for ${durationText(now - Date.parse(since))}`;
 }
 
-/** One line for a device's presence: `offline for 3 min, connection lost`; `offline, never seen` without a since. */
-export function presenceLine(p: { state: PresenceState; since: string | null; reason: string | null }, now: number): string {
-  if (p.state === 'offline' && !p.since) return 'offline, never seen';
-  const parts = [[p.state, sinceText(p.since, now)].filter(Boolean).join(' ')];
+type Brief = { state: PresenceState; since: string | null; reason: string | null };
+
+/** What follows the state: `for 3 min, connection lost`; `never seen` for a device never heard from. */
+export function presenceDetail(p: Brief, now: number): string {
+  if (p.state === 'offline' && !p.since) return 'never seen';
+  const parts = [sinceText(p.since, now)];
   if (p.state === 'offline' && p.reason) parts.push(reasonText(p.reason));
-  return parts.join(', ');
+  return parts.filter(Boolean).join(', ');
+}
+
+/** One line for a device's presence: `offline for 3 min, connection lost`; `offline, never seen` without a since. */
+export function presenceLine(p: Brief, now: number): string {
+  const detail = presenceDetail(p, now);
+  return !detail ? p.state : detail.startsWith('for ') ? `${p.state} ${detail}` : `${p.state}, ${detail}`;
 }
 
 /** An uptime fraction (0 to 1) as a percentage with at most one decimal: `99.5 %`, `100 %`. */
