@@ -110,7 +110,7 @@ test('presence in the console: online and offline with the reason in the list an
   await day.locator('.segment.offline').nth(1).waitFor();
   assert.deepEqual(await day.locator('.segment').evaluateAll((s) => s.map((e) => e.getAttribute('data-state'))), ['offline', 'online', 'offline']);
   assert.match((await day.getByRole('img').getAttribute('aria-label'))!, /^Presence over the last 24 hours: offline from .+; online from .+; offline from .+$/);
-  assert.match((await day.getByTestId('uptime-percent').textContent())!, /^\d+(\.\d)? %$/);
+  assert.match((await day.getByTestId('uptime-percent').textContent())!, /^(< |> )?\d+(\.\d)? %$/);
   await day.getByText('The changes in words').click();
   assert.equal(await day.getByTestId('uptime-words').getByRole('listitem').count(), 3);
   await checkPage(page, 'device-presence');

@@ -21,6 +21,7 @@ test('a presence reads as its state, how long it has held and, offline, why', ()
   assert.equal(presenceLine({ state: 'offline', since: null, reason: null }, now), 'offline, never seen');
   assert.deepEqual([0, 59_999, 60_000, 26 * hour, 48 * hour].map(durationText), ['0 s', '59 s', '1 min', '1 d 2 h', '2 d']);
   assert.deepEqual([1, 0.99549, 0, 1.2].map(percentText), ['100 %', '99.5 %', '0 %', '100 %']);
+  assert.deepEqual([0.0001, 0.99991].map(percentText), ['< 0.1 %', '> 99.9 %'], 'a little uptime is not none, a little downtime not none either');
 });
 
 test('the strip starts in the state at `from`, changes at each change and stops at now', () => {

@@ -54,9 +54,12 @@ export function presenceLine(p: Brief, now: number): string {
   return !detail ? p.state : detail.startsWith('for ') ? `${p.state} ${detail}` : `${p.state}, ${detail}`;
 }
 
-/** An uptime fraction (0 to 1) as a percentage with at most one decimal: `99.5 %`, `100 %`. */
+/** An uptime fraction (0 to 1) as a percentage with at most one decimal: `99.5 %`, `100 %`; never rounded to 0 or 100 when it is not. */
 export function percentText(fraction: number): string {
-  const p = Math.round(Math.min(1, Math.max(0, fraction)) * 1000) / 10;
+  const f = Math.min(1, Math.max(0, fraction));
+  const p = Math.round(f * 1000) / 10;
+  if (p === 0 && f > 0) return '< 0.1 %';
+  if (p === 100 && f < 1) return '> 99.9 %';
   return `${p} %`;
 }
 
