@@ -15,6 +15,7 @@ import { reasonText, sinceText, type PresenceState } from './presence-words';
 const overviewPollMs = 5000;
 const hourMs = 3_600_000;
 const eventsAsked = 200; // disconnections of the hour read (newest first); a fleet losing more shows the newest
+const devicesAsked = 50; // of those, the devices whose presence is read (one request each, every few seconds)
 const presenceStates: PresenceState[] = ['online', 'idle', 'offline'];
 const enrolmentWords = { none: 'Not enrolled (no registration)', pending: 'Pending enrolment', enrolled: 'Enrolled', suspended: 'Suspended', revoked: 'Revoked' } as const;
 
@@ -24,11 +25,12 @@ function useGoneOffline(orgId: string, now: number) {
     const since = now - hourMs;
     const events = await api.GET('/orgs/{org}/events', { params: { path: { org: orgId }, query: { type: 'device.disconnected', from: new Date(since).toISOString(), limit: eventsAsked } } });
     if (!events.data) return { error: events.error };
-    const ids = [...new Set(events.data.events.filter((e) => e.subject.kind === 'device' && e.subject.id).map((e) => e.subject.id!))];
+    const all = [...new Set(events.data.events.filter((e) => e.subject.kind === 'device' && e.subject.id).map((e) => e.subject.id!))];
+    const ids = all.slice(0, devicesAsked);
     const found = await Promise.all(ids.map((id) => api.GET('/orgs/{org}/devices/{id}/presence', { params: { path: { org: orgId, id } } }).then((r) => r.data)));
     const gone = found.filter((p): p is Presence => p !== undefined && p.state === 'offline' && p.since !== null && Date.parse(p.since) >= since);
     gone.sort((a, b) => Date.parse(b.since!) - Date.parse(a.since!));
-    return { data: { devices: gone, more: events.data.total > events.data.events.length } };
+    return { data: { devices: gone, more: events.data.total > events.data.events.length || all.length > ids.length } };
   }, [orgId, now]);
 }
 
