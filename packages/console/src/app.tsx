@@ -33,6 +33,7 @@ const IdentityEvents = lazy(() => import('./pages/identity-events').then((m) => 
 const ManufacturerCas = lazy(() => import('./pages/manufacturer-cas').then((m) => ({ default: m.ManufacturerCas })));
 const ManufacturerCaPage = lazy(() => import('./pages/manufacturer-ca').then((m) => ({ default: m.ManufacturerCaPage })));
 const TwinQuery = lazy(() => import('./pages/twin-query').then((m) => ({ default: m.TwinQuery })));
+const FleetOverview = lazy(() => import('./pages/fleet-overview').then((m) => ({ default: m.FleetOverview })));
 const EnrolDevice = lazy(() => import('./pages/enrol-device').then((m) => ({ default: m.EnrolDevice })));
 
 /** The device identity pages, one tab of the organization's with their own row of links (so the tabs fit 1280 px on one line). */
@@ -169,6 +170,7 @@ function InOrg({ children }: { children: ReactNode }) {
       <nav className="tabs" aria-label="Organization">
         <h1>{org.data.name}</h1>
         <span className="muted">{role ? `your role: ${role}` : 'platform admin'}</span>
+        <Tab href="/overview">Overview</Tab>
         <Tab href="/devices">Devices</Tab>
         <Tab href="/channels">Channels</Tab>
         <Tab href="/groups">Groups</Tab>
@@ -215,6 +217,11 @@ export function App() {
             <RequireSession>
               <InOrg>
                 <Switch>
+                  <Route path="/overview">
+                    <Suspense fallback={<p className="muted">Loading…</p>}>
+                      <FleetOverview />
+                    </Suspense>
+                  </Route>
                   <Route path="/devices" component={Devices} />
                   <Route path="/devices/import" component={DeviceImport} />
                   <Route path="/devices/twins">

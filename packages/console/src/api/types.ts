@@ -30,3 +30,7 @@ export type Twin = Ok<'/orgs/{org}/devices/{id}/twin', 'get'>;
 export type TwinSummary = Ok<'/orgs/{org}/devices/{id}/twins', 'get'>['twins'][number];
 export type TwinChange = Ok<'/orgs/{org}/devices/{id}/twin/history', 'get'>['changes'][number];
 export type TwinPage = Ok<'/orgs/{org}/twins', 'get'>;
+export type Presence = Ok<'/orgs/{org}/devices/{id}/presence', 'get'>;
+export type PresenceBrief = DevicePage['presence'][string];
+export type PresenceHistory = Ok<'/orgs/{org}/devices/{id}/presence/history', 'get'>;
+export type FleetSummary = Ok<'/orgs/{org}/fleet/summary', 'get'>;

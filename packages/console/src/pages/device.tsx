@@ -1,6 +1,7 @@
 // A device: its details, its status and secret, its tags and metadata (edited in place), the
 // channels it is connected to (connect and disconnect here), the groups it belongs to and, once it
-// enrolled, its certificates; its twins on a tab of their own (device-twin.tsx, `?view=twin`).
+// enrolled, its certificates; its twins on a tab of their own (device-twin.tsx, `?view=twin`), and
+// its presence with the uptime strip on another (presence.tsx, `?view=presence`).
 import { lazy, Suspense, useState, type FormEvent } from 'react';
 import { Link, useParams, useSearch } from 'wouter';
 import { api, problemText } from '../api/client';
@@ -8,16 +9,19 @@ import type { Device } from '../api/types';
 import { useOrg } from '../app';
 import { ConnectionTypeChoices, ErrorNote, SecretOnce, formatTime, useLoad, useTitle } from '../ui';
 import { DeviceCertificates } from './device-certificates';
+import { DevicePresence, PresenceBadge, useTick } from './presence';
 
 // loaded when first shown, as a channel's data views are
 const DeviceTwin = lazy(() => import('./device-twin').then((m) => ({ default: m.DeviceTwin })));
 
-type View = 'details' | 'twin';
+type View = 'details' | 'twin' | 'presence';
+const views: readonly View[] = ['details', 'twin', 'presence'];
 
 export function DevicePage() {
   const { org, canEdit } = useOrg();
   const { id } = useParams<{ id: string }>();
-  const view: View = new URLSearchParams(useSearch()).get('view') === 'twin' ? 'twin' : 'details';
+  const asked = new URLSearchParams(useSearch()).get('view') as View | null;
+  const view: View = asked && views.includes(asked) ? asked : 'details';
   const path = { org: org.id, id };
   const device = useLoad(() => api.GET('/orgs/{org}/devices/{id}', { params: { path } }), [org.id, id]);
   const [secret, setSecret] = useState<string>();
@@ -62,6 +66,10 @@ export function DevicePage() {
                 {d.status}
               </span>
             </dd>
+            <dt>Presence</dt>
+            <dd>
+              <PresenceNow deviceId={d.id} /> <Link href={`/devices/${d.id}?view=presence`}>uptime</Link>
+            </dd>
             <dt>Tags</dt>
             <dd>{d.tags.length ? d.tags.join(', ') : '—'}</dd>
             <dt>Metadata</dt>
@@ -78,7 +86,11 @@ export function DevicePage() {
             <Link href={`/devices/${d.id}?view=twin`} aria-current={view === 'twin' ? 'page' : undefined}>
               Twin
             </Link>
+            <Link href={`/devices/${d.id}?view=presence`} aria-current={view === 'presence' ? 'page' : undefined}>
+              Presence
+            </Link>
           </nav>
+          {view === 'presence' && <DevicePresence deviceId={d.id} />}
           {view === 'twin' && (
             <Suspense fallback={<p className="muted">Loading…</p>}>
               <DeviceTwin deviceId={d.id} />
@@ -114,6 +126,15 @@ export function DevicePage() {
       )}
     </>
   );
+}
+
+/** The device's presence in one line, read again every few seconds while the page is visible. */
+function PresenceNow({ deviceId }: { deviceId: string }) {
+  const { org } = useOrg();
+  const now = useTick();
+  const presence = useLoad(() => api.GET('/orgs/{org}/devices/{id}/presence', { params: { path: { org: org.id, id: deviceId } } }), [org.id, deviceId, now]);
+  if (presence.error) return <span className="muted">unknown ({presence.error})</span>;
+  return presence.data ? <PresenceBadge presence={presence.data} now={now} testId="device-presence-now" /> : <span className="muted">…</span>;
 }
 
 /** Tags and metadata, edited as text: tags separated by commas, metadata as a JSON object. */

@@ -1,5 +1,5 @@
 // The organization's devices: paged, filtered and sorted by the platform (the page asks for one
-// page at a time), the state in the address so a reload or a shared link shows the same page.
+// page at a time), the state in the address (presence included: online, idle, offline) so a reload or a shared link shows the same page.
 // An editor selects rows of the page and acts on them at once (enable, disable, connect to
 // channels, add to a group, delete), and is told what was done and what was refused.
 import { useState, type FormEvent, type ReactNode } from 'react';
@@ -8,10 +8,14 @@ import { api, problemText } from '../api/client';
 import type { Device, DeviceSort } from '../api/types';
 import { useOrg } from '../app';
 import { ConnectionTypeChoices, ErrorNote, SecretOnce, formatTime, useLoad, useTitle, searchOf } from '../ui';
+import { PresenceBadge, useTick } from './presence';
+import type { PresenceState } from './presence-words';
 
 const pageSize = 20;
+const listPollMs = 5000; // how often the open list reads its page again (presence changes show)
 const sorts: Record<DeviceSort, string> = { name: 'Name', created_at: 'Created', updated_at: 'Updated' };
 type Status = 'enabled' | 'disabled';
+const presenceStates: readonly PresenceState[] = ['online', 'idle', 'offline'];
 
 interface View {
   name: string;
@@ -20,6 +24,7 @@ interface View {
   metadata: string;
   status: Status | '';
   group: string;
+  presence: PresenceState | '';
   sort: DeviceSort;
   dir: 'asc' | 'desc';
   offset: number;
@@ -29,12 +34,14 @@ function readView(search: string): View {
   const q = new URLSearchParams(search);
   const sort = q.get('sort');
   const status = q.get('status');
+  const presence = q.get('presence') as PresenceState | null;
   return {
     name: q.get('name') ?? '',
     tag: q.get('tag') ?? '',
     metadata: q.get('metadata') ?? '',
     status: status === 'enabled' || status === 'disabled' ? status : '',
     group: q.get('group') ?? '',
+    presence: presence && presenceStates.includes(presence) ? presence : '',
     sort: sort === 'name' || sort === 'updated_at' ? sort : 'created_at',
     dir: q.get('dir') === 'desc' ? 'desc' : 'asc',
     offset: Math.max(0, Number(q.get('offset')) || 0),
@@ -42,7 +49,7 @@ function readView(search: string): View {
 }
 
 function viewSearch(v: View): string {
-  return searchOf({ name: v.name, tag: v.tag, metadata: v.metadata, status: v.status, group: v.group, sort: v.sort !== 'created_at' ? v.sort : undefined, dir: v.dir !== 'asc' ? v.dir : undefined, offset: v.offset });
+  return searchOf({ name: v.name, tag: v.tag, metadata: v.metadata, status: v.status, group: v.group, presence: v.presence, sort: v.sort !== 'created_at' ? v.sort : undefined, dir: v.dir !== 'asc' ? v.dir : undefined, offset: v.offset });
 }
 
 /**
@@ -115,6 +122,7 @@ export function Devices() {
   const search = useSearch();
   const [, navigate] = useLocation();
   const view = readView(search);
+  const now = useTick(listPollMs); // the page is read again every few seconds while visible: presence changes show
   const show = (change: Partial<View>) => navigate(`/devices${viewSearch({ ...view, offset: 0, ...change })}`);
   const metadata = metadataQuery(view.metadata);
   const page = useLoad(() => {
@@ -129,9 +137,10 @@ export function Devices() {
       ...(metadata.json ? { metadata: metadata.json } : {}),
       ...(view.status ? { status: view.status } : {}),
       ...(view.group ? { group_id: view.group } : {}),
+      ...(view.presence ? { presence: view.presence } : {}),
     };
     return api.GET('/orgs/{org}/devices', { params: { path: { org: org.id }, query } });
-  }, [org.id, search]);
+  }, [org.id, search, now]);
   const groups = useLoad(() => api.GET('/orgs/{org}/groups', { params: { path: { org: org.id }, query: { limit: 100, sort: 'name' } } }), [org.id]);
   const [created, setCreated] = useState<{ id: string; secret: string }>();
   const [error, setError] = useState<string>();
@@ -156,10 +165,11 @@ export function Devices() {
     const fields = new FormData(e.currentTarget);
     const text = (key: string) => String(fields.get(key) ?? '').trim();
     setSelected(new Set());
-    show({ name: text('name'), tag: text('tag'), metadata: text('metadata'), status: text('status') as View['status'], group: text('group') });
+    show({ name: text('name'), tag: text('tag'), metadata: text('metadata'), status: text('status') as View['status'], group: text('group'), presence: text('presence') as View['presence'] });
   }
 
   const devices = page.data?.devices ?? [];
+  const presence = page.data?.presence ?? {};
   const chosen = devices.filter((d) => selected.has(d.id));
   const toggle = (id: string, on: boolean) =>
     setSelected((s) => {
@@ -193,7 +203,7 @@ export function Devices() {
 
   const path = (d: Device) => ({ params: { path: { org: org.id, id: d.id } } });
   const total = page.data?.total ?? 0;
-  const filtered = Boolean(view.name || view.tag || view.metadata || view.status || view.group);
+  const filtered = Boolean(view.name || view.tag || view.metadata || view.status || view.group || view.presence);
   return (
     <>
       <h2>Devices</h2>
@@ -230,6 +240,17 @@ export function Devices() {
             {view.group && !groups.data?.groups.some((g) => g.id === view.group) && <option value={view.group}>(a group not listed)</option>}
           </select>
         </label>
+        <label>
+          Presence
+          <select name="presence" defaultValue={view.presence}>
+            <option value="">All</option>
+            {presenceStates.map((p) => (
+              <option key={p} value={p}>
+                {p[0]!.toUpperCase() + p.slice(1)}
+              </option>
+            ))}
+          </select>
+        </label>
         <button type="submit" className="secondary">
           Filter
         </button>
@@ -249,7 +270,7 @@ export function Devices() {
           {view.dir === 'asc' ? '↑ ascending' : '↓ descending'}
         </button>
         {filtered && (
-          <button type="button" className="secondary" onClick={() => show({ name: '', tag: '', metadata: '', status: '', group: '' })}>
+          <button type="button" className="secondary" onClick={() => show({ name: '', tag: '', metadata: '', status: '', group: '', presence: '' })}>
             Show all devices
           </button>
         )}
@@ -324,6 +345,7 @@ export function Devices() {
                     Name
                   </SortHeading>
                   <th>Status</th>
+                  <th>Presence</th>
                   <th className="optional">Tags</th>
                   <SortHeading view={view} sort="created_at" show={show}>
                     Created
@@ -344,6 +366,7 @@ export function Devices() {
                     <td>
                       <span className={`status ${d.status}`}>{d.status}</span>
                     </td>
+                    <td data-testid="presence">{presence[d.id] ? <PresenceBadge presence={presence[d.id]!} now={now} /> : <span className="muted">—</span>}</td>
                     <td className="optional">{d.tags.join(', ')}</td>
                     <td>{formatTime(d.created_at)}</td>
                   </tr>
