@@ -1,9 +1,8 @@
 // `fleetwire events list` (the stored fleet events and audit log) and `fleetwire events tail` (live, over WebSocket).
-import WebSocket from 'ws';
-import { CliError, Refusal } from '../errors.js';
-import { note, type Column } from '../output.js';
+import type { Column } from '../output.js';
 import { listCommand, type PageOptions } from '../paging.js';
-import { ok, orgSession, problemOf } from '../session.js';
+import { ok, orgSession } from '../session.js';
+import { follow } from '../follow.js';
 
 type FleetEvent = { id: string; type: string; time: string; actor: { kind: string; id: string | null }; subject: { kind: string; id: string }; data: Record<string, unknown> };
 
@@ -50,39 +49,14 @@ export async function tailEvents(env: NodeJS.ProcessEnv, _args: unknown[], optio
   const { s, org } = await orgSession(env, options);
   const query = new URLSearchParams(typeQuery(options)).toString();
   const url = `${s.url.replace(/^http/, 'ws')}/ws/orgs/${encodeURIComponent(org)}/events${query ? `?${query}` : ''}`;
-  const socket = new WebSocket(url, { headers: s.token ? { authorization: `Bearer ${s.token}` } : {} });
-  let stopping = false;
-  const stop = () => {
-    stopping = true;
-    socket.close(1000);
-  };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
-  await new Promise<void>((resolve, reject) => {
-    socket.on('unexpected-response', (_req, res) => {
-      let text = '';
-      res.on('data', (c: Buffer) => (text += c.toString()));
-      res.on('end', () => {
-        let body: unknown = text;
-        try {
-          body = JSON.parse(text);
-        } catch {
-          // not a problem document
-        }
-        reject(new Refusal(problemOf(new Response(null, { status: res.statusCode ?? 500, statusText: res.statusMessage ?? '' }), body)));
-      });
-    });
-    socket.on('open', () => note(`following the events of ${org}${options.type?.length ? ` (${options.type.join(',')})` : ''}${options.device ? ` of device ${options.device}` : ''}; Ctrl-C to stop`));
-    socket.on('message', (data: Buffer) => {
+  await follow(url, s.token, s.url, {
+    opened: `following the events of ${org}${options.type?.length ? ` (${options.type.join(',')})` : ''}${options.device ? ` of device ${options.device}` : ''}; Ctrl-C to stop`,
+    what: 'the event stream',
+    onFrame: (data) => {
       if (options.json) return void process.stdout.write(data.toString('utf8') + '\n');
       // one line an event, as it comes: the columns of `events list`, without a header
       const e = JSON.parse(data.toString('utf8')) as FleetEvent;
       process.stdout.write(columns.map(([, value]) => String(value(e))).join('  ') + '\n');
-    });
-    socket.on('error', (e: NodeJS.ErrnoException) => reject(new CliError(`cannot reach the platform at ${s.url}: ${e.code ?? e.message}`)));
-    socket.on('close', (code, reason) => {
-      if (stopping || code === 1000) return resolve();
-      reject(new CliError(`the platform ended the event stream (${code}${reason.length ? `: ${reason.toString()}` : ''})`));
-    });
+    },
   });
 }

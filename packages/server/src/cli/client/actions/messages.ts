@@ -3,11 +3,11 @@ import { createWriteStream, readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { ReadableStream as WebReadableStream } from 'node:stream/web';
-import WebSocket from 'ws';
-import { CliError, Refusal, UsageError } from '../errors.js';
-import { note, printJson, printTable, type OutputOptions } from '../output.js';
+import { Refusal, UsageError } from '../errors.js';
+import { printJson, printTable, type OutputOptions } from '../output.js';
 import { listCommand, type PageOptions } from '../paging.js';
 import { ok, openSession, problemOf } from '../session.js';
+import { follow } from '../follow.js';
 
 const contentTypes = { senml: 'application/senml+json', json: 'application/json', bytes: 'application/octet-stream' } as const;
 
@@ -61,39 +61,14 @@ function readable(frame: EnvelopeFrame): string {
 export async function subscribe(env: NodeJS.ProcessEnv, [channel]: [string], options: { subtopic?: string; json?: boolean }): Promise<void> {
   const s = await openSession(env);
   const url = `${s.url.replace(/^http/, 'ws')}/ws/channels/${encodeURIComponent(channel)}/messages${subtopicPath(options.subtopic)}?envelope=true`;
-  const socket = new WebSocket(url, { headers: s.token ? { authorization: `Bearer ${s.token}` } : {} });
-  let stopping = false;
-  const stop = () => {
-    stopping = true;
-    socket.close(1000);
-  };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
-  await new Promise<void>((resolve, reject) => {
-    socket.on('unexpected-response', (_req, res) => {
-      let text = '';
-      res.on('data', (c: Buffer) => (text += c.toString()));
-      res.on('end', () => {
-        let body: unknown = text;
-        try {
-          body = JSON.parse(text);
-        } catch {
-          // not a problem document
-        }
-        reject(new Refusal(problemOf(new Response(null, { status: res.statusCode ?? 500, statusText: res.statusMessage ?? '' }), body)));
-      });
-    });
-    socket.on('open', () => note(`subscribed to ${channel}${options.subtopic ? ` (${options.subtopic})` : ''}; Ctrl-C to stop`));
-    socket.on('message', (data: Buffer) => {
+  await follow(url, s.token, s.url, {
+    opened: `subscribed to ${channel}${options.subtopic ? ` (${options.subtopic})` : ''}; Ctrl-C to stop`,
+    what: 'the subscription',
+    onFrame: (data) => {
       if (options.json) return void process.stdout.write(data.toString('utf8') + '\n');
       const frame = JSON.parse(data.toString('utf8')) as EnvelopeFrame;
       process.stdout.write(`${frame.received_at}  ${frame.subtopic || '-'}  ${frame.publisher}  ${readable(frame)}\n`);
-    });
-    socket.on('error', (e: NodeJS.ErrnoException) => reject(new CliError(`cannot reach the platform at ${s.url}: ${e.code ?? e.message}`)));
-    socket.on('close', (code, reason) => {
-      if (stopping || code === 1000) return resolve();
-      reject(new CliError(`the platform ended the subscription (${code}${reason.length ? `: ${reason.toString()}` : ''})`));
-    });
+    },
   });
 }
 
