@@ -288,11 +288,14 @@ export class PresenceService {
   async get(orgId: string, deviceId: string): Promise<DevicePresence> {
     const row = await this.owned(orgId, deviceId);
     const connections = await this.repo.connectionsOf(deviceId);
+    // online: where its newest connection is, whichever node wrote the row last (a takeover's two
+    // nodes write in either order)
+    const newest = row?.state === 'online' ? connections.at(-1) : undefined;
     return {
       device_id: deviceId,
       ...brief(row),
-      protocol: row?.protocol ?? null,
-      node: row?.node ?? null,
+      protocol: newest?.protocol ?? row?.protocol ?? null,
+      node: newest?.node ?? row?.node ?? null,
       interval: row?.interval_seconds ?? null,
       expires_at: row?.state === 'idle' && row.deadline !== null ? iso(row.deadline) : null,
       connections: connections.map((c) => ({ client_id: c.client_id, node: c.node, protocol: c.protocol, since: iso(c.since) })),
