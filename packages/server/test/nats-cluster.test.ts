@@ -195,7 +195,8 @@ describe('Fleetwire on NATS JetStream, several processes', { skip: available ===
       // node B's MQTT over TLS, with the certificate the platform issued it (signed by the same root)
       const urlB = `mqtts://127.0.0.1:${await announcedPort(b, 'MQTT over TLS listening')}`;
       const tlsOptions = { protocolVersion: 5 as const, ca: enrolled.body.root_ca, cert: enrolled.body.certificate, key: readFileSync(device.keyFile) };
-      const onB = await mqttClient(urlB, { ...tlsOptions, clientId: 'cluster-1' }, opened);
+      // node B trusts the organization's new issuing CA once A's broadcast reaches it: until then the certificate is not taken
+      const onB = await eventually(() => mqttClient(urlB, { ...tlsOptions, clientId: 'cluster-1' }, opened), 5000, 100);
       await onB.subscribeAsync(`channels/${s.channel}/messages`, { qos: 1 });
       const closed = new Promise<number>((resolve) => onB.once('close', () => resolve(Date.now())));
 
