@@ -169,8 +169,11 @@ export async function createPlatform(config: Config, deps: PlatformDeps): Promis
     const groups = new GroupService(new GroupRepository(db), devices, clock);
     const connections = new ConnectionService(new ConnectionRepository(db), devices, channels, clock, invalidation);
     const metrics = new Registry();
+    const writerStore = await storeFor(config, url, deps.db === undefined, db, log, deps.writer !== false);
+    // on SQLite the writer's thread also takes the twins' and the events' writes (db/offload.ts)
+    const offload = db.sqlite && writerStore instanceof WriterThread ? writerStore : undefined;
     // twin changes go to the other processes through the bus; an in-process bus has none to tell
-    const twins = new TwinService(new TwinStore(db), devices, clock, log, { historyRetentionMs: config.twinHistoryRetention, maxDeviceUpdates: config.twinDeviceRate, rateWindowMs: 10_000 }, new MemoryAddressLimiter({ maxPerAddress: config.twinDeviceRate, windowMs: 10_000 }, clock), bus.kind === 'nats' ? bus : undefined);
+    const twins = new TwinService(new TwinStore(db, offload), devices, clock, log, { historyRetentionMs: config.twinHistoryRetention, maxDeviceUpdates: config.twinDeviceRate, rateWindowMs: 10_000 }, new MemoryAddressLimiter({ maxPerAddress: config.twinDeviceRate, windowMs: 10_000 }, clock), bus.kind === 'nats' ? bus : undefined);
     const identityStore = new IdentityStore(db);
     const identity = new IdentityService(identityStore, keys, channels, groups, clock, log, {
       certificateDays: Math.max(1, Math.round(config.certificateLifetime / 86_400_000)),
@@ -182,7 +185,7 @@ export async function createPlatform(config: Config, deps: PlatformDeps): Promis
     // a renewed certificate's first use revokes the one it replaces
     authorizer.onCertificateSeen = (deviceId, serial) => void identity.certificateUsed(deviceId, serial).catch((e: unknown) => log.error({ err: e, deviceId, serial }, 'could not retire the certificate a renewed one replaces'));
     await identity.root();
-    const events = new EventLog(new EventStore(db), bus, clock, log, {
+    const events = new EventLog(new EventStore(db, offload), bus, clock, log, {
       batchSize: 500,
       flushIntervalMs: 100,
       retentionMs: config.eventRetention,
@@ -200,7 +203,6 @@ export async function createPlatform(config: Config, deps: PlatformDeps): Promis
     const trust = new DeviceTrustCache(identity, bus, log);
     await trust.load();
     const messagingMetrics = new MessagingMetrics(metrics, bus);
-    const writerStore = await storeFor(config, url, deps.db === undefined, db, log, deps.writer !== false);
     // the writer reuses the service's parse only when it gets the very envelope object: same thread, in-process bus
     const rememberParse = bus.kind === 'memory' && !(writerStore instanceof WriterThread);
     const deadLetters = new DeadLetterRepository(db);
@@ -244,9 +246,10 @@ export async function createPlatform(config: Config, deps: PlatformDeps): Promis
       bus, messaging, consumers, readers: new MessageReaders(db), writer, deadLetters, events, presence, metrics, messagingMetrics,
       close: async () => {
         await presence.close();
-        await consumers.stop();
         twins.stop();
+        // before the writer's thread stops: it writes the events on SQLite
         await events.close();
+        await consumers.stop();
         invalidation.stop();
         trust.stop();
         sessions.stop();

@@ -25,7 +25,8 @@ import { procTicks } from '../http-publish/processes.js';
 import { children, root, track } from '../mqtt/brokers.js';
 import { specFile } from '../mtls/fleet.js';
 import { postgresSkipReason, postgresUrl } from '../databases.js';
-import { Database } from '../../src/db/index.js';
+import { Database, sqliteUrlFor } from '../../src/db/index.js';
+import { RawQueries } from '../../src/db/raw.js';
 import type { DeltasResult, StormResult, TwinLoadSpec, UpdatesResult } from './load.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -97,6 +98,8 @@ interface DbResult {
   reference: UpdatesResult & { cpu: number };
   deltas: DeltasResult & { sent: number; refused: number; seconds: number };
   storm?: StormResult & { rssMb: number; idleRssMb: number };
+  /** After the updates: changes stored, and their twin.updated events. */
+  eventsCheck: { changes: number; events: number };
 }
 
 async function updatesCase(port: number, pid: number | undefined, list: { id: string; secret: string }[], topic: string): Promise<UpdatesResult & { cpu: number }> {
@@ -114,8 +117,21 @@ async function updatesCase(port: number, pid: number | undefined, list: { id: st
   }
 }
 
+/** Changes in the twins' history, and twin.updated events stored (the events API writes what it holds first). */
+async function eventsKept(api: string, token: string, org: string, url: string): Promise<{ changes: number; events: number }> {
+  const listed = await call<{ total: number }>(api, 'GET', `/orgs/${org}/events?type=twin.updated&limit=1`, { token });
+  const db = await Database.open({ url, poolSize: 1, queryBuilder: false });
+  try {
+    const rows = await new RawQueries(db).all<{ n: number }>('SELECT COUNT(*) AS n FROM twin_history WHERE org_id = ?', [org]);
+    return { changes: Number(rows[0]!.n), events: listed.body.total };
+  } finally {
+    await db.close();
+  }
+}
+
 async function forDatabase(kind: 'sqlite' | 'postgres', url?: string): Promise<DbResult> {
-  const server = await startCli(cliEnv(dataFolder(), {
+  const dir = dataFolder();
+  const server = await startCli(cliEnv(dir, {
     FLEETWIRE_ADMIN_EMAIL: admin.email, FLEETWIRE_ADMIN_PASSWORD: admin.password, FLEETWIRE_SECRET_KEY: 'd'.repeat(64),
     FLEETWIRE_TWIN_DEVICE_RATE: '1000000', FLEETWIRE_MQTT_MAX_CONNECT_RATE: '0',
     ...(url ? { FLEETWIRE_DATABASE_URL: url } : {}),
@@ -129,6 +145,8 @@ async function forDatabase(kind: 'sqlite' | 'postgres', url?: string): Promise<D
     await call(server.api, 'POST', `/orgs/${org}/connections`, { token, body: { device_ids: fleet.map((d) => d.id), channel_ids: [channel], types: ['publish'] } });
 
     const updates = await updatesCase(port, server.child.pid, fleet, 'devices/{id}/twin/update');
+    // every accepted change has its fleet event (written behind the twins, off the devices' path): none dropped
+    const eventsCheck = await eventsKept(server.api, token, org, url ?? sqliteUrlFor(dir));
     const reference = await updatesCase(port, server.child.pid, fleet, `channels/${channel}/messages/twin-reference`);
 
     // desired → delta, open loop at `rate` a second
@@ -183,7 +201,7 @@ async function forDatabase(kind: 'sqlite' | 'postgres', url?: string): Promise<D
         s.stop();
       }
     }
-    return { db: kind === 'sqlite' ? 'SQLite' : 'PostgreSQL', updates, reference, deltas, ...(storm ? { storm } : {}) };
+    return { db: kind === 'sqlite' ? 'SQLite' : 'PostgreSQL', updates, reference, deltas, eventsCheck, ...(storm ? { storm } : {}) };
   } catch (e) {
     // what the server said about it
     for (const l of server.logs.filter((l) => (l.level as number) >= 40 || /refused|failed/.test(String(l.msg))).slice(-8)) console.error(JSON.stringify(l));
@@ -244,7 +262,9 @@ async function main(): Promise<number> {
     const u = r.updates.acks / r.updates.seconds;
     const target = r.db === 'SQLite' ? targets.sqlite : targets.postgres;
     const p99 = pct(r.deltas.latencyMs, 0.99);
-    const ok = u >= target && p99 <= targets.deltaP99Ms && r.deltas.deltas >= r.deltas.sent * 0.99 && (!r.storm || r.storm.withDelta === stormCount);
+    const { changes, events } = r.eventsCheck;
+    console.log(`${r.db}: ${fmt(changes)} twin changes stored by the updates case, ${fmt(events)} twin.updated events${events === changes ? ': one each' : ': NOT one each'}`);
+    const ok = events === changes && u >= target && p99 <= targets.deltaP99Ms && r.deltas.deltas >= r.deltas.sent * 0.99 && (!r.storm || r.storm.withDelta === stormCount);
     met &&= ok;
     console.log(`${r.db}: ${fmt(u)} updates/s (target ≥ ${fmt(target)}), delta p99 ${ms(p99)} at ${fmt(r.deltas.sent / r.deltas.seconds)}/s (target ≤ ${targets.deltaP99Ms} ms)${r.storm ? `, storm ${fmt(r.storm.withDelta)}/${fmt(stormCount)} deltas in ${r.storm.allDeltasSeconds.toFixed(2)} s` : ''}: ${ok ? 'met' : 'MISSED'}`);
     for (const e of [...r.updates.errors, ...r.deltas.errors, ...(r.storm?.errors ?? [])]) console.log(`  generator error: ${e}`);

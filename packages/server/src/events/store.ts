@@ -2,6 +2,8 @@ import { sql } from 'kysely';
 import { jsonColumn, type Database } from '../db/index.js';
 import type { FleetEventsTable } from '../db/schema.js';
 import type { EventType, FleetEvent } from './types.js';
+import type { SqliteWrites } from '../db/offload.js';
+import { insertEventRows } from './insert.js';
 
 export interface EventQuery {
   offset: number;
@@ -36,28 +38,22 @@ function prefixPattern(prefix: string): string {
 
 /** The fleet_events table (migration 18). */
 export class EventStore {
-  constructor(private readonly db: Database) {}
-
-  private sqliteInsert: ((rows: FleetEventsTable[]) => void) | undefined;
+  /** `offload`: SQLite writes go to the writer's thread (db/offload.ts), off this event loop. */
+  constructor(
+    private readonly db: Database,
+    private readonly offload?: SqliteWrites,
+  ) {}
 
   /**
-   * Inserts the rows in one transaction: a prepared statement per row on SQLite, one statement
-   * over arrays on PostgreSQL (events come with every twin update: the query builder's compile
-   * per batch was as costly as the twins' own writes, bench/twins).
+   * Inserts the rows in one transaction: a prepared statement per row on SQLite (on the writer's
+   * thread when offloaded), one statement over arrays on PostgreSQL (events come with every twin
+   * update: the query builder's compile per batch was as costly as the twins' own writes, bench/twins).
    */
   async insertMany(rows: FleetEventsTable[]): Promise<void> {
     if (rows.length === 0) return;
     if (this.db.sqlite) {
-      if (!this.sqliteInsert) {
-        const db = this.db.sqlite;
-        const st = db.prepare('INSERT INTO fleet_events (id, org_id, type, actor_kind, actor_id, subject_kind, subject_id, data, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)');
-        const txn = db.transaction((batch: FleetEventsTable[]) => {
-          for (const r of batch) st.run(r.id, r.org_id, r.type, r.actor_kind, r.actor_id, r.subject_kind, r.subject_id, typeof r.data === 'string' ? r.data : JSON.stringify(r.data), r.created_at);
-        });
-        // the message writer's thread has a connection of its own: take the write lock at BEGIN (db/database.ts)
-        this.sqliteInsert = (batch) => txn.immediate(batch);
-      }
-      this.sqliteInsert(rows);
+      if (this.offload) await this.offload.eventRows(rows);
+      else insertEventRows(this.db.sqlite, rows);
       return;
     }
     const col = <K extends keyof FleetEventsTable>(k: K) => rows.map((r) => r[k]);

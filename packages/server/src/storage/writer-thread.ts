@@ -1,6 +1,9 @@
 import { Worker } from 'node:worker_threads';
 import type { Envelope, Protocol } from '../messaging/envelope.js';
 import type { BatchStore, StoredCounts } from './writer.js';
+import type { SqliteWrites } from '../db/offload.js';
+import type { FleetEventsTable } from '../db/schema.js';
+import type { TwinRow } from '../twins/store.js';
 
 /**
  * The writer's database work on a worker thread (writer-worker.ts) with a connection of its own, so
@@ -31,9 +34,16 @@ export interface PackedBatch {
   bytes: Uint8Array;
 }
 
-export type WorkerRequest = { op: 'store'; seq: number; batch: PackedBatch } | { op: 'probe'; seq: number } | { op: 'prune'; seq: number; boundaryId: string; limit: number } | { op: 'close' };
+export type WorkerRequest =
+  | { op: 'store'; seq: number; batch: PackedBatch }
+  | { op: 'probe'; seq: number }
+  | { op: 'prune'; seq: number; boundaryId: string; limit: number }
+  | { op: 'twins'; seq: number; rows: TwinRow[] }
+  | { op: 'events'; seq: number; rows: FleetEventsTable[] }
+  | { op: 'close' };
 
-export type WorkerReply = { seq: number; ok: true; counts?: StoredCounts; pruned?: number } | { seq: number; ok: false; error: string } | { ready: true } | { failed: string };
+/** `code`: the database's error code (SQLITE_CONSTRAINT_FOREIGNKEY…), for the caller to tell failures apart. */
+export type WorkerReply = { seq: number; ok: true; counts?: StoredCounts; pruned?: number; written?: boolean[] } | { seq: number; ok: false; error: string; code?: string } | { ready: true } | { failed: string };
 
 export function packBatch(batch: Envelope[]): PackedBatch {
   const text = new Array<string>(batch.length * textFields.length);
@@ -87,16 +97,20 @@ function newWorker(options: WriterThreadOptions): Worker {
   return new Worker(boot, { ...common, eval: true });
 }
 
+type Done = { counts?: StoredCounts; pruned?: number; written?: boolean[] };
+
 interface Pending {
-  resolve(reply: { counts?: StoredCounts; pruned?: number }): void;
+  resolve(reply: Done): void;
   reject(e: Error): void;
 }
 
 /**
- * A BatchStore on a worker thread. A worker that dies (a crash, not `close`) fails the batches it
- * held, which the bus delivers again, and is started anew for the next batch.
+ * A BatchStore on a worker thread, which also takes the twins' and the fleet events' writes on
+ * SQLite (db/offload.ts; `sqlite` says the database is one). A worker that dies (a crash, not
+ * `close`) fails the requests it held (the bus delivers the message batches again; a twin write is
+ * refused to its writer) and is started anew for the next request.
  */
-export class WriterThread implements BatchStore {
+export class WriterThread implements BatchStore, SqliteWrites {
   private worker: Promise<Worker> | undefined;
   private readonly pending = new Map<number, Pending>();
   private seq = 0;
@@ -128,7 +142,7 @@ export class WriterThread implements BatchStore {
         if (!p) return;
         this.pending.delete(m.seq);
         if (m.ok) p.resolve(m);
-        else p.reject(new Error(m.error));
+        else p.reject(Object.assign(new Error(m.error), m.code !== undefined ? { code: m.code } : {}));
       });
       const gone = (why: Error) => {
         reject(why);
@@ -144,7 +158,7 @@ export class WriterThread implements BatchStore {
     return started;
   }
 
-  private async request(make: (seq: number) => WorkerRequest, transfer: ArrayBuffer[] = []): Promise<{ counts?: StoredCounts; pruned?: number }> {
+  private async request(make: (seq: number) => WorkerRequest, transfer: ArrayBuffer[] = []): Promise<Done> {
     const worker = await this.running();
     const seq = ++this.seq;
     return new Promise((resolve, reject) => {
@@ -165,6 +179,14 @@ export class WriterThread implements BatchStore {
 
   async pruneBefore(boundaryId: string, limit: number): Promise<number> {
     return (await this.request((seq) => ({ op: 'prune', seq, boundaryId, limit }))).pruned!;
+  }
+
+  async twinRows(rows: TwinRow[]): Promise<boolean[]> {
+    return (await this.request((seq) => ({ op: 'twins', seq, rows }))).written!;
+  }
+
+  async eventRows(rows: FleetEventsTable[]): Promise<void> {
+    await this.request((seq) => ({ op: 'events', seq, rows }));
   }
 
   /** Lets the worker finish what it holds, close its connection and exit. */

@@ -4,6 +4,8 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { Database } from '../db/index.js';
 import { createMessageSink, type MessageSink } from './sink.js';
 import { storeBatch } from './writer.js';
+import { writeTwinRows } from '../twins/store.js';
+import { insertEventRows } from '../events/insert.js';
 import { unpackBatch, type WorkerReply, type WorkerRequest, type WriterThreadOptions } from './writer-thread.js';
 
 const options = workerData as WriterThreadOptions;
@@ -24,8 +26,14 @@ async function open(): Promise<{ db: Database; sink: MessageSink } | undefined> 
   }
 }
 
-async function handle(sink: MessageSink, m: Exclude<WorkerRequest, { op: 'close' }>): Promise<WorkerReply> {
+async function handle(db: Database, sink: MessageSink, m: Exclude<WorkerRequest, { op: 'close' }>): Promise<WorkerReply> {
   try {
+    // twins and fleet events (db/offload.ts): SQLite only, where the main thread hands them over
+    if (m.op === 'twins') return { seq: m.seq, ok: true, written: writeTwinRows(db.sqlite!, m.rows) };
+    if (m.op === 'events') {
+      insertEventRows(db.sqlite!, m.rows);
+      return { seq: m.seq, ok: true };
+    }
     if (m.op === 'store') return { seq: m.seq, ok: true, counts: await storeBatch(sink, unpackBatch(m.batch), options.opaqueMaxBytes) };
     if (m.op === 'probe') {
       await sink.probe();
@@ -33,22 +41,43 @@ async function handle(sink: MessageSink, m: Exclude<WorkerRequest, { op: 'close'
     }
     return { seq: m.seq, ok: true, pruned: await sink.pruneBefore(m.boundaryId, m.limit) };
   } catch (e) {
-    return { seq: m.seq, ok: false, error: e instanceof Error ? e.message : String(e) };
+    const code = (e as { code?: unknown }).code;
+    return { seq: m.seq, ok: false, error: e instanceof Error ? e.message : String(e), ...(typeof code === 'string' ? { code } : {}) };
   }
 }
 
 const opened = await open();
 if (opened) {
   const { db, sink } = opened;
-  // one request at a time: batches commit in the order the bus handed them over
-  let queue = Promise.resolve();
-  port.on('message', (m: WorkerRequest) => {
-    queue = queue.then(async () => {
-      if (m.op !== 'close') return reply(await handle(sink, m));
+  // one request at a time: batches commit in the order the bus handed them over. Fleet events wait
+  // while anything else is waiting: a device waits for its message or twin write, nobody for an event
+  const urgent: WorkerRequest[] = [];
+  const events: WorkerRequest[] = [];
+  let running = false;
+  const next = async () => {
+    running = true;
+    for (;;) {
+      const m = urgent.shift() ?? events.shift();
+      if (!m) break;
+      if (m.op !== 'close') {
+        reply(await handle(db, sink, m));
+        // requests that came meanwhile are queued before the next is picked
+        await new Promise((resolve) => setImmediate(resolve));
+        continue;
+      }
       await sink.close().catch(() => {}); // what it still held, the next writer recovers from the records
       await db.close();
       port.close();
-    });
+      return;
+    }
+    running = false;
+  };
+  port.on('message', (m: WorkerRequest) => {
+    // close comes after everything asked before it, events included
+    if (m.op === 'close') {
+      urgent.push(...events.splice(0), m);
+    } else (m.op === 'events' ? events : urgent).push(m);
+    if (!running) void next();
   });
   reply({ ready: true });
 }

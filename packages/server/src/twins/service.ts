@@ -110,6 +110,11 @@ export interface UpdateOptions {
   trustedDevice?: boolean;
 }
 
+/** An update made in memory: nothing to write (`pending`: the write the twin is at, if not stored yet), or its write. */
+type Prepared =
+  | { current: TwinState; pending: Promise<boolean> | undefined }
+  | { current: TwinState; next: TwinState; written: Promise<boolean>; applied: JsonObject; actor: TwinActor; same: boolean; withdrawn: boolean; rejectedNow: string[]; now: number };
+
 const emptyState = (orgId: string, deviceId: string, name: string, now: string): TwinState => ({
   org_id: orgId, device_id: deviceId, name, version: 0, desired: {}, reported: {}, tags: {}, metadata: { desired: {}, reported: {}, tags: {} }, rejected: {}, created_at: now, updated_at: now,
 });
@@ -146,6 +151,8 @@ export class TwinService {
   private readonly cache = new Map<string, TwinState>();
   /** The update being applied to each twin: the next waits for it. */
   private readonly queues = new Map<string, Promise<unknown>>();
+  /** The last write of each twin not yet stored (true once it is, false when it was not). */
+  private readonly writes = new Map<string, Promise<boolean>>();
   private readonly settingsCache = new Map<string, { settings: TwinSettings; until: number }>();
   private readonly listeners = new Set<(change: TwinChanged) => void>();
   private readonly watchers = new Set<(notice: TwinNotice) => void>();
@@ -275,15 +282,51 @@ export class TwinService {
       if (wait > 0) throw new AppError('twin.rate_limited', `at most ${this.options.maxDeviceUpdates} twin updates per ${this.options.rateWindowMs / 1000} s from one device: retry in ${Math.ceil(wait / 1000)} s`, { retry_after: Math.ceil(wait / 1000) });
     }
     this.checkShape(update, options.actor);
+    return this.queued(orgId, deviceId, name, update, options, 0);
+  }
+
+  /**
+   * Makes the update's next version on top of the twin's newest, one update at a time per twin (in
+   * this process), then waits for it to be stored outside that turn: the next update of the twin is
+   * made on top of this one while it is being written, and the store keeps their order.
+   */
+  private async queued(orgId: string, deviceId: string, name: string, update: TwinUpdate, options: UpdateOptions, attempt: number): Promise<{ twin: TwinState; changed?: TwinChanged }> {
     const key = `${deviceId}\u0000${name}`;
     const previous = this.queues.get(key);
-    const run = (previous ?? Promise.resolve()).catch(() => {}).then(() => this.apply(orgId, deviceId, name, update, options, key));
+    const run = (previous ?? Promise.resolve()).catch(() => {}).then(async () => {
+      const made = await this.prepare(orgId, deviceId, name, update, options, key);
+      // a retry holds the twin until it is stored: writers that race on one twin take turns
+      if (attempt > 0 && 'written' in made) await made.written.catch(() => {});
+      return made;
+    });
     this.queues.set(key, run);
+    let prepared: Prepared;
     try {
-      return await run;
+      prepared = await run;
     } finally {
       if (this.queues.get(key) === run) this.queues.delete(key);
     }
+    if (!('written' in prepared)) {
+      // nothing changed: what the writer is told must be stored, so wait for the write it was made on
+      if (prepared.pending && !(await prepared.pending)) return this.retry(orgId, deviceId, name, update, options, key, attempt);
+      return { twin: prepared.current };
+    }
+    let written: boolean;
+    try {
+      written = await prepared.written;
+    } catch (e) {
+      this.cache.delete(key);
+      throw e;
+    }
+    // another process wrote this twin since it was read (or a version this one was made on was not stored): again, on the twin as stored
+    if (!written) return this.retry(orgId, deviceId, name, update, options, key, attempt);
+    return { twin: prepared.next, changed: this.changed(prepared) };
+  }
+
+  private retry(orgId: string, deviceId: string, name: string, update: TwinUpdate, options: UpdateOptions, key: string, attempt: number): Promise<{ twin: TwinState; changed?: TwinChanged }> {
+    this.cache.delete(key);
+    if (attempt >= 5) throw new AppError('twin.version_conflict', 'the twin is being changed by many writers at once: retry');
+    return this.queued(orgId, deviceId, name, update, options, attempt + 1);
   }
 
   private checkShape(update: TwinUpdate, actor: TwinActor): void {
@@ -307,7 +350,8 @@ export class TwinService {
     }
   }
 
-  private async apply(orgId: string, deviceId: string, name: string, update: TwinUpdate, options: UpdateOptions, key: string, attempt = 0): Promise<{ twin: TwinState; changed?: TwinChanged }> {
+  /** The update applied in memory and handed to the store (or nothing to write); refusals throw. */
+  private async prepare(orgId: string, deviceId: string, name: string, update: TwinUpdate, options: UpdateOptions, key: string): Promise<Prepared> {
     const current = await this.state(orgId, deviceId, name, { trustedDevice: options.trustedDevice ?? false, creating: true, cached: true });
     if (options.version !== undefined && options.version !== current.version) {
       throw new AppError('twin.version_conflict', `the twin is at version ${current.version}, not ${options.version}`, { version: current.version });
@@ -351,37 +395,42 @@ export class TwinService {
     next.rejected = rejected;
     const same = next.desired === current.desired || jsonEqual(next.desired, current.desired);
     const unchanged = same && jsonEqual(next.reported, current.reported) && jsonEqual(next.tags, current.tags) && jsonEqual(next.rejected as unknown as Json, current.rejected as unknown as Json);
-    if (unchanged) return { twin: current };
+    if (unchanged) return { current, pending: this.writes.get(key) };
     const change: TwinChange = { version: next.version, actor: options.actor, patch: applied, at };
-    if (!(await this.store.write(next, current.version, change))) {
-      // another process wrote this twin since it was read: read it again and apply the update to that
-      this.cache.delete(key);
-      if (attempt >= 5) throw new AppError('twin.version_conflict', 'the twin is being changed by many writers at once: retry');
-      return this.apply(orgId, deviceId, name, update, options, key, attempt + 1);
-    }
+    const written = this.store.write(next, current.version, change);
+    // the next update of this twin is made on this version (the store writes them in order)
     this.remember(key, next);
+    const pending = written.catch(() => false);
+    this.writes.set(key, pending);
+    void pending.then(() => this.writes.get(key) === pending && this.writes.delete(key));
     const withdrawn = update.rejected !== undefined && Object.values(update.rejected).some((r) => r === null);
+    return { current, next, written, applied, actor: options.actor, same, withdrawn, rejectedNow, now };
+  }
+
+  /** Tells the listeners of a stored change, here and (the notice) on every process. */
+  private changed(p: Extract<Prepared, { written: Promise<boolean> }>): TwinChanged {
+    const { current, next } = p;
     const changed: TwinChanged = {
-      orgId, deviceId, name, version: next.version, actor: options.actor, patch: applied,
+      orgId: next.org_id, deviceId: next.device_id, name: next.name, version: next.version, actor: p.actor, patch: p.applied,
       previous: { desired: current.desired, reported: current.reported }, twin: next,
       delta: computeDelta(next.desired, next.reported, next.rejected),
-      desiredChanged: !same || withdrawn, rejectedNow,
+      desiredChanged: !p.same || p.withdrawn, rejectedNow: p.rejectedNow,
     };
     for (const listener of this.listeners) {
       try {
         listener(changed);
       } catch (e) {
-        this.log.error({ err: e, deviceId, twin: name }, 'a twin change listener failed');
+        this.log.error({ err: e, deviceId: next.device_id, twin: next.name }, 'a twin change listener failed');
       }
     }
     const notice: TwinNotice = {
-      node: this.node, orgId, deviceId, name, version: next.version,
+      node: this.node, orgId: next.org_id, deviceId: next.device_id, name: next.name, version: next.version,
       ...(changed.desiredChanged ? { delta: changed.delta } : {}),
-      previous: changed.previous, current: { desired: next.desired, reported: next.reported }, at: now,
+      previous: changed.previous, current: { desired: next.desired, reported: next.reported }, at: p.now,
     };
     this.tell(notice);
     this.broadcasts?.broadcast(noticeTopic, JSON.stringify(notice));
-    return { twin: next, changed };
+    return changed;
   }
 
   /** Forgets what this process holds of a twin (another process changed it). */

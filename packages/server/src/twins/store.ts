@@ -1,5 +1,6 @@
-import type { Statement } from 'better-sqlite3';
+import type SqliteDatabase from 'better-sqlite3';
 import type { Database } from '../db/index.js';
+import type { SqliteWrites } from '../db/offload.js';
 import { jsonColumn } from '../db/index.js';
 import { RawQueries } from '../db/raw.js';
 import { AppError } from '../core/errors.js';
@@ -83,9 +84,15 @@ interface Pending {
   reject(e: unknown): void;
 }
 
+const twinKey = (t: { device_id: string; name: string }) => `${t.device_id}\u0000${t.name}`;
+
 /** Twin writes per transaction at most. */
 const maxBatch = 500;
-/** Batches written at once: one on SQLite (one writer), a few on PostgreSQL (commits overlap). */
+/**
+ * Batches written at once: one on SQLite (one writer; a batch holds several versions of a twin), a
+ * few on PostgreSQL (commits overlap; a twin is in one of them at most). A write that fails fails
+ * those made on top of it before they are sent (dropChained).
+ */
 const maxConcurrentBatches = (db: Database) => (db.sqlite ? 1 : 4);
 
 /** A foreign key violation: the device went away while its twin was written. */
@@ -98,7 +105,11 @@ function isForeignKeyError(e: unknown): boolean {
 export class TwinStore {
   private readonly raw: RawQueries;
 
-  constructor(private readonly db: Database) {
+  /** `offload`: SQLite writes go to the writer's thread (db/offload.ts), off this event loop. */
+  constructor(
+    private readonly db: Database,
+    private readonly offload?: SqliteWrites,
+  ) {
     this.raw = new RawQueries(db);
   }
 
@@ -123,13 +134,17 @@ export class TwinStore {
   private queue: Pending[] = [];
   private flushing = 0;
   private scheduled = false;
+  /** PostgreSQL: twins with a write in a batch not yet committed. */
+  private readonly inFlight = new Set<string>();
 
   /**
    * Stores `next` if the twin is still at `previousVersion` (0: not stored yet), with its change in
    * the history, atomically. False when another writer got there first (nothing written). Writes
    * made together go in one transaction (one commit for all: what makes thousands a second), each
-   * still conditional on its own version; a twin is in a batch once at most (the service applies
-   * one update at a time per twin).
+   * still conditional on its own version. Writes of one twin commit in the order they were made
+   * (the service makes the next version on top of one still being written): on SQLite several
+   * versions of a twin share a batch, in order; on PostgreSQL a batch holds one, and none while an
+   * earlier one is being written.
    */
   write(next: TwinState, previousVersion: number, change: TwinChange): Promise<boolean> {
     return new Promise((resolve, reject) => {
@@ -143,43 +158,97 @@ export class TwinStore {
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
-      const batch = this.queue.splice(0, maxBatch);
+      const batch = this.take();
       if (batch.length === 0) return;
       this.flushing++;
       this.writeBatch(batch).finally(() => {
         this.flushing--;
+        if (!this.db.sqlite) for (const p of batch) this.inFlight.delete(twinKey(p.next));
         this.schedule();
       });
       this.schedule();
     });
   }
 
+  /** The next batch from the queue: in order; on PostgreSQL a twin once, and not while it has a write in flight. */
+  private take(): Pending[] {
+    // SQLite runs a batch's statements one after the other: v2 finds the row v1 left
+    if (this.db.sqlite) return this.queue.splice(0, maxBatch);
+    // one PostgreSQL statement updates a row once, and overlapping batches commit in any order
+    const batch: Pending[] = [];
+    const rest: Pending[] = [];
+    for (const p of this.queue) {
+      const key = twinKey(p.next);
+      if (batch.length < maxBatch && !this.inFlight.has(key)) {
+        this.inFlight.add(key);
+        batch.push(p);
+      } else rest.push(p);
+    }
+    this.queue = rest;
+    return batch;
+  }
+
   /** Writes a batch in one transaction; if that fails, each write alone, so that only a bad one's writer hears of it. */
   private async writeBatch(batch: Pending[]): Promise<void> {
+    let done: boolean[] | undefined;
     try {
-      const done = await this.writeMany(batch);
-      batch.forEach((p, i) => p.resolve(done[i]!));
-      return;
+      done = await this.writeMany(batch);
     } catch (e) {
-      if (batch.length === 1) return batch[0]!.reject(isForeignKeyError(e) ? new AppError('device.not_found') : e);
+      if (batch.length === 1) return this.settle(batch[0]!, e);
     }
+    if (done) return batch.forEach((p, i) => this.settle(p, done[i]!));
+    const failed = new Set<string>();
     for (const p of batch) {
-      try {
-        p.resolve((await this.writeMany([p]))[0]!);
-      } catch (e) {
-        p.reject(isForeignKeyError(e) ? new AppError('device.not_found') : e);
+      // made on a version of this batch that was not written: not written either
+      if (failed.has(`${twinKey(p.next)}\u0000${p.previousVersion}`)) {
+        failed.add(`${twinKey(p.next)}\u0000${p.next.version}`);
+        this.settle(p, false);
+        continue;
       }
+      let written: boolean | unknown;
+      try {
+        written = (await this.writeMany([p]))[0]!;
+      } catch (e) {
+        written = e;
+      }
+      if (written !== true) failed.add(`${twinKey(p.next)}\u0000${p.next.version}`);
+      this.settle(p, written);
     }
   }
 
+  /** Tells the writer: written (true), not (false: another writer got there first) or why not. */
+  private settle(p: Pending, outcome: boolean | unknown): void {
+    if (outcome === true) return p.resolve(true);
+    this.dropChained(p);
+    if (outcome === false) p.resolve(false);
+    else p.reject(isForeignKeyError(outcome) ? new AppError('device.not_found') : outcome);
+  }
+
+  /**
+   * The writes waiting that were made on top of one that was not written are not written either:
+   * their version numbers may match what another process stored, their content does not.
+   */
+  private dropChained(failed: Pending): void {
+    const key = twinKey(failed.next);
+    const versions = new Set([failed.next.version]);
+    const dropped: Pending[] = [];
+    this.queue = this.queue.filter((q) => {
+      if (twinKey(q.next) !== key || !versions.has(q.previousVersion)) return true;
+      versions.add(q.next.version);
+      dropped.push(q);
+      return false;
+    });
+    for (const q of dropped) q.resolve(false);
+  }
+
   private async writeMany(batch: Pending[]): Promise<boolean[]> {
-    const rows = batch.map(({ next, previousVersion, change }) => ({
+    const rows: TwinRow[] = batch.map(({ next, previousVersion, change }) => ({
       prev: previousVersion,
       values: [next.version, JSON.stringify(next.desired), JSON.stringify(next.reported), JSON.stringify(next.tags), JSON.stringify(next.metadata), JSON.stringify(next.rejected), next.updated_at, next.org_id, next.device_id, next.name],
       history: [next.device_id, next.name, change.version, next.org_id, change.actor.kind, change.actor.id ?? null, JSON.stringify(change.patch), change.at],
       created: next.created_at,
     }));
-    if (this.db.sqlite) return this.sqliteBatch(rows);
+    if (this.db.sqlite) return this.offload ? this.offload.twinRows(rows) : writeTwinRows(this.db.sqlite, rows);
     const cols = (i: number) => rows.map((r) => r.values[i]);
     const h = (i: number) => rows.map((r) => r.history[i]);
     // one statement, one commit: the updates (version-checked), the new twins, and the history of those written
@@ -204,28 +273,8 @@ export class TwinStore {
        RETURNING device_id, name`,
       [...Array.from({ length: 10 }, (_, i) => cols(i)), rows.map((r) => r.prev), rows.map((r) => r.created), h(4), h(5), h(6)],
     );
-    const written = new Set(res.rows.map((r: { device_id: string; name: string }) => `${r.device_id}\u0000${r.name}`));
-    return batch.map((p) => written.has(`${p.next.device_id}\u0000${p.next.name}`));
-  }
-
-  private sqliteStatements: { insert: Statement; update: Statement; log: Statement } | undefined;
-
-  private sqliteBatch(rows: { prev: number; values: unknown[]; history: unknown[]; created: string }[]): boolean[] {
-    const db = this.db.sqlite!;
-    this.sqliteStatements ??= {
-      insert: db.prepare('INSERT INTO twins (version, desired, reported, tags, metadata, rejected, updated_at, org_id, device_id, name, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING'),
-      update: db.prepare('UPDATE twins SET version = ?, desired = ?, reported = ?, tags = ?, metadata = ?, rejected = ?, updated_at = ? WHERE org_id = ? AND device_id = ? AND name = ? AND version = ?'),
-      log: db.prepare('INSERT INTO twin_history (device_id, name, version, org_id, actor_kind, actor_id, patch, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
-    };
-    const { insert, update, log } = this.sqliteStatements;
-    const txn = db.transaction(() => rows.map((r) => {
-      const done = r.prev === 0 ? insert.run(...r.values, r.created) : update.run(...r.values, r.prev);
-      if (done.changes === 0) return false;
-      log.run(...r.history);
-      return true;
-    }));
-    // the message writer's thread has a connection of its own: take the write lock at BEGIN (db/database.ts)
-    return txn.immediate();
+    const written = new Set(res.rows.map((r: { device_id: string; name: string }) => twinKey(r)));
+    return batch.map((p) => written.has(twinKey(p.next)));
   }
 
   /** Changes from `fromVersion` on (inclusive), oldest first, at most `limit`. */
@@ -270,6 +319,49 @@ export class TwinStore {
     const rows = await this.raw.all<TwinRowRaw>(`SELECT ${columns} FROM twins WHERE ${clause} ORDER BY device_id, name LIMIT ? OFFSET ?`, [...params, page.limit, page.offset]);
     return { total: Number(count?.n ?? 0), items: rows.map(toState) };
   }
+}
+
+/** One twin write as the database takes it: the row's values, the version it must still be at (0: a new twin), its history row. */
+export interface TwinRow {
+  prev: number;
+  /** version, desired, reported, tags, metadata, rejected, updated_at, org_id, device_id, name */
+  values: unknown[];
+  /** device_id, name, version, org_id, actor_kind, actor_id, patch, created_at */
+  history: unknown[];
+  created: string;
+}
+
+const twinWriters = new WeakMap<SqliteDatabase.Database, (rows: TwinRow[]) => boolean[]>();
+
+/**
+ * Writes twin rows in one SQLite transaction, each conditional on its version; whether each was
+ * written. Run by the connection that writes: this thread's, or the writer thread's (db/offload.ts).
+ */
+export function writeTwinRows(db: SqliteDatabase.Database, rows: TwinRow[]): boolean[] {
+  let write = twinWriters.get(db);
+  if (!write) {
+    const insert = db.prepare('INSERT INTO twins (version, desired, reported, tags, metadata, rejected, updated_at, org_id, device_id, name, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING');
+    const update = db.prepare('UPDATE twins SET version = ?, desired = ?, reported = ?, tags = ?, metadata = ?, rejected = ?, updated_at = ? WHERE org_id = ? AND device_id = ? AND name = ? AND version = ?');
+    const log = db.prepare('INSERT INTO twin_history (device_id, name, version, org_id, actor_kind, actor_id, patch, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
+    const txn = db.transaction((batch: TwinRow[]) => {
+      // `device\0name\0version` of the rows not written: a later version made on one is not written either
+      const failed = new Set<string>();
+      return batch.map((r) => {
+        const key = `${String(r.values[8])}\u0000${String(r.values[9])}\u0000`;
+        const done = failed.has(key + r.prev) ? undefined : r.prev === 0 ? insert.run(...r.values, r.created) : update.run(...r.values, r.prev);
+        if (!done || done.changes === 0) {
+          failed.add(key + String(r.values[0]));
+          return false;
+        }
+        log.run(...r.history);
+        return true;
+      });
+    });
+    // another connection (the writer's thread, another process) may write too: take the write lock at BEGIN (db/database.ts)
+    write = (batch) => txn.immediate(batch);
+    twinWriters.set(db, write);
+  }
+  return write(rows);
 }
 
 // Query paths hold only [A-Za-z0-9_-] keys (query.ts), so they go into the SQL text as they are.
