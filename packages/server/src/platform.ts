@@ -11,6 +11,9 @@ import { DeviceAuthorizer } from './auth/decision.js';
 import { createAccessStore } from './auth/access-store.js';
 import { broadcastInvalidation, type AccessChanges } from './auth/invalidation.js';
 import { SessionRegistry } from './auth/sessions.js';
+import { PrincipalCache } from './auth/principals.js';
+import type { OrgRole } from './auth/permissions.js';
+import type { User } from './users/repository.js';
 import { UserRepository, UserService } from './users/index.js';
 import { OrgRepository, OrgService } from './orgs/index.js';
 import { DeviceRepository, DeviceService } from './devices/index.js';
@@ -161,9 +164,11 @@ export async function createPlatform(config: Config, deps: PlatformDeps): Promis
     const userRepo = new UserRepository(db);
     const limiter = new LoginLimiter(db, { maxPerAccount: config.loginMaxPerAccount, maxPerAddress: config.loginMaxPerAddress, windowMs: config.loginWindow }, clock);
     const sessions = new SessionRegistry(db, bus, clock, config.sessionCheckCache);
-    const auth = new AuthService(userRepo, tokenRepo, sessions, keys, limiter, clock, { accessTokenTtlMs: config.accessTokenTtl, refreshTokenTtlMs: config.refreshTokenTtl, passwordCost: config.passwordHashCost });
-    const users = new UserService(userRepo, clock, { passwordMinLength: config.passwordMinLength, passwordCost: config.passwordHashCost, onPasswordChanged: (id) => auth.revokeSessions(id) });
-    const orgs = new OrgService(new OrgRepository(db), users, clock, () => invalidation.invalidateAll());
+    // the user and role each API request reads, kept as briefly as the session check (auth/principals.ts)
+    const principals = new PrincipalCache<User, OrgRole>(bus, clock, config.sessionCheckCache);
+    const auth = new AuthService(userRepo, tokenRepo, sessions, keys, limiter, clock, { accessTokenTtlMs: config.accessTokenTtl, refreshTokenTtlMs: config.refreshTokenTtl, passwordCost: config.passwordHashCost }, principals);
+    const users = new UserService(userRepo, clock, { passwordMinLength: config.passwordMinLength, passwordCost: config.passwordHashCost, onPasswordChanged: (id) => auth.revokeSessions(id), onChanged: (id) => principals.userChanged(id) });
+    const orgs = new OrgService(new OrgRepository(db), users, clock, () => invalidation.invalidateAll(), principals);
     const devices = new DeviceService(new DeviceRepository(db), keys, clock, invalidation);
     const channels = new ChannelService(new ChannelRepository(db), clock, invalidation);
     const groups = new GroupService(new GroupRepository(db), devices, clock);
@@ -253,6 +258,7 @@ export async function createPlatform(config: Config, deps: PlatformDeps): Promis
         invalidation.stop();
         trust.stop();
         sessions.stop();
+        principals.stop();
         if (!deps.bus) await bus.close();
         if (!deps.db) await db.close();
       },

@@ -119,11 +119,17 @@ async function updatesCase(port: number, pid: number | undefined, list: { id: st
 
 /** Changes in the twins' history, and twin.updated events stored (the events API writes what it holds first). */
 async function eventsKept(api: string, token: string, org: string, url: string): Promise<{ changes: number; events: number }> {
-  const listed = await call<{ total: number }>(api, 'GET', `/orgs/${org}/events?type=twin.updated&limit=1`, { token });
   const db = await Database.open({ url, poolSize: 1, queryBuilder: false });
   try {
-    const rows = await new RawQueries(db).all<{ n: number }>('SELECT COUNT(*) AS n FROM twin_history WHERE org_id = ?', [org]);
-    return { changes: Number(rows[0]!.n), events: listed.body.total };
+    const count = async () => Number((await new RawQueries(db).all<{ n: number }>('SELECT COUNT(*) AS n FROM twin_history WHERE org_id = ?', [org]))[0]!.n);
+    // the updates the generator had in flight when it stopped are still being stored: wait until none is
+    let changes = await count();
+    for (let last = -1; changes !== last; changes = await count()) {
+      last = changes;
+      await new Promise((resolve) => setTimeout(resolve, 300));
+    }
+    const listed = await call<{ total: number }>(api, 'GET', `/orgs/${org}/events?type=twin.updated&limit=1`, { token });
+    return { changes, events: listed.body.total };
   } finally {
     await db.close();
   }

@@ -10,6 +10,8 @@ import { dummyPasswordHash, verifyPassword } from '../users/passwords.js';
 import type { LoginLimiter } from './rate-limit.js';
 import type { PersonalAccessToken, TokenRepository } from './repository.js';
 import type { SessionRegistry } from './sessions.js';
+import type { PrincipalCache } from './principals.js';
+import type { OrgRole } from './permissions.js';
 
 /** Who is calling the management API. */
 export interface Principal {
@@ -51,7 +53,13 @@ export class AuthService {
     private readonly limiter: LoginLimiter,
     private readonly clock: Clock,
     private readonly options: AuthServiceOptions,
+    /** Users read for requests (auth/principals.ts); none: each request reads the database. */
+    private readonly principals?: PrincipalCache<User, OrgRole>,
   ) {}
+
+  private findUser(id: string): Promise<User | undefined> {
+    return this.principals ? this.principals.user(id, () => this.users.findById(id)) : this.users.findById(id);
+  }
 
   /** Email + password login. `address` is the client address, for rate limiting. */
   async login(email: string, password: string, address: string): Promise<TokenPair> {
@@ -142,7 +150,7 @@ export class AuthService {
       if (e instanceof joseErrors.JOSEError) throw new AppError('auth.token_invalid', e instanceof joseErrors.JWTExpired ? 'The access token has expired' : 'The access token is invalid');
       throw e;
     }
-    const user = await this.users.findById(sub);
+    const user = await this.findUser(sub);
     if (!user) throw new AppError('auth.token_invalid', 'The user of this token no longer exists');
     if (!(await this.sessions.isLive(sid, sub))) throw new AppError('auth.session_ended');
     return { userId: user.id, email: user.email, platformRole: user.role, sessionId: sid };
@@ -152,7 +160,7 @@ export class AuthService {
     const pat = await this.tokens.findPatByHash(hashToken(token));
     const now = this.clock.now();
     if (!pat || pat.revoked_at !== null || Date.parse(pat.expires_at) <= now) throw new AppError('auth.token_invalid', 'The access token is invalid, expired or revoked');
-    const user = await this.users.findById(pat.user_id);
+    const user = await this.findUser(pat.user_id);
     if (!user) throw new AppError('auth.token_invalid');
     // last_used_at is informative: write it at most once a minute per token
     if (!pat.last_used_at || now - Date.parse(pat.last_used_at) > 60_000) await this.tokens.touchPat(pat.id, iso(now));

@@ -2,6 +2,8 @@ import { AppError } from '../core/errors.js';
 import { iso, type Clock } from '../core/clock.js';
 import { isUuid, uuidv7 } from '../core/ids.js';
 import type { Principal } from '../auth/service.js';
+import type { PrincipalCache } from '../auth/principals.js';
+import type { User } from '../users/repository.js';
 import type { UserService } from '../users/service.js';
 import { roleAllows, type Action, type OrgRole } from '../auth/permissions.js';
 import { normaliseEmail } from '../users/service.js';
@@ -24,7 +26,14 @@ export class OrgService {
     private readonly clock: Clock,
     /** Called after an organization is deleted, so caches can drop what they hold for it. */
     private readonly onDeleted: (orgId: string) => void = () => {},
+    /** Roles read for requests (auth/principals.ts), told of every membership change here. */
+    private readonly principals?: PrincipalCache<User, OrgRole>,
   ) {}
+
+  /** Memberships of the organization changed: no process answers from what it kept. */
+  private membershipsChanged(orgId: string): void {
+    this.principals?.orgChanged(orgId);
+  }
 
   /**
    * The single tenant check every organization route goes through. An organization the caller
@@ -33,7 +42,7 @@ export class OrgService {
   async authorize(principal: Principal, orgId: string, action: Action): Promise<OrgAccess> {
     if (!isUuid(orgId)) throw new AppError('org.not_found');
     if (principal.scope && principal.scope.orgId !== orgId) throw new AppError('org.not_found');
-    let role = await this.repo.roleOf(orgId, principal.userId);
+    let role = this.principals ? await this.principals.role(orgId, principal.userId, () => this.repo.roleOf(orgId, principal.userId)) : await this.repo.roleOf(orgId, principal.userId);
     if (!role && principal.platformRole === 'admin' && (await this.repo.findById(orgId))) role = 'owner';
     if (!role) throw new AppError('org.not_found');
     if (!roleAllows(role, action)) throw new AppError('auth.forbidden', `Your role (${role}) does not allow ${action}`);
@@ -79,6 +88,7 @@ export class OrgService {
 
   async delete(access: OrgAccess): Promise<void> {
     if (!(await this.repo.delete(access.orgId))) throw new AppError('org.not_found');
+    this.membershipsChanged(access.orgId);
     this.onDeleted(access.orgId);
   }
 
@@ -107,6 +117,7 @@ export class OrgService {
     const user = await this.users.findByEmail(email);
     if (!user) throw new AppError('user.not_found', `No user has the email ${email}; a platform admin creates users with POST /users`);
     if (!(await this.repo.addMember(access.orgId, user.id, role, iso(this.clock.now())))) throw new AppError('org.member_exists');
+    this.membershipsChanged(access.orgId);
     return (await this.repo.getMember(access.orgId, user.id))!;
   }
 
@@ -136,6 +147,7 @@ export class OrgService {
     const now = iso(this.clock.now());
     const invitation = isUuid(id) ? await this.repo.findInvitationFor(id, principal.email, now) : undefined;
     if (!invitation || !(await this.repo.acceptInvitation(invitation, principal.userId, now))) throw new AppError('org.invitation_not_found');
+    this.membershipsChanged(invitation.org_id);
     return (await this.repo.getMember(invitation.org_id, principal.userId))!;
   }
 
@@ -148,6 +160,7 @@ export class OrgService {
     if ((role === 'owner' || member.role === 'owner') && access.role !== 'owner') throw new AppError('auth.forbidden', 'Only owners may grant or change the owner role');
     if (member.role === 'owner' && role !== 'owner' && (await this.repo.countOwners(access.orgId)) <= 1) throw new AppError('org.last_owner');
     await this.repo.setMemberRole(access.orgId, userId, role);
+    this.membershipsChanged(access.orgId);
     return { ...member, role };
   }
 
@@ -156,5 +169,6 @@ export class OrgService {
     if (member.role === 'owner' && access.role !== 'owner') throw new AppError('auth.forbidden', 'Only owners may remove owners');
     if (member.role === 'owner' && (await this.repo.countOwners(access.orgId)) <= 1) throw new AppError('org.last_owner');
     await this.repo.removeMember(access.orgId, userId);
+    this.membershipsChanged(access.orgId);
   }
 }

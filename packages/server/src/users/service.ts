@@ -17,6 +17,8 @@ export interface UserServiceOptions {
   passwordCost?: number;
   /** Called after a password change so that sessions can be ended. */
   onPasswordChanged?: (userId: string) => Promise<void>;
+  /** Called after a user changed or was deleted (with their memberships), so that caches drop them. */
+  onChanged?: (userId: string) => void;
 }
 
 export function normaliseEmail(email: string): string {
@@ -72,6 +74,7 @@ export class UserService {
   async update(id: string, patch: { name?: string; role?: PlatformRole }): Promise<User> {
     const user = await this.repo.update(id, patch, iso(this.clock.now()));
     if (!user) throw new AppError('user.not_found');
+    this.options.onChanged?.(id);
     return user;
   }
 
@@ -87,11 +90,13 @@ export class UserService {
     this.checkPassword(password);
     const user = await this.repo.update(id, { password_hash: await hashPassword(password, this.options.passwordCost) }, iso(this.clock.now()));
     if (!user) throw new AppError('user.not_found');
+    this.options.onChanged?.(id);
     await this.options.onPasswordChanged?.(id);
   }
 
   async delete(id: string): Promise<void> {
     if (!(await this.repo.delete(id))) throw new AppError('user.not_found');
+    this.options.onChanged?.(id);
   }
 
   /** Creates the first platform admin from configuration unless a user with that email exists. */
