@@ -5,7 +5,7 @@
 //   it, in the same run and server, the same generator publishing the same JSON as stored channel
 //   messages (the reference: what the storage path does for telemetry).
 // - delta latency: the bench changes desired over HTTP at `--rate` changes a second, open loop,
-//   spread over the devices, each change carrying its send time; each connected device measures when
+//   spread over the devices (2 s of warm-up first, not counted), each change carrying its send time; each connected device measures when
 //   its delta arrived (p50/p99 from the HTTP send to the delta on the device's socket).
 // - reconnect storm: `--storm` devices each with a desired change waiting connect at once
 //   (`--concurrency` connects in progress) and subscribe to their delta; the catch-up must give each
@@ -161,25 +161,32 @@ async function forDatabase(kind: 'sqlite' | 'postgres', url?: string): Promise<D
     try {
       g.send('go');
       await g.next(); // ready
-      const total = Math.round(rate * seconds);
-      let sent = 0;
-      let refused = 0;
-      const t0 = performance.now();
-      const inFlight = new Set<Promise<void>>();
-      for (let i = 0; i < total; i++) {
-        const due = t0 + (i * 1000) / rate;
-        const wait = due - performance.now();
-        if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
-        const d = fleet[i % fleet.length]!;
-        const p = patch(server.api, `/orgs/${org}/devices/${d.id}/twin`, token, { desired: { t: Date.now(), i } }).then((s) => void (s === 200 ? sent++ : refused++), () => void refused++);
-        inFlight.add(p);
-        void p.finally(() => inFlight.delete(p));
-      }
-      await Promise.all(inFlight);
-      const elapsed = (performance.now() - t0) / 1000;
-      await new Promise((resolve) => setTimeout(resolve, 500));
-      g.send('report');
-      deltas = { ...((await g.next()) as DeltasResult), sent, refused, seconds: elapsed };
+      let i = 0;
+      /** Desired changes at `rate` a second for `secs`, open loop, spread over the devices. */
+      const round = async (secs: number) => {
+        let sent = 0;
+        let refused = 0;
+        const total = Math.round(rate * secs);
+        const t0 = performance.now();
+        const inFlight = new Set<Promise<void>>();
+        for (let k = 0; k < total; k++, i++) {
+          const due = t0 + (k * 1000) / rate;
+          const wait = due - performance.now();
+          if (wait > 1) await new Promise((resolve) => setTimeout(resolve, wait));
+          const d = fleet[i % fleet.length]!;
+          const p = patch(server.api, `/orgs/${org}/devices/${d.id}/twin`, token, { desired: { t: Date.now(), i } }).then((s) => void (s === 200 ? sent++ : refused++), () => void refused++);
+          inFlight.add(p);
+          void p.finally(() => inFlight.delete(p));
+        }
+        await Promise.all(inFlight);
+        const elapsed = (performance.now() - t0) / 1000;
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        g.send('report');
+        return { ...((await g.next()) as DeltasResult), sent, refused, seconds: elapsed };
+      };
+      // warm-up, as in the updates case: every twin read once, the paths compiled; not counted
+      await round(2);
+      deltas = await round(seconds);
       g.send('done');
     } finally {
       g.stop();

@@ -1,5 +1,14 @@
 import type { FleetEventsTable } from './schema.js';
-import type { TwinRow } from '../twins/store.js';
+
+/** One twin write as the database takes it: the row's values, the version it must still be at (0: a new twin), its history row. */
+export interface TwinRow {
+  prev: number;
+  /** version, desired, reported, tags, metadata, rejected, updated_at, org_id, device_id, name */
+  values: unknown[];
+  /** device_id, name, version, org_id, actor_kind, actor_id, patch, created_at */
+  history: unknown[];
+  created: string;
+}
 
 /**
  * SQLite writes done by the message writer's thread (storage/writer-thread.ts) on its connection:

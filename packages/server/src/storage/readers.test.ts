@@ -133,6 +133,10 @@ describe('readers API', () => {
     assert.equal(hourly.messages.reduce((s: number, m: { value: number }) => s + m.value, 0), 3600);
     assert.equal((await get('aggregation=avg')).statusCode, 400, 'aggregation needs an interval');
     assert.equal((await get('aggregation=avg&interval=5x')).statusCode, 400);
+    // 0s groups by nothing: refused before the database divides by it
+    const zero = await get('aggregation=avg&interval=0s');
+    assert.equal(zero.statusCode, 400, zero.body);
+    assert.equal(zero.json().code, 'message.invalid_query');
   });
 
   test('latest value per name', async () => {

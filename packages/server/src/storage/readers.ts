@@ -327,6 +327,7 @@ export class MessageReaders {
 
   /** Numeric values aggregated per name and interval (seconds). */
   async aggregate(f: MessageFilter, aggregation: Aggregation, interval: number, page: Paging): Promise<{ total: number; items: AggregatedValue[] }> {
+    if (!(interval > 0)) throw new RangeError(`an aggregation interval is a positive number of seconds, not ${interval}`);
     const { sql: grouped, params } = this.byMinute(f, aggregation, interval) ?? this.byRecord(f, aggregation, interval);
     const dir = page.dir === 'asc' ? 'ASC' : 'DESC';
     // one pass over the records: the number of groups comes with the page (a window over the

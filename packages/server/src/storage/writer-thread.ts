@@ -1,9 +1,8 @@
 import { Worker } from 'node:worker_threads';
 import type { Envelope, Protocol } from '../messaging/envelope.js';
 import type { BatchStore, StoredCounts } from './writer.js';
-import type { SqliteWrites } from '../db/offload.js';
+import type { SqliteWrites, TwinRow } from '../db/offload.js';
 import type { FleetEventsTable } from '../db/schema.js';
-import type { TwinRow } from '../twins/store.js';
 
 /**
  * The writer's database work on a worker thread (writer-worker.ts) with a connection of its own, so

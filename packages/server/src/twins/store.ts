@@ -1,6 +1,6 @@
 import type SqliteDatabase from 'better-sqlite3';
 import type { Database } from '../db/index.js';
-import type { SqliteWrites } from '../db/offload.js';
+import type { SqliteWrites, TwinRow } from '../db/offload.js';
 import { jsonColumn } from '../db/index.js';
 import { RawQueries } from '../db/raw.js';
 import { AppError } from '../core/errors.js';
@@ -319,16 +319,6 @@ export class TwinStore {
     const rows = await this.raw.all<TwinRowRaw>(`SELECT ${columns} FROM twins WHERE ${clause} ORDER BY device_id, name LIMIT ? OFFSET ?`, [...params, page.limit, page.offset]);
     return { total: Number(count?.n ?? 0), items: rows.map(toState) };
   }
-}
-
-/** One twin write as the database takes it: the row's values, the version it must still be at (0: a new twin), its history row. */
-export interface TwinRow {
-  prev: number;
-  /** version, desired, reported, tags, metadata, rejected, updated_at, org_id, device_id, name */
-  values: unknown[];
-  /** device_id, name, version, org_id, actor_kind, actor_id, patch, created_at */
-  history: unknown[];
-  created: string;
 }
 
 const twinWriters = new WeakMap<SqliteDatabase.Database, (rows: TwinRow[]) => boolean[]>();

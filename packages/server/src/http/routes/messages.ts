@@ -231,6 +231,8 @@ export function messageRoutes(fastify: FastifyInstance, platform: Platform): voi
       if (!q.aggregation || !q.interval) throw new AppError('message.invalid_query', 'aggregation and interval go together');
       if (q.type !== 'senml') throw new AppError('message.invalid_query', 'aggregation is for SenML records');
       const interval = parseDuration(q.interval)! / 1000;
+      // 0s would group by nothing (PostgreSQL: division by zero)
+      if (!(interval >= 1)) throw new AppError('message.invalid_query', 'interval is at least 1s, e.g. 30s, 1m, 1h');
       if (q.cursor !== undefined) throw new AppError('message.invalid_query', 'aggregations page with offset');
       const { total, items } = await readers.aggregate(f, q.aggregation as Aggregation, interval, page);
       return { total, offset: q.offset, limit: q.limit, more: q.offset + items.length < total, messages: items };
