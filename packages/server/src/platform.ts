@@ -192,6 +192,8 @@ export async function createPlatform(config: Config, deps: PlatformDeps): Promis
     await identity.root();
     const events = new EventLog(new EventStore(db, offload), bus, clock, log, {
       batchSize: 500,
+      // on the writer's thread, a device's twin or message write waits for one of these at most
+      ...(offload ? { transactionSize: 100 } : {}),
       flushIntervalMs: 100,
       retentionMs: config.eventRetention,
       pruneIntervalMs: Math.min(5 * 60_000, Math.max(1000, config.eventRetention / 10)),

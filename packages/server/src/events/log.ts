@@ -11,8 +11,10 @@ import type { FleetEventsTable } from '../db/schema.js';
 export const eventsTopic = 'fleet-events';
 
 export interface EventLogOptions {
-  /** Events written per transaction at most. */
+  /** Events waiting that start a write at once (else the interval does). */
   batchSize: number;
+  /** Events per transaction at most (default batchSize): smaller ones let others' writes go between. */
+  transactionSize?: number;
   /** How long a recorded event waits for others before its batch is written, ms. */
   flushIntervalMs: number;
   /** Events kept for this long, ms; 0 keeps every event. */
@@ -163,7 +165,7 @@ export class EventLog implements EventRecorder {
 
   private async writeAll(): Promise<void> {
     while (this.buffer.length > 0) {
-      const batch = this.buffer.splice(0, this.options.batchSize);
+      const batch = this.buffer.splice(0, this.options.transactionSize ?? this.options.batchSize);
       const rows = batch;
       try {
         await this.store.insertMany(rows);
