@@ -177,8 +177,9 @@ export async function createPlatform(config: Config, deps: PlatformDeps): Promis
     const writerStore = await storeFor(config, url, deps.db === undefined, db, log, deps.writer !== false);
     // on SQLite the writer's thread also takes the twins' and the events' writes (db/offload.ts)
     const offload = db.sqlite && writerStore instanceof WriterThread ? writerStore : undefined;
+    const twinStore = new TwinStore(db, offload);
     // twin changes go to the other processes through the bus; an in-process bus has none to tell
-    const twins = new TwinService(new TwinStore(db, offload), devices, clock, log, { historyRetentionMs: config.twinHistoryRetention, maxDeviceUpdates: config.twinDeviceRate, rateWindowMs: 10_000 }, new MemoryAddressLimiter({ maxPerAddress: config.twinDeviceRate, windowMs: 10_000 }, clock), bus.kind === 'nats' ? bus : undefined);
+    const twins = new TwinService(twinStore, devices, clock, log, { historyRetentionMs: config.twinHistoryRetention, maxDeviceUpdates: config.twinDeviceRate, rateWindowMs: 10_000 }, new MemoryAddressLimiter({ maxPerAddress: config.twinDeviceRate, windowMs: 10_000 }, clock), bus.kind === 'nats' ? bus : undefined);
     const identityStore = new IdentityStore(db);
     const identity = new IdentityService(identityStore, keys, channels, groups, clock, log, {
       certificateDays: Math.max(1, Math.round(config.certificateLifetime / 86_400_000)),
@@ -200,6 +201,8 @@ export async function createPlatform(config: Config, deps: PlatformDeps): Promis
       maxBuffered: 100_000,
     });
     identity.events = events;
+    // each twin change makes a fleet event: twin writes wait while many events wait to be written
+    twinStore.gate = () => events.below(2000);
     // every accepted twin change is a fact of the fleet: who changed which twin, what is left to do
     twins.onChange((c) => {
       const subject = { kind: 'device', id: c.deviceId };

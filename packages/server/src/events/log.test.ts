@@ -127,3 +127,44 @@ test('docs/events.md lists every event type with its meaning, as src/events/type
   const doc = readFileSync(join(repositoryRoot, 'docs/events.md'), 'utf8');
   assert.ok(doc.includes(eventTypeTable()), 'the table of docs/events.md is out of date: paste eventTypeTable() from src/events/types.ts');
 });
+
+describe('the backlog gate of the event log', () => {
+  test('a writer waits while the backlog is at the limit, goes on once it is written, and never waits past maxWaitMs', async () => {
+    const { EventLog } = await import('./log.js');
+    const { systemClock } = await import('../core/clock.js');
+    const { createLogger } = await import('../core/logger.js');
+    let open: () => void = () => {};
+    let stored = 0;
+    // a database that takes each transaction only when the test lets it
+    const store = {
+      insertMany: (rows: unknown[]) => new Promise<void>((resolve) => (open = () => ((stored += rows.length), resolve()))),
+      insertEach: async () => 0,
+      reachable: async () => true,
+    };
+    const bus = new MemoryBus();
+    const log = new EventLog(store as never, bus, systemClock, createLogger('silent'), { batchSize: 10, transactionSize: 10, flushIntervalMs: 60_000, retentionMs: 0, pruneIntervalMs: 60_000, maxBuffered: 1000 });
+    const org = uuidv7();
+    const record = (n: number) => { for (let i = 0; i < n; i++) log.record({ orgId: org, type: 'twin.updated', actor: { kind: 'device' }, subject: { kind: 'device', id: org } }); };
+    assert.equal(log.below(25), undefined, 'nothing waiting: go on');
+    record(40);
+    await new Promise((resolve) => setImmediate(resolve)); // the first 10 are being written, 30 wait
+    const gate = log.below(25, 60_000);
+    assert.ok(gate, 'at the limit: wait');
+    let passed = false;
+    void gate.then(() => (passed = true));
+    open(); // 10 stored, the next 10 taken: 20 wait
+    await eventually(() => assert.ok(passed, 'the gate opens once fewer than the limit wait'));
+    assert.equal(stored, 10);
+    const timed = log.below(5, 50);
+    assert.ok(timed);
+    const t0 = Date.now();
+    await timed; // the database takes nothing more: the wait ends anyway
+    assert.ok(Date.now() - t0 >= 40);
+    while (stored < 40) {
+      open();
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await log.close();
+    await bus.close();
+  });
+});

@@ -56,6 +56,8 @@ export class EventLog implements EventRecorder {
   private closed = false;
   /** The last id given: ids of one process increase, so events of the same millisecond list in the order recorded. */
   private lastId = '';
+  /** Writers waiting for the backlog to shrink (below): each with its limit. */
+  private waiters: { limit: number; resolve(): void }[] = [];
   /** Events lost: refused by the database (their organization is gone) or dropped while it was away. */
   dropped = 0;
 
@@ -136,11 +138,33 @@ export class EventLog implements EventRecorder {
     return this.writing;
   }
 
+  /**
+   * Undefined while fewer than `limit` events wait to be written; otherwise a promise that resolves
+   * once fewer do, or after `maxWaitMs` (a writer that makes events holds back, never for ever).
+   * The twins' writes wait on it (platform.ts): events keep up with the changes they record.
+   */
+  below(limit: number, maxWaitMs = 1000): Promise<void> | undefined {
+    if (this.buffer.length < limit || this.closed) return undefined;
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, maxWaitMs);
+      timer.unref();
+      this.waiters.push({ limit, resolve: () => (clearTimeout(timer), resolve()) });
+    });
+  }
+
+  private release(): void {
+    if (this.waiters.length === 0) return;
+    const still = this.waiters.filter((w) => this.buffer.length >= w.limit && !this.closed);
+    for (const w of this.waiters) if (!still.includes(w)) w.resolve();
+    this.waiters = still;
+  }
+
   /** Stops pruning and taking events, sends and writes what is left. */
   async close(): Promise<void> {
     if (this.pruneTimer) clearInterval(this.pruneTimer);
     this.sendLive();
     this.closed = true;
+    this.release();
     this.subscription.unsubscribe();
     await this.flush();
   }
@@ -166,6 +190,7 @@ export class EventLog implements EventRecorder {
   private async writeAll(): Promise<void> {
     while (this.buffer.length > 0) {
       const batch = this.buffer.splice(0, this.options.transactionSize ?? this.options.batchSize);
+      this.release();
       const rows = batch;
       try {
         await this.store.insertMany(rows);

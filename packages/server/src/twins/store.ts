@@ -134,6 +134,11 @@ export class TwinStore {
   private queue: Pending[] = [];
   private flushing = 0;
   private scheduled = false;
+  /**
+   * Before each batch: undefined to go on, or a promise to wait for (the fleet events that record
+   * the twins' changes keep up with them, platform.ts).
+   */
+  gate: (() => Promise<void> | undefined) | undefined;
   /** PostgreSQL: twins with a write in a batch not yet committed. */
   private readonly inFlight = new Set<string>();
 
@@ -157,6 +162,14 @@ export class TwinStore {
     if (this.scheduled || this.queue.length === 0 || this.flushing >= maxConcurrentBatches(this.db)) return;
     this.scheduled = true;
     setImmediate(() => {
+      const wait = this.gate?.();
+      if (wait) {
+        void wait.then(() => {
+          this.scheduled = false;
+          this.schedule();
+        });
+        return;
+      }
       this.scheduled = false;
       const batch = this.take();
       if (batch.length === 0) return;
