@@ -1,29 +1,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import WebSocket from 'ws';
 import { startTestPlatform, testPassword, type TestPlatform } from '../../test/helpers/platform.js';
+import { login, processesOnOneDatabase, type Pair } from '../../test/helpers/processes.js';
 import { assertProblem } from '../../test/helpers/problem.js';
-import { anotherHandle, openTestDatabase } from '../../test/helpers/database.js';
-import { loadConfig } from '../core/config.js';
-import { ManualClock } from '../core/clock.js';
-import { createLogger } from '../core/logger.js';
-import { createPlatform, type Platform } from '../platform.js';
-import { buildApp, type App } from '../http/app.js';
-import { MemoryBus } from '../messaging/memory-bus.js';
-import type { Database } from '../db/index.js';
-
-type Pair = { access_token: string; refresh_token: string };
-
-async function login(t: { request: TestPlatform['request'] }, email: string, password = testPassword): Promise<Pair> {
-  const res = await t.request('POST', '/auth/token', { body: { email, password } });
-  assert.equal(res.statusCode, 200, res.body);
-  return res.json();
-}
 
 describe('access tokens end with their session', () => {
   let t: TestPlatform;
@@ -169,40 +150,10 @@ test('a WebSocket with the access token of an ended session is closed with 4401,
 
 describe('ending a session across processes', () => {
   const cacheMs = 1000;
-  const key = randomBytes(32);
-  const clock = new ManualClock(Date.now());
-  let cleanup: () => Promise<void>;
-  let db: Database;
-  const opened: { close(): Promise<void> }[] = [];
-  const dirs: string[] = [];
-
-  before(async () => {
-    const t = await openTestDatabase();
-    db = t.db;
-    cleanup = t.cleanup;
-  });
-  after(async () => {
-    for (const o of opened.reverse()) await o.close();
-    await cleanup();
-    for (const d of dirs) rmSync(d, { recursive: true, force: true });
-  });
-
-  /** A platform process on the shared database, with its own handle and the given bus. */
-  async function node(bus: MemoryBus): Promise<{ app: App; platform: Platform; request: TestPlatform['request'] }> {
-    const dataDir = mkdtempSync(join(tmpdir(), 'fleetwire-data-'));
-    dirs.push(dataDir);
-    const config = loadConfig({}, { dataDir, logLevel: 'silent', sessionCheckCache: cacheMs });
-    const handle = await anotherHandle(db, 2);
-    const platform = await createPlatform(config, { db: handle, clock, log: createLogger('silent'), key, bus, writer: false });
-    const app = await buildApp(platform);
-    await app.ready();
-    opened.push({ close: async () => (await app.close(), await platform.close(), await handle.close()) });
-    return { app, platform, request: (method, url, opts = {}) => app.inject({ method, url, headers: opts.token ? { authorization: `Bearer ${opts.token}` } : {}, ...(opts.body !== undefined ? { payload: opts.body as object } : {}) }) };
-  }
+  const { clock, node, bus: newBus } = processesOnOneDatabase(cacheMs);
 
   test('another process on the bus refuses the access token at once', async () => {
-    const bus = new MemoryBus();
-    opened.push({ close: () => bus.close() });
+    const bus = newBus();
     const a = await node(bus);
     const b = await node(bus);
     await a.platform.users.create({ email: 'across@example.com', password: testPassword });
@@ -213,8 +164,7 @@ describe('ending a session across processes', () => {
   });
 
   test('a process that missed the broadcast refuses the access token once its cache entry expires', async () => {
-    const buses = [new MemoryBus(), new MemoryBus()]; // one each: A's broadcasts never reach B
-    for (const bus of buses) opened.push({ close: () => bus.close() });
+    const buses = [newBus(), newBus()]; // one each: A's broadcasts never reach B
     const a = await node(buses[0]!);
     const b = await node(buses[1]!);
     await a.platform.users.create({ email: 'lost-broadcast@example.com', password: testPassword });
