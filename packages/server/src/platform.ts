@@ -143,6 +143,8 @@ export async function createPlatform(config: Config, deps: PlatformDeps): Promis
   const { clock, log } = deps;
   const url = config.databaseUrl || sqliteUrlFor(config.dataDir);
   const db = deps.db ?? (await openDatabase(config));
+  // the writer's thread, once started: a start-up that fails after it stops it again
+  let writerStore: BatchStore | undefined;
   try {
     const report = await migrate(db);
     for (const m of report.applied) log.info({ version: m.version, name: m.name }, 'applied migration');
@@ -174,7 +176,7 @@ export async function createPlatform(config: Config, deps: PlatformDeps): Promis
     const groups = new GroupService(new GroupRepository(db), devices, clock);
     const connections = new ConnectionService(new ConnectionRepository(db), devices, channels, clock, invalidation);
     const metrics = new Registry();
-    const writerStore = await storeFor(config, url, deps.db === undefined, db, log, deps.writer !== false);
+    writerStore = await storeFor(config, url, deps.db === undefined, db, log, deps.writer !== false);
     // on SQLite the writer's thread also takes the twins' and the events' writes (db/offload.ts)
     const offload = db.sqlite && writerStore instanceof WriterThread ? writerStore : undefined;
     const twinStore = new TwinStore(db, offload);
@@ -269,6 +271,7 @@ export async function createPlatform(config: Config, deps: PlatformDeps): Promis
       },
     };
   } catch (e) {
+    await writerStore?.close().catch(() => {});
     if (!deps.db) await db.close();
     throw e;
   }
