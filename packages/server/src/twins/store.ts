@@ -86,12 +86,27 @@ interface Pending {
 
 const twinKey = (t: { device_id: string; name: string }) => `${t.device_id}\u0000${t.name}`;
 
+/** The writes of `list` made on top of `failed`, directly or on one another, and the others, each in order. */
+function chainedOn(failed: Pending, list: Pending[]): { chained: Pending[]; rest: Pending[] } {
+  const key = twinKey(failed.next);
+  const versions = new Set([failed.next.version]);
+  const chained: Pending[] = [];
+  const rest: Pending[] = [];
+  for (const q of list) {
+    if (twinKey(q.next) === key && versions.has(q.previousVersion)) {
+      versions.add(q.next.version);
+      chained.push(q);
+    } else rest.push(q);
+  }
+  return { chained, rest };
+}
+
 /** Twin writes per transaction at most. */
 const maxBatch = 500;
 /**
  * Batches written at once: one on SQLite (one writer; a batch holds several versions of a twin), a
  * few on PostgreSQL (commits overlap; a twin is in one of them at most). A write that fails fails
- * those made on top of it before they are sent (dropChained).
+ * those made on top of it before they are sent (chainedOn).
  */
 const maxConcurrentBatches = (db: Database) => (db.sqlite ? 1 : 4);
 
@@ -210,48 +225,36 @@ export class TwinStore {
       if (batch.length === 1) return this.settle(batch[0]!, e);
     }
     if (done) return batch.forEach((p, i) => this.settle(p, done[i]!));
-    const failed = new Set<string>();
-    for (const p of batch) {
-      // made on a version of this batch that was not written: not written either
-      if (failed.has(`${twinKey(p.next)}\u0000${p.previousVersion}`)) {
-        failed.add(`${twinKey(p.next)}\u0000${p.next.version}`);
-        this.settle(p, false);
-        continue;
-      }
+    let rest = batch;
+    while (rest.length > 0) {
+      const p = rest[0]!;
+      rest = rest.slice(1);
       let written: boolean | unknown;
       try {
         written = (await this.writeMany([p]))[0]!;
       } catch (e) {
         written = e;
       }
-      if (written !== true) failed.add(`${twinKey(p.next)}\u0000${p.next.version}`);
       this.settle(p, written);
+      // the rest of this batch made on top of one not written: not written either (told after it, so retried after it)
+      if (written !== true) {
+        const split = chainedOn(p, rest);
+        rest = split.rest;
+        for (const q of split.chained) this.settle(q, false);
+      }
     }
   }
 
   /** Tells the writer: written (true), not (false: another writer got there first) or why not. */
   private settle(p: Pending, outcome: boolean | unknown): void {
     if (outcome === true) return p.resolve(true);
-    this.dropChained(p);
+    // the writes waiting that were made on top of it: their version numbers may match what another
+    // process stored, their content does not
+    const split = chainedOn(p, this.queue);
+    this.queue = split.rest;
+    for (const q of split.chained) q.resolve(false);
     if (outcome === false) p.resolve(false);
     else p.reject(isForeignKeyError(outcome) ? new AppError('device.not_found') : outcome);
-  }
-
-  /**
-   * The writes waiting that were made on top of one that was not written are not written either:
-   * their version numbers may match what another process stored, their content does not.
-   */
-  private dropChained(failed: Pending): void {
-    const key = twinKey(failed.next);
-    const versions = new Set([failed.next.version]);
-    const dropped: Pending[] = [];
-    this.queue = this.queue.filter((q) => {
-      if (twinKey(q.next) !== key || !versions.has(q.previousVersion)) return true;
-      versions.add(q.next.version);
-      dropped.push(q);
-      return false;
-    });
-    for (const q of dropped) q.resolve(false);
   }
 
   private async writeMany(batch: Pending[]): Promise<boolean[]> {
