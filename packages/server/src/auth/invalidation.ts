@@ -1,4 +1,4 @@
-import type { Broadcasts } from '../core/broadcast.js';
+import { onJsonBroadcast, type Broadcasts } from '../core/broadcast.js';
 import type { AccessInvalidation } from './decision.js';
 
 type Event = { t: 'device'; id: string } | { t: 'connections'; ids: string[] } | { t: 'channel'; id: string } | { t: 'all' };
@@ -62,13 +62,7 @@ export function broadcastInvalidation(local: AccessInvalidation, bus: Broadcasts
       }
     }
   };
-  const sub = bus.onBroadcast(authzTopic, (data) => {
-    let e: Event;
-    try {
-      e = JSON.parse(data) as Event;
-    } catch {
-      return;
-    }
+  const sub = onJsonBroadcast<Event>(bus, authzTopic, (e) => {
     switch (e.t) {
       case 'device':
         local.invalidateDevice(e.id);

@@ -1,4 +1,4 @@
-import type { Broadcasts } from '../core/broadcast.js';
+import { onJsonBroadcast, type Broadcasts } from '../core/broadcast.js';
 import type { Clock } from '../core/clock.js';
 
 export const principalsTopic = 'principals';
@@ -26,42 +26,31 @@ export class PrincipalCache<U, R> {
     private readonly clock: Clock,
     private readonly cacheMs: number,
   ) {
-    this.sub = bus.onBroadcast(principalsTopic, (data) => {
-      let e: Event;
-      try {
-        e = JSON.parse(data) as Event;
-      } catch {
-        return;
-      }
+    this.sub = onJsonBroadcast<Event>(bus, principalsTopic, (e) => {
       if (e.t === 'user') this.forgetUser(String(e.id));
       else if (e.t === 'org') this.forgetOrg(String(e.id));
     });
   }
 
   /** The user, from the cache or `load` (kept when it found one). */
-  async user(id: string, load: () => Promise<U | undefined>): Promise<U | undefined> {
-    const now = this.clock.now();
-    const hit = this.users.get(id);
-    if (hit && hit.until > now) return hit.value;
-    const value = await load();
-    if (value !== undefined && this.cacheMs > 0) {
-      if (this.users.size >= maxCached) this.users.clear();
-      this.users.set(id, { value, until: now + this.cacheMs });
-    } else this.users.delete(id);
-    return value;
+  user(id: string, load: () => Promise<U | undefined>): Promise<U | undefined> {
+    return this.kept(this.users, id, load, {});
   }
 
   /** The user's role in the organization, from the cache or `load` (kept when there is one). */
-  async role(orgId: string, userId: string, load: () => Promise<R | undefined>): Promise<R | undefined> {
+  role(orgId: string, userId: string, load: () => Promise<R | undefined>): Promise<R | undefined> {
+    return this.kept(this.roles, `${orgId}\u0000${userId}`, load, { orgId, userId });
+  }
+
+  private async kept<V, E extends object>(map: Map<string, E & { value: V; until: number }>, key: string, load: () => Promise<V | undefined>, entry: E): Promise<V | undefined> {
     const now = this.clock.now();
-    const key = `${orgId}\u0000${userId}`;
-    const hit = this.roles.get(key);
+    const hit = map.get(key);
     if (hit && hit.until > now) return hit.value;
     const value = await load();
     if (value !== undefined && this.cacheMs > 0) {
-      if (this.roles.size >= maxCached) this.roles.clear();
-      this.roles.set(key, { orgId, userId, value, until: now + this.cacheMs });
-    } else this.roles.delete(key);
+      if (map.size >= maxCached) map.clear();
+      map.set(key, { ...entry, value, until: now + this.cacheMs });
+    } else map.delete(key);
     return value;
   }
 

@@ -1,7 +1,7 @@
 import type { Clock } from '../core/clock.js';
 import { iso } from '../core/clock.js';
 import type { Database } from '../db/index.js';
-import type { Broadcasts } from '../core/broadcast.js';
+import { onJsonBroadcast, type Broadcasts } from '../core/broadcast.js';
 
 export const sessionsTopic = 'sessions';
 
@@ -31,13 +31,7 @@ export class SessionRegistry {
     private readonly clock: Clock,
     private readonly cacheMs: number,
   ) {
-    this.sub = bus.onBroadcast(sessionsTopic, (data) => {
-      let e: Event;
-      try {
-        e = JSON.parse(data) as Event;
-      } catch {
-        return;
-      }
+    this.sub = onJsonBroadcast<Event>(bus, sessionsTopic, (e) => {
       let ended: SessionsEnded | undefined;
       if (e.t === 'ended' && Array.isArray(e.ids)) {
         for (const id of e.ids) this.cache.delete(String(id));

@@ -3,7 +3,7 @@ import type { Clock } from '../core/clock.js';
 import type { Logger } from '../core/logger.js';
 import { jsonDepth } from '../core/json.js';
 import type { AddressLimit } from '../auth/rate-limit.js';
-import type { Broadcasts } from '../core/broadcast.js';
+import { onJsonBroadcast, type Broadcasts } from '../core/broadcast.js';
 import { randomBytes } from 'node:crypto';
 import { computeDelta, isObject, jsonEqual, liveRejections, mergePatch, onlyRemovals, pointerTokens, stampPatch, valueAt, type Json, type JsonObject, type Rejections } from './document.js';
 import { parseConditions } from './query.js';
@@ -170,13 +170,7 @@ export class TwinService {
     private readonly rate: AddressLimit,
     private readonly broadcasts?: Broadcasts,
   ) {
-    this.fromOthers = broadcasts?.onBroadcast(noticeTopic, (data) => {
-      let n: TwinNotice;
-      try {
-        n = JSON.parse(data) as TwinNotice;
-      } catch {
-        return;
-      }
+    this.fromOthers = broadcasts && onJsonBroadcast<TwinNotice>(broadcasts, noticeTopic, (n) => {
       if (n.node === this.node) return;
       this.forget(n.deviceId, n.name);
       this.tell(n);
